@@ -1,0 +1,3 @@
+module github.com/flexgw/flexgw
+
+go 1.26

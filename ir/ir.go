@@ -1,0 +1,416 @@
+// Package ir holds flexgw's intermediate representation: the immutable,
+// versioned snapshot that configuration compiles into and that every data
+// plane (the built-in Go proxy and the Envoy xDS translator) consumes.
+//
+// Nothing downstream of ir re-reads YAML. A Snapshot is never mutated after
+// Compile returns it; a reload produces a new Snapshot with a higher Version.
+package ir
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// Snapshot is one complete, validated gateway configuration.
+type Snapshot struct {
+	// Version increases by one on every accepted reload.
+	Version uint64 `json:"version"`
+	// Hash is a content hash of the compiled resources; equal hashes mean
+	// equal behaviour, so a reload with an unchanged hash can be skipped.
+	Hash      string    `json:"hash"`
+	CreatedAt time.Time `json:"createdAt"`
+
+	Listeners     []*Listener    `json:"listeners"`
+	Services      []*Service     `json:"services"`
+	Logging       *Logging       `json:"logging,omitempty"`
+	Tracing       *Tracing       `json:"tracing,omitempty"`
+	SharedStorage *SharedStorage `json:"sharedStorage,omitempty"`
+}
+
+// Service returns the service with the given key (namespace/name), or nil.
+func (s *Snapshot) Service(key string) *Service {
+	for _, svc := range s.Services {
+		if svc.Key() == key {
+			return svc
+		}
+	}
+	return nil
+}
+
+// APIs returns every API of every listener, in listener order.
+func (s *Snapshot) APIs() []*API {
+	var out []*API
+	for _, l := range s.Listeners {
+		out = append(out, l.APIs...)
+	}
+	return out
+}
+
+// Protocol is the scheme a listener or service speaks.
+type Protocol string
+
+// Listener and service protocols.
+const (
+	HTTP  Protocol = "http"
+	HTTPS Protocol = "https"
+)
+
+// Listener is one bound address shared by every ApiInstance whose
+// spec.address names the same host:port.
+type Listener struct {
+	// Name is stable and unique: "<protocol>_<host>_<port>".
+	Name     string   `json:"name"`
+	Protocol Protocol `json:"protocol"`
+	Host     string   `json:"host"`
+	Port     int      `json:"port"`
+	// TLS is set for https listeners (from the `tls` policy).
+	TLS *ServerTLS `json:"tls,omitempty"`
+	// APIs are ordered longest base path first, so the first API whose
+	// base path prefixes the request path is the one that serves it.
+	APIs []*API `json:"apis"`
+}
+
+// Address is host:port suitable for net.Listen.
+func (l *Listener) Address() string {
+	return joinHostPort(l.Host, l.Port)
+}
+
+// API is one ApiInstance: a base path on a listener with its routes and policies.
+type API struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	// BasePath is "/" or a path without trailing slash ("/api/json").
+	// Rules match the request path with the base path removed.
+	BasePath string `json:"basePath"`
+	// Routes are tried in order; the first whose rules match wins.
+	Routes []*Route `json:"routes"`
+	// Policies apply to every request of this API, sorted by Order (stable).
+	Policies []*Policy         `json:"policies,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Source   Source            `json:"source"`
+}
+
+// Key is "namespace/name", the identity used in references.
+func (a *API) Key() string { return a.Namespace + "/" + a.Name }
+
+// Route sends matching requests to one or more weighted destinations.
+type Route struct {
+	// Name is the route's label in metrics and logs: the PolicyBinding name
+	// for the resource model, "<service>-<index>" for the inline model.
+	Name string `json:"name"`
+	// Rules are OR'd; an empty list matches every request.
+	Rules        []Rule        `json:"rules,omitempty"`
+	Destinations []Destination `json:"destinations"`
+	// DestinationPath is prepended to the upstream path.
+	DestinationPath string `json:"destinationPath,omitempty"`
+	// Timeout bounds the whole upstream exchange; 0 means DefaultRouteTimeout.
+	Timeout time.Duration `json:"timeout,omitempty"`
+	Retry   RetryPolicy   `json:"retry"`
+	// Policies bound to a Service apply to the routes that reach it.
+	Policies []*Policy `json:"policies,omitempty"`
+	Source   Source    `json:"source"`
+}
+
+// DefaultRouteTimeout applies when a route sets none (Envoy's default too).
+const DefaultRouteTimeout = 15 * time.Second
+
+// EffectiveTimeout returns Timeout or the default.
+func (r *Route) EffectiveTimeout() time.Duration {
+	if r.Timeout > 0 {
+		return r.Timeout
+	}
+	return DefaultRouteTimeout
+}
+
+// RetryPolicy retries idempotent requests whose upstream connection failed
+// before any byte of the request was sent.
+type RetryPolicy struct {
+	// Attempts is the number of retries after the first try (0 = none).
+	Attempts int `json:"attempts"`
+}
+
+// Destination is one weighted upstream of a route.
+type Destination struct {
+	// Service is the key (namespace/name) of a Service in the snapshot.
+	Service string `json:"service"`
+	// Weight is relative; a route with one destination has weight 100.
+	Weight uint32 `json:"weight"`
+}
+
+// Rule matches a request when every set field matches (AND).
+type Rule struct {
+	Path    *Regexp       `json:"path,omitempty"`
+	Methods *Regexp       `json:"methods,omitempty"`
+	Host    *Regexp       `json:"host,omitempty"`
+	Headers []HeaderMatch `json:"headers,omitempty"`
+}
+
+// HeaderMatch requires a request header whose value matches Value.
+type HeaderMatch struct {
+	Name  string  `json:"name"`
+	Value *Regexp `json:"value"`
+}
+
+// Regexp is a compiled, fully anchored regular expression that remembers
+// the source the user wrote (for JSON output and the Envoy translation).
+type Regexp struct {
+	// Source is the expression as written in the config.
+	Source string
+	re     *regexp.Regexp
+}
+
+// CompileRegexp anchors src at both ends (Flex and Envoy both match the
+// whole value) and compiles it.
+func CompileRegexp(src string) (*Regexp, error) {
+	re, err := regexp.Compile("^(?:" + src + ")$")
+	if err != nil {
+		return nil, err
+	}
+	return &Regexp{Source: src, re: re}, nil
+}
+
+// MustRegexp is CompileRegexp that panics; for tests and constants.
+func MustRegexp(src string) *Regexp {
+	r, err := CompileRegexp(src)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// Re returns the anchored compiled expression.
+func (r *Regexp) Re() *regexp.Regexp { return r.re }
+
+// MatchString reports whether the whole of s matches.
+func (r *Regexp) MatchString(s string) bool { return r.re.MatchString(s) }
+
+// MarshalJSON renders the source expression.
+func (r *Regexp) MarshalJSON() ([]byte, error) { return json.Marshal(r.Source) }
+
+// UnmarshalJSON compiles the source expression.
+func (r *Regexp) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	c, err := CompileRegexp(s)
+	if err != nil {
+		return err
+	}
+	*r = *c
+	return nil
+}
+
+// LBPolicy chooses an endpoint among a service's healthy endpoints.
+type LBPolicy string
+
+// Load-balancing policies.
+const (
+	RoundRobin   LBPolicy = "round-robin"
+	LeastRequest LBPolicy = "least-request"
+)
+
+// Service is an upstream: one or more endpoints speaking one protocol.
+type Service struct {
+	Name      string   `json:"name"`
+	Namespace string   `json:"namespace"`
+	Protocol  Protocol `json:"protocol"`
+	// HTTP2 makes upstream connections use HTTP/2 (h2 over TLS, h2c in clear).
+	HTTP2 bool `json:"http2,omitempty"`
+	// BasePath is the path part of the service address ("" when none),
+	// prepended to every upstream path before DestinationPath.
+	BasePath       string            `json:"basePath,omitempty"`
+	Endpoints      []Endpoint        `json:"endpoints"`
+	LB             LBPolicy          `json:"lb"`
+	ConnectTimeout time.Duration     `json:"connectTimeout"`
+	HealthCheck    *HealthCheck      `json:"healthCheck,omitempty"`
+	Outlier        *OutlierDetection `json:"outlierDetection,omitempty"`
+	// TLS configures upstream TLS (https services, `tls-outbound` policy).
+	TLS *UpstreamTLS `json:"tls,omitempty"`
+	// CircuitBreaker limits concurrency (`circuit-breaker-flex`).
+	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`
+	// Policies bound to this Service by PolicyBinding targetRef.
+	Policies []*Policy `json:"policies,omitempty"`
+	Source   Source    `json:"source"`
+}
+
+// Key is "namespace/name".
+func (s *Service) Key() string { return s.Namespace + "/" + s.Name }
+
+// Endpoint is one upstream address.
+type Endpoint struct {
+	Host string `json:"host"`
+	Port int    `json:"port"`
+}
+
+// Address is host:port.
+func (e Endpoint) Address() string { return joinHostPort(e.Host, e.Port) }
+
+// HealthCheck is an active HTTP health check.
+type HealthCheck struct {
+	Path               string        `json:"path"`
+	Interval           time.Duration `json:"interval"`
+	Timeout            time.Duration `json:"timeout"`
+	HealthyThreshold   int           `json:"healthyThreshold"`
+	UnhealthyThreshold int           `json:"unhealthyThreshold"`
+	// ExpectedStatuses lists accepted codes; empty means 200-399.
+	ExpectedStatuses []int `json:"expectedStatuses,omitempty"`
+}
+
+// OutlierDetection is passive health: an endpoint that fails
+// ConsecutiveFailures times in a row (connect errors or 5xx from the
+// gateway's point of view: 502/503/504) is ejected for BaseEjectionTime.
+type OutlierDetection struct {
+	ConsecutiveFailures int           `json:"consecutiveFailures"`
+	BaseEjectionTime    time.Duration `json:"baseEjectionTime"`
+	// MaxEjectionPercent caps how many endpoints may be ejected at once.
+	MaxEjectionPercent int `json:"maxEjectionPercent"`
+}
+
+// CircuitBreaker caps in-flight work to a service.
+type CircuitBreaker struct {
+	MaxConnections     int `json:"maxConnections,omitempty"`
+	MaxPendingRequests int `json:"maxPendingRequests,omitempty"`
+	MaxRequests        int `json:"maxRequests,omitempty"`
+	MaxRetries         int `json:"maxRetries,omitempty"`
+}
+
+// ServerTLS is inbound TLS for a listener.
+type ServerTLS struct {
+	CertPEM string `json:"-"`
+	KeyPEM  string `json:"-"`
+	// ClientCAPEM enables mTLS when set.
+	ClientCAPEM       string   `json:"-"`
+	RequireClientCert bool     `json:"requireClientCert,omitempty"`
+	MinVersion        string   `json:"minVersion,omitempty"`
+	MaxVersion        string   `json:"maxVersion,omitempty"`
+	ALPN              []string `json:"alpn,omitempty"`
+	Ciphers           []string `json:"ciphers,omitempty"`
+}
+
+// UpstreamTLS is outbound TLS to a service.
+type UpstreamTLS struct {
+	SNI            string   `json:"sni,omitempty"`
+	CAPEM          string   `json:"-"`
+	CertPEM        string   `json:"-"`
+	KeyPEM         string   `json:"-"`
+	SkipValidation bool     `json:"skipValidation,omitempty"`
+	MinVersion     string   `json:"minVersion,omitempty"`
+	MaxVersion     string   `json:"maxVersion,omitempty"`
+	ALPN           []string `json:"alpn,omitempty"`
+}
+
+// Policy is one policy applied to an API, a service, or (through rules) a
+// subset of their requests. Config is the policy's own configuration with
+// $VAR references already expanded, as JSON; the policy package decodes it.
+type Policy struct {
+	// Name is Flex's policy name ("rate-limiting-flex").
+	Name string `json:"name"`
+	// Binding names where it came from: the PolicyBinding's namespace/name,
+	// or "<api namespace/name>#policies[<i>]" for inline policies.
+	Binding string `json:"binding"`
+	// Order sorts the chain ascending (Flex default 50); ties keep file order.
+	Order  int             `json:"order"`
+	Config json.RawMessage `json:"config,omitempty"`
+	// Rules restrict the policy to matching requests (OR'd); empty = all.
+	Rules  []Rule `json:"rules,omitempty"`
+	Source Source `json:"source"`
+}
+
+// Logging is Configuration.spec.logging.
+type Logging struct {
+	Outputs           []LogOutput `json:"outputs,omitempty"`
+	AccessLogOutputs  []string    `json:"accessLogOutputs,omitempty"`
+	RuntimeLogOutputs []string    `json:"runtimeLogOutputs,omitempty"`
+	RuntimeLogLevel   string      `json:"runtimeLogLevel,omitempty"`
+}
+
+// LogOutput is one named output (Fluent Bit output type and parameters,
+// every scalar parameter rendered as a string as Fluent Bit sees it).
+type LogOutput struct {
+	Name       string            `json:"name"`
+	Type       string            `json:"type"`
+	Parameters map[string]string `json:"parameters,omitempty"`
+	Source     Source            `json:"source"`
+}
+
+// Tracing is Configuration.spec.tracing (v1beta1).
+type Tracing struct {
+	Provider TracingProvider `json:"provider"`
+	Sampling TracingSampling `json:"sampling"`
+	Labels   []TracingLabel  `json:"labels,omitempty"`
+	Source   Source          `json:"source"`
+}
+
+// TracingProvider names the collector.
+type TracingProvider struct {
+	Type       string            `json:"type"`
+	Properties map[string]string `json:"properties,omitempty"`
+}
+
+// TracingSampling holds Flex's three sampling percentages (0-100).
+type TracingSampling struct {
+	Client  float64 `json:"client"`
+	Random  float64 `json:"random"`
+	Overall float64 `json:"overall"`
+}
+
+// TracingLabel adds an attribute to every span.
+type TracingLabel struct {
+	Name string `json:"name"`
+	// Type is "literal", "environment" or "requestHeader".
+	Type         string `json:"type"`
+	Value        string `json:"value,omitempty"`
+	Key          string `json:"key,omitempty"`
+	DefaultValue string `json:"defaultValue,omitempty"`
+}
+
+// SharedStorage is Configuration.spec.sharedStorage.
+type SharedStorage struct {
+	Redis *Redis `json:"redis,omitempty"`
+}
+
+// Redis is the shared store of every replica.
+type Redis struct {
+	Address  string    `json:"address"`
+	Username string    `json:"username,omitempty"`
+	Password string    `json:"-"`
+	DB       int       `json:"db"`
+	TLS      *RedisTLS `json:"tls,omitempty"`
+}
+
+// RedisTLS configures TLS to Redis.
+type RedisTLS struct {
+	TrustedCA      string   `json:"-"`
+	CertPEM        string   `json:"-"`
+	KeyPEM         string   `json:"-"`
+	SkipValidation bool     `json:"skipValidation,omitempty"`
+	MinVersion     string   `json:"minVersion,omitempty"`
+	MaxVersion     string   `json:"maxVersion,omitempty"`
+	ALPN           []string `json:"alpn,omitempty"`
+}
+
+// Source locates a resource in the config directory for error messages.
+type Source struct {
+	File string `json:"file"`
+	Line int    `json:"line"`
+	// Kind and Name identify the resource ("ApiInstance", "ns/name").
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+// String is "file:line".
+func (s Source) String() string { return fmt.Sprintf("%s:%d", s.File, s.Line) }
+
+func joinHostPort(host string, port int) string {
+	p := strconv.Itoa(port)
+	for i := 0; i < len(host); i++ {
+		if host[i] == ':' {
+			return "[" + host + "]:" + p
+		}
+	}
+	return host + ":" + p
+}
