@@ -1,0 +1,117 @@
+// Package policy is flexgw's policy engine: one Go type per Flex policy,
+// each validating its own configuration, running as middleware in the
+// built-in data plane and rendering to Envoy where Envoy has a native filter.
+//
+// Policies register themselves in init() (one file per policy); the data
+// plane and the Envoy translator find them by Flex's policy name.
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+
+	"github.com/flexgw/flexgw/ir"
+)
+
+// Middleware wraps the next handler of the built-in data plane. It either
+// calls next (possibly with a changed request and a wrapped writer, which
+// is how a policy acts on the response) or writes a response itself.
+type Middleware func(next http.Handler) http.Handler
+
+// Env is what a policy may use when it is built for one snapshot.
+type Env struct {
+	Snapshot *ir.Snapshot
+	// API is the ApiInstance the policy is applied to.
+	API *ir.API
+	// Service is set when the policy is bound to a Service.
+	Service *ir.Service
+	Logger  *slog.Logger
+	// Shared is the store shared by every replica (Redis), nil when the
+	// configuration declares none.
+	Shared SharedStore
+}
+
+// SharedStore is the small part of Redis the clusterizable policies need.
+// It is declared here, where it is used; the agent supplies the Redis one.
+type SharedStore interface {
+	// Incr adds one to key's counter in the window that expires after ttl
+	// and returns the new count and the time left in the window.
+	Incr(ctx context.Context, key string, ttlMillis int64) (count int64, remainingMillis int64, err error)
+}
+
+// Definition is one Flex policy.
+type Definition interface {
+	// Name is Flex's policy name, e.g. "rate-limiting-flex".
+	Name() string
+	// Validate checks a policy's configuration and returns errors whose
+	// text names the field ("config.rateLimits[0].maximumRequests: must be > 0").
+	Validate(config json.RawMessage) error
+	// Build returns the middleware for one binding of the policy.
+	Build(env Env, p *ir.Policy) (Middleware, error)
+}
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]Definition{}
+)
+
+// Register adds a policy definition; called from each policy file's init.
+func Register(d Definition) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := registry[d.Name()]; dup {
+		panic("policy: duplicate registration of " + d.Name())
+	}
+	registry[d.Name()] = d
+}
+
+// Lookup returns the definition registered under name.
+func Lookup(name string) (Definition, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	d, ok := registry[name]
+	return d, ok
+}
+
+// Names lists the registered policy names, sorted.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for n := range registry {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Outcomes recorded by policies.
+const (
+	Allowed = "allowed"
+	Denied  = "denied"
+	Error   = "error"
+)
+
+// Recorder receives policy decisions for one request; the data plane puts
+// one in the request context to fill the access-log record and metrics.
+type Recorder interface {
+	Decide(policy, outcome string)
+}
+
+type recorderKey struct{}
+
+// WithRecorder returns ctx carrying rec.
+func WithRecorder(ctx context.Context, rec Recorder) context.Context {
+	return context.WithValue(ctx, recorderKey{}, rec)
+}
+
+// Decide records a policy's outcome for the request, if anyone listens.
+func Decide(r *http.Request, policy, outcome string) {
+	if rec, ok := r.Context().Value(recorderKey{}).(Recorder); ok {
+		rec.Decide(policy, outcome)
+	}
+}
