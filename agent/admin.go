@@ -1,0 +1,135 @@
+package agent
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/flexgw/flexgw/ir"
+)
+
+// adminHandler serves the admin API. Extra handlers (metrics, the `flexgw
+// top` endpoints) are mounted by the agent at exact paths or subtrees;
+// everything else is a JSON 404.
+func (a *Agent) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /live", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "live"})
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
+		a.state.mu.RLock()
+		ready, draining := a.state.ready, a.state.draining
+		a.state.mu.RUnlock()
+		switch {
+		case draining:
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		case !ready:
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+		default:
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		}
+	})
+	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.Status())
+	})
+	mux.HandleFunc("GET /api/v1/config", func(w http.ResponseWriter, r *http.Request) {
+		snap := a.state.snapshot()
+		if snap == nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no snapshot loaded yet"})
+			return
+		}
+		b, err := redactedSnapshotJSON(snap)
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(b)
+	})
+	for pattern, h := range a.adminExtra {
+		mux.Handle(pattern, h)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found", "path": r.URL.Path})
+	})
+	return mux
+}
+
+// Status returns the agent's current status.
+func (a *Agent) Status() Status {
+	a.state.mu.RLock()
+	defer a.state.mu.RUnlock()
+	st := Status{
+		Version:         a.opts.Version,
+		Commit:          a.opts.Commit,
+		GatewayID:       a.opts.GatewayID,
+		DataPlane:       a.dataPlaneName,
+		DataPlaneReason: a.dataPlaneReason,
+		StartedAt:       a.started,
+		UptimeSeconds:   time.Since(a.started).Seconds(),
+		Ready:           a.state.ready,
+		Draining:        a.state.draining,
+		LastReload:      a.state.last,
+	}
+	if s := a.state.current; s != nil {
+		st.SnapshotVersion = s.Version
+		st.SnapshotHash = s.Hash
+		st.Summary = ir.Summary(s)
+	}
+	if len(a.statusExtra) > 0 {
+		st.Components = map[string]any{}
+		for name, f := range a.statusExtra {
+			st.Components[name] = f()
+		}
+	}
+	return st
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// secretKey matches configuration keys whose values must never leave the
+// process through the admin API.
+var secretKey = regexp.MustCompile(`(?i)(password|passphrase|secret|token|api_?key|license_?key|private|credential|authorization|^key$)`)
+
+// redactedSnapshotJSON renders the snapshot with secret-looking values in
+// policy configs and log output parameters replaced. PEM material and the
+// Redis password are already excluded by the ir types' json tags.
+func redactedSnapshotJSON(s *ir.Snapshot) ([]byte, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	redactValue(v)
+	return json.MarshalIndent(v, "", "  ")
+}
+
+func redactValue(v any) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, val := range t {
+			if secretKey.MatchString(k) {
+				if _, isObj := val.(map[string]any); !isObj {
+					t[k] = "[redacted]"
+					continue
+				}
+			}
+			redactValue(val)
+		}
+	case []any:
+		for _, e := range t {
+			redactValue(e)
+		}
+	}
+}

@@ -1,0 +1,3 @@
+package main
+import _ "github.com/fluent/fluent-bit-go/output"
+func main(){}

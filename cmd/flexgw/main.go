@@ -1,0 +1,153 @@
+// Command flexgw is the gateway's one binary: run, validate, top, envoy,
+// version. It only maps flags onto the packages that do the work.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/flexgw/flexgw/agent"
+	"github.com/flexgw/flexgw/config"
+	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+const usage = `flexgw: an observability-first API gateway (Flex Gateway Local Mode configs)
+
+Usage:
+  flexgw run --config DIR [flags]     serve the APIs declared in DIR
+  flexgw validate DIR                 check a config directory and exit
+  flexgw top [--admin URL]            live terminal dashboard of a running gateway
+  flexgw envoy bootstrap [--config DIR]  print the Envoy bootstrap for this agent
+  flexgw version                      print the version and commit
+
+Run 'flexgw COMMAND -h' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "top":
+		return cmdTop(args[1:], stdout, stderr)
+	case "envoy":
+		return cmdEnvoy(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "flexgw %s (commit %s)\n", version, commit)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "flexgw: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: must be debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: must be text or json", format)
+	}
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o agent.Options
+	fs.StringVar(&o.ConfigDir, "config", "/etc/flexgw/conf.d", "directory of Flex Gateway Local Mode YAML files")
+	fs.StringVar(&o.AdminAddr, "admin", "127.0.0.1:9180", "admin API address (/ready, /live, /metrics, /api/v1/...)")
+	fs.StringVar(&o.AccessLog, "access-log", "-", "access log destination: a file path, - for stdout, off for none")
+	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 15*time.Second, "how long SIGTERM waits for in-flight requests")
+	fs.StringVar(&o.GatewayID, "gateway-id", "", "gateway id in logs and metrics (default: hostname)")
+	fs.StringVar(&o.DataPlane, "dataplane", "auto", "data plane: auto, builtin, envoy or xds")
+	fs.StringVar(&o.EnvoyPath, "envoy-path", "", "envoy binary to supervise (default: envoy on PATH)")
+	fs.StringVar(&o.XDSAddress, "xds-address", "127.0.0.1:18000", "ADS gRPC address (host:port or unix socket path)")
+	fs.StringVar(&o.EBPF, "ebpf", "auto", "kernel latency probe: auto, on or off")
+	fs.StringVar(&o.StateDir, "state-dir", "/var/lib/flexgw", "directory for durable log queues")
+	fs.DurationVar(&o.WatchInterval, "watch-interval", time.Second, "how often the config directory is checked for changes")
+	logLevel := fs.String("log-level", "info", "runtime log level: debug, info, warn, error")
+	logFormat := fs.String("log-format", "text", "runtime log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	logger, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "flexgw run:", err)
+		return 2
+	}
+	o.Logger = logger
+	o.Version, o.Commit = version, commit
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := agent.Run(ctx, o); err != nil {
+		fmt.Fprintln(stderr, "flexgw run:", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, "usage: flexgw validate DIR") }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	dir := fs.Arg(0)
+	snap, err := ir.LoadDir(dir, ir.CompileOptions{Version: 1, CheckPolicy: policy.Check})
+	if err == nil {
+		err = policy.Shape(snap)
+	}
+	if err != nil {
+		var list config.ErrorList
+		if errors.As(err, &list) {
+			for _, e := range list {
+				fmt.Fprintln(stdout, e.Error())
+			}
+		} else {
+			fmt.Fprintln(stdout, err.Error())
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: valid: %s\n", dir, ir.Summary(snap))
+	return 0
+}

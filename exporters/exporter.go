@@ -1,0 +1,177 @@
+// Package exporters holds what every log exporter shares: the Event they
+// deliver, the Exporter interface logpipe drives, and the error type that
+// tells logpipe whether a failed delivery is worth retrying. One
+// subpackage per aggregator (splunk, newrelic, sumologic) implements it to
+// that vendor's published protocol.
+package exporters
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flexgw/flexgw/accesslog"
+)
+
+// Kind says which log stream an event belongs to.
+type Kind uint8
+
+// Event kinds.
+const (
+	Access  Kind = 1
+	Runtime Kind = 2
+)
+
+// String returns "access" or "runtime".
+func (k Kind) String() string {
+	if k == Runtime {
+		return "runtime"
+	}
+	return "access"
+}
+
+// Event is one log record, already enriched and redacted by logpipe.
+// JSON is a complete JSON object; exporters embed it verbatim, so nothing
+// is decoded twice on the hot path.
+type Event struct {
+	Time time.Time
+	Kind Kind
+	// Message is a one-line human summary ("GET /x 200" or the runtime
+	// log message) for aggregators that want a message field.
+	Message string
+	JSON    []byte
+}
+
+// Exporter delivers batches of events to one aggregator.
+type Exporter interface {
+	// Name is the configured output name (logging.outputs[].name).
+	Name() string
+	// Export returns nil only once the aggregator has confirmed every event
+	// of the batch. Any error may be an *Error that classifies it; an
+	// error that is not one is treated as a transport error and retried.
+	Export(ctx context.Context, events []Event) error
+}
+
+// Error is a delivery failure with the aggregator's verdict.
+type Error struct {
+	// Status is the HTTP status, 0 for transport errors.
+	Status int
+	// Retryable is false when resending the same batch cannot succeed
+	// (a 4xx other than 408/429): logpipe dead-letters it.
+	Retryable bool
+	// RetryAfter is the aggregator's Retry-After, 0 when absent.
+	RetryAfter time.Duration
+	// Body is (the start of) the response body, kept for the dead letter.
+	Body []byte
+	Err  error
+}
+
+func (e *Error) Error() string {
+	if e.Status == 0 {
+		return fmt.Sprintf("transport: %v", e.Err)
+	}
+	msg := strings.TrimSpace(string(e.Body))
+	if len(msg) > 200 {
+		msg = msg[:200] + "..."
+	}
+	if e.Err != nil {
+		return fmt.Sprintf("HTTP %d: %v: %s", e.Status, e.Err, msg)
+	}
+	return fmt.Sprintf("HTTP %d: %s", e.Status, msg)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// AsError classifies any error from Export: an *Error as is, anything
+// else as a retryable transport error.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Retryable: true, Err: err}
+}
+
+// RetryableStatus reports whether an HTTP status is worth retrying:
+// 408, 429 and every 5xx.
+func RetryableStatus(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
+}
+
+// maxErrBody bounds how much of an error response is kept.
+const maxErrBody = 64 << 10
+
+// Do sends req and turns every non-2xx answer or transport failure into an
+// *Error. On success it returns the response body (bounded by limit).
+func Do(client *http.Client, req *http.Request, limit int64) ([]byte, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, &Error{Retryable: true, Err: err}
+	}
+	defer resp.Body.Close()
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if rerr != nil {
+			// The aggregator said yes but the answer broke off: we cannot
+			// tell whether it was recorded, so retry (at least once).
+			return nil, &Error{Status: resp.StatusCode, Retryable: true, Err: rerr}
+		}
+		return body, nil
+	}
+	if len(body) > maxErrBody {
+		body = body[:maxErrBody]
+	}
+	return nil, &Error{
+		Status:     resp.StatusCode,
+		Retryable:  RetryableStatus(resp.StatusCode),
+		RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		Body:       body,
+	}
+}
+
+// ParseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		if n < 0 {
+			return 0
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+var gzPool = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	return w
+}}
+
+// Gzip compresses src into dst (reset first) at BestSpeed: log bodies are
+// repetitive JSON and speed matters more than the last few percent.
+func Gzip(dst *bytes.Buffer, src []byte) {
+	dst.Reset()
+	w := gzPool.Get().(*gzip.Writer)
+	w.Reset(dst)
+	_, _ = w.Write(src) // bytes.Buffer writes cannot fail
+	_ = w.Close()
+	gzPool.Put(w)
+}
+
+// AppendString appends s as a JSON string literal.
+func AppendString(b []byte, s string) []byte { return accesslog.AppendString(b, s) }

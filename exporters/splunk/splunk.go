@@ -1,0 +1,343 @@
+// Package splunk sends events to a Splunk HTTP Event Collector (HEC): the
+// /services/collector/event endpoint, "Authorization: Splunk <token>",
+// concatenated JSON event envelopes, gzip, and optional indexer
+// acknowledgement (a batch is confirmed only once /services/collector/ack
+// reports its ackId true).
+package splunk
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flexgw/flexgw/exporters"
+)
+
+// Keys are the parameters of a splunk output: Fluent Bit's splunk output
+// names, plus "endpoint" (a full URL, used by the Fluent Bit plugin where
+// host/port are reserved) and flexgw's indexer-acknowledgement keys.
+var Keys = []string{
+	"host", "port", "uri", "endpoint", "splunk_token", "http_user", "http_passwd",
+	"compress", "channel", "splunk_send_raw", "event_host", "event_source",
+	"event_sourcetype", "event_index", "event_field", "http_buffer_size",
+	"indexer_ack", "ack_poll_interval", "ack_timeout", "max_body_bytes",
+}
+
+// DefaultMaxBody keeps each request under Splunk Cloud's 1 MB default
+// max_content_length with room for the envelope.
+const DefaultMaxBody = 1 << 20
+
+// Splunk is the HEC exporter.
+type Splunk struct {
+	name       string
+	eventURL   string
+	ackURL     string
+	auth       string
+	channel    string
+	gzip       bool
+	ack        bool
+	ackPoll    time.Duration
+	ackTimeout time.Duration
+	maxBody    int
+	client     *http.Client
+	// prefix is the constant start of every envelope after "time".
+	prefix []byte
+	fields []byte
+}
+
+var _ exporters.Exporter = (*Splunk)(nil)
+
+// New validates params and returns the exporter. It does no I/O.
+func New(name string, params map[string]string, s exporters.Settings) (*Splunk, error) {
+	p := exporters.Normalize(params)
+	if err := p.CheckKeys(Keys...); err != nil {
+		return nil, err
+	}
+	x := &Splunk{name: name, ackPoll: 200 * time.Millisecond, ackTimeout: 2 * time.Minute}
+	var base *url.URL
+	var err error
+	if e := p.Get("endpoint"); e != "" {
+		base, err = exporters.ParseURL("endpoint", e)
+	} else {
+		base, err = p.BaseURL("", 8088)
+	}
+	if err != nil {
+		return nil, err
+	}
+	path := p.Get("uri")
+	if path == "" {
+		path = base.Path
+	}
+	if path == "" || path == "/" {
+		path = "/services/collector/event"
+	}
+	ev := *base
+	ev.Path = path
+	x.eventURL = ev.String()
+	ack := *base
+	ack.Path = strings.TrimSuffix(strings.TrimSuffix(path, "/event"), "/") + "/ack"
+	if !strings.HasSuffix(path, "/event") {
+		ack.Path = "/services/collector/ack"
+	}
+	x.ackURL = ack.String()
+
+	switch tok, user := p.Get("splunk_token"), p.Get("http_user"); {
+	case tok != "":
+		x.auth = "Splunk " + tok
+	case user != "":
+		req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
+		req.SetBasicAuth(user, p.Get("http_passwd"))
+		x.auth = req.Header.Get("Authorization")
+	default:
+		return nil, fmt.Errorf("parameter %q is required (the HEC token)", "splunk_token")
+	}
+	switch c := strings.ToLower(p.Get("compress")); c {
+	case "", "gzip":
+		x.gzip = true
+	case "none", "off":
+	default:
+		return nil, fmt.Errorf("parameter %q: %q is not supported (use gzip or none)", "compress", c)
+	}
+	if _, err := p.Bool("splunk_send_raw", false); err != nil {
+		return nil, err
+	}
+	if x.ack, err = p.Bool("indexer_ack", false); err != nil {
+		return nil, err
+	}
+	x.channel = p.Get("channel")
+	if x.ack && x.channel == "" {
+		x.channel = newUUID()
+	}
+	for key, dst := range map[string]*time.Duration{"ack_poll_interval": &x.ackPoll, "ack_timeout": &x.ackTimeout} {
+		if v := p.Get(key); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("parameter %q: %q is not a positive duration (e.g. 500ms)", key, v)
+			}
+			*dst = d
+		}
+	}
+	if x.maxBody, err = p.Int("max_body_bytes", DefaultMaxBody); err != nil {
+		return nil, err
+	}
+	if x.client, err = s.HTTPClient(p); err != nil {
+		return nil, err
+	}
+
+	host := p.Get("event_host")
+	if host == "" {
+		host = s.Hostname
+	}
+	var pre []byte
+	if host != "" {
+		pre = appendKV(pre, "host", host)
+	}
+	source := p.Get("event_source")
+	if source == "" {
+		source = "flexgw"
+	}
+	pre = appendKV(pre, "source", source)
+	if v := p.Get("event_sourcetype"); v != "" {
+		pre = appendKV(pre, "sourcetype", v)
+	}
+	if v := p.Get("event_index"); v != "" {
+		pre = appendKV(pre, "index", v)
+	}
+	x.prefix = pre
+	if v := p.Get("event_field"); v != "" {
+		// Fluent Bit's form is "key value"; several are comma separated here.
+		var f []byte
+		for _, kv := range strings.Split(v, ",") {
+			k, val, ok := strings.Cut(strings.TrimSpace(kv), " ")
+			if !ok || k == "" {
+				return nil, fmt.Errorf("parameter %q: %q is not \"key value\"", "event_field", kv)
+			}
+			if len(f) > 0 {
+				f = append(f, ',')
+			}
+			f = exporters.AppendString(f, k)
+			f = append(f, ':')
+			f = exporters.AppendString(f, strings.TrimSpace(val))
+		}
+		x.fields = f
+	}
+	return x, nil
+}
+
+func appendKV(b []byte, k, v string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, k...)
+	b = append(b, '"', ':')
+	return exporters.AppendString(b, v)
+}
+
+// Name implements exporters.Exporter.
+func (x *Splunk) Name() string { return x.name }
+
+// Encode renders events as HEC envelopes, calling emit once per request
+// body of at most the configured size (one oversized event gets a body of
+// its own). The body slice is reused after emit returns.
+func (x *Splunk) Encode(events []exporters.Event, emit func(body []byte, n int) error) error {
+	buf := make([]byte, 0, 64<<10)
+	n := 0
+	for i := range events {
+		start := len(buf)
+		buf = x.appendEvent(buf, &events[i])
+		if n > 0 && len(buf) > x.maxBody {
+			if err := emit(buf[:start], n); err != nil {
+				return err
+			}
+			buf = append(buf[:0], buf[start:]...)
+			n = 0
+		}
+		n++
+	}
+	if n > 0 {
+		return emit(buf, n)
+	}
+	return nil
+}
+
+func (x *Splunk) appendEvent(b []byte, e *exporters.Event) []byte {
+	b = append(b, `{"time":`...)
+	ms := e.Time.UnixMilli()
+	b = strconv.AppendInt(b, ms/1000, 10)
+	b = append(b, '.')
+	frac := ms % 1000
+	b = append(b, byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
+	b = append(b, x.prefix...)
+	if e.Kind == exporters.Runtime {
+		b = append(b, `,"sourcetype":"flexgw:runtime"`...)
+	} else {
+		b = append(b, `,"sourcetype":"flexgw:access"`...)
+	}
+	b = append(b, `,"event":`...)
+	b = append(b, e.JSON...)
+	if len(x.fields) > 0 {
+		b = append(b, `,"fields":{`...)
+		b = append(b, x.fields...)
+		b = append(b, '}')
+	}
+	return append(b, '}', '\n')
+}
+
+// hecReply is HEC's JSON answer.
+type hecReply struct {
+	Text  string `json:"text"`
+	Code  int    `json:"code"`
+	AckID *int64 `json:"ackId"`
+}
+
+// Export implements exporters.Exporter.
+func (x *Splunk) Export(ctx context.Context, events []exporters.Event) error {
+	var zbuf bytes.Buffer
+	var acks []int64
+	err := x.Encode(events, func(body []byte, _ int) error {
+		if x.gzip {
+			exporters.Gzip(&zbuf, body)
+			body = zbuf.Bytes()
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.eventURL, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		x.header(req)
+		if x.gzip {
+			req.Header.Set("Content-Encoding", "gzip")
+		}
+		resp, err := exporters.Do(x.client, req, 64<<10)
+		if err != nil {
+			return err
+		}
+		if x.ack {
+			var r hecReply
+			if err := json.Unmarshal(resp, &r); err != nil || r.AckID == nil {
+				return &exporters.Error{Status: 200, Retryable: true, Body: resp,
+					Err: fmt.Errorf("indexer acknowledgement is on but HEC returned no ackId")}
+			}
+			acks = append(acks, *r.AckID)
+		}
+		return nil
+	})
+	if err != nil || len(acks) == 0 {
+		return err
+	}
+	return x.waitAcks(ctx, acks)
+}
+
+func (x *Splunk) header(req *http.Request) {
+	req.Header.Set("Authorization", x.auth)
+	req.Header.Set("Content-Type", "application/json")
+	if x.channel != "" {
+		req.Header.Set("X-Splunk-Request-Channel", x.channel)
+	}
+}
+
+// waitAcks polls /services/collector/ack until every ackId is true. A
+// timeout is retryable: the batch is resent (at least once delivery).
+func (x *Splunk) waitAcks(ctx context.Context, ids []int64) error {
+	deadline := time.Now().Add(x.ackTimeout)
+	pending := map[int64]bool{}
+	for _, id := range ids {
+		pending[id] = true
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return &exporters.Error{Retryable: true, Err: ctx.Err()}
+		case <-t.C:
+		}
+		q := struct {
+			Acks []int64 `json:"acks"`
+		}{}
+		for id := range pending {
+			q.Acks = append(q.Acks, id)
+		}
+		body, _ := json.Marshal(q)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.ackURL, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		x.header(req)
+		resp, err := exporters.Do(x.client, req, 1<<20)
+		if err != nil {
+			return err
+		}
+		var r struct {
+			Acks map[string]bool `json:"acks"`
+		}
+		if err := json.Unmarshal(resp, &r); err != nil {
+			return &exporters.Error{Status: 200, Retryable: true, Body: resp, Err: fmt.Errorf("decode ack reply: %w", err)}
+		}
+		for k, ok := range r.Acks {
+			if id, err := strconv.ParseInt(k, 10, 64); err == nil && ok {
+				delete(pending, id)
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return &exporters.Error{Status: 200, Retryable: true,
+				Err: fmt.Errorf("indexer acknowledgement: %d ackIds still pending after %s", len(pending), x.ackTimeout)}
+		}
+		t.Reset(x.ackPoll)
+	}
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

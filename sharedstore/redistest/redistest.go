@@ -1,0 +1,125 @@
+// Package redistest starts a real redis-server for tests: on a free
+// loopback port, with a temporary directory and no persistence, stopped
+// when the test ends. It can be stopped and restarted on the same port to
+// test outage recovery.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// Server is one redis-server process.
+type Server struct {
+	t    testing.TB
+	Addr string
+	port int
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Start runs redis-server on a free port and waits until it accepts
+// connections. The server is stopped by t.Cleanup.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server not installed (apt-get install redis-server): %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s := &Server{t: t, port: port, dir: t.TempDir(), Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	s.Restart()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Restart starts the process again after Stop (same port, same dir).
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.cmd = exec.Command("redis-server",
+		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir)
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	s.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) {
+		_ = cmd.Wait()
+		close(done)
+	}(s.cmd, s.done)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if err := s.ping(); err == nil {
+			return
+		}
+		select {
+		case <-s.done:
+			s.t.Fatalf("redis-server on port %d exited during startup (port taken?)", s.port)
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redis-server on %s did not become ready", s.Addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ping sends an inline PING and expects +PONG.
+func (s *Server) ping() error {
+	c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	buf := make([]byte, 7)
+	n, err := c.Read(buf)
+	if err != nil {
+		return err
+	}
+	if string(buf[:n]) != "+PONG\r\n" {
+		return fmt.Errorf("unexpected reply %q", buf[:n])
+	}
+	return nil
+}
+
+// Stop kills the process and waits for it to exit; idempotent.
+func (s *Server) Stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.t.Errorf("redis-server pid %d did not exit", s.cmd.Process.Pid)
+	}
+	s.cmd = nil
+}
+
+// WaitReady polls until ctx ends or the server answers PING.
+func (s *Server) WaitReady(ctx context.Context) error {
+	for {
+		if err := s.ping(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,244 @@
+// Package e2e starts the real flexgw binary against real upstream servers on
+// loopback and checks what a user would see.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var flexgwBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "flexgw-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	flexgwBin = filepath.Join(dir, "flexgw")
+	build := exec.Command("go", "build", "-race", "-ldflags", "-X main.version=e2e -X main.commit=test", "-o", flexgwBin, "../../cmd/flexgw")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building flexgw:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a loopback port that was free a moment ago. The config
+// format needs a concrete port, so the gateway cannot listen on :0 itself.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// writeConfig writes files (name → content) into a new config dir.
+func writeConfig(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		writeFile(t, filepath.Join(dir, name), content)
+	}
+	return dir
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	// Write then rename so the watcher never sees a half-written file.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// gateway is one running flexgw process.
+type gateway struct {
+	t         *testing.T
+	cmd       *exec.Cmd
+	admin     string
+	accessLog string
+	mu        sync.Mutex
+	stderr    bytes.Buffer
+	exited    chan struct{}
+	exitErr   error
+}
+
+var adminRe = regexp.MustCompile(`admin=(\S+)`)
+
+// startGateway runs `flexgw run` on dir and waits until it serves.
+func startGateway(t *testing.T, dir string, extra ...string) *gateway {
+	t.Helper()
+	g := &gateway{t: t, accessLog: filepath.Join(t.TempDir(), "access.log"), exited: make(chan struct{})}
+	args := append([]string{"run", "--config", dir, "--admin", "127.0.0.1:0",
+		"--access-log", g.accessLog, "--state-dir", t.TempDir(), "--watch-interval", "50ms",
+		"--dataplane", "builtin", "--ebpf", "off", "--drain-timeout", "10s"}, extra...)
+	g.cmd = exec.Command(flexgwBin, args...)
+	pr, pw := io.Pipe()
+	g.cmd.Stderr = pw
+	g.cmd.Stdout = os.Stdout
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	adminCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			g.mu.Lock()
+			g.stderr.WriteString(line + "\n")
+			g.mu.Unlock()
+			if strings.Contains(line, "msg=serving") {
+				if m := adminRe.FindStringSubmatch(line); m != nil {
+					select {
+					case adminCh <- m[1]:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	go func() {
+		g.exitErr = g.cmd.Wait()
+		pw.Close()
+		close(g.exited)
+	}()
+	t.Cleanup(g.kill)
+	select {
+	case g.admin = <-adminCh:
+	case <-g.exited:
+		t.Fatalf("flexgw exited before serving: %v\n%s", g.exitErr, g.logs())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("flexgw did not report serving within 60s\n%s", g.logs())
+	}
+	return g
+}
+
+func (g *gateway) logs() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.stderr.String()
+}
+
+func (g *gateway) kill() {
+	select {
+	case <-g.exited:
+	default:
+		_ = g.cmd.Process.Kill()
+		<-g.exited
+	}
+}
+
+func (g *gateway) signal(sig syscall.Signal) {
+	_ = g.cmd.Process.Signal(sig)
+}
+
+// waitExit waits for the process to end and returns its exit code.
+func (g *gateway) waitExit(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case <-g.exited:
+	case <-time.After(within):
+		t.Fatalf("flexgw still running after %s\n%s", within, g.logs())
+	}
+	if g.exitErr == nil {
+		return 0
+	}
+	if ee, ok := g.exitErr.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	t.Fatalf("wait: %v", g.exitErr)
+	return -1
+}
+
+func (g *gateway) adminURL(path string) string { return "http://" + g.admin + path }
+
+// eventually polls cond until it returns "" (success) or the deadline
+// passes, then fails with the last reason.
+func eventually(t *testing.T, within time.Duration, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var reason string
+	for time.Now().Before(deadline) {
+		if reason = cond(); reason == "" {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("condition not met within %s: %s", within, reason)
+}
+
+// get performs a GET and returns status and body.
+func get(t *testing.T, url string, hdr ...string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// upstream is a real HTTP server on loopback that echoes what it received.
+type upstream struct {
+	URL  string
+	Addr string
+	srv  *http.Server
+	hits chan *http.Request
+}
+
+func startUpstream(t *testing.T, name string, h http.HandlerFunc) *upstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &upstream{Addr: ln.Addr().String(), URL: "http://" + ln.Addr().String(), hits: make(chan *http.Request, 1024)}
+	if h == nil {
+		h = func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Upstream", name)
+			fmt.Fprintf(w, "%s %s %s", name, r.Method, r.URL.RequestURI())
+		}
+	}
+	u.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case u.hits <- r:
+		default:
+		}
+		h(w, r)
+	})}
+	go u.srv.Serve(ln)
+	t.Cleanup(func() { u.srv.Close() })
+	return u
+}
