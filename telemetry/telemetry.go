@@ -1,0 +1,121 @@
+// Package telemetry composes flexgw's observers of the request path —
+// Prometheus metrics (telemetry/metrics), OpenTelemetry traces
+// (telemetry/tracing) and the live stats behind `flexgw top` — into the one
+// dataplane.Hooks value the data plane calls.
+package telemetry
+
+import (
+	"context"
+
+	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/dataplane"
+)
+
+// Combine returns hooks that call each of hooks in order. Request hooks run
+// first to last, each getting the context the previous one returned;
+// their done functions run last to first (like deferred calls), so an
+// earlier hook wraps the later ones. Put tracing first: its span is then in
+// the context the metrics hook sees (for exemplars), and its done function,
+// which fills rec.TraceID, runs after the others have read the record.
+//
+// Nil hooks are skipped, and when at most one set of hooks has a given
+// field it is returned as is, so combining with disabled telemetry costs
+// nothing on the request path.
+func Combine(hooks ...dataplane.Hooks) dataplane.Hooks {
+	var (
+		reqs     []func(context.Context, dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings))
+		attempts []func(context.Context, func(string, string), dataplane.AttemptInfo) func(int, error)
+		conns    []func(string, int)
+		healths  []func(string, string, bool)
+	)
+	for _, h := range hooks {
+		if h.Request != nil {
+			reqs = append(reqs, h.Request)
+		}
+		if h.UpstreamAttempt != nil {
+			attempts = append(attempts, h.UpstreamAttempt)
+		}
+		if h.Conn != nil {
+			conns = append(conns, h.Conn)
+		}
+		if h.EndpointHealth != nil {
+			healths = append(healths, h.EndpointHealth)
+		}
+	}
+	var out dataplane.Hooks
+	switch len(reqs) {
+	case 0:
+	case 1:
+		out.Request = reqs[0]
+	default:
+		out.Request = combineRequest(reqs)
+	}
+	switch len(attempts) {
+	case 0:
+	case 1:
+		out.UpstreamAttempt = attempts[0]
+	default:
+		out.UpstreamAttempt = combineAttempt(attempts)
+	}
+	switch len(conns) {
+	case 0:
+	case 1:
+		out.Conn = conns[0]
+	default:
+		out.Conn = func(listener string, delta int) {
+			for _, f := range conns {
+				f(listener, delta)
+			}
+		}
+	}
+	switch len(healths) {
+	case 0:
+	case 1:
+		out.EndpointHealth = healths[0]
+	default:
+		out.EndpointHealth = func(service, endpoint string, healthy bool) {
+			for _, f := range healths {
+				f(service, endpoint, healthy)
+			}
+		}
+	}
+	return out
+}
+
+func combineRequest(reqs []func(context.Context, dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings))) func(context.Context, dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings)) {
+	return func(ctx context.Context, info dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings)) {
+		// Two observers is the common case (tracing + metrics); a fixed
+		// array keeps the done list off the heap beyond the closure.
+		var dones [4]func(*accesslog.Record, dataplane.Timings)
+		done := dones[:0]
+		for _, f := range reqs {
+			var d func(*accesslog.Record, dataplane.Timings)
+			ctx, d = f(ctx, info)
+			if d != nil {
+				done = append(done, d)
+			}
+		}
+		return ctx, func(rec *accesslog.Record, t dataplane.Timings) {
+			for i := len(done) - 1; i >= 0; i-- {
+				done[i](rec, t)
+			}
+		}
+	}
+}
+
+func combineAttempt(attempts []func(context.Context, func(string, string), dataplane.AttemptInfo) func(int, error)) func(context.Context, func(string, string), dataplane.AttemptInfo) func(int, error) {
+	return func(ctx context.Context, set func(string, string), info dataplane.AttemptInfo) func(int, error) {
+		var dones [4]func(int, error)
+		done := dones[:0]
+		for _, f := range attempts {
+			if d := f(ctx, set, info); d != nil {
+				done = append(done, d)
+			}
+		}
+		return func(status int, err error) {
+			for i := len(done) - 1; i >= 0; i-- {
+				done[i](status, err)
+			}
+		}
+	}
+}
