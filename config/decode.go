@@ -17,6 +17,10 @@ type decoder struct {
 	meta   *Meta
 	errs   *ErrorList
 	lookup func(string) (string, bool)
+	// nodes counts nodes visited by the current value() call, under the
+	// field valueRoot.
+	nodes     int
+	valueRoot string
 }
 
 func (d *decoder) errorf(n *yaml.Node, field, format string, args ...any) {
@@ -275,16 +279,39 @@ func (d *decoder) strList(n *yaml.Node, path string) []string {
 // in strings. A plain (unquoted) scalar that held a variable is re-typed
 // after expansion, so `max: $LIMIT` with LIMIT=10 is the number 10.
 func (d *decoder) value(n *yaml.Node, path string) (any, bool) {
+	d.nodes, d.valueRoot = 0, path
+	return d.valueAt(n, path, 0)
+}
+
+// Limits on free-form values: aliases can make a small document expand
+// without end (a self-referencing anchor) or exponentially.
+const (
+	maxValueDepth = 64
+	maxValueNodes = 100000
+)
+
+func (d *decoder) valueAt(n *yaml.Node, path string, depth int) (any, bool) {
 	n = resolve(n)
 	if n == nil {
 		return nil, true
+	}
+	d.nodes++
+	if depth > maxValueDepth || d.nodes > maxValueNodes {
+		if d.nodes <= maxValueNodes+1 || depth == maxValueDepth+1 {
+			d.errorf(n, d.valueRoot, "value nests deeper than %d levels or expands to more than %d values (a YAML alias that refers to itself?)", maxValueDepth, maxValueNodes)
+		}
+		d.nodes = maxValueNodes + 2
+		return nil, false
 	}
 	switch n.Kind {
 	case yaml.MappingNode:
 		out := map[string]any{}
 		ok := true
 		for _, f := range d.pairs(n, path) {
-			v, vok := d.value(f.value, join(path, f.key.Value))
+			v, vok := d.valueAt(f.value, join(path, f.key.Value), depth+1)
+			if d.nodes > maxValueNodes {
+				return nil, false
+			}
 			ok = ok && vok
 			out[f.key.Value] = v
 		}
@@ -293,7 +320,10 @@ func (d *decoder) value(n *yaml.Node, path string) (any, bool) {
 		out := make([]any, 0, len(n.Content))
 		ok := true
 		for i, c := range n.Content {
-			v, vok := d.value(c, fmt.Sprintf("%s[%d]", path, i))
+			v, vok := d.valueAt(c, fmt.Sprintf("%s[%d]", path, i), depth+1)
+			if d.nodes > maxValueNodes {
+				return nil, false
+			}
 			ok = ok && vok
 			out = append(out, v)
 		}

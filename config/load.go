@@ -144,11 +144,15 @@ func parseResource(set *Set, file string, n *yaml.Node, lookup func(string) (str
 		d.errorf(n, "", "a document must be a map with apiVersion, kind, metadata and spec, got %s", kindName(n))
 		return
 	}
+	// Peek at kind and name first so every error, even one about an
+	// unknown field above them, names the resource.
+	meta.Kind = peek(n, "kind")
+	meta.Name = peek(resolve(child(n, "metadata")), "name")
 	top := d.fields(n, "", "apiVersion", "kind", "metadata", "spec")
 	kind, _ := d.raw(top["kind"].value, "kind")
 	meta.Kind = kind
-	// Read the name early so every later error names the resource.
 	md := d.fields(top["metadata"].value, "metadata", "name", "namespace", "labels", "annotations")
+	meta.Name = ""
 	if f, ok := md["name"]; ok {
 		meta.Name, _ = d.str(f.value, "metadata.name")
 	}
@@ -158,7 +162,6 @@ func parseResource(set *Set, file string, n *yaml.Node, lookup func(string) (str
 		d.errorf(n, "kind", "required (one of ApiInstance, Service, PolicyBinding, Configuration)")
 		return
 	default:
-		meta.Kind = ""
 		d.errorf(top["kind"].value, "kind", "unknown kind %q (expected ApiInstance, Service, PolicyBinding or Configuration)", kind)
 		return
 	}
@@ -241,4 +244,25 @@ func (d *decoder) stringMap(n *yaml.Node, path string) map[string]string {
 		}
 	}
 	return out
+}
+
+// child returns the value of key in mapping n, or nil.
+func child(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// peek returns the scalar text of key in mapping n, or "".
+func peek(n *yaml.Node, key string) string {
+	if v := resolve(child(n, key)); v != nil && v.Kind == yaml.ScalarNode {
+		return v.Value
+	}
+	return ""
 }

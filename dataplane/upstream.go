@@ -42,6 +42,9 @@ type service struct {
 	h2 *http.Transport
 	dp *DataPlane
 
+	// passive is set when the service configures outlier detection
+	// (passive health); Envoy too leaves it off unless asked.
+	passive bool
 	outlier ir.OutlierDetection
 	ejected atomic.Int32 // endpoints currently ejected by passive health
 
@@ -92,6 +95,7 @@ func newService(dp *DataPlane, s *ir.Service) (*service, error) {
 		stop:        make(chan struct{}),
 	}
 	if s.Outlier != nil {
+		svc.passive = true
 		svc.outlier = *s.Outlier
 	}
 	if svc.outlier.ConsecutiveFailures <= 0 {
@@ -263,6 +267,9 @@ func (s *service) pickLeast(avoid *endpoint) *endpoint {
 // reportResult feeds passive health: a connect failure, timeout or a
 // 502/503/504 counts as a failure, anything else resets the count.
 func (e *endpoint) reportResult(failed bool) {
+	if !e.svc.passive {
+		return
+	}
 	if !failed {
 		if e.consecFails.Load() != 0 {
 			e.consecFails.Store(0)

@@ -138,6 +138,9 @@ type Destination struct {
 	Service string `json:"service"`
 	// Weight is relative; a route with one destination has weight 100.
 	Weight uint32 `json:"weight"`
+	// DestinationPath, when set, replaces Route.DestinationPath for this
+	// destination (route-weighted bindings give each destination its own).
+	DestinationPath string `json:"destinationPath,omitempty"`
 }
 
 // Rule matches a request when every set field matches (AND).
@@ -391,6 +394,9 @@ type RedisTLS struct {
 	MinVersion     string   `json:"minVersion,omitempty"`
 	MaxVersion     string   `json:"maxVersion,omitempty"`
 	ALPN           []string `json:"alpn,omitempty"`
+	Ciphers        []string `json:"ciphers,omitempty"`
+	// KeyPassphrase decrypts KeyPEM when it is encrypted.
+	KeyPassphrase string `json:"-"`
 }
 
 // Source locates a resource in the config directory for error messages.

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/flexgw/flexgw/ir"
@@ -19,6 +20,9 @@ type EnvoyFilter struct {
 	// PerRoute is the filter's typed_per_filter_config on the bound routes;
 	// nil only enables the filter there.
 	PerRoute proto.Message
+	// Clusters are clusters the filter calls (the agent's gRPC policy
+	// services, a JWKS host). The translator adds each to CDS once, by name.
+	Clusters []*clusterv3.Cluster
 }
 
 // EnvoyRenderer is implemented by definitions that render to Envoy. A

@@ -33,6 +33,11 @@ type Env struct {
 	// Shared is the store shared by every replica (Redis), nil when the
 	// configuration declares none.
 	Shared SharedStore
+	// AgentGRPC is host:port of the agent's gRPC server that hosts the
+	// policy services Envoy calls (RateLimitService, ext_authz); Envoy
+	// renderings point the AgentCluster at it. Empty means
+	// DefaultAgentGRPC (the xDS server's default address).
+	AgentGRPC string
 }
 
 // SharedStore is the small part of Redis the clusterizable policies need.

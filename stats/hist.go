@@ -27,16 +27,19 @@ func bucketOf(us int64) int {
 	return 8 + (e-3)*4 + sub
 }
 
-// bucketMid is a representative value (microseconds) for bucket i: the
-// middle of its range, so the reported percentile errs by at most ~12%.
-func bucketMid(i int) float64 {
+// bucketRange is bucket i's range [lo, hi) in microseconds.
+func bucketRange(i int) (lo, hi float64) {
 	if i < 8 {
-		return float64(i)
+		return float64(i), float64(i + 1)
 	}
 	e := (i-8)/4 + 3
 	sub := (i - 8) % 4
-	lo := float64(uint64(4+sub) << (e - 2))
-	hi := float64(uint64(5+sub) << (e - 2))
+	return float64(uint64(4+sub) << (e - 2)), float64(uint64(5+sub) << (e - 2))
+}
+
+// bucketMid is the middle of bucket i: within ~12% of any value in it.
+func bucketMid(i int) float64 {
+	lo, hi := bucketRange(i)
 	return (lo + hi) / 2
 }
 
@@ -65,10 +68,15 @@ func (h *hist) quantileN(q float64, n uint64) float64 {
 	}
 	var seen uint64
 	for i, c := range h {
-		seen += uint64(c)
-		if seen >= rank {
-			return bucketMid(i) / 1000
+		if seen+uint64(c) >= rank {
+			// Interpolate inside the bucket, assuming its samples are spread
+			// evenly, so neighbouring percentiles do not collapse onto one
+			// bucket boundary.
+			lo, hi := bucketRange(i)
+			return (lo + (hi-lo)*float64(rank-seen)/float64(c)) / 1000
 		}
+		seen += uint64(c)
 	}
-	return bucketMid(numBuckets-1) / 1000
+	lo, _ := bucketRange(numBuckets - 1)
+	return lo / 1000
 }

@@ -120,10 +120,10 @@ func (x *NewRelic) Name() string { return x.name }
 // Encode renders events as Log API payloads, calling emit once per body of
 // at most the uncompressed chunk size. The body slice is reused.
 func (x *NewRelic) Encode(events []exporters.Event, emit func(body []byte, n int) error) error {
-	return x.encode(events, func(body []byte, lo, hi int) error { return emit(body, hi-lo) })
+	return x.encode(events, x.chunk, func(body []byte, lo, hi int) error { return emit(body, hi-lo) })
 }
 
-func (x *NewRelic) encode(events []exporters.Event, emit func(body []byte, lo, hi int) error) error {
+func (x *NewRelic) encode(events []exporters.Event, chunk int, emit func(body []byte, lo, hi int) error) error {
 	buf := append(make([]byte, 0, 64<<10), x.common...)
 	lo := 0
 	for i := range events {
@@ -132,7 +132,7 @@ func (x *NewRelic) encode(events []exporters.Event, emit func(body []byte, lo, h
 			buf = append(buf, ',')
 		}
 		buf = appendLog(buf, &events[i])
-		if i > lo && len(buf)+2 > x.chunk {
+		if i > lo && len(buf)+2 > chunk {
 			body := append(buf[:start], ']', '}', ']')
 			if err := emit(body, lo, i); err != nil {
 				return err
@@ -158,7 +158,7 @@ func appendLog(b []byte, e *exporters.Event) []byte {
 	j := e.JSON
 	if len(j) >= 2 && j[len(j)-1] == '}' {
 		b = append(b, j[:len(j)-1]...)
-		if bytes.TrimSpace(j[1:len(j)-1]) != nil && len(bytes.TrimSpace(j[1:len(j)-1])) > 0 {
+		if len(bytes.TrimSpace(j[1:len(j)-1])) > 0 {
 			b = append(b, ',')
 		}
 	} else {
@@ -171,7 +171,7 @@ func appendLog(b []byte, e *exporters.Event) []byte {
 
 // Export implements exporters.Exporter.
 func (x *NewRelic) Export(ctx context.Context, events []exporters.Event) error {
-	return x.encode(events, func(body []byte, lo, hi int) error {
+	return x.encode(events, x.chunk, func(body []byte, lo, hi int) error {
 		return x.post(ctx, events[lo:hi], body)
 	})
 }
@@ -191,10 +191,8 @@ func (x *NewRelic) post(ctx context.Context, events []exporters.Event, body []by
 		}
 		half := len(events) / 2
 		for _, part := range [][]exporters.Event{events[:half], events[half:]} {
-			saved := x.chunk
-			x.chunk = 1 << 62 // one body per part
-			err := x.encode(part, func(b []byte, _, _ int) error { return x.post(ctx, part, b) })
-			x.chunk = saved
+			// One body per part: the size check happens in post.
+			err := x.encode(part, 1<<62, func(b []byte, _, _ int) error { return x.post(ctx, part, b) })
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,443 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Extension field names, shared by resource Services and inline services.
+var upstreamFields = []string{"address", "endpoints", "loadBalancer", "http2", "connectTimeout", "healthCheck", "passiveHealth"}
+
+func (d *decoder) apiInstance(spec *yaml.Node) *ApiInstance {
+	api := &ApiInstance{Meta: *d.meta}
+	d.meta = &api.Meta
+	fs := d.fields(spec, "spec", "address", "services", "policies")
+	if f, ok := fs["address"]; ok {
+		if s, ok := d.str(f.value, "spec.address"); ok {
+			a, err := parseAddress(s)
+			if err != nil {
+				d.errorf(f.value, "spec.address", "%v", err)
+			}
+			a.Line = f.value.Line
+			api.Address = a
+		}
+	} else {
+		d.errorf(spec, "spec.address", "required (protocol://host:port[/path])")
+	}
+	for _, p := range d.pairs(fs["services"].value, "spec.services") {
+		path := "spec.services." + p.key.Value
+		if err := checkName(p.key.Value); err != nil {
+			d.errorf(p.key, path, "service name %v", err)
+		}
+		svc := &InlineService{Name: p.key.Value, Line: p.key.Line}
+		sf := d.fields(p.value, path, append(upstreamFields, "routes")...)
+		svc.Upstream = d.upstream(p.value, sf, path)
+		for i, r := range d.seq(sf["routes"].value, path+".routes") {
+			svc.Routes = append(svc.Routes, d.inlineRoute(r, fmt.Sprintf("%s.routes[%d]", path, i)))
+		}
+		api.Services = append(api.Services, svc)
+	}
+	for i, n := range d.seq(fs["policies"].value, "spec.policies") {
+		path := fmt.Sprintf("spec.policies[%d]", i)
+		pf := d.fields(n, path, "policyRef", "config", "rules", "order")
+		pol := &Policy{Line: n.Line, Field: path, Order: DefaultPolicyOrder}
+		d.policyBody(&pol.Ref, pol, pf, path, n)
+		if f, ok := pf["order"]; ok {
+			pol.Order, _ = d.integer(f.value, path+".order")
+		}
+		api.Policies = append(api.Policies, pol)
+	}
+	return api
+}
+
+// policyBody decodes the fields a PolicyBinding spec and an inline policy
+// share: policyRef, config, rules.
+func (d *decoder) policyBody(ref *Ref, pol *Policy, fs map[string]field, path string, n *yaml.Node) {
+	if f, ok := fs["policyRef"]; ok {
+		rf := d.fields(f.value, path+".policyRef", "name", "namespace")
+		ref.Line = f.value.Line
+		if nf, ok := rf["name"]; ok {
+			ref.Name, _ = d.str(nf.value, path+".policyRef.name")
+		}
+		if ref.Name == "" {
+			d.errorf(f.value, path+".policyRef.name", "required")
+		}
+		if nf, ok := rf["namespace"]; ok {
+			ref.Namespace, _ = d.str(nf.value, path+".policyRef.namespace")
+		}
+	} else {
+		d.errorf(n, path+".policyRef", "required")
+	}
+	if f, ok := fs["config"]; ok {
+		pol.ConfigLine = f.key.Line
+		if pol.Ref.Name != PolicyRoute && pol.Ref.Name != PolicyRouteWeighted {
+			pol.Config, _ = d.value(f.value, path+".config")
+		}
+	}
+	pol.Rules = d.rules(fs["rules"].value, path+".rules")
+}
+
+func (d *decoder) inlineRoute(n *yaml.Node, path string) *Route {
+	r := &Route{Line: n.Line}
+	fs := d.fields(n, path, "rules", "config")
+	r.Rules = d.rules(fs["rules"].value, path+".rules")
+	cf := d.fields(fs["config"].value, path+".config", "destinationPath", "timeout", "retries")
+	d.routeOptions(r, cf, path+".config")
+	return r
+}
+
+// routeOptions decodes destinationPath and the timeout/retries extensions.
+func (d *decoder) routeOptions(r *Route, cf map[string]field, path string) {
+	if f, ok := cf["destinationPath"]; ok {
+		r.DestinationPath = d.destinationPath(f.value, path+".destinationPath")
+	}
+	if f, ok := cf["timeout"]; ok {
+		r.Timeout, _ = d.duration(f.value, path+".timeout")
+	}
+	if f, ok := cf["retries"]; ok {
+		if v, ok := d.integer(f.value, path+".retries"); ok {
+			if v < 0 || v > 10 {
+				d.errorf(f.value, path+".retries", "must be between 0 and 10, got %d", v)
+			} else {
+				r.Retries = v
+			}
+		}
+	}
+}
+
+func (d *decoder) destinationPath(n *yaml.Node, path string) string {
+	s, ok := d.str(n, path)
+	if !ok || s == "" {
+		return ""
+	}
+	if !strings.HasPrefix(s, "/") {
+		d.errorf(n, path, "%q must start with '/'", s)
+		return ""
+	}
+	if strings.ContainsAny(s, "?#") {
+		d.errorf(n, path, "%q must not contain a query or fragment", s)
+		return ""
+	}
+	return strings.TrimRight(s, "/")
+}
+
+func (d *decoder) rules(n *yaml.Node, path string) []*Rule {
+	var out []*Rule
+	for i, rn := range d.seq(n, path) {
+		rp := fmt.Sprintf("%s[%d]", path, i)
+		fs := d.fields(rn, rp, "path", "methods", "host", "headers")
+		r := &Rule{Line: rn.Line}
+		re := func(name string) string {
+			f, ok := fs[name]
+			if !ok {
+				return ""
+			}
+			s, ok := d.raw(f.value, rp+"."+name)
+			if !ok {
+				return ""
+			}
+			if err := checkRegexp(s); err != nil {
+				d.errorf(f.value, rp+"."+name, "invalid regular expression %q: %v", s, unwrapRegexp(err))
+				return ""
+			}
+			return s
+		}
+		r.Path = re("path")
+		r.Methods = re("methods")
+		r.Host = re("host")
+		for _, h := range d.pairs(fs["headers"].value, rp+".headers") {
+			hp := rp + ".headers." + h.key.Value
+			if h.key.Value == "" || strings.ContainsAny(h.key.Value, " \t\r\n") {
+				d.errorf(h.key, hp, "invalid header name %q", h.key.Value)
+				continue
+			}
+			v, ok := d.raw(h.value, hp)
+			if !ok {
+				continue
+			}
+			if err := checkRegexp(v); err != nil {
+				d.errorf(h.value, hp, "invalid regular expression %q: %v", v, unwrapRegexp(err))
+				continue
+			}
+			r.Headers = append(r.Headers, HeaderRule{Name: h.key.Value, Value: v})
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// unwrapRegexp trims Go's "error parsing regexp: " prefix, which repeats
+// what the message already says.
+func unwrapRegexp(err error) string {
+	return strings.TrimPrefix(err.Error(), "error parsing regexp: ")
+}
+
+func (d *decoder) service(spec *yaml.Node) *Service {
+	svc := &Service{Meta: *d.meta}
+	d.meta = &svc.Meta
+	fs := d.fields(spec, "spec", upstreamFields...)
+	svc.Upstream = d.upstream(spec, fs, "spec")
+	return svc
+}
+
+// upstream decodes a service address and flexgw's upstream extensions.
+func (d *decoder) upstream(n *yaml.Node, fs map[string]field, path string) Upstream {
+	u := Upstream{LoadBalancer: "round-robin"}
+	if f, ok := fs["address"]; ok {
+		if s, ok := d.str(f.value, path+".address"); ok {
+			a, err := parseAddress(s)
+			if err != nil {
+				d.errorf(f.value, path+".address", "%v", err)
+			}
+			a.Line = f.value.Line
+			u.Address = a
+		}
+	} else {
+		d.errorf(n, path+".address", "required (protocol://host:port)")
+	}
+	for i, e := range d.seq(fs["endpoints"].value, path+".endpoints") {
+		ep := fmt.Sprintf("%s.endpoints[%d]", path, i)
+		s, ok := d.str(e, ep)
+		if !ok {
+			continue
+		}
+		a, err := parseAddress(s)
+		a.Line = e.Line
+		switch {
+		case err != nil:
+			d.errorf(e, ep, "%v", err)
+		case u.Address.Protocol != "" && a.Protocol != u.Address.Protocol:
+			d.errorf(e, ep, "protocol %s differs from the service address (%s); every endpoint must speak the same protocol", a.Protocol, u.Address.Protocol)
+		case a.Path != "" && a.Path != u.Address.Path:
+			d.errorf(e, ep, "path %q differs from the service address path %q; endpoints differ only in host and port", a.Path, u.Address.Path)
+		default:
+			u.Endpoints = append(u.Endpoints, a)
+		}
+	}
+	if f, ok := fs["loadBalancer"]; ok {
+		if s, ok := d.str(f.value, path+".loadBalancer"); ok {
+			switch s {
+			case "round-robin", "least-request":
+				u.LoadBalancer = s
+			default:
+				d.errorf(f.value, path+".loadBalancer", "unknown load balancer %q (expected round-robin or least-request)", s)
+			}
+		}
+	}
+	if f, ok := fs["http2"]; ok {
+		u.HTTP2, _ = d.boolean(f.value, path+".http2")
+	}
+	if f, ok := fs["connectTimeout"]; ok {
+		u.ConnectTimeout, _ = d.duration(f.value, path+".connectTimeout")
+	}
+	if f, ok := fs["healthCheck"]; ok && !isNull(f.value) {
+		u.HealthCheck = d.healthCheck(f.value, path+".healthCheck")
+	}
+	u.PassiveHealth = &PassiveHealth{Enabled: true, ConsecutiveFailures: 5, EjectionTime: 30e9, MaxEjectionPercent: 100}
+	if f, ok := fs["passiveHealth"]; ok {
+		d.passiveHealth(u.PassiveHealth, f.value, path+".passiveHealth")
+	}
+	return u
+}
+
+func (d *decoder) healthCheck(n *yaml.Node, path string) *HealthCheck {
+	h := &HealthCheck{Path: "/", Interval: 10e9, Timeout: 2e9, HealthyThreshold: 2, UnhealthyThreshold: 3}
+	fs := d.fields(n, path, "path", "interval", "timeout", "healthyThreshold", "unhealthyThreshold", "expectedStatuses")
+	if f, ok := fs["path"]; ok {
+		if s, ok := d.str(f.value, path+".path"); ok {
+			if !strings.HasPrefix(s, "/") {
+				d.errorf(f.value, path+".path", "%q must start with '/'", s)
+			} else {
+				h.Path = s
+			}
+		}
+	}
+	if f, ok := fs["interval"]; ok {
+		if v, ok := d.duration(f.value, path+".interval"); ok {
+			if v <= 0 {
+				d.errorf(f.value, path+".interval", "must be positive")
+			} else {
+				h.Interval = v
+			}
+		}
+	}
+	if f, ok := fs["timeout"]; ok {
+		if v, ok := d.duration(f.value, path+".timeout"); ok {
+			if v <= 0 {
+				d.errorf(f.value, path+".timeout", "must be positive")
+			} else {
+				h.Timeout = v
+			}
+		}
+	}
+	for name, dst := range map[string]*int{"healthyThreshold": &h.HealthyThreshold, "unhealthyThreshold": &h.UnhealthyThreshold} {
+		if f, ok := fs[name]; ok {
+			if v, ok := d.integer(f.value, path+"."+name); ok {
+				if v < 1 {
+					d.errorf(f.value, path+"."+name, "must be at least 1, got %d", v)
+				} else {
+					*dst = v
+				}
+			}
+		}
+	}
+	for i, s := range d.seq(fs["expectedStatuses"].value, path+".expectedStatuses") {
+		sp := fmt.Sprintf("%s.expectedStatuses[%d]", path, i)
+		if v, ok := d.integer(s, sp); ok {
+			if v < 100 || v > 599 {
+				d.errorf(s, sp, "must be an HTTP status between 100 and 599, got %d", v)
+			} else {
+				h.ExpectedStatuses = append(h.ExpectedStatuses, v)
+			}
+		}
+	}
+	return h
+}
+
+func (d *decoder) passiveHealth(p *PassiveHealth, n *yaml.Node, path string) {
+	fs := d.fields(n, path, "enabled", "consecutiveFailures", "ejectionTime", "maxEjectionPercent")
+	if f, ok := fs["enabled"]; ok {
+		p.Enabled, _ = d.boolean(f.value, path+".enabled")
+	}
+	if f, ok := fs["consecutiveFailures"]; ok {
+		if v, ok := d.integer(f.value, path+".consecutiveFailures"); ok {
+			if v < 1 {
+				d.errorf(f.value, path+".consecutiveFailures", "must be at least 1, got %d (set enabled: false to turn passive health off)", v)
+			} else {
+				p.ConsecutiveFailures = v
+			}
+		}
+	}
+	if f, ok := fs["ejectionTime"]; ok {
+		if v, ok := d.duration(f.value, path+".ejectionTime"); ok {
+			if v <= 0 {
+				d.errorf(f.value, path+".ejectionTime", "must be positive")
+			} else {
+				p.EjectionTime = v
+			}
+		}
+	}
+	if f, ok := fs["maxEjectionPercent"]; ok {
+		if v, ok := d.integer(f.value, path+".maxEjectionPercent"); ok {
+			if v < 0 || v > 100 {
+				d.errorf(f.value, path+".maxEjectionPercent", "must be between 0 and 100, got %d", v)
+			} else {
+				p.MaxEjectionPercent = v
+			}
+		}
+	}
+}
+
+func (d *decoder) binding(spec *yaml.Node) *PolicyBinding {
+	b := &PolicyBinding{Meta: *d.meta}
+	d.meta = &b.Meta
+	fs := d.fields(spec, "spec", "targetRef", "policyRef", "config", "order", "rules")
+	b.Policy = Policy{Line: b.Line, Field: "spec", Order: DefaultPolicyOrder}
+	if f, ok := fs["targetRef"]; ok {
+		tf := d.fields(f.value, "spec.targetRef", "kind", "name", "namespace")
+		b.TargetRef.Line = f.value.Line
+		if nf, ok := tf["name"]; ok {
+			b.TargetRef.Name, _ = d.str(nf.value, "spec.targetRef.name")
+		}
+		if b.TargetRef.Name == "" {
+			d.errorf(f.value, "spec.targetRef.name", "required")
+		}
+		b.TargetRef.Namespace = b.Namespace
+		if nf, ok := tf["namespace"]; ok && !isNull(nf.value) {
+			b.TargetRef.Namespace, _ = d.str(nf.value, "spec.targetRef.namespace")
+		}
+		if kf, ok := tf["kind"]; ok {
+			k, _ := d.str(kf.value, "spec.targetRef.kind")
+			if k != KindApiInstance && k != KindService {
+				d.errorf(kf.value, "spec.targetRef.kind", "must be ApiInstance or Service, got %q", k)
+			} else {
+				b.TargetRef.Kind = k
+			}
+		}
+	} else {
+		d.errorf(spec, "spec.targetRef", "required")
+	}
+	d.policyBody(&b.Policy.Ref, &b.Policy, fs, "spec", spec)
+	if f, ok := fs["order"]; ok && !isNull(f.value) {
+		b.Policy.Order, _ = d.integer(f.value, "spec.order")
+	}
+	switch b.Policy.Ref.Name {
+	case PolicyRoute:
+		b.Route = d.routeBinding(fs["config"], false)
+	case PolicyRouteWeighted:
+		b.Route = d.routeBinding(fs["config"], true)
+	}
+	if b.Route != nil {
+		b.Route.Rules = b.Policy.Rules
+		b.Route.Line = b.Line
+	}
+	return b
+}
+
+// routeBinding decodes the config of a route or route-weighted binding.
+func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
+	r := &Route{}
+	if cfg.value == nil {
+		d.errorf(nil, "spec.config", "required (a route needs a destination)")
+		return r
+	}
+	if !weighted {
+		cf := d.fields(cfg.value, "spec.config", "destinationRef", "destinationPath", "timeout", "retries")
+		d.routeOptions(r, cf, "spec.config")
+		f, ok := cf["destinationRef"]
+		if !ok {
+			d.errorf(cfg.value, "spec.config.destinationRef", "required")
+			return r
+		}
+		r.Destinations = []*Destination{{Ref: d.destRef(f.value, "spec.config.destinationRef"), Weight: 100, Line: f.value.Line}}
+		return r
+	}
+	cf := d.fields(cfg.value, "spec.config", "routes", "timeout", "retries")
+	d.routeOptions(r, cf, "spec.config")
+	items := d.seq(cf["routes"].value, "spec.config.routes")
+	if len(items) == 0 {
+		d.errorf(cfg.value, "spec.config.routes", "at least one destination is required")
+	}
+	for i, n := range items {
+		p := fmt.Sprintf("spec.config.routes[%d]", i)
+		fs := d.fields(n, p, "weight", "destinationPath", "destinationRef")
+		dst := &Destination{Line: n.Line}
+		if f, ok := fs["weight"]; ok {
+			if v, ok := d.integer(f.value, p+".weight"); ok {
+				if v < 1 || v > 100 {
+					d.errorf(f.value, p+".weight", "must be between 1 and 100, got %d", v)
+				}
+				dst.Weight = v
+			}
+		} else {
+			d.errorf(n, p+".weight", "required")
+		}
+		if f, ok := fs["destinationPath"]; ok {
+			dst.DestinationPath = d.destinationPath(f.value, p+".destinationPath")
+		}
+		if f, ok := fs["destinationRef"]; ok {
+			dst.Ref = d.destRef(f.value, p+".destinationRef")
+		} else {
+			d.errorf(n, p+".destinationRef", "required")
+		}
+		r.Destinations = append(r.Destinations, dst)
+	}
+	return r
+}
+
+func (d *decoder) destRef(n *yaml.Node, path string) Ref {
+	ref := Ref{Kind: KindService, Namespace: d.meta.Namespace, Line: n.Line}
+	fs := d.fields(n, path, "name", "namespace")
+	if f, ok := fs["name"]; ok {
+		ref.Name, _ = d.str(f.value, path+".name")
+	}
+	if ref.Name == "" {
+		d.errorf(n, path+".name", "required")
+	}
+	if f, ok := fs["namespace"]; ok && !isNull(f.value) {
+		ref.Namespace, _ = d.str(f.value, path+".namespace")
+	}
+	return ref
+}

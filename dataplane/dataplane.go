@@ -1,0 +1,455 @@
+package dataplane
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy"
+)
+
+// Options configure a DataPlane. Zero values take the defaults noted.
+type Options struct {
+	// GatewayID fills access-log records' gateway_id.
+	GatewayID string
+	// Logger receives runtime logs; nil uses slog.Default.
+	Logger *slog.Logger
+	// AccessLog receives one record per request; nil logs nothing.
+	AccessLog accesslog.Sink
+	// Hooks let telemetry observe requests, attempts, connections, health.
+	Hooks Hooks
+	// Shared is the replica-shared store for clusterizable policies.
+	Shared policy.SharedStore
+	// ReadHeaderTimeout closes connections whose request head is not
+	// complete in time (slowloris). Default 10s.
+	ReadHeaderTimeout time.Duration
+	// MaxHeaderBytes caps request heads; larger ones get 431. Default 64 KiB.
+	MaxHeaderBytes int
+	// IdleTimeout closes idle keep-alive client connections. Default 120s.
+	IdleTimeout time.Duration
+}
+
+// DataPlane serves ir.Snapshots: one HTTP server per listener address,
+// one routing table swapped atomically per snapshot, and upstream
+// services whose pools and health survive reloads while unchanged.
+type DataPlane struct {
+	opts  Options
+	log   *slog.Logger
+	hooks Hooks
+	sink  accesslog.Sink
+
+	table atomic.Pointer[table]
+
+	mu        sync.Mutex // serialises Apply and Shutdown
+	listeners map[string]*listener
+	services  map[string]*service
+	closed    bool
+
+	// hijacked tracks upgraded (WebSocket) connections, which
+	// http.Server.Shutdown does not see, so Shutdown can end them.
+	hijackMu sync.Mutex
+	hijacked map[net.Conn]struct{}
+	tunnels  sync.WaitGroup
+}
+
+// listener is one bound address and its server.
+type listener struct {
+	addr    string
+	name    string
+	proto   ir.Protocol
+	ln      net.Listener
+	srv     *http.Server
+	tlsConf atomic.Pointer[tls.Config]
+	done    chan struct{}
+}
+
+// EndpointStatus is one upstream endpoint's state, for the admin API.
+type EndpointStatus struct {
+	Service  string `json:"service"`
+	Endpoint string `json:"endpoint"`
+	// Healthy is true when the endpoint takes new requests.
+	Healthy bool `json:"healthy"`
+	// ActiveCheck is true when an active health check is configured;
+	// ActiveHealthy is its verdict (true without one).
+	ActiveCheck   bool `json:"activeCheck"`
+	ActiveHealthy bool `json:"activeHealthy"`
+	// Ejected is set while passive health keeps the endpoint out.
+	Ejected  bool  `json:"ejected"`
+	InFlight int64 `json:"inFlight"`
+}
+
+// New returns an idle data plane; Apply starts serving.
+func New(opts Options) *DataPlane {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default().With("component", "dataplane")
+	}
+	if opts.ReadHeaderTimeout <= 0 {
+		opts.ReadHeaderTimeout = 10 * time.Second
+	}
+	if opts.MaxHeaderBytes <= 0 {
+		opts.MaxHeaderBytes = 64 << 10
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 120 * time.Second
+	}
+	dp := &DataPlane{
+		opts:      opts,
+		log:       opts.Logger,
+		hooks:     opts.Hooks,
+		sink:      opts.AccessLog,
+		listeners: map[string]*listener{},
+		services:  map[string]*service{},
+		hijacked:  map[net.Conn]struct{}{},
+	}
+	dp.table.Store(&table{listeners: map[string]*lnRoutes{}})
+	return dp
+}
+
+// ErrClosed is returned by Apply after Shutdown.
+var ErrClosed = errors.New("dataplane: shut down")
+
+// Apply serves s: it binds listeners that are new, swaps the routing table
+// atomically, and closes listeners s no longer has. Requests already
+// running finish on the table they started with. On error nothing
+// changes and the previous snapshot keeps serving.
+func (dp *DataPlane) Apply(s *ir.Snapshot) error {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	if dp.closed {
+		return ErrClosed
+	}
+
+	// Services: keep unchanged ones (pools, health), build the rest.
+	svcs := make(map[string]*service, len(s.Services))
+	var created []*service
+	fail := func(err error) error {
+		for _, c := range created {
+			c.close()
+		}
+		return err
+	}
+	for _, is := range s.Services {
+		key := is.Key()
+		if old := dp.services[key]; old != nil && old.fingerprint == serviceFingerprint(is) {
+			old.cfg = is // same behaviour; newer policies and sources
+			svcs[key] = old
+			continue
+		}
+		ns, err := newService(dp, is)
+		if err != nil {
+			return fail(err)
+		}
+		svcs[key] = ns
+		created = append(created, ns)
+	}
+
+	t, err := dp.buildTable(s, svcs)
+	if err != nil {
+		return fail(err)
+	}
+
+	// Listeners: prepare TLS, then bind what is new.
+	want := make(map[string]*ir.Listener, len(s.Listeners))
+	tlsConfs := make(map[string]*tls.Config)
+	for _, l := range s.Listeners {
+		addr := l.Address()
+		if _, dup := want[addr]; dup {
+			return fail(fmt.Errorf("listener %s: address %s appears twice in the snapshot", l.Name, addr))
+		}
+		want[addr] = l
+		if l.Protocol == ir.HTTPS {
+			c, err := serverTLS(l.TLS)
+			if err != nil {
+				return fail(fmt.Errorf("listener %s (%s): tls: %w", l.Name, addr, err))
+			}
+			tlsConfs[addr] = c
+		}
+	}
+	// A listener whose protocol changed is closed first, then bound anew.
+	for addr, old := range dp.listeners {
+		if l, ok := want[addr]; ok && l.Protocol != old.proto {
+			dp.closeListener(old, true)
+			delete(dp.listeners, addr)
+		}
+	}
+	var bound []*listener
+	for _, l := range s.Listeners {
+		addr := l.Address()
+		if _, ok := dp.listeners[addr]; ok {
+			continue
+		}
+		nl, err := dp.bind(l, tlsConfs[addr])
+		if err != nil {
+			for _, b := range bound {
+				b.ln.Close()
+			}
+			return fail(err)
+		}
+		bound = append(bound, nl)
+	}
+
+	// Commit: from here nothing fails.
+	for addr, c := range tlsConfs {
+		if l := dp.listeners[addr]; l != nil {
+			l.tlsConf.Store(c)
+		}
+	}
+	dp.table.Store(t)
+	for _, nl := range bound {
+		dp.listeners[nl.addr] = nl
+		go dp.serve(nl)
+	}
+	for addr, old := range dp.listeners {
+		if _, ok := want[addr]; !ok {
+			delete(dp.listeners, addr)
+			dp.closeListener(old, false)
+		}
+	}
+	for key, old := range dp.services {
+		if svcs[key] != old {
+			old.close()
+		}
+	}
+	dp.services = svcs
+	for _, c := range created {
+		c.startHealthChecks()
+	}
+	if dp.hooks.EndpointHealth != nil {
+		for _, is := range s.Services {
+			for _, e := range svcs[is.Key()].endpoints {
+				dp.hooks.EndpointHealth(is.Key(), e.addr, e.available())
+			}
+		}
+	}
+	dp.log.Info("snapshot applied", "version", s.Version, "listeners", len(s.Listeners),
+		"services", len(s.Services), "new_listeners", len(bound))
+	return nil
+}
+
+// bind opens l's socket; the error names the address.
+func (dp *DataPlane) bind(l *ir.Listener, tc *tls.Config) (*listener, error) {
+	addr := l.Address()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: cannot listen on %s: %w", l.Name, addr, err)
+	}
+	nl := &listener{addr: addr, name: l.Name, proto: l.Protocol, ln: ln, done: make(chan struct{})}
+	h := &lnHandler{dp: dp, addr: addr, name: l.Name, scheme: "http"}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: dp.opts.ReadHeaderTimeout,
+		MaxHeaderBytes:    dp.opts.MaxHeaderBytes,
+		IdleTimeout:       dp.opts.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(dp.log.Handler(), slog.LevelWarn),
+		ConnState:         dp.connState(l.Name),
+		Protocols:         new(http.Protocols),
+	}
+	srv.Protocols.SetHTTP1(true)
+	if l.Protocol == ir.HTTPS {
+		h.scheme = "https"
+		srv.Protocols.SetHTTP2(true)
+		nl.tlsConf.Store(tc)
+		srv.TLSConfig = &tls.Config{
+			// The per-connection config comes from the latest snapshot, so
+			// a certificate change needs no rebind.
+			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return nl.tlsConf.Load(), nil },
+			// net/http enables its h2 server for Serve only when the base
+			// config offers h2.
+			NextProtos: []string{"h2", "http/1.1"},
+		}
+		nl.ln = tls.NewListener(ln, srv.TLSConfig)
+	} else {
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	nl.srv = srv
+	return nl, nil
+}
+
+func (dp *DataPlane) serve(l *listener) {
+	defer close(l.done)
+	if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		dp.log.Error("listener stopped", "listener", l.name, "address", l.addr, "error", err)
+	}
+}
+
+// closeListener stops l. Removed listeners drain in the background (their
+// in-flight requests finish); wait is for a rebind on the same address,
+// which needs the socket closed now.
+func (dp *DataPlane) closeListener(l *listener, wait bool) {
+	drain := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := l.srv.Shutdown(ctx); err != nil {
+			l.srv.Close()
+		}
+	}
+	if wait {
+		l.ln.Close()
+		go drain()
+		return
+	}
+	go drain()
+}
+
+// connState feeds Hooks.Conn: +1 on open, -1 on close. A hijacked
+// (upgraded) connection is counted down when its tunnel ends.
+func (dp *DataPlane) connState(name string) func(net.Conn, http.ConnState) {
+	if dp.hooks.Conn == nil {
+		return nil
+	}
+	return func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			dp.hooks.Conn(name, 1)
+		case http.StateClosed:
+			dp.hooks.Conn(name, -1)
+		}
+	}
+}
+
+func (dp *DataPlane) healthChanged(service, endpoint string, healthy bool) {
+	if dp.hooks.EndpointHealth != nil {
+		dp.hooks.EndpointHealth(service, endpoint, healthy)
+	}
+}
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx ends
+// (then closes what is left), ends WebSocket tunnels and releases
+// upstream pools. The data plane cannot be used afterwards.
+func (dp *DataPlane) Shutdown(ctx context.Context) error {
+	dp.mu.Lock()
+	if dp.closed {
+		dp.mu.Unlock()
+		return nil
+	}
+	dp.closed = true
+	lns := make([]*listener, 0, len(dp.listeners))
+	for _, l := range dp.listeners {
+		lns = append(lns, l)
+	}
+	dp.listeners = map[string]*listener{}
+	svcs := dp.services
+	dp.mu.Unlock()
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(lns))
+	for i, l := range lns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.srv.Shutdown(ctx); err != nil {
+				l.srv.Close()
+				errs[i] = fmt.Errorf("listener %s: drain: %w", l.addr, err)
+			}
+			<-l.done
+		}()
+	}
+	wg.Wait()
+
+	dp.hijackMu.Lock()
+	for c := range dp.hijacked {
+		c.Close()
+	}
+	dp.hijackMu.Unlock()
+	dp.tunnels.Wait()
+
+	for _, s := range svcs {
+		s.close()
+	}
+	return errors.Join(errs...)
+}
+
+// Endpoints reports every endpoint of the current snapshot, sorted.
+func (dp *DataPlane) Endpoints() []EndpointStatus {
+	dp.mu.Lock()
+	svcs := make([]*service, 0, len(dp.services))
+	for _, s := range dp.services {
+		svcs = append(svcs, s)
+	}
+	dp.mu.Unlock()
+	sort.Slice(svcs, func(i, j int) bool { return svcs[i].key < svcs[j].key })
+	var out []EndpointStatus
+	for _, s := range svcs {
+		for _, e := range s.endpoints {
+			out = append(out, EndpointStatus{
+				Service:       s.key,
+				Endpoint:      e.addr,
+				Healthy:       e.available(),
+				ActiveCheck:   s.cfg.HealthCheck != nil,
+				ActiveHealthy: e.activeHealthy.Load(),
+				Ejected:       e.ejected.Load(),
+				InFlight:      e.inflight.Load(),
+			})
+		}
+	}
+	return out
+}
+
+// Addr returns the bound address of the listener configured as addr
+// (useful when the config asked for port 0), or "" when none.
+func (dp *DataPlane) Addr(addr string) string {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	if l := dp.listeners[addr]; l != nil {
+		return l.ln.Addr().String()
+	}
+	return ""
+}
+
+// serverTLS builds a listener's TLS config; h2 and http/1.1 are offered
+// by ALPN unless the config lists protocols.
+func serverTLS(t *ir.ServerTLS) (*tls.Config, error) {
+	if t == nil || t.CertPEM == "" {
+		return nil, errors.New("https listener without a certificate (set the tls policy)")
+	}
+	cert, err := tls.X509KeyPair([]byte(t.CertPEM), []byte(t.KeyPEM))
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	c := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+	if len(t.ALPN) > 0 {
+		c.NextProtos = t.ALPN
+	}
+	if c.MinVersion, err = tlsVersion(t.MinVersion); err != nil {
+		return nil, fmt.Errorf("minVersion: %w", err)
+	}
+	if c.MaxVersion, err = tlsVersion(t.MaxVersion); err != nil {
+		return nil, fmt.Errorf("maxVersion: %w", err)
+	}
+	if len(t.Ciphers) > 0 {
+		byName := map[string]uint16{}
+		for _, cs := range tls.CipherSuites() {
+			byName[cs.Name] = cs.ID
+		}
+		for _, n := range t.Ciphers {
+			id, ok := byName[n]
+			if !ok {
+				return nil, fmt.Errorf("ciphers: %q is not a supported cipher suite", n)
+			}
+			c.CipherSuites = append(c.CipherSuites, id)
+		}
+	}
+	if t.ClientCAPEM != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(t.ClientCAPEM)) {
+			return nil, errors.New("clientCA: no certificate found")
+		}
+		c.ClientCAs = pool
+		c.ClientAuth = tls.VerifyClientCertIfGiven
+		if t.RequireClientCert {
+			c.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,670 @@
+package dataplane
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy"
+)
+
+// Envoy response flags used in access-log records.
+const (
+	flagNoRoute         = "NR"
+	flagConnectFailure  = "UF"
+	flagNoHealthy       = "UH"
+	flagTimeout         = "UT"
+	flagRetryExhausted  = "URX"
+	flagDownstreamClose = "DC"
+	flagUpstreamReset   = "UR"
+	flagUpstreamClosed  = "UC"
+)
+
+// reqState is the per-request scratch of the proxy, pooled. When the
+// route has policies it doubles as the request context (so the proxy at
+// the end of the chain finds it) and as the policy.Recorder.
+type reqState struct {
+	context.Context
+
+	dp       *DataPlane
+	ln       *lnHandler
+	rec      accesslog.Record
+	route    *route
+	rule     *ir.Rule
+	rest     string
+	destPath string
+	start    time.Time
+	reqID    string
+	xff      string
+	flags    string
+	status   int
+	svc      *service
+	upTime   time.Duration
+	bytesIn  int64
+	bytesOut int64
+	abort    bool
+
+	policyName, policyOutcome string
+
+	hdr     http.Header // upstream response head, reused
+	extra   []string    // headers added by the UpstreamAttempt hook (k, v pairs)
+	setHdr  func(k, v string)
+	sw      statusWriter
+	chunked chunkedReader
+	up      upResponse
+}
+
+type stateKey struct{}
+
+var statePool = sync.Pool{New: func() any {
+	st := &reqState{hdr: make(http.Header, 16)}
+	st.setHdr = st.addExtra
+	return st
+}}
+
+func (st *reqState) addExtra(k, v string) { st.extra = append(st.extra, k, v) }
+
+// Value makes reqState a context whose stateKey is itself.
+func (st *reqState) Value(k any) any {
+	if _, ok := k.(stateKey); ok {
+		return st
+	}
+	return st.Context.Value(k)
+}
+
+// Decide implements policy.Recorder: a denial wins over any other outcome.
+func (st *reqState) Decide(name, outcome string) {
+	if st.policyOutcome == policy.Denied && outcome != policy.Denied {
+		return
+	}
+	st.policyName, st.policyOutcome = name, outcome
+}
+
+func (st *reqState) reset() {
+	extra := st.extra[:0]
+	hdr := st.hdr
+	clear(hdr)
+	setHdr := st.setHdr
+	*st = reqState{hdr: hdr, extra: extra, setHdr: setHdr}
+}
+
+// addFlag appends an Envoy response flag ("UF,URX").
+func (st *reqState) addFlag(f string) {
+	if st.flags == "" {
+		st.flags = f
+	} else {
+		st.flags += "," + f
+	}
+}
+
+// lnHandler serves one listener.
+type lnHandler struct {
+	dp     *DataPlane
+	addr   string
+	name   string
+	scheme string
+}
+
+func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	dp := h.dp
+	st := statePool.Get().(*reqState)
+	st.start = time.Now()
+	st.dp, st.ln = dp, h
+
+	var rt *route
+	if lr := dp.table.Load().listeners[h.addr]; lr != nil {
+		rt, st.rule, st.rest = lr.match(r)
+	}
+	st.route = rt
+	st.reqID = requestID(r)
+
+	var done func(*accesslog.Record, Timings)
+	if dp.hooks.Request != nil {
+		info := RequestInfo{Listener: h.name, Method: r.Method, Header: r.Header.Get}
+		if rt != nil {
+			info.API, info.Route = rt.api.key, rt.name
+		}
+		var ctx context.Context
+		ctx, done = dp.hooks.Request(r.Context(), info)
+		if ctx != nil && ctx != r.Context() {
+			r = r.WithContext(ctx)
+		}
+	}
+
+	switch {
+	case rt == nil:
+		st.writeError(w, http.StatusNotFound, flagNoRoute, "no route for "+r.Method+" "+requestPath(r))
+	case rt.chain != nil:
+		// Policies run after routing, so an unknown path is a plain 404
+		// without paying for authentication or rate limiting.
+		st.Context = policy.WithRecorder(r.Context(), st)
+		st.sw = statusWriter{ResponseWriter: w}
+		rt.chain.ServeHTTP(&st.sw, r.WithContext(st))
+		if st.sw.status != 0 {
+			st.status = st.sw.status
+		}
+		st.bytesOut = st.sw.bytes
+	default:
+		dp.forward(st, w, r)
+	}
+	abort := st.abort
+	h.finish(st, r, done)
+	if abort {
+		// The response was cut short after its head was sent: make the
+		// client see a broken response, not a complete-looking one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// proxyFromChain is the innermost handler of a policy chain.
+func (dp *DataPlane) proxyFromChain(w http.ResponseWriter, r *http.Request) {
+	st, _ := r.Context().Value(stateKey{}).(*reqState)
+	if st == nil {
+		http.Error(w, "flexgw: request state missing", http.StatusInternalServerError)
+		return
+	}
+	dp.forward(st, w, r)
+}
+
+// finish writes the access-log record, ends the hooks and recycles st.
+func (h *lnHandler) finish(st *reqState, r *http.Request, done func(*accesslog.Record, Timings)) {
+	dp := h.dp
+	if dp.sink != nil || done != nil {
+		rec := &st.rec
+		rec.StartTime = st.start
+		rec.Method = r.Method
+		rec.Path = r.RequestURI
+		if r.ProtoMajor == 2 {
+			rec.Protocol = "HTTP/2"
+		} else {
+			rec.Protocol = r.Proto
+		}
+		rec.ResponseCode = st.status
+		rec.ResponseFlags = st.flags
+		rec.BytesReceived = st.bytesIn
+		rec.BytesSent = st.bytesOut
+		rec.Duration = time.Since(st.start)
+		rec.UpstreamServiceTime = st.upTime
+		rec.XForwardedFor = st.xff
+		if rec.XForwardedFor == "" {
+			rec.XForwardedFor = r.Header.Get("X-Forwarded-For")
+		}
+		rec.UserAgent = r.Header.Get("User-Agent")
+		rec.RequestID = st.reqID
+		rec.Authority = r.Host
+		rec.DownstreamRemoteAddress = r.RemoteAddr
+		if st.route != nil {
+			rec.APIInstance = st.route.api.key
+			rec.Route = st.route.name
+		}
+		rec.GatewayID = dp.opts.GatewayID
+		rec.Policy, rec.PolicyOutcome = st.policyName, st.policyOutcome
+		if done != nil {
+			t := Timings{Total: rec.Duration, Upstream: st.upTime, RequestBytes: st.bytesIn, ResponseBytes: st.bytesOut}
+			if st.svc != nil {
+				t.Service = st.svc.key
+			}
+			done(rec, t)
+		}
+		if dp.sink != nil {
+			dp.sink.Write(rec)
+		}
+	}
+	st.reset()
+	statePool.Put(st)
+}
+
+// writeError answers with the JSON error body every gateway error uses.
+func (st *reqState) writeError(w http.ResponseWriter, status int, flag, msg string) {
+	if flag != "" {
+		st.addFlag(flag)
+	}
+	st.status = status
+	bp := copyBufPool.Get().(*[]byte)
+	b := append((*bp)[:0], `{"error":`...)
+	b = accesslog.AppendString(b, msg)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, `,"request_id":`...)
+	b = accesslog.AppendString(b, st.reqID)
+	b = append(b, "}\n"...)
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	h["X-Request-Id"] = []string{st.reqID}
+	w.WriteHeader(status)
+	n, _ := w.Write(b)
+	st.bytesOut += int64(n)
+	*bp = b
+	copyBufPool.Put(bp)
+}
+
+var jsonContentType = []string{"application/json"}
+
+func noWatch() bool { return true }
+
+// aLongTimeAgo is a deadline in the past: setting it unblocks I/O at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// requestID keeps the client's x-request-id (up to 128 bytes) or makes a
+// random UUIDv4, the format Envoy generates.
+func requestID(r *http.Request) string {
+	if v := r.Header["X-Request-Id"]; len(v) > 0 && v[0] != "" && len(v[0]) <= 128 {
+		return v[0]
+	}
+	return newUUID()
+}
+
+func newUUID() string {
+	var b [36]byte
+	hi, lo := rand.Uint64(), rand.Uint64()
+	hi = hi&^(0xf<<12) | 4<<12   // version 4
+	lo = lo&^(0x3<<62) | 0x2<<62 // RFC 4122 variant
+	put := func(dst []byte, v uint64, n int) {
+		for i := n - 1; i >= 0; i-- {
+			dst[i] = hexdig[v&0xf]
+			v >>= 4
+		}
+	}
+	put(b[0:8], hi>>32, 8)
+	b[8] = '-'
+	put(b[9:13], hi>>16, 4)
+	b[13] = '-'
+	put(b[14:18], hi, 4)
+	b[18] = '-'
+	put(b[19:23], lo>>48, 4)
+	b[23] = '-'
+	put(b[24:36], lo, 12)
+	return string(b[:])
+}
+
+const hexdig = "0123456789abcdef"
+
+func isIdempotent(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// hasNoBody reports whether the request carries no body, so it can be
+// sent again after a failed attempt.
+func hasNoBody(r *http.Request) bool {
+	return r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
+}
+
+// attempt outcomes.
+type outcome int
+
+const (
+	outDone        outcome = iota // a response (or abort) was relayed
+	outConnectFail                // no connection: retryable
+	outTimeout                    // route timeout before a response head
+	outUpstreamErr                // the upstream broke the exchange before a response head
+	outClientErr                  // reading the request body from the client failed
+)
+
+// forward sends the request to the route's upstream and relays the answer.
+func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Request) {
+	rt := st.route
+	di := weightedPick(rt.cum)
+	svc := rt.dests[di]
+	prefix := rt.prefix[di]
+	st.svc = svc
+	st.destPath = rt.dpath[di]
+	st.rec.UpstreamCluster = svc.key
+
+	if r.ProtoMajor == 1 && r.Header["Upgrade"] != nil && headerHasToken(r.Header["Connection"], "upgrade") {
+		dp.forwardUpgrade(st, w, r, svc, prefix)
+		return
+	}
+	if svc.h2 != nil {
+		dp.forwardH2(st, w, r, svc, prefix)
+		return
+	}
+	deadline := st.start.Add(rt.timeout)
+	retries := 0
+	if isIdempotent(r.Method) && hasNoBody(r) {
+		retries = rt.retries
+	}
+	var avoid *endpoint
+	for n := 0; ; n++ {
+		ep := svc.pick(avoid)
+		if ep == nil {
+			st.writeError(w, http.StatusServiceUnavailable, flagNoHealthy, "no healthy upstream for service "+svc.key)
+			return
+		}
+		st.rec.UpstreamHost = ep.addr
+		out, err := dp.attempt(st, ep, prefix, w, r, deadline, n)
+		switch out {
+		case outDone:
+			return
+		case outConnectFail:
+			ep.reportResult(true)
+			if n < retries && time.Now().Before(deadline) {
+				avoid = ep
+				continue
+			}
+			if retries > 0 {
+				st.addFlag(flagConnectFailure)
+				st.writeError(w, http.StatusBadGateway, flagRetryExhausted, "upstream connect error: "+errText(err))
+				return
+			}
+			st.writeError(w, http.StatusBadGateway, flagConnectFailure, "upstream connect error: "+errText(err))
+		case outTimeout:
+			ep.reportResult(true)
+			st.writeError(w, http.StatusGatewayTimeout, flagTimeout, "upstream request timeout")
+		case outUpstreamErr:
+			ep.reportResult(true)
+			st.writeError(w, http.StatusBadGateway, flagUpstreamClosed, "upstream connection closed: "+errText(err))
+		case outClientErr:
+			st.addFlag(flagDownstreamClose)
+			st.status = 0
+		}
+		return
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Op + " " + op.Addr.String() + ": " + op.Err.Error()
+	}
+	return err.Error()
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// clientBodyError marks a failure to read the request body from the client.
+type clientBodyError struct{ err error }
+
+func (e clientBodyError) Error() string { return "reading request body: " + e.err.Error() }
+func (e clientBodyError) Unwrap() error { return e.err }
+
+// attempt runs one exchange with ep over a pooled (or new) connection.
+func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.ResponseWriter, r *http.Request, deadline time.Time, n int) (out outcome, err error) {
+	var hookDone func(int, error)
+	st.extra = st.extra[:0]
+	if dp.hooks.UpstreamAttempt != nil {
+		hookDone = dp.hooks.UpstreamAttempt(r.Context(), st.setHdr, AttemptInfo{
+			API: st.route.api.key, Route: st.route.name, Service: ep.svc.key,
+			Endpoint: ep.addr, Attempt: n, Method: r.Method, Path: r.URL.Path,
+		})
+	}
+	ep.inflight.Add(1)
+	now := time.Now()
+	c := ep.getIdle(now)
+	reused := c != nil
+	for {
+		if c == nil {
+			c, err = ep.dial(deadline)
+			if err != nil {
+				ep.inflight.Add(-1)
+				if hookDone != nil {
+					hookDone(0, err)
+				}
+				if isTimeout(err) && !time.Now().Before(deadline) {
+					return outTimeout, err
+				}
+				return outConnectFail, err
+			}
+		}
+		_ = c.conn.SetDeadline(deadline)
+		upStart := time.Now()
+		// A client that goes away while we wait for the upstream unblocks
+		// the exchange at once (DC) instead of holding it to the timeout.
+		stopWatch := noWatch
+		if r.Context().Done() != nil {
+			cc := c
+			stopWatch = context.AfterFunc(r.Context(), func() { _ = cc.conn.SetDeadline(aLongTimeAgo) })
+		}
+		var bodyStarted bool
+		bodyStarted, err = dp.writeRequest(st, c, ep, prefix, r, false)
+		if err == nil {
+			err = c.readResponseHead(&st.up, st.hdr)
+		}
+		if !stopWatch() && err == nil {
+			// The client left just as the head arrived; the deadline is
+			// poisoned, so give up the connection and the response.
+			err = context.Canceled
+		}
+		if err != nil {
+			c.conn.Close()
+			var cbe clientBodyError
+			if errors.As(err, &cbe) || r.Context().Err() != nil {
+				ep.inflight.Add(-1)
+				if hookDone != nil {
+					hookDone(0, err)
+				}
+				return outClientErr, err
+			}
+			// A pooled connection the upstream closed while idle: try
+			// once more on a fresh one if the request can be replayed.
+			if reused && !bodyStarted && hasNoBody(r) && isIdempotent(r.Method) && !isTimeout(err) {
+				reused, c = false, nil
+				clear(st.hdr)
+				continue
+			}
+			ep.inflight.Add(-1)
+			if hookDone != nil {
+				hookDone(0, err)
+			}
+			if isTimeout(err) {
+				return outTimeout, err
+			}
+			return outUpstreamErr, err
+		}
+		st.upTime = time.Since(upStart)
+		break
+	}
+	res := &st.up
+	if hookDone != nil {
+		hookDone(res.status, nil)
+	}
+	ep.reportResult(res.status == 502 || res.status == 503 || res.status == 504)
+	reusable := dp.relayResponse(st, c, w, r, res)
+	ep.inflight.Add(-1)
+	if reusable {
+		_ = c.conn.SetDeadline(time.Time{})
+		ep.putIdle(c, time.Now())
+	} else {
+		c.conn.Close()
+	}
+	return outDone, nil
+}
+
+// relayResponse writes the upstream response head and streams its body to
+// w. It reports whether the upstream connection may be reused.
+func (dp *DataPlane) relayResponse(st *reqState, c *upConn, w http.ResponseWriter, r *http.Request, res *upResponse) bool {
+	dst := w.Header()
+	for k, v := range st.hdr {
+		dst[k] = v
+	}
+	st.status = res.status
+	w.WriteHeader(res.status)
+
+	noBody := r.Method == http.MethodHead || res.status == 204 || res.status == 304 || res.status < 200
+	if noBody {
+		return !res.close
+	}
+	var err error
+	var werr bool
+	switch {
+	case res.contentLength >= 0:
+		err, werr = st.copyLength(w, c.br, res.contentLength)
+	case res.chunked:
+		st.chunked.reset(c.br)
+		err, werr = st.copyChunked(w)
+	default:
+		// Close-delimited body: read to EOF, never reuse.
+		err, werr = st.copyUntilEOF(w, c.br)
+		res.close = true
+	}
+	if err != nil {
+		if werr {
+			st.addFlag(flagDownstreamClose)
+		} else {
+			if isTimeout(err) {
+				st.addFlag(flagTimeout)
+			} else {
+				st.addFlag(flagUpstreamReset)
+			}
+			st.abort = true
+		}
+		return false
+	}
+	return !res.close
+}
+
+// flushTo flushes w if it can be flushed (through wrappers too).
+func flushTo(w http.ResponseWriter) {
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+		return
+	}
+	_ = http.NewResponseController(w).Flush()
+}
+
+// copyLength relays exactly n bytes. It writes straight out of the
+// connection's read buffer and flushes whenever it is about to wait for
+// the upstream, so streamed responses reach the client as they arrive.
+func (st *reqState) copyLength(w http.ResponseWriter, br *bufio.Reader, n int64) (err error, writeErr bool) {
+	for n > 0 {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return err, false
+			}
+		}
+		k := min(int64(br.Buffered()), n)
+		b, _ := br.Peek(int(k))
+		m, err := w.Write(b)
+		st.bytesOut += int64(m)
+		_, _ = br.Discard(int(k))
+		if err != nil {
+			return err, true
+		}
+		n -= k
+		if n > 0 && br.Buffered() == 0 {
+			flushTo(w)
+		}
+	}
+	return nil, false
+}
+
+func (st *reqState) copyChunked(w http.ResponseWriter) (err error, writeErr bool) {
+	cr := &st.chunked
+	for {
+		b, err := cr.peek(upReadBufSize)
+		if err == io.EOF {
+			return nil, false
+		}
+		if err != nil {
+			return err, false
+		}
+		m, werr := w.Write(b)
+		st.bytesOut += int64(m)
+		if werr != nil {
+			return werr, true
+		}
+		if err := cr.advance(len(b)); err != nil {
+			return err, false
+		}
+		if cr.br.Buffered() == 0 {
+			flushTo(w)
+		}
+	}
+}
+
+func (st *reqState) copyUntilEOF(w http.ResponseWriter, br *bufio.Reader) (err error, writeErr bool) {
+	for {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				if err == io.EOF {
+					return nil, false
+				}
+				return err, false
+			}
+		}
+		b, _ := br.Peek(br.Buffered())
+		m, err := w.Write(b)
+		st.bytesOut += int64(m)
+		_, _ = br.Discard(len(b))
+		if err != nil {
+			return err, true
+		}
+		if br.Buffered() == 0 {
+			flushTo(w)
+		}
+	}
+}
+
+// statusWriter records what a policy chain sent, for the access log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 && code >= 200 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+// Flush implements http.Flusher.
+func (s *statusWriter) Flush() { flushTo(s.ResponseWriter) }
+
+// Unwrap lets http.ResponseController reach the server's writer (Hijack).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// headerHasToken reports whether a comma-separated header contains tok.
+func headerHasToken(vals []string, tok string) bool {
+	for _, v := range vals {
+		for v != "" {
+			var f string
+			if i := strings.IndexByte(v, ','); i >= 0 {
+				f, v = v[:i], v[i+1:]
+			} else {
+				f, v = v, ""
+			}
+			if asciiEqualFold(trimSpace(f), tok) {
+				return true
+			}
+		}
+	}
+	return false
+}

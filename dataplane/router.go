@@ -1,0 +1,238 @@
+package dataplane
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy"
+)
+
+// table is the routing table compiled from one snapshot. It is immutable
+// and swapped atomically on Apply; a request uses the table it started
+// with from start to end.
+type table struct {
+	version   uint64
+	listeners map[string]*lnRoutes // by listen address
+}
+
+// lnRoutes holds the APIs of one listener, longest base path first.
+type lnRoutes struct {
+	name string
+	apis []*apiRoutes
+}
+
+type apiRoutes struct {
+	key string
+	// base is the API base path without trailing slash ("" for "/").
+	base   string
+	routes []*route
+}
+
+// route is one compiled ir.Route.
+type route struct {
+	api     *apiRoutes
+	name    string
+	rules   []ir.Rule
+	dests   []*service
+	prefix  []string // per destination: service base path + destinationPath
+	dpath   []string // per destination: its destinationPath
+	cum     []uint32 // cumulative weights
+	timeout time.Duration
+	retries int
+	// chain runs the policies and ends in the proxy; nil when the route
+	// has no policies, so such requests skip the context plumbing.
+	chain http.Handler
+}
+
+// requestPath is the path routing matches: the escaped form when the
+// request had escapes, else the decoded one (they are equal then).
+func requestPath(r *http.Request) string {
+	if r.URL.RawPath != "" {
+		return r.URL.RawPath
+	}
+	return r.URL.Path
+}
+
+// match finds the route for r. APIs are tried longest base path first; an
+// API whose routes all miss lets a shorter base path try (the behaviour of
+// one flattened Envoy route table). rest is the path relative to the API
+// base path ("" for the base path itself), as ir.StripBasePath defines it.
+func (l *lnRoutes) match(r *http.Request) (rt *route, rule *ir.Rule, rest string) {
+	path := requestPath(r)
+	for _, a := range l.apis {
+		rest, ok := ir.StripBasePath(a.base, path)
+		if !ok {
+			continue
+		}
+		mp := ir.MatchPath(rest)
+		for _, rt := range a.routes {
+			if len(rt.rules) == 0 {
+				return rt, nil, rest
+			}
+			for i := range rt.rules {
+				if rt.rules[i].Matches(r.Method, r.Host, mp, r.Header) {
+					return rt, &rt.rules[i], rest
+				}
+			}
+		}
+	}
+	return nil, nil, ""
+}
+
+// hasCaptures reports whether the matched rule rewrites the path.
+func hasCaptures(rule *ir.Rule) bool {
+	return rule != nil && rule.Path != nil && rule.Path.Re().NumSubexp() > 0
+}
+
+// joinPrefix is what ir.RewritePath prepends to the relative path: the
+// service base path, then the destination path, both without trailing
+// slash. Precomputed per destination so the common case of no capture
+// groups writes the upstream path without building a string.
+func joinPrefix(svcBase, dest string) string {
+	return strings.TrimRight(svcBase, "/") + strings.TrimRight(dest, "/")
+}
+
+// writeUpstreamPath writes the upstream path (without query) exactly as
+// ir.RewritePath computes it.
+func writeUpstreamPath(w interface{ WriteString(string) (int, error) }, st *reqState, prefix string, r *http.Request) {
+	if hasCaptures(st.rule) {
+		w.WriteString(ir.RewritePath(st.route.api.base, st.rule, st.destPath, st.svc.cfg.BasePath, requestPath(r)))
+		return
+	}
+	rest := st.rest
+	w.WriteString(prefix)
+	if rest != "" && rest[0] != '/' {
+		w.WriteString("/")
+	}
+	w.WriteString(rest)
+	if prefix == "" && rest == "" {
+		w.WriteString("/")
+	}
+}
+
+// buildTable compiles s against the live services. It fails when a
+// policy cannot be built; nothing is swapped then.
+func (dp *DataPlane) buildTable(s *ir.Snapshot, svcs map[string]*service) (*table, error) {
+	t := &table{version: s.Version, listeners: make(map[string]*lnRoutes, len(s.Listeners))}
+	for _, l := range s.Listeners {
+		lr := &lnRoutes{name: l.Name}
+		for _, a := range l.APIs {
+			ar := &apiRoutes{key: a.Key(), base: a.BasePath}
+			for _, r := range a.Routes {
+				rt, err := dp.buildRoute(s, a, ar, r, svcs)
+				if err != nil {
+					return nil, fmt.Errorf("api %s (%s) route %s: %w", a.Key(), a.Source, r.Name, err)
+				}
+				ar.routes = append(ar.routes, rt)
+			}
+			lr.apis = append(lr.apis, ar)
+		}
+		// Longest base path first, whatever order the snapshot used.
+		slices.SortStableFunc(lr.apis, func(x, y *apiRoutes) int {
+			return cmp.Compare(len(strings.TrimRight(y.base, "/")), len(strings.TrimRight(x.base, "/")))
+		})
+		t.listeners[l.Address()] = lr
+	}
+	return t, nil
+}
+
+func (dp *DataPlane) buildRoute(s *ir.Snapshot, a *ir.API, ar *apiRoutes, r *ir.Route, svcs map[string]*service) (*route, error) {
+	rt := &route{
+		api:     ar,
+		name:    r.Name,
+		rules:   r.Rules,
+		timeout: r.EffectiveTimeout(),
+		retries: r.Retry.Attempts,
+	}
+	var total uint32
+	var svcPolicies []*ir.Policy
+	owner := map[*ir.Policy]*ir.Service{}
+	for i, d := range r.Destinations {
+		svc := svcs[d.Service]
+		if svc == nil {
+			return nil, fmt.Errorf("destinations[%d]: service %q not in snapshot", i, d.Service)
+		}
+		total += d.Weight
+		rt.dests = append(rt.dests, svc)
+		rt.cum = append(rt.cum, total)
+		dpath := r.DestinationPathFor(d)
+		rt.dpath = append(rt.dpath, dpath)
+		rt.prefix = append(rt.prefix, joinPrefix(svc.cfg.BasePath, dpath))
+		svcPolicies = append(svcPolicies, svc.cfg.Policies...)
+		for _, p := range svc.cfg.Policies {
+			owner[p] = svc.cfg
+		}
+	}
+	if len(rt.dests) == 0 {
+		return nil, fmt.Errorf("no destinations")
+	}
+	// Chain order: API policies, then the route's (the compiler already
+	// folds the services' policies in), then any service policy not
+	// listed there; each group by ascending Order (stable). The first
+	// runs outermost.
+	groups := [][]*ir.Policy{sortedPolicies(a.Policies), sortedPolicies(r.Policies), sortedPolicies(svcPolicies)}
+	seen := map[*ir.Policy]bool{}
+	var mws []policy.Middleware
+	for _, g := range groups {
+		for _, p := range g {
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			def, ok := policy.Lookup(p.Name)
+			if !ok {
+				return nil, fmt.Errorf("policy %s (%s): %q is not a known policy", p.Binding, p.Source, p.Name)
+			}
+			env := policy.Env{Snapshot: s, API: a, Logger: dp.log.With("policy", p.Name, "binding", p.Binding), Shared: dp.opts.Shared}
+			env.Service = owner[p]
+			mw, err := def.Build(env, p)
+			if err != nil {
+				return nil, fmt.Errorf("policy %s (%s): %w", p.Binding, p.Source, err)
+			}
+			if len(p.Rules) > 0 {
+				mw = withRules(mw, p.Rules, ar.base)
+			}
+			mws = append(mws, mw)
+		}
+	}
+	if len(mws) > 0 {
+		var h http.Handler = http.HandlerFunc(dp.proxyFromChain)
+		for i := len(mws) - 1; i >= 0; i-- {
+			h = mws[i](h)
+		}
+		rt.chain = h
+	}
+	return rt, nil
+}
+
+func sortedPolicies(ps []*ir.Policy) []*ir.Policy {
+	out := slices.Clone(ps)
+	slices.SortStableFunc(out, func(x, y *ir.Policy) int { return cmp.Compare(x.Order, y.Order) })
+	return out
+}
+
+// withRules runs mw only for requests matching one of rules; others go
+// straight to next.
+func withRules(mw policy.Middleware, rules []ir.Rule, base string) policy.Middleware {
+	return func(next http.Handler) http.Handler {
+		inner := mw(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rest, ok := ir.StripBasePath(base, requestPath(r))
+			if ok {
+				mp := ir.MatchPath(rest)
+				for i := range rules {
+					if rules[i].Matches(r.Method, r.Host, mp, r.Header) {
+						inner.ServeHTTP(w, r)
+						return
+					}
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}

@@ -1,0 +1,193 @@
+package translate
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/flexgw/flexgw/ir"
+)
+
+// request is one test request for the routing-equivalence test.
+type request struct {
+	method, host, path string
+	header             http.Header
+}
+
+// outcome is where a request goes: the destination services and the
+// upstream path, or 404.
+type outcome struct {
+	clusters string
+	path     string
+	status   int
+}
+
+// envoyRoute emulates Envoy's route matching and regex_rewrite over the
+// translated route table (RE2 semantics are Go's regexp semantics), a
+// stand-in for running Envoy, which cannot be installed here.
+func envoyRoute(t *testing.T, rc *routev3.RouteConfiguration, req request) outcome {
+	t.Helper()
+	path, query, hasQuery := strings.Cut(req.path, "?")
+	full := func(re string) *regexp.Regexp { return regexp.MustCompile("^(?:" + re + ")$") }
+	for _, r := range rc.VirtualHosts[0].Routes {
+		m := r.Match
+		ok := false
+		switch {
+		case m.GetPrefix() != "":
+			ok = strings.HasPrefix(path, m.GetPrefix())
+		case m.GetPath() != "":
+			ok = path == m.GetPath()
+		case m.GetPathSeparatedPrefix() != "":
+			p := m.GetPathSeparatedPrefix()
+			ok = path == p || strings.HasPrefix(path, p+"/")
+		case m.GetSafeRegex() != nil:
+			ok = full(m.GetSafeRegex().Regex).MatchString(path)
+		}
+		for _, h := range m.Headers {
+			if !ok {
+				break
+			}
+			var v string
+			switch h.Name {
+			case ":method":
+				v = req.method
+			case ":authority":
+				v = req.host
+			default:
+				v = req.header.Get(h.Name)
+				if v == "" {
+					ok = false
+					continue
+				}
+			}
+			ok = full(h.GetStringMatch().GetSafeRegex().Regex).MatchString(v)
+		}
+		if !ok {
+			continue
+		}
+		if dr := r.GetDirectResponse(); dr != nil {
+			return outcome{status: int(dr.Status)}
+		}
+		a := r.GetRoute()
+		var cs []string
+		if c := a.GetCluster(); c != "" {
+			cs = []string{c}
+		}
+		for _, w := range a.GetWeightedClusters().GetClusters() {
+			cs = append(cs, w.Name)
+		}
+		up := path
+		if rw := a.GetRegexRewrite(); rw != nil {
+			sub := regexp.MustCompile(`\\(\d)`).ReplaceAllString(rw.Substitution, `$${$1}`)
+			up = regexp.MustCompile(rw.Pattern.Regex).ReplaceAllString(path, sub)
+		}
+		if hasQuery && query != "" {
+			up += "?" + query
+		}
+		return outcome{clusters: strings.Join(cs, ","), path: up, status: 200}
+	}
+	return outcome{status: 404}
+}
+
+// irRoute is the built-in data plane's routing, from ir's own helpers.
+func irRoute(s *ir.Snapshot, l *ir.Listener, req request) outcome {
+	path, _, _ := strings.Cut(req.path, "?")
+	for _, a := range l.APIs {
+		rest, ok := ir.StripBasePath(a.BasePath, path)
+		if !ok {
+			continue
+		}
+		for _, r := range a.Routes {
+			rule, ok := r.Match(req.method, req.host, ir.MatchPath(rest), req.header)
+			if !ok {
+				continue
+			}
+			var cs []string
+			for _, d := range r.Destinations {
+				cs = append(cs, ClusterName(d.Service))
+			}
+			d0 := r.Destinations[0]
+			up := ir.RewritePath(a.BasePath, rule, r.DestinationPathFor(d0), s.Service(d0.Service).BasePath, req.path)
+			return outcome{clusters: strings.Join(cs, ","), path: up, status: 200}
+		}
+		return outcome{status: 404}
+	}
+	return outcome{status: 404}
+}
+
+func TestRoutingMatchesBuiltinDataPlane(t *testing.T) {
+	s := basicSnapshot()
+	res, err := Translate(s, testOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant := http.Header{"X-Tenant": {"acme"}}
+	reqs := []request{
+		{"POST", "shop.example.com:8080", "/api/orders/x", tenant},
+		{"PUT", "shop.example.com", "/api/orders", tenant},
+		{"PUT", "shop.example.com", "/api/orders/", tenant},
+		{"POST", "other.example.com", "/api/orders/x", tenant},
+		{"POST", "shop.example.com", "/api/orders/x", nil},
+		{"GET", "any", "/api/orders/items/42", nil},
+		{"GET", "any", "/api/orders/items/42?q=1&r=2", nil},
+		{"GET", "any", "/api/orders/all?x=1", nil},
+		{"GET", "any", "/api/orders/nothing", nil},
+		{"GET", "any", "/api/orders", nil},
+		{"GET", "any", "/api/ordersX", nil},
+		{"GET", "any", "/", nil},
+		{"DELETE", "any", "/users/7?full=true", nil},
+	}
+	for _, req := range reqs {
+		got := envoyRoute(t, res.Envoy.Routes[0], req)
+		want := irRoute(s, s.Listeners[0], req)
+		if got != want {
+			t.Errorf("%s %s%s: envoy %+v, built-in %+v", req.method, req.host, req.path, got, want)
+		}
+	}
+}
+
+func TestRoutingMatchesBuiltinDataPlaneConfigDirs(t *testing.T) {
+	cases := map[string][]request{
+		"resource-model": {
+			{"GET", "h", "/flights", nil},
+			{"GET", "h", "/flights/12?seat=1", nil},
+			{"DELETE", "h", "/flights/12", nil},
+			{"GET", "h", "/admin/users", nil},
+			{"GET", "h", "/admin", nil},
+			{"GET", "h", "/other", nil},
+		},
+		"inline": {
+			{"GET", "h", "/api/orders/items/1", nil},
+			{"POST", "h", "/api/orders/items/1", nil},
+			{"POST", "h", "/api/orders/search", http.Header{"X-Tenant": {"acme"}}},
+			{"POST", "h", "/api/orders/search", http.Header{"X-Tenant": {"ACME"}}},
+			{"GET", "shop.example.com:8081", "/api/orders", nil},
+			{"GET", "shop.example.com", "/api/orders/x?y=z", nil},
+			{"GET", "h", "/web", nil},
+			{"GET", "h", "/web/index.html", nil},
+			{"GET", "h", "/webx", nil},
+		},
+		"upstream-features": {
+			{"POST", "h", "/grpc/pkg.Svc/Method", nil},
+			{"GET", "h", "/grpc", nil},
+			{"GET", "h", "/anything?q", nil},
+		},
+	}
+	for name, reqs := range cases {
+		s := loadDir(t, "testdata/in/"+name)
+		res, err := Translate(s, testOpts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, req := range reqs {
+			got := envoyRoute(t, res.Envoy.Routes[0], req)
+			want := irRoute(s, s.Listeners[0], req)
+			if got != want {
+				t.Errorf("%s: %s %s%s: envoy %+v, built-in %+v", name, req.method, req.host, req.path, got, want)
+			}
+		}
+	}
+}

@@ -1,0 +1,156 @@
+package translate
+
+import (
+	"fmt"
+	"sort"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy"
+)
+
+type hcmHTTPFilter = hcmv3.HttpFilter
+
+// The HTTP filter chain of a listener, decided here and only here:
+//
+//	position 1..n  policy filters, ascending by the Flex policy order (the
+//	               built-in data plane's middleware order), ties in the order
+//	               the translator first met them (file order). Every one is
+//	               added disabled: APIs sharing the listener keep their own
+//	               policies, and each route enables exactly the filters of
+//	               its API, its own bindings and its services' bindings.
+//	last           envoy.filters.http.router: it forwards the request, so
+//	               anything after it would never run.
+type filterChain struct {
+	byName map[string]*chainEntry
+	order  []*chainEntry
+}
+
+type chainEntry struct {
+	filter policy.EnvoyFilter
+	order  int
+	seq    int
+}
+
+// enabledFilter is one filter a route turns on, with its per-route config.
+type enabledFilter struct {
+	name     string
+	perRoute proto.Message
+}
+
+func newFilterChain() *filterChain { return &filterChain{byName: map[string]*chainEntry{}} }
+
+// policyFilters renders bindings through their definitions' EnvoyRenderer,
+// adds the filters to the chain and returns what the route must enable.
+// svc is set for bindings that target a Service.
+func (t *translator) policyFilters(chain *filterChain, a *ir.API, svc *ir.Service, bound []*ir.Policy) ([]enabledFilter, error) {
+	var out []enabledFilter
+	for _, p := range bound {
+		def, ok := policy.Lookup(p.Name)
+		if !ok {
+			t.warn("policy %q (%s, %s): not registered; not enforced by Envoy", p.Name, p.Binding, p.Source)
+			continue
+		}
+		r, ok := def.(policy.EnvoyRenderer)
+		if !ok {
+			t.warn("policy %q (%s, %s): has no Envoy rendering; not enforced by Envoy", p.Name, p.Binding, p.Source)
+			continue
+		}
+		if len(p.Rules) > 0 {
+			t.warn("policy %q (%s, %s): rules are not rendered for Envoy; the policy applies to every request of its routes", p.Name, p.Binding, p.Source)
+		}
+		fs, err := r.RenderEnvoy(policy.Env{Snapshot: t.snap, API: a, Service: svc}, p)
+		if err != nil {
+			return nil, fmt.Errorf("policy %q (binding %s, %s): render for Envoy: %w", p.Name, p.Binding, p.Source, err)
+		}
+		for _, f := range fs {
+			if f.Name == "" || f.Config == nil {
+				return nil, fmt.Errorf("policy %q (binding %s): rendered a filter without name or config", p.Name, p.Binding)
+			}
+			if _, dup := chain.byName[f.Name]; !dup {
+				e := &chainEntry{filter: f, order: p.Order, seq: len(chain.order)}
+				chain.byName[f.Name] = e
+				chain.order = append(chain.order, e)
+			}
+			out = append(out, enabledFilter{name: f.Name, perRoute: f.PerRoute})
+		}
+	}
+	return out, nil
+}
+
+func (t *translator) warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	for _, w := range t.res.Warnings {
+		if w == msg {
+			return
+		}
+	}
+	t.res.Warnings = append(t.res.Warnings, msg)
+}
+
+// httpFilters returns the chain in the order documented on filterChain.
+func (c *filterChain) httpFilters() ([]*hcmv3.HttpFilter, error) {
+	entries := append([]*chainEntry(nil), c.order...)
+	sort.SliceStable(entries, func(i, j int) bool {
+		if entries[i].order != entries[j].order {
+			return entries[i].order < entries[j].order
+		}
+		return entries[i].seq < entries[j].seq
+	})
+	var out []*hcmv3.HttpFilter
+	for _, e := range entries {
+		cfg, err := toAny(e.filter.Config)
+		if err != nil {
+			return nil, fmt.Errorf("http filter %q: %w", e.filter.Name, err)
+		}
+		out = append(out, &hcmv3.HttpFilter{
+			Name:       e.filter.Name,
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: cfg},
+			Disabled:   true,
+		})
+	}
+	router, err := routerFilter()
+	if err != nil {
+		return nil, err
+	}
+	return append(out, router), nil
+}
+
+func routerFilter() (*hcmv3.HttpFilter, error) {
+	cfg, err := toAny(&routerv3.Router{})
+	if err != nil {
+		return nil, err
+	}
+	return &hcmv3.HttpFilter{Name: wellknown.Router, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: cfg}}, nil
+}
+
+// perFilterConfig enables each filter on a route (FilterConfig with
+// disabled=false), carrying its per-route config when it has one.
+func perFilterConfig(enabled []enabledFilter) (map[string]*anypb.Any, error) {
+	if len(enabled) == 0 {
+		return nil, nil
+	}
+	out := map[string]*anypb.Any{}
+	for _, e := range enabled {
+		fc := &routev3.FilterConfig{}
+		if e.perRoute != nil {
+			c, err := toAny(e.perRoute)
+			if err != nil {
+				return nil, fmt.Errorf("per-route config of %q: %w", e.name, err)
+			}
+			fc.Config = c
+		}
+		a, err := toAny(fc)
+		if err != nil {
+			return nil, err
+		}
+		out[e.name] = a
+	}
+	return out, nil
+}

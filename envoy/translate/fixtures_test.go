@@ -1,0 +1,160 @@
+package translate
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+
+	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy"
+)
+
+// testRenderer is a policy definition registered only in this test binary,
+// so the filter wiring is tested without depending on any real policy.
+type testRenderer struct{}
+
+const testPolicyName = "flexgw-translate-test-cors"
+
+func (testRenderer) Name() string                   { return testPolicyName }
+func (testRenderer) Validate(json.RawMessage) error { return nil }
+func (testRenderer) Build(policy.Env, *ir.Policy) (policy.Middleware, error) {
+	return nil, errors.New("not used")
+}
+func (testRenderer) RenderEnvoy(env policy.Env, p *ir.Policy) ([]policy.EnvoyFilter, error) {
+	return []policy.EnvoyFilter{{
+		Name:     "flexgw." + testPolicyName + "." + p.Binding,
+		Config:   &corsv3.Cors{},
+		PerRoute: &corsv3.CorsPolicy{AllowMethods: "GET"},
+	}}, nil
+}
+
+var _ policy.EnvoyRenderer = testRenderer{}
+
+func init() { policy.Register(testRenderer{}) }
+
+func src(kind, name string) ir.Source {
+	return ir.Source{File: "conf.d/" + name + ".yaml", Line: 1, Kind: kind, Name: name}
+}
+
+// basicSnapshot has two ApiInstances sharing one listener by base path and
+// exercises every route and cluster feature.
+func basicSnapshot() *ir.Snapshot {
+	orders := &ir.Service{
+		Name: "orders", Namespace: "default", Protocol: ir.HTTP,
+		BasePath:       "/v1",
+		Endpoints:      []ir.Endpoint{{Host: "10.0.0.1", Port: 8080}, {Host: "10.0.0.2", Port: 8080}},
+		LB:             ir.RoundRobin,
+		ConnectTimeout: 2 * time.Second,
+		HealthCheck:    &ir.HealthCheck{Path: "/healthz", Interval: 5 * time.Second, Timeout: time.Second, HealthyThreshold: 2, UnhealthyThreshold: 3},
+		Outlier:        &ir.OutlierDetection{ConsecutiveFailures: 5, BaseEjectionTime: 30 * time.Second, MaxEjectionPercent: 50},
+		CircuitBreaker: &ir.CircuitBreaker{MaxConnections: 100, MaxPendingRequests: 10, MaxRequests: 200, MaxRetries: 3},
+		Source:         src("Service", "orders"),
+	}
+	canary := &ir.Service{
+		Name: "orders-canary", Namespace: "default", Protocol: ir.HTTP, BasePath: "/v1",
+		Endpoints: []ir.Endpoint{{Host: "10.0.1.1", Port: 8080}},
+		LB:        ir.RoundRobin, Source: src("Service", "orders-canary"),
+	}
+	users := &ir.Service{
+		Name: "users", Namespace: "default", Protocol: ir.HTTPS, HTTP2: true,
+		Endpoints:   []ir.Endpoint{{Host: "users.internal", Port: 443}},
+		LB:          ir.LeastRequest,
+		TLS:         &ir.UpstreamTLS{SNI: "users.example.com", MinVersion: "1.2"},
+		HealthCheck: &ir.HealthCheck{Path: "/ready", ExpectedStatuses: []int{200, 204}},
+		Policies: []*ir.Policy{{Name: testPolicyName, Binding: "default/users-cors", Order: 10,
+			Config: json.RawMessage(`{}`), Source: src("PolicyBinding", "users-cors")}},
+		Source: src("Service", "users"),
+	}
+	ordersAPI := &ir.API{
+		Name: "orders-api", Namespace: "default", BasePath: "/api/orders",
+		Policies: []*ir.Policy{{Name: testPolicyName, Binding: "default/orders-api#policies[0]", Order: 50,
+			Config: json.RawMessage(`{}`), Source: src("ApiInstance", "orders-api")}},
+		Routes: []*ir.Route{
+			{
+				Name: "create",
+				Rules: []ir.Rule{{
+					Path:    ir.MustRegexp("(/.*)"),
+					Methods: ir.MustRegexp("POST|PUT"),
+					Host:    ir.MustRegexp(`shop\.example\.com(:\d+)?`),
+					Headers: []ir.HeaderMatch{{Name: "X-Tenant", Value: ir.MustRegexp("[a-z]+")}},
+				}},
+				Destinations:    []ir.Destination{{Service: "default/orders", Weight: 80}, {Service: "default/orders-canary", Weight: 20}},
+				DestinationPath: "/orders",
+				Timeout:         3 * time.Second,
+				Retry:           ir.RetryPolicy{Attempts: 2},
+				Source:          src("PolicyBinding", "create"),
+			},
+			{
+				Name:         "read",
+				Rules:        []ir.Rule{{Path: ir.MustRegexp("/items/([0-9]+)")}, {Path: ir.MustRegexp("/all")}},
+				Destinations: []ir.Destination{{Service: "default/orders", Weight: 100}},
+				Source:       src("PolicyBinding", "read"),
+			},
+		},
+		Source: src("ApiInstance", "orders-api"),
+	}
+	rootAPI := &ir.API{
+		Name: "users-api", Namespace: "default", BasePath: "/",
+		Routes: []*ir.Route{{
+			Name:         "users-0",
+			Destinations: []ir.Destination{{Service: "default/users", Weight: 100}},
+			Source:       src("ApiInstance", "users-api"),
+		}},
+		Source: src("ApiInstance", "users-api"),
+	}
+	return &ir.Snapshot{
+		Version: 3,
+		Listeners: []*ir.Listener{{
+			Name: "http_0.0.0.0_8081", Protocol: ir.HTTP, Host: "0.0.0.0", Port: 8081,
+			APIs: []*ir.API{ordersAPI, rootAPI},
+		}},
+		Services: []*ir.Service{orders, canary, users},
+	}
+}
+
+// tlsSnapshot has an https listener with mTLS and OpenTelemetry tracing.
+func tlsSnapshot() *ir.Snapshot {
+	svc := &ir.Service{
+		Name: "echo", Namespace: "prod", Protocol: ir.HTTP,
+		Endpoints: []ir.Endpoint{{Host: "127.0.0.1", Port: 9000}},
+		Source:    src("Service", "echo"),
+	}
+	api := &ir.API{
+		Name: "echo", Namespace: "prod", BasePath: "/echo",
+		Routes: []*ir.Route{{Name: "echo-0", Destinations: []ir.Destination{{Service: "prod/echo", Weight: 100}}, Source: src("ApiInstance", "echo")}},
+		Source: src("ApiInstance", "echo"),
+	}
+	return &ir.Snapshot{
+		Version: 1,
+		Listeners: []*ir.Listener{{
+			Name: "https_0.0.0.0_8443", Protocol: ir.HTTPS, Host: "0.0.0.0", Port: 8443,
+			TLS: &ir.ServerTLS{
+				CertPEM:           "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+				KeyPEM:            "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
+				ClientCAPEM:       "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n",
+				RequireClientCert: true, MinVersion: "1.2", MaxVersion: "1.3",
+			},
+			APIs: []*ir.API{api},
+		}},
+		Services: []*ir.Service{svc},
+		Tracing: &ir.Tracing{
+			Provider: ir.TracingProvider{Type: "opentelemetry", Properties: map[string]string{"address": "http://otel-collector:4317"}},
+			Sampling: ir.TracingSampling{Client: 100, Random: 10, Overall: 100},
+			Labels: []ir.TracingLabel{
+				{Name: "env", Type: "literal", Value: "prod"},
+				{Name: "region", Type: "environment", Key: "REGION", DefaultValue: "unknown"},
+				{Name: "tenant", Type: "requestHeader", Key: "x-tenant"},
+			},
+			Source: src("Configuration", "tracing"),
+		},
+	}
+}
+
+// goCases are the hand-built golden cases (config-dir cases live in
+// testdata/in).
+var goCases = map[string]func() *ir.Snapshot{
+	"go_basic": basicSnapshot,
+	"go_tls":   tlsSnapshot,
+}

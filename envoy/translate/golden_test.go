@@ -1,0 +1,144 @@
+package translate
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/out golden files")
+
+// goldenYAML renders a Result as YAML: every resource through protojson
+// (field order is the proto's), then re-encoded as block YAML so diffs read
+// line by line.
+func goldenYAML(t testing.TB, r *Result) []byte {
+	t.Helper()
+	var doc yaml.Node
+	doc.Kind = yaml.MappingNode
+	add := func(parent *yaml.Node, key string, value *yaml.Node) {
+		parent.Content = append(parent.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, value)
+	}
+	section := func(res *Resources) *yaml.Node {
+		n := &yaml.Node{Kind: yaml.MappingNode}
+		list := func(key string, msgs []proto.Message) {
+			seq := &yaml.Node{Kind: yaml.SequenceNode}
+			for _, m := range msgs {
+				seq.Content = append(seq.Content, protoNode(t, m))
+			}
+			add(n, key, seq)
+		}
+		list("listeners", toMsgs(res.Listeners))
+		list("routes", toMsgs(res.Routes))
+		list("clusters", toMsgs(res.Clusters))
+		list("endpoints", toMsgs(res.Endpoints))
+		list("secrets", toMsgs(res.Secrets))
+		return n
+	}
+	add(&doc, "envoy", section(&r.Envoy))
+	add(&doc, "grpc", section(&r.GRPC))
+	warn := &yaml.Node{Kind: yaml.SequenceNode}
+	for _, w := range r.Warnings {
+		warn.Content = append(warn.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: w})
+	}
+	add(&doc, "warnings", warn)
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func toMsgs[T proto.Message](xs []T) []proto.Message {
+	out := make([]proto.Message, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
+}
+
+func protoNode(t testing.TB, m proto.Message) *yaml.Node {
+	t.Helper()
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// protojson's whitespace is deliberately unstable; compacting and
+	// re-parsing makes the YAML deterministic.
+	var c bytes.Buffer
+	if err := json.Compact(&c, b); err != nil {
+		t.Fatal(err)
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal(c.Bytes(), &n); err != nil {
+		t.Fatal(err)
+	}
+	clearStyle(&n)
+	return n.Content[0]
+}
+
+func clearStyle(n *yaml.Node) {
+	n.Style = 0
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" && needsQuote(n.Value) {
+		n.Style = yaml.DoubleQuotedStyle
+	}
+	for _, c := range n.Content {
+		clearStyle(c)
+	}
+}
+
+// needsQuote keeps strings that would read back as another type quoted.
+func needsQuote(s string) bool {
+	var v any
+	if err := yaml.Unmarshal([]byte(s), &v); err != nil {
+		return true
+	}
+	_, isStr := v.(string)
+	return !isStr || v.(string) != s
+}
+
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "out", name+".yaml")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run go test ./envoy/translate -update to create it): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file; run go test ./envoy/translate -update and review the diff\n%s", path, firstDiff(want, got))
+	}
+}
+
+func firstDiff(want, got []byte) string {
+	wl := bytes.Split(want, []byte("\n"))
+	gl := bytes.Split(got, []byte("\n"))
+	for i := 0; i < len(wl) || i < len(gl); i++ {
+		var w, g []byte
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if !bytes.Equal(w, g) {
+			return "line " + itoa(i+1) + ":\n- " + string(w) + "\n+ " + string(g)
+		}
+	}
+	return ""
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }

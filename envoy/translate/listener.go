@@ -1,0 +1,88 @@
+package translate
+
+import (
+	"fmt"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/flexgw/flexgw/ir"
+)
+
+// listener renders one ir.Listener: an Envoy listener whose HTTP connection
+// manager fetches its route configuration over ADS, plus that route
+// configuration and (https) the SDS secrets.
+func (t *translator) listener(l *ir.Listener, services map[string]*ir.Service) error {
+	rc, chain, err := t.routeConfig(l, services)
+	if err != nil {
+		return err
+	}
+	t.res.Envoy.Routes = append(t.res.Envoy.Routes, rc)
+
+	statPrefix := statName(l.Name)
+	t.res.ListenerStats[statPrefix] = l.Name
+	al, err := accessLog(t.opts)
+	if err != nil {
+		return fmt.Errorf("listener %q: access log: %w", l.Name, err)
+	}
+	mgr := &hcmv3.HttpConnectionManager{
+		StatPrefix: statPrefix,
+		CodecType:  hcmv3.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			ConfigSource:    adsSource(),
+			RouteConfigName: rc.Name,
+		}},
+		HttpFilters: chain,
+		AccessLog:   []*accesslogv3.AccessLog{al},
+		// The gateway is the edge: append the peer to X-Forwarded-For and
+		// trust nothing the client sent about itself.
+		UseRemoteAddress: wrapperspb.Bool(true),
+		NormalizePath:    wrapperspb.Bool(true),
+		MergeSlashes:     true,
+	}
+	if tr := t.snap.Tracing; tr != nil && tracingEnabled(tr) {
+		mgr.Tracing, err = hcmTracing(tr, t.opts.OTLPCluster)
+		if err != nil {
+			return fmt.Errorf("listener %q: tracing: %w", l.Name, err)
+		}
+	}
+	mgrAny, err := toAny(mgr)
+	if err != nil {
+		return fmt.Errorf("listener %q: http connection manager: %w", l.Name, err)
+	}
+	fc := &listenerv3.FilterChain{
+		Filters: []*listenerv3.Filter{{
+			Name:       wellknown.HTTPConnectionManager,
+			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mgrAny},
+		}},
+	}
+	if l.Protocol == ir.HTTPS {
+		if l.TLS == nil {
+			return fmt.Errorf("listener %q: https listener without TLS (a tls policy is required)", l.Name)
+		}
+		ts, secrets, err := downstreamTLS(l)
+		if err != nil {
+			return fmt.Errorf("listener %q: tls: %w", l.Name, err)
+		}
+		fc.TransportSocket = ts
+		t.res.Envoy.Secrets = append(t.res.Envoy.Secrets, secrets...)
+	}
+	host := l.Host
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	t.res.Envoy.Listeners = append(t.res.Envoy.Listeners, &listenerv3.Listener{
+		Name: l.Name,
+		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+			Protocol:      corev3.SocketAddress_TCP,
+			Address:       host,
+			PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(l.Port)},
+		}}},
+		FilterChains: []*listenerv3.FilterChain{fc},
+	})
+	return nil
+}

@@ -1,0 +1,52 @@
+package translate
+
+import (
+	"strings"
+
+	"github.com/flexgw/flexgw/ir"
+)
+
+// Naming is decided here, in one place, because Envoy's stats are keyed by
+// these names and the stats mapper (envoy/stats) depends on them.
+//
+//   - cluster name        = service key "namespace/name" (also the access
+//     log's upstream_cluster, as in the built-in data plane)
+//   - route configuration = ir listener name (one per listener, RDS)
+//   - virtual host        = "flexgw" (one per listener; APIs share it by path)
+//   - HCM stat_prefix     = statName(listener name)
+//   - route stat_prefix   = RouteStatPrefix(api, route): "fgw_" + sanitized
+//     api key and route name; the mapping back is Result.RouteStats.
+
+// VirtualHostName is the single virtual host of every listener.
+const VirtualHostName = "flexgw"
+
+// RouteStatPrefixMarker starts every route stat_prefix; the bootstrap's tag
+// specifier extracts the prefix as the flexgw_route tag by this marker.
+const RouteStatPrefixMarker = "fgw_"
+
+// ClusterName is the Envoy cluster of a service.
+func ClusterName(serviceKey string) string { return serviceKey }
+
+// RouteStatPrefix is the stat_prefix of one route of one API.
+func RouteStatPrefix(a *ir.API, r *ir.Route) string {
+	return RouteStatPrefixMarker + statName(a.Namespace+"_"+a.Name+"_"+r.Name)
+}
+
+// APILabel is the api_instance / api label value of an API: its name, as
+// Flex Gateway names an API instance in its logs.
+func APILabel(a *ir.API) string { return a.Name }
+
+// statName keeps characters Envoy's stat names and tag regexes treat as
+// plain: dots separate stat name segments, so they become '_'.
+func statName(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+			b.WriteRune(c)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}

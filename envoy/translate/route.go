@@ -1,0 +1,435 @@
+package translate
+
+import (
+	"fmt"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/flexgw/flexgw/ir"
+)
+
+// MetadataNamespace is the filter_metadata namespace carrying flexgw's names
+// on every route (read by the access log as %METADATA(ROUTE:flexgw:api)%)
+// and the dynamic metadata namespace policies write their outcome to.
+const MetadataNamespace = "flexgw"
+
+// routeConfig renders the listener's route configuration: one virtual host
+// matching every authority, whose routes are the APIs' routes in listener
+// order (longest base path first), each API closed by a 404 for its base
+// path so a request never falls through to a shorter base path's API (the
+// built-in data plane answers 404 there too). It also returns the listener's
+// HTTP filter chain, which depends on the policies its routes enable.
+func (t *translator) routeConfig(l *ir.Listener, services map[string]*ir.Service) (*routev3.RouteConfiguration, []*hcmHTTPFilter, error) {
+	chain := newFilterChain()
+	var routes []*routev3.Route
+	for _, a := range l.APIs {
+		apiFilters, err := t.policyFilters(chain, a, nil, a.Policies)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, r := range a.Routes {
+			ers, err := t.makeRoutes(a, r, services, false)
+			if err != nil {
+				return nil, nil, fmt.Errorf("api %q route %q (%s): %w", a.Key(), r.Name, r.Source, err)
+			}
+			enabled := append([]enabledFilter(nil), apiFilters...)
+			more, err := t.policyFilters(chain, a, nil, r.Policies)
+			if err != nil {
+				return nil, nil, err
+			}
+			enabled = append(enabled, more...)
+			for _, d := range r.Destinations {
+				svc := services[d.Service]
+				more, err := t.policyFilters(chain, a, svc, svc.Policies)
+				if err != nil {
+					return nil, nil, err
+				}
+				enabled = append(enabled, more...)
+			}
+			pf, err := perFilterConfig(enabled)
+			if err != nil {
+				return nil, nil, fmt.Errorf("api %q route %q: %w", a.Key(), r.Name, err)
+			}
+			for _, er := range ers {
+				er.TypedPerFilterConfig = pf
+				routes = append(routes, er)
+			}
+			t.res.RouteStats[RouteStatPrefix(a, r)] = routeStat(a, r)
+		}
+		if a.BasePath != "/" && a.BasePath != "" {
+			routes = append(routes, notFoundRoute(a))
+		}
+	}
+	rc := &routev3.RouteConfiguration{
+		Name: l.Name,
+		VirtualHosts: []*routev3.VirtualHost{{
+			Name:    VirtualHostName,
+			Domains: []string{"*"},
+			Routes:  routes,
+		}},
+		// Routes refer to clusters that arrive on the same ADS stream; do not
+		// let Envoy reject a route table because a cluster is a beat behind.
+		ValidateClusters: wrapperspb.Bool(false),
+	}
+	filters, err := chain.httpFilters()
+	if err != nil {
+		return nil, nil, fmt.Errorf("listener %q: %w", l.Name, err)
+	}
+	return rc, filters, nil
+}
+
+func routeStat(a *ir.API, r *ir.Route) RouteStat {
+	rs := RouteStat{API: APILabel(a), Route: r.Name}
+	if len(r.Destinations) == 1 {
+		rs.Service = r.Destinations[0].Service
+	}
+	return rs
+}
+
+// makeRoutes renders one ir.Route as Envoy routes: one per rule (rules are
+// OR'd, an Envoy route's matchers are AND'd), preceded, for an API with a
+// base path, by an exact-match route for the base path itself, whose rule
+// path sees "/" (ir.MatchPath) and whose upstream path ir.RewritePath
+// computes once here. grpc drops what proxyless gRPC clients reject or
+// ignore: path rewrites and the route timeout.
+func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.Service, grpc bool) ([]*routev3.Route, error) {
+	action := &routev3.RouteAction{}
+	if len(r.Destinations) == 0 {
+		return nil, fmt.Errorf("no destinations")
+	}
+	var total uint64
+	for _, d := range r.Destinations {
+		if services[d.Service] == nil {
+			return nil, fmt.Errorf("destination service %q is not defined", d.Service)
+		}
+		total += uint64(d.Weight)
+	}
+	if len(r.Destinations) == 1 {
+		action.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: ClusterName(r.Destinations[0].Service)}
+	} else {
+		if total == 0 {
+			return nil, fmt.Errorf("every destination has weight 0")
+		}
+		wc := &routev3.WeightedCluster{}
+		for _, d := range r.Destinations {
+			wc.Clusters = append(wc.Clusters, &routev3.WeightedCluster_ClusterWeight{
+				Name:   ClusterName(d.Service),
+				Weight: wrapperspb.UInt32(d.Weight),
+			})
+		}
+		action.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: wc}
+	}
+	if !grpc {
+		action.Timeout = durationpb.New(r.EffectiveTimeout())
+	}
+	if r.Retry.Attempts > 0 {
+		action.RetryPolicy = &routev3.RetryPolicy{
+			// Retry only when the request never reached an upstream, which
+			// is safe whatever the method.
+			RetryOn:    "connect-failure,reset-before-request",
+			NumRetries: wrapperspb.UInt32(uint32(r.Retry.Attempts)),
+		}
+		if grpc {
+			action.RetryPolicy.RetryOn = "unavailable"
+		}
+	}
+	// Upstream path prefix: the service's base path, then the destination
+	// path. Envoy rewrites once per route, not per weighted cluster.
+	d0 := r.Destinations[0]
+	svcBase, destPath := services[d0.Service].BasePath, r.DestinationPathFor(d0)
+	prefix := strings.TrimRight(svcBase, "/") + strings.TrimRight(destPath, "/")
+	for _, d := range r.Destinations[1:] {
+		p := strings.TrimRight(services[d.Service].BasePath, "/") + strings.TrimRight(r.DestinationPathFor(d), "/")
+		if p != prefix && !grpc {
+			t.warn("api %q route %q: destinations have different upstream paths (%q, %q); Envoy sends every destination %q", a.Key(), r.Name, prefix, p, prefix)
+		}
+	}
+
+	md, err := routeMetadata(a, r)
+	if err != nil {
+		return nil, err
+	}
+	base := strings.TrimSuffix(a.BasePath, "/")
+	rules := r.Rules
+	if len(rules) == 0 {
+		rules = []ir.Rule{{}}
+	}
+	var out []*routev3.Route
+	add := func(name string, m *routev3.RouteMatch, rewrite *matcherv3.RegexMatchAndSubstitute) {
+		act := action
+		if rewrite != nil && !grpc {
+			act = cloneAction(action)
+			act.RegexRewrite = rewrite
+		}
+		out = append(out, &routev3.Route{
+			Name:       name,
+			Match:      m,
+			Action:     &routev3.Route_Route{Route: act},
+			Metadata:   md,
+			StatPrefix: RouteStatPrefix(a, r),
+		})
+	}
+	for i := range rules {
+		rule := &rules[i]
+		name := fmt.Sprintf("%s/%s/%d", a.Key(), r.Name, i)
+		if base != "" && !grpc && (rule.Path == nil || rule.Path.MatchString("/")) {
+			m := headerMatch(rule)
+			m.PathSpecifier = &routev3.RouteMatch_Path{Path: base}
+			var irRule *ir.Rule
+			if len(r.Rules) > 0 {
+				irRule = rule
+			}
+			up := ir.RewritePath(a.BasePath, irRule, destPath, svcBase, base)
+			var rw *matcherv3.RegexMatchAndSubstitute
+			if up != base {
+				rw = &matcherv3.RegexMatchAndSubstitute{Pattern: safeRegex("^.*$"), Substitution: escapeSubstitution(up)}
+			}
+			add(name+"/base", m, rw)
+		}
+		// A path whose capture groups capture nothing would be rewritten
+		// to "" by Envoy; ir.RewritePath sends "/". Such a path, when it is
+		// a single literal ("/flights" for "/flights(/.*)?"), gets an exact
+		// route with the upstream path computed here.
+		if lit, ok := emptyGroupsLiteral(rule); ok && !grpc {
+			m := headerMatch(rule)
+			m.PathSpecifier = &routev3.RouteMatch_Path{Path: base + lit}
+			up := ir.RewritePath(a.BasePath, rule, destPath, svcBase, base+lit)
+			add(name+"/exact", m, &matcherv3.RegexMatchAndSubstitute{Pattern: safeRegex("^.*$"), Substitution: escapeSubstitution(up)})
+		}
+		m, rewrite, err := routeMatch(base, rule, prefix)
+		if err != nil {
+			return nil, fmt.Errorf("rules[%d]: %w", i, err)
+		}
+		add(name, m, rewrite)
+	}
+	return out, nil
+}
+
+func cloneAction(a *routev3.RouteAction) *routev3.RouteAction {
+	return &routev3.RouteAction{
+		ClusterSpecifier: a.ClusterSpecifier,
+		Timeout:          a.Timeout,
+		RetryPolicy:      a.RetryPolicy,
+	}
+}
+
+// routeMatch renders a rule for request paths strictly under the base path
+// (the base path itself has its own route): the path regex with the base
+// path in front, since Envoy matches the whole path; methods on :method,
+// host on :authority (any port), and headers. It also returns the rewrite
+// that turns the request path into ir.RewritePath's upstream path:
+//   - the rule's path has capture groups: prefix + the groups, in order
+//     ("/api(/.*)" sends /api/orders upstream as /orders);
+//   - otherwise: prefix + the request path without the base path.
+//
+// A nil rewrite means the path goes upstream unchanged.
+func routeMatch(base string, rule *ir.Rule, prefix string) (*routev3.RouteMatch, *matcherv3.RegexMatchAndSubstitute, error) {
+	m := headerMatch(rule)
+	var rewrite *matcherv3.RegexMatchAndSubstitute
+	strip := &matcherv3.RegexMatchAndSubstitute{
+		Pattern:      safeRegex("^" + regexp.QuoteMeta(base) + "(/.*)$"),
+		Substitution: escapeSubstitution(prefix) + `\1`,
+	}
+	if rule.Path == nil {
+		if base == "" {
+			m.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: "/"}
+		} else {
+			m.PathSpecifier = &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: base}
+		}
+		if base != "" || prefix != "" {
+			rewrite = strip
+		}
+		return m, rewrite, nil
+	}
+	src := rule.Path.Source
+	groups, slash, err := captureGroups(src)
+	if err != nil {
+		return nil, nil, fmt.Errorf("path %q: %w", src, err)
+	}
+	full := regexp.QuoteMeta(base) + "(?:" + src + ")"
+	m.PathSpecifier = &routev3.RouteMatch_SafeRegex{SafeRegex: safeRegex(full)}
+	switch {
+	case groups > 9:
+		return nil, nil, fmt.Errorf("path %q: %d capture groups; Envoy's rewrite supports at most 9", src, groups)
+	case groups > 0:
+		var sub strings.Builder
+		sub.WriteString(escapeSubstitution(prefix))
+		if !slash {
+			// ir.RewritePath puts a '/' before a captured path that has none.
+			sub.WriteByte('/')
+		}
+		for g := 1; g <= groups; g++ {
+			fmt.Fprintf(&sub, `\%d`, g)
+		}
+		rewrite = &matcherv3.RegexMatchAndSubstitute{Pattern: safeRegex("^" + full + "$"), Substitution: sub.String()}
+	case base != "" || prefix != "":
+		rewrite = strip
+	}
+	return m, rewrite, nil
+}
+
+// headerMatch renders a rule's non-path matchers.
+func headerMatch(rule *ir.Rule) *routev3.RouteMatch {
+	m := &routev3.RouteMatch{}
+	if rule.Methods != nil {
+		m.Headers = append(m.Headers, regexHeader(":method", rule.Methods.Source))
+	}
+	if rule.Host != nil {
+		m.Headers = append(m.Headers, regexHeader(":authority", ir.HostPattern(rule.Host)))
+	}
+	for _, h := range rule.Headers {
+		m.Headers = append(m.Headers, regexHeader(strings.ToLower(h.Name), h.Value.Source))
+	}
+	return m
+}
+
+func escapeSubstitution(s string) string { return strings.ReplaceAll(s, `\`, `\\`) }
+
+// captureGroups counts the capturing groups of a user's expression and
+// reports whether what the first group captures always starts with '/'
+// (so the rewrite must not add one). Anything it cannot prove counts as
+// starting with '/', the common "(/.*)" shape.
+func captureGroups(src string) (int, bool, error) {
+	re, err := syntax.Parse(src, syntax.Perl)
+	if err != nil {
+		return 0, false, err
+	}
+	n := re.MaxCap()
+	if n == 0 {
+		return 0, true, nil
+	}
+	return n, startsWithSlash(firstCap(re)), nil
+}
+
+// emptyGroupsLiteral returns the one path a rule's regex matches when
+// every capture group captures nothing, if that path is a literal and the
+// regex really matches it.
+func emptyGroupsLiteral(rule *ir.Rule) (string, bool) {
+	if rule.Path == nil || rule.Path.Re().NumSubexp() == 0 {
+		return "", false
+	}
+	re, err := syntax.Parse(rule.Path.Source, syntax.Perl)
+	if err != nil {
+		return "", false
+	}
+	re = emptyCaptures(re).Simplify()
+	prog, err := syntax.Compile(re)
+	if err != nil {
+		return "", false
+	}
+	lit, complete := prog.Prefix()
+	if !complete || !rule.Path.MatchString(ir.MatchPath(lit)) || lit == "" || lit[0] != '/' {
+		return "", false
+	}
+	m := rule.Path.Re().FindStringSubmatch(lit)
+	for _, g := range m[1:] {
+		if g != "" {
+			return "", false
+		}
+	}
+	return lit, true
+}
+
+func emptyCaptures(re *syntax.Regexp) *syntax.Regexp {
+	if re.Op == syntax.OpCapture {
+		return &syntax.Regexp{Op: syntax.OpEmptyMatch}
+	}
+	out := *re
+	out.Sub = make([]*syntax.Regexp, len(re.Sub))
+	for i, s := range re.Sub {
+		out.Sub[i] = emptyCaptures(s)
+	}
+	return &out
+}
+
+func firstCap(re *syntax.Regexp) *syntax.Regexp {
+	if re.Op == syntax.OpCapture && re.Cap == 1 {
+		return re
+	}
+	for _, s := range re.Sub {
+		if c := firstCap(s); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+func startsWithSlash(re *syntax.Regexp) bool {
+	for re != nil {
+		switch re.Op {
+		case syntax.OpCapture:
+			re = re.Sub[0]
+		case syntax.OpConcat:
+			if len(re.Sub) == 0 {
+				return true
+			}
+			re = re.Sub[0]
+		case syntax.OpLiteral:
+			return len(re.Rune) > 0 && re.Rune[0] == '/'
+		case syntax.OpCharClass:
+			for i := 0; i+1 < len(re.Rune); i += 2 {
+				if re.Rune[i] <= '/' && '/' <= re.Rune[i+1] {
+					return true
+				}
+			}
+			return false
+		case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+			return false
+		case syntax.OpPlus:
+			re = re.Sub[0]
+		case syntax.OpRepeat:
+			if re.Min < 1 {
+				return true
+			}
+			re = re.Sub[0]
+		default:
+			return true
+		}
+	}
+	return true
+}
+
+func safeRegex(re string) *matcherv3.RegexMatcher {
+	return &matcherv3.RegexMatcher{Regex: re}
+}
+
+func regexHeader(name, re string) *routev3.HeaderMatcher {
+	return &routev3.HeaderMatcher{
+		Name: name,
+		HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+			MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: safeRegex(re)},
+		}},
+	}
+}
+
+func routeMetadata(a *ir.API, r *ir.Route) (*corev3.Metadata, error) {
+	fields := map[string]any{"api": APILabel(a)}
+	if r.Name != "" {
+		fields["route"] = r.Name
+	}
+	st, err := structpb.NewStruct(fields)
+	if err != nil {
+		return nil, err
+	}
+	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{MetadataNamespace: st}}, nil
+}
+
+// notFoundRoute answers 404 for any path under an API's base path that none
+// of its routes matched.
+func notFoundRoute(a *ir.API) *routev3.Route {
+	md, _ := routeMetadata(a, &ir.Route{Name: ""})
+	return &routev3.Route{
+		Name:     a.Key() + "/not-found",
+		Match:    &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: strings.TrimSuffix(a.BasePath, "/")}},
+		Action:   &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 404}},
+		Metadata: md,
+	}
+}

@@ -1,0 +1,184 @@
+// Package sumologic sends events to a Sumo Logic HTTP Logs source: a POST
+// of newline-delimited JSON to the source URL, gzip, the X-Sumo-Category,
+// X-Sumo-Name, X-Sumo-Host and X-Sumo-Fields metadata headers, at most
+// 1 MB uncompressed per request; 429 and 503 are throttling and retried.
+package sumologic
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/flexgw/flexgw/exporters"
+)
+
+// MaxBody is Sumo Logic's recommended ceiling on an uncompressed request.
+const MaxBody = 1_000_000
+
+// Keys are the parameters of a sumologic output, and of Fluent Bit's http
+// output pointed at a Sumo Logic collector (host, port, uri, tls, format,
+// header, json_date_key, ...).
+var Keys = []string{
+	"url", "endpoint", "host", "port", "uri", "format", "header", "compress",
+	"http_user", "http_passwd", "json_date_key", "json_date_format",
+	"source_category", "source_name", "source_host", "fields", "max_body_bytes",
+	"log_response_payload", "allow_duplicated_headers",
+}
+
+// Sumo is the HTTP source exporter.
+type Sumo struct {
+	name    string
+	url     string
+	gzip    bool
+	maxBody int
+	dateKey string
+	headers http.Header
+	client  *http.Client
+}
+
+var _ exporters.Exporter = (*Sumo)(nil)
+
+// New validates params and returns the exporter. It does no I/O.
+func New(name string, params map[string]string, s exporters.Settings) (*Sumo, error) {
+	p := exporters.Normalize(params)
+	if err := p.CheckKeys(Keys...); err != nil {
+		return nil, err
+	}
+	x := &Sumo{name: name, headers: http.Header{}}
+	var u *url.URL
+	var err error
+	switch {
+	case p.Get("url") != "":
+		u, err = exporters.ParseURL("url", p.Get("url"))
+	case p.Get("endpoint") != "":
+		u, err = exporters.ParseURL("endpoint", p.Get("endpoint"))
+	default:
+		u, err = p.BaseURL("", 443)
+		if err == nil {
+			if p.Get("uri") == "" {
+				return nil, fmt.Errorf("parameter %q is required (the source's /receiver/v1/http/<token> path) unless %q is set", "uri", "url")
+			}
+			u.Path = p.Get("uri")
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	x.url = u.String()
+	switch f := strings.ToLower(p.Get("format")); f {
+	case "", "json_lines", "json_stream":
+	default:
+		return nil, fmt.Errorf("parameter %q: %q is not supported (use json_lines)", "format", f)
+	}
+	switch c := strings.ToLower(p.Get("compress")); c {
+	case "", "gzip":
+		x.gzip = true
+	case "none", "off":
+	default:
+		return nil, fmt.Errorf("parameter %q: %q is not supported (use gzip or none)", "compress", c)
+	}
+	if x.maxBody, err = p.Int("max_body_bytes", MaxBody); err != nil {
+		return nil, err
+	}
+	x.dateKey = p.Get("json_date_key")
+	if h := p.Get("header"); h != "" {
+		// Fluent Bit's form is "Name value"; several are comma separated here.
+		for _, kv := range strings.Split(h, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(kv), " ")
+			if !ok || k == "" {
+				return nil, fmt.Errorf("parameter %q: %q is not \"Name value\"", "header", kv)
+			}
+			x.headers.Set(k, strings.TrimSpace(v))
+		}
+	}
+	for key, hdr := range map[string]string{"source_category": "X-Sumo-Category", "source_name": "X-Sumo-Name", "source_host": "X-Sumo-Host", "fields": "X-Sumo-Fields"} {
+		if v := p.Get(key); v != "" {
+			x.headers.Set(hdr, v)
+		}
+	}
+	if x.headers.Get("X-Sumo-Host") == "" && s.Hostname != "" {
+		x.headers.Set("X-Sumo-Host", s.Hostname)
+	}
+	if x.headers.Get("X-Sumo-Name") == "" {
+		x.headers.Set("X-Sumo-Name", "flexgw")
+	}
+	if user := p.Get("http_user"); user != "" {
+		req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
+		req.SetBasicAuth(user, p.Get("http_passwd"))
+		x.headers.Set("Authorization", req.Header.Get("Authorization"))
+	}
+	if x.client, err = s.HTTPClient(p); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// Name implements exporters.Exporter.
+func (x *Sumo) Name() string { return x.name }
+
+// Encode renders events as JSON lines, calling emit once per body of at
+// most the configured uncompressed size. The body slice is reused.
+func (x *Sumo) Encode(events []exporters.Event, emit func(body []byte, n int) error) error {
+	buf := make([]byte, 0, 64<<10)
+	n := 0
+	for i := range events {
+		start := len(buf)
+		buf = x.appendLine(buf, &events[i])
+		if n > 0 && len(buf) > x.maxBody {
+			if err := emit(buf[:start], n); err != nil {
+				return err
+			}
+			buf = append(buf[:0], buf[start:]...)
+			n = 0
+		}
+		n++
+	}
+	if n > 0 {
+		return emit(buf, n)
+	}
+	return nil
+}
+
+func (x *Sumo) appendLine(b []byte, e *exporters.Event) []byte {
+	j := e.JSON
+	if x.dateKey == "" || len(j) < 2 || j[len(j)-1] != '}' {
+		b = append(b, j...)
+		return append(b, '\n')
+	}
+	b = append(b, j[:len(j)-1]...)
+	if len(bytes.TrimSpace(j[1:len(j)-1])) > 0 {
+		b = append(b, ',')
+	}
+	b = exporters.AppendString(b, x.dateKey)
+	b = append(b, ':')
+	b = strconv.AppendFloat(b, float64(e.Time.UnixMicro())/1e6, 'f', 6, 64)
+	return append(b, '}', '\n')
+}
+
+// Export implements exporters.Exporter.
+func (x *Sumo) Export(ctx context.Context, events []exporters.Event) error {
+	var zbuf bytes.Buffer
+	return x.Encode(events, func(body []byte, _ int) error {
+		if x.gzip {
+			exporters.Gzip(&zbuf, body)
+			body = zbuf.Bytes()
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.url, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		for k, v := range x.headers {
+			req.Header[k] = v
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if x.gzip {
+			req.Header.Set("Content-Encoding", "gzip")
+		}
+		_, err = exporters.Do(x.client, req, 64<<10)
+		return err
+	})
+}

@@ -1,0 +1,455 @@
+package ir
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/flexgw/flexgw/config"
+)
+
+// DefaultConnectTimeout applies to services that set no connectTimeout
+// (Envoy's default too).
+const DefaultConnectTimeout = 5 * time.Second
+
+// CompileOptions parameterise Compile.
+type CompileOptions struct {
+	// Version is the snapshot's version (the agent increments it per reload).
+	Version uint64
+	// Now stamps CreatedAt; zero means time.Now().
+	Now time.Time
+	// CheckPolicy validates one policy's name and config. The policy package
+	// sits above ir, so it is injected here; its error text is reported at
+	// the policy's config with the file and line. Nil skips the check.
+	CheckPolicy func(p *Policy) error
+}
+
+// LoadDir reads, validates and compiles the configuration directory dir.
+// Every problem is reported at once as a config.ErrorList.
+func LoadDir(dir string, opts CompileOptions) (*Snapshot, error) {
+	set, err := config.LoadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(set, opts)
+}
+
+// Compile turns a validated configuration set into an immutable snapshot.
+// Errors (policy checks) are returned as a config.ErrorList.
+func Compile(set *config.Set, opts CompileOptions) (*Snapshot, error) {
+	c := &compiler{set: set, opts: opts, services: map[string]*Service{}}
+	snap := c.compile()
+	if err := c.errs.Err(); err != nil {
+		return nil, err
+	}
+	snap.Version = opts.Version
+	snap.CreatedAt = opts.Now
+	if snap.CreatedAt.IsZero() {
+		snap.CreatedAt = time.Now()
+	}
+	snap.Hash = hashSnapshot(snap)
+	return snap, nil
+}
+
+type compiler struct {
+	set      *config.Set
+	opts     CompileOptions
+	errs     config.ErrorList
+	services map[string]*Service
+}
+
+func (c *compiler) compile() *Snapshot {
+	snap := &Snapshot{Listeners: []*Listener{}, Services: []*Service{}}
+	for _, s := range c.set.Services {
+		svc := c.service(s.Name, s.Namespace, s.Upstream, source(&s.Meta, s.Line))
+		c.add(snap, svc)
+	}
+	var apis []*API
+	apiByKey := map[string]*API{}
+	listeners := map[string]*Listener{}
+	for _, a := range c.set.APIs {
+		api := c.api(a, snap)
+		apis = append(apis, api)
+		apiByKey[api.Key()] = api
+		l := listenerFor(listeners, a.Address)
+		l.APIs = append(l.APIs, api)
+	}
+	// Resource-model routes, in binding order then file order.
+	var routes []*config.PolicyBinding
+	for _, b := range c.set.Bindings {
+		if b.IsRoute() {
+			routes = append(routes, b)
+		}
+	}
+	sort.SliceStable(routes, func(i, j int) bool { return routes[i].Policy.Order < routes[j].Policy.Order })
+	for _, b := range routes {
+		api := apiByKey[b.TargetRef.Key()]
+		if api == nil {
+			continue
+		}
+		api.Routes = append(api.Routes, c.bindingRoute(b))
+	}
+	// Request policies bound by PolicyBinding.
+	for _, b := range c.set.Bindings {
+		if b.IsRoute() {
+			continue
+		}
+		p := c.policy(&b.Policy, b.Key(), source(&b.Meta, b.Line), &b.Meta)
+		switch b.TargetRef.Kind {
+		case config.KindApiInstance:
+			if api := apiByKey[b.TargetRef.Key()]; api != nil {
+				api.Policies = append(api.Policies, p)
+			}
+		case config.KindService:
+			if svc := c.services[b.TargetRef.Key()]; svc != nil {
+				svc.Policies = append(svc.Policies, p)
+			}
+		}
+	}
+	for _, api := range apis {
+		sortPolicies(api.Policies)
+	}
+	for _, svc := range snap.Services {
+		sortPolicies(svc.Policies)
+	}
+	// Service policies also apply to every route reaching the service.
+	for _, api := range apis {
+		for _, r := range api.Routes {
+			seen := map[*Policy]bool{}
+			for _, d := range r.Destinations {
+				if svc := c.services[d.Service]; svc != nil {
+					for _, p := range svc.Policies {
+						if !seen[p] {
+							seen[p] = true
+							r.Policies = append(r.Policies, p)
+						}
+					}
+				}
+			}
+			sortPolicies(r.Policies)
+		}
+	}
+
+	for _, l := range listeners {
+		sort.SliceStable(l.APIs, func(i, j int) bool {
+			a, b := l.APIs[i], l.APIs[j]
+			if len(a.BasePath) != len(b.BasePath) {
+				return len(a.BasePath) > len(b.BasePath)
+			}
+			return a.BasePath < b.BasePath
+		})
+		snap.Listeners = append(snap.Listeners, l)
+	}
+	sort.Slice(snap.Listeners, func(i, j int) bool {
+		a, b := snap.Listeners[i], snap.Listeners[j]
+		if a.Port != b.Port {
+			return a.Port < b.Port
+		}
+		return a.Host < b.Host
+	})
+	sort.SliceStable(snap.Services, func(i, j int) bool { return snap.Services[i].Key() < snap.Services[j].Key() })
+
+	for _, cfg := range c.set.Configurations {
+		c.configuration(snap, cfg)
+	}
+	return snap
+}
+
+func (c *compiler) add(snap *Snapshot, svc *Service) {
+	c.services[svc.Key()] = svc
+	snap.Services = append(snap.Services, svc)
+}
+
+func source(m *config.Meta, line int) Source {
+	return Source{File: m.File, Line: line, Kind: m.Kind, Name: m.Key()}
+}
+
+func listenerFor(ls map[string]*Listener, a config.Address) *Listener {
+	name := fmt.Sprintf("%s_%s_%d", a.Protocol, a.Host, a.Port)
+	l := ls[name]
+	if l == nil {
+		l = &Listener{Name: name, Protocol: Protocol(a.Protocol), Host: a.Host, Port: a.Port}
+		ls[name] = l
+	}
+	return l
+}
+
+func (c *compiler) api(a *config.ApiInstance, snap *Snapshot) *API {
+	api := &API{
+		Name:      a.Name,
+		Namespace: a.Namespace,
+		BasePath:  a.Address.Path,
+		Routes:    []*Route{},
+		Labels:    a.Labels,
+		Source:    source(&a.Meta, a.Line),
+	}
+	if api.BasePath == "" {
+		api.BasePath = "/"
+	}
+	for _, s := range a.Services {
+		// Inline services are private to their API: "<api>/<service>" can
+		// never collide with a resource Service (names cannot hold '/').
+		svc := c.service(a.Name+"/"+s.Name, a.Namespace, s.Upstream, source(&a.Meta, s.Line))
+		c.add(snap, svc)
+		routes := s.Routes
+		if len(routes) == 0 {
+			routes = []*config.Route{{Line: s.Line}} // catch-all
+		}
+		for i, r := range routes {
+			ir := c.route(r, fmt.Sprintf("%s-%d", s.Name, i), &a.Meta)
+			ir.Destinations = []Destination{{Service: svc.Key(), Weight: 100}}
+			api.Routes = append(api.Routes, ir)
+		}
+	}
+	for i, p := range a.Policies {
+		if p.Ref.Name == config.PolicyRoute || p.Ref.Name == config.PolicyRouteWeighted {
+			continue
+		}
+		api.Policies = append(api.Policies, c.policy(p, fmt.Sprintf("%s#policies[%d]", a.Key(), i), source(&a.Meta, p.Line), &a.Meta))
+	}
+	return api
+}
+
+func (c *compiler) route(r *config.Route, name string, m *config.Meta) *Route {
+	return &Route{
+		Name:            name,
+		Rules:           c.rules(r.Rules, m),
+		DestinationPath: r.DestinationPath,
+		Timeout:         r.Timeout,
+		Retry:           RetryPolicy{Attempts: r.Retries},
+		Source:          source(m, r.Line),
+	}
+}
+
+func (c *compiler) bindingRoute(b *config.PolicyBinding) *Route {
+	r := c.route(b.Route, b.Name, &b.Meta)
+	r.Destinations = []Destination{}
+	common := true
+	for _, d := range b.Route.Destinations {
+		r.Destinations = append(r.Destinations, Destination{Service: d.Ref.Key(), Weight: uint32(d.Weight), DestinationPath: d.DestinationPath})
+		common = common && d.DestinationPath == b.Route.Destinations[0].DestinationPath
+	}
+	// One path for every destination reads better as the route's own.
+	if common && len(r.Destinations) > 0 && r.DestinationPath == "" {
+		r.DestinationPath = r.Destinations[0].DestinationPath
+		for i := range r.Destinations {
+			r.Destinations[i].DestinationPath = ""
+		}
+	}
+	return r
+}
+
+func (c *compiler) rules(in []*config.Rule, m *config.Meta) []Rule {
+	var out []Rule
+	for _, r := range in {
+		var ir Rule
+		re := func(src string) *Regexp {
+			if src == "" {
+				return nil
+			}
+			x, err := CompileRegexp(src)
+			if err != nil { // config already validated; keep the guard
+				c.errs = append(c.errs, &config.Error{File: m.File, Line: r.Line, Kind: m.Kind, Name: m.Name, Field: "rules", Reason: err.Error()})
+				return nil
+			}
+			return x
+		}
+		ir.Path, ir.Methods, ir.Host = re(r.Path), re(r.Methods), re(r.Host)
+		for _, h := range r.Headers {
+			if v := re(h.Value); v != nil {
+				ir.Headers = append(ir.Headers, HeaderMatch{Name: h.Name, Value: v})
+			}
+		}
+		out = append(out, ir)
+	}
+	return out
+}
+
+func (c *compiler) service(name, ns string, u config.Upstream, src Source) *Service {
+	svc := &Service{
+		Name:           name,
+		Namespace:      ns,
+		Protocol:       Protocol(u.Address.Protocol),
+		HTTP2:          u.HTTP2,
+		BasePath:       u.Address.Path,
+		LB:             LBPolicy(u.LoadBalancer),
+		ConnectTimeout: u.ConnectTimeout,
+		Source:         src,
+	}
+	if svc.ConnectTimeout == 0 {
+		svc.ConnectTimeout = DefaultConnectTimeout
+	}
+	if svc.LB == "" {
+		svc.LB = RoundRobin
+	}
+	seen := map[string]bool{}
+	for _, a := range append([]config.Address{u.Address}, u.Endpoints...) {
+		ep := Endpoint{Host: a.Host, Port: a.Port}
+		if a.Host == "" || seen[ep.Address()] {
+			continue
+		}
+		seen[ep.Address()] = true
+		svc.Endpoints = append(svc.Endpoints, ep)
+	}
+	if svc.Protocol == HTTPS {
+		svc.TLS = &UpstreamTLS{}
+		if net.ParseIP(u.Address.Host) == nil {
+			svc.TLS.SNI = u.Address.Host
+		}
+	}
+	if h := u.HealthCheck; h != nil {
+		svc.HealthCheck = &HealthCheck{
+			Path: h.Path, Interval: h.Interval, Timeout: h.Timeout,
+			HealthyThreshold: h.HealthyThreshold, UnhealthyThreshold: h.UnhealthyThreshold,
+			ExpectedStatuses: h.ExpectedStatuses,
+		}
+	}
+	if p := u.PassiveHealth; p != nil && p.Enabled {
+		svc.Outlier = &OutlierDetection{
+			ConsecutiveFailures: p.ConsecutiveFailures,
+			BaseEjectionTime:    p.EjectionTime,
+			MaxEjectionPercent:  p.MaxEjectionPercent,
+		}
+	}
+	return svc
+}
+
+// policy compiles one policy and runs CheckPolicy on it.
+func (c *compiler) policy(p *config.Policy, binding string, src Source, m *config.Meta) *Policy {
+	out := &Policy{
+		Name:    p.Ref.Name,
+		Binding: binding,
+		Order:   p.Order,
+		Rules:   c.rules(p.Rules, m),
+		Source:  src,
+	}
+	if p.Config != nil {
+		b, err := json.Marshal(p.Config)
+		if err != nil {
+			c.errs = append(c.errs, &config.Error{File: m.File, Line: p.ConfigLine, Kind: m.Kind, Name: m.Name, Field: p.Field + ".config", Reason: err.Error()})
+		}
+		out.Config = b
+	}
+	if c.opts.CheckPolicy != nil {
+		if err := c.opts.CheckPolicy(out); err != nil {
+			line := p.ConfigLine
+			if line == 0 {
+				line = p.Line
+			}
+			field := p.Field + ".config"
+			if p.Ref.Name == "" {
+				field = p.Field + ".policyRef.name"
+			}
+			c.errs = append(c.errs, &config.Error{File: m.File, Line: line, Kind: m.Kind, Name: m.Name, Field: field, Reason: err.Error()})
+		}
+	}
+	return out
+}
+
+func sortPolicies(ps []*Policy) {
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Order < ps[j].Order })
+}
+
+func (c *compiler) configuration(snap *Snapshot, cfg *config.Configuration) {
+	if l := cfg.Logging; l != nil {
+		lg := &Logging{
+			AccessLogOutputs:  l.AccessLogOutputs,
+			RuntimeLogOutputs: l.RuntimeLogOutputs,
+			RuntimeLogLevel:   l.RuntimeLogLevel,
+		}
+		for _, o := range l.Outputs {
+			lg.Outputs = append(lg.Outputs, LogOutput{Name: o.Name, Type: o.Type, Parameters: o.Parameters, Source: source(&cfg.Meta, o.Line)})
+		}
+		snap.Logging = lg
+	}
+	if s := cfg.SharedStorage; s != nil && s.Redis != nil {
+		r := s.Redis
+		red := &Redis{Address: r.Address, Username: r.Username, Password: r.Password, DB: r.DB}
+		if t := r.TLS; t != nil {
+			red.TLS = &RedisTLS{
+				TrustedCA: t.TrustedCA, CertPEM: t.Cert, KeyPEM: t.Key, KeyPassphrase: t.KeyPassphrase,
+				SkipValidation: t.SkipValidation, MinVersion: t.MinVersion, MaxVersion: t.MaxVersion,
+				ALPN: t.ALPN, Ciphers: t.Ciphers,
+			}
+		}
+		snap.SharedStorage = &SharedStorage{Redis: red}
+	}
+	if t := cfg.Tracing; t != nil {
+		tr := &Tracing{
+			Provider: TracingProvider{Type: t.ProviderType, Properties: t.ProviderProperties},
+			Sampling: TracingSampling{Client: t.SamplingClient, Random: t.SamplingRandom, Overall: t.SamplingOverall},
+			Source:   source(&cfg.Meta, t.Line),
+		}
+		for _, l := range t.Labels {
+			lb := TracingLabel{Name: l.Name, Type: l.Type, Key: l.KeyName, DefaultValue: l.DefaultValue}
+			if l.Type == "literal" {
+				lb.Value = l.DefaultValue // Flex writes a literal's value in defaultValue
+			}
+			tr.Labels = append(tr.Labels, lb)
+		}
+		snap.Tracing = tr
+	}
+}
+
+// hashSnapshot hashes the canonical JSON of the snapshot's content (not its
+// version or time) plus the secrets JSON leaves out, so a changed password
+// or certificate is a changed snapshot.
+func hashSnapshot(s *Snapshot) string {
+	cp := *s
+	cp.Version, cp.Hash, cp.CreatedAt = 0, "", time.Time{}
+	h := sha256.New()
+	b, _ := json.Marshal(&cp) // plain data: cannot fail
+	h.Write(b)
+	secret := func(parts ...string) {
+		for _, p := range parts {
+			fmt.Fprintf(h, "%d:%s", len(p), p)
+		}
+	}
+	for _, l := range s.Listeners {
+		if t := l.TLS; t != nil {
+			secret(l.Name, t.CertPEM, t.KeyPEM, t.ClientCAPEM)
+		}
+	}
+	for _, svc := range s.Services {
+		if t := svc.TLS; t != nil {
+			secret(svc.Key(), t.CAPEM, t.CertPEM, t.KeyPEM)
+		}
+	}
+	if s.SharedStorage != nil && s.SharedStorage.Redis != nil {
+		r := s.SharedStorage.Redis
+		secret("redis", r.Password)
+		if t := r.TLS; t != nil {
+			secret(t.TrustedCA, t.CertPEM, t.KeyPEM, t.KeyPassphrase)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Summary is a one-line description: "2 APIs, 5 routes, 3 services, 4 policies".
+func Summary(s *Snapshot) string {
+	apis, routes, policies := 0, 0, 0
+	for _, a := range s.APIs() {
+		apis++
+		routes += len(a.Routes)
+		policies += len(a.Policies)
+	}
+	for _, svc := range s.Services {
+		policies += len(svc.Policies)
+	}
+	return strings.Join([]string{
+		plural(apis, "API", "APIs"), plural(routes, "route", "routes"),
+		plural(len(s.Services), "service", "services"), plural(policies, "policy", "policies"),
+	}, ", ")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

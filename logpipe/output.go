@@ -1,0 +1,348 @@
+package logpipe
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/exporters"
+	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/logpipe/queue"
+)
+
+// ExporterStats are one output's counters, for /api/v1 and flexgw top.
+type ExporterStats struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+	// RecordsIn were accepted into the durable queue.
+	RecordsIn int64 `json:"records_in"`
+	// Sent were confirmed by the aggregator.
+	Sent int64 `json:"sent"`
+	// Retried counts records in failed attempts that were retried.
+	Retried int64 `json:"retried"`
+	// Dropped were lost before delivery: the in-memory stage was full or
+	// the queue's size cap pushed them out.
+	Dropped int64 `json:"dropped"`
+	// DeadLettered were refused by the aggregator and written to the
+	// dead-letter file.
+	DeadLettered  int64     `json:"dead_lettered"`
+	QueueBytes    int64     `json:"queue_bytes"`
+	QueueDepth    int       `json:"queue_depth"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+}
+
+// output is one configured output: its queue and its sender.
+type output struct {
+	name string
+	dir  string
+	q    *queue.Queue
+	log  *slog.Logger
+	opts *Options
+
+	typ atomic.Value // string
+	exp atomic.Value // exporters.Exporter
+	cfg ir.LogOutput
+
+	in, sent, retried, memDropped, dead atomic.Int64
+
+	errMu   sync.Mutex
+	lastErr string
+	lastAt  time.Time
+
+	cancel  context.CancelFunc
+	done    chan struct{}
+	closing chan struct{}
+	closeMu sync.Once
+}
+
+func openOutput(o ir.LogOutput, exp exporters.Exporter, opts *Options) (*output, error) {
+	dir := filepath.Join(opts.QueueDir, safeName(o.Name))
+	q, err := queue.Open(queue.Options{
+		Dir:            dir,
+		MaxBytes:       opts.Queue.MaxBytes,
+		Fsync:          opts.Queue.Fsync,
+		RejectWhenFull: opts.Queue.RejectWhenFull,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("output %q: %w", o.Name, err)
+	}
+	out := &output{name: o.Name, dir: dir, q: q, opts: opts, cfg: o,
+		log: opts.Logger.With("exporter", o.Name)}
+	out.typ.Store(o.Type)
+	out.exp.Store(exp)
+	return out, nil
+}
+
+// safeName keeps an output name usable as a directory name.
+func safeName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 || b[0] == '.' {
+		b = append([]byte("o"), b...)
+	}
+	return string(b)
+}
+
+func (o *output) stats() ExporterStats {
+	qs := o.q.Stats()
+	o.errMu.Lock()
+	defer o.errMu.Unlock()
+	return ExporterStats{
+		Name: o.name, Type: o.typ.Load().(string),
+		RecordsIn: o.in.Load(), Sent: o.sent.Load(), Retried: o.retried.Load(),
+		Dropped: o.memDropped.Load() + qs.Dropped, DeadLettered: o.dead.Load(),
+		QueueBytes: qs.Bytes, QueueDepth: qs.Depth,
+		LastError: o.lastErr, LastErrorTime: o.lastAt,
+	}
+}
+
+func (o *output) setErr(err error) {
+	o.errMu.Lock()
+	o.lastErr, o.lastAt = err.Error(), time.Now()
+	o.errMu.Unlock()
+}
+
+// encodeItem is the queue record: unix nanos, kind, message, JSON.
+func encodeItem(b []byte, e *Entry) []byte {
+	b = binary.LittleEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
+	b = append(b, byte(e.Kind))
+	msg := e.Message()
+	if len(msg) > 0xffff {
+		msg = msg[:0xffff]
+	}
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(msg)))
+	b = append(b, msg...)
+	return e.AppendJSON(b)
+}
+
+func decodeItem(b []byte) (exporters.Event, bool) {
+	if len(b) < 11 {
+		return exporters.Event{}, false
+	}
+	ml := int(binary.LittleEndian.Uint16(b[9:]))
+	if len(b) < 11+ml {
+		return exporters.Event{}, false
+	}
+	return exporters.Event{
+		Time:    time.Unix(0, int64(binary.LittleEndian.Uint64(b))),
+		Kind:    exporters.Kind(b[8]),
+		Message: string(b[11 : 11+ml]),
+		JSON:    b[11+ml:],
+	}, true
+}
+
+// start runs the sender until stop or, once closing, the queue is empty.
+func (o *output) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	o.cancel = cancel
+	o.done = make(chan struct{})
+	o.closing = make(chan struct{})
+	o.closeMu = sync.Once{}
+	go o.run(ctx)
+}
+
+// stop asks the sender to drain until ctx ends, then stops it.
+func (o *output) stop(ctx context.Context) error {
+	if o.done == nil {
+		return nil
+	}
+	o.closeMu.Do(func() { close(o.closing) })
+	select {
+	case <-o.done:
+		return nil
+	case <-ctx.Done():
+		o.cancel()
+		<-o.done
+		return ctx.Err()
+	}
+}
+
+func (o *output) isClosing() bool {
+	select {
+	case <-o.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+func (o *output) run(ctx context.Context) {
+	defer close(o.done)
+	b := o.opts.Batch
+	var first time.Time
+	attempt := 0
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	wait := func(d time.Duration, wakeOnData bool) bool {
+		timer.Reset(d)
+		defer timer.Stop()
+		var notify <-chan struct{}
+		if wakeOnData {
+			notify = o.q.Notify()
+		}
+		closing := o.closing
+		if o.isClosing() {
+			closing = nil
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+		case <-notify:
+		case <-closing:
+		}
+		return true
+	}
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		items, cur, err := o.q.Read(b.MaxRecords, b.MaxBytes)
+		if err != nil {
+			if errors.Is(err, queue.ErrClosed) {
+				return
+			}
+			o.setErr(err)
+			o.log.Error("read queue", "err", err)
+			if !wait(time.Second, false) {
+				return
+			}
+			continue
+		}
+		if len(items) == 0 {
+			first = time.Time{}
+			if o.isClosing() {
+				return
+			}
+			if !wait(time.Hour, true) {
+				return
+			}
+			continue
+		}
+		size := 0
+		for _, it := range items {
+			size += len(it)
+		}
+		if len(items) < b.MaxRecords && size < b.MaxBytes && attempt == 0 && !o.isClosing() {
+			if first.IsZero() {
+				first = time.Now()
+			}
+			if d := b.FlushInterval - time.Since(first); d > 0 {
+				if !wait(d, true) {
+					return
+				}
+				continue
+			}
+		}
+		first = time.Time{}
+		events := make([]exporters.Event, 0, len(items))
+		for _, it := range items {
+			if ev, ok := decodeItem(it); ok {
+				events = append(events, ev)
+			}
+		}
+		exp := o.exp.Load().(exporters.Exporter)
+		err = exp.Export(ctx, events)
+		if err == nil {
+			if err := o.q.Ack(cur); err != nil {
+				o.setErr(err)
+			}
+			o.sent.Add(int64(len(events)))
+			attempt = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		o.setErr(err)
+		xe := exporters.AsError(err)
+		if !xe.Retryable {
+			o.log.Error("aggregator refused batch; dead-lettered", "records", len(events), "status", xe.Status, "err", err)
+			if derr := o.deadLetter(events, xe); derr != nil {
+				// Keep the batch queued rather than lose it silently.
+				o.setErr(derr)
+				o.log.Error("write dead letter", "err", derr)
+				if !wait(time.Second, false) {
+					return
+				}
+				continue
+			}
+			if err := o.q.Ack(cur); err != nil {
+				o.setErr(err)
+			}
+			o.dead.Add(int64(len(events)))
+			attempt = 0
+			continue
+		}
+		attempt++
+		o.retried.Add(int64(len(events)))
+		d := backoff(o.opts.Retry, attempt)
+		if xe.RetryAfter > 0 {
+			d = min(xe.RetryAfter, o.opts.Retry.MaxRetryAfter)
+		}
+		o.log.Warn("export failed; will retry", "records", len(events), "attempt", attempt, "in", d, "err", err)
+		if !wait(d, false) {
+			return
+		}
+	}
+}
+
+// backoff is exponential with full jitter between Min and Max.
+func backoff(r RetryOptions, attempt int) time.Duration {
+	d := r.Min
+	for i := 1; i < attempt && d < r.Max; i++ {
+		d *= 2
+	}
+	d = min(d, r.Max)
+	return d/2 + rand.N(d/2+1)
+}
+
+// deadLetter appends the batch, the status and the aggregator's answer as
+// one JSON line to <queue dir>/<output>/deadletter.ndjson.
+func (o *output) deadLetter(events []exporters.Event, xe *exporters.Error) error {
+	b := []byte(`{"time":"`)
+	b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","output":`...)
+	b = accesslog.AppendString(b, o.name)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(xe.Status), 10)
+	b = append(b, `,"error":`...)
+	b = accesslog.AppendString(b, xe.Error())
+	b = append(b, `,"response":`...)
+	b = accesslog.AppendString(b, string(xe.Body))
+	b = append(b, `,"records":[`...)
+	for i, e := range events {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e.JSON...)
+	}
+	b = append(b, "]}\n"...)
+	f, err := os.OpenFile(filepath.Join(o.dir, "deadletter.ndjson"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil && o.opts.Queue.Fsync != queue.FsyncNever {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

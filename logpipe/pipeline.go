@@ -1,0 +1,500 @@
+package logpipe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/exporters"
+	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/logpipe/queue"
+)
+
+// Options are what the agent, not the config file, decides.
+type Options struct {
+	GatewayID string
+	Hostname  string
+	// QueueDir holds one queue directory per output (default
+	// /var/lib/flexgw/queue).
+	QueueDir string
+	Logger   *slog.Logger
+	// Labels are added to every record that lacks them.
+	Labels map[string]string
+	Redact RedactOptions
+	Sample SampleOptions
+	Batch  BatchOptions
+	Queue  QueueOptions
+	Retry  RetryOptions
+	// Buffer is the in-memory stage between Write and the queues, in
+	// records (default 16384). When full, Write drops and counts.
+	Buffer int
+	// Exporter settings (an HTTP client for tests; Hostname is filled in).
+	Exporter exporters.Settings
+}
+
+// BatchOptions bound one export request.
+type BatchOptions struct {
+	MaxRecords    int           // default 2000
+	MaxBytes      int           // default 4 MiB of records
+	FlushInterval time.Duration // default 1s: how long a partial batch waits
+}
+
+// QueueOptions configure every output's durable queue.
+type QueueOptions struct {
+	MaxBytes int64 // default 1 GiB per output
+	Fsync    queue.Fsync
+	// RejectWhenFull makes ingestion fail with queue.ErrFull instead of
+	// dropping the oldest records (the Fluent Bit plugin sets it).
+	RejectWhenFull bool
+}
+
+// RetryOptions shape the backoff.
+type RetryOptions struct {
+	Min           time.Duration // default 250ms
+	Max           time.Duration // default 30s
+	MaxRetryAfter time.Duration // cap on an aggregator's Retry-After, default 5m
+}
+
+// DefaultQueueDir is where queues live unless Options.QueueDir says.
+const DefaultQueueDir = "/var/lib/flexgw/queue"
+
+func (o *Options) defaults() {
+	if o.QueueDir == "" {
+		o.QueueDir = DefaultQueueDir
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Logger = o.Logger.With("component", "logpipe")
+	if o.Buffer <= 0 {
+		o.Buffer = 16384
+	}
+	if o.Batch.MaxRecords <= 0 {
+		o.Batch.MaxRecords = 2000
+	}
+	if o.Batch.MaxBytes <= 0 {
+		o.Batch.MaxBytes = 4 << 20
+	}
+	if o.Batch.FlushInterval <= 0 {
+		o.Batch.FlushInterval = time.Second
+	}
+	if o.Retry.Min <= 0 {
+		o.Retry.Min = 250 * time.Millisecond
+	}
+	if o.Retry.Max <= 0 {
+		o.Retry.Max = 30 * time.Second
+	}
+	if o.Retry.MaxRetryAfter <= 0 {
+		o.Retry.MaxRetryAfter = 5 * time.Minute
+	}
+	if o.Exporter.Hostname == "" {
+		o.Exporter.Hostname = o.Hostname
+	}
+}
+
+// routing is the current config's view, swapped atomically by Apply.
+type routing struct {
+	access  []*output
+	runtime []*output
+	level   slog.Level
+	all     []*output
+}
+
+// Pipeline is logpipe for one gateway process. Write is the access-log
+// sink of the built-in data plane; Ingest* take Fluent Bit chunks and log
+// lines; RuntimeHandler takes the agent's own logs.
+type Pipeline struct {
+	opts   Options
+	redact *redactor
+	enrich *enricher
+
+	mu      sync.Mutex // guards outputs, started, closed (not the hot path)
+	outputs map[string]*output
+	started bool
+	closed  bool
+	route   atomic.Pointer[routing]
+
+	in       chan accesslog.Record
+	rt       chan Entry
+	sampled  atomic.Int64
+	memDrops atomic.Int64
+	stopIn   chan struct{}
+	inDone   chan struct{}
+}
+
+var _ accesslog.Sink = (*Pipeline)(nil)
+
+// New validates l, opens every output's queue (resuming what a previous
+// run left) and returns a pipeline that does nothing until Start.
+func New(l *ir.Logging, opts Options) (*Pipeline, error) {
+	if err := Validate(l); err != nil {
+		return nil, err
+	}
+	opts.defaults()
+	p := &Pipeline{
+		opts:    opts,
+		redact:  newRedactor(opts.Redact),
+		enrich:  newEnricher(opts.GatewayID, opts.Hostname, opts.Labels),
+		outputs: map[string]*output{},
+		in:      make(chan accesslog.Record, opts.Buffer),
+		rt:      make(chan Entry, 1024),
+		stopIn:  make(chan struct{}),
+		inDone:  make(chan struct{}),
+	}
+	p.route.Store(&routing{level: slog.LevelInfo})
+	if err := p.apply(l); err != nil {
+		p.closeQueues()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Start launches the ingest stage and one sender per output. It returns
+// at once; Close stops everything.
+func (p *Pipeline) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("logpipe: start after close")
+	}
+	if p.started {
+		return nil
+	}
+	p.started = true
+	for _, o := range p.outputs {
+		o.start()
+	}
+	go p.ingestLoop()
+	p.opts.Logger.Info("log pipeline started", "outputs", len(p.outputs), "queue_dir", p.opts.QueueDir)
+	return nil
+}
+
+// Apply reconfigures outputs on reload. Unchanged outputs keep running;
+// changed ones get a new exporter over the same queue; removed ones stop
+// (their queue stays on disk and resumes if the output comes back).
+// Nothing queued is lost.
+func (p *Pipeline) Apply(l *ir.Logging) error {
+	if err := Validate(l); err != nil {
+		return err
+	}
+	return p.apply(l)
+}
+
+func (p *Pipeline) apply(l *ir.Logging) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("logpipe: apply after close")
+	}
+	want := map[string]ir.LogOutput{}
+	if l != nil {
+		for _, o := range l.Outputs {
+			want[o.Name] = o
+		}
+	}
+	// Build every exporter first so a failure changes nothing.
+	exps := map[string]exporters.Exporter{}
+	for name, o := range want {
+		if cur := p.outputs[name]; cur != nil && sameOutput(cur.cfg, o) {
+			continue
+		}
+		exp, err := NewExporter(o, p.opts.Exporter)
+		if err != nil {
+			return fmt.Errorf("logging output %q: %w", name, err)
+		}
+		exps[name] = exp
+	}
+	var opened []*output
+	for name, exp := range exps {
+		if cur := p.outputs[name]; cur != nil {
+			cur.exp.Store(exp)
+			cur.typ.Store(want[name].Type)
+			cur.cfg = want[name]
+			continue
+		}
+		o, err := openOutput(want[name], exp, &p.opts)
+		if err != nil {
+			for _, o := range opened {
+				_ = o.q.Close()
+			}
+			return err
+		}
+		opened = append(opened, o)
+	}
+	for _, o := range opened {
+		p.outputs[o.name] = o
+		if p.started {
+			o.start()
+		}
+	}
+	for name, o := range p.outputs {
+		if _, ok := want[name]; !ok {
+			delete(p.outputs, name)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = o.stop(ctx)
+				_ = o.q.Close()
+			}()
+		}
+	}
+	access, runtime := routes(l)
+	r := &routing{}
+	if l != nil {
+		r.level, _ = ParseLevel(l.RuntimeLogLevel)
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.outputs)) {
+		o := p.outputs[name]
+		r.all = append(r.all, o)
+		if access[name] {
+			r.access = append(r.access, o)
+		}
+		if runtime[name] {
+			r.runtime = append(r.runtime, o)
+		}
+	}
+	p.route.Store(r)
+	return nil
+}
+
+func sameOutput(a, b ir.LogOutput) bool {
+	return a.Name == b.Name && a.Type == b.Type && maps.Equal(a.Parameters, b.Parameters)
+}
+
+// Write implements accesslog.Sink. It copies rec and never blocks: when
+// the in-memory stage is full the record is dropped and counted.
+func (p *Pipeline) Write(rec *accesslog.Record) {
+	if len(p.route.Load().access) == 0 {
+		return
+	}
+	select {
+	case p.in <- *rec:
+	default:
+		p.memDrops.Add(1)
+		for _, o := range p.route.Load().access {
+			o.memDropped.Add(1)
+		}
+	}
+}
+
+// ingestLoop turns Written records into queue items, a group at a time.
+func (p *Pipeline) ingestLoop() {
+	defer close(p.inDone)
+	const group = 512
+	var recs []accesslog.Record
+	var items [][]byte
+	for {
+		var rt *Entry
+		select {
+		case r := <-p.in:
+			recs = append(recs[:0], r)
+		case e := <-p.rt:
+			rt = &e
+		case <-p.stopIn:
+			// Drain what was accepted before Close.
+			for {
+				select {
+				case r := <-p.in:
+					items = p.appendRecords(items[:0], []accesslog.Record{r})
+					p.enqueue(p.route.Load().access, items)
+				case e := <-p.rt:
+					p.enqueueRuntime(&e)
+				default:
+					return
+				}
+			}
+		}
+		if rt != nil {
+			p.enqueueRuntime(rt)
+			continue
+		}
+	more:
+		for len(recs) < group {
+			select {
+			case r := <-p.in:
+				recs = append(recs, r)
+			default:
+				break more
+			}
+		}
+		items = p.appendRecords(items[:0], recs)
+		p.enqueue(p.route.Load().access, items)
+	}
+}
+
+func (p *Pipeline) appendRecords(items [][]byte, recs []accesslog.Record) [][]byte {
+	for i := range recs {
+		e := FromRecord(&recs[i])
+		if item := p.process(&e); item != nil {
+			items = append(items, item)
+		}
+	}
+	return items
+}
+
+// process runs enrich, redact and sample; nil means sampled out.
+func (p *Pipeline) process(e *Entry) []byte {
+	if e.Kind == exporters.Access && !p.opts.Sample.keep(e) {
+		p.sampled.Add(1)
+		return nil
+	}
+	p.enrich.apply(e)
+	p.redact.apply(e)
+	return encodeItem(make([]byte, 0, 768), e)
+}
+
+// enqueue appends items to each output's queue.
+func (p *Pipeline) enqueue(outs []*output, items [][]byte) error {
+	if len(items) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, o := range outs {
+		if err := o.q.Append(items...); err != nil {
+			o.memDropped.Add(int64(len(items)))
+			o.setErr(err)
+			errs = append(errs, fmt.Errorf("output %q: %w", o.name, err))
+			continue
+		}
+		o.in.Add(int64(len(items)))
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Pipeline) enqueueRuntime(e *Entry) {
+	r := p.route.Load()
+	if len(r.runtime) == 0 {
+		return
+	}
+	p.redact.apply(e)
+	_ = p.enqueue(r.runtime, [][]byte{encodeItem(nil, e)})
+}
+
+// IngestJSONLines takes newline-separated JSON access-log lines (a file
+// tail, or the plugin's records) synchronously: when it returns nil every
+// kept line is in every access output's durable queue. Lines that are not
+// JSON objects are counted and skipped (returned as the count).
+func (p *Pipeline) IngestJSONLines(data []byte) (bad int, err error) {
+	var items [][]byte
+	for len(data) > 0 {
+		line := data
+		if i := indexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(trimSpace(line)) == 0 {
+			continue
+		}
+		e, derr := DecodeJSON(line)
+		if derr != nil {
+			bad++
+			continue
+		}
+		if item := p.process(&e); item != nil {
+			items = append(items, item)
+		}
+	}
+	return bad, p.enqueueAccess(items)
+}
+
+// IngestMsgpack takes one Fluent Bit chunk synchronously (see
+// DecodeMsgpack). It returns queue.ErrFull (wrapped) when a queue refused
+// the records, so the plugin can ask Fluent Bit to retry the chunk.
+func (p *Pipeline) IngestMsgpack(data []byte) error {
+	var items [][]byte
+	err := DecodeMsgpack(data, func(e *Entry) error {
+		if item := p.process(e); item != nil {
+			items = append(items, item)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return p.enqueueAccess(items)
+}
+
+func (p *Pipeline) enqueueAccess(items [][]byte) error {
+	return p.enqueue(p.route.Load().access, items)
+}
+
+// Stats returns every output's counters, sorted by name.
+func (p *Pipeline) Stats() []ExporterStats {
+	r := p.route.Load()
+	out := make([]ExporterStats, 0, len(r.all))
+	for _, o := range r.all {
+		out = append(out, o.stats())
+	}
+	return out
+}
+
+// Close stops ingestion, lets each sender drain its queue until ctx ends,
+// and closes the queues. Whatever is still queued is sent after restart.
+func (p *Pipeline) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	started := p.started
+	outs := slices.Collect(maps.Values(p.outputs))
+	p.mu.Unlock()
+	if started {
+		close(p.stopIn)
+		<-p.inDone
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(outs))
+	for i, o := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := o.stop(ctx); err != nil {
+				errs[i] = fmt.Errorf("output %q: %d records left queued: %w", o.name, o.q.Stats().Depth, err)
+			}
+		}()
+	}
+	wg.Wait()
+	p.closeQueues()
+	return errors.Join(errs...)
+}
+
+func (p *Pipeline) closeQueues() {
+	for _, o := range p.outputs {
+		_ = o.q.Close()
+	}
+}
+
+// DeadLetterPath returns the dead-letter file of an output.
+func (p *Pipeline) DeadLetterPath(output string) string {
+	return filepath.Join(p.opts.QueueDir, safeName(output), "deadletter.ndjson")
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

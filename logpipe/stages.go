@@ -1,0 +1,223 @@
+package logpipe
+
+import (
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/flexgw/flexgw/accesslog"
+)
+
+// RedactOptions add to the always-redacted headers (Authorization, Cookie,
+// Set-Cookie, Proxy-Authorization).
+type RedactOptions struct {
+	// Headers are header names; a record field named after one (any case,
+	// '-' or '_', with a req_/request_/resp_/response_ prefix) or a member
+	// of a nested header object is redacted.
+	Headers []string
+	// Fields are exact record field names.
+	Fields []string
+	// QueryParams are redacted inside path/url/uri values.
+	QueryParams []string
+}
+
+// Redacted replaces every redacted value.
+const Redacted = `"[REDACTED]"`
+
+// DefaultRedactedHeaders are always redacted.
+var DefaultRedactedHeaders = []string{"authorization", "cookie", "set-cookie", "proxy-authorization"}
+
+// DefaultRedactedQueryParams are always redacted in paths.
+var DefaultRedactedQueryParams = []string{"access_token", "api_key", "apikey", "client_secret", "token"}
+
+type redactor struct {
+	headers map[string]bool
+	fields  map[string]bool
+	query   map[string]bool
+}
+
+func normHeader(s string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), "-", "_")
+}
+
+func newRedactor(o RedactOptions) *redactor {
+	r := &redactor{headers: map[string]bool{}, fields: map[string]bool{}, query: map[string]bool{}}
+	for _, h := range append(append([]string{}, DefaultRedactedHeaders...), o.Headers...) {
+		r.headers[normHeader(h)] = true
+	}
+	for _, f := range o.Fields {
+		r.fields[f] = true
+	}
+	for _, q := range append(append([]string{}, DefaultRedactedQueryParams...), o.QueryParams...) {
+		r.query[strings.ToLower(q)] = true
+	}
+	return r
+}
+
+func (r *redactor) isHeader(key string) bool {
+	k := normHeader(key)
+	if r.headers[k] {
+		return true
+	}
+	for _, p := range []string{"req_", "request_", "resp_", "response_", "http_", "header_"} {
+		if strings.HasPrefix(k, p) && r.headers[k[len(p):]] {
+			return true
+		}
+	}
+	return false
+}
+
+// apply redacts e in place.
+func (r *redactor) apply(e *Entry) {
+	for i := range e.Fields {
+		f := &e.Fields[i]
+		if r.fields[f.Key] || r.isHeader(f.Key) {
+			if string(f.Val) != "null" {
+				f.Val = []byte(Redacted)
+			}
+			continue
+		}
+		switch {
+		case len(f.Val) > 0 && f.Val[0] == '{':
+			f.Val = r.object(f.Val, 0)
+		case len(f.Val) > 0 && f.Val[0] == '"':
+			switch strings.ToLower(f.Key) {
+			case "path", "url", "uri", "query", "request_uri", "original_path":
+				f.Val = r.queryValue(f.Val)
+			}
+		}
+	}
+}
+
+// object redacts header-named members of a nested object (e.g. a
+// "request_headers" map) at any depth.
+func (r *redactor) object(v []byte, depth int) []byte {
+	if depth > 8 {
+		return v
+	}
+	fields, err := splitObject(v, nil)
+	if err != nil {
+		return v
+	}
+	changed := false
+	for i := range fields {
+		f := &fields[i]
+		if (r.fields[f.Key] || r.isHeader(f.Key)) && string(f.Val) != "null" {
+			f.Val = []byte(Redacted)
+			changed = true
+		} else if len(f.Val) > 0 && f.Val[0] == '{' {
+			nv := r.object(f.Val, depth+1)
+			if &nv[0] != &f.Val[0] {
+				f.Val = nv
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		return v
+	}
+	e := Entry{Fields: fields}
+	return e.AppendJSON(nil)
+}
+
+// queryValue redacts configured query parameters in a quoted path or URL.
+func (r *redactor) queryValue(v []byte) []byte {
+	if !strings.ContainsRune(string(v), '?') && !strings.ContainsRune(string(v), '&') {
+		return v
+	}
+	s, err := unquote(v)
+	if err != nil {
+		return v
+	}
+	base, q, ok := strings.Cut(s, "?")
+	if !ok {
+		base, q = "", s
+	}
+	parts := strings.Split(q, "&")
+	changed := false
+	for i, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if uk, err := url.QueryUnescape(k); err == nil {
+			k = uk
+		}
+		if r.query[strings.ToLower(k)] {
+			parts[i] = k + "=REDACTED"
+			changed = true
+		}
+	}
+	if !changed {
+		return v
+	}
+	out := strings.Join(parts, "&")
+	if ok {
+		out = base + "?" + out
+	}
+	return accesslog.AppendString(nil, out)
+}
+
+// SampleOptions thin access logs. Sampling is off (everything kept) unless
+// Rate is in (0, 1).
+type SampleOptions struct {
+	// Rate is the fraction of ordinary records kept.
+	Rate float64
+	// SlowerThan keeps every request at least this slow (0: no such rule).
+	SlowerThan time.Duration
+}
+
+// keep reports whether an access record survives sampling: every 5xx,
+// every policy denial and every slow request always does.
+func (s SampleOptions) keep(e *Entry) bool {
+	if s.Rate <= 0 || s.Rate >= 1 {
+		return true
+	}
+	if e.Int("response_code") >= 500 {
+		return true
+	}
+	switch strings.ToLower(e.String("policy_outcome")) {
+	case "deny", "denied", "reject", "rejected", "blocked", "unauthorized", "forbidden", "rate_limited":
+		return true
+	}
+	if s.SlowerThan > 0 && time.Duration(e.Int("duration"))*time.Millisecond >= s.SlowerThan {
+		return true
+	}
+	return rand.Float64() < s.Rate
+}
+
+// enricher adds gateway identity and configured labels to records that do
+// not carry them already.
+type enricher struct {
+	gatewayID []byte
+	host      []byte
+	labels    []Field
+}
+
+func newEnricher(gatewayID, host string, labels map[string]string) *enricher {
+	en := &enricher{}
+	if gatewayID != "" {
+		en.gatewayID = accesslog.AppendString(nil, gatewayID)
+	}
+	if host != "" {
+		en.host = accesslog.AppendString(nil, host)
+	}
+	for k, v := range labels {
+		en.labels = append(en.labels, Field{Key: k, Val: accesslog.AppendString(nil, v)})
+	}
+	return en
+}
+
+func (en *enricher) apply(e *Entry) {
+	if en.gatewayID != nil {
+		if v := e.Get("gateway_id"); v == nil || string(v) == "null" {
+			e.Set("gateway_id", en.gatewayID)
+		}
+	}
+	if en.host != nil && e.Get("host") == nil {
+		e.Set("host", en.host)
+	}
+	for _, l := range en.labels {
+		if e.Get(l.Key) == nil {
+			e.Fields = append(e.Fields, l)
+		}
+	}
+}

@@ -1,0 +1,271 @@
+package policy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	mutationv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/flexgw/flexgw/ir"
+)
+
+// headerInjectionConfig is header-injection-flex's configuration. Keys and
+// values may be expressions.
+type headerInjectionConfig struct {
+	InboundHeaders  []headerKV `json:"inboundHeaders"`
+	OutboundHeaders []headerKV `json:"outboundHeaders"`
+}
+
+type headerKV struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// headerRemovalConfig is header-removal-flex's configuration.
+type headerRemovalConfig struct {
+	InboundHeaders  []string `json:"inboundHeaders"`
+	OutboundHeaders []string `json:"outboundHeaders"`
+}
+
+// singleValued headers are overwritten rather than added to (Flex).
+var singleValued = map[string]bool{
+	"Access-Control-Allow-Origin": true, "Content-Type": true, "Content-Length": true, "Transfer-Encoding": true,
+}
+
+type compiledHeader struct{ key, value *Expr }
+
+type headerInjection struct{}
+type headerRemoval struct{}
+
+func init() {
+	Register(headerInjection{})
+	Register(headerRemoval{})
+}
+
+func (headerInjection) Name() string { return "header-injection-flex" }
+func (headerRemoval) Name() string   { return "header-removal-flex" }
+
+func compileHeaders(field string, in []headerKV) ([]compiledHeader, error) {
+	var out []compiledHeader
+	for i, h := range in {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if h.Key == "" {
+			return nil, fieldErr(f+".key", "required")
+		}
+		k, err := compileExpr(f+".key", h.Key)
+		if err != nil {
+			return nil, err
+		}
+		if k.IsLiteral() && !httpguts.ValidHeaderFieldName(h.Key) {
+			return nil, fieldErr(f+".key", "%q is not a valid header name", h.Key)
+		}
+		v, err := compileExpr(f+".value", h.Value)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, compiledHeader{k, v})
+	}
+	return out, nil
+}
+
+func parseInjection(raw json.RawMessage) (in, out []compiledHeader, err error) {
+	var c headerInjectionConfig
+	if err := decode(raw, &c); err != nil {
+		return nil, nil, err
+	}
+	if len(c.InboundHeaders)+len(c.OutboundHeaders) == 0 {
+		return nil, nil, fieldErr("inboundHeaders", "inboundHeaders and outboundHeaders cannot both be empty")
+	}
+	if in, err = compileHeaders("inboundHeaders", c.InboundHeaders); err != nil {
+		return nil, nil, err
+	}
+	if out, err = compileHeaders("outboundHeaders", c.OutboundHeaders); err != nil {
+		return nil, nil, err
+	}
+	return in, out, nil
+}
+
+// Validate implements Definition.
+func (headerInjection) Validate(raw json.RawMessage) error {
+	_, _, err := parseInjection(raw)
+	return err
+}
+
+func setHeader(h http.Header, k, v string) {
+	if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
+		return
+	}
+	if singleValued[http.CanonicalHeaderKey(k)] {
+		h.Set(k, v)
+		return
+	}
+	h.Add(k, v)
+}
+
+// Build implements Definition.
+func (d headerInjection) Build(env Env, p *ir.Policy) (Middleware, error) {
+	in, out, err := parseInjection(p.Config)
+	if err != nil {
+		return nil, err
+	}
+	api, name := apiName(env), d.Name()
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			Decide(r, name, Allowed)
+			if len(in) > 0 {
+				e := &exprEnv{r: r, api: api}
+				for _, h := range in {
+					setHeader(r.Header, h.key.String(e), h.value.String(e))
+				}
+			}
+			if len(out) == 0 {
+				next.ServeHTTP(w, r)
+				return
+			}
+			next.ServeHTTP(newHookWriter(w, func(status int, rh http.Header) {
+				e := &exprEnv{r: r, api: api, status: status, respHdr: rh}
+				for _, h := range out {
+					setHeader(rh, h.key.String(e), h.value.String(e))
+				}
+			}), r)
+		})
+	}, nil
+}
+
+func parseRemoval(raw json.RawMessage) (*headerRemovalConfig, error) {
+	var c headerRemovalConfig
+	if err := decode(raw, &c); err != nil {
+		return nil, err
+	}
+	if len(c.InboundHeaders)+len(c.OutboundHeaders) == 0 {
+		return nil, fieldErr("inboundHeaders", "inboundHeaders and outboundHeaders cannot both be empty")
+	}
+	for _, set := range []struct {
+		f string
+		l []string
+	}{{"inboundHeaders", c.InboundHeaders}, {"outboundHeaders", c.OutboundHeaders}} {
+		for i, h := range set.l {
+			if !httpguts.ValidHeaderFieldName(strings.TrimSuffix(h, "*")) {
+				return nil, fieldErr(fmt.Sprintf("%s[%d]", set.f, i), "%q is not a valid header name", h)
+			}
+		}
+	}
+	return &c, nil
+}
+
+// Validate implements Definition.
+func (headerRemoval) Validate(raw json.RawMessage) error {
+	_, err := parseRemoval(raw)
+	return err
+}
+
+// removeHeaders deletes names; a trailing "*" removes every header with that prefix.
+func removeHeaders(h http.Header, names []string) {
+	for _, n := range names {
+		if prefix, ok := strings.CutSuffix(n, "*"); ok {
+			prefix = strings.ToLower(prefix)
+			for k := range h {
+				if strings.HasPrefix(strings.ToLower(k), prefix) {
+					delete(h, k)
+				}
+			}
+			continue
+		}
+		h.Del(n)
+	}
+}
+
+// Build implements Definition.
+func (d headerRemoval) Build(_ Env, p *ir.Policy) (Middleware, error) {
+	c, err := parseRemoval(p.Config)
+	if err != nil {
+		return nil, err
+	}
+	name := d.Name()
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			Decide(r, name, Allowed)
+			removeHeaders(r.Header, c.InboundHeaders)
+			if len(c.OutboundHeaders) == 0 {
+				next.ServeHTTP(w, r)
+				return
+			}
+			next.ServeHTTP(newHookWriter(w, func(_ int, rh http.Header) { removeHeaders(rh, c.OutboundHeaders) }), r)
+		})
+	}, nil
+}
+
+// RenderEnvoy implements EnvoyRenderer: literal headers render to Envoy's
+// header_mutation filter; headers computed by expressions are computed by
+// the agent (ext_authz adds them to the request; response headers with
+// expressions are not supported on Envoy and are rejected here).
+func (d headerInjection) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
+	in, out, err := parseInjection(p.Config)
+	if err != nil {
+		return nil, err
+	}
+	literal := func(hs []compiledHeader) bool {
+		for _, h := range hs {
+			if !h.key.IsLiteral() || !h.value.IsLiteral() {
+				return false
+			}
+		}
+		return true
+	}
+	if !literal(out) {
+		return nil, fieldErr("outboundHeaders", "expressions in outbound headers are not supported on Envoy; use literal values")
+	}
+	if !literal(in) {
+		return extAuthzFilter(env, p)
+	}
+	m := &headermutationv3.Mutations{}
+	for _, h := range in {
+		m.RequestMutations = append(m.RequestMutations, appendHeader(h.key.src, h.value.src))
+	}
+	for _, h := range out {
+		m.ResponseMutations = append(m.ResponseMutations, appendHeader(h.key.src, h.value.src))
+	}
+	return []EnvoyFilter{{Name: FilterName(p), Config: &headermutationv3.HeaderMutation{Mutations: m}}}, nil
+}
+
+func appendHeader(k, v string) *mutationv3.HeaderMutation {
+	action := corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
+	if singleValued[http.CanonicalHeaderKey(k)] {
+		action = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	}
+	return &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Append{Append: &corev3.HeaderValueOption{
+		Header: &corev3.HeaderValue{Key: strings.ToLower(k), Value: v}, AppendAction: action,
+	}}}
+}
+
+func removeMutations(names []string) []*mutationv3.HeaderMutation {
+	var out []*mutationv3.HeaderMutation
+	for _, n := range names {
+		if prefix, ok := strings.CutSuffix(n, "*"); ok {
+			out = append(out, &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_RemoveOnMatch_{RemoveOnMatch: &mutationv3.HeaderMutation_RemoveOnMatch{
+				KeyMatcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: strings.ToLower(prefix)}, IgnoreCase: true},
+			}}})
+			continue
+		}
+		out = append(out, &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Remove{Remove: strings.ToLower(n)}})
+	}
+	return out
+}
+
+// RenderEnvoy implements EnvoyRenderer with Envoy's header_mutation filter.
+func (d headerRemoval) RenderEnvoy(_ Env, p *ir.Policy) ([]EnvoyFilter, error) {
+	c, err := parseRemoval(p.Config)
+	if err != nil {
+		return nil, err
+	}
+	return []EnvoyFilter{{Name: FilterName(p), Config: &headermutationv3.HeaderMutation{Mutations: &headermutationv3.Mutations{
+		RequestMutations:  removeMutations(c.InboundHeaders),
+		ResponseMutations: removeMutations(c.OutboundHeaders),
+	}}}}, nil
+}

@@ -1,0 +1,264 @@
+package policy
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+var (
+	errUnknownKid      = errors.New("no key with the token's kid")
+	errJWKSUnavailable = errors.New("JWKS could not be fetched")
+)
+
+// jwkSet is the keys of one or more JWKS documents, by kid. Keys without a
+// kid are tried in turn for tokens without one.
+type jwkSet struct {
+	byKid map[string]any
+	anon  []any
+}
+
+type jwk struct {
+	Kty string `json:"kty"`
+	Kid string `json:"kid"`
+	Use string `json:"use"`
+	Alg string `json:"alg"`
+	N   string `json:"n"`
+	E   string `json:"e"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Y   string `json:"y"`
+	K   string `json:"k"`
+}
+
+// parseJWKS decodes a JWKS document; keys of unknown type or for
+// encryption are skipped.
+func parseJWKS(b []byte, into *jwkSet) error {
+	var doc struct {
+		Keys []jwk `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("JWKS: %w", err)
+	}
+	for i, k := range doc.Keys {
+		if k.Use == "enc" {
+			continue
+		}
+		key, err := k.public()
+		if err != nil {
+			return fmt.Errorf("JWKS keys[%d] (kid %q): %w", i, k.Kid, err)
+		}
+		if key == nil {
+			continue
+		}
+		if k.Kid == "" {
+			into.anon = append(into.anon, key)
+		} else {
+			into.byKid[k.Kid] = key
+		}
+	}
+	return nil
+}
+
+func (k jwk) public() (any, error) {
+	switch k.Kty {
+	case "RSA":
+		n, err1 := b64.DecodeString(k.N)
+		e, err2 := b64.DecodeString(k.E)
+		if err := errors.Join(err1, err2); err != nil || len(n) == 0 || len(e) == 0 || len(e) > 4 {
+			return nil, fmt.Errorf("bad RSA n/e")
+		}
+		return &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}, nil
+	case "EC":
+		var c elliptic.Curve
+		switch k.Crv {
+		case "P-256":
+			c = elliptic.P256()
+		case "P-384":
+			c = elliptic.P384()
+		case "P-521":
+			c = elliptic.P521()
+		default:
+			return nil, fmt.Errorf("unsupported curve %q", k.Crv)
+		}
+		x, err1 := b64.DecodeString(k.X)
+		y, err2 := b64.DecodeString(k.Y)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("bad EC x/y")
+		}
+		pub := &ecdsa.PublicKey{Curve: c, X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+		if !c.IsOnCurve(pub.X, pub.Y) { //nolint:staticcheck // the point check is what we want here
+			return nil, fmt.Errorf("EC point not on curve")
+		}
+		return pub, nil
+	case "oct":
+		s, err := b64.DecodeString(k.K)
+		if err != nil {
+			return nil, fmt.Errorf("bad oct k")
+		}
+		return s, nil
+	}
+	return nil, nil
+}
+
+// jwksCache fetches JWKS documents, keeps them for ttl, and refetches
+// early when a token names an unknown kid (key rotation) — at most once per
+// refetchEvery, so a flood of made-up kids cannot hammer the JWKS server.
+// When a refresh fails the previous keys stay in use (Flex does the same).
+type jwksCache struct {
+	urls         []string
+	ttl          time.Duration
+	refetchEvery time.Duration
+	client       *http.Client
+	log          *slog.Logger
+
+	mu          sync.Mutex
+	set         *jwkSet
+	fetchedAt   time.Time
+	lastRefetch time.Time
+}
+
+func (c *jwksCache) lookup(ctx context.Context, kid string) ([]any, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if c.set == nil || now.Sub(c.fetchedAt) > c.ttl {
+		if err := c.refresh(ctx); err != nil && c.set == nil {
+			return nil, err
+		}
+	}
+	if keys := c.find(kid); len(keys) > 0 {
+		return keys, nil
+	}
+	if c.lastRefetch.IsZero() || now.Sub(c.lastRefetch) >= c.refetchEvery {
+		c.lastRefetch = now
+		if err := c.refresh(ctx); err == nil {
+			if keys := c.find(kid); len(keys) > 0 {
+				return keys, nil
+			}
+		}
+	}
+	return nil, errUnknownKid
+}
+
+func (c *jwksCache) find(kid string) []any {
+	if c.set == nil {
+		return nil
+	}
+	if kid == "" {
+		keys := append([]any(nil), c.set.anon...)
+		for _, k := range c.set.byKid {
+			keys = append(keys, k)
+		}
+		return keys
+	}
+	if k, ok := c.set.byKid[kid]; ok {
+		return []any{k}
+	}
+	return nil
+}
+
+// refresh fetches every URL; it succeeds when at least one answered.
+func (c *jwksCache) refresh(ctx context.Context) error {
+	set := &jwkSet{byKid: map[string]any{}}
+	var errs []error
+	for _, u := range c.urls {
+		if err := c.fetch(ctx, u, set); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == len(c.urls) {
+		err := fmt.Errorf("%w: %w", errJWKSUnavailable, errors.Join(errs...))
+		c.log.Warn("JWKS refresh failed; keeping previous keys", "err", err)
+		return err
+	}
+	c.set = set
+	c.fetchedAt = time.Now()
+	return nil
+}
+
+func (c *jwksCache) fetch(ctx context.Context, url string, into *jwkSet) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	res, err := c.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: status %d", url, res.StatusCode)
+	}
+	b, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	if err := parseJWKS(b, into); err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	return nil
+}
+
+// parseTextKey reads a local key: the HMAC secret itself, or a PEM public
+// key or certificate (Flex also accepts the base64 body without the
+// BEGIN/END lines).
+func parseTextKey(method, text string) (any, error) {
+	if method == "hmac" {
+		if text == "" {
+			return nil, errors.New("required for hmac")
+		}
+		return []byte(text), nil
+	}
+	t := strings.TrimSpace(text)
+	if !strings.Contains(t, "-----BEGIN") {
+		t = "-----BEGIN PUBLIC KEY-----\n" + t + "\n-----END PUBLIC KEY-----\n"
+	}
+	blk, _ := pem.Decode([]byte(t))
+	if blk == nil {
+		return nil, errors.New("no PEM public key found")
+	}
+	var pub any
+	var err error
+	switch blk.Type {
+	case "CERTIFICATE":
+		var cert *x509.Certificate
+		if cert, err = x509.ParseCertificate(blk.Bytes); err == nil {
+			pub = cert.PublicKey
+		}
+	case "RSA PUBLIC KEY":
+		pub, err = x509.ParsePKCS1PublicKey(blk.Bytes)
+	default:
+		pub, err = x509.ParsePKIXPublicKey(blk.Bytes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("public key: %w", err)
+	}
+	switch pub.(type) {
+	case *rsa.PublicKey:
+		if method != "rsa" && method != "ps" {
+			return nil, fmt.Errorf("an RSA key does not fit signingMethod %q", method)
+		}
+	case *ecdsa.PublicKey:
+		if method != "es" {
+			return nil, fmt.Errorf("an EC key does not fit signingMethod %q", method)
+		}
+	default:
+		return nil, fmt.Errorf("unsupported key type %T", pub)
+	}
+	return pub, nil
+}

@@ -1,0 +1,596 @@
+package policy
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/big"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/flexgw/flexgw/ir"
+)
+
+// jwtConfig is jwt-validation-flex's configuration: Flex's fields, plus
+// issuer, clockSkewSeconds, claimsToHeaders and jwksRefetchIntervalSeconds.
+type jwtConfig struct {
+	// SigningMethod is rsa (default), hmac, es, or ps (flexgw: RSASSA-PSS).
+	// With SigningKeyLength it pins the one algorithm accepted ("rsa"+256 = RS256).
+	SigningMethod    string `json:"signingMethod"`
+	SigningKeyLength int    `json:"signingKeyLength"`
+	// JWTOrigin is httpBearerAuthenticationHeader (default) or customExpression.
+	JWTOrigin     string `json:"jwtOrigin"`
+	JWTExpression string `json:"jwtExpression"`
+	// JWTKeyOrigin is text (default: TextKey) or jwks (JWKSURL).
+	JWTKeyOrigin string `json:"jwtKeyOrigin"`
+	TextKey      string `json:"textKey"`
+	// JWKSURL is one or more comma-separated URLs.
+	JWKSURL string `json:"jwksUrl"`
+	// JWKSServiceTimeToLive is the cache lifetime in minutes (default 60).
+	JWKSServiceTimeToLive int `json:"jwksServiceTimeToLive"`
+	// JWKSServiceConnectionTimeout is the fetch timeout in ms (default 10000).
+	JWKSServiceConnectionTimeout int `json:"jwksServiceConnectionTimeout"`
+	// JWKSRefetchIntervalSeconds bounds refetches on unknown kids (default 30).
+	JWKSRefetchIntervalSeconds int `json:"jwksRefetchIntervalSeconds"`
+
+	ValidateAudClaim   bool   `json:"validateAudClaim"`
+	MandatoryAudClaim  bool   `json:"mandatoryAudClaim"`
+	SupportedAudiences string `json:"supportedAudiences"`
+	MandatoryExpClaim  bool   `json:"mandatoryExpClaim"`
+	MandatoryNbfClaim  bool   `json:"mandatoryNbfClaim"`
+	// Issuer (flexgw) is a comma-separated list of accepted iss values;
+	// when set, iss is mandatory.
+	Issuer string `json:"issuer"`
+	// ClockSkewSeconds tolerates clock drift on exp and nbf (default 60).
+	ClockSkewSeconds *int `json:"clockSkewSeconds"`
+
+	ValidateCustomClaim      bool        `json:"validateCustomClaim"`
+	MandatoryCustomClaims    []claimRule `json:"mandatoryCustomClaims"`
+	NonMandatoryCustomClaims []claimRule `json:"nonMandatoryCustomClaims"`
+
+	SkipClientIDValidation *bool  `json:"skipClientIdValidation"`
+	ClientIDExpression     string `json:"clientIdExpression"`
+
+	// ClaimsToHeaders (flexgw) forwards claims to the upstream as headers;
+	// a client-sent header of the same name is removed first.
+	ClaimsToHeaders []claimHeader `json:"claimsToHeaders"`
+}
+
+type claimRule struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+type claimHeader struct {
+	Claim  string `json:"claim"`
+	Header string `json:"header"`
+}
+
+type jwtValidation struct{}
+
+func init() { Register(jwtValidation{}) }
+
+func (jwtValidation) Name() string { return "jwt-validation-flex" }
+
+// jwtPolicy is one compiled binding.
+type jwtPolicy struct {
+	cfg       jwtConfig
+	alg       string
+	localKey  any
+	jwks      *jwksCache
+	tokenExpr *Expr
+	clientID  *Expr
+	audiences []string
+	issuers   []string
+	skew      time.Duration
+	mandatory []compiledClaim
+	optional  []compiledClaim
+	now       func() time.Time
+	log       *slog.Logger
+	api       string
+}
+
+type compiledClaim struct {
+	key   string
+	value string
+	expr  *Expr // set when value is an expression
+}
+
+func parseJWT(raw json.RawMessage, parseKey bool) (*jwtPolicy, error) {
+	var c jwtConfig
+	if err := decode(raw, &c); err != nil {
+		return nil, err
+	}
+	p := &jwtPolicy{cfg: c, now: time.Now}
+	if c.SigningMethod == "" {
+		c.SigningMethod = "rsa"
+	}
+	if c.SigningKeyLength == 0 {
+		c.SigningKeyLength = 256
+	}
+	var prefix string
+	switch c.SigningMethod {
+	case "rsa":
+		prefix = "RS"
+	case "ps":
+		prefix = "PS"
+	case "hmac":
+		prefix = "HS"
+	case "es":
+		prefix = "ES"
+	case "none":
+		return nil, fieldErr("signingMethod", `"none" is not supported: unsigned tokens can be forged by anyone; use rsa, es, ps or hmac`)
+	default:
+		return nil, fieldErr("signingMethod", "must be rsa, es, ps or hmac, got %q", c.SigningMethod)
+	}
+	switch c.SigningKeyLength {
+	case 256, 384, 512:
+	default:
+		return nil, fieldErr("signingKeyLength", "must be 256, 384 or 512, got %d", c.SigningKeyLength)
+	}
+	p.alg = prefix + strconv.Itoa(c.SigningKeyLength)
+
+	switch c.JWTOrigin {
+	case "", "httpBearerAuthenticationHeader":
+	case "customExpression":
+		if c.JWTExpression == "" {
+			c.JWTExpression = "#[attributes.headers['jwt']]"
+		}
+		e, err := compileExpr("jwtExpression", c.JWTExpression)
+		if err != nil {
+			return nil, err
+		}
+		p.tokenExpr = e
+	default:
+		return nil, fieldErr("jwtOrigin", "must be httpBearerAuthenticationHeader or customExpression, got %q", c.JWTOrigin)
+	}
+
+	switch c.JWTKeyOrigin {
+	case "", "text":
+		if parseKey {
+			k, err := parseTextKey(c.SigningMethod, c.TextKey)
+			if err != nil {
+				return nil, fieldErr("textKey", "%v", err)
+			}
+			p.localKey = k
+		} else if c.TextKey == "" {
+			return nil, fieldErr("textKey", "required when jwtKeyOrigin is text")
+		}
+	case "jwks":
+		if c.SigningMethod == "hmac" {
+			return nil, fieldErr("jwtKeyOrigin", "jwks cannot hold an HMAC secret; use text")
+		}
+		urls := splitList(c.JWKSURL)
+		if len(urls) == 0 {
+			return nil, fieldErr("jwksUrl", "required when jwtKeyOrigin is jwks")
+		}
+		for _, u := range urls {
+			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+				return nil, fieldErr("jwksUrl", "%q is not an http(s) URL", u)
+			}
+		}
+		ttl := c.JWKSServiceTimeToLive
+		if ttl <= 0 {
+			ttl = 60
+		}
+		timeout := c.JWKSServiceConnectionTimeout
+		if timeout <= 0 {
+			timeout = 10000
+		}
+		every := c.JWKSRefetchIntervalSeconds
+		if every <= 0 {
+			every = 30
+		}
+		p.jwks = &jwksCache{
+			urls: urls, ttl: time.Duration(ttl) * time.Minute,
+			refetchEvery: time.Duration(every) * time.Second,
+			client:       &http.Client{Timeout: time.Duration(timeout) * time.Millisecond},
+		}
+	default:
+		return nil, fieldErr("jwtKeyOrigin", "must be text or jwks, got %q", c.JWTKeyOrigin)
+	}
+
+	if c.ValidateAudClaim {
+		p.audiences = splitList(c.SupportedAudiences)
+		if len(p.audiences) == 0 {
+			return nil, fieldErr("supportedAudiences", "required when validateAudClaim is true")
+		}
+	}
+	p.issuers = splitList(c.Issuer)
+	p.skew = 60 * time.Second
+	if c.ClockSkewSeconds != nil {
+		if *c.ClockSkewSeconds < 0 {
+			return nil, fieldErr("clockSkewSeconds", "must be >= 0")
+		}
+		p.skew = time.Duration(*c.ClockSkewSeconds) * time.Second
+	}
+	for _, set := range []struct {
+		field string
+		in    []claimRule
+		out   *[]compiledClaim
+	}{{"mandatoryCustomClaims", c.MandatoryCustomClaims, &p.mandatory}, {"nonMandatoryCustomClaims", c.NonMandatoryCustomClaims, &p.optional}} {
+		for i, r := range set.in {
+			f := fmt.Sprintf("%s[%d]", set.field, i)
+			if r.Key == "" {
+				return nil, fieldErr(f+".key", "required")
+			}
+			cc := compiledClaim{key: r.Key, value: r.Value}
+			e, err := compileExpr(f+".value", r.Value)
+			if err != nil {
+				return nil, err
+			}
+			if !e.IsLiteral() {
+				cc.expr = e
+			}
+			*set.out = append(*set.out, cc)
+		}
+	}
+	if c.ClientIDExpression != "" {
+		e, err := compileExpr("clientIdExpression", c.ClientIDExpression)
+		if err != nil {
+			return nil, err
+		}
+		p.clientID = e
+	}
+	for i, h := range c.ClaimsToHeaders {
+		if h.Claim == "" || h.Header == "" {
+			return nil, fieldErr(fmt.Sprintf("claimsToHeaders[%d]", i), "claim and header are both required")
+		}
+	}
+	p.cfg = c
+	return p, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Validate implements Definition.
+func (jwtValidation) Validate(raw json.RawMessage) error {
+	_, err := parseJWT(raw, true)
+	return err
+}
+
+// Build implements Definition.
+func (d jwtValidation) Build(env Env, p *ir.Policy) (Middleware, error) {
+	jp, err := parseJWT(p.Config, true)
+	if err != nil {
+		return nil, err
+	}
+	jp.log = logger(env).With("policy", d.Name(), "binding", p.Binding)
+	jp.api = apiName(env)
+	if jp.jwks != nil {
+		jp.jwks.log = jp.log
+	}
+	return jp.middleware, nil
+}
+
+const jwtName = "jwt-validation-flex"
+
+// jwtError is a rejection with its status.
+type jwtError struct {
+	status int
+	msg    string
+}
+
+func (e *jwtError) Error() string { return e.msg }
+
+func unauthorized(format string, args ...any) error {
+	return &jwtError{http.StatusUnauthorized, fmt.Sprintf(format, args...)}
+}
+
+func (jp *jwtPolicy) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw := jp.token(r)
+		if raw == "" {
+			deny(w, r, jwtName, Denied, http.StatusBadRequest, "JWT token not provided", "WWW-Authenticate", `Bearer realm="flexgw"`)
+			return
+		}
+		claims, err := jp.verify(r.Context(), raw)
+		if err == nil {
+			r, err = jp.checkClaims(r, claims)
+		}
+		if err != nil {
+			var je *jwtError
+			if errors.As(err, &je) {
+				deny(w, r, jwtName, Denied, je.status, je.msg, "WWW-Authenticate", `Bearer realm="flexgw", error="invalid_token"`)
+				return
+			}
+			jp.log.Warn("JWT validation could not complete", "err", err)
+			deny(w, r, jwtName, Error, http.StatusServiceUnavailable, "JWT validation unavailable: signing keys could not be fetched")
+			return
+		}
+		for _, h := range jp.cfg.ClaimsToHeaders {
+			r.Header.Del(h.Header)
+			if v, ok := claims[h.Claim]; ok {
+				r.Header.Set(h.Header, toString(v))
+			}
+		}
+		Decide(r, jwtName, Allowed)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (jp *jwtPolicy) token(r *http.Request) string {
+	if jp.tokenExpr != nil {
+		t := strings.TrimSpace(jp.tokenExpr.String(&exprEnv{r: r, api: jp.api}))
+		if len(t) > 7 && strings.EqualFold(t[:7], "bearer ") {
+			t = strings.TrimSpace(t[7:])
+		}
+		return t
+	}
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// verify checks the signature and returns the claims.
+func (jp *jwtPolicy) verify(ctx context.Context, raw string) (map[string]any, error) {
+	t, err := parseJWS(raw)
+	if err != nil {
+		return nil, unauthorized("invalid token: %v", err)
+	}
+	if t.header.Alg != jp.alg {
+		return nil, unauthorized("invalid token: algorithm %q not allowed", t.header.Alg)
+	}
+	keys := []any{jp.localKey}
+	if jp.jwks != nil {
+		keys, err = jp.jwks.lookup(ctx, t.header.Kid)
+		if errors.Is(err, errUnknownKid) {
+			return nil, unauthorized("invalid token: unknown key id %q", t.header.Kid)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	verified := false
+	for _, k := range keys {
+		if verifyJWS(t, jp.alg, k) == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
+		return nil, unauthorized("invalid token: signature verification failed")
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(t.payload, &claims); err != nil || claims == nil {
+		return nil, unauthorized("invalid token: claims are not a JSON object")
+	}
+	return claims, nil
+}
+
+func numericDate(v any) (time.Time, bool) {
+	f, ok := v.(float64)
+	if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
+}
+
+// checkClaims validates the registered and custom claims and returns the
+// request carrying the authentication.
+func (jp *jwtPolicy) checkClaims(r *http.Request, claims map[string]any) (*http.Request, error) {
+	now := jp.now()
+	if v, ok := claims["exp"]; ok {
+		exp, ok := numericDate(v)
+		if !ok {
+			return r, unauthorized("invalid token: exp is not a number")
+		}
+		if now.After(exp.Add(jp.skew)) {
+			return r, unauthorized("token expired")
+		}
+	} else if jp.cfg.MandatoryExpClaim {
+		return r, unauthorized("token has no exp claim")
+	}
+	if v, ok := claims["nbf"]; ok {
+		nbf, ok := numericDate(v)
+		if !ok {
+			return r, unauthorized("invalid token: nbf is not a number")
+		}
+		if now.Add(jp.skew).Before(nbf) {
+			return r, unauthorized("token not yet valid")
+		}
+	} else if jp.cfg.MandatoryNbfClaim {
+		return r, unauthorized("token has no nbf claim")
+	}
+	if jp.cfg.ValidateAudClaim {
+		aud, ok := claims["aud"]
+		if !ok {
+			if jp.cfg.MandatoryAudClaim {
+				return r, unauthorized("token has no aud claim")
+			}
+		} else if !anyOf(aud, jp.audiences) {
+			return r, unauthorized("token audience not accepted")
+		}
+	}
+	if len(jp.issuers) > 0 {
+		if iss, ok := claims["iss"].(string); !ok || !anyOf(iss, jp.issuers) {
+			return r, unauthorized("token issuer not accepted")
+		}
+	}
+	au := &Authentication{Claims: claims}
+	if sub, ok := claims["sub"].(string); ok {
+		au.Principal = sub
+	}
+	if cid, ok := claims["client_id"].(string); ok {
+		au.ClientID = cid
+	}
+	r = r.WithContext(WithAuthentication(r.Context(), au))
+	if jp.clientID != nil {
+		au.ClientID = jp.clientID.String(&exprEnv{r: r, api: jp.api})
+	}
+	if jp.cfg.ValidateCustomClaim || len(jp.mandatory)+len(jp.optional) > 0 {
+		env := &exprEnv{r: r, api: jp.api}
+		for _, c := range jp.mandatory {
+			if _, ok := claims[c.key]; !ok {
+				return r, unauthorized("token has no %s claim", c.key)
+			}
+			if !c.holds(env, claims) {
+				return r, unauthorized("token claim %s not accepted", c.key)
+			}
+		}
+		for _, c := range jp.optional {
+			if _, ok := claims[c.key]; ok && !c.holds(env, claims) {
+				return r, unauthorized("token claim %s not accepted", c.key)
+			}
+		}
+	}
+	return r, nil
+}
+
+func (c compiledClaim) holds(env *exprEnv, claims map[string]any) bool {
+	if c.expr != nil {
+		return c.expr.Bool(env)
+	}
+	return anyOf(claims[c.key], []string{c.value})
+}
+
+// anyOf reports whether v (a string, or an array of them) holds one of want.
+func anyOf(v any, want []string) bool {
+	switch x := v.(type) {
+	case string:
+		for _, w := range want {
+			if x == w {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if anyOf(e, want) {
+				return true
+			}
+		}
+	default:
+		if v != nil {
+			return anyOf(toString(v), want)
+		}
+	}
+	return false
+}
+
+// RenderEnvoy implements EnvoyRenderer with Envoy's jwt_authn filter when
+// the configuration is one it can express: a bearer or plain header token,
+// one JWKS URL or a local key, at most one issuer, no nbf requirement and
+// no custom claims. Anything else asks the agent's policy engine
+// (ext_authz), which runs exactly the built-in middleware.
+func (d jwtValidation) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
+	jp, err := parseJWT(p.Config, true)
+	if err != nil {
+		return nil, err
+	}
+	c := jp.cfg
+	tokenHeader := ""
+	if jp.tokenExpr != nil {
+		n := strings.ReplaceAll(strings.ReplaceAll(c.JWTExpression, " ", ""), `"`, `'`)
+		if strings.HasPrefix(n, "#[attributes.headers['") && strings.HasSuffix(n, "']]") {
+			tokenHeader = n[len("#[attributes.headers['") : len(n)-3]
+		}
+	}
+	native := len(jp.issuers) <= 1 && !c.MandatoryNbfClaim && len(jp.mandatory)+len(jp.optional) == 0 &&
+		(jp.tokenExpr == nil || tokenHeader != "") && (jp.jwks == nil || len(jp.jwks.urls) == 1) &&
+		(!c.ValidateAudClaim || c.MandatoryAudClaim)
+	if !native {
+		return extAuthzFilter(env, p)
+	}
+	prov := &jwtv3.JwtProvider{
+		Audiences:         jp.audiences,
+		RequireExpiration: c.MandatoryExpClaim,
+		Forward:           true,
+		ClockSkewSeconds:  uint32(jp.skew / time.Second),
+	}
+	if len(jp.issuers) == 1 {
+		prov.Issuer = jp.issuers[0]
+	}
+	if tokenHeader != "" {
+		prov.FromHeaders = []*jwtv3.JwtHeader{{Name: tokenHeader}}
+	}
+	for _, h := range c.ClaimsToHeaders {
+		prov.ClaimToHeaders = append(prov.ClaimToHeaders, &jwtv3.JwtClaimToHeader{HeaderName: h.Header, ClaimName: h.Claim})
+	}
+	var clusters []*clusterv3.Cluster
+	if jp.jwks != nil {
+		u, err := url.Parse(jp.jwks.urls[0])
+		if err != nil {
+			return nil, fieldErr("jwksUrl", "%v", err)
+		}
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+		pn, _ := strconv.Atoi(port)
+		name := "flexgw_jwks_" + statSafe(u.Hostname()) + "_" + port
+		cl, err := hostCluster(name, u.Hostname(), uint32(pn), false, u.Scheme == "https")
+		if err != nil {
+			return nil, err
+		}
+		clusters = append(clusters, cl)
+		prov.JwksSourceSpecifier = &jwtv3.JwtProvider_RemoteJwks{RemoteJwks: &jwtv3.RemoteJwks{
+			HttpUri:       &corev3.HttpUri{Uri: jp.jwks.urls[0], HttpUpstreamType: &corev3.HttpUri_Cluster{Cluster: name}, Timeout: durationpb.New(jp.jwks.client.Timeout)},
+			CacheDuration: durationpb.New(jp.jwks.ttl),
+			AsyncFetch:    &jwtv3.JwksAsyncFetch{},
+		}}
+	} else {
+		doc, err := localJWKS(jp.alg, jp.localKey)
+		if err != nil {
+			return nil, fieldErr("textKey", "%v", err)
+		}
+		prov.JwksSourceSpecifier = &jwtv3.JwtProvider_LocalJwks{LocalJwks: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: doc}}}
+	}
+	provider := statSafe(p.Binding)
+	return []EnvoyFilter{{
+		Name: FilterName(p),
+		Config: &jwtv3.JwtAuthentication{
+			Providers:      map[string]*jwtv3.JwtProvider{provider: prov},
+			RequirementMap: map[string]*jwtv3.JwtRequirement{"flexgw": {RequiresType: &jwtv3.JwtRequirement_ProviderName{ProviderName: provider}}},
+			// CORS preflights carry no token.
+			BypassCorsPreflight: true,
+		},
+		PerRoute: &jwtv3.PerRouteConfig{RequirementSpecifier: &jwtv3.PerRouteConfig_RequirementName{RequirementName: "flexgw"}},
+		Clusters: clusters,
+	}}, nil
+}
+
+// localJWKS renders the local key as a one-key JWKS whose "alg" pins the
+// policy's algorithm.
+func localJWKS(alg string, key any) (string, error) {
+	k := map[string]string{"alg": alg, "use": "sig", "kid": "flexgw"}
+	switch pub := key.(type) {
+	case []byte:
+		k["kty"], k["k"] = "oct", b64.EncodeToString(pub)
+	case *rsa.PublicKey:
+		k["kty"], k["n"], k["e"] = "RSA", b64.EncodeToString(pub.N.Bytes()), b64.EncodeToString(big.NewInt(int64(pub.E)).Bytes())
+	case *ecdsa.PublicKey:
+		crv, size := map[int]string{256: "P-256", 384: "P-384", 521: "P-521"}[pub.Curve.Params().BitSize], (pub.Curve.Params().BitSize+7)/8
+		x, y := make([]byte, size), make([]byte, size)
+		pub.X.FillBytes(x)
+		pub.Y.FillBytes(y)
+		k["kty"], k["crv"], k["x"], k["y"] = "EC", crv, b64.EncodeToString(x), b64.EncodeToString(y)
+	default:
+		return "", fmt.Errorf("unsupported key %T", key)
+	}
+	b, err := json.Marshal(map[string]any{"keys": []any{k}})
+	return string(b), err
+}

@@ -1,0 +1,328 @@
+package policy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	rlsconfv3 "github.com/envoyproxy/go-control-plane/envoy/config/ratelimit/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	commonrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	localrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
+	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ratelimit/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/sharedstore"
+)
+
+// rateLimitConfig is rate-limiting-flex's configuration.
+type rateLimitConfig struct {
+	RateLimits []rateLimit `json:"rateLimits"`
+	// KeySelector groups requests into independent quotas ("#[attributes.method]").
+	KeySelector   string `json:"keySelector"`
+	ExposeHeaders bool   `json:"exposeHeaders"`
+	// Clusterizable shares the quota through sharedStorage (default true);
+	// without a configured Redis the quota is per replica.
+	Clusterizable *bool `json:"clusterizable"`
+	// FailOpen (flexgw) admits requests when the shared storage cannot be
+	// reached; the default rejects them with 503.
+	FailOpen bool `json:"failOpen"`
+	// FineTuning is accepted for Flex compatibility; flexgw counts every
+	// request in the shared store, so there is no per-replica share to tune.
+	FineTuning json.RawMessage `json:"fineTuning"`
+}
+
+type rateLimit struct {
+	MaximumRequests          int64 `json:"maximumRequests"`
+	TimePeriodInMilliseconds int64 `json:"timePeriodInMilliseconds"`
+}
+
+// localWindows holds the quotas of non-clusterizable bindings. It lives for
+// the process, so a config reload does not hand out a fresh quota.
+var localWindows = sharedstore.NewMemory()
+
+type rateLimiting struct{}
+
+func init() { Register(rateLimiting{}) }
+
+func (rateLimiting) Name() string { return "rate-limiting-flex" }
+
+func parseRateLimit(raw json.RawMessage) (*rateLimitConfig, *Expr, error) {
+	var c rateLimitConfig
+	if err := decode(raw, &c); err != nil {
+		return nil, nil, err
+	}
+	if len(c.RateLimits) == 0 {
+		return nil, nil, fieldErr("rateLimits", "required: at least one {maximumRequests, timePeriodInMilliseconds}")
+	}
+	for i, l := range c.RateLimits {
+		if l.MaximumRequests <= 0 {
+			return nil, nil, fieldErr(fmt.Sprintf("rateLimits[%d].maximumRequests", i), "must be > 0, got %d", l.MaximumRequests)
+		}
+		if l.TimePeriodInMilliseconds <= 0 {
+			return nil, nil, fieldErr(fmt.Sprintf("rateLimits[%d].timePeriodInMilliseconds", i), "must be > 0, got %d", l.TimePeriodInMilliseconds)
+		}
+	}
+	var key *Expr
+	if c.KeySelector != "" {
+		k, err := compileExpr("keySelector", c.KeySelector)
+		if err != nil {
+			return nil, nil, err
+		}
+		key = k
+	}
+	return &c, key, nil
+}
+
+// Validate implements Definition.
+func (rateLimiting) Validate(raw json.RawMessage) error {
+	_, _, err := parseRateLimit(raw)
+	return err
+}
+
+// Build implements Definition.
+func (d rateLimiting) Build(env Env, p *ir.Policy) (Middleware, error) {
+	c, key, err := parseRateLimit(p.Config)
+	if err != nil {
+		return nil, err
+	}
+	store := SharedStore(localWindows)
+	shared := c.Clusterizable == nil || *c.Clusterizable
+	if shared && env.Shared != nil {
+		store = env.Shared
+	}
+	log := logger(env).With("policy", d.Name(), "binding", p.Binding)
+	api := apiName(env)
+	// Key prefixes include the limit so a changed limit starts a new window.
+	prefixes := make([]string, len(c.RateLimits))
+	for i, l := range c.RateLimits {
+		prefixes[i] = RateLimitBucket(api, p.Binding, i, l.MaximumRequests, l.TimePeriodInMilliseconds)
+	}
+	limitStr := make([]string, len(c.RateLimits))
+	for i, l := range c.RateLimits {
+		limitStr[i] = strconv.FormatInt(l.MaximumRequests, 10)
+	}
+	rl := &rateLimiter{name: d.Name(), cfg: c, key: key, store: store, log: log, api: api, prefixes: prefixes, limits: limitStr}
+	return rl.middleware, nil
+}
+
+type rateLimiter struct {
+	name     string
+	cfg      *rateLimitConfig
+	key      *Expr
+	store    SharedStore
+	log      *slog.Logger
+	api      string
+	prefixes []string
+	limits   []string
+}
+
+func (rl *rateLimiter) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		group := ""
+		if rl.key != nil {
+			group = rl.key.String(&exprEnv{r: r, api: rl.api})
+		}
+		// Every limit must have quota left; the headers report the one
+		// closest to exhaustion.
+		var (
+			exceeded     bool
+			worstRemain  int64 = -1
+			worstLimit   string
+			worstResetMs int64
+			retryAfterMs int64
+		)
+		for i, l := range rl.cfg.RateLimits {
+			n, leftMs, err := rl.store.Incr(r.Context(), rl.prefixes[i]+group, l.TimePeriodInMilliseconds)
+			if err != nil {
+				rl.storeFailed(w, r, next, err)
+				return
+			}
+			remain := l.MaximumRequests - n
+			if remain < 0 {
+				remain = 0
+			}
+			if n > l.MaximumRequests {
+				exceeded = true
+				if leftMs > retryAfterMs {
+					retryAfterMs = leftMs
+				}
+			}
+			if worstRemain < 0 || remain < worstRemain {
+				worstRemain, worstLimit, worstResetMs = remain, rl.limits[i], leftMs
+			}
+		}
+		if rl.cfg.ExposeHeaders {
+			h := w.Header()
+			h.Set("X-Ratelimit-Limit", worstLimit)
+			h.Set("X-Ratelimit-Remaining", strconv.FormatInt(worstRemain, 10))
+			h.Set("X-Ratelimit-Reset", strconv.FormatInt(worstResetMs, 10))
+		}
+		if exceeded {
+			secs := (retryAfterMs + 999) / 1000
+			if secs < 1 {
+				secs = 1
+			}
+			deny(w, r, rl.name, Denied, http.StatusTooManyRequests, "quota exceeded", "Retry-After", strconv.FormatInt(secs, 10))
+			return
+		}
+		Decide(r, rl.name, Allowed)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (rl *rateLimiter) storeFailed(w http.ResponseWriter, r *http.Request, next http.Handler, err error) {
+	rl.log.Warn("rate limit: shared storage failed", "failOpen", rl.cfg.FailOpen, "err", err)
+	if rl.cfg.FailOpen {
+		Decide(r, rl.name, Error)
+		next.ServeHTTP(w, r)
+		return
+	}
+	msg := "rate limit unavailable: shared storage unreachable"
+	if !errors.Is(err, sharedstore.ErrUnavailable) {
+		msg = "rate limit unavailable: " + strings.SplitN(err.Error(), ":", 2)[0]
+	}
+	deny(w, r, rl.name, Error, http.StatusServiceUnavailable, msg)
+}
+
+func logger(env Env) *slog.Logger {
+	l := env.Logger
+	if l == nil {
+		l = slog.Default()
+	}
+	return l.With("component", "policy")
+}
+
+// RateLimitDomain is the RateLimitService domain of flexgw's descriptors.
+const RateLimitDomain = "flexgw"
+
+// Descriptor entry keys the Envoy rendering emits and policy/rls reads: the
+// bucket carries the same Redis key prefix the built-in data plane uses, so
+// both data planes count in the same windows.
+const (
+	DescriptorBucket = "flexgw_bucket"
+	DescriptorLimit  = "flexgw_limit"
+	DescriptorKey    = "flexgw_key"
+)
+
+// RateLimitBucket is the shared-store key prefix of one limit of a binding.
+func RateLimitBucket(api, binding string, i int, max, periodMs int64) string {
+	return fmt.Sprintf("flexgw:rl:%s:%s:%d:%d/%d:", api, binding, i, max, periodMs)
+}
+
+// RenderEnvoy implements EnvoyRenderer. A clusterizable limit with shared
+// storage renders the ratelimit filter calling the agent's
+// RateLimitService (policy/rls), which counts in the same Redis keys as
+// the built-in data plane; otherwise each limit renders local_ratelimit, a
+// token bucket refilled to maximumRequests every period (per Envoy
+// replica; the keySelector is not applied locally).
+func (d rateLimiting) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
+	c, _, err := parseRateLimit(p.Config)
+	if err != nil {
+		return nil, err
+	}
+	shared := (c.Clusterizable == nil || *c.Clusterizable) && env.Snapshot != nil &&
+		env.Snapshot.SharedStorage != nil && env.Snapshot.SharedStorage.Redis != nil
+	if !shared {
+		var out []EnvoyFilter
+		for i, l := range c.RateLimits {
+			lr := &localrlv3.LocalRateLimit{
+				StatPrefix: "flexgw_rate_limit",
+				Status:     &typev3.HttpStatus{Code: typev3.StatusCode_TooManyRequests},
+				TokenBucket: &typev3.TokenBucket{
+					MaxTokens:     uint32(l.MaximumRequests),
+					TokensPerFill: wrapperspb.UInt32(uint32(l.MaximumRequests)),
+					FillInterval:  durationpb.New(time.Duration(l.TimePeriodInMilliseconds) * time.Millisecond),
+				},
+				FilterEnabled:          percent100(),
+				FilterEnforced:         percent100(),
+				EnableRetryAfterHeader: true,
+			}
+			if c.ExposeHeaders {
+				lr.EnableXRatelimitHeaders = commonrlv3.XRateLimitHeadersRFCVersion_DRAFT_VERSION_03
+			}
+			out = append(out, EnvoyFilter{Name: FilterName(p, strconv.Itoa(i)), Config: lr})
+		}
+		return out, nil
+	}
+	keyAction, err := envoyKeyAction(c.KeySelector)
+	if err != nil {
+		return nil, err
+	}
+	api := apiName(env)
+	var limits []*routev3.RateLimit
+	for i, l := range c.RateLimits {
+		actions := []*routev3.RateLimit_Action{
+			genericKey(DescriptorBucket, RateLimitBucket(api, p.Binding, i, l.MaximumRequests, l.TimePeriodInMilliseconds)),
+			genericKey(DescriptorLimit, fmt.Sprintf("%d/%d", l.MaximumRequests, l.TimePeriodInMilliseconds)),
+		}
+		if keyAction != nil {
+			actions = append(actions, keyAction)
+		}
+		limits = append(limits, &routev3.RateLimit{Actions: actions})
+	}
+	cl, err := AgentCluster(env)
+	if err != nil {
+		return nil, err
+	}
+	rl := &ratelimitv3.RateLimit{
+		Domain: RateLimitDomain,
+		RateLimitService: &rlsconfv3.RateLimitServiceConfig{
+			GrpcService: &corev3.GrpcService{
+				TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: AgentClusterName}},
+				Timeout:         durationpb.New(time.Second),
+			},
+			TransportApiVersion: corev3.ApiVersion_V3,
+		},
+		// failOpen=false: an unreachable RLS (or Redis behind it) is a 503.
+		FailureModeDeny:        !c.FailOpen,
+		StatusOnError:          &typev3.HttpStatus{Code: typev3.StatusCode_ServiceUnavailable},
+		RateLimits:             limits,
+		EnableRetryAfterHeader: true,
+		StatPrefix:             "flexgw_rate_limit",
+	}
+	if c.ExposeHeaders {
+		rl.EnableXRatelimitHeaders = ratelimitv3.RateLimit_DRAFT_VERSION_03
+	}
+	return []EnvoyFilter{{Name: FilterName(p), Config: rl, Clusters: []*clusterv3.Cluster{cl}}}, nil
+}
+
+func genericKey(key, value string) *routev3.RateLimit_Action {
+	return &routev3.RateLimit_Action{ActionSpecifier: &routev3.RateLimit_Action_GenericKey_{
+		GenericKey: &routev3.RateLimit_Action_GenericKey{DescriptorKey: key, DescriptorValue: value},
+	}}
+}
+
+// envoyKeyAction maps the keySelector expressions Envoy can compute.
+func envoyKeyAction(sel string) (*routev3.RateLimit_Action, error) {
+	if sel == "" {
+		return nil, nil
+	}
+	n := strings.ReplaceAll(strings.ReplaceAll(sel, " ", ""), `"`, `'`)
+	header := ""
+	switch {
+	case n == "#[attributes.method]":
+		header = ":method"
+	case n == "#[attributes.host]":
+		header = ":authority"
+	case n == "#[attributes.remoteAddress]":
+		return &routev3.RateLimit_Action{ActionSpecifier: &routev3.RateLimit_Action_RemoteAddress_{RemoteAddress: &routev3.RateLimit_Action_RemoteAddress{}}}, nil
+	case strings.HasPrefix(n, "#[attributes.headers['") && strings.HasSuffix(n, "']]"):
+		header = strings.ToLower(n[len("#[attributes.headers['") : len(n)-3])
+	default:
+		return nil, fieldErr("keySelector", "%q cannot be computed by Envoy's rate limit actions (use a header, method, host or remoteAddress)", sel)
+	}
+	return &routev3.RateLimit_Action{ActionSpecifier: &routev3.RateLimit_Action_RequestHeaders_{RequestHeaders: &routev3.RateLimit_Action_RequestHeaders{
+		HeaderName: header, DescriptorKey: DescriptorKey, SkipIfAbsent: true,
+	}}}, nil
+}

@@ -1,0 +1,191 @@
+package policy_test
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy"
+	"github.com/flexgw/flexgw/sharedstore"
+	"github.com/flexgw/flexgw/sharedstore/redistest"
+)
+
+func rlConfig(max, periodMs int, extra map[string]any) map[string]any {
+	c := map[string]any{"rateLimits": []map[string]any{{"maximumRequests": max, "timePeriodInMilliseconds": periodMs}}}
+	for k, v := range extra {
+		c[k] = v
+	}
+	return c
+}
+
+func uniqueBinding(p *ir.Policy, t *testing.T) *ir.Policy {
+	p.Binding = "default/" + t.Name()
+	return p
+}
+
+func TestRateLimitLocal(t *testing.T) {
+	up := newUpstream(t)
+	p := uniqueBinding(mkPolicy("rate-limiting-flex", rlConfig(3, 60000, map[string]any{"exposeHeaders": true, "clusterizable": false})), t)
+	g := newGateway(t, policy.Env{}, up, p)
+	for i := 0; i < 3; i++ {
+		r := g.get(t, "/")
+		wantStatus(t, r, http.StatusOK)
+		if got := r.header.Get("X-Ratelimit-Remaining"); got != strconv.Itoa(2-i) {
+			t.Fatalf("request %d: remaining %q", i, got)
+		}
+		if r.header.Get("X-Ratelimit-Limit") != "3" {
+			t.Fatalf("limit header %q", r.header.Get("X-Ratelimit-Limit"))
+		}
+	}
+	r := g.get(t, "/")
+	wantStatus(t, r, http.StatusTooManyRequests)
+	wantErrorBody(t, r, "rate-limiting-flex")
+	ra, err := strconv.Atoi(r.header.Get("Retry-After"))
+	if err != nil || ra < 1 || ra > 60 {
+		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+	if reset, _ := strconv.Atoi(r.header.Get("X-Ratelimit-Reset")); reset <= 0 || reset > 60000 {
+		t.Fatalf("X-Ratelimit-Reset %q", r.header.Get("X-Ratelimit-Reset"))
+	}
+	if up.Hits() != 3 {
+		t.Fatalf("upstream saw %d requests, want 3", up.Hits())
+	}
+}
+
+func TestRateLimitKeySelectorGroups(t *testing.T) {
+	up := newUpstream(t)
+	p := uniqueBinding(mkPolicy("rate-limiting-flex", rlConfig(1, 60000, map[string]any{"keySelector": "#[attributes.headers['x-team']]", "clusterizable": false})), t)
+	g := newGateway(t, policy.Env{}, up, p)
+	wantStatus(t, g.get(t, "/", "X-Team", "a"), http.StatusOK)
+	wantStatus(t, g.get(t, "/", "X-Team", "a"), http.StatusTooManyRequests)
+	wantStatus(t, g.get(t, "/", "X-Team", "b"), http.StatusOK)
+	// Headers are absent unless exposeHeaders is set.
+	if r := g.get(t, "/", "X-Team", "c"); r.header.Get("X-Ratelimit-Limit") != "" {
+		t.Fatal("x-ratelimit headers exposed without exposeHeaders")
+	}
+}
+
+func TestRateLimitMultipleLimits(t *testing.T) {
+	up := newUpstream(t)
+	cfg := map[string]any{"clusterizable": false, "rateLimits": []map[string]any{
+		{"maximumRequests": 5, "timePeriodInMilliseconds": 60000},
+		{"maximumRequests": 2, "timePeriodInMilliseconds": 60000},
+	}}
+	g := newGateway(t, policy.Env{}, up, uniqueBinding(mkPolicy("rate-limiting-flex", cfg), t))
+	wantStatus(t, g.get(t, "/"), http.StatusOK)
+	wantStatus(t, g.get(t, "/"), http.StatusOK)
+	wantStatus(t, g.get(t, "/"), http.StatusTooManyRequests)
+}
+
+func newRedisStore(t *testing.T, addr string) *sharedstore.Redis {
+	s, err := sharedstore.NewRedis(&ir.Redis{Address: addr}, sharedstore.RedisOptions{Cooldown: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Two replicas (two gateways, each with its own Redis client) share one
+// quota: 40 concurrent requests spread across both admit exactly 10.
+func TestRateLimitTwoReplicasShareRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	up := newUpstream(t)
+	p := uniqueBinding(mkPolicy("rate-limiting-flex", rlConfig(10, 120000, nil)), t)
+	a := newGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
+	b := newGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
+
+	var ok, limited atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			g := a
+			if i%2 == 1 {
+				g = b
+			}
+			switch r := g.get(t, "/"); r.status {
+			case http.StatusOK:
+				ok.Add(1)
+			case http.StatusTooManyRequests:
+				limited.Add(1)
+			default:
+				t.Errorf("unexpected status %d %q", r.status, r.body)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if ok.Load() != 10 || limited.Load() != 30 {
+		t.Fatalf("admitted %d, limited %d; want 10 and 30", ok.Load(), limited.Load())
+	}
+	if up.Hits() != 10 {
+		t.Fatalf("upstream saw %d", up.Hits())
+	}
+}
+
+func TestRateLimitRedisDownFailClosedThenRecovers(t *testing.T) {
+	srv := redistest.Start(t)
+	up := newUpstream(t)
+	p := uniqueBinding(mkPolicy("rate-limiting-flex", rlConfig(100, 60000, nil)), t)
+	g := newGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
+	wantStatus(t, g.get(t, "/"), http.StatusOK)
+
+	srv.Stop()
+	r := g.get(t, "/")
+	wantStatus(t, r, http.StatusServiceUnavailable)
+	wantErrorBody(t, r, "rate-limiting-flex")
+	if !contains(r.body, "shared storage") {
+		t.Fatalf("body %q does not say why", r.body)
+	}
+
+	srv.Restart()
+	deadline := time.Now().Add(15 * time.Second)
+	for g.get(t, "/").status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("rate limit did not recover after Redis came back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRateLimitRedisDownFailOpen(t *testing.T) {
+	srv := redistest.Start(t)
+	up := newUpstream(t)
+	p := uniqueBinding(mkPolicy("rate-limiting-flex", rlConfig(1, 60000, map[string]any{"failOpen": true})), t)
+	g := newGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
+	srv.Stop()
+	for i := 0; i < 3; i++ {
+		wantStatus(t, g.get(t, "/"), http.StatusOK)
+	}
+	if !contains(joinDecisions(g.rec.All()), "rate-limiting-flex=error") {
+		t.Fatalf("decisions %v: want an error outcome recorded", g.rec.All())
+	}
+}
+
+func joinDecisions(d []string) string {
+	s := ""
+	for _, x := range d {
+		s += x + " "
+	}
+	return s
+}
+
+func TestRateLimitValidation(t *testing.T) {
+	for _, tc := range []struct{ cfg, field string }{
+		{`{}`, "config.rateLimits"},
+		{`{"rateLimits":[{"maximumRequests":0,"timePeriodInMilliseconds":1000}]}`, "config.rateLimits[0].maximumRequests"},
+		{`{"rateLimits":[{"maximumRequests":1,"timePeriodInMilliseconds":-1}]}`, "config.rateLimits[0].timePeriodInMilliseconds"},
+		{`{"rateLimits":[{"maximumRequests":"x","timePeriodInMilliseconds":1}]}`, "config.rateLimits.maximumRequests"},
+		{`{"rateLimits":[{"maximumRequests":1,"timePeriodInMilliseconds":1}],"keySelector":"#[attributes.headers['x']"}`, "config.keySelector"},
+	} {
+		err := policy.Check(mkPolicy("rate-limiting-flex", tc.cfg))
+		if err == nil || !contains(err.Error(), tc.field) {
+			t.Errorf("%s: error %v, want one naming %s", tc.cfg, err, tc.field)
+		}
+	}
+}

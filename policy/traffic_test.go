@@ -1,0 +1,187 @@
+package policy_test
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/flexgw/flexgw/policy"
+)
+
+func TestCORSPublicResource(t *testing.T) {
+	up := newUpstream(t)
+	g := newGateway(t, policy.Env{}, up, mkPolicy("cors-flex", map[string]any{}))
+	r := g.do(t, http.MethodOptions, "/", "Origin", "https://app.example", "Access-Control-Request-Method", "PUT", "Access-Control-Request-Headers", "x-a")
+	wantStatus(t, r, http.StatusOK)
+	if r.header.Get("Access-Control-Allow-Origin") != "*" || r.header.Get("Access-Control-Allow-Methods") != "PUT" || r.header.Get("Access-Control-Allow-Headers") != "x-a" {
+		t.Fatalf("preflight headers %v", r.header)
+	}
+	if up.Hits() != 0 {
+		t.Fatal("preflight reached the upstream")
+	}
+	r = g.get(t, "/", "Origin", "https://app.example")
+	wantStatus(t, r, http.StatusOK)
+	if r.header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("actual request headers %v", r.header)
+	}
+	// No Origin: no CORS headers, request passes.
+	if r := g.get(t, "/"); r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatal("CORS headers without Origin")
+	}
+}
+
+func TestCORSOriginGroups(t *testing.T) {
+	up := newUpstream(t)
+	cfg := map[string]any{
+		"publicResource": false, "supportCredentials": true,
+		"originGroups": []map[string]any{{
+			"origins":             []string{"http://www.the-origin-of-time.com"},
+			"accessControlMaxAge": 60,
+			"allowedMethods":      []map[string]any{{"methodName": "GET", "isAllowed": true}, {"methodName": "POST", "isAllowed": true}, {"methodName": "DELETE", "isAllowed": false}},
+			"headers":             []string{"x-allow-origin"},
+			"exposedHeaders":      []string{"x-upstream"},
+		}},
+	}
+	g := newGateway(t, policy.Env{}, up, mkPolicy("cors-flex", cfg))
+	origin := "http://www.the-origin-of-time.com"
+	r := g.do(t, http.MethodOptions, "/", "Origin", origin, "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "X-Allow-Origin")
+	if r.header.Get("Access-Control-Allow-Origin") != origin || r.header.Get("Access-Control-Allow-Credentials") != "true" || r.header.Get("Access-Control-Max-Age") != "60" {
+		t.Fatalf("preflight headers %v", r.header)
+	}
+	// Disallowed method, header, origin: no CORS headers.
+	for _, hdr := range [][]string{
+		{"Origin", origin, "Access-Control-Request-Method", "DELETE"},
+		{"Origin", origin, "Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "x-other"},
+		{"Origin", "https://evil.example", "Access-Control-Request-Method", "GET"},
+	} {
+		if r := g.do(t, http.MethodOptions, "/", hdr...); r.header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("preflight %v allowed: %v", hdr, r.header)
+		}
+	}
+	r = g.get(t, "/", "Origin", origin)
+	if r.header.Get("Access-Control-Allow-Origin") != origin || r.header.Get("Access-Control-Expose-Headers") != "x-upstream" {
+		t.Fatalf("actual request headers %v", r.header)
+	}
+	if r := g.get(t, "/", "Origin", "https://evil.example"); r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatal("foreign origin got CORS headers")
+	}
+}
+
+func TestHeaderInjectionAndRemoval(t *testing.T) {
+	up := newUpstream(t)
+	inj := mkPolicy("header-injection-flex", map[string]any{
+		"inboundHeaders":  []map[string]string{{"key": "x-path", "value": "#[attributes.requestPath]"}, {"key": "x-static", "value": "v1"}},
+		"outboundHeaders": []map[string]string{{"key": "x-out", "value": "#['status ' ++ attributes.statusCode]"}},
+	})
+	rem := mkPolicy("header-removal-flex", map[string]any{"inboundHeaders": []string{"x-secret", "x-debug-*"}, "outboundHeaders": []string{"server"}})
+	g := newGateway(t, policy.Env{}, up, inj, rem)
+	r := g.get(t, "/orders/7", "X-Secret", "s", "X-Debug-A", "1", "X-Debug-B", "2", "X-Keep", "k")
+	wantStatus(t, r, http.StatusOK)
+	h := up.LastHeader()
+	if h.Get("X-Path") != "/orders/7" || h.Get("X-Static") != "v1" || h.Get("X-Keep") != "k" {
+		t.Fatalf("upstream headers %v", h)
+	}
+	if h.Get("X-Secret") != "" || h.Get("X-Debug-A") != "" || h.Get("X-Debug-B") != "" {
+		t.Fatalf("removed headers reached upstream: %v", h)
+	}
+	if r.header.Get("X-Out") != "status 200" {
+		t.Fatalf("outbound header %q", r.header.Get("X-Out"))
+	}
+	if r.header.Get("Server") != "" || r.header.Get("X-Upstream") != "yes" {
+		t.Fatalf("response headers %v", r.header)
+	}
+	if err := policy.Check(mkPolicy("header-injection-flex", `{}`)); err == nil || !contains(err.Error(), "config.inboundHeaders") {
+		t.Fatalf("empty header injection: %v", err)
+	}
+	if err := policy.Check(mkPolicy("header-injection-flex", `{"inboundHeaders":[{"key":"bad header","value":"x"}]}`)); err == nil || !contains(err.Error(), "config.inboundHeaders[0].key") {
+		t.Fatalf("bad header name: %v", err)
+	}
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestMessageLogging(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	up := newUpstream(t)
+	g := newGateway(t, policy.Env{Logger: log}, up, mkPolicy("message-logging-flex", map[string]any{
+		"loggingConfiguration": []map[string]any{
+			{"itemName": "before", "itemData": map[string]any{"message": "#['in ' ++ attributes.method ++ ' ' ++ attributes.requestPath]", "level": "INFO", "firstSection": true,
+				"conditional": "#[attributes.queryParams['trace'] == 'yes']"}},
+			{"itemName": "after", "itemData": map[string]any{"message": "#['out ' ++ attributes.statusCode]", "level": "WARN", "secondSection": true, "category": "audit"}},
+		},
+	}))
+	wantStatus(t, g.get(t, "/a?trace=yes"), http.StatusOK)
+	wantStatus(t, g.get(t, "/b?trace=no"), http.StatusOK)
+	out := buf.String()
+	if !strings.Contains(out, `"msg":"in GET /a"`) || strings.Contains(out, "in GET /b") {
+		t.Fatalf("conditional log wrong:\n%s", out)
+	}
+	if strings.Count(out, `"msg":"out 200"`) != 2 || !strings.Contains(out, `"category":"audit"`) || !strings.Contains(out, `"component":"policy"`) {
+		t.Fatalf("after-section log wrong:\n%s", out)
+	}
+	if err := policy.Check(mkPolicy("message-logging-flex", `{"loggingConfiguration":[{"itemName":"x","itemData":{"message":"m","level":"LOUD"}}]}`)); err == nil || !contains(err.Error(), "config.loggingConfiguration[0].itemData.level") {
+		t.Fatalf("bad level: %v", err)
+	}
+}
+
+func TestSpikeControl(t *testing.T) {
+	up := newUpstream(t)
+	// No delay attempts: the third request in the window is rejected at once.
+	g := newGateway(t, policy.Env{}, up, mkPolicy("spike-control-flex", map[string]any{
+		"maximumRequests": 2, "timePeriodInMilliseconds": 60000, "delayAttempts": 0, "exposeHeaders": true}))
+	wantStatus(t, g.get(t, "/"), http.StatusOK)
+	r := g.get(t, "/")
+	wantStatus(t, r, http.StatusOK)
+	if r.header.Get("X-Ratelimit-Remaining") != "0" {
+		t.Fatalf("remaining %q", r.header.Get("X-Ratelimit-Remaining"))
+	}
+	r = g.get(t, "/")
+	wantStatus(t, r, http.StatusTooManyRequests)
+	wantErrorBody(t, r, "spike-control-flex")
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+}
+
+func TestSpikeControlDelaysIntoNextWindow(t *testing.T) {
+	up := newUpstream(t)
+	// A short window and a long enough delay: the over-limit request waits
+	// and is admitted in the next window instead of being rejected.
+	g := newGateway(t, policy.Env{}, up, mkPolicy("spike-control-flex", map[string]any{
+		"maximumRequests": 1, "timePeriodInMilliseconds": 50, "delayTimeInMillis": 100, "delayAttempts": 50, "queuingLimit": 5}))
+	wantStatus(t, g.get(t, "/"), http.StatusOK)
+	wantStatus(t, g.get(t, "/"), http.StatusOK)
+	if up.Hits() != 2 {
+		t.Fatalf("upstream hits %d", up.Hits())
+	}
+	if err := policy.Check(mkPolicy("spike-control-flex", `{"maximumRequests":1}`)); err == nil || !contains(err.Error(), "config.timePeriodInMilliseconds") {
+		t.Fatalf("missing period: %v", err)
+	}
+}
+
+func TestUnknownPolicy(t *testing.T) {
+	err := policy.Check(mkPolicy("no-such-policy", `{}`))
+	if err == nil || !contains(err.Error(), "unknown policy") {
+		t.Fatalf("got %v", err)
+	}
+}

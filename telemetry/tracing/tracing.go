@@ -1,0 +1,376 @@
+// Package tracing is flexgw's OpenTelemetry tracing: from the IR's
+// Configuration.spec.tracing it builds a TracerProvider that exports over
+// OTLP (gRPC or HTTP) through a batch span processor, and it observes the
+// data plane through dataplane.Hooks — a server span per request (parent
+// taken from the inbound W3C traceparent/tracestate and baggage) and a
+// client span per upstream attempt (propagated upstream in the same
+// headers). The request's trace id goes into the access-log record.
+//
+// Tracing is off by default. While off, Hooks returns no hooks, so the
+// request path pays nothing.
+package tracing
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/ir"
+)
+
+// ProviderOpenTelemetry is the only provider type flexgw exports to.
+// Flex's "anypoint" provider needs Anypoint Monitoring (Connected Mode).
+const ProviderOpenTelemetry = "opentelemetry"
+
+// DefaultServiceName is the service.name resource attribute when
+// provider.properties.serviceName is unset.
+const DefaultServiceName = "flexgw"
+
+// resourceAttrPrefix marks provider properties that become resource
+// attributes: Flex's nested `resourceAttributes: {k: v}` map arrives
+// flattened as "resourceAttributes.k".
+const resourceAttrPrefix = "resourceAttributes."
+
+const shutdownTimeout = 5 * time.Second
+
+// Options tunes New.
+type Options struct {
+	Logger *slog.Logger
+	// BatchTimeout is the batch span processor's export delay; 0 keeps the
+	// OpenTelemetry default (5 s).
+	BatchTimeout time.Duration
+}
+
+// Tracer owns the current tracing setup and swaps it on reload. One Tracer
+// lives for the life of the process; it is safe for concurrent use.
+type Tracer struct {
+	log  *slog.Logger
+	opts Options
+
+	mu  sync.Mutex // serialises Configure and Shutdown
+	cur atomic.Pointer[setup]
+}
+
+// setup is one configuration's provider; immutable once published.
+type setup struct {
+	cfg      ir.Tracing // Source cleared, for change detection
+	endpoint endpoint
+	tp       *sdktrace.TracerProvider
+	tracer   trace.Tracer
+	prop     propagation.TextMapPropagator
+	// static holds the literal and environment labels, resolved once.
+	static []attribute.KeyValue
+	// headerLabels are read from each request.
+	headerLabels []ir.TracingLabel
+}
+
+// New returns a Tracer with tracing off.
+func New(opts Options) *Tracer {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Tracer{log: opts.Logger.With("component", "tracing"), opts: opts}
+}
+
+// Enabled reports whether tracing is on.
+func (t *Tracer) Enabled() bool { return t.cur.Load() != nil }
+
+// Configure applies a snapshot's tracing configuration; nil turns tracing
+// off. An unchanged configuration is a no-op. On change the new provider
+// is published first and the old one is flushed and shut down in the
+// background, so a reload never blocks on the collector. On error the
+// previous setup keeps running.
+func (t *Tracer) Configure(ctx context.Context, cfg *ir.Tracing) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.cur.Load()
+	if cfg == nil {
+		if old != nil {
+			t.cur.Store(nil)
+			t.retire(old)
+			t.log.Info("tracing off")
+		}
+		return nil
+	}
+	norm := *cfg
+	norm.Source = ir.Source{}
+	if old != nil && reflect.DeepEqual(old.cfg, norm) {
+		return nil
+	}
+	s, err := t.build(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	s.cfg = norm
+	t.cur.Store(s)
+	if old != nil {
+		t.retire(old)
+	}
+	t.log.Info("tracing on", "endpoint", s.endpoint.String(),
+		"sampling_client", cfg.Sampling.Client, "sampling_random", cfg.Sampling.Random, "sampling_overall", cfg.Sampling.Overall)
+	return nil
+}
+
+func (t *Tracer) build(ctx context.Context, cfg *ir.Tracing) (*setup, error) {
+	if pt := strings.ToLower(cfg.Provider.Type); pt != ProviderOpenTelemetry {
+		return nil, fmt.Errorf("%s: spec.tracing.provider.type %q: not supported; flexgw exports to an OTLP collector with type %q", cfg.Source, cfg.Provider.Type, ProviderOpenTelemetry)
+	}
+	ep, err := parseEndpoint(cfg)
+	if err != nil {
+		return nil, err
+	}
+	exp, err := newExporter(ctx, ep)
+	if err != nil {
+		return nil, fmt.Errorf("%s: spec.tracing.provider: creating the OTLP exporter for %s: %w", cfg.Source, ep, err)
+	}
+	serviceName := cfg.Provider.Properties["serviceName"]
+	if serviceName == "" {
+		serviceName = DefaultServiceName
+	}
+	attrs := []attribute.KeyValue{attribute.String("service.name", serviceName)}
+	keys := make([]string, 0, len(cfg.Provider.Properties))
+	for k := range cfg.Provider.Properties {
+		if strings.HasPrefix(k, resourceAttrPrefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		attrs = append(attrs, attribute.String(strings.TrimPrefix(k, resourceAttrPrefix), cfg.Provider.Properties[k]))
+	}
+	var bopts []sdktrace.BatchSpanProcessorOption
+	if t.opts.BatchTimeout > 0 {
+		bopts = append(bopts, sdktrace.WithBatchTimeout(t.opts.BatchTimeout))
+	}
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithBatcher(exp, bopts...),
+		sdktrace.WithSampler(newFlexSampler(cfg.Sampling)),
+		sdktrace.WithResource(resource.NewSchemaless(attrs...)),
+	)
+	s := &setup{
+		endpoint: ep,
+		tp:       tp,
+		tracer:   tp.Tracer("github.com/flexgw/flexgw/telemetry/tracing"),
+		prop:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+	}
+	for _, l := range cfg.Labels {
+		switch l.Type {
+		case "literal":
+			v := l.Value
+			if v == "" {
+				v = l.DefaultValue
+			}
+			s.static = append(s.static, attribute.String(l.Name, v))
+		case "environment":
+			v, ok := os.LookupEnv(l.Key)
+			if !ok {
+				v = l.DefaultValue
+			}
+			s.static = append(s.static, attribute.String(l.Name, v))
+		case "requestHeader":
+			s.headerLabels = append(s.headerLabels, l)
+		}
+	}
+	return s, nil
+}
+
+// retire flushes and stops an old provider without blocking the caller.
+func (t *Tracer) retire(s *setup) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if err := s.tp.Shutdown(ctx); err != nil {
+			t.log.Warn("flushing spans of the previous tracing config", "endpoint", s.endpoint.String(), "error", err)
+		}
+	}()
+}
+
+// Flush exports every finished span now (for shutdown and tests).
+func (t *Tracer) Flush(ctx context.Context) error {
+	if s := t.cur.Load(); s != nil {
+		return s.tp.ForceFlush(ctx)
+	}
+	return nil
+}
+
+// Shutdown flushes pending spans and turns tracing off.
+func (t *Tracer) Shutdown(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.cur.Swap(nil)
+	if s == nil {
+		return nil
+	}
+	if err := s.tp.Shutdown(ctx); err != nil {
+		return fmt.Errorf("tracing: shutting down the exporter to %s: %w", s.endpoint, err)
+	}
+	return nil
+}
+
+// Hooks returns the data-plane hooks that trace requests, or no hooks at
+// all while tracing is off. The agent calls it again after each Configure
+// when it rebuilds the data plane's hooks; hooks obtained while tracing
+// was on become no-ops (one atomic load) if it is later turned off.
+func (t *Tracer) Hooks() dataplane.Hooks {
+	if !t.Enabled() {
+		return dataplane.Hooks{}
+	}
+	return dataplane.Hooks{Request: t.request, UpstreamAttempt: t.attempt}
+}
+
+func noopDone(*accesslog.Record, dataplane.Timings) {}
+func noopAttempt(int, error)                        {}
+
+// headerGetter adapts RequestInfo.Header to a propagation carrier.
+type headerGetter func(string) string
+
+func (h headerGetter) Get(key string) string {
+	if h == nil {
+		return ""
+	}
+	return h(key)
+}
+func (headerGetter) Set(string, string) {}
+func (headerGetter) Keys() []string     { return nil }
+
+// headerSetter adapts the attempt's set function to a propagation carrier.
+type headerSetter func(string, string)
+
+func (headerSetter) Get(string) string       { return "" }
+func (h headerSetter) Set(key, value string) { h(key, value) }
+func (headerSetter) Keys() []string          { return nil }
+
+func (t *Tracer) request(ctx context.Context, info dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings)) {
+	s := t.cur.Load()
+	if s == nil {
+		return ctx, noopDone
+	}
+	hdr := headerGetter(info.Header)
+	ctx = s.prop.Extract(ctx, hdr)
+	if hdr.Get(ClientTraceHeader) != "" {
+		ctx = withClientTrace(ctx)
+	}
+	// The name and attributes are built only for sampled spans: most
+	// requests are not sampled and must not pay for strings.
+	ctx, span := s.tracer.Start(ctx, "request", trace.WithSpanKind(trace.SpanKindServer))
+	if span.IsRecording() {
+		span.SetName(info.Method + " " + info.API + " " + info.Route)
+		attrs := make([]attribute.KeyValue, 0, 4+len(s.static)+len(s.headerLabels))
+		attrs = append(attrs,
+			attribute.String("http.request.method", info.Method),
+			attribute.String("flexgw.listener", info.Listener),
+			attribute.String("flexgw.api", info.API),
+			attribute.String("flexgw.route", info.Route),
+		)
+		attrs = append(attrs, s.static...)
+		for _, l := range s.headerLabels {
+			v := requestHeader(info, l.Key)
+			if v == "" {
+				v = l.DefaultValue
+			}
+			attrs = append(attrs, attribute.String(l.Name, v))
+		}
+		span.SetAttributes(attrs...)
+	}
+	return ctx, func(rec *accesslog.Record, _ dataplane.Timings) {
+		if sc := span.SpanContext(); sc.IsValid() {
+			rec.TraceID = sc.TraceID().String()
+		}
+		if span.IsRecording() {
+			span.SetAttributes(
+				attribute.Int("http.response.status_code", rec.ResponseCode),
+				attribute.String("url.path", rec.Path),
+			)
+			if rec.RequestID != "" {
+				span.SetAttributes(attribute.String("flexgw.request_id", rec.RequestID))
+			}
+			if rec.Policy != "" {
+				span.SetAttributes(attribute.String("flexgw.policy", rec.Policy), attribute.String("flexgw.policy_outcome", rec.PolicyOutcome))
+			}
+			if rec.ResponseCode >= 500 || rec.ResponseCode == 0 {
+				span.SetStatus(codes.Error, responseStatus(rec))
+			}
+		}
+		span.End()
+	}
+}
+
+// requestHeader reads a label's header; Flex's ":method" pseudo-header
+// names the request method.
+func requestHeader(info dataplane.RequestInfo, key string) string {
+	if key == ":method" {
+		return info.Method
+	}
+	if info.Header == nil {
+		return ""
+	}
+	return info.Header(key)
+}
+
+func responseStatus(rec *accesslog.Record) string {
+	if rec.ResponseCode == 0 {
+		return "no response sent"
+	}
+	flags := rec.ResponseFlags
+	if flags == "" || flags == "-" {
+		return strconv.Itoa(rec.ResponseCode)
+	}
+	return strconv.Itoa(rec.ResponseCode) + " " + flags
+}
+
+func (t *Tracer) attempt(ctx context.Context, set func(key, value string), info dataplane.AttemptInfo) func(int, error) {
+	s := t.cur.Load()
+	if s == nil {
+		return noopAttempt
+	}
+	ctx, span := s.tracer.Start(ctx, "upstream", trace.WithSpanKind(trace.SpanKindClient))
+	if span.IsRecording() {
+		span.SetName(info.Method + " " + info.Service)
+		span.SetAttributes(
+			attribute.String("http.request.method", info.Method),
+			attribute.String("url.path", info.Path),
+			attribute.String("server.address", info.Endpoint),
+			attribute.String("flexgw.service", info.Service),
+			attribute.String("flexgw.api", info.API),
+			attribute.String("flexgw.route", info.Route),
+			attribute.Int("http.request.resend_count", info.Attempt),
+		)
+	}
+	// Propagate even when not sampled: the upstream then sees the
+	// caller's trace id with sampled=0 and makes no contrary decision.
+	if set != nil {
+		s.prop.Inject(ctx, headerSetter(set))
+	}
+	return func(status int, err error) {
+		if span.IsRecording() {
+			if status > 0 {
+				span.SetAttributes(attribute.Int("http.response.status_code", status))
+			}
+			switch {
+			case err != nil:
+				span.RecordError(err)
+				span.SetStatus(codes.Error, err.Error())
+			case status >= 500:
+				span.SetStatus(codes.Error, strconv.Itoa(status))
+			}
+		}
+		span.End()
+	}
+}

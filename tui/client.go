@@ -1,0 +1,224 @@
+package tui
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flexgw/flexgw/stats/topapi"
+)
+
+// client talks to the agent's admin API.
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func newClient(adminURL, token string) (*client, error) {
+	if adminURL == "" {
+		adminURL = DefaultAdminURL
+	}
+	if !strings.Contains(adminURL, "://") {
+		adminURL = "http://" + adminURL
+	}
+	u, err := url.Parse(adminURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("--admin %q: want a URL such as http://127.0.0.1:9901", adminURL)
+	}
+	return &client{
+		base:  strings.TrimRight(u.String(), "/"),
+		token: token,
+		// No overall timeout: the log stream is long-lived; top requests
+		// carry their own deadline.
+		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2, ResponseHeaderTimeout: 10 * time.Second}},
+	}, nil
+}
+
+func (c *client) get(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return resp, nil
+}
+
+// topQuery is what a view asks the agent for.
+type topQuery struct {
+	history int
+	api     string
+}
+
+func (c *client) top(ctx context.Context, q topQuery) (*topapi.Top, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v := url.Values{}
+	v.Set("history", strconv.Itoa(q.history))
+	if q.api != "" {
+		v.Set("api", q.api)
+	}
+	resp, err := c.get(ctx, "/api/v1/top?"+v.Encode())
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var t topapi.Top
+	if err := json.NewDecoder(resp.Body).Decode(&t); err != nil {
+		return nil, fmt.Errorf("GET /api/v1/top: decode: %w", err)
+	}
+	return &t, nil
+}
+
+// logRecord is an access-log record as the stream carries it: the wire
+// form of accesslog.Record (durations are integer milliseconds).
+type logRecord struct {
+	StartTime     time.Time `json:"start_time"`
+	Method        string    `json:"method"`
+	Path          string    `json:"path"`
+	Protocol      string    `json:"protocol"`
+	ResponseCode  int       `json:"response_code"`
+	ResponseFlags string    `json:"response_flags"`
+	BytesReceived int64     `json:"bytes_received"`
+	BytesSent     int64     `json:"bytes_sent"`
+	DurationMs    int64     `json:"duration"`
+	UpstreamMs    *int64    `json:"upstream_service_time"`
+	UserAgent     string    `json:"user_agent"`
+	RequestID     string    `json:"request_id"`
+	Authority     string    `json:"authority"`
+	UpstreamHost  string    `json:"upstream_host"`
+	Cluster       string    `json:"upstream_cluster"`
+	Remote        string    `json:"downstream_remote_address"`
+	API           string    `json:"api_instance"`
+	Route         string    `json:"route"`
+	GatewayID     string    `json:"gateway_id"`
+	TraceID       string    `json:"trace_id"`
+	Policy        string    `json:"policy"`
+	PolicyOutcome string    `json:"policy_outcome"`
+}
+
+// streamMsg reports the log stream's connection state.
+type streamMsg struct {
+	connected bool
+	err       error
+	dropped   uint64
+}
+
+// logsMsg is a batch of records received since the last batch.
+type logsMsg []logRecord
+
+// streamLogs follows /api/v1/logs/stream until ctx ends, reconnecting
+// with backoff, and hands records to send in batches every flush interval
+// so a busy gateway costs one UI update per interval, not one per record.
+func (c *client) streamLogs(ctx context.Context, flush time.Duration, send func(any)) {
+	var mu sync.Mutex
+	var batch []logRecord
+	const maxBatch = 2000
+	go func() {
+		t := time.NewTicker(flush)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				mu.Lock()
+				b := batch
+				batch = nil
+				mu.Unlock()
+				if len(b) > 0 {
+					send(logsMsg(b))
+				}
+			}
+		}
+	}()
+	backoff := 250 * time.Millisecond
+	for ctx.Err() == nil {
+		connected := false
+		err := c.readStream(ctx, func(ev, data string) {
+			if !connected {
+				connected = true
+				backoff = 250 * time.Millisecond
+			}
+			switch ev {
+			case topapi.EventRecord:
+				var r logRecord
+				if json.Unmarshal([]byte(data), &r) != nil {
+					return
+				}
+				mu.Lock()
+				if len(batch) >= maxBatch {
+					batch = batch[1:]
+				}
+				batch = append(batch, r)
+				mu.Unlock()
+			case topapi.EventDropped:
+				var d topapi.Dropped
+				if json.Unmarshal([]byte(data), &d) == nil {
+					send(streamMsg{connected: true, dropped: d.Dropped})
+				}
+			}
+		}, func() { send(streamMsg{connected: true}) })
+		if ctx.Err() != nil {
+			return
+		}
+		send(streamMsg{err: err})
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// readStream reads server-sent events until the stream ends.
+func (c *client) readStream(ctx context.Context, on func(event, data string), opened func()) error {
+	resp, err := c.get(ctx, "/api/v1/logs/stream?backlog=200")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	opened()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	var ev, data string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if ev != "" || data != "" {
+				on(ev, data)
+			}
+			ev, data = "", ""
+		case strings.HasPrefix(line, ":"):
+		case strings.HasPrefix(line, "event:"):
+			ev = strings.TrimSpace(line[len("event:"):])
+		case strings.HasPrefix(line, "data:"):
+			data = strings.TrimPrefix(line[len("data:"):], " ")
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("log stream: %w", err)
+	}
+	return fmt.Errorf("log stream closed by the gateway")
+}

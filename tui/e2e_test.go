@@ -1,0 +1,170 @@
+package tui
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/stats"
+	"github.com/flexgw/flexgw/tui/tuitest"
+)
+
+// liveStats is the agent side: a Stats fed with traffic through the same
+// hooks and sink the data plane uses, served on a real admin socket.
+func liveStats(t *testing.T) (*stats.Stats, string) {
+	t.Helper()
+	snap := &ir.Snapshot{
+		Version: 3,
+		Listeners: []*ir.Listener{{Name: "http_0.0.0.0_8081", APIs: []*ir.API{
+			{Name: "orders", Namespace: "default", BasePath: "/orders", Routes: []*ir.Route{{Name: "orders-0", Destinations: []ir.Destination{{Service: "default/backend"}}}}},
+			{Name: "idle", Namespace: "default", BasePath: "/idle", Routes: []*ir.Route{{Name: "idle-0"}}},
+		}}},
+		Services: []*ir.Service{{Name: "backend", Namespace: "default", Endpoints: []ir.Endpoint{{Host: "127.0.0.1", Port: 9}}}},
+	}
+	s := stats.New(stats.Options{
+		Snapshot: func() *ir.Snapshot { return snap },
+		Status: func() stats.Status {
+			return stats.Status{GatewayID: "gw-e2e", Version: "test", DataPlane: "builtin", SnapshotVersion: 3, ReloadOK: true}
+		},
+	})
+	addr := serve(t, "127.0.0.1:0", s.Handler())
+	return s, "http://" + addr
+}
+
+// serve runs h on addr until the test ends and returns the bound address.
+func serve(t *testing.T, addr string, h http.Handler) string {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	// Re-binding a just-closed port can briefly fail; retry until it works.
+	waitFor(t, "listen on "+addr, func() bool {
+		ln, err = net.Listen("tcp", addr)
+		return err == nil
+	})
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	servers[ln.Addr().String()] = srv
+	return ln.Addr().String()
+}
+
+// servers lets a test stop the admin server it started.
+var servers = map[string]*http.Server{}
+
+func traffic(s *stats.Stats, n int, status int) {
+	h := s.Hooks()
+	for i := range n {
+		_, done := h.Request(context.Background(), dataplane.RequestInfo{API: "default/orders", Route: "orders-0", Method: "GET"})
+		rec := &accesslog.Record{StartTime: time.Now(), Method: "GET", Path: "/orders/" + string(rune('a'+i%26)), ResponseCode: status, APIInstance: "default/orders", Route: "orders-0", TraceID: "trace-e2e"}
+		done(rec, dataplane.Timings{Total: 3 * time.Millisecond, Upstream: 2 * time.Millisecond, Service: "default/backend"})
+		s.Write(rec)
+	}
+}
+
+func TestOnceAgainstLiveStats(t *testing.T) {
+	s, url := liveStats(t)
+	traffic(s, 200, 200)
+	var out strings.Builder
+	if err := Run(t.Context(), Options{AdminURL: url, Once: true, Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	frame := out.String()
+	if rps, ok := tuitest.APIRPS(frame, "default/orders"); !ok || rps <= 0 {
+		t.Errorf("--once shows default/orders at %v rps (found=%v), want > 0:\n%s", rps, ok, frame)
+	}
+	if rps, ok := tuitest.APIRPS(frame, "default/idle"); !ok || rps != 0 {
+		t.Errorf("idle API: rps=%v found=%v", rps, ok)
+	}
+	for _, want := range []string{"gw-e2e", "snapshot v3", "route orders-0", "default/backend", "127.0.0.1:9", "eBPF probe off"} {
+		if !strings.Contains(frame, want) {
+			t.Errorf("--once frame lacks %q:\n%s", want, frame)
+		}
+	}
+}
+
+func TestOnceGatewayDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	err = Run(t.Context(), Options{AdminURL: addr, Once: true, Out: &strings.Builder{}})
+	if err == nil || !strings.Contains(err.Error(), addr) {
+		t.Errorf("err = %v, want one naming %s", err, addr)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLogStreamAndReconnect(t *testing.T) {
+	s, url := liveStats(t)
+	c, err := newClient(url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make(chan any, 1000)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go c.streamLogs(ctx, 20*time.Millisecond, func(m any) { msgs <- m })
+
+	m := newModel(ctx, c.top, url, 50*time.Millisecond, false)
+	// Pump the stream into the model as the program would.
+	pump := func(until func() bool) {
+		deadline := time.After(20 * time.Second)
+		for !until() {
+			select {
+			case msg := <-msgs:
+				m.Update(msg)
+			case <-deadline:
+				t.Fatalf("timed out; frame:\n%s", plainFrame(m))
+			case <-time.After(20 * time.Millisecond):
+				traffic(s, 1, 502)
+			}
+		}
+	}
+	pump(func() bool { return len(m.logs.recs) > 0 })
+	if r := m.logs.recs[0]; r.ResponseCode != 502 || r.TraceID != "trace-e2e" {
+		t.Errorf("streamed record = %+v", r)
+	}
+	run(t, m, m.Init())
+	if m.err != nil || m.top == nil {
+		t.Fatalf("first fetch: %v", m.err)
+	}
+
+	// The gateway goes away: the header says so.
+	addr := strings.TrimPrefix(url, "http://")
+	servers[addr].Close()
+	run(t, m, m.fetchCmd())
+	if m.err == nil || !strings.Contains(plainFrame(m), "gateway unreachable") {
+		t.Fatalf("after the gateway stopped, frame:\n%s", plainFrame(m))
+	}
+	pump(func() bool { return m.stream.err != nil })
+
+	// It comes back on the same address: the TUI reconnects by itself.
+	serve(t, addr, s.Handler())
+	run(t, m, m.fetchCmd())
+	if m.err != nil {
+		t.Fatalf("fetch after restart: %v", m.err)
+	}
+	pump(func() bool { return m.streamOn })
+	if strings.Contains(plainFrame(m), "unreachable") {
+		t.Errorf("still unreachable after reconnect:\n%s", plainFrame(m))
+	}
+}

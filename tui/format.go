@@ -1,0 +1,204 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+)
+
+// styles holds every style the views use. In plain mode they are all
+// empty so frames are pure text; colour downsampling (NO_COLOR, 16-colour
+// terminals) is left to bubbletea's renderer.
+type styles struct {
+	title, dim, bad, warn, good, selected, header, tabOn, tabOff, key lipgloss.Style
+}
+
+func newStyles(plain bool) styles {
+	if plain {
+		return styles{}
+	}
+	s := lipgloss.NewStyle
+	return styles{
+		title:    s().Bold(true),
+		dim:      s().Foreground(lipgloss.Color("8")),
+		bad:      s().Foreground(lipgloss.Color("9")).Bold(true),
+		warn:     s().Foreground(lipgloss.Color("11")),
+		good:     s().Foreground(lipgloss.Color("10")),
+		selected: s().Reverse(true),
+		header:   s().Bold(true).Underline(true),
+		tabOn:    s().Bold(true).Reverse(true),
+		tabOff:   s(),
+		key:      s().Bold(true).Foreground(lipgloss.Color("12")),
+	}
+}
+
+// column is one table column; width 0 means "takes the remaining space".
+type column struct {
+	title string
+	width int
+	right bool
+}
+
+// layout fixes flexible columns so the row fits total cells.
+func layout(cols []column, total int) []column {
+	out := append([]column(nil), cols...)
+	used, flex := 0, -1
+	for i, c := range out {
+		if c.width == 0 {
+			flex = i
+			continue
+		}
+		used += c.width + 1
+	}
+	if flex >= 0 {
+		out[flex].width = max(total-used-1, 8)
+	}
+	return out
+}
+
+// row renders cells padded or truncated to their columns.
+func row(cols []column, cells []string) string {
+	var b strings.Builder
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		v := ""
+		if i < len(cells) {
+			v = cells[i]
+		}
+		b.WriteString(fit(v, c.width, c.right))
+	}
+	return b.String()
+}
+
+// fit pads or truncates plain text s to exactly w cells.
+func fit(s string, w int, right bool) string {
+	n := ansi.StringWidth(s)
+	if n > w {
+		s = ansi.Truncate(s, w, "…")
+		n = ansi.StringWidth(s)
+	}
+	pad := strings.Repeat(" ", max(w-n, 0))
+	if right {
+		return pad + s
+	}
+	return s + pad
+}
+
+// clip truncates a rendered (possibly styled) line to w cells.
+func clip(s string, w int) string {
+	if ansi.StringWidth(s) <= w {
+		return s
+	}
+	return ansi.Truncate(s, w, "…")
+}
+
+func fmtRPS(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v < 10:
+		return fmt.Sprintf("%.2f", v)
+	case v < 1000:
+		return fmt.Sprintf("%.1f", v)
+	case v < 1e6:
+		return fmt.Sprintf("%.0f", v)
+	default:
+		return fmt.Sprintf("%.1fM", v/1e6)
+	}
+}
+
+func fmtPct(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v >= 99.95:
+		return "100"
+	case v < 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
+
+// fmtMs prints milliseconds compactly; "-" when there is no sample.
+func fmtMs(v float64) string {
+	switch {
+	case v == 0:
+		return "-"
+	case v < 10:
+		return fmt.Sprintf("%.2f", v)
+	case v < 100:
+		return fmt.Sprintf("%.1f", v)
+	case v < 10000:
+		return fmt.Sprintf("%.0f", v)
+	default:
+		return fmt.Sprintf("%.0fs", v/1000)
+	}
+}
+
+func fmtCount(v uint64) string {
+	switch {
+	case v < 10000:
+		return fmt.Sprint(v)
+	case v < 1e6:
+		return fmt.Sprintf("%.1fk", float64(v)/1e3)
+	default:
+		return fmt.Sprintf("%.1fM", float64(v)/1e6)
+	}
+}
+
+func fmtUptime(sec float64) string {
+	d := time.Duration(sec) * time.Second
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	default:
+		return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+	}
+}
+
+var (
+	sparkUnicode = []rune("▁▂▃▄▅▆▇█")
+	sparkASCII   = []rune("_.-~=+*#")
+)
+
+// sparkline draws the last w points of v scaled to their maximum; an empty
+// second is a space so idle and slow are told apart.
+func sparkline(v []float64, w int, ascii bool) string {
+	if w <= 0 {
+		return ""
+	}
+	ramp := sparkUnicode
+	if ascii {
+		ramp = sparkASCII
+	}
+	if len(v) > w {
+		v = v[len(v)-w:]
+	}
+	var peak float64
+	for _, x := range v {
+		peak = max(peak, x)
+	}
+	out := make([]rune, 0, w)
+	for range w - len(v) {
+		out = append(out, ' ')
+	}
+	for _, x := range v {
+		if x <= 0 || peak == 0 {
+			out = append(out, ' ')
+			continue
+		}
+		i := int(x / peak * float64(len(ramp)-1))
+		out = append(out, ramp[min(max(i, 0), len(ramp)-1)])
+	}
+	return string(out)
+}

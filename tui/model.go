@@ -1,0 +1,313 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/flexgw/flexgw/stats/topapi"
+)
+
+// viewID names a tab.
+type viewID int
+
+const (
+	viewAPIs viewID = iota
+	viewUpstreams
+	viewLogs
+	viewPipeline
+	numViews
+)
+
+var viewNames = [numViews]string{"APIs", "Upstreams", "Logs", "Pipeline"}
+
+// headerLines is the fixed height above a view's body; mouse handling
+// relies on it.
+const headerLines = 4
+
+// Messages.
+type (
+	// topMsg is the result of one /api/v1/top fetch.
+	topMsg struct {
+		top *topapi.Top
+		err error
+	}
+	// tickMsg asks for the next refresh.
+	tickMsg struct{}
+)
+
+// fetchFunc loads a snapshot; injected so Update is testable without I/O.
+type fetchFunc func(ctx context.Context, q topQuery) (*topapi.Top, error)
+
+// Model is the `flexgw top` program state. Views keep their own state in
+// apisView, upstreamsView, logsView and pipelineView (one file each); the
+// root only routes messages and composes the frame.
+type Model struct {
+	ctx      context.Context
+	fetch    fetchFunc
+	refresh  time.Duration
+	adminURL string
+	now      func() time.Time
+	st       styles
+	ascii    bool
+	// static renders whole tables without a selection (Frame).
+	static bool
+
+	width, height int
+	view          viewID
+	help          bool
+
+	top      *topapi.Top
+	lastOK   time.Time
+	err      error
+	fetching bool
+	refetch  bool
+	stream   streamMsg
+	streamOn bool
+
+	apis apisView
+	ups  upstreamsView
+	logs logsView
+	pipe pipelineView
+}
+
+func newModel(ctx context.Context, fetch fetchFunc, adminURL string, refresh time.Duration, plain bool) *Model {
+	return &Model{
+		ctx:      ctx,
+		fetch:    fetch,
+		refresh:  refresh,
+		adminURL: adminURL,
+		now:      time.Now,
+		st:       newStyles(plain),
+		ascii:    plain,
+		width:    120,
+		height:   32,
+		apis:     newAPIsView(),
+	}
+}
+
+// Init starts the first fetch.
+func (m *Model) Init() tea.Cmd { return m.fetchCmd() }
+
+// sparkWidth is how many seconds of history the views can draw.
+func (m *Model) sparkWidth() int { return 60 }
+
+func (m *Model) fetchCmd() tea.Cmd {
+	if m.fetching {
+		m.refetch = true
+		return nil
+	}
+	m.fetching = true
+	q := topQuery{history: m.sparkWidth(), api: m.apis.drill}
+	ctx, fetch := m.ctx, m.fetch
+	return func() tea.Msg {
+		t, err := fetch(ctx, q)
+		return topMsg{top: t, err: err}
+	}
+}
+
+// Update routes a message to the root handlers or the active view.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		return m, nil
+	case topMsg:
+		m.fetching = false
+		delay := m.refresh
+		if msg.err != nil {
+			m.err = msg.err
+			// Back off while the gateway is away, never slower than 2 s.
+			delay = max(min(2*time.Second, 4*m.refresh), m.refresh)
+		} else {
+			m.err = nil
+			m.top = msg.top
+			m.lastOK = m.now()
+			m.apis.rebuild(m.top)
+		}
+		if m.refetch {
+			m.refetch = false
+			return m, m.fetchCmd()
+		}
+		return m, tea.Tick(delay, func(time.Time) tea.Msg { return tickMsg{} })
+	case tickMsg:
+		return m, m.fetchCmd()
+	case logsMsg:
+		m.logs.add(msg)
+		return m, nil
+	case streamMsg:
+		m.streamOn = msg.connected
+		if msg.err != nil || msg.dropped > 0 || !msg.connected {
+			m.stream = msg
+		}
+		return m, nil
+	case tea.KeyPressMsg:
+		return m, m.key(msg)
+	case tea.MouseWheelMsg:
+		d := 3
+		if msg.Button == tea.MouseWheelUp {
+			d = -3
+		}
+		m.move(d)
+		return m, nil
+	case tea.MouseClickMsg:
+		return m, m.click(msg.X, msg.Y)
+	}
+	return m, nil
+}
+
+// key handles global keys first unless a view is editing text.
+func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
+	s := k.String()
+	if s == "ctrl+c" {
+		return tea.Quit
+	}
+	if m.editing() {
+		return m.viewKey(k)
+	}
+	if m.help {
+		if s == "?" || s == "esc" || s == "q" {
+			m.help = false
+		}
+		return nil
+	}
+	switch s {
+	case "q":
+		return tea.Quit
+	case "?":
+		m.help = true
+		return nil
+	case "tab":
+		m.view = (m.view + 1) % numViews
+		return nil
+	case "shift+tab":
+		m.view = (m.view + numViews - 1) % numViews
+		return nil
+	case "1", "2", "3", "4":
+		m.view = viewID(s[0] - '1')
+		return nil
+	}
+	return m.viewKey(k)
+}
+
+func (m *Model) editing() bool {
+	return (m.view == viewAPIs && m.apis.editing) || (m.view == viewLogs && m.logs.editing)
+}
+
+func (m *Model) viewKey(k tea.KeyPressMsg) tea.Cmd {
+	switch m.view {
+	case viewAPIs:
+		return m.apis.key(m, k)
+	case viewUpstreams:
+		m.ups.key(m, k)
+	case viewLogs:
+		m.logs.key(k)
+	case viewPipeline:
+	}
+	return nil
+}
+
+func (m *Model) move(d int) {
+	switch m.view {
+	case viewAPIs:
+		m.apis.move(d)
+	case viewUpstreams:
+		m.ups.move(m, d)
+	case viewLogs:
+		m.logs.move(d)
+	}
+}
+
+// click switches tabs from the tab bar, sorts from a table header and
+// selects rows in the body.
+func (m *Model) click(x, y int) tea.Cmd {
+	if y == headerLines-1 {
+		pos := 0
+		for i := range numViews {
+			w := len(tabLabel(i))
+			if x >= pos && x < pos+w {
+				m.view = i
+				m.help = false
+				return nil
+			}
+			pos += w + 1
+		}
+		return nil
+	}
+	if y < headerLines || m.help {
+		return nil
+	}
+	switch m.view {
+	case viewAPIs:
+		m.apis.click(m, x, y-headerLines)
+	case viewUpstreams:
+		m.ups.click(y - headerLines)
+	case viewLogs:
+		m.logs.click(y - headerLines)
+	}
+	return nil
+}
+
+func (m *Model) bodyHeight() int { return max(m.height-headerLines-1, 1) }
+
+// View composes header, body and footer into exactly height lines.
+func (m *Model) View() tea.View {
+	v := tea.NewView(m.frame())
+	v.AltScreen = !m.ascii
+	v.MouseMode = tea.MouseModeCellMotion
+	v.WindowTitle = "flexgw top"
+	return v
+}
+
+func (m *Model) frame() string {
+	lines := make([]string, 0, m.height)
+	lines = append(lines, m.header()...)
+	h := m.bodyHeight()
+	var body []string
+	if m.help {
+		body = m.helpLines()
+	} else {
+		switch m.view {
+		case viewAPIs:
+			body = m.apis.render(m, m.width, h)
+		case viewUpstreams:
+			body = m.ups.render(m, m.width, h)
+		case viewLogs:
+			body = m.logs.render(m, m.width, h)
+		case viewPipeline:
+			body = m.pipe.render(m, m.width, h)
+		}
+	}
+	for i := range h {
+		if i < len(body) {
+			lines = append(lines, clip(body[i], m.width))
+		} else {
+			lines = append(lines, "")
+		}
+	}
+	lines = append(lines, clip(m.footer(), m.width))
+	return strings.Join(lines, "\n")
+}
+
+func tabLabel(i viewID) string { return fmt.Sprintf(" %d %s ", i+1, viewNames[i]) }
+
+func (m *Model) footer() string {
+	if m.help {
+		return m.st.dim.Render("? or esc closes help")
+	}
+	var hints string
+	switch m.view {
+	case viewAPIs:
+		hints = m.apis.footer(m)
+	case viewUpstreams:
+		hints = "↑↓ select  tab/1-4 views  ? help  q quit"
+	case viewLogs:
+		hints = m.logs.footer(m)
+	case viewPipeline:
+		hints = "tab/1-4 views  ? help  q quit"
+	}
+	return m.st.dim.Render(hints)
+}

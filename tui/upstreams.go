@@ -1,0 +1,98 @@
+package tui
+
+import (
+	"fmt"
+
+	tea "charm.land/bubbletea/v2"
+)
+
+// upstreamsView is the Upstreams tab: every endpoint with its active and
+// passive health and the eBPF probe's TCP view of it.
+type upstreamsView struct {
+	cursor, offset int
+}
+
+func (v *upstreamsView) count(m *Model) int {
+	if m.top == nil {
+		return 0
+	}
+	return len(m.top.Upstreams)
+}
+
+func (v *upstreamsView) move(m *Model, d int) {
+	v.cursor = min(max(v.cursor+d, 0), max(v.count(m)-1, 0))
+}
+
+func (v *upstreamsView) key(m *Model, k tea.KeyPressMsg) {
+	switch k.String() {
+	case "up", "k":
+		v.move(m, -1)
+	case "down", "j":
+		v.move(m, 1)
+	case "pgup":
+		v.move(m, -m.bodyHeight())
+	case "pgdown":
+		v.move(m, m.bodyHeight())
+	}
+}
+
+func (v *upstreamsView) click(y int) {
+	// Rows start two lines below the probe line and the heading.
+	if i := v.offset + y - 2; i >= 0 {
+		v.cursor = i
+	}
+}
+
+func (v *upstreamsView) render(m *Model, w, h int) []string {
+	if m.top == nil {
+		return []string{"", "  no data yet"}
+	}
+	st := m.st
+	k := m.top.Kernel
+	probe := st.good.Render("eBPF probe on") + ": connect latency and RTT measured in the kernel"
+	if !k.Enabled {
+		probe = st.warn.Render("eBPF probe off") + ": " + orDash(k.Reason)
+	}
+	cols := layout([]column{{title: "SERVICE"}, {"ENDPOINT", 21, false}, {"HEALTH", 9, false}, {"ACTIVE", 9, false}, {"PASSIVE", 8, false},
+		{"CONNECTS", 8, true}, {"CONN P50", 8, true}, {"CONN P99", 8, true}, {"SRTT ms", 8, true}, {"RETRANS", 7, true}}, w-2)
+	out := []string{"  " + probe, st.header.Render("  " + row(cols, []string{"SERVICE", "ENDPOINT", "HEALTH", "ACTIVE", "PASSIVE", "CONNECTS", "CONN P50", "CONN P99", "SRTT ms", "RETRANS"}))}
+	ups := m.top.Upstreams
+	if len(ups) == 0 {
+		return append(out, "  no upstream endpoints")
+	}
+	v.cursor = min(v.cursor, len(ups)-1)
+	rowsH := max(h-2, 1)
+	if v.cursor < v.offset {
+		v.offset = v.cursor
+	}
+	if v.cursor >= v.offset+rowsH {
+		v.offset = v.cursor - rowsH + 1
+	}
+	for i := v.offset; i < len(ups) && i < v.offset+rowsH; i++ {
+		u := &ups[i]
+		health := "healthy"
+		if !u.Healthy {
+			health = "DOWN"
+		}
+		cells := []string{u.Service, u.Endpoint, health, orDash(u.Active), orDash(u.Passive)}
+		switch {
+		case u.Kernel != nil:
+			ke := u.Kernel
+			cells = append(cells, fmtCount(ke.Connects), fmtMs(ke.ConnectP50Ms), fmtMs(ke.ConnectP99Ms), fmtMs(ke.SRTTMs), fmt.Sprint(ke.Retransmits))
+		case !k.Enabled:
+			cells = append(cells, "probe off")
+		default:
+			cells = append(cells, "no conns")
+		}
+		line := row(cols, cells)
+		prefix := "  "
+		switch {
+		case i == v.cursor && !m.static:
+			prefix, line = "> ", st.selected.Render(line)
+		case !u.Healthy:
+			line = st.bad.Render(line)
+		}
+		out = append(out, prefix+line)
+	}
+	return out
+}
