@@ -272,7 +272,14 @@ func (d *decoder) healthCheck(n *yaml.Node, path string) *HealthCheck {
 			}
 		}
 	}
-	for name, dst := range map[string]*int{"healthyThreshold": &h.HealthyThreshold, "unhealthyThreshold": &h.UnhealthyThreshold} {
+	if h.Timeout > h.Interval {
+		d.errorf(n, path+".timeout", "%v is longer than the interval %v; a check must end before the next one starts", h.Timeout, h.Interval)
+	}
+	for _, name := range []string{"healthyThreshold", "unhealthyThreshold"} {
+		dst := &h.HealthyThreshold
+		if name == "unhealthyThreshold" {
+			dst = &h.UnhealthyThreshold
+		}
 		if f, ok := fs[name]; ok {
 			if v, ok := d.integer(f.value, path+"."+name); ok {
 				if v < 1 {

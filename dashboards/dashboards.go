@@ -104,9 +104,9 @@ func overview() dashboard {
 						{expr: quantile(0.95, "flexgw_gateway_overhead_seconds", "", ""), legend: "gateway overhead"},
 						{expr: quantile(0.95, "flexgw_upstream_duration_seconds", "", ""), legend: "upstream"},
 					}},
-				{title: "Policy denials per second", stack: true, unit: "reqps",
-					description: "Requests a policy decided not to let through, by policy and outcome.",
-					targets:     []target{{expr: rate("flexgw_policy_decisions_total", `outcome!~"allow|allowed|pass"`, "policy, outcome"), legend: "{{policy}} {{outcome}}"}}},
+				{title: "Policy denials and errors per second", stack: true, unit: "reqps",
+					description: "Requests a policy did not let through (outcome denied) or failed on (outcome error), by policy.",
+					targets:     []target{{expr: rate("flexgw_policy_decisions_total", `outcome!="allowed"`, "policy, outcome"), legend: "{{policy}} {{outcome}}"}}},
 			}},
 			{title: "Configuration", panels: []panel{
 				{title: "Snapshot version", kind: "stat", w: 6, h: 5, unit: "none",

@@ -35,6 +35,8 @@ type upConn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+	// writeDeadline is set while a write deadline is armed on conn.
+	writeDeadline bool
 	// head collects raw header lines before they become one string.
 	head []byte
 }
@@ -211,7 +213,10 @@ func (c *upConn) readHead(res *upResponse, h http.Header) error {
 		removeConnectionHeaders(h, connHdr)
 	}
 	if res.chunked {
+		// Chunked wins over a Content-Length (RFC 9112 6.3); relaying
+		// both would let the client frame the body differently.
 		res.contentLength = -1
+		delete(h, "Content-Length")
 	}
 	return nil
 }
@@ -304,42 +309,6 @@ type chunkedReader struct {
 
 func (r *chunkedReader) reset(br *bufio.Reader) {
 	*r = chunkedReader{br: br}
-}
-
-// Read reads chunk data; it reports io.EOF after the last chunk and its
-// trailers (which are dropped) have been consumed.
-func (r *chunkedReader) Read(p []byte) (int, error) {
-	if r.err != nil {
-		return 0, r.err
-	}
-	if r.eof {
-		return 0, io.EOF
-	}
-	if r.n == 0 {
-		if err := r.nextChunk(); err != nil {
-			r.err = err
-			return 0, err
-		}
-		if r.eof {
-			return 0, io.EOF
-		}
-	}
-	if int64(len(p)) > r.n {
-		p = p[:r.n]
-	}
-	n, err := r.br.Read(p)
-	r.n -= int64(n)
-	if r.n == 0 && err == nil {
-		// Consume the CRLF after the chunk data.
-		if err = r.crlf(); err != nil {
-			r.err = err
-		}
-	}
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-		r.err = err
-	}
-	return n, err
 }
 
 // peek returns up to max bytes of chunk data already buffered (blocking

@@ -142,7 +142,8 @@ func (dp *DataPlane) Apply(s *ir.Snapshot) error {
 	for _, is := range s.Services {
 		key := is.Key()
 		if old := dp.services[key]; old != nil && old.fingerprint == serviceFingerprint(is) {
-			old.cfg = is // same behaviour; newer policies and sources
+			// Same behaviour. old.cfg stays as it was (requests read it
+			// concurrently); policies come from the new snapshot's service.
 			svcs[key] = old
 			continue
 		}
@@ -249,7 +250,7 @@ func (dp *DataPlane) bind(l *ir.Listener, tc *tls.Config) (*listener, error) {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: dp.opts.ReadHeaderTimeout,
-		MaxHeaderBytes:    dp.opts.MaxHeaderBytes,
+		MaxHeaderBytes:    netHTTPHeaderLimit(dp.opts.MaxHeaderBytes),
 		IdleTimeout:       dp.opts.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(dp.log.Handler(), slog.LevelWarn),
 		ConnState:         dp.connState(l.Name),
@@ -274,6 +275,15 @@ func (dp *DataPlane) bind(l *ir.Listener, tc *tls.Config) (*listener, error) {
 	}
 	nl.srv = srv
 	return nl, nil
+}
+
+// netHTTPHeaderLimit converts the request-head limit into net/http's
+// MaxHeaderBytes, which it enforces with 4 KiB of extra slack.
+func netHTTPHeaderLimit(n int) int {
+	if n > 8<<10 {
+		return n - 4<<10
+	}
+	return n
 }
 
 func (dp *DataPlane) serve(l *listener) {

@@ -561,3 +561,73 @@ func TestResponseHopHeadersAndChunkedFraming(t *testing.T) {
 		}
 	}
 }
+
+func TestCircuitBreakerOverflow(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			entered <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	service := svc("cb", endpointOf(t, up))
+	service.CircuitBreaker = &ir.CircuitBreaker{MaxRequests: 1}
+	g := startGateway(t, snapshot(1, []*ir.Service{service}, api("api", "/", catchAll("r", "cb"))))
+	done := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(g.url("/hold"))
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- string(b)
+	}()
+	<-entered
+	resp, body := get(t, http.DefaultClient, g.url("/more"))
+	close(release)
+	if resp.StatusCode != 503 || decodeError(t, body).Status != 503 {
+		t.Fatalf("over the limit: %d %s", resp.StatusCode, body)
+	}
+	if got := <-done; got != "ok" {
+		t.Fatalf("held request: %q", got)
+	}
+	rec := g.sink.waitRecord(t, func(r accesslog.Record) bool { return r.Path == "/more" })
+	if rec.ResponseFlags != "UO" {
+		t.Errorf("flags %q", rec.ResponseFlags)
+	}
+	if resp, _ := get(t, http.DefaultClient, g.url("/after")); resp.StatusCode != 200 {
+		t.Errorf("after release: %d", resp.StatusCode)
+	}
+}
+
+func TestApplyAddsAndRemovesListeners(t *testing.T) {
+	up := echoUpstream(t, "a")
+	s := simple(t, up)
+	second := &ir.Listener{Name: "http_127.0.0.3_0", Protocol: ir.HTTP, Host: "127.0.0.3", Port: 0, APIs: s.Listeners[0].APIs}
+	s.Listeners = append(s.Listeners, second)
+	g := startGateway(t, s)
+	addr2 := g.dp.Addr("127.0.0.3:0")
+	if resp, _ := get(t, http.DefaultClient, "http://"+addr2+"/"); resp.StatusCode != 200 {
+		t.Fatalf("second listener: %d", resp.StatusCode)
+	}
+	s2 := simple(t, up)
+	s2.Version = 2
+	if err := g.dp.Apply(s2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "removed listener closed", func() bool {
+		c, err := net.Dial("tcp", addr2)
+		if err != nil {
+			return true
+		}
+		c.Close()
+		return false
+	})
+	if resp, _ := get(t, http.DefaultClient, g.url("/")); resp.StatusCode != 200 {
+		t.Fatalf("kept listener: %d", resp.StatusCode)
+	}
+}

@@ -1,6 +1,3 @@
-// Package dataplane is flexgw's built-in data plane: a reverse proxy that
-// serves an ir.Snapshot directly (listeners, routing, upstream pools, health)
-// when no Envoy runs.
 package dataplane
 
 import (

@@ -29,6 +29,7 @@ const (
 	flagDownstreamClose = "DC"
 	flagUpstreamReset   = "UR"
 	flagUpstreamClosed  = "UC"
+	flagOverflow        = "UO"
 )
 
 // reqState is the per-request scratch of the proxy, pooled. When the
@@ -324,6 +325,14 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 	prefix := rt.prefix[di]
 	st.svc = svc
 	st.destPath = rt.dpath[di]
+	if svc.maxRequests > 0 {
+		if svc.active.Add(1) > svc.maxRequests {
+			svc.active.Add(-1)
+			st.writeError(w, http.StatusServiceUnavailable, flagOverflow, "upstream overflow: service "+svc.key+" has too many requests in flight")
+			return
+		}
+		defer svc.active.Add(-1)
+	}
 	st.rec.UpstreamCluster = svc.key
 
 	if r.ProtoMajor == 1 && r.Header["Upgrade"] != nil && headerHasToken(r.Header["Connection"], "upgrade") {
@@ -430,7 +439,20 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 				return outConnectFail, err
 			}
 		}
-		_ = c.conn.SetDeadline(deadline)
+		// The route deadline bounds the exchange. A request without a body
+		// cannot block on writing (its head fits the socket buffer), so
+		// only reads need the timer; each deadline is one runtime timer
+		// update on the hot path.
+		if hasNoBody(r) {
+			if c.writeDeadline {
+				_ = c.conn.SetWriteDeadline(time.Time{})
+				c.writeDeadline = false
+			}
+			_ = c.conn.SetReadDeadline(deadline)
+		} else {
+			_ = c.conn.SetDeadline(deadline)
+			c.writeDeadline = true
+		}
 		upStart := time.Now()
 		// A client that goes away while we wait for the upstream unblocks
 		// the exchange at once (DC) instead of holding it to the timeout.
@@ -486,7 +508,8 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 	reusable := dp.relayResponse(st, c, w, r, res)
 	ep.inflight.Add(-1)
 	if reusable {
-		_ = c.conn.SetDeadline(time.Time{})
+		// The deadline is left as is: nothing reads an idle connection,
+		// and the next request sets its own.
 		ep.putIdle(c, time.Now())
 	} else {
 		c.conn.Close()

@@ -484,15 +484,17 @@ func TestHeadAndNoBodyStatuses(t *testing.T) {
 func TestHeaderLimits431And400(t *testing.T) {
 	up := echoUpstream(t, "a")
 	g := startGateway(t, simple(t, up))
-	req, _ := http.NewRequest("GET", g.url("/"), nil)
-	req.Header.Set("X-Big", strings.Repeat("a", 80<<10))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 431 {
-		t.Errorf("80 KiB header: status %d, want 431", resp.StatusCode)
+	for size, want := range map[int]int{56 << 10: 200, 65 << 10: 431} {
+		req, _ := http.NewRequest("GET", g.url("/"), nil)
+		req.Header.Set("X-Big", strings.Repeat("a", size))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%d KiB header: status %d, want %d", size>>10, resp.StatusCode, want)
+		}
 	}
 
 	conn, err := net.Dial("tcp", g.addr)
@@ -623,5 +625,27 @@ func TestDownstreamDisconnectWhileWaiting(t *testing.T) {
 	rec := g.sink.waitRecord(t, func(r accesslog.Record) bool { return r.Path == "/gone" })
 	if rec.ResponseFlags != "DC" || rec.ResponseCode != 0 {
 		t.Errorf("record %+v", rec)
+	}
+}
+
+// A pooled connection last used by a request with a body carries an
+// expired write deadline; the next bodiless request must still work.
+func TestPooledConnAfterExpiredDeadline(t *testing.T) {
+	up := echoUpstream(t, "a")
+	r := catchAll("r", "up")
+	r.Timeout = 200 * time.Millisecond
+	g := startGateway(t, snapshot(1, []*ir.Service{svc("up", endpointOf(t, up))}, api("api", "/", r)))
+	resp, err := http.Post(g.url("/post"), "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	posted := time.Now()
+	waitFor(t, "route deadline to pass", func() bool { return time.Since(posted) > 300*time.Millisecond })
+	for i := 0; i < 3; i++ {
+		if resp, body := get(t, http.DefaultClient, g.url("/get")); resp.StatusCode != 200 {
+			t.Fatalf("GET %d on the pooled connection: %d %s", i, resp.StatusCode, body)
+		}
 	}
 }

@@ -163,9 +163,15 @@ func (dp *DataPlane) buildRoute(s *ir.Snapshot, a *ir.API, ar *apiRoutes, r *ir.
 		dpath := r.DestinationPathFor(d)
 		rt.dpath = append(rt.dpath, dpath)
 		rt.prefix = append(rt.prefix, joinPrefix(svc.cfg.BasePath, dpath))
-		svcPolicies = append(svcPolicies, svc.cfg.Policies...)
-		for _, p := range svc.cfg.Policies {
-			owner[p] = svc.cfg
+		// Policies and their Env come from this snapshot's service; the
+		// live service may be an older, equivalent one.
+		cur := s.Service(d.Service)
+		if cur == nil {
+			cur = svc.cfg
+		}
+		svcPolicies = append(svcPolicies, cur.Policies...)
+		for _, p := range cur.Policies {
+			owner[p] = cur
 		}
 	}
 	if len(rt.dests) == 0 {

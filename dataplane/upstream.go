@@ -46,7 +46,12 @@ type service struct {
 	// (passive health); Envoy too leaves it off unless asked.
 	passive bool
 	outlier ir.OutlierDetection
-	ejected atomic.Int32 // endpoints currently ejected by passive health
+	ejected atomic.Int32
+
+	// maxRequests is the circuit breaker's cap on requests in flight to
+	// the whole service (0 = none); active counts them.
+	maxRequests int64
+	active      atomic.Int64 // endpoints currently ejected by passive health
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -106,6 +111,9 @@ func newService(dp *DataPlane, s *ir.Service) (*service, error) {
 	}
 	if svc.outlier.MaxEjectionPercent <= 0 {
 		svc.outlier.MaxEjectionPercent = 100
+	}
+	if cb := s.CircuitBreaker; cb != nil && cb.MaxRequests > 0 {
+		svc.maxRequests = int64(cb.MaxRequests)
 	}
 	if s.Protocol == ir.HTTPS || s.TLS != nil && s.Protocol != ir.HTTP {
 		c, err := upstreamTLS(s)

@@ -20,13 +20,21 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "flexgw")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/flexgw")
-	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", &buildError{out: string(out), err: err}
+	// One retry: on this shared machine a concurrent build has been seen to
+	// race the build cache ("could not import errors"); a real compile
+	// error fails both attempts.
+	var berr error
+	for attempt := 0; attempt < 2; attempt++ {
+		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/flexgw")
+		cmd.Dir = ".."
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return bin, nil
+		}
+		berr = &buildError{out: string(out), err: err}
 	}
-	return bin, nil
+	return "", berr
 })
 
 type buildError struct {

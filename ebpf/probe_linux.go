@@ -9,6 +9,7 @@ import (
 	cebpf "github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 )
 
 // Probe is the loaded and attached kernel probe. It is a
@@ -117,7 +118,7 @@ func (p *Probe) ProgramStats() ([]ProgramStat, error) {
 // returned closer is closed (needs CAP_SYS_ADMIN). For benchmarks; it
 // costs a little on every program run.
 func EnableStats() (interface{ Close() error }, error) {
-	c, err := cebpf.EnableStats(uint32(1)) // BPF_STATS_RUN_TIME
+	c, err := cebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
 	if err != nil {
 		return nil, fmt.Errorf("ebpf: enable BPF stats: %w", err)
 	}

@@ -377,6 +377,7 @@ func TestProbeSeesDelayedHandshake(t *testing.T) {
 		t.Fatalf("non-blocking connect: %v, want EINPROGRESS", err)
 	}
 	accepted := false
+	began := time.Now()
 	waitFor(t, "the delayed connect to complete", func() bool {
 		info, err := unix.GetsockoptTCPInfo(fd, unix.SOL_TCP, unix.TCP_INFO)
 		if err != nil {
@@ -398,6 +399,7 @@ func TestProbeSeesDelayedHandshake(t *testing.T) {
 		}
 		return false
 	})
+	t.Logf("delayed connect completed after %v (user-space view)", time.Since(began))
 	if !accepted {
 		t.Fatal("connect completed without a SYN retransmission: the accept queue was not full")
 	}
@@ -409,6 +411,7 @@ func TestProbeSeesDelayedHandshake(t *testing.T) {
 	if ep.Connects != 2 {
 		t.Errorf("%d connects, want 2 (filler and delayed)", ep.Connects)
 	}
+	t.Logf("kernel connect latency p50 %.6fs p99 %.6fs", ep.ConnectP50, ep.ConnectP99)
 	// p99 of {fast, >=1s} lies in the slow connect's bucket.
 	if ep.ConnectP99 < 0.5 {
 		t.Errorf("p99 connect latency %gs, want the retransmitted connect's >= 1s", ep.ConnectP99)
@@ -457,3 +460,78 @@ func TestAutoModeWithoutCapabilities(t *testing.T) {
 	}
 }
 
+// TestProbeDualStack covers IPv6 and IPv4 connections to one dual-stack
+// listener: the v4 SYN arrives on an AF_INET request socket and completes
+// on an AF_INET6 child with a v4-mapped address, and both must meet in the
+// same handshake measurement.
+func TestProbeDualStack(t *testing.T) {
+	p := startProbe(t, Options{})
+	ln, err := net.Listen("tcp", "[::]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveOK(t, ln)
+	port := ln.Addr().(*net.TCPAddr).AddrPort().Port()
+	v6 := netip.AddrPortFrom(netip.IPv6Loopback(), port).String()
+	v4 := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port).String()
+	dialOK(t, v6)
+	dialOK(t, v4)
+	var s Snapshot
+	waitFor(t, "a connect to each address and two handshakes", func() bool {
+		s = p.Snapshot()
+		return findEndpoint(s, v6).Connects >= 1 && findEndpoint(s, v4).Connects >= 1 && findListener(s, port).Handshakes >= 2
+	})
+	if a, b, h := findEndpoint(s, v6).Connects, findEndpoint(s, v4).Connects, findListener(s, port).Handshakes; a != 1 || b != 1 || h != 2 {
+		t.Errorf("connects v6=%d v4=%d handshakes=%d, want 1, 1, 2", a, b, h)
+	}
+}
+
+// TestProbeConfiguredCgroup: with Options.Cgroup the probe measures that
+// cgroup (here given relative to the cgroup2 mount), moves nothing, and
+// leaves the cgroup in place on Close.
+func TestProbeConfiguredCgroup(t *testing.T) {
+	mount, err := cgroup2Mount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := ownCgroup(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "flexgw-configured-" + strconv.Itoa(os.Getpid())
+	dir := filepath.Join(mount, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := moveProcess(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := moveProcess(filepath.Join(mount, own)); err != nil {
+			t.Error(err)
+		}
+		if err := os.Remove(dir); err != nil {
+			t.Error(err)
+		}
+	}()
+
+	p, err := Start(Options{Mode: ModeOn, Cgroup: name, Interval: 5 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Cgroup() != dir {
+		t.Errorf("probe measures %s, want %s", p.Cgroup(), dir)
+	}
+	if cg, _ := ownCgroup(os.Getpid()); cg != "/"+name {
+		t.Errorf("Start moved the process to %s", cg)
+	}
+	closed := reservedClosedPort(t)
+	net.Dial("tcp", closed.String())
+	waitFor(t, "the failed connect", func() bool { return findEndpoint(p.Snapshot(), closed.String()).Failures >= 1 })
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Errorf("Close removed the configured cgroup: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -33,10 +34,23 @@ type CompileOptions struct {
 // Every problem is reported at once as a config.ErrorList.
 func LoadDir(dir string, opts CompileOptions) (*Snapshot, error) {
 	set, err := config.LoadDir(dir)
-	if err != nil {
+	if set == nil {
 		return nil, err
 	}
-	return Compile(set, opts)
+	// Compile even an invalid set, so policy config problems are reported
+	// together with the structural ones instead of one round later.
+	snap, cerr := Compile(set, opts)
+	if err == nil {
+		return snap, cerr
+	}
+	var list, more config.ErrorList
+	if !errors.As(err, &list) {
+		return nil, err
+	}
+	if errors.As(cerr, &more) {
+		list = append(list, more...)
+	}
+	return nil, list.Err()
 }
 
 // Compile turns a validated configuration set into an immutable snapshot.

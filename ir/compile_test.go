@@ -211,3 +211,51 @@ func TestSummary(t *testing.T) {
 		}
 	}
 }
+
+// TestCompileInvalidSets compiles every invalid fixture of the config
+// package: LoadDir compiles sets that have errors to report policy
+// problems too, so Compile must cope with half-valid input.
+func TestCompileInvalidSets(t *testing.T) {
+	files, _ := filepath.Glob("../config/testdata/errors/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no fixtures")
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, _ := config.Parse([]config.File{{Name: f, Data: data}}, config.Options{LookupEnv: testEnv})
+		if _, err := Compile(set, CompileOptions{CheckPolicy: checkPolicy}); err != nil {
+			var list config.ErrorList
+			if !errors.As(err, &list) {
+				t.Errorf("%s: error is %T", f, err)
+			}
+		}
+	}
+}
+
+func TestLoadDirReportsPolicyAndConfigErrorsTogether(t *testing.T) {
+	dir := t.TempDir()
+	body := `apiVersion: gateway.mulesoft.com/v1alpha1
+kind: ApiInstance
+metadata:
+  name: api
+spec:
+  address: http://0.0.0.0:8081
+  adress: typo
+  policies:
+    - policyRef:
+        name: no-such-policy
+`
+	if err := os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadDir(dir, CompileOptions{CheckPolicy: checkPolicy})
+	f := filepath.Join(dir, "a.yaml")
+	want := f + ":7: ApiInstance/api: spec.adress: unknown field (expected one of address, services, policies)\n" +
+		f + ":9: ApiInstance/api: spec.policies[0].config: policy \"no-such-policy\": unknown policy"
+	if err == nil || err.Error() != want {
+		t.Errorf("got:\n%v\nwant:\n%s", err, want)
+	}
+}

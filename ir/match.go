@@ -118,19 +118,36 @@ func RewritePath(basePath string, rule *Rule, destPath, svcBasePath, reqPath str
 	if !ok {
 		rest = path
 	}
+	var groups []int // capture group bounds in subject, when the rule has groups
+	subject := MatchPath(rest)
 	if rule != nil && rule.Path != nil && rule.Path.Re().NumSubexp() > 0 {
-		if m := rule.Path.Re().FindStringSubmatch(MatchPath(rest)); m != nil {
-			rest = strings.Join(m[1:], "")
+		if m := rule.Path.Re().FindStringSubmatchIndex(subject); m != nil {
+			groups = m[2:]
 		}
 	}
 	var b strings.Builder
 	b.Grow(len(svcBasePath) + len(destPath) + len(rest) + len(query) + 2)
 	b.WriteString(strings.TrimRight(svcBasePath, "/"))
 	b.WriteString(strings.TrimRight(destPath, "/"))
-	if rest != "" && rest[0] != '/' {
-		b.WriteByte('/')
+	if groups == nil {
+		if rest != "" && rest[0] != '/' {
+			b.WriteByte('/')
+		}
+		b.WriteString(rest)
+	} else {
+		first := true
+		for i := 0; i+1 < len(groups); i += 2 {
+			if groups[i] < 0 || groups[i] == groups[i+1] {
+				continue // group did not take part in the match, or is empty
+			}
+			part := subject[groups[i]:groups[i+1]]
+			if first && part[0] != '/' {
+				b.WriteByte('/')
+			}
+			first = false
+			b.WriteString(part)
+		}
 	}
-	b.WriteString(rest)
 	if b.Len() == 0 {
 		b.WriteByte('/')
 	}

@@ -127,6 +127,9 @@ func FromRecord(r *accesslog.Record) Entry {
 	// than a second hand-written encoder that would have to stay in sync.
 	e, _ := DecodeJSON(r.AppendJSON(make([]byte, 0, 640)))
 	e.Time = r.StartTime
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
 	return e
 }
 

@@ -105,12 +105,12 @@ func TestNoLoss(t *testing.T) {
 				switch {
 				case req <= 6:
 					return exportertest.Fault{Status: 503, RetryAfter: "0"}
-				case req%7 == 0:
+				case req%9 == 0:
 					return exportertest.Fault{Drop: true}
-				case req%11 == 0:
+				case req%13 == 0:
 					return exportertest.Fault{DropAfterAccept: true}
 				case req%5 == 0:
-					return exportertest.Fault{Delay: 100 * time.Millisecond}
+					return exportertest.Fault{Delay: 50 * time.Millisecond}
 				}
 				return exportertest.Fault{}
 			})

@@ -81,7 +81,9 @@ func TestRateLimitMultipleLimits(t *testing.T) {
 	wantStatus(t, g.get(t, "/"), http.StatusTooManyRequests)
 }
 
-func newRedisStore(t *testing.T, addr string) *sharedstore.Redis {
+func newRedisStoreB(t testing.TB, addr string) *sharedstore.Redis { return newRedisStore(t, addr) }
+
+func newRedisStore(t testing.TB, addr string) *sharedstore.Redis {
 	s, err := sharedstore.NewRedis(&ir.Redis{Address: addr}, sharedstore.RedisOptions{Cooldown: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -248,7 +248,8 @@ func parseCircuitBreaker(raw json.RawMessage) (*ir.CircuitBreaker, error) {
 	return cb, nil
 }
 
-// Shape applies the config-shaping policies of s to s itself: `tls` on an
+// Shape applies the config-shaping policies of s to s itself, and moves
+// every cors-flex binding to CORSOrder (first in the chain): `tls` on an
 // API sets its listener's TLS, `tls-outbound` and `circuit-breaker-flex`
 // set the TLS and circuit breaker of the service they are bound to (or of
 // every service an API's routes reach), `response-timeout-flex` sets the
@@ -261,8 +262,26 @@ func Shape(s *ir.Snapshot) error {
 	fail := func(p *ir.Policy, err error) {
 		errs = append(errs, fmt.Errorf("%s: policy %q (%s): %w", p.Source, p.Name, p.Binding, err))
 	}
+	// cors-flex runs first whatever its order (Flex), on both data planes,
+	// which sort by Order.
+	firstCORS := func(ps []*ir.Policy) {
+		for _, p := range ps {
+			if p.Name == "cors-flex" {
+				p.Order = CORSOrder
+			}
+		}
+	}
+	for _, svc := range s.Services {
+		firstCORS(svc.Policies)
+	}
 	tlsBy := map[*ir.Listener]*ir.Policy{}
 	for _, l := range s.Listeners {
+		for _, a := range l.APIs {
+			firstCORS(a.Policies)
+			for _, r := range a.Routes {
+				firstCORS(r.Policies)
+			}
+		}
 		for _, a := range l.APIs {
 			for _, p := range a.Policies {
 				switch p.Name {

@@ -227,3 +227,15 @@ func (s *Redis) ok() {
 		s.log.Info("shared storage reachable again")
 	}
 }
+
+// FromSnapshot returns the Redis store of s's sharedStorage, or nil (and
+// no error) when the configuration declares none. The caller closes it
+// when a reload changes the Redis settings or the agent stops. Check the
+// result for nil before storing it in an interface (policy.SharedStore):
+// a nil *Redis in an interface is not a nil interface.
+func FromSnapshot(s *ir.Snapshot, log *slog.Logger) (*Redis, error) {
+	if s == nil || s.SharedStorage == nil || s.SharedStorage.Redis == nil {
+		return nil, nil
+	}
+	return NewRedis(s.SharedStorage.Redis, RedisOptions{Logger: log})
+}

@@ -158,3 +158,32 @@ func counter(op string) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+func TestRedisPassword(t *testing.T) {
+	srv := redistest.Start(t, "--requirepass", "s3cret")
+	good, _ := sharedstore.NewRedis(&ir.Redis{Address: srv.Addr, Password: "s3cret", DB: 2}, sharedstore.RedisOptions{})
+	defer good.Close()
+	if _, _, err := good.Incr(context.Background(), "k", 1000); err != nil {
+		t.Fatalf("with password: %v", err)
+	}
+	bad, _ := sharedstore.NewRedis(&ir.Redis{Address: srv.Addr, Password: "wrong"}, sharedstore.RedisOptions{})
+	defer bad.Close()
+	if _, _, err := bad.Incr(context.Background(), "k", 1000); !errors.Is(err, sharedstore.ErrUnavailable) {
+		t.Fatalf("wrong password: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestFromSnapshot(t *testing.T) {
+	s, err := sharedstore.FromSnapshot(&ir.Snapshot{}, nil)
+	if err != nil || s != nil {
+		t.Fatalf("no shared storage: %v %v", s, err)
+	}
+	s, err = sharedstore.FromSnapshot(&ir.Snapshot{SharedStorage: &ir.SharedStorage{Redis: &ir.Redis{Address: "127.0.0.1:1"}}}, nil)
+	if err != nil || s == nil {
+		t.Fatalf("redis: %v %v", s, err)
+	}
+	s.Close()
+	if _, err := sharedstore.FromSnapshot(&ir.Snapshot{SharedStorage: &ir.SharedStorage{Redis: &ir.Redis{Address: "x:1", TLS: &ir.RedisTLS{TrustedCA: "not pem"}}}}, nil); err == nil {
+		t.Fatal("bad CA accepted")
+	}
+}

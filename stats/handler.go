@@ -22,6 +22,12 @@ const heartbeat = 15 * time.Second
 
 // Handler serves GET /api/v1/top and GET /api/v1/logs/stream. Mount it on
 // the admin server at "/api/v1/top" and "/api/v1/logs/stream" (or "/").
+//
+// /api/v1/top takes history=<seconds of sparkline> (default 60),
+// routes=<api> (repeatable; "*" for all) to include those APIs' routes, and
+// api=<api> to include that API's routes with their histories.
+// /api/v1/logs/stream takes status=<minimum code>, api=<api>, q=<text> and
+// backlog=<records> (default 100).
 func (s *Stats) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/top", s.serveTop)
@@ -40,7 +46,7 @@ func (s *Stats) Handler() http.Handler {
 }
 
 func (s *Stats) serveTop(w http.ResponseWriter, r *http.Request) {
-	q := TopQuery{History: 60, API: r.URL.Query().Get("api")}
+	q := TopQuery{History: 60, API: r.URL.Query().Get("api"), Routes: r.URL.Query()["routes"]}
 	if v := r.URL.Query().Get("history"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -62,7 +68,7 @@ func (s *Stats) serveTop(w http.ResponseWriter, r *http.Request) {
 // topJSON returns the encoded snapshot, reusing the last one for the
 // default query while it is fresh.
 func (s *Stats) topJSON(q TopQuery) ([]byte, error) {
-	cacheable := q == TopQuery{History: 60}
+	cacheable := q.History == 60 && q.API == "" && len(q.Routes) == 0
 	if cacheable {
 		s.cacheMu.Lock()
 		defer s.cacheMu.Unlock()

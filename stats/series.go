@@ -162,8 +162,10 @@ func (s *series) read(now int64, a *agg, rps, p99 []float64) {
 	if rps == nil {
 		return
 	}
+	// Histories end at the last complete second: a partial one would
+	// always draw as a dip at the right edge.
 	for i := range historySeconds {
-		sec := now - historySeconds + 1 + int64(i)
+		sec := now - historySeconds + int64(i)
 		rps[i], p99[i] = 0, 0
 		if sec <= 0 {
 			continue

@@ -11,15 +11,33 @@ import (
 // Unmatched names the pseudo-API of requests no API served.
 const Unmatched = "(unmatched)"
 
-// TopQuery narrows a snapshot. The zero value is the default view.
+// AllRoutes in TopQuery.Routes asks for the routes of every API.
+const AllRoutes = "*"
+
+// TopQuery narrows a snapshot so a dashboard refreshing ten times a second
+// with a thousand routes fetches only what it shows.
 type TopQuery struct {
 	// History is how many seconds of sparkline history to include per API
 	// (0 = none, at most the 120 kept).
 	History int
-	// API, when set, also includes per-route histories for that API (the
-	// TUI's drill-down), so the default snapshot stays small with many
-	// routes.
+	// Routes lists the APIs whose routes to include (AllRoutes for all);
+	// other APIs carry only RouteCount.
+	Routes []string
+	// API, when set, includes that API's routes with their histories (the
+	// TUI's drill-down).
 	API string
+}
+
+func (q *TopQuery) wantsRoutes(api, statsKey string) bool {
+	if q.API != "" && (q.API == api || q.API == statsKey) {
+		return true
+	}
+	for _, r := range q.Routes {
+		if r == AllRoutes || r == api || r == statsKey {
+			return true
+		}
+	}
+	return false
 }
 
 // Top computes one snapshot.
@@ -68,6 +86,7 @@ func (s *Stats) Top(q TopQuery) *topapi.Top {
 		totals.merge(&aa)
 		a.Rates = round(aa.rates(sp))
 		drill := q.API != "" && (q.API == a.Name || q.API == statsKey)
+		withRoutes := q.wantsRoutes(a.Name, statsKey)
 		names := map[string]bool{}
 		for _, rn := range routeNames {
 			names[rn] = true
@@ -78,7 +97,11 @@ func (s *Stats) Top(q TopQuery) *topapi.Top {
 				routeNames = append(routeNames, k.name)
 			}
 		}
+		a.RouteCount = len(routeNames)
 		for _, rn := range routeNames {
+			if !withRoutes {
+				break
+			}
 			r := topapi.Route{Name: rn}
 			if ser := routes[seriesKey{statsKey, rn}]; ser != nil {
 				var ra agg

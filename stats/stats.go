@@ -17,11 +17,15 @@ import (
 	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
-	"github.com/flexgw/flexgw/policy"
 	"github.com/flexgw/flexgw/stats/topapi"
 )
 
 type ratesOut = topapi.Rates
+
+// outcomeDenied is policy.Denied, the access-log policy_outcome of a
+// request a policy refused (kept literal so stats does not pull the policy
+// engine and its Envoy protos into every binary that links it).
+const outcomeDenied = "denied"
 
 // Status is the gateway identity and reload state shown in the header.
 type Status struct {
@@ -212,7 +216,7 @@ func (e *entry) finish(rec *accesslog.Record, t dataplane.Timings) {
 	}
 	if rec != nil {
 		o.status = rec.ResponseCode
-		o.denied = rec.PolicyOutcome == policy.Denied
+		o.denied = rec.PolicyOutcome == outcomeDenied
 	}
 	e.route.observe(&o)
 	e.api.observe(&o)
@@ -222,6 +226,8 @@ func (e *entry) finish(rec *accesslog.Record, t dataplane.Timings) {
 		e.st.service(e.name, t.Service).observe(&o)
 	}
 }
+
+var _ accesslog.Sink = (*Stats)(nil)
 
 // Write implements the access-log sink: it copies rec into the ring of
 // recent records and offers it to every log subscriber without blocking.

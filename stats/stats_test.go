@@ -15,7 +15,6 @@ import (
 	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
-	"github.com/flexgw/flexgw/policy"
 	"github.com/flexgw/flexgw/stats/topapi"
 )
 
@@ -66,9 +65,9 @@ func TestRatesAndPercentiles(t *testing.T) {
 		for i := range 100 {
 			switch {
 			case i < 90:
-				request(h, "ns/orders", "get", "ns/backend", 200, 10*time.Millisecond, 8*time.Millisecond, policy.Allowed)
+				request(h, "ns/orders", "get", "ns/backend", 200, 10*time.Millisecond, 8*time.Millisecond, "allowed")
 			case i < 98:
-				request(h, "ns/orders", "get", "", 404, 2*time.Millisecond, 0, policy.Denied)
+				request(h, "ns/orders", "get", "", 404, 2*time.Millisecond, 0, outcomeDenied)
 			default:
 				request(h, "ns/orders", "post", "ns/backend", 503, 400*time.Millisecond, 390*time.Millisecond, "")
 			}
@@ -76,7 +75,10 @@ func TestRatesAndPercentiles(t *testing.T) {
 		c.add(time.Second)
 	}
 	c.add(-time.Nanosecond) // still inside the tenth second: a full window
-	top := s.Top(TopQuery{History: 20})
+	if a := findAPI(t, s.Top(TopQuery{}), "ns/orders"); a.Routes != nil || a.RouteCount != 2 {
+		t.Errorf("default query: routes=%v count=%d, want none listed and a count of 2", a.Routes, a.RouteCount)
+	}
+	top := s.Top(TopQuery{History: 20, Routes: []string{"ns/orders"}})
 	a := findAPI(t, top, "ns/orders")
 	checks := []struct {
 		name      string
@@ -105,8 +107,10 @@ func TestRatesAndPercentiles(t *testing.T) {
 	if !near(a.AvgUpstreamMs, 15, 0.001) || !near(a.AvgOverheadMs, 2.16, 0.001) {
 		t.Errorf("avg upstream %v overhead %v, want 15 and 2.16", a.AvgUpstreamMs, a.AvgOverheadMs)
 	}
-	if len(a.RPSHistory) != 20 || a.RPSHistory[19] != 100 || a.RPSHistory[9] != 0 || a.RPSHistory[10] != 100 {
-		t.Errorf("rps history = %v, want 10 zeros then 10×100", a.RPSHistory)
+	// The history ends at the last complete second: 11 idle seconds, then
+	// the 9 complete seconds of traffic (the tenth is still running).
+	if len(a.RPSHistory) != 20 || a.RPSHistory[19] != 100 || a.RPSHistory[10] != 0 || a.RPSHistory[11] != 100 {
+		t.Errorf("rps history = %v, want 11 zeros then 9×100", a.RPSHistory)
 	}
 	if p := a.P99History[15]; !near(p, 400, 0.13) {
 		t.Errorf("p99 history point = %v, want ~400", p)
@@ -202,7 +206,7 @@ func TestSnapshotSourcesAndUnmatched(t *testing.T) {
 	h.EndpointHealth("ns/backend", "10.0.0.2:80", false)
 	request(h, "", "", "", 404, time.Millisecond, 0, "")
 
-	top := s.Top(TopQuery{})
+	top := s.Top(TopQuery{Routes: []string{AllRoutes}})
 	if top.Header.GatewayID != "gw-1" || top.Header.SnapshotVersion != 7 || top.Header.Reload.OK || top.Header.Reload.Error == "" {
 		t.Errorf("header = %+v", top.Header)
 	}

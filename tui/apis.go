@@ -75,10 +75,14 @@ type apisView struct {
 	offset   int
 	drill    string
 	dOffset  int
+	// routeCache keeps the last routes seen per API: the TUI asks only for
+	// the routes on screen, so an expanded API scrolled out of view keeps
+	// its rows (stale, unseen) instead of collapsing and shifting the table.
+	routeCache map[string][]topapi.Route
 }
 
 func newAPIsView() apisView {
-	return apisView{sortCol: 1, desc: true, expanded: map[string]bool{}}
+	return apisView{sortCol: 1, desc: true, expanded: map[string]bool{}, routeCache: map[string][]topapi.Route{}}
 }
 
 // rebuild flattens, filters and sorts the snapshot into rows, keeping the
@@ -115,11 +119,14 @@ func (v *apisView) rebuild(t *topapi.Top) {
 		if f != "" && !strings.Contains(strings.ToLower(a.Name), f) {
 			continue
 		}
-		v.rows = append(v.rows, apiRow{kind: rowAPI, api: a.Name, name: a.Name, rates: a.Rates, rpsH: a.RPSHistory, p99H: a.P99History, nRoutes: len(a.Routes)})
+		v.rows = append(v.rows, apiRow{kind: rowAPI, api: a.Name, name: a.Name, rates: a.Rates, rpsH: a.RPSHistory, p99H: a.P99History, nRoutes: max(a.RouteCount, len(a.Routes))})
 		if !v.expanded[a.Name] {
 			continue
 		}
-		routes := slices.Clone(a.Routes)
+		if a.Routes != nil {
+			v.routeCache[a.Name] = a.Routes
+		}
+		routes := slices.Clone(v.routeCache[a.Name])
 		slices.SortFunc(routes, func(x, y topapi.Route) int { return less(&x.Rates, &y.Rates, x.Name, y.Name) })
 		for _, r := range routes {
 			v.rows = append(v.rows, apiRow{kind: rowRoute, api: a.Name, name: r.Name, rates: r.Rates, rpsH: r.RPSHistory, p99H: r.P99History})
@@ -135,6 +142,33 @@ func (v *apisView) rebuild(t *topapi.Top) {
 			break
 		}
 	}
+}
+
+// visibleExpanded lists the expanded APIs with rows on screen (h rows
+// from the scroll offset), sorted: the routes query of the next refresh.
+// With a thousand routes expanded only a screenful is fetched and decoded.
+func (v *apisView) visibleExpanded(h int) []string {
+	var out []string
+	end := min(v.offset+h, len(v.rows))
+	// Keep the cursor's API even if a resize moved it off screen.
+	if r := v.selected(); r != nil && v.expanded[r.api] {
+		out = append(out, r.api)
+	}
+	for i := v.offset; i < end; i++ {
+		if a := v.rows[i].api; v.expanded[a] && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	// An API expanded before the first snapshot has no rows yet.
+	if len(v.rows) == 0 {
+		for a, on := range v.expanded {
+			if on {
+				out = append(out, a)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (v *apisView) move(d int) {
@@ -231,7 +265,22 @@ func (v *apisView) key(m *Model, k tea.KeyPressMsg) tea.Cmd {
 				}
 			}
 			v.rebuild(m.top)
+			// The snapshot carries routes only for expanded APIs: fetch now.
+			return m.fetchCmd()
 		}
+	case "E":
+		// Expand every API, or collapse them all when all are expanded.
+		all := true
+		for _, r := range v.rows {
+			all = all && (r.kind != rowAPI || v.expanded[r.api])
+		}
+		for _, r := range v.rows {
+			if r.kind == rowAPI {
+				v.expanded[r.api] = !all
+			}
+		}
+		v.rebuild(m.top)
+		return m.fetchCmd()
 	case "enter":
 		if r := v.selected(); r != nil {
 			v.drill, v.dOffset = r.api, 0

@@ -63,11 +63,16 @@ func (c *client) get(ctx context.Context, path string) (*http.Response, error) {
 	return resp, nil
 }
 
-// topQuery is what a view asks the agent for.
+// topQuery is what a view asks the agent for: routes only of the APIs
+// on screen, so refreshing with a thousand routes stays cheap.
 type topQuery struct {
 	history int
 	api     string
+	routes  []string
 }
+
+// allRoutes is stats.AllRoutes (the TUI does not link the aggregator).
+const allRoutes = "*"
 
 func (c *client) top(ctx context.Context, q topQuery) (*topapi.Top, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -76,6 +81,9 @@ func (c *client) top(ctx context.Context, q topQuery) (*topapi.Top, error) {
 	v.Set("history", strconv.Itoa(q.history))
 	if q.api != "" {
 		v.Set("api", q.api)
+	}
+	for _, r := range q.routes {
+		v.Add("routes", r)
 	}
 	resp, err := c.get(ctx, "/api/v1/top?"+v.Encode())
 	if err != nil {
@@ -123,15 +131,69 @@ type streamMsg struct {
 	dropped   uint64
 }
 
-// logsMsg is a batch of records received since the last batch.
-type logsMsg []logRecord
+// logsMsg is a batch of records received since the last batch. The first
+// batch of each connection has reset set: it starts with the server's
+// backlog, which replaces what the view held. gen numbers connections so a
+// late batch of an old one is ignored.
+type logsMsg struct {
+	recs  []logRecord
+	reset bool
+	gen   uint64
+}
+
+// followLogs returns a switch for the log stream: on connects (the server
+// replays its recent records), off disconnects. The TUI follows logs only
+// while the Logs view is shown, so the other views cost no per-record work
+// however busy the gateway is. The switch never blocks.
+func (c *client) followLogs(ctx context.Context, flush time.Duration, send func(any)) func(on bool) {
+	want := make(chan bool, 1)
+	go func() {
+		var stop context.CancelFunc
+		var gen uint64
+		for {
+			select {
+			case <-ctx.Done():
+				if stop != nil {
+					stop()
+				}
+				return
+			case on := <-want:
+				switch {
+				case on && stop == nil:
+					var sctx context.Context
+					sctx, stop = context.WithCancel(ctx)
+					gen++
+					go c.streamLogs(sctx, gen, flush, send)
+				case !on && stop != nil:
+					stop()
+					stop = nil
+				}
+			}
+		}
+	}()
+	return func(on bool) {
+		for {
+			select {
+			case want <- on:
+				return
+			default:
+				// Replace a pending, not yet applied request.
+				select {
+				case <-want:
+				default:
+				}
+			}
+		}
+	}
+}
 
 // streamLogs follows /api/v1/logs/stream until ctx ends, reconnecting
 // with backoff, and hands records to send in batches every flush interval
 // so a busy gateway costs one UI update per interval, not one per record.
-func (c *client) streamLogs(ctx context.Context, flush time.Duration, send func(any)) {
+func (c *client) streamLogs(ctx context.Context, gen uint64, flush time.Duration, send func(any)) {
 	var mu sync.Mutex
 	var batch []logRecord
+	reset := false
 	const maxBatch = 2000
 	go func() {
 		t := time.NewTicker(flush)
@@ -142,23 +204,18 @@ func (c *client) streamLogs(ctx context.Context, flush time.Duration, send func(
 				return
 			case <-t.C:
 				mu.Lock()
-				b := batch
-				batch = nil
+				b, r := batch, reset
+				batch, reset = nil, false
 				mu.Unlock()
-				if len(b) > 0 {
-					send(logsMsg(b))
+				if len(b) > 0 || r {
+					send(logsMsg{recs: b, reset: r, gen: gen})
 				}
 			}
 		}
 	}()
 	backoff := 250 * time.Millisecond
 	for ctx.Err() == nil {
-		connected := false
 		err := c.readStream(ctx, func(ev, data string) {
-			if !connected {
-				connected = true
-				backoff = 250 * time.Millisecond
-			}
 			switch ev {
 			case topapi.EventRecord:
 				var r logRecord
@@ -177,7 +234,14 @@ func (c *client) streamLogs(ctx context.Context, flush time.Duration, send func(
 					send(streamMsg{connected: true, dropped: d.Dropped})
 				}
 			}
-		}, func() { send(streamMsg{connected: true}) })
+		}, func() {
+			// A new connection replays the backlog: start over.
+			backoff = 250 * time.Millisecond
+			mu.Lock()
+			batch, reset = nil, true
+			mu.Unlock()
+			send(streamMsg{connected: true})
+		})
 		if ctx.Err() != nil {
 			return
 		}

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	tea "charm.land/bubbletea/v2"
 	"context"
 	"net"
 	"net/http"
@@ -122,7 +123,7 @@ func TestLogStreamAndReconnect(t *testing.T) {
 	msgs := make(chan any, 1000)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	go c.streamLogs(ctx, 20*time.Millisecond, func(m any) { msgs <- m })
+	go c.streamLogs(ctx, 1, 20*time.Millisecond, func(m any) { msgs <- m })
 
 	m := newModel(ctx, c.top, url, 50*time.Millisecond, false)
 	// Pump the stream into the model as the program would.
@@ -166,5 +167,48 @@ func TestLogStreamAndReconnect(t *testing.T) {
 	pump(func() bool { return m.streamOn })
 	if strings.Contains(plainFrame(m), "unreachable") {
 		t.Errorf("still unreachable after reconnect:\n%s", plainFrame(m))
+	}
+}
+
+func TestExpandFetchesOnlyVisibleRoutes(t *testing.T) {
+	s, url := liveStats(t)
+	traffic(s, 10, 200)
+	c, err := newClient(url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newModel(t.Context(), c.top, url, time.Second, false)
+	run(t, m, m.Init())
+	for _, a := range m.top.APIs {
+		if a.Routes != nil || a.RouteCount != 1 {
+			t.Errorf("collapsed API %s: routes=%v count=%d; want no routes and a count", a.Name, a.Routes, a.RouteCount)
+		}
+	}
+	for i, r := range m.apis.rows {
+		if r.name == "default/orders" {
+			m.apis.cursor = i
+		}
+	}
+	run(t, m, press(m, "space"))
+	var found bool
+	for _, r := range m.apis.rows {
+		if r.kind == rowRoute && r.name == "orders-0" && r.rates.RPS > 0 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("expanding default/orders did not fetch its routes; rows: %+v", m.apis.rows)
+	}
+	// Scrolled out of view (a one-line body), the API keeps its cached
+	// routes and the query stops asking for them.
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: headerLines + 2})
+	m.apis.cursor = len(m.apis.rows) - 1
+	_ = m.View()
+	if q := m.apis.visibleExpanded(m.bodyHeight()); len(q) != 0 {
+		t.Errorf("routes query with the API off screen = %v, want none", q)
+	}
+	run(t, m, m.fetchCmd())
+	if n := len(m.apis.rows); n < 4 {
+		t.Errorf("off-screen expanded API lost its cached rows: %d rows", n)
 	}
 }

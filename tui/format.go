@@ -75,12 +75,23 @@ func row(cols []column, cells []string) string {
 	return b.String()
 }
 
+// width is ansi.StringWidth with a fast path for plain ASCII, which is
+// nearly every cell: grapheme segmentation dominated frame time otherwise.
+func width(s string) int {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || c < 0x20 {
+			return ansi.StringWidth(s)
+		}
+	}
+	return len(s)
+}
+
 // fit pads or truncates plain text s to exactly w cells.
 func fit(s string, w int, right bool) string {
-	n := ansi.StringWidth(s)
+	n := width(s)
 	if n > w {
 		s = ansi.Truncate(s, w, "…")
-		n = ansi.StringWidth(s)
+		n = width(s)
 	}
 	pad := strings.Repeat(" ", max(w-n, 0))
 	if right {
@@ -91,7 +102,7 @@ func fit(s string, w int, right bool) string {
 
 // clip truncates a rendered (possibly styled) line to w cells.
 func clip(s string, w int) string {
-	if ansi.StringWidth(s) <= w {
+	if len(s) <= w || width(s) <= w {
 		return s
 	}
 	return ansi.Truncate(s, w, "…")

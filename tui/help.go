@@ -11,7 +11,7 @@ var helpText = []string{
 	"APIs",
 	"  s / S                  sort by the next / previous column; r reverses; click a heading",
 	"  /                      filter by name (enter keeps it, esc clears it)",
-	"  space, →               expand or collapse the API's routes and services",
+	"  space, →               expand or collapse the API's routes and services; E all",
 	"  enter                  drill into the API; esc goes back",
 	"",
 	"Logs",

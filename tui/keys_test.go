@@ -114,7 +114,7 @@ func TestKeysViewsHelpQuit(t *testing.T) {
 func TestKeysLogsPauseFilterDetail(t *testing.T) {
 	m := fixtureModel(t)
 	press(m, "3", "p")
-	m.Update(fixtureLogs(t)[:5])
+	m.Update(logsMsg{recs: fixtureLogs(t)[:5], gen: 1})
 	if len(m.logs.recs) != 40 || len(m.logs.pending) != 5 || !strings.Contains(plainFrame(m), "PAUSED (5 new)") {
 		t.Fatalf("pause: recs=%d pending=%d", len(m.logs.recs), len(m.logs.pending))
 	}

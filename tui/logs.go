@@ -29,6 +29,22 @@ type logsView struct {
 	following bool
 	detail    bool
 	visible   []uint64
+	// gen is the log connection the records came from.
+	gen uint64
+}
+
+// receive applies a batch from the stream.
+func (v *logsView) receive(msg logsMsg) {
+	if msg.gen < v.gen {
+		return // a late batch of a connection already replaced
+	}
+	if msg.reset {
+		v.gen = msg.gen
+		v.base += uint64(len(v.recs))
+		v.recs = v.recs[:0]
+		v.pending = nil
+	}
+	v.add(msg.recs)
 }
 
 func (v *logsView) init() {

@@ -67,6 +67,10 @@ type Model struct {
 	refetch  bool
 	stream   streamMsg
 	streamOn bool
+	// follow switches the log stream on and off (nil in tests that feed
+	// records directly); following mirrors the last switch.
+	follow    func(on bool)
+	following bool
 
 	apis apisView
 	ups  upstreamsView
@@ -92,8 +96,16 @@ func newModel(ctx context.Context, fetch fetchFunc, adminURL string, refresh tim
 // Init starts the first fetch.
 func (m *Model) Init() tea.Cmd { return m.fetchCmd() }
 
-// sparkWidth is how many seconds of history the views can draw.
-func (m *Model) sparkWidth() int { return 60 }
+// sparkWidth is how many seconds of history the current view draws: the
+// sparkline column's width, or the drill-down's wider graph. Asking for no
+// more than that keeps each refresh's snapshot small.
+func (m *Model) sparkWidth() int {
+	if m.apis.drill != "" {
+		return min(max(m.width-20, 10), 120)
+	}
+	_, spark := apiColumns(m.width)
+	return spark
+}
 
 func (m *Model) fetchCmd() tea.Cmd {
 	if m.fetching {
@@ -101,7 +113,7 @@ func (m *Model) fetchCmd() tea.Cmd {
 		return nil
 	}
 	m.fetching = true
-	q := topQuery{history: m.sparkWidth(), api: m.apis.drill}
+	q := topQuery{history: m.sparkWidth(), api: m.apis.drill, routes: m.apis.visibleExpanded(m.bodyHeight())}
 	ctx, fetch := m.ctx, m.fetch
 	return func() tea.Msg {
 		t, err := fetch(ctx, q)
@@ -136,16 +148,21 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tickMsg:
 		return m, m.fetchCmd()
 	case logsMsg:
-		m.logs.add(msg)
+		m.logs.receive(msg)
 		return m, nil
 	case streamMsg:
+		if m.follow != nil && !m.following {
+			return m, nil // a message from a stream being shut down
+		}
 		m.streamOn = msg.connected
 		if msg.err != nil || msg.dropped > 0 || !msg.connected {
 			m.stream = msg
 		}
 		return m, nil
 	case tea.KeyPressMsg:
-		return m, m.key(msg)
+		cmd := m.key(msg)
+		m.syncFollow()
+		return m, cmd
 	case tea.MouseWheelMsg:
 		d := 3
 		if msg.Button == tea.MouseWheelUp {
@@ -154,7 +171,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.move(d)
 		return m, nil
 	case tea.MouseClickMsg:
-		return m, m.click(msg.X, msg.Y)
+		cmd := m.click(msg.X, msg.Y)
+		m.syncFollow()
+		return m, cmd
 	}
 	return m, nil
 }
@@ -191,6 +210,19 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	return m.viewKey(k)
+}
+
+// syncFollow streams logs only while the Logs view is on screen.
+func (m *Model) syncFollow() {
+	want := m.view == viewLogs && !m.help
+	if m.follow == nil || want == m.following {
+		return
+	}
+	m.following = want
+	m.follow(want)
+	if !want {
+		m.stream, m.streamOn = streamMsg{}, false
+	}
 }
 
 func (m *Model) editing() bool {

@@ -98,6 +98,12 @@ func TestTmuxInteractive(t *testing.T) {
 	}
 	x.keys("Escape")
 	x.waitScreen("the cleared filter", contains("6 rows"))
+	// Drill into the selected API (still payments: the selection survives
+	// clearing the filter) and back.
+	x.keys("Enter")
+	x.waitScreen("the drill-down", contains("API default/payments", "ROUTE", "SERVICE"))
+	x.keys("Escape")
+	x.waitScreen("the table again", contains("6 rows"))
 
 	// Switch views: logs with the 5xx filter, upstreams, pipeline.
 	x.keys("3")
@@ -112,7 +118,10 @@ func TestTmuxInteractive(t *testing.T) {
 	x.waitScreen("the pipeline", contains("splunk", "stand-in: 503 from collector"))
 	x.keys("?")
 	x.waitScreen("help", contains("flexgw top — keys"))
-	x.keys("Escape", "q")
+	// Escape and q sent together would read as alt+q: wait in between.
+	x.keys("Escape")
+	x.waitScreen("help closed", contains("splunk", "LAST ERROR"))
+	x.keys("q")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := x.run("has-session", "-t", "top"); err != nil {

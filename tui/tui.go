@@ -23,7 +23,7 @@ import (
 
 // DefaultAdminURL is where `flexgw top` looks for the admin API when
 // --admin is not given.
-const DefaultAdminURL = "http://127.0.0.1:9480"
+const DefaultAdminURL = "http://127.0.0.1:9180"
 
 // Options configure Run; they mirror `flexgw top`'s flags.
 type Options struct {
@@ -58,7 +58,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if opts.Once {
-		t, err := c.top(ctx, topQuery{history: 60})
+		t, err := c.top(ctx, topQuery{history: 60, routes: []string{allRoutes}})
 		if err != nil {
 			return fmt.Errorf("flexgw top: gateway at %s: %w", c.base, err)
 		}
@@ -90,7 +90,7 @@ func runPlain(ctx context.Context, c *client, opts Options) error {
 	t := time.NewTicker(opts.Refresh)
 	defer t.Stop()
 	for {
-		top, err := c.top(ctx, topQuery{history: 60})
+		top, err := c.top(ctx, topQuery{history: 60, routes: []string{allRoutes}})
 		stamp := time.Now().UTC().Format(time.RFC3339)
 		var out string
 		switch {
@@ -117,7 +117,7 @@ func runInteractive(ctx context.Context, c *client, opts Options) error {
 	defer cancel()
 	m := newModel(ctx, c.top, c.base, opts.Refresh, false)
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(opts.Out))
-	go c.streamLogs(ctx, 100*time.Millisecond, func(msg any) { p.Send(msg) })
+	m.follow = c.followLogs(ctx, 100*time.Millisecond, func(msg any) { p.Send(msg) })
 	_, err := p.Run()
 	if err != nil && errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 		return nil

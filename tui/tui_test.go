@@ -40,14 +40,14 @@ func fixtureServer(t *testing.T) *httptest.Server {
 	return srv
 }
 
-func fixtureLogs(t *testing.T) logsMsg {
+func fixtureLogs(t *testing.T) []logRecord {
 	t.Helper()
 	f, err := os.Open("testdata/logs.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var out logsMsg
+	var out []logRecord
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		var r logRecord
@@ -77,7 +77,7 @@ func fixtureModel(t *testing.T) *Model {
 		t.Fatalf("fixture not loaded: %v", m.err)
 	}
 	m.Update(streamMsg{connected: true})
-	m.Update(fixtureLogs(t))
+	m.Update(logsMsg{recs: fixtureLogs(t), reset: true, gen: 1})
 	return m
 }
 

@@ -109,9 +109,13 @@ type bench struct {
 type result struct {
 	name     string
 	rps      float64
-	p50, p99 time.Duration
-	rssKiB   int64
-	errors   string
+	requests int64
+	// cpuPerReq is the proxy's CPU time (user+system) per request: unlike
+	// req/s it does not depend on what else the machine is running.
+	cpuPerReq time.Duration
+	p50, p99  time.Duration
+	rssKiB    int64
+	errors    string
 }
 
 func (b *bench) run(rounds int, withLog bool) (err error) {
@@ -171,18 +175,18 @@ http {
 	ng := best["nginx"]
 	fmt.Printf("\nproxy benchmark: wrk -t%d -c%d -d%s --latency, GET / (13-byte body), upstream nginx on loopback, %d CPUs\n\n",
 		b.threads, b.conns, b.duration, numCPU())
-	fmt.Printf("%-12s %12s %10s %10s %10s   %s\n", "proxy", "req/s", "p50", "p99", "peak RSS", "errors")
+	fmt.Printf("%-12s %12s %10s %10s %12s %10s   %s\n", "proxy", "req/s", "p50", "p99", "CPU/request", "peak RSS", "errors")
 	names := []string{"nginx", "flexgw"}
 	if withLog {
 		names = append(names, "flexgw+log")
 	}
 	for _, n := range names {
 		r := best[n]
-		fmt.Printf("%-12s %12.0f %10s %10s %7.1f MiB   %s\n", n, r.rps, r.p50, r.p99, float64(r.rssKiB)/1024, r.errors)
+		fmt.Printf("%-12s %12.0f %10s %10s %12s %6.1f MiB   %s\n", n, r.rps, r.p50, r.p99, r.cpuPerReq, float64(r.rssKiB)/1024, r.errors)
 	}
 	fg := best["flexgw"]
-	fmt.Printf("\nflexgw/nginx: req/s %.2fx (target >= 0.5x)  p99 %.2fx (target <= 2x)  RSS %.1f MiB (target <= 60 MiB)\n",
-		fg.rps/ng.rps, float64(fg.p99)/float64(ng.p99), float64(fg.rssKiB)/1024)
+	fmt.Printf("\nflexgw/nginx: req/s %.2fx (target >= 0.5x)  p99 %.2fx (target <= 2x)  CPU/request %.2fx  RSS %.1f MiB (target <= 60 MiB)\n",
+		fg.rps/ng.rps, float64(fg.p99)/float64(ng.p99), float64(fg.cpuPerReq)/float64(ng.cpuPerReq), float64(fg.rssKiB)/1024)
 	return nil
 }
 
@@ -193,6 +197,8 @@ worker_processes auto;
 events { worker_connections 4096; }
 http {
   access_log off;
+  # Like flexgw, never close a busy client connection.
+  keepalive_requests 1000000;
   upstream backend { server 127.0.0.1:%d; keepalive 64; }
   server {
     listen 127.0.0.1:%d;
@@ -253,15 +259,20 @@ func (b *bench) measure(name string, port, pid int, withChildren bool) (result, 
 	if _, err := b.wrk(url, 2*time.Second); err != nil {
 		return result{}, err
 	}
+	cpu0 := cpuTime(pid, withChildren)
 	out, err := b.wrk(url, b.duration)
 	if err != nil {
 		return result{}, err
 	}
+	cpu := cpuTime(pid, withChildren) - cpu0
 	r, err := parseWrk(out)
 	if err != nil {
 		return result{}, fmt.Errorf("%s: %w\n%s", name, err, out)
 	}
 	r.name = name
+	if r.requests > 0 {
+		r.cpuPerReq = cpu / time.Duration(r.requests)
+	}
 	r.rssKiB = peakRSS(pid, withChildren)
 	return r, nil
 }
@@ -278,6 +289,7 @@ func (b *bench) wrk(url string, d time.Duration) (string, error) {
 
 var (
 	reRPS     = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	reTotal   = regexp.MustCompile(`(\d+) requests in`)
 	reLatency = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
 	reErrors  = regexp.MustCompile(`(?m)^\s+(Socket errors:.*|Non-2xx or 3xx responses:.*)$`)
 )
@@ -289,6 +301,9 @@ func parseWrk(out string) (result, error) {
 		return r, errors.New("no Requests/sec in wrk output")
 	}
 	r.rps, _ = strconv.ParseFloat(m[1], 64)
+	if m := reTotal.FindStringSubmatch(out); m != nil {
+		r.requests, _ = strconv.ParseInt(m[1], 10, 64)
+	}
 	for _, l := range reLatency.FindAllStringSubmatch(out, -1) {
 		v, _ := strconv.ParseFloat(l[2], 64)
 		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[l[3]]
@@ -394,6 +409,36 @@ func peakRSS(pid int, withChildren bool) int64 {
 		}
 	}
 	return total
+}
+
+// cpuTime is the user+system CPU time of pid (plus its children).
+func cpuTime(pid int, withChildren bool) time.Duration {
+	pids := []int{pid}
+	if withChildren {
+		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		for _, f := range strings.Fields(string(kids)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, c)
+			}
+		}
+	}
+	var ticks int64
+	for _, p := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		// Fields after the ")" that closes the command name; utime and
+		// stime are fields 14 and 15 of the whole line.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + st
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
 func vmHWM(pid int) int64 {

@@ -128,9 +128,13 @@ func loadAssignment(cluster string, eps []ir.Endpoint) *endpointv3.ClusterLoadAs
 	}
 	return &endpointv3.ClusterLoadAssignment{
 		ClusterName: cluster,
-		// gRPC clients skip localities without a weight; Envoy ignores it
-		// unless locality-weighted balancing is on.
-		Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: lbs, LoadBalancingWeight: wrapperspb.UInt32(1)}},
+		// gRPC clients reject a locality without an ID and skip one without
+		// a weight; Envoy ignores both unless locality-aware balancing is on.
+		Endpoints: []*endpointv3.LocalityLbEndpoints{{
+			Locality:            &corev3.Locality{Region: "flexgw"},
+			LbEndpoints:         lbs,
+			LoadBalancingWeight: wrapperspb.UInt32(1),
+		}},
 	}
 }
 

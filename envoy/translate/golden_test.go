@@ -9,8 +9,9 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/flexgw/flexgw/envoy/internal/protoyaml"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/out golden files")
@@ -48,13 +49,11 @@ func goldenYAML(t testing.TB, r *Result) []byte {
 		warn.Content = append(warn.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: w})
 	}
 	add(&doc, "warnings", warn)
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
+	out, err := protoyaml.Encode(&doc)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	return out
 }
 
 func toMsgs[T proto.Message](xs []T) []proto.Message {
@@ -67,42 +66,11 @@ func toMsgs[T proto.Message](xs []T) []proto.Message {
 
 func protoNode(t testing.TB, m proto.Message) *yaml.Node {
 	t.Helper()
-	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	n, err := protoyaml.Node(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// protojson's whitespace is deliberately unstable; compacting and
-	// re-parsing makes the YAML deterministic.
-	var c bytes.Buffer
-	if err := json.Compact(&c, b); err != nil {
-		t.Fatal(err)
-	}
-	var n yaml.Node
-	if err := yaml.Unmarshal(c.Bytes(), &n); err != nil {
-		t.Fatal(err)
-	}
-	clearStyle(&n)
-	return n.Content[0]
-}
-
-func clearStyle(n *yaml.Node) {
-	n.Style = 0
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" && needsQuote(n.Value) {
-		n.Style = yaml.DoubleQuotedStyle
-	}
-	for _, c := range n.Content {
-		clearStyle(c)
-	}
-}
-
-// needsQuote keeps strings that would read back as another type quoted.
-func needsQuote(s string) bool {
-	var v any
-	if err := yaml.Unmarshal([]byte(s), &v); err != nil {
-		return true
-	}
-	_, isStr := v.(string)
-	return !isStr || v.(string) != s
+	return n
 }
 
 func checkGolden(t *testing.T, name string, got []byte) {

@@ -198,13 +198,13 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 		// to "" by Envoy; ir.RewritePath sends "/". Such a path, when it is
 		// a single literal ("/flights" for "/flights(/.*)?"), gets an exact
 		// route with the upstream path computed here.
-		if lit, ok := emptyGroupsLiteral(rule); ok && !grpc {
+		if lit, ok := t.emptyGroupsLiteral(rule); ok && !grpc {
 			m := headerMatch(rule)
 			m.PathSpecifier = &routev3.RouteMatch_Path{Path: base + lit}
 			up := ir.RewritePath(a.BasePath, rule, destPath, svcBase, base+lit)
 			add(name+"/exact", m, &matcherv3.RegexMatchAndSubstitute{Pattern: safeRegex("^.*$"), Substitution: escapeSubstitution(up)})
 		}
-		m, rewrite, err := routeMatch(base, rule, prefix)
+		m, rewrite, err := t.routeMatch(base, rule, prefix)
 		if err != nil {
 			return nil, fmt.Errorf("rules[%d]: %w", i, err)
 		}
@@ -231,7 +231,7 @@ func cloneAction(a *routev3.RouteAction) *routev3.RouteAction {
 //   - otherwise: prefix + the request path without the base path.
 //
 // A nil rewrite means the path goes upstream unchanged.
-func routeMatch(base string, rule *ir.Rule, prefix string) (*routev3.RouteMatch, *matcherv3.RegexMatchAndSubstitute, error) {
+func (t *translator) routeMatch(base string, rule *ir.Rule, prefix string) (*routev3.RouteMatch, *matcherv3.RegexMatchAndSubstitute, error) {
 	m := headerMatch(rule)
 	var rewrite *matcherv3.RegexMatchAndSubstitute
 	strip := &matcherv3.RegexMatchAndSubstitute{
@@ -250,7 +250,7 @@ func routeMatch(base string, rule *ir.Rule, prefix string) (*routev3.RouteMatch,
 		return m, rewrite, nil
 	}
 	src := rule.Path.Source
-	groups, slash, err := captureGroups(src)
+	groups, slash, err := t.captureGroups(src)
 	if err != nil {
 		return nil, nil, fmt.Errorf("path %q: %w", src, err)
 	}
@@ -297,6 +297,26 @@ func escapeSubstitution(s string) string { return strings.ReplaceAll(s, `\`, `\\
 // reports whether what the first group captures always starts with '/'
 // (so the rewrite must not add one). Anything it cannot prove counts as
 // starting with '/', the common "(/.*)" shape.
+func (t *translator) captureGroups(src string) (int, bool, error) {
+	key := "cap\x00" + src
+	if r, ok := t.regexCache[key]; ok {
+		return r.groups, r.slash, r.err
+	}
+	g, slash, err := captureGroups(src)
+	t.regexCache[key] = regexInfo{groups: g, slash: slash, err: err}
+	return g, slash, err
+}
+
+// regexInfo caches the analysis of one rule regex: APIs repeat the same
+// expressions, and parsing them is most of a large translation's cost.
+type regexInfo struct {
+	lit    string
+	ok     bool
+	groups int
+	slash  bool
+	err    error
+}
+
 func captureGroups(src string) (int, bool, error) {
 	re, err := syntax.Parse(src, syntax.Perl)
 	if err != nil {
@@ -312,10 +332,20 @@ func captureGroups(src string) (int, bool, error) {
 // emptyGroupsLiteral returns the one path a rule's regex matches when
 // every capture group captures nothing, if that path is a literal and the
 // regex really matches it.
-func emptyGroupsLiteral(rule *ir.Rule) (string, bool) {
+func (t *translator) emptyGroupsLiteral(rule *ir.Rule) (string, bool) {
 	if rule.Path == nil || rule.Path.Re().NumSubexp() == 0 {
 		return "", false
 	}
+	key := "lit\x00" + rule.Path.Source
+	if r, ok := t.regexCache[key]; ok {
+		return r.lit, r.ok
+	}
+	lit, ok := emptyGroupsLiteral(rule)
+	t.regexCache[key] = regexInfo{lit: lit, ok: ok}
+	return lit, ok
+}
+
+func emptyGroupsLiteral(rule *ir.Rule) (string, bool) {
 	re, err := syntax.Parse(rule.Path.Source, syntax.Perl)
 	if err != nil {
 		return "", false

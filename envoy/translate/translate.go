@@ -87,7 +87,7 @@ func Translate(s *ir.Snapshot, opts Options) (*Result, error) {
 	if opts.OTLPCluster == "" {
 		opts.OTLPCluster = "flexgw_otlp"
 	}
-	t := &translator{snap: s, opts: opts, res: &Result{
+	t := &translator{snap: s, opts: opts, regexCache: map[string]regexInfo{}, res: &Result{
 		RouteStats:    map[string]RouteStat{},
 		ListenerStats: map[string]string{},
 	}}
@@ -104,9 +104,10 @@ func Translate(s *ir.Snapshot, opts Options) (*Result, error) {
 }
 
 type translator struct {
-	snap *ir.Snapshot
-	opts Options
-	res  *Result
+	snap       *ir.Snapshot
+	opts       Options
+	res        *Result
+	regexCache map[string]regexInfo
 }
 
 func (t *translator) run() error {

@@ -51,6 +51,18 @@ func (s *Server) callbacks() serverv3.Callbacks {
 		},
 		StreamRequestFunc: func(id int64, req *discoveryv3.DiscoveryRequest) error {
 			s.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil, sent)
+			if req.GetErrorDetail() != nil {
+				// A NACK carries the last version the client accepted, which
+				// differs from the snapshot's, so the cache would resend the
+				// rejected version at once and the client reject it again,
+				// forever. Mark the rejected version as seen: the client gets
+				// the next version, which is what fixes the rejection.
+				s.mu.Lock()
+				if r, ok := sent[sentKey{id, req.GetTypeUrl()}]; ok && r.nonce == req.GetResponseNonce() {
+					req.VersionInfo = r.version
+				}
+				s.mu.Unlock()
+			}
 			return nil
 		},
 		StreamResponseFunc: func(ctx context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {

@@ -207,7 +207,7 @@ func (x *Splunk) Encode(events []exporters.Event, emit func(body []byte, n int) 
 
 func (x *Splunk) appendEvent(b []byte, e *exporters.Event) []byte {
 	b = append(b, `{"time":`...)
-	ms := e.Time.UnixMilli()
+	ms := max(e.Time.UnixMilli(), 0) // HEC wants epoch seconds; nothing predates 1970 here
 	b = strconv.AppendInt(b, ms/1000, 10)
 	b = append(b, '.')
 	frac := ms % 1000

@@ -102,7 +102,7 @@ type Cursor struct {
 // Stats is a snapshot of the queue's counters.
 type Stats struct {
 	Depth   int   // records not yet acknowledged
-	Bytes   int64 // bytes on disk
+	Bytes   int64 // bytes of unacknowledged records (with framing)
 	Dropped int64 // records dropped by the size cap since Open
 }
 
@@ -506,7 +506,7 @@ func writeFileAtomic(path string, b []byte, sync bool) error {
 func (q *Queue) Stats() Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	st := Stats{Bytes: q.bytesLocked(), Dropped: q.dropped}
+	st := Stats{Bytes: q.bytesLocked() - q.head.Off, Dropped: q.dropped}
 	for _, s := range q.segs {
 		switch {
 		case s.id == q.head.Seg:

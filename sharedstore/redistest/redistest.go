@@ -10,6 +10,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,13 +21,15 @@ type Server struct {
 	Addr string
 	port int
 	dir  string
+	args []string
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
-// Start runs redis-server on a free port and waits until it accepts
+// Start runs redis-server on a free port (extraArgs are appended to its
+// command line, e.g. "--requirepass", "pw") and waits until it accepts
 // connections. The server is stopped by t.Cleanup.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB, extraArgs ...string) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not installed (apt-get install redis-server): %v", err)
@@ -37,7 +40,7 @@ func Start(t testing.TB) *Server {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	s := &Server{t: t, port: port, dir: t.TempDir(), Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	s := &Server{t: t, port: port, dir: t.TempDir(), args: extraArgs, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	s.Restart()
 	t.Cleanup(s.Stop)
 	return s
@@ -46,9 +49,9 @@ func Start(t testing.TB) *Server {
 // Restart starts the process again after Stop (same port, same dir).
 func (s *Server) Restart() {
 	s.t.Helper()
-	s.cmd = exec.Command("redis-server",
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir)
+	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir}, s.args...)
+	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}
@@ -90,7 +93,7 @@ func (s *Server) ping() error {
 	if err != nil {
 		return err
 	}
-	if string(buf[:n]) != "+PONG\r\n" {
+	if reply := string(buf[:n]); reply != "+PONG\r\n" && !strings.HasPrefix(reply, "-NOAUTH") {
 		return fmt.Errorf("unexpected reply %q", buf[:n])
 	}
 	return nil

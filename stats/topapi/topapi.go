@@ -78,9 +78,12 @@ type API struct {
 	Name     string `json:"name"`
 	BasePath string `json:"basePath,omitempty"`
 	Listener string `json:"listener,omitempty"`
+	// RouteCount is the number of routes; Routes itself is only filled
+	// when the request asked for this API's routes (see stats.TopQuery).
+	RouteCount int `json:"routeCount"`
 	Rates
 	// RPSHistory and P99History hold one point per second, oldest first,
-	// HistorySeconds long; the last point is the current (partial) second.
+	// ending with the last complete second (the current one is partial).
 	RPSHistory []float64 `json:"rpsHistory,omitempty"`
 	P99History []float64 `json:"p99History,omitempty"`
 	Routes     []Route   `json:"routes,omitempty"`

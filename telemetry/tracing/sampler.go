@@ -14,7 +14,7 @@ import (
 // ClientTraceHeader is the header with which a client forces tracing of its
 // request (Flex's and Envoy's x-client-trace-id); such requests are sampled
 // at the `client` percentage instead of `random`.
-const ClientTraceHeader = "x-client-trace-id"
+const ClientTraceHeader = "X-Client-Trace-Id"
 
 type clientTraceKey struct{}
 
@@ -60,14 +60,18 @@ func (s *flexSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.Sampl
 	if psc.IsValid() {
 		return decide(psc.IsSampled(), psc)
 	}
-	id := p.TraceID
+	forced, _ := p.ParentContext.Value(clientTraceKey{}).(bool)
+	return decide(s.sampleRoot(p.TraceID, forced), psc)
+}
+
+// sampleRoot decides for a request that brought no sampling decision.
+func (s *flexSampler) sampleRoot(id trace.TraceID, clientForced bool) bool {
 	pct := s.random
-	if forced, _ := p.ParentContext.Value(clientTraceKey{}).(bool); forced {
+	if clientForced {
 		pct = s.client
 	}
-	ok := binary.BigEndian.Uint64(id[8:16])>>1 < pct &&
+	return binary.BigEndian.Uint64(id[8:16])>>1 < pct &&
 		binary.BigEndian.Uint64(id[0:8])>>1 < s.overall
-	return decide(ok, psc)
 }
 
 func decide(sample bool, parent trace.SpanContext) sdktrace.SamplingResult {

@@ -75,6 +75,7 @@ type setup struct {
 	tp       *sdktrace.TracerProvider
 	tracer   trace.Tracer
 	prop     propagation.TextMapPropagator
+	sampler  *flexSampler
 	// static holds the literal and environment labels, resolved once.
 	static []attribute.KeyValue
 	// headerLabels are read from each request.
@@ -128,11 +129,26 @@ func (t *Tracer) Configure(ctx context.Context, cfg *ir.Tracing) error {
 	return nil
 }
 
-func (t *Tracer) build(ctx context.Context, cfg *ir.Tracing) (*setup, error) {
-	if pt := strings.ToLower(cfg.Provider.Type); pt != ProviderOpenTelemetry {
-		return nil, fmt.Errorf("%s: spec.tracing.provider.type %q: not supported; flexgw exports to an OTLP collector with type %q", cfg.Source, cfg.Provider.Type, ProviderOpenTelemetry)
+// Validate checks a tracing configuration without connecting anywhere,
+// for `flexgw validate` and for rejecting a reload before it is applied.
+// Errors name the file, line and field.
+func Validate(cfg *ir.Tracing) error {
+	if cfg == nil {
+		return nil
 	}
-	ep, err := parseEndpoint(cfg)
+	_, err := validate(cfg)
+	return err
+}
+
+func validate(cfg *ir.Tracing) (endpoint, error) {
+	if pt := strings.ToLower(cfg.Provider.Type); pt != ProviderOpenTelemetry {
+		return endpoint{}, fmt.Errorf("%s: spec.tracing.provider.type %q: not supported; flexgw exports to an OTLP collector with type %q", cfg.Source, cfg.Provider.Type, ProviderOpenTelemetry)
+	}
+	return parseEndpoint(cfg)
+}
+
+func (t *Tracer) build(ctx context.Context, cfg *ir.Tracing) (*setup, error) {
+	ep, err := validate(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -159,14 +175,17 @@ func (t *Tracer) build(ctx context.Context, cfg *ir.Tracing) (*setup, error) {
 	if t.opts.BatchTimeout > 0 {
 		bopts = append(bopts, sdktrace.WithBatchTimeout(t.opts.BatchTimeout))
 	}
+	sampler := newFlexSampler(cfg.Sampling)
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp, bopts...),
-		sdktrace.WithSampler(newFlexSampler(cfg.Sampling)),
+		sdktrace.WithSampler(sampler),
+		sdktrace.WithIDGenerator(idGenerator{}),
 		sdktrace.WithResource(resource.NewSchemaless(attrs...)),
 	)
 	s := &setup{
 		endpoint: ep,
 		tp:       tp,
+		sampler:  sampler,
 		tracer:   tp.Tracer("github.com/flexgw/flexgw/telemetry/tracing"),
 		prop:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
@@ -225,13 +244,21 @@ func (t *Tracer) Shutdown(ctx context.Context) error {
 }
 
 // Hooks returns the data-plane hooks that trace requests, or no hooks at
-// all while tracing is off. The agent calls it again after each Configure
-// when it rebuilds the data plane's hooks; hooks obtained while tracing
-// was on become no-ops (one atomic load) if it is later turned off.
+// all while tracing is off: use it where the hooks are rebuilt after each
+// Configure. Hooks obtained while tracing was on become no-ops (one
+// atomic load) if it is later turned off.
 func (t *Tracer) Hooks() dataplane.Hooks {
 	if !t.Enabled() {
 		return dataplane.Hooks{}
 	}
+	return t.ReloadableHooks()
+}
+
+// ReloadableHooks returns hooks that stay installed for the life of the
+// data plane and follow every later Configure; while tracing is off each
+// call costs one atomic load. Use them where the data plane takes its
+// hooks once (dataplane.Options.Hooks) and a reload may turn tracing on.
+func (t *Tracer) ReloadableHooks() dataplane.Hooks {
 	return dataplane.Hooks{Request: t.request, UpstreamAttempt: t.attempt}
 }
 
@@ -262,33 +289,48 @@ func (t *Tracer) request(ctx context.Context, info dataplane.RequestInfo) (conte
 	if s == nil {
 		return ctx, noopDone
 	}
+	// Canonical header names: http.Header.Get allocates to canonicalise
+	// any other spelling.
 	hdr := headerGetter(info.Header)
-	ctx = s.prop.Extract(ctx, hdr)
+	if hdr.Get("Traceparent") != "" || hdr.Get("Baggage") != "" {
+		ctx = s.prop.Extract(ctx, hdr)
+	}
+	// Most requests are not sampled. They are decided here, before the
+	// SDK: no span object, no attributes, just a trace context that is
+	// propagated upstream and logged — a few hundred nanoseconds.
+	parent := trace.SpanContextFromContext(ctx)
+	switch {
+	case parent.IsValid() && !parent.IsSampled():
+		// The caller decided not to trace: pass its context through.
+		return ctx, traceIDDone(parent.TraceID())
+	case !parent.IsValid():
+		tid := newTraceID()
+		if !s.sampler.sampleRoot(tid, hdr.Get(ClientTraceHeader) != "") {
+			sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: newSpanID()})
+			return trace.ContextWithSpanContext(ctx, sc), traceIDDone(tid)
+		}
+		ctx = context.WithValue(ctx, presetTraceIDKey{}, tid)
+	}
 	if hdr.Get(ClientTraceHeader) != "" {
 		ctx = withClientTrace(ctx)
 	}
-	// The name and attributes are built only for sampled spans: most
-	// requests are not sampled and must not pay for strings.
-	ctx, span := s.tracer.Start(ctx, "request", trace.WithSpanKind(trace.SpanKindServer))
-	if span.IsRecording() {
-		span.SetName(info.Method + " " + info.API + " " + info.Route)
-		attrs := make([]attribute.KeyValue, 0, 4+len(s.static)+len(s.headerLabels))
-		attrs = append(attrs,
-			attribute.String("http.request.method", info.Method),
-			attribute.String("flexgw.listener", info.Listener),
-			attribute.String("flexgw.api", info.API),
-			attribute.String("flexgw.route", info.Route),
-		)
-		attrs = append(attrs, s.static...)
-		for _, l := range s.headerLabels {
-			v := requestHeader(info, l.Key)
-			if v == "" {
-				v = l.DefaultValue
-			}
-			attrs = append(attrs, attribute.String(l.Name, v))
+	ctx, span := s.tracer.Start(ctx, info.Method+" "+info.API+" "+info.Route, trace.WithSpanKind(trace.SpanKindServer))
+	attrs := make([]attribute.KeyValue, 0, 4+len(s.static)+len(s.headerLabels))
+	attrs = append(attrs,
+		attribute.String("http.request.method", info.Method),
+		attribute.String("flexgw.listener", info.Listener),
+		attribute.String("flexgw.api", info.API),
+		attribute.String("flexgw.route", info.Route),
+	)
+	attrs = append(attrs, s.static...)
+	for _, l := range s.headerLabels {
+		v := requestHeader(info, l.Key)
+		if v == "" {
+			v = l.DefaultValue
 		}
-		span.SetAttributes(attrs...)
+		attrs = append(attrs, attribute.String(l.Name, v))
 	}
+	span.SetAttributes(attrs...)
 	return ctx, func(rec *accesslog.Record, _ dataplane.Timings) {
 		if sc := span.SpanContext(); sc.IsValid() {
 			rec.TraceID = sc.TraceID().String()
@@ -310,6 +352,11 @@ func (t *Tracer) request(ctx context.Context, info dataplane.RequestInfo) (conte
 		}
 		span.End()
 	}
+}
+
+// traceIDDone logs the trace id of an unsampled request.
+func traceIDDone(tid trace.TraceID) func(*accesslog.Record, dataplane.Timings) {
+	return func(rec *accesslog.Record, _ dataplane.Timings) { rec.TraceID = tid.String() }
 }
 
 // requestHeader reads a label's header; Flex's ":method" pseudo-header
@@ -340,36 +387,41 @@ func (t *Tracer) attempt(ctx context.Context, set func(key, value string), info 
 	if s == nil {
 		return noopAttempt
 	}
-	ctx, span := s.tracer.Start(ctx, "upstream", trace.WithSpanKind(trace.SpanKindClient))
-	if span.IsRecording() {
-		span.SetName(info.Method + " " + info.Service)
-		span.SetAttributes(
-			attribute.String("http.request.method", info.Method),
-			attribute.String("url.path", info.Path),
-			attribute.String("server.address", info.Endpoint),
-			attribute.String("flexgw.service", info.Service),
-			attribute.String("flexgw.api", info.API),
-			attribute.String("flexgw.route", info.Route),
-			attribute.Int("http.request.resend_count", info.Attempt),
-		)
+	if sc := trace.SpanContextFromContext(ctx); !sc.IsSampled() {
+		// Unsampled: propagate the request's context (sampled=0, so the
+		// upstream makes no contrary decision) without a client span.
+		if sc.IsValid() && set != nil {
+			set("Traceparent", traceparent(sc))
+			if ts := sc.TraceState().String(); ts != "" {
+				set("Tracestate", ts)
+			}
+			propagation.Baggage{}.Inject(ctx, headerSetter(set))
+		}
+		return noopAttempt
 	}
-	// Propagate even when not sampled: the upstream then sees the
-	// caller's trace id with sampled=0 and makes no contrary decision.
+	ctx, span := s.tracer.Start(ctx, info.Method+" "+info.Service, trace.WithSpanKind(trace.SpanKindClient))
+	span.SetAttributes(
+		attribute.String("http.request.method", info.Method),
+		attribute.String("url.path", info.Path),
+		attribute.String("server.address", info.Endpoint),
+		attribute.String("flexgw.service", info.Service),
+		attribute.String("flexgw.api", info.API),
+		attribute.String("flexgw.route", info.Route),
+		attribute.Int("http.request.resend_count", info.Attempt),
+	)
 	if set != nil {
 		s.prop.Inject(ctx, headerSetter(set))
 	}
 	return func(status int, err error) {
-		if span.IsRecording() {
-			if status > 0 {
-				span.SetAttributes(attribute.Int("http.response.status_code", status))
-			}
-			switch {
-			case err != nil:
-				span.RecordError(err)
-				span.SetStatus(codes.Error, err.Error())
-			case status >= 500:
-				span.SetStatus(codes.Error, strconv.Itoa(status))
-			}
+		if status > 0 {
+			span.SetAttributes(attribute.Int("http.response.status_code", status))
+		}
+		switch {
+		case err != nil:
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		case status >= 500:
+			span.SetStatus(codes.Error, strconv.Itoa(status))
 		}
 		span.End()
 	}

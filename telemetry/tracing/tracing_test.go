@@ -345,3 +345,44 @@ func TestConfigureErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadableHooksFollowConfigure installs the hooks while tracing is
+// off (as a data plane that takes its hooks once does) and turns tracing
+// on by a later Configure.
+func TestReloadableHooksFollowConfigure(t *testing.T) {
+	col, err := otlpstandin.StartHTTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Close()
+	tr := newTracer(t)
+	up := startUpstream(t)
+	records := make(chan *accesslog.Record, 10)
+	p := &hookproxy.Proxy{
+		Hooks: tr.ReloadableHooks(), Upstream: up.url, API: "orders", Route: "r", Service: "ns/svc",
+		OnRecord: func(r *accesslog.Record) { records <- r },
+	}
+	gw, stop, err := p.Serve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	g := &gateway{url: gw, records: records}
+	if rec := g.get(t, "/off", nil); rec.TraceID != "" || up.last(t).Get("traceparent") != "" {
+		t.Fatalf("tracing off: trace_id=%q traceparent=%q", rec.TraceID, up.last(t).Get("traceparent"))
+	}
+	if err := tr.Configure(context.Background(), tracingConfig("http://"+col.Addr, "", 100)); err != nil {
+		t.Fatal(err)
+	}
+	rec := g.get(t, "/on", nil)
+	if err := tr.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans, err := col.WaitSpans(2, waitFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spans[0].TraceID != rec.TraceID {
+		t.Fatalf("span trace %s, access log %s", spans[0].TraceID, rec.TraceID)
+	}
+}

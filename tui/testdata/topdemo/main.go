@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"time"
 
 	"github.com/flexgw/flexgw/accesslog"
@@ -35,7 +36,20 @@ func main() {
 	routes := flag.Int("routes", 3, "routes per API")
 	rps := flag.Int("rps", 400, "synthetic requests per second")
 	once := flag.Bool("once", false, "print one frame and exit")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "topdemo:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "topdemo:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -63,6 +77,7 @@ func main() {
 	}
 	if err := tui.Run(ctx, tui.Options{AdminURL: url, Refresh: *refresh, Once: *once}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

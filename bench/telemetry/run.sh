@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Telemetry benchmarks of issue 5: gateway throughput with metrics on and
+# tracing at 1% sampling against both off (target: >= 95%), the per-request
+# hook cost in isolation, and the cost of a /metrics scrape with 1,000
+# routes. Prints median ns/op per setup and the throughput ratios.
+#
+#   bench/telemetry/run.sh                 # defaults
+#   COUNT=10 PROXY_N=50000x bench/telemetry/run.sh
+#
+# Runs are interleaved (-count repeats the whole benchmark, every setup in
+# turn), and medians are used, so background load affects all setups alike.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+COUNT=${COUNT:-5}
+PROXY_N=${PROXY_N:-20000x}
+HOOK_TIME=${HOOK_TIME:-1s}
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+go test -run '^$' -bench 'BenchmarkProxy' -benchtime "$PROXY_N" -count "$COUNT" ./telemetry/ | tee "$out"
+go test -run '^$' -bench 'BenchmarkHookPath' -benchtime "$HOOK_TIME" -count "$COUNT" ./telemetry/ | tee -a "$out"
+go test -run '^$' -bench 'BenchmarkScrape1000Routes|BenchmarkRequestHook' -benchtime 2s ./telemetry/metrics/ | tee -a "$out"
+
+echo
+echo "== telemetry cost (median of $COUNT interleaved runs) =="
+awk '
+function median(list,   n, a, i, j, t) {
+	n = split(list, a, " ")
+	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+/^Benchmark(Proxy|HookPath)\// {
+	name = $1; sub(/-[0-9]+$/, "", name)
+	split(name, p, "/"); bench = p[1]; setup = p[2]
+	for (i = 2; i <= NF; i++) if ($(i + 1) == "ns/op") ns[bench "/" setup] = ns[bench "/" setup] " " $i
+	if (!(bench "/" setup in seen)) { seen[bench "/" setup] = 1; order[++n] = bench "/" setup }
+}
+/^BenchmarkScrape1000Routes\// {
+	name = $1; sub(/-[0-9]+$/, "", name)
+	for (i = 2; i <= NF; i++) {
+		if ($(i + 1) == "ns/op") ms = $i / 1e6
+		if ($(i + 1) == "bytes/scrape") kb = $i / 1024
+	}
+	scrape[name] = sprintf("%.1f ms per scrape, %.0f KiB", ms, kb)
+}
+END {
+	for (i = 1; i <= n; i++) med[order[i]] = median(ns[order[i]])
+	for (i = 1; i <= n; i++) {
+		k = order[i]; split(k, p, "/")
+		base = med[p[1] "/off"]
+		line = sprintf("%-40s %12.0f ns/op", k, med[k])
+		if (p[1] == "BenchmarkProxy" && p[2] != "off") line = line sprintf("   throughput %.1f%% of off", 100 * base / med[k])
+		if (p[1] == "BenchmarkHookPath" && p[2] != "off") line = line sprintf("   +%.0f ns per request", med[k] - base)
+		print line
+	}
+	for (k in scrape) printf "%-40s %s\n", k, scrape[k]
+	k = "BenchmarkProxy/metrics+tracing1pct"
+	if (k in med) {
+		r = 100 * med["BenchmarkProxy/off"] / med[k]
+		printf "\nmetrics + tracing 1%%: %.1f%% of throughput with both off (target >= 95%%): %s\n", r, (r >= 95 ? "PASS" : "BELOW TARGET")
+	}
+}' "$out"

@@ -1,0 +1,70 @@
+// Package dataplane is flexgw's built-in data plane: a reverse proxy that
+// serves an ir.Snapshot directly (listeners, routing, upstream pools,
+// health) when no Envoy runs. The agent calls New once, Apply for every
+// accepted snapshot, Endpoints for the admin API and Shutdown on exit.
+//
+// # Request path
+//
+// The server side is net/http (HTTP/1.1, h2 over TLS with ALPN, h2c,
+// header limits and timeouts). Routing picks the listener's API by base
+// path (longest first, on a path-segment boundary), then the first route
+// whose rules match (ir.Rule.Matches, path relative to the base path),
+// then a destination by weight. Policies run after routing, so a path no
+// API serves is a plain 404 (NR) and costs no authentication or rate
+// limit. The upstream side is this package's own HTTP/1.1 client
+// (client.go, request.go): pooled keep-alive connections per endpoint, the
+// request head written straight from the inbound header map, the response
+// head parsed into one string, bodies streamed through the connection's
+// buffer and flushed whenever the upstream has nothing more buffered (so
+// SSE and other streams are not held back). Services that set http2 use
+// net/http's transport instead (h2 multiplexing).
+//
+// # Decisions
+//
+//   - Host: the upstream receives the upstream's own host (and port when it
+//     is not the scheme default), like nginx's default and what virtual
+//     hosts and SaaS upstreams need; the client's Host travels in
+//     X-Forwarded-Host. X-Forwarded-For is appended to, X-Forwarded-Proto
+//     is the listener's scheme, x-request-id is kept when the client sent
+//     one (up to 128 bytes) or generated (UUIDv4).
+//   - No healthy endpoint: the request is spread over all endpoints anyway
+//     (Envoy's panic mode), because a one-endpoint service would otherwise
+//     refuse everything for a whole ejection period after one bad spell.
+//     503 UH is only for a service without endpoints.
+//   - Passive health (outlier detection) runs only when the service
+//     configures it, as in Envoy. Connect failures, timeouts and upstream
+//     502/503/504 count as failures; ConsecutiveFailures in a row eject the
+//     endpoint for BaseEjectionTime, at most MaxEjectionPercent of the
+//     endpoints (always at least one).
+//   - Active health checks start every endpoint healthy, so a fresh
+//     gateway serves at once.
+//   - The route timeout bounds the exchange from the start of the request
+//     to the end of the response, like Envoy's route timeout: before the
+//     response head it is a 504 UT; after it the response is cut (UT) and
+//     the client sees a broken response. WebSocket tunnels are bounded only
+//     during the handshake.
+//   - Retries (route retry attempts) happen only for idempotent requests
+//     without a body, when the connection to an endpoint failed; another
+//     endpoint is preferred. A pooled connection the upstream had closed is
+//     replaced transparently once.
+//   - Errors the gateway produces are JSON {"error","status","request_id"}
+//     with Envoy response flags in the access log: NR 404, UF 502 (UF,URX
+//     when retries ran out), UH 503, UO 503 (circuit breaker), UT 504, UC
+//     502 (upstream closed before answering), UR (upstream reset mid-body),
+//     DC (client left; response_code 0 when nothing was sent). Request
+//     heads over MaxHeaderBytes get net/http's 431 and malformed requests
+//     its 400 (plain text, not logged: no request exists yet).
+//   - When an API's routes all miss, a listener API with a shorter base
+//     path may still serve the request (one flattened route table, as on
+//     Envoy); the config validator currently rejects such overlaps anyway.
+//
+// # Reloads
+//
+// Apply builds the new routing table and the services it needs (reusing
+// every service whose configuration is unchanged, with its pools and
+// health), binds new listeners, then swaps the table with one atomic
+// store. Requests hold the table they started with, so none fails because
+// of a reload. Removed listeners drain in the background; a listener whose
+// protocol changes is rebound (a short gap on that address). TLS
+// certificates are swapped without rebinding.
+package dataplane

@@ -1,0 +1,169 @@
+package stats
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/flexgw/flexgw/envoy/translate"
+	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/telemetry/metrics"
+)
+
+// translated gives the stats tables of a real translation, so the test
+// proves the translator's naming and this mapping agree.
+func translated(t *testing.T) *translate.Result {
+	t.Helper()
+	svc := func(name string) *ir.Service {
+		return &ir.Service{Name: name, Namespace: "default", Protocol: ir.HTTP, Endpoints: []ir.Endpoint{{Host: "10.0.0.1", Port: 80}}}
+	}
+	api := &ir.API{Name: "orders-api", Namespace: "default", BasePath: "/api",
+		Routes: []*ir.Route{
+			{Name: "create", Destinations: []ir.Destination{{Service: "default/orders", Weight: 80}, {Service: "default/canary", Weight: 20}}},
+			{Name: "read", Destinations: []ir.Destination{{Service: "default/orders", Weight: 100}}},
+		}}
+	res, err := translate.Translate(&ir.Snapshot{
+		Listeners: []*ir.Listener{{Name: "http_0.0.0.0_8081", Protocol: ir.HTTP, Host: "0.0.0.0", Port: 8081, APIs: []*ir.API{api}}},
+		Services:  []*ir.Service{svc("orders"), svc("canary")},
+	}, translate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// envoyAdmin is a stand-in for Envoy's admin endpoint serving the
+// recorded-format sample.
+func envoyAdmin(t *testing.T) *httptest.Server {
+	t.Helper()
+	body, err := os.ReadFile("testdata/stats_prometheus.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/stats/prometheus" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func gather(t *testing.T, reg *prometheus.Registry) map[string]*dto.MetricFamily {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*dto.MetricFamily{}
+	for _, mf := range mfs {
+		out[mf.GetName()] = mf
+	}
+	return out
+}
+
+func series(mf *dto.MetricFamily, labels map[string]string) *dto.Metric {
+	for _, m := range mf.GetMetric() {
+		match := true
+		for k, v := range labels {
+			found := false
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == k && lp.GetValue() == v {
+					found = true
+				}
+			}
+			match = match && found
+		}
+		if match {
+			return m
+		}
+	}
+	return nil
+}
+
+func TestCollectorMapsEnvoyStats(t *testing.T) {
+	res := translated(t)
+	admin := envoyAdmin(t)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewCollector(Options{AdminAddr: admin.Listener.Addr().String(), Names: func() *translate.Result { return res }, Logger: slog.New(slog.DiscardHandler)}))
+	fams := gather(t, reg)
+
+	req := fams["flexgw_requests_total"]
+	for _, c := range []struct {
+		route, class string
+		want         float64
+	}{{"create", "2xx", 95}, {"create", "5xx", 5}, {"read", "2xx", 1400}} {
+		m := series(req, map[string]string{"api": "orders-api", "route": c.route, "method": MethodAny, "code_class": c.class})
+		if m.GetCounter().GetValue() != c.want {
+			t.Errorf("requests %s %s = %v, want %v", c.route, c.class, m.GetCounter().GetValue(), c.want)
+		}
+	}
+	if n := len(req.GetMetric()); n != 3 {
+		t.Errorf("%d request series, want 3 (a removed route's stats and per-code series are dropped)", n)
+	}
+
+	up := fams["flexgw_upstream_duration_seconds"]
+	h := series(up, map[string]string{"api": "orders-api", "route": "create", "service": ""}).GetHistogram()
+	if h.GetSampleCount() != 100 || h.GetSampleSum() != 1.8505 {
+		t.Errorf("create histogram count %d sum %v", h.GetSampleCount(), h.GetSampleSum())
+	}
+	for _, b := range h.GetBucket() {
+		if b.GetUpperBound() == 0.005 && b.GetCumulativeCount() != 10 || b.GetUpperBound() == 0.1 && b.GetCumulativeCount() != 100 {
+			t.Errorf("bucket le=%v count %d", b.GetUpperBound(), b.GetCumulativeCount())
+		}
+	}
+	if series(up, map[string]string{"route": "read", "service": "default/orders"}) == nil {
+		t.Error("read route histogram missing its service label")
+	}
+
+	conns := fams["flexgw_active_connections"]
+	if m := series(conns, map[string]string{"listener": "http_0.0.0.0_8081"}); m.GetGauge().GetValue() != 12 || len(conns.GetMetric()) != 1 {
+		t.Errorf("active connections = %v", conns)
+	}
+	if v := fams["flexgw_envoy_stats_up"].GetMetric()[0].GetGauge().GetValue(); v != 1 {
+		t.Errorf("up = %v", v)
+	}
+}
+
+func TestCollectorEnvoyDown(t *testing.T) {
+	admin := envoyAdmin(t)
+	addr := admin.Listener.Addr().String()
+	admin.Close()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewCollector(Options{AdminAddr: addr, Logger: slog.New(slog.DiscardHandler)}))
+	fams := gather(t, reg)
+	if v := fams["flexgw_envoy_stats_up"].GetMetric()[0].GetGauge().GetValue(); v != 0 {
+		t.Errorf("up = %v with Envoy down", v)
+	}
+}
+
+// TestSameRegistryAsBuiltinMetrics: the agent serves one registry; the
+// Envoy series must agree with the built-in data plane's metric
+// definitions (help and type), or the whole scrape fails.
+func TestSameRegistryAsBuiltinMetrics(t *testing.T) {
+	res := translated(t)
+	admin := envoyAdmin(t)
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, metrics.Options{NoRuntimeCollectors: true, Logger: slog.New(slog.DiscardHandler)})
+	_ = m
+	reg.MustRegister(NewCollector(Options{AdminAddr: admin.Listener.Addr().String(), Names: func() *translate.Result { return res }, Logger: slog.New(slog.DiscardHandler)}))
+	fams := gather(t, reg)
+	if fams["flexgw_requests_total"] == nil || fams["flexgw_upstream_duration_seconds"] == nil {
+		t.Fatal("Envoy series missing from the shared registry")
+	}
+}
+
+func TestParseErrorsNameTheLine(t *testing.T) {
+	_, err := Parse(stringsReader("# ok\nfoo{a=\"b\"} 1\nbar{a=\"b} 2\n"))
+	if err == nil || !contains(err.Error(), "line 3") {
+		t.Errorf("err = %v", err)
+	}
+}
