@@ -188,3 +188,8 @@ func (w *FileWriter) Close() error {
 	}
 	return err
 }
+
+var (
+	_ Sink = (*FileWriter)(nil)
+	_ Sink = multiSink(nil)
+)

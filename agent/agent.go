@@ -19,8 +19,10 @@ import (
 	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/config"
 	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/ebpf"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure one agent; cmd/flexgw maps its flags onto them.
@@ -58,6 +60,8 @@ type Agent struct {
 	dataPlaneReason string
 
 	dp         *dataplane.DataPlane
+	registry   *prometheus.Registry
+	probe      *ebpf.Probe
 	accessLog  accesslog.Sink
 	closers    []func(context.Context) error
 	adminExtra map[string]http.Handler
@@ -111,6 +115,7 @@ func newAgent(o Options) (*Agent, error) {
 		adminExtra:  map[string]http.Handler{},
 		statusExtra: map[string]func() any{},
 		reloadCh:    make(chan string, 1),
+		registry:    prometheus.NewRegistry(),
 	}, nil
 }
 
@@ -132,10 +137,14 @@ func (a *Agent) run(ctx context.Context) error {
 		return fmt.Errorf("config %s: %w", a.opts.ConfigDir, err)
 	}
 
+	defer a.closeAll()
+	// The probe goes first: it only sees sockets created after it starts.
+	if err := a.startProbe(first); err != nil {
+		return err
+	}
 	if err := a.setupAccessLog(); err != nil {
 		return err
 	}
-	defer a.closeAll()
 
 	if err := a.setupDataPlane(ctx); err != nil {
 		return err

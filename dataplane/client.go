@@ -3,6 +3,7 @@ package dataplane
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -50,6 +52,36 @@ func newUpConn(c net.Conn) *upConn {
 }
 
 var errResponseHead = errors.New("malformed upstream response")
+
+// alive reports whether an idle connection is still open, by peeking at
+// the socket without blocking: an open idle connection has nothing to
+// read (EAGAIN); one the upstream closed reads EOF or an error, and data
+// nobody asked for makes the connection unusable too.
+func (c *upConn) alive() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	nc := c.conn
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	alive := false
+	var one [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		_, _, rerr := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		alive = rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK
+		return true // never wait for readiness
+	})
+	return err == nil && alive
+}
 
 // upResponse is a parsed upstream response head.
 type upResponse struct {

@@ -631,3 +631,46 @@ func TestApplyAddsAndRemovesListeners(t *testing.T) {
 		t.Fatalf("kept listener: %d", resp.StatusCode)
 	}
 }
+
+func TestHTTPSUpstream(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "tls=%v host=%s uri=%s", r.TLS != nil, r.Host, r.RequestURI)
+	}))
+	defer up.Close()
+	caPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw}))
+	host, port, _ := net.SplitHostPort(strings.TrimPrefix(up.URL, "https://"))
+	var p int
+	fmt.Sscan(port, &p)
+	service := &ir.Service{Name: "secure", Namespace: "default", Protocol: ir.HTTPS,
+		Endpoints: []ir.Endpoint{{Host: host, Port: p}}, LB: ir.RoundRobin,
+		TLS: &ir.UpstreamTLS{CAPEM: caPEM}}
+	g := startGateway(t, snapshot(1, []*ir.Service{service}, api("api", "/", catchAll("r", "secure"))))
+	for i := 0; i < 2; i++ { // the second reuses the pooled TLS connection
+		resp, body := get(t, http.DefaultClient, g.url("/s?q=1"))
+		if resp.StatusCode != 200 || body != "tls=true host="+host+":"+port+" uri=/s?q=1" {
+			t.Fatalf("https upstream: %d %q", resp.StatusCode, body)
+		}
+	}
+	// An untrusted certificate fails the handshake: 502 UF.
+	service2 := *service
+	service2.TLS = &ir.UpstreamTLS{}
+	if err := g.dp.Apply(snapshot(2, []*ir.Service{&service2}, api("api", "/", catchAll("r", "secure")))); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := get(t, http.DefaultClient, g.url("/s"))
+	if resp.StatusCode != 502 {
+		t.Fatalf("untrusted upstream: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestServiceWithoutEndpoints503UH(t *testing.T) {
+	g := startGateway(t, snapshot(1, []*ir.Service{svc("empty")}, api("api", "/", catchAll("r", "empty"))))
+	resp, body := get(t, http.DefaultClient, g.url("/"))
+	if resp.StatusCode != 503 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	id := decodeError(t, body).RequestID
+	if rec := g.sink.waitRecord(t, func(r accesslog.Record) bool { return r.RequestID == id }); rec.ResponseFlags != "UH" {
+		t.Errorf("flags %q", rec.ResponseFlags)
+	}
+}

@@ -48,7 +48,7 @@ func (dp *DataPlane) forwardH2(st *reqState, w http.ResponseWriter, r *http.Requ
 	writeUpstreamPath(&pb, st, prefix, r)
 	target := scheme + "://" + ep.addr + pb.String()
 	if r.URL.RawQuery != "" {
-		target += "?" + r.URL.RawQuery
+		target += "?" + requestQuery(r)
 	}
 	body := r.Body
 	if hasNoBody(r) {
@@ -101,6 +101,7 @@ func (dp *DataPlane) forwardH2(st *reqState, w http.ResponseWriter, r *http.Requ
 			st.writeError(w, http.StatusGatewayTimeout, flagTimeout, "upstream request timeout")
 		case r.Context().Err() != nil:
 			st.addFlag(flagDownstreamClose)
+			st.abort = true
 		default:
 			st.writeError(w, http.StatusBadGateway, flagConnectFailure, "upstream error: "+errText(err))
 		}

@@ -155,12 +155,14 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if st.sw.status != 0 {
 			st.status = st.sw.status
 		}
-		st.bytesOut = st.sw.bytes
+		st.bytesOut = max(st.bytesOut, st.sw.bytes) // a tunnel bypasses sw
 	default:
 		dp.forward(st, w, r)
 	}
 	abort := st.abort
-	h.finish(st, r, done)
+	// A policy may have kept the request context (st) beyond the request,
+	// so only states that never became a context go back to the pool.
+	h.finish(st, r, done, rt == nil || rt.chain == nil)
 	if abort {
 		// The response was cut short after its head was sent: make the
 		// client see a broken response, not a complete-looking one.
@@ -179,7 +181,7 @@ func (dp *DataPlane) proxyFromChain(w http.ResponseWriter, r *http.Request) {
 }
 
 // finish writes the access-log record, ends the hooks and recycles st.
-func (h *lnHandler) finish(st *reqState, r *http.Request, done func(*accesslog.Record, Timings)) {
+func (h *lnHandler) finish(st *reqState, r *http.Request, done func(*accesslog.Record, Timings), recycle bool) {
 	dp := h.dp
 	if dp.sink != nil || done != nil {
 		rec := &st.rec
@@ -222,8 +224,10 @@ func (h *lnHandler) finish(st *reqState, r *http.Request, done func(*accesslog.R
 			dp.sink.Write(rec)
 		}
 	}
-	st.reset()
-	statePool.Put(st)
+	if recycle {
+		st.reset()
+		statePool.Put(st)
+	}
 }
 
 // writeError answers with the JSON error body every gateway error uses.
@@ -379,8 +383,15 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 			ep.reportResult(true)
 			st.writeError(w, http.StatusBadGateway, flagUpstreamClosed, "upstream connection closed: "+errText(err))
 		case outClientErr:
-			st.addFlag(flagDownstreamClose)
-			st.status = 0
+			if r.Context().Err() != nil {
+				// The client is gone: nothing to answer, and net/http
+				// must not write its default 200 either.
+				st.addFlag(flagDownstreamClose)
+				st.status = 0
+				st.abort = true
+				return
+			}
+			st.writeError(w, http.StatusBadRequest, flagDownstreamClose, "invalid request body: "+errText(err))
 		}
 		return
 	}
@@ -391,7 +402,7 @@ func errText(err error) string {
 		return "unknown error"
 	}
 	var op *net.OpError
-	if errors.As(err, &op) && op.Err != nil {
+	if errors.As(err, &op) && op.Err != nil && op.Addr != nil {
 		return op.Op + " " + op.Addr.String() + ": " + op.Err.Error()
 	}
 	return err.Error()
@@ -691,3 +702,10 @@ func headerHasToken(vals []string, tok string) bool {
 	}
 	return false
 }
+
+var (
+	_ policy.Recorder = (*reqState)(nil)
+	_ context.Context = (*reqState)(nil)
+	_ http.Flusher    = (*statusWriter)(nil)
+	_ http.Handler    = (*lnHandler)(nil)
+)

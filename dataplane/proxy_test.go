@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -647,5 +648,48 @@ func TestPooledConnAfterExpiredDeadline(t *testing.T) {
 		if resp, body := get(t, http.DefaultClient, g.url("/get")); resp.StatusCode != 200 {
 			t.Fatalf("GET %d on the pooled connection: %d %s", i, resp.StatusCode, body)
 		}
+	}
+}
+
+// An upstream that closes idle keep-alive connections (as Node.js does
+// after 5s) must not make a non-retryable POST fail on a dead pooled
+// connection.
+func TestIdleConnectionClosedByUpstream(t *testing.T) {
+	var mu sync.Mutex
+	var conns []net.Conn
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	}))
+	up.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateIdle {
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}
+	up.Start()
+	defer up.Close()
+	g := startGateway(t, simple(t, up))
+	if resp, _ := get(t, http.DefaultClient, g.url("/first")); resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	// The upstream closes the now idle connection.
+	waitFor(t, "idle upstream connection", func() bool { mu.Lock(); defer mu.Unlock(); return len(conns) > 0 })
+	mu.Lock()
+	for _, c := range conns {
+		c.Close()
+	}
+	mu.Unlock()
+	closed := time.Now()
+	waitFor(t, "connection idle past the probe threshold", func() bool { return time.Since(closed) > probeAfterIdle+100*time.Millisecond })
+	resp, err := http.Post(g.url("/post"), "text/plain", strings.NewReader("payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "ok" {
+		t.Fatalf("POST after upstream closed the idle connection: %d %s", resp.StatusCode, b)
 	}
 }

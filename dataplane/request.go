@@ -76,7 +76,7 @@ func (dp *DataPlane) writeRequest(st *reqState, c *upConn, ep *endpoint, prefix 
 	writeUpstreamPath(bw, st, prefix, r)
 	if r.URL.RawQuery != "" {
 		bw.WriteByte('?')
-		bw.WriteString(r.URL.RawQuery)
+		bw.WriteString(requestQuery(r))
 	} else if r.URL.ForceQuery {
 		bw.WriteByte('?')
 	}

@@ -49,13 +49,36 @@ type route struct {
 	chain http.Handler
 }
 
-// requestPath is the path routing matches: the escaped form when the
-// request had escapes, else the decoded one (they are equal then).
+// requestPath is the path routing matches and the upstream receives: the
+// request's escaped path, as the client sent it (so rules match the raw
+// path, as Envoy matches :path). EscapedPath re-escapes anything a
+// request line cannot carry (an HTTP/2 :path may hold a space), so the
+// path written upstream can never split the request line; it allocates
+// only then.
 func requestPath(r *http.Request) string {
-	if r.URL.RawPath != "" {
-		return r.URL.RawPath
+	return r.URL.EscapedPath()
+}
+
+// requestQuery is the raw query, with bytes a request line cannot carry
+// (controls, space, DEL) percent-encoded.
+func requestQuery(r *http.Request) string {
+	q := r.URL.RawQuery
+	for i := 0; i < len(q); i++ {
+		if q[i] <= ' ' || q[i] == 0x7f {
+			var b strings.Builder
+			for j := 0; j < len(q); j++ {
+				if c := q[j]; c <= ' ' || c == 0x7f {
+					b.WriteByte('%')
+					b.WriteByte("0123456789ABCDEF"[c>>4])
+					b.WriteByte("0123456789ABCDEF"[c&0xf])
+				} else {
+					b.WriteByte(c)
+				}
+			}
+			return b.String()
+		}
 	}
-	return r.URL.Path
+	return q
 }
 
 // match finds the route for r. APIs are tried longest base path first; an

@@ -25,6 +25,11 @@ const (
 	// usual upstream keep-alive timeouts (nginx 75s, Go 2-3 min) so we
 	// rarely pick a connection the upstream is about to close.
 	idleConnTimeout = 30 * time.Second
+	// probeAfterIdle: a connection idle longer than this is checked for a
+	// close by the upstream (many servers drop idle keep-alive
+	// connections after a few seconds) before a request is sent on it.
+	// Busy connections skip the check.
+	probeAfterIdle = time.Second
 )
 
 // service is the live state of one ir.Service: endpoints with their
@@ -353,8 +358,12 @@ func (e *endpoint) getIdle(now time.Time) *upConn {
 		c := e.idle[n-1]
 		e.idle[n-1] = nil
 		e.idle = e.idle[:n-1]
-		if now.Sub(c.idleSince) < idleConnTimeout {
+		if idle := now.Sub(c.idleSince); idle < idleConnTimeout {
 			e.mu.Unlock()
+			if idle > probeAfterIdle && !c.alive() {
+				c.conn.Close()
+				return nil
+			}
 			return c
 		}
 		// The newest is stale, so all older ones are too.

@@ -101,6 +101,7 @@ func TestNoLoss(t *testing.T) {
 	const n = 100_000
 	for _, tg := range targets(t) {
 		t.Run(tg.typ, func(t *testing.T) {
+			t.Parallel()
 			tg.rcv.SetFault(func(req int) exportertest.Fault {
 				switch {
 				case req <= 6:

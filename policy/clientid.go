@@ -184,7 +184,7 @@ func (cp *clientIDPolicy) middleware(next http.Handler) http.Handler {
 		if cp.kv != nil {
 			v, f, err := cp.kv.Get(r.Context(), cp.cfg.RedisKeyPrefix+id)
 			if err != nil {
-				cp.log.Warn("client id lookup failed", "failOpen", cp.cfg.FailOpen, "err", err)
+				cp.log.Debug("client id lookup failed", "failOpen", cp.cfg.FailOpen, "err", err)
 				if cp.cfg.FailOpen {
 					Decide(r, clientIDName, Error)
 					next.ServeHTTP(w, r)

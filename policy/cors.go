@@ -202,8 +202,8 @@ func (d cors) Build(_ Env, p *ir.Policy) (Middleware, error) {
 				return
 			}
 			if !allowed {
-				// The browser blocks the response without CORS headers.
-				Decide(r, name, Denied)
+				// Not a denial by the gateway: the request passes without
+				// CORS headers and the browser withholds the response.
 				next.ServeHTTP(newHookWriter(w, func(_ int, h http.Header) { stripCORS(h) }), r)
 				return
 			}

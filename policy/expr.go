@@ -267,8 +267,19 @@ func (p *parser) parsePrimary() (node, error) {
 			return func(*exprEnv) any { return nil }, nil
 		case "attributes", "authentication", "vars":
 			return p.parsePath()
+		case "payload":
+			// Bodies are streamed, never buffered for policies: the
+			// payload reads as null.
+			p.pos++
+			for p.accept('o', ".") || p.accept('o', "[") {
+				if t := p.peek(); t.kind != 0 {
+					p.pos++
+				}
+				p.accept('o', "]")
+			}
+			return func(*exprEnv) any { return nil }, nil
 		}
-		return nil, fmt.Errorf("unknown name %q (want attributes, authentication or vars)", t.text)
+		return nil, fmt.Errorf("unknown name %q (want attributes, authentication, vars or payload)", t.text)
 	}
 	return nil, fmt.Errorf("unexpected %q", t.text)
 }

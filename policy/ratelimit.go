@@ -182,7 +182,8 @@ func (rl *rateLimiter) middleware(next http.Handler) http.Handler {
 }
 
 func (rl *rateLimiter) storeFailed(w http.ResponseWriter, r *http.Request, next http.Handler, err error) {
-	rl.log.Warn("rate limit: shared storage failed", "failOpen", rl.cfg.FailOpen, "err", err)
+	// The store logs outages once; per request this is debug detail.
+	rl.log.Debug("rate limit: shared storage failed", "failOpen", rl.cfg.FailOpen, "err", err)
 	if rl.cfg.FailOpen {
 		Decide(r, rl.name, Error)
 		next.ServeHTTP(w, r)
@@ -236,6 +237,9 @@ func (d rateLimiting) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) 
 	if !shared {
 		var out []EnvoyFilter
 		for i, l := range c.RateLimits {
+			if l.TimePeriodInMilliseconds < 50 {
+				return nil, fieldErr(fmt.Sprintf("rateLimits[%d].timePeriodInMilliseconds", i), "Envoy's local_ratelimit refills at most every 50 ms, got %d", l.TimePeriodInMilliseconds)
+			}
 			lr := &localrlv3.LocalRateLimit{
 				StatPrefix: "flexgw_rate_limit",
 				Status:     &typev3.HttpStatus{Code: typev3.StatusCode_TooManyRequests},

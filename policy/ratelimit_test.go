@@ -191,3 +191,17 @@ func TestRateLimitValidation(t *testing.T) {
 		}
 	}
 }
+
+// A JWT claim keys the quota: each subject has its own.
+func TestRateLimitKeyedByJWTClaim(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	up := newUpstream(t)
+	jwtP := mkPolicy("jwt-validation-flex", map[string]any{"signingMethod": "hmac", "textKey": string(secret)})
+	rl := uniqueBinding(mkPolicy("rate-limiting-flex", rlConfig(1, 60000, map[string]any{"clusterizable": false, "keySelector": "#[authentication.properties.claims.sub]"})), t)
+	g := newGateway(t, policy.Env{}, up, jwtP, rl)
+	alice := bearer(signJWT(t, "HS256", "", goodClaims(), secret))
+	bob := bearer(signJWT(t, "HS256", "", with(goodClaims(), "sub", "bob"), secret))
+	wantStatus(t, g.get(t, "/", alice...), http.StatusOK)
+	wantStatus(t, g.get(t, "/", alice...), http.StatusTooManyRequests)
+	wantStatus(t, g.get(t, "/", bob...), http.StatusOK)
+}

@@ -26,8 +26,9 @@ const heartbeat = 15 * time.Second
 // /api/v1/top takes history=<seconds of sparkline> (default 60),
 // routes=<api> (repeatable; "*" for all) to include those APIs' routes, and
 // api=<api> to include that API's routes with their histories.
-// /api/v1/logs/stream takes status=<minimum code>, api=<api>, q=<text> and
-// backlog=<records> (default 100).
+// /api/v1/logs/stream takes status=<minimum code>, api=<api>, q=<text>,
+// backlog=<records> (default 100) and rate=<records per second> (default
+// all).
 func (s *Stats) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/top", s.serveTop)
@@ -119,6 +120,18 @@ func (s *Stats) serveLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// rate caps records per second for this subscriber (0 = all): a
+	// dashboard cannot show 10,000 lines a second, and skipping them here
+	// saves encoding them for it.
+	var rate float64
+	if v := r.URL.Query().Get("rate"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			http.Error(w, fmt.Sprintf("query parameter rate=%q: want records per second >= 0", v), http.StatusBadRequest)
+			return
+		}
+		rate = float64(n)
+	}
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -150,6 +163,25 @@ func (s *Stats) serveLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
+	// A token bucket holding one second of records enforces rate.
+	tokens, last := rate, time.Now()
+	var sampled, sampledSent uint64
+	sampledTick := time.NewTicker(time.Second)
+	defer sampledTick.Stop()
+	admit := func() bool {
+		if rate == 0 {
+			return true
+		}
+		now := time.Now()
+		tokens = min(tokens+now.Sub(last).Seconds()*rate, rate)
+		last = now
+		if tokens < 1 {
+			sampled++
+			return false
+		}
+		tokens--
+		return true
+	}
 	var reported uint64
 	for {
 		select {
@@ -159,16 +191,32 @@ func (s *Stats) serveLogs(w http.ResponseWriter, r *http.Request) {
 			if _, err := w.Write([]byte(": ping\n\n")); err != nil || rc.Flush() != nil {
 				return
 			}
-		case rec := <-sub.ch:
-			data = rec.AppendJSON(data[:0])
-			if send(topapi.EventRecord, data) != nil {
+		case <-sampledTick.C:
+			if sampled == sampledSent {
+				continue
+			}
+			sampledSent = sampled
+			data = append(data[:0], `{"sampled":`...)
+			data = strconv.AppendUint(data, sampled, 10)
+			data = append(data, '}')
+			if send(topapi.EventSampled, data) != nil || rc.Flush() != nil {
 				return
+			}
+		case rec := <-sub.ch:
+			if admit() {
+				data = rec.AppendJSON(data[:0])
+				if send(topapi.EventRecord, data) != nil {
+					return
+				}
 			}
 			// Drain what is already queued before flushing: one flush per
 			// burst instead of one per record.
 			for drained := false; !drained; {
 				select {
 				case rec := <-sub.ch:
+					if !admit() {
+						continue
+					}
 					data = rec.AppendJSON(data[:0])
 					if send(topapi.EventRecord, data) != nil {
 						return

@@ -381,3 +381,45 @@ func TestHistogramBuckets(t *testing.T) {
 		t.Error("out-of-range values not clamped")
 	}
 }
+
+func TestLogStreamRate(t *testing.T) {
+	s := New(Options{SubscriberBuffer: 2000})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/v1/logs/stream?backlog=0&rate=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.logs.count() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("subscriber never registered")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range 100 {
+		s.Write(&accesslog.Record{ResponseCode: 200, Path: "/x"})
+	}
+	// Read until every record is accounted for: sent or reported sampled.
+	sc := bufio.NewScanner(resp.Body)
+	var records, sampled int
+	for records+sampled < 100 {
+		ev := readEvents(t, sc, 1)[0]
+		switch ev.event {
+		case topapi.EventRecord:
+			records++
+		case topapi.EventSampled:
+			var v topapi.Sampled
+			if err := json.Unmarshal([]byte(ev.data), &v); err != nil {
+				t.Fatal(err)
+			}
+			sampled = int(v.Sampled)
+		}
+	}
+	// A burst of 100 within far less than the 19 s it would take at
+	// 5/s: most are skipped, and none is both sent and counted.
+	if records+sampled != 100 || records >= 100 || sampled == 0 {
+		t.Errorf("records=%d sampled=%d, want a split of 100 with some sampled", records, sampled)
+	}
+}

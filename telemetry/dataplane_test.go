@@ -20,8 +20,6 @@ import (
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/telemetry"
 	"github.com/flexgw/flexgw/telemetry/internal/otlpstandin"
-	"github.com/flexgw/flexgw/telemetry/metrics"
-	"github.com/flexgw/flexgw/telemetry/tracing"
 )
 
 type recordSink struct {
@@ -52,21 +50,20 @@ func (s *recordSink) wait(t *testing.T, n int) []accesslog.Record {
 	}
 }
 
-// TestBuiltinDataPlane wires metrics and tracing into the real built-in
-// data plane exactly as the agent does (telemetry.Combine of the tracer's
-// reloadable hooks and the metrics hooks in dataplane.Options.Hooks) and
-// checks one request end to end: metrics scraped over HTTP, spans at the
-// stand-in collector, traceparent at the upstream, trace_id in the log.
+// TestBuiltinDataPlane wires telemetry into the real built-in data plane
+// as the agent does (Telemetry.Hooks in dataplane.Options.Hooks, Apply per
+// snapshot) and checks one request end to end: metrics scraped over HTTP,
+// spans at the stand-in collector, traceparent at the upstream, trace_id
+// in the access log.
 func TestBuiltinDataPlane(t *testing.T) {
 	col, err := otlpstandin.StartGRPC()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer col.Close()
-	tr := tracing.New(tracing.Options{BatchTimeout: 50 * time.Millisecond})
-	defer func() { _ = tr.Shutdown(context.Background()) }()
-	m := metrics.New(prometheus.NewRegistry(), metrics.Options{NoRuntimeCollectors: true})
-	admin := httptest.NewServer(m.Handler())
+	tel := telemetry.New(prometheus.NewRegistry(), nil)
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	admin := httptest.NewServer(tel.Handler())
 	defer admin.Close()
 
 	var mu sync.Mutex
@@ -85,7 +82,7 @@ func TestBuiltinDataPlane(t *testing.T) {
 	dp := dataplane.New(dataplane.Options{
 		GatewayID: "gw-test",
 		AccessLog: sink,
-		Hooks:     telemetry.Combine(tr.ReloadableHooks(), m.Hooks()),
+		Hooks:     tel.Hooks(),
 	})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -101,16 +98,16 @@ func TestBuiltinDataPlane(t *testing.T) {
 		Services: []*ir.Service{{Name: "up", Namespace: "default", Protocol: ir.HTTP, LB: ir.RoundRobin,
 			ConnectTimeout: 2 * time.Second, Endpoints: []ir.Endpoint{{Host: host, Port: p}}}},
 	}
+	snap.Tracing = &ir.Tracing{
+		Provider: ir.TracingProvider{Type: "opentelemetry", Properties: map[string]string{"address": "h2://" + col.Addr}},
+		Sampling: ir.TracingSampling{Client: 100, Random: 100, Overall: 100},
+	}
 	if err := dp.Apply(snap); err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.Configure(context.Background(), &ir.Tracing{
-		Provider: ir.TracingProvider{Type: "opentelemetry", Properties: map[string]string{"address": "h2://" + col.Addr}},
-		Sampling: ir.TracingSampling{Client: 100, Random: 100, Overall: 100},
-	}); err != nil {
+	if err := tel.Apply(context.Background(), snap); err != nil {
 		t.Fatal(err)
 	}
-	m.ReloadResult(true, snap.Version, time.Now())
 	gw := "http://" + dp.Addr("127.0.0.1:0")
 
 	// No inbound trace context: the built-in data plane forwards inbound
@@ -131,7 +128,7 @@ func TestBuiltinDataPlane(t *testing.T) {
 	if len(rec.TraceID) != 32 {
 		t.Fatalf("access log trace_id = %q", rec.TraceID)
 	}
-	if err := tr.Flush(context.Background()); err != nil {
+	if err := tel.Tracer.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	spans, err := col.WaitSpans(2, 20*time.Second)
@@ -171,5 +168,33 @@ func TestBuiltinDataPlane(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("scrape lacks %s", want)
 		}
+	}
+}
+
+// TestApplyBadTracing keeps serving metrics and reports the tracing error
+// of a snapshot whose tracing provider flexgw cannot use.
+func TestApplyBadTracing(t *testing.T) {
+	tel := telemetry.New(prometheus.NewRegistry(), nil)
+	snap := &ir.Snapshot{Version: 4, Tracing: &ir.Tracing{
+		Provider: ir.TracingProvider{Type: "anypoint"},
+		Source:   ir.Source{File: "conf.d/tracing.yaml", Line: 2},
+	}}
+	err := tel.Apply(context.Background(), snap)
+	if err == nil || !strings.Contains(err.Error(), `conf.d/tracing.yaml:2: spec.tracing.provider.type "anypoint"`) {
+		t.Fatalf("Apply error = %v", err)
+	}
+	if tel.Tracer.Enabled() {
+		t.Fatal("tracing on after a bad config")
+	}
+	admin := httptest.NewServer(tel.Handler())
+	defer admin.Close()
+	resp, err := http.Get(admin.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `flexgw_snapshot_info{version="4"} 1`) {
+		t.Fatalf("snapshot 4 not recorded:\n%s", body)
 	}
 }

@@ -1,7 +1,9 @@
 // Package telemetry composes flexgw's observers of the request path —
 // Prometheus metrics (telemetry/metrics), OpenTelemetry traces
 // (telemetry/tracing) and the live stats behind `flexgw top` — into the one
-// dataplane.Hooks value the data plane calls.
+// dataplane.Hooks value the data plane calls. Telemetry (bundle.go) is the
+// one value the agent wires: hooks for the data plane, /metrics, and Apply
+// per accepted snapshot.
 package telemetry
 
 import (

@@ -129,7 +129,12 @@ type streamMsg struct {
 	connected bool
 	err       error
 	dropped   uint64
+	sampled   uint64
 }
+
+// logRate is the most records per second the TUI asks for: more than a
+// screen can show, few enough that decoding them stays cheap.
+const logRate = 200
 
 // logsMsg is a batch of records received since the last batch. The first
 // batch of each connection has reset set: it starts with the server's
@@ -141,15 +146,24 @@ type logsMsg struct {
 	gen   uint64
 }
 
-// followLogs returns a switch for the log stream: on connects (the server
-// replays its recent records), off disconnects. The TUI follows logs only
-// while the Logs view is shown, so the other views cost no per-record work
-// however busy the gateway is. The switch never blocks.
-func (c *client) followLogs(ctx context.Context, flush time.Duration, send func(any)) func(on bool) {
-	want := make(chan bool, 1)
+// followReq switches the log stream: on with the server-side filter query
+// (status, api, q), or off.
+type followReq struct {
+	on    bool
+	query string
+}
+
+// followLogs returns a switch for the log stream: on connects with the
+// given filters (the server replays its recent matching records), a new
+// query reconnects, off disconnects. The TUI follows logs only while the
+// Logs view is shown, so the other views cost no per-record work however
+// busy the gateway is. The switch never blocks.
+func (c *client) followLogs(ctx context.Context, flush time.Duration, send func(any)) func(on bool, query string) {
+	want := make(chan followReq, 1)
 	go func() {
 		var stop context.CancelFunc
 		var gen uint64
+		var cur string
 		for {
 			select {
 			case <-ctx.Done():
@@ -157,24 +171,26 @@ func (c *client) followLogs(ctx context.Context, flush time.Duration, send func(
 					stop()
 				}
 				return
-			case on := <-want:
-				switch {
-				case on && stop == nil:
+			case req := <-want:
+				if stop != nil && (!req.on || req.query != cur) {
+					stop()
+					stop = nil
+				}
+				if req.on && stop == nil {
 					var sctx context.Context
 					sctx, stop = context.WithCancel(ctx)
 					gen++
-					go c.streamLogs(sctx, gen, flush, send)
-				case !on && stop != nil:
-					stop()
-					stop = nil
+					cur = req.query
+					go c.streamLogs(sctx, gen, req.query, flush, send)
 				}
 			}
 		}
 	}()
-	return func(on bool) {
+	return func(on bool, query string) {
+		r := followReq{on, query}
 		for {
 			select {
-			case want <- on:
+			case want <- r:
 				return
 			default:
 				// Replace a pending, not yet applied request.
@@ -190,7 +206,7 @@ func (c *client) followLogs(ctx context.Context, flush time.Duration, send func(
 // streamLogs follows /api/v1/logs/stream until ctx ends, reconnecting
 // with backoff, and hands records to send in batches every flush interval
 // so a busy gateway costs one UI update per interval, not one per record.
-func (c *client) streamLogs(ctx context.Context, gen uint64, flush time.Duration, send func(any)) {
+func (c *client) streamLogs(ctx context.Context, gen uint64, query string, flush time.Duration, send func(any)) {
 	var mu sync.Mutex
 	var batch []logRecord
 	reset := false
@@ -215,7 +231,7 @@ func (c *client) streamLogs(ctx context.Context, gen uint64, flush time.Duration
 	}()
 	backoff := 250 * time.Millisecond
 	for ctx.Err() == nil {
-		err := c.readStream(ctx, func(ev, data string) {
+		err := c.readStream(ctx, query, func(ev, data string) {
 			switch ev {
 			case topapi.EventRecord:
 				var r logRecord
@@ -232,6 +248,11 @@ func (c *client) streamLogs(ctx context.Context, gen uint64, flush time.Duration
 				var d topapi.Dropped
 				if json.Unmarshal([]byte(data), &d) == nil {
 					send(streamMsg{connected: true, dropped: d.Dropped})
+				}
+			case topapi.EventSampled:
+				var d topapi.Sampled
+				if json.Unmarshal([]byte(data), &d) == nil {
+					send(streamMsg{connected: true, sampled: d.Sampled})
 				}
 			}
 		}, func() {
@@ -256,8 +277,14 @@ func (c *client) streamLogs(ctx context.Context, gen uint64, flush time.Duration
 }
 
 // readStream reads server-sent events until the stream ends.
-func (c *client) readStream(ctx context.Context, on func(event, data string), opened func()) error {
-	resp, err := c.get(ctx, "/api/v1/logs/stream?backlog=200")
+func (c *client) readStream(ctx context.Context, query string, on func(event, data string), opened func()) error {
+	v, err := url.ParseQuery(query)
+	if err != nil {
+		return fmt.Errorf("log stream query %q: %w", query, err)
+	}
+	v.Set("backlog", "200")
+	v.Set("rate", strconv.Itoa(logRate))
+	resp, err := c.get(ctx, "/api/v1/logs/stream?"+v.Encode())
 	if err != nil {
 		return err
 	}

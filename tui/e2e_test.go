@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,7 +124,7 @@ func TestLogStreamAndReconnect(t *testing.T) {
 	msgs := make(chan any, 1000)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	go c.streamLogs(ctx, 1, 20*time.Millisecond, func(m any) { msgs <- m })
+	go c.streamLogs(ctx, 1, "", 20*time.Millisecond, func(m any) { msgs <- m })
 
 	m := newModel(ctx, c.top, url, 50*time.Millisecond, false)
 	// Pump the stream into the model as the program would.
@@ -210,5 +211,46 @@ func TestExpandFetchesOnlyVisibleRoutes(t *testing.T) {
 	run(t, m, m.fetchCmd())
 	if n := len(m.apis.rows); n < 4 {
 		t.Errorf("off-screen expanded API lost its cached rows: %d rows", n)
+	}
+}
+
+// syncBuffer is a goroutine-safe strings.Builder.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestPlainModeFramesUntilCancelled(t *testing.T) {
+	s, url := liveStats(t)
+	traffic(s, 20, 200)
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{AdminURL: url, Plain: true, Refresh: 20 * time.Millisecond, Out: &out})
+	}()
+	waitFor(t, "two plain frames", func() bool { return strings.Count(out.String(), "\n--- ") >= 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	text := out.String()
+	if strings.Contains(text, "\x1b") {
+		t.Error("plain mode wrote escape sequences")
+	}
+	if rps, ok := tuitest.APIRPS(text, "default/orders"); !ok || rps <= 0 {
+		t.Errorf("plain frame lacks default/orders with traffic:\n%s", text)
 	}
 }

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
@@ -31,6 +32,24 @@ type logsView struct {
 	visible   []uint64
 	// gen is the log connection the records came from.
 	gen uint64
+	// sampled counts records the server skipped to hold logRate.
+	sampled uint64
+}
+
+// serverQuery is the committed filters as stream query parameters; the
+// text filter applies on the server once editing ends.
+func (v *logsView) serverQuery() string {
+	q := url.Values{}
+	if v.errorsOnly {
+		q.Set("status", "500")
+	}
+	if v.api != "" {
+		q.Set("api", v.api)
+	}
+	if v.text != "" && !v.editing {
+		q.Set("q", v.text)
+	}
+	return q.Encode()
 }
 
 // receive applies a batch from the stream.
@@ -39,7 +58,7 @@ func (v *logsView) receive(msg logsMsg) {
 		return // a late batch of a connection already replaced
 	}
 	if msg.reset {
-		v.gen = msg.gen
+		v.gen, v.sampled = msg.gen, 0
 		v.base += uint64(len(v.recs))
 		v.recs = v.recs[:0]
 		v.pending = nil
@@ -242,7 +261,11 @@ func (v *logsView) render(m *Model, w, h int) []string {
 	} else if !m.streamOn {
 		state = st.warn.Render("not connected")
 	}
-	out := []string{fmt.Sprintf("  %s · filters: %s · %d records kept", state, v.filters(), len(v.recs))}
+	head := fmt.Sprintf("  %s · filters: %s · %d records kept", state, v.filters(), len(v.recs))
+	if v.sampled > 0 {
+		head += fmt.Sprintf(" · busy: showing ≤%d/s, %d skipped", logRate, v.sampled)
+	}
+	out := []string{head}
 	if v.detail {
 		return append(out, v.renderDetail(m)...)
 	}

@@ -69,8 +69,9 @@ type Model struct {
 	streamOn bool
 	// follow switches the log stream on and off (nil in tests that feed
 	// records directly); following mirrors the last switch.
-	follow    func(on bool)
+	follow    func(on bool, query string)
 	following bool
+	followedQ string
 
 	apis apisView
 	ups  upstreamsView
@@ -155,7 +156,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil // a message from a stream being shut down
 		}
 		m.streamOn = msg.connected
-		if msg.err != nil || msg.dropped > 0 || !msg.connected {
+		switch {
+		case msg.sampled > 0:
+			m.logs.sampled = msg.sampled
+		case msg.err != nil || msg.dropped > 0 || !msg.connected:
 			m.stream = msg
 		}
 		return m, nil
@@ -212,17 +216,17 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 	return m.viewKey(k)
 }
 
-// syncFollow streams logs only while the Logs view is on screen.
+// syncFollow streams logs only while the Logs view is on screen, with
+// its committed filters applied by the server.
 func (m *Model) syncFollow() {
 	want := m.view == viewLogs && !m.help
-	if m.follow == nil || want == m.following {
+	q := m.logs.serverQuery()
+	if m.follow == nil || (want == m.following && (!want || q == m.followedQ)) {
 		return
 	}
-	m.following = want
-	m.follow(want)
-	if !want {
-		m.stream, m.streamOn = streamMsg{}, false
-	}
+	m.following, m.followedQ = want, q
+	m.follow(want, q)
+	m.stream, m.streamOn = streamMsg{}, false
 }
 
 func (m *Model) editing() bool {

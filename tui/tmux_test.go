@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -62,21 +63,83 @@ func contains(subs ...string) func(string) bool {
 	}
 }
 
-func TestTmuxInteractive(t *testing.T) {
+var (
+	demoOnce sync.Once
+	demoBin  string
+	demoErr  error
+)
+
+// demo builds testdata/topdemo once per test binary.
+func demo(t *testing.T) string {
+	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Fatalf("tmux is required for this test (apt-get install tmux): %v", err)
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "topdemo")
-	build := exec.Command("go", "build", "-o", bin, "./testdata/topdemo")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./testdata/topdemo: %v\n%s", err, out)
+	demoOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "flexgw-topdemo-")
+		if err != nil {
+			demoErr = err
+			return
+		}
+		demoBin = filepath.Join(dir, "topdemo")
+		if out, err := exec.Command("go", "build", "-o", demoBin, "./testdata/topdemo").CombinedOutput(); err != nil {
+			demoErr = fmt.Errorf("go build ./testdata/topdemo: %w\n%s", err, out)
+		}
+	})
+	if demoErr != nil {
+		t.Fatal(demoErr)
 	}
+	return demoBin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if demoBin != "" {
+		os.RemoveAll(filepath.Dir(demoBin))
+	}
+	os.Exit(code)
+}
+
+// startTmux runs cmd in a fresh private tmux server, 130x36.
+func startTmux(t *testing.T, cmd string) *tmux {
+	t.Helper()
 	x := &tmux{t: t, sock: fmt.Sprintf("flexgw-top-test-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	t.Cleanup(func() { x.run("kill-server") })
-	if out, err := x.run("new-session", "-d", "-s", "top", "-x", "130", "-y", "36", bin+" -refresh 200ms"); err != nil {
+	if out, err := x.run("new-session", "-d", "-s", "top", "-x", "130", "-y", "36", cmd); err != nil {
 		t.Fatalf("tmux new-session: %v: %s", err, out)
 	}
+	return x
+}
+
+func TestTmuxNoColor(t *testing.T) {
+	x := startTmux(t, "exec env NO_COLOR=1 TERM=xterm-256color "+demo(t)+" -refresh 200ms")
+	x.waitScreen("the APIs view", contains("gw-demo-1", "default/orders (3)"))
+	out, err := x.run("capture-pane", "-e", "-p", "-t", "top")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bold and reverse stay (they are not colour); no foreground or
+	// background colour may be emitted: SGR 30-38, 40-48, 90-97, 100-107.
+	for _, seq := range strings.Split(out, "\x1b[")[1:] {
+		end := strings.IndexFunc(seq, func(r rune) bool { return r >= 0x40 && r <= 0x7e })
+		if end < 0 || seq[end] != 'm' {
+			continue // not SGR
+		}
+		for _, p := range strings.Split(seq[:end], ";") {
+			colour := (len(p) == 2 && (p[0] == '3' || p[0] == '4' || p[0] == '9') && p[1] != '9') ||
+				(len(p) == 3 && p[:2] == "10")
+			if colour {
+				t.Fatalf("NO_COLOR=1 but the screen has colour SGR %q in %q", p, seq[:end])
+			}
+		}
+	}
+	if !strings.Contains(out, "\x1b[") {
+		t.Error("no attributes at all: expected bold/reverse to remain")
+	}
+}
+
+func TestTmuxInteractive(t *testing.T) {
+	x := startTmux(t, demo(t)+" -refresh 200ms")
 
 	s := x.waitScreen("the APIs view with traffic", contains("gw-demo-1", "default/orders (3)", "sort RPS"))
 	if !strings.Contains(s, "connected to http://127.0.0.1:") {

@@ -4,13 +4,23 @@
 // The upstream is a separate nginx serving a fixed 13-byte body with
 // `return 200`: the cheapest possible upstream, so the proxies (not the
 // upstream) dominate the CPU both runs share. Both proxies keep upstream
-// connections alive (nginx: `keepalive 64` + HTTP/1.1; flexgw: its pool),
-// log nothing, and are driven by the same `wrk -t2 -c64 -d10s --latency`
-// after a short warm-up. Peak RSS is VmHWM from /proc (nginx: master plus
-// workers summed).
+// and client connections alive (nginx: `keepalive 64`, HTTP/1.1,
+// unlimited keepalive_requests; flexgw: its pool), log nothing, and are
+// driven by the same `wrk -t2 -c64 -d10s --latency` after a 2s warm-up.
+// flexgw runs as a child process (this binary with -serve) on a Local Mode
+// config directory compiled by ir.LoadDir, exactly as the agent would.
 //
-//	go run ./bench/proxy                 # the comparison
-//	go run ./bench/proxy -serve DIR      # only run flexgw's data plane on a config dir
+// It prints req/s, p50/p99 latency, CPU time per request (user+system
+// from /proc, which unlike req/s does not depend on what else the machine
+// runs) and peak RSS (VmHWM; nginx: master plus workers), then the
+// flexgw/nginx ratios. With -rounds N the two alternate N times and the
+// best run of each is kept, which tames a noisy shared machine.
+//
+//	go run ./bench/proxy                      # the comparison
+//	go run ./bench/proxy -rounds 3 -with-access-log
+//	go run ./bench/proxy -serve DIR           # only flexgw's data plane on DIR
+//
+// Needs nginx (Debian nginx-light) and wrk on PATH.
 package main
 
 import (

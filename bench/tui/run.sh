@@ -36,7 +36,7 @@ for _ in $(seq 100); do grep -q '^admin ' "$tmp/gw.out" && break; sleep 0.1; don
 url=$(awk '/^admin /{print $2}' "$tmp/gw.out")
 [ -n "$url" ] || { echo "stand-in gateway did not start" >&2; exit 1; }
 
-tmux -L "$sock" -f /dev/null new-session -d -s bench -x 200 -y 50 "exec env ${TUI_ENV:-} $tmp/topdemo -admin $url -refresh 100ms"
+tmux -L "$sock" -f /dev/null new-session -d -s bench -x 200 -y 50 "exec env ${TUI_ENV:-} $tmp/topdemo -admin $url -refresh ${REFRESH:-100ms}"
 pid=$(tmux -L "$sock" list-panes -t bench -F '#{pane_pid}')
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
@@ -52,7 +52,7 @@ measure() {
 		'BEGIN { printf "%-28s %5.2f%% of a core (%d ticks in %ds)\n", l, (b-a)/t/d*100, b-a, d }'
 }
 
-echo "== interactive TUI in tmux, 200x50, 1,000 routes, refresh 100ms, ${DUR}s each"
+echo "== interactive TUI in tmux, 200x50, 1,000 routes, refresh ${REFRESH:-100ms}, ${DUR}s each"
 sleep 2
 measure "APIs collapsed"
 tmux -L "$sock" send-keys -t bench space

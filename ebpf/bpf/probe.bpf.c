@@ -224,6 +224,12 @@ static __always_inline void map_v4(__u8 *dst, __u32 addr_be)
 	__builtin_memcpy(dst + 12, &addr_be, 4);
 }
 
+// Before Linux 6.0 struct cgroup kept its ancestors' ids, not pointers.
+struct cgroup___old {
+	int level;
+	__u64 ancestor_ids[];
+} __attribute__((preserve_access_index));
+
 // owned reports whether the socket was created in the gateway's cgroup or
 // one below it.
 static __always_inline bool owned(struct sock *sk)
@@ -234,6 +240,14 @@ static __always_inline bool owned(struct sock *sk)
 	int level = BPF_CORE_READ(cg, level);
 	if (level < (int)target_cgroup_level)
 		return false;
+	if (bpf_core_field_exists(struct cgroup___old, ancestor_ids)) {
+		__u64 id = 0;
+		__u64 off = bpf_core_field_offset(struct cgroup___old, ancestor_ids);
+		if (bpf_probe_read_kernel(&id, sizeof(id),
+					  (void *)cg + off + (__u64)target_cgroup_level * sizeof(id)))
+			return false;
+		return id == target_cgroup_id;
+	}
 	struct cgroup *anc = NULL;
 	__u64 off = bpf_core_field_offset(struct cgroup, ancestors);
 	if (bpf_probe_read_kernel(&anc, sizeof(anc),

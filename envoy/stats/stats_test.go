@@ -101,7 +101,7 @@ func TestCollectorMapsEnvoyStats(t *testing.T) {
 		route, class string
 		want         float64
 	}{{"create", "2xx", 95}, {"create", "5xx", 5}, {"read", "2xx", 1400}} {
-		m := series(req, map[string]string{"api": "orders-api", "route": c.route, "method": MethodAny, "code_class": c.class})
+		m := series(req, map[string]string{"api": "default/orders-api", "route": c.route, "method": MethodAny, "code_class": c.class})
 		if m.GetCounter().GetValue() != c.want {
 			t.Errorf("requests %s %s = %v, want %v", c.route, c.class, m.GetCounter().GetValue(), c.want)
 		}
@@ -111,7 +111,7 @@ func TestCollectorMapsEnvoyStats(t *testing.T) {
 	}
 
 	up := fams["flexgw_upstream_duration_seconds"]
-	h := series(up, map[string]string{"api": "orders-api", "route": "create", "service": ""}).GetHistogram()
+	h := series(up, map[string]string{"api": "default/orders-api", "route": "create", "service": ""}).GetHistogram()
 	if h.GetSampleCount() != 100 || h.GetSampleSum() != 1.8505 {
 		t.Errorf("create histogram count %d sum %v", h.GetSampleCount(), h.GetSampleSum())
 	}

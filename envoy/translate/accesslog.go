@@ -17,16 +17,19 @@ import (
 // Durations are Envoy's integer milliseconds.
 func AccessLogFormat(gatewayID string) map[string]any {
 	return map[string]any{
-		"start_time":                "%START_TIME(%Y-%m-%dT%H:%M:%S.%3fZ)%",
-		"method":                    "%REQ(:METHOD)%",
-		"path":                      "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
-		"protocol":                  "%PROTOCOL%",
-		"response_code":             "%RESPONSE_CODE%",
-		"response_flags":            "%RESPONSE_FLAGS%",
-		"bytes_received":            "%BYTES_RECEIVED%",
-		"bytes_sent":                "%BYTES_SENT%",
-		"duration":                  "%DURATION%",
-		"upstream_service_time":     "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
+		"start_time":     "%START_TIME(%Y-%m-%dT%H:%M:%S.%3fZ)%",
+		"method":         "%REQ(:METHOD)%",
+		"path":           "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+		"protocol":       "%PROTOCOL%",
+		"response_code":  "%RESPONSE_CODE%",
+		"response_flags": "%RESPONSE_FLAGS%",
+		"bytes_received": "%BYTES_RECEIVED%",
+		"bytes_sent":     "%BYTES_SENT%",
+		"duration":       "%DURATION%",
+		// Not %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%: a header renders as a
+		// JSON string, the schema wants an integer (or null when no
+		// upstream was reached), which COMMON_DURATION gives.
+		"upstream_service_time":     "%COMMON_DURATION(US_TX_BEG:US_RX_BEG:ms)%",
 		"x_forwarded_for":           "%REQ(X-FORWARDED-FOR)%",
 		"user_agent":                "%REQ(USER-AGENT)%",
 		"request_id":                "%REQ(X-REQUEST-ID)%",

@@ -24,7 +24,7 @@ func (t *translator) grpc(services map[string]*ir.Service) error {
 	needed := map[string]bool{}
 	seen := map[string]bool{}
 	for _, a := range t.snap.APIs() {
-		name := APILabel(a)
+		name := GRPCListenerName(a)
 		if seen[name] {
 			t.warn("api %q: a proxyless gRPC listener named %q already exists; xds:///%s reaches the first one", a.Key(), name, name)
 			continue

@@ -32,9 +32,13 @@ func RouteStatPrefix(a *ir.API, r *ir.Route) string {
 	return RouteStatPrefixMarker + statName(a.Namespace+"_"+a.Name+"_"+r.Name)
 }
 
-// APILabel is the api_instance / api label value of an API: its name, as
-// Flex Gateway names an API instance in its logs.
-func APILabel(a *ir.API) string { return a.Name }
+// APILabel is the api_instance / api label value of an API: its key
+// "namespace/name", as the built-in data plane writes it.
+func APILabel(a *ir.API) string { return a.Key() }
+
+// GRPCListenerName is the API listener of an ApiInstance, the authority
+// proxyless clients dial as xds:///<name>: the ApiInstance name.
+func GRPCListenerName(a *ir.API) string { return a.Name }
 
 // statName keeps characters Envoy's stat names and tag regexes treat as
 // plain: dots separate stat name segments, so they become '_'.

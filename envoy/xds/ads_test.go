@@ -355,3 +355,27 @@ func TestDeltaADSOverUnixSocket(t *testing.T) {
 		t.Fatalf("delta update: %v", r)
 	}
 }
+
+func TestStartClose(t *testing.T) {
+	srv, err := NewServer(Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background(), "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Push(snapshotWith(1, 9001)); err != nil {
+		t.Fatal(err)
+	}
+	c := newADSClient(t, srv.Addr().String(), "runner-envoy")
+	c.send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ListenerType})
+	if r := c.recv(); r.VersionInfo != "1" || len(r.Resources) != 1 {
+		t.Fatalf("listeners: %v", r)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background(), "not-an-address"); err == nil {
+		t.Fatal("bad address accepted")
+	}
+}

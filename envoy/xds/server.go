@@ -63,13 +63,28 @@ type Server struct {
 	cache   cachev3.SnapshotCache
 	metrics *metrics
 
-	mu      sync.Mutex
-	seq     uint64
-	status  Status
-	result  *translate.Result
-	streams map[int64]string // stream id → node id
-	nodes   map[string]*NodeStatus
-	grpc    *grpc.Server
+	// pushMu serialises pushes and the first gRPC client's activation, so
+	// the two groups' snapshots always come from the same IR snapshot.
+	pushMu sync.Mutex
+	// grpcWanted is set once a proxyless gRPC client has connected; until
+	// then pushes skip the gRPC resources. Guarded by pushMu.
+	grpcWanted bool
+	// lastIR is the last accepted IR snapshot. Guarded by pushMu.
+	lastIR *ir.Snapshot
+
+	mu sync.Mutex
+	// grpcActive records that activation has been requested. Guarded by mu.
+	grpcActive bool
+	seq        uint64
+	status     Status
+	result     *translate.Result
+	streams    map[int64]string // stream id → node id
+	nodes      map[string]*NodeStatus
+
+	// Start/Close lifecycle.
+	stop context.CancelFunc
+	done chan error
+	addr net.Addr
 }
 
 // Status is the server's state for /api/v1/status.
@@ -151,7 +166,11 @@ func nodeGroup(node *corev3.Node) string {
 // every node with a new version. On error the previous snapshot stays and
 // the error names the resource at fault.
 func (s *Server) Push(snap *ir.Snapshot) error {
-	res, err := translate.Translate(snap, s.opts.Translate)
+	s.pushMu.Lock()
+	defer s.pushMu.Unlock()
+	opts := s.opts.Translate
+	opts.SkipGRPC = !s.grpcWanted
+	res, err := translate.Translate(snap, opts)
 	if err != nil {
 		return s.pushFailed(snap, err)
 	}
@@ -162,17 +181,22 @@ func (s *Server) Push(snap *ir.Snapshot) error {
 	if err != nil {
 		return s.pushFailedLocked(snap, err)
 	}
-	grpcSnap, err := res.GRPC.Snapshot(version)
-	if err != nil {
-		return s.pushFailedLocked(snap, err)
+	var grpcSnap *cachev3.Snapshot
+	if s.grpcWanted {
+		if grpcSnap, err = res.GRPC.Snapshot(version); err != nil {
+			return s.pushFailedLocked(snap, err)
+		}
 	}
 	ctx := context.Background()
 	if err := s.cache.SetSnapshot(ctx, GroupEnvoy, envoySnap); err != nil {
 		return s.pushFailedLocked(snap, err)
 	}
-	if err := s.cache.SetSnapshot(ctx, GroupGRPC, grpcSnap); err != nil {
-		return s.pushFailedLocked(snap, err)
+	if grpcSnap != nil {
+		if err := s.cache.SetSnapshot(ctx, GroupGRPC, grpcSnap); err != nil {
+			return s.pushFailedLocked(snap, err)
+		}
 	}
+	s.lastIR = snap
 	s.seq++
 	s.result = res
 	s.status.Version = version
@@ -188,6 +212,37 @@ func (s *Server) Push(snap *ir.Snapshot) error {
 		"listeners", len(res.Envoy.Listeners), "routes", len(res.Envoy.Routes),
 		"clusters", len(res.Envoy.Clusters), "grpc_listeners", len(res.GRPC.Listeners))
 	return nil
+}
+
+// activateGRPC builds the proxyless resources of the current snapshot for
+// the first gRPC client; later pushes include them.
+func (s *Server) activateGRPC() {
+	s.pushMu.Lock()
+	defer s.pushMu.Unlock()
+	if s.grpcWanted {
+		return
+	}
+	s.grpcWanted = true
+	if s.lastIR == nil {
+		return // the first push will include them
+	}
+	res, err := translate.Translate(s.lastIR, s.opts.Translate)
+	if err != nil {
+		s.log.Error("proxyless gRPC resources failed to translate", "err", err)
+		return
+	}
+	s.mu.Lock()
+	version := s.status.Version
+	s.mu.Unlock()
+	snap, err := res.GRPC.Snapshot(version)
+	if err == nil {
+		err = s.cache.SetSnapshot(context.Background(), GroupGRPC, snap)
+	}
+	if err != nil {
+		s.log.Error("proxyless gRPC snapshot rejected", "version", version, "err", err)
+		return
+	}
+	s.log.Info("first proxyless gRPC client: publishing API listeners", "version", version, "grpc_listeners", len(res.GRPC.Listeners))
 }
 
 func (s *Server) pushFailed(snap *ir.Snapshot, err error) error {
@@ -270,8 +325,8 @@ func unixPath(addr string) (string, bool) {
 	return "", false
 }
 
-// ServeListener serves on lis until ctx is done, then stops gracefully
-// (open streams are closed; clients reconnect to the next agent).
+// ServeListener serves on lis until ctx is done, then stops, closing open
+// streams (clients reconnect to the next agent).
 func (s *Server) ServeListener(ctx context.Context, lis net.Listener) error {
 	gs := grpc.NewServer(
 		grpc.MaxConcurrentStreams(1000),
@@ -285,22 +340,14 @@ func (s *Server) ServeListener(ctx context.Context, lis net.Listener) error {
 	clusterservice.RegisterClusterDiscoveryServiceServer(gs, srv)
 	endpointservice.RegisterEndpointDiscoveryServiceServer(gs, srv)
 	secretservice.RegisterSecretDiscoveryServiceServer(gs, srv)
-	s.mu.Lock()
-	s.grpc = gs
-	s.mu.Unlock()
-
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
 		select {
 		case <-ctx.Done():
-			stopped := make(chan struct{})
-			go func() { gs.GracefulStop(); close(stopped) }()
-			select {
-			case <-stopped:
-			case <-time.After(5 * time.Second):
-				gs.Stop()
-			}
+			// ADS streams never end on their own, so a graceful stop would
+			// only wait; clients reconnect and get the current version.
+			gs.Stop()
 		case <-done:
 		}
 	}()

@@ -5,6 +5,7 @@
 package redistest
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -34,46 +35,71 @@ func Start(t testing.TB, extraArgs ...string) *Server {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not installed (apt-get install redis-server): %v", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	// The port is free when chosen but another process may take it before
+	// redis-server binds; try a few ports before giving up.
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		s := &Server{t: t, port: port, dir: dir, args: extraArgs, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+		if lastErr = s.start(); lastErr == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &Server{t: t, port: port, dir: t.TempDir(), args: extraArgs, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
-	s.Restart()
-	t.Cleanup(s.Stop)
-	return s
+	t.Fatalf("redis-server: %v", lastErr)
+	return nil
 }
 
 // Restart starts the process again after Stop (same port, same dir).
 func (s *Server) Restart() {
 	s.t.Helper()
-	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir}, s.args...)
-	s.cmd = exec.Command("redis-server", args...)
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
+	if err := s.start(); err != nil {
+		s.t.Fatalf("redis-server: %v", err)
 	}
+}
+
+func (s *Server) start() error {
+	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", ""}, s.args...)
+	s.cmd = exec.Command("redis-server", args...)
+	out, err := s.cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := s.cmd.Start(); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	// Our process says when it is ready; a PING alone could be answered by
+	// another redis-server that owns the port.
+	ready := make(chan struct{})
 	s.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) {
+		sc := bufio.NewScanner(out)
+		signalled := false
+		for sc.Scan() {
+			if !signalled && strings.Contains(sc.Text(), "Ready to accept connections") {
+				signalled = true
+				close(ready)
+			}
+		}
 		_ = cmd.Wait()
 		close(done)
 	}(s.cmd, s.done)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if err := s.ping(); err == nil {
-			return
-		}
-		select {
-		case <-s.done:
-			s.t.Fatalf("redis-server on port %d exited during startup (port taken?)", s.port)
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on %s did not become ready", s.Addr)
-		}
-		time.Sleep(20 * time.Millisecond)
+	select {
+	case <-ready:
+		return nil
+	case <-s.done:
+		s.cmd = nil
+		return fmt.Errorf("exited during startup on port %d (port taken?)", s.port)
+	case <-time.After(15 * time.Second):
+		s.Stop()
+		return fmt.Errorf("not ready on %s", s.Addr)
 	}
 }
 

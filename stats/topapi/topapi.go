@@ -167,9 +167,17 @@ const (
 	// EventDropped carries {"dropped":N}: records this subscriber missed
 	// because it read too slowly.
 	EventDropped = "dropped"
+	// EventSampled carries {"sampled":N}: records skipped so far to hold
+	// the subscriber's requested rate (the rate query parameter).
+	EventSampled = "sampled"
 )
 
 // Dropped is the data of an EventDropped event.
 type Dropped struct {
 	Dropped uint64 `json:"dropped"`
+}
+
+// Sampled is the data of an EventSampled event.
+type Sampled struct {
+	Sampled uint64 `json:"sampled"`
 }

@@ -340,7 +340,10 @@ func TestConfigureErrors(t *testing.T) {
 			tc.cfg.Source = src
 			err := tracing.New(tracing.Options{}).Configure(context.Background(), &tc.cfg)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
+				t.Fatalf("Configure error = %v, want it to contain %q", err, tc.want)
+			}
+			if err := tracing.Validate(&tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate error = %v, want it to contain %q", err, tc.want)
 			}
 		})
 	}
