@@ -31,7 +31,9 @@ func (a *Agent) startProbe(first *ir.Snapshot) error {
 		return fmt.Errorf("--ebpf %s: %w", a.opts.EBPF, err)
 	}
 	if probe == nil {
-		a.statusExtra["ebpf"] = func() any { return map[string]any{"running": false, "mode": a.opts.EBPF, "reason": probeOffReason(a.opts.EBPF)} }
+		a.statusExtra["ebpf"] = func() any {
+			return map[string]any{"running": false, "mode": a.opts.EBPF, "reason": probeOffReason(a.opts.EBPF)}
+		}
 		return nil
 	}
 	a.probe = probe

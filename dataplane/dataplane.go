@@ -69,9 +69,17 @@ type listener struct {
 	name    string
 	proto   ir.Protocol
 	ln      net.Listener
-	srv     *http.Server
+	srv     server
 	tlsConf atomic.Pointer[tls.Config]
 	done    chan struct{}
+}
+
+// server is what serves one listener: net/http's server (TLS) or the
+// h1server (plain HTTP).
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // EndpointStatus is one upstream endpoint's state, for the admin API.
@@ -253,26 +261,29 @@ func (dp *DataPlane) bind(l *ir.Listener, tc *tls.Config) (*listener, error) {
 		MaxHeaderBytes:    netHTTPHeaderLimit(dp.opts.MaxHeaderBytes),
 		IdleTimeout:       dp.opts.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(dp.log.Handler(), slog.LevelWarn),
-		ConnState:         dp.connState(l.Name),
 		Protocols:         new(http.Protocols),
 	}
-	srv.Protocols.SetHTTP1(true)
-	if l.Protocol == ir.HTTPS {
-		h.scheme = "https"
-		srv.Protocols.SetHTTP2(true)
-		nl.tlsConf.Store(tc)
-		srv.TLSConfig = &tls.Config{
-			// The per-connection config comes from the latest snapshot, so
-			// a certificate change needs no rebind.
-			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return nl.tlsConf.Load(), nil },
-			// net/http enables its h2 server for Serve only when the base
-			// config offers h2.
-			NextProtos: []string{"h2", "http/1.1"},
-		}
-		nl.ln = tls.NewListener(ln, srv.TLSConfig)
-	} else {
+	if l.Protocol != ir.HTTPS {
+		// Plain HTTP: HTTP/1.x on the h1server, h2c (prior knowledge)
+		// handed to net/http, which counts no connections itself.
 		srv.Protocols.SetUnencryptedHTTP2(true)
+		nl.srv = newH1Server(dp, h, srv)
+		return nl, nil
 	}
+	h.scheme = "https"
+	srv.ConnState = dp.connState(l.Name)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)
+	nl.tlsConf.Store(tc)
+	srv.TLSConfig = &tls.Config{
+		// The per-connection config comes from the latest snapshot, so
+		// a certificate change needs no rebind.
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return nl.tlsConf.Load(), nil },
+		// net/http enables its h2 server for Serve only when the base
+		// config offers h2.
+		NextProtos: []string{"h2", "http/1.1"},
+	}
+	nl.ln = tls.NewListener(ln, srv.TLSConfig)
 	nl.srv = srv
 	return nl, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flexgw/flexgw/accesslog"
@@ -55,6 +56,9 @@ type reqState struct {
 	bytesIn  int64
 	bytesOut int64
 	abort    bool
+	// clientGone is set when the client closed its connection while we
+	// waited for the upstream (h1server's watch).
+	clientGone bool
 
 	policyName, policyOutcome string
 
@@ -149,6 +153,9 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case rt.chain != nil:
 		// Policies run after routing, so an unknown path is a plain 404
 		// without paying for authentication or rate limiting.
+		if hw, ok := w.(*h1writer); ok {
+			hw.c.reuseReq = false // policies may keep the request
+		}
 		st.Context = policy.WithRecorder(r.Context(), st)
 		st.sw = statusWriter{ResponseWriter: w}
 		rt.chain.ServeHTTP(&st.sw, r.WithContext(st))
@@ -258,6 +265,53 @@ func (st *reqState) writeError(w http.ResponseWriter, status int, flag, msg stri
 var jsonContentType = []string{"application/json"}
 
 func noWatch() bool { return true }
+
+// watchClientAfter is how long an upstream may take to start answering
+// before the h1server also watches the client connection for a close.
+// Fast answers (nearly all) cost no watcher goroutine at all; net/http
+// pays one per request.
+const watchClientAfter = time.Second
+
+// clientConn returns the h1server connection behind w, if any.
+func clientConn(w http.ResponseWriter) *h1conn {
+	if hw, ok := w.(*h1writer); ok {
+		return hw.c
+	}
+	return nil
+}
+
+// awaitResponse waits for the first byte of the upstream response. When
+// it takes longer than watchClientAfter, a goroutine watches the client
+// connection meanwhile; a client that leaves ends the wait at once (DC)
+// instead of holding the upstream until the route timeout.
+func (st *reqState) awaitResponse(up *upConn, client *h1conn, deadline time.Time) error {
+	_, err := up.br.Peek(1)
+	if err == nil {
+		return up.conn.SetReadDeadline(deadline)
+	}
+	if !isTimeout(err) || !time.Now().Before(deadline) {
+		return err
+	}
+	var gone atomic.Bool
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		if _, err := client.br.Peek(1); err != nil && !isTimeout(err) {
+			gone.Store(true)
+			_ = up.conn.SetReadDeadline(aLongTimeAgo)
+		}
+	}()
+	_ = up.conn.SetReadDeadline(deadline)
+	_, err = up.br.Peek(1)
+	_ = client.c.SetReadDeadline(aLongTimeAgo)
+	<-stopped
+	_ = client.c.SetReadDeadline(time.Time{})
+	if gone.Load() {
+		st.clientGone = true
+		return context.Canceled
+	}
+	return err
+}
 
 // aLongTimeAgo is a deadline in the past: setting it unblocks I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -383,7 +437,7 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 			ep.reportResult(true)
 			st.writeError(w, http.StatusBadGateway, flagUpstreamClosed, "upstream connection closed: "+errText(err))
 		case outClientErr:
-			if r.Context().Err() != nil {
+			if r.Context().Err() != nil || st.clientGone {
 				// The client is gone: nothing to answer, and net/http
 				// must not write its default 200 either.
 				st.addFlag(flagDownstreamClose)
@@ -454,14 +508,26 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 		// cannot block on writing (its head fits the socket buffer), so
 		// only reads need the timer; each deadline is one runtime timer
 		// update on the hot path.
+		// On the h1server a slow upstream is first given watchClientAfter;
+		// past that, awaitResponse watches the client too.
+		hc := clientConn(w)
+		readDeadline := deadline
+		if hc != nil {
+			if short := time.Now().Add(watchClientAfter); short.Before(deadline) {
+				readDeadline = short
+			} else {
+				hc = nil
+			}
+		}
 		if hasNoBody(r) {
 			if c.writeDeadline {
 				_ = c.conn.SetWriteDeadline(time.Time{})
 				c.writeDeadline = false
 			}
-			_ = c.conn.SetReadDeadline(deadline)
+			_ = c.conn.SetReadDeadline(readDeadline)
 		} else {
-			_ = c.conn.SetDeadline(deadline)
+			_ = c.conn.SetWriteDeadline(deadline)
+			_ = c.conn.SetReadDeadline(readDeadline)
 			c.writeDeadline = true
 		}
 		upStart := time.Now()
@@ -474,6 +540,9 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 		}
 		var bodyStarted bool
 		bodyStarted, err = dp.writeRequest(st, c, ep, prefix, r, false)
+		if err == nil && hc != nil {
+			err = st.awaitResponse(c, hc, deadline)
+		}
 		if err == nil {
 			err = c.readResponseHead(&st.up, st.hdr)
 		}
@@ -485,7 +554,7 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 		if err != nil {
 			c.conn.Close()
 			var cbe clientBodyError
-			if errors.As(err, &cbe) || r.Context().Err() != nil {
+			if errors.As(err, &cbe) || r.Context().Err() != nil || st.clientGone {
 				ep.inflight.Add(-1)
 				if hookDone != nil {
 					hookDone(0, err)

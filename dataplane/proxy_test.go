@@ -693,3 +693,22 @@ func TestIdleConnectionClosedByUpstream(t *testing.T) {
 		t.Fatalf("POST after upstream closed the idle connection: %d %s", resp.StatusCode, b)
 	}
 }
+
+func TestMalformedRequestBody400(t *testing.T) {
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) })
+	g := startGateway(t, simple(t, up))
+	c, err := net.Dial("tcp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZZ\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 400 || decodeError(t, string(b)).Status != 400 {
+		t.Fatalf("malformed chunked body: %d %s", resp.StatusCode, b)
+	}
+}

@@ -175,3 +175,13 @@ func Gzip(dst *bytes.Buffer, src []byte) {
 
 // AppendString appends s as a JSON string literal.
 func AppendString(b []byte, s string) []byte { return accesslog.AppendString(b, s) }
+
+// EstimateSize is the encoded size of events with overhead bytes of
+// envelope each, used to size buffers once instead of growing them.
+func EstimateSize(events []Event, overhead int) int {
+	n := 0
+	for i := range events {
+		n += len(events[i].JSON) + len(events[i].Message) + overhead
+	}
+	return n
+}

@@ -19,11 +19,19 @@ type factory func(name string, params map[string]string, s exporters.Settings) (
 // factories maps Flex output types (and the Fluent Bit aliases Flex
 // documents) to exporters. Adding an exporter is one line here.
 var factories = map[string]factory{
-	"splunk":    func(n string, p map[string]string, s exporters.Settings) (exporters.Exporter, error) { return splunk.New(n, p, s) },
-	"newrelic":  func(n string, p map[string]string, s exporters.Settings) (exporters.Exporter, error) { return newrelic.New(n, p, s) },
-	"nrlogs":    func(n string, p map[string]string, s exporters.Settings) (exporters.Exporter, error) { return newrelic.New(n, p, s) },
-	"sumologic": func(n string, p map[string]string, s exporters.Settings) (exporters.Exporter, error) { return sumologic.New(n, p, s) },
-	"http":      newHTTPSumo,
+	"splunk": func(n string, p map[string]string, s exporters.Settings) (exporters.Exporter, error) {
+		return splunk.New(n, p, s)
+	},
+	"newrelic": func(n string, p map[string]string, s exporters.Settings) (exporters.Exporter, error) {
+		return newrelic.New(n, p, s)
+	},
+	"nrlogs": func(n string, p map[string]string, s exporters.Settings) (exporters.Exporter, error) {
+		return newrelic.New(n, p, s)
+	},
+	"sumologic": func(n string, p map[string]string, s exporters.Settings) (exporters.Exporter, error) {
+		return sumologic.New(n, p, s)
+	},
+	"http": newHTTPSumo,
 }
 
 // newHTTPSumo accepts Fluent Bit's http output only where Flex's docs use
@@ -128,3 +136,21 @@ func routes(l *ir.Logging) (access, runtime map[string]bool) {
 	}
 	return
 }
+
+// ParamKeys lists the parameters an output type accepts besides
+// exporters.CommonKeys (the Fluent Bit plugin passes these through as
+// "Param.<key>").
+func ParamKeys(typ string) []string {
+	switch strings.ToLower(typ) {
+	case "splunk":
+		return splunk.Keys
+	case "newrelic", "nrlogs":
+		return newrelic.Keys
+	case "sumologic", "http":
+		return sumologic.Keys
+	}
+	return nil
+}
+
+// PluginName is the name the Fluent Bit output plugin registers.
+const PluginName = "flexgw"

@@ -111,7 +111,7 @@ var ErrNotObject = errors.New("not a JSON object")
 // be reused while the entry is alive. Time comes from start_time, falling
 // back to now.
 func DecodeJSON(line []byte) (Entry, error) {
-	e := Entry{Kind: exporters.Access}
+	e := Entry{Kind: exporters.Access, Fields: make([]Field, 0, len(accesslog.Fields)+4)}
 	var err error
 	e.Fields, err = splitObject(line, e.Fields)
 	if err != nil {
@@ -172,7 +172,7 @@ func splitObject(b []byte, dst []Field) ([]Field, error) {
 		if err != nil {
 			return dst, err
 		}
-		key, err := unquote(b[i:end])
+		key, err := internKey(b[i:end])
 		if err != nil {
 			return dst, err
 		}
@@ -201,6 +201,23 @@ func splitObject(b []byte, dst []Field) ([]Field, error) {
 		}
 		i = skipWS(b, i+1)
 	}
+}
+
+// knownKeys interns the access-log field names so decoding a line does not
+// allocate a string per key.
+var knownKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range append(append([]string{}, accesslog.Fields...), "host", "log", "message", "time", "level", "component", "stream") {
+		m[k] = k
+	}
+	return m
+}()
+
+func internKey(q []byte) (string, error) {
+	if k, ok := knownKeys[string(q[1:len(q)-1])]; ok {
+		return k, nil
+	}
+	return unquote(q)
 }
 
 func skipWS(b []byte, i int) int {

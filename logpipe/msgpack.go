@@ -27,6 +27,8 @@ func DecodeMsgpack(data []byte, fn func(*Entry) error) error {
 	d := mpDecoder{b: data}
 	var e Entry
 	var scratch []byte
+	var offs []int
+	var keys []string
 	for d.i < len(d.b) {
 		n, err := d.arrayLen()
 		if err != nil {
@@ -63,8 +65,7 @@ func DecodeMsgpack(data []byte, fn func(*Entry) error) error {
 		e = Entry{Kind: exporters.Access, Fields: e.Fields[:0]}
 		// Values are appended to one scratch buffer and sliced afterwards,
 		// so a growing buffer never leaves a field pointing at old memory.
-		offs := make([]int, 0, 2*mn)
-		keys := make([]string, 0, mn)
+		offs, keys = offs[:0], keys[:0]
 		for k := 0; k < mn; k++ {
 			key, err := d.key()
 			if err != nil {
@@ -319,6 +320,9 @@ func (d *mpDecoder) key() (string, error) {
 			return "", err
 		}
 		b, err := d.bytes(n)
+		if k, ok := knownKeys[string(b)]; ok {
+			return k, err
+		}
 		return string(b), err
 	}
 	j, err := d.json(nil, 0)

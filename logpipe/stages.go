@@ -1,9 +1,12 @@
 package logpipe
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flexgw/flexgw/accesslog"
@@ -32,6 +35,9 @@ var DefaultRedactedHeaders = []string{"authorization", "cookie", "set-cookie", "
 var DefaultRedactedQueryParams = []string{"access_token", "api_key", "apikey", "client_secret", "token"}
 
 type redactor struct {
+	// decided caches isHeader per key: records repeat a few dozen keys.
+	decided atomic.Pointer[map[string]bool] // copy on write
+	mu      sync.Mutex
 	headers map[string]bool
 	fields  map[string]bool
 	query   map[string]bool
@@ -56,6 +62,30 @@ func newRedactor(o RedactOptions) *redactor {
 }
 
 func (r *redactor) isHeader(key string) bool {
+	if m := r.decided.Load(); m != nil {
+		if v, ok := (*m)[key]; ok {
+			return v
+		}
+	}
+	v := r.matchHeader(key)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.decided.Load()
+	if old != nil && len(*old) > 4096 {
+		return v // hostile key churn: stop caching
+	}
+	m := make(map[string]bool, 16)
+	if old != nil {
+		for k, x := range *old {
+			m[k] = x
+		}
+	}
+	m[key] = v
+	r.decided.Store(&m)
+	return v
+}
+
+func (r *redactor) matchHeader(key string) bool {
 	k := normHeader(key)
 	if r.headers[k] {
 		return true
@@ -82,8 +112,8 @@ func (r *redactor) apply(e *Entry) {
 		case len(f.Val) > 0 && f.Val[0] == '{':
 			f.Val = r.object(f.Val, 0)
 		case len(f.Val) > 0 && f.Val[0] == '"':
-			switch strings.ToLower(f.Key) {
-			case "path", "url", "uri", "query", "request_uri", "original_path":
+			switch f.Key {
+			case "path", "url", "uri", "query", "request_uri", "original_path", "Path", "URL", "URI":
 				f.Val = r.queryValue(f.Val)
 			}
 		}
@@ -123,7 +153,7 @@ func (r *redactor) object(v []byte, depth int) []byte {
 
 // queryValue redacts configured query parameters in a quoted path or URL.
 func (r *redactor) queryValue(v []byte) []byte {
-	if !strings.ContainsRune(string(v), '?') && !strings.ContainsRune(string(v), '&') {
+	if bytes.IndexByte(v, '?') < 0 && bytes.IndexByte(v, '&') < 0 {
 		return v
 	}
 	s, err := unquote(v)

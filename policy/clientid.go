@@ -107,7 +107,7 @@ func parseClientID(raw json.RawMessage, load bool) (*clientIDPolicy, error) {
 	}
 	if c.CredentialsFile != "" && load {
 		if err := loadCredentials(c.CredentialsFile, p.creds); err != nil {
-			return nil, fieldErr("credentialsFile", "%v", err)
+			return nil, fieldWrap("credentialsFile", err)
 		}
 	}
 	return p, nil

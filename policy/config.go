@@ -19,6 +19,8 @@ type FieldError struct {
 	// Field is the path under config, e.g. "rateLimits[0].maximumRequests".
 	Field  string
 	Reason string
+	// Err is the underlying error, if any (a PEM or file error).
+	Err error
 }
 
 func (e *FieldError) Error() string {
@@ -28,11 +30,21 @@ func (e *FieldError) Error() string {
 	return "config." + e.Field + ": " + e.Reason
 }
 
-// Unwrap lets callers test errors.Is(err, ErrInvalidConfig).
-func (e *FieldError) Unwrap() error { return ErrInvalidConfig }
+// Unwrap lets callers test errors.Is(err, ErrInvalidConfig) and reach
+// the underlying error.
+func (e *FieldError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrInvalidConfig, e.Err}
+	}
+	return []error{ErrInvalidConfig}
+}
 
 func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+func fieldWrap(field string, err error) error {
+	return &FieldError{Field: field, Reason: err.Error(), Err: err}
 }
 
 // decode parses a policy configuration into v. Unknown fields are ignored,
@@ -51,7 +63,7 @@ func decode(raw json.RawMessage, v any) error {
 		if errors.As(err, &se) {
 			return fieldErr("", "not valid JSON at offset %d: %v", se.Offset, err)
 		}
-		return fieldErr("", "%v", err)
+		return fieldWrap("", err)
 	}
 	return nil
 }

@@ -141,3 +141,13 @@ func TestEveryPolicyRendersForEnvoy(t *testing.T) {
 		}
 	}
 }
+
+func TestEnvoyRefusesClaimKeyedRateLimit(t *testing.T) {
+	p := mkPolicy("rate-limiting-flex", `{"rateLimits":[{"maximumRequests":1,"timePeriodInMilliseconds":1000}],"keySelector":"#[authentication.properties.claims.sub]"}`)
+	d, _ := policy.Lookup(p.Name)
+	snap := &ir.Snapshot{SharedStorage: &ir.SharedStorage{Redis: &ir.Redis{Address: "127.0.0.1:6379"}}}
+	_, err := d.(policy.EnvoyRenderer).RenderEnvoy(policy.Env{Snapshot: snap, API: testAPI()}, p)
+	if err == nil || !contains(err.Error(), "claimsToHeaders") {
+		t.Fatalf("got %v, want advice to use claimsToHeaders", err)
+	}
+}

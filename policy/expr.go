@@ -372,7 +372,9 @@ func (a attributesObj) field(name string) any {
 	case "version":
 		return r.Proto
 	case "remoteAddress":
-		return r.RemoteAddr
+		// The peer IP without the port, as Envoy's remote_address rate
+		// limit action computes it: a per-client key, not per-connection.
+		return remoteIP(r)
 	case "localAddress":
 		if la, ok := r.Context().Value(http.LocalAddrContextKey).(interface{ String() string }); ok {
 			return la.String()
@@ -451,7 +453,7 @@ func (v varsObj) field(name string) any {
 	case "requestPath":
 		return r.URL.Path
 	case "remoteAddress":
-		return r.RemoteAddr
+		return remoteIP(r)
 	case "reqId":
 		return r.Header.Get("X-Request-Id")
 	case "requestDisposition":
@@ -533,4 +535,11 @@ func WithAuthentication(ctx context.Context, a *Authentication) context.Context 
 func AuthenticationFrom(ctx context.Context) *Authentication {
 	a, _ := ctx.Value(authKey{}).(*Authentication)
 	return a
+}
+
+func remoteIP(r *http.Request) string {
+	if a := peerAddr(r); a.IsValid() {
+		return a.String()
+	}
+	return r.RemoteAddr
 }

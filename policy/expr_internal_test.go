@@ -24,7 +24,7 @@ func TestExpressions(t *testing.T) {
 		"#[attributes.headers['x-multi']]":                              "a,b",
 		"#[attributes.headers['missing']]":                              "",
 		"#[attributes.queryParams['id']]":                               "42",
-		"#[attributes.remoteAddress]":                                   "192.0.2.1:5555",
+		"#[attributes.remoteAddress]":                                   "192.0.2.1",
 		"#[attributes.host]":                                            "gw.example",
 		"#[attributes.statusCode]":                                      "201",
 		"#[authentication.clientId]":                                    "app-1",

@@ -169,3 +169,5 @@ func wantErrorBody(t *testing.T, r resp, policyName string) {
 		t.Fatalf("error body %+v, want policy %q and a message", b, policyName)
 	}
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

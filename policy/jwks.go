@@ -114,10 +114,16 @@ func (k jwk) public() (any, error) {
 	return nil, nil
 }
 
-// jwksCache fetches JWKS documents, keeps them for ttl, and refetches
-// early when a token names an unknown kid (key rotation) — at most once per
-// refetchEvery, so a flood of made-up kids cannot hammer the JWKS server.
-// When a refresh fails the previous keys stay in use (Flex does the same).
+// jwksCache fetches JWKS documents and keeps them for ttl. Once keys are
+// cached no request waits on the JWKS server: an expired set is refreshed
+// in the background while requests keep using it, and a failed refresh is
+// retried with exponential backoff (1s, 2s, 4s, ... up to ttl) — what Flex
+// does. Only the very first fetch is synchronous; while the server stays
+// unreachable requests fail fast (503) between backed-off attempts.
+//
+// A token naming an unknown kid (key rotation) triggers one synchronous
+// refetch, then at most one per refetchEvery, so a flood of made-up kids
+// cannot hammer the JWKS server.
 type jwksCache struct {
 	urls         []string
 	ttl          time.Duration
@@ -125,54 +131,114 @@ type jwksCache struct {
 	client       *http.Client
 	log          *slog.Logger
 
+	fetchMu sync.Mutex // serialises fetches
+
 	mu          sync.Mutex
 	set         *jwkSet
-	fetchedAt   time.Time
-	lastRefetch time.Time
+	nextRefresh time.Time // when the cached set is due (or a retry after failure)
+	failures    int
+	refreshing  bool
+	lastRefetch time.Time // last unknown-kid refetch
+}
+
+// backoff is 1s, 2s, 4s, ... capped at the TTL (but never under 1s).
+func (c *jwksCache) backoff() time.Duration {
+	d := time.Second << min(c.failures-1, 16)
+	if limit := max(c.ttl, time.Second); d > limit {
+		d = limit
+	}
+	return d
+}
+
+// fetchNow fetches synchronously (one fetch at a time) and records the
+// outcome. Without force, a set another caller fetched while this one
+// waited is used as is.
+func (c *jwksCache) fetchNow(ctx context.Context, force bool) error {
+	c.fetchMu.Lock()
+	defer c.fetchMu.Unlock()
+	if !force {
+		c.mu.Lock()
+		fresh := c.set != nil && time.Now().Before(c.nextRefresh)
+		c.mu.Unlock()
+		if fresh {
+			return nil
+		}
+	}
+	set, err := c.refresh(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.failures++
+		c.nextRefresh = time.Now().Add(c.backoff())
+		return err
+	}
+	c.set, c.failures, c.nextRefresh = set, 0, time.Now().Add(c.ttl)
+	return nil
 }
 
 func (c *jwksCache) lookup(ctx context.Context, kid string) ([]any, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	now := time.Now()
-	if c.set == nil || now.Sub(c.fetchedAt) > c.ttl {
-		if err := c.refresh(ctx); err != nil && c.set == nil {
+	set := c.set
+	due := !now.Before(c.nextRefresh)
+	if set != nil && due && !c.refreshing {
+		c.refreshing = true
+		go func() {
+			_ = c.fetchNow(context.Background(), true)
+			c.mu.Lock()
+			c.refreshing = false
+			c.mu.Unlock()
+		}()
+	}
+	c.mu.Unlock()
+
+	if set == nil {
+		if !due {
+			return nil, fmt.Errorf("%w: retrying after an earlier failure", errJWKSUnavailable)
+		}
+		if err := c.fetchNow(ctx, false); err != nil {
 			return nil, err
 		}
 	}
 	if keys := c.find(kid); len(keys) > 0 {
 		return keys, nil
 	}
-	if c.lastRefetch.IsZero() || now.Sub(c.lastRefetch) >= c.refetchEvery {
+	c.mu.Lock()
+	allowed := c.lastRefetch.IsZero() || now.Sub(c.lastRefetch) >= c.refetchEvery
+	if allowed {
 		c.lastRefetch = now
-		if err := c.refresh(ctx); err == nil {
-			if keys := c.find(kid); len(keys) > 0 {
-				return keys, nil
-			}
+	}
+	c.mu.Unlock()
+	if allowed && c.fetchNow(ctx, true) == nil {
+		if keys := c.find(kid); len(keys) > 0 {
+			return keys, nil
 		}
 	}
 	return nil, errUnknownKid
 }
 
 func (c *jwksCache) find(kid string) []any {
-	if c.set == nil {
+	c.mu.Lock()
+	set := c.set
+	c.mu.Unlock()
+	if set == nil {
 		return nil
 	}
 	if kid == "" {
-		keys := append([]any(nil), c.set.anon...)
-		for _, k := range c.set.byKid {
+		keys := append([]any(nil), set.anon...)
+		for _, k := range set.byKid {
 			keys = append(keys, k)
 		}
 		return keys
 	}
-	if k, ok := c.set.byKid[kid]; ok {
+	if k, ok := set.byKid[kid]; ok {
 		return []any{k}
 	}
 	return nil
 }
 
 // refresh fetches every URL; it succeeds when at least one answered.
-func (c *jwksCache) refresh(ctx context.Context) error {
+func (c *jwksCache) refresh(ctx context.Context) (*jwkSet, error) {
 	set := &jwkSet{byKid: map[string]any{}}
 	var errs []error
 	for _, u := range c.urls {
@@ -182,12 +248,12 @@ func (c *jwksCache) refresh(ctx context.Context) error {
 	}
 	if len(errs) == len(c.urls) {
 		err := fmt.Errorf("%w: %w", errJWKSUnavailable, errors.Join(errs...))
-		c.log.Warn("JWKS refresh failed; keeping previous keys", "err", err)
-		return err
+		if c.log != nil {
+			c.log.Warn("JWKS refresh failed; keeping previous keys", "err", err)
+		}
+		return nil, err
 	}
-	c.set = set
-	c.fetchedAt = time.Now()
-	return nil
+	return set, nil
 }
 
 func (c *jwksCache) fetch(ctx context.Context, url string, into *jwkSet) error {

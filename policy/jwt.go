@@ -163,7 +163,7 @@ func parseJWT(raw json.RawMessage, parseKey bool) (*jwtPolicy, error) {
 		if parseKey {
 			k, err := parseTextKey(c.SigningMethod, c.TextKey)
 			if err != nil {
-				return nil, fieldErr("textKey", "%v", err)
+				return nil, fieldWrap("textKey", err)
 			}
 			p.localKey = k
 		} else if c.TextKey == "" {
@@ -534,7 +534,7 @@ func (d jwtValidation) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error)
 	if jp.jwks != nil {
 		u, err := url.Parse(jp.jwks.urls[0])
 		if err != nil {
-			return nil, fieldErr("jwksUrl", "%v", err)
+			return nil, fieldWrap("jwksUrl", err)
 		}
 		port := u.Port()
 		if port == "" {
@@ -555,7 +555,7 @@ func (d jwtValidation) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error)
 	} else {
 		doc, err := localJWKS(jp.alg, jp.localKey)
 		if err != nil {
-			return nil, fieldErr("textKey", "%v", err)
+			return nil, fieldWrap("textKey", err)
 		}
 		prov.JwksSourceSpecifier = &jwtv3.JwtProvider_LocalJwks{LocalJwks: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: doc}}}
 	}

@@ -226,7 +226,9 @@ func RateLimitBucket(api, binding string, i int, max, periodMs int64) string {
 // RateLimitService (policy/rls), which counts in the same Redis keys as
 // the built-in data plane; otherwise each limit renders local_ratelimit, a
 // token bucket refilled to maximumRequests every period (per Envoy
-// replica; the keySelector is not applied locally).
+// replica; the keySelector is not applied locally). A keySelector Envoy's
+// rate limit actions cannot compute, or a period under local_ratelimit's
+// 50 ms, renders ext_authz: the agent runs the built-in middleware.
 func (d rateLimiting) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
 	c, _, err := parseRateLimit(p.Config)
 	if err != nil {
@@ -238,7 +240,8 @@ func (d rateLimiting) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) 
 		var out []EnvoyFilter
 		for i, l := range c.RateLimits {
 			if l.TimePeriodInMilliseconds < 50 {
-				return nil, fieldErr(fmt.Sprintf("rateLimits[%d].timePeriodInMilliseconds", i), "Envoy's local_ratelimit refills at most every 50 ms, got %d", l.TimePeriodInMilliseconds)
+				// local_ratelimit refills at most every 50 ms: the agent counts.
+				return extAuthzFilter(env, p)
 			}
 			lr := &localrlv3.LocalRateLimit{
 				StatPrefix: "flexgw_rate_limit",
@@ -261,7 +264,14 @@ func (d rateLimiting) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) 
 	}
 	keyAction, err := envoyKeyAction(c.KeySelector)
 	if err != nil {
-		return nil, err
+		if strings.Contains(c.KeySelector, "authentication.") || strings.Contains(c.KeySelector, "claimSet") {
+			// On Envoy, jwt_authn verifies the token, not the agent: an
+			// ext_authz check would see no claims and share one quota.
+			return nil, fieldErr("keySelector", "%q reads JWT claims, which Envoy's rate limit cannot see; forward the claim with jwt-validation-flex claimsToHeaders and key on that header", c.KeySelector)
+		}
+		// A key Envoy cannot compute (a query parameter, a concatenation):
+		// the agent runs the same middleware (ext_authz) on the same Redis.
+		return extAuthzFilter(env, p)
 	}
 	api := apiName(env)
 	var limits []*routev3.RateLimit

@@ -22,8 +22,12 @@ func rlConfig(max, periodMs int, extra map[string]any) map[string]any {
 	return c
 }
 
+var bindingSeq atomic.Int64
+
+// uniqueBinding gives each test its own binding: non-clusterizable quotas
+// live in process memory, which survives between runs of -count.
 func uniqueBinding(p *ir.Policy, t *testing.T) *ir.Policy {
-	p.Binding = "default/" + t.Name()
+	p.Binding = "default/" + t.Name() + "-" + strconv.FormatInt(bindingSeq.Add(1), 10)
 	return p
 }
 

@@ -117,7 +117,7 @@ func checkPair(c *certPair) error {
 		return fieldErr("certificate", "both crt and key are required")
 	}
 	if _, err := tls.X509KeyPair([]byte(c.Crt), []byte(c.Key)); err != nil {
-		return fieldErr("certificate", "%v", err)
+		return fieldWrap("certificate", err)
 	}
 	return nil
 }

@@ -88,9 +88,10 @@ func NewRedis(cfg *ir.Redis, o RedisOptions) (*Redis, error) {
 		ReadTimeout:  o.IOTimeout,
 		WriteTimeout: o.IOTimeout,
 		PoolSize:     o.PoolSize,
-		// One try per request: a retry would double the latency of a
+		// One try per request: a retry would multiply the latency of a
 		// request that then fails anyway; the cooldown handles outages.
-		MaxRetries: -1,
+		MaxRetries:    -1,
+		DialerRetries: 1,
 	}
 	if cfg.TLS != nil {
 		tc, err := redisTLS(cfg.TLS)
@@ -239,3 +240,14 @@ func FromSnapshot(s *ir.Snapshot, log *slog.Logger) (*Redis, error) {
 	}
 	return NewRedis(s.SharedStorage.Redis, RedisOptions{Logger: log})
 }
+
+// redisLog routes go-redis's internal messages (pool dial failures, which
+// repeat on every attempt during an outage) to slog at debug level; the
+// store itself logs each outage and recovery once.
+type redisLog struct{}
+
+func (redisLog) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().DebugContext(ctx, fmt.Sprintf(format, v...), "component", "sharedstore")
+}
+
+func init() { redis.SetLogger(redisLog{}) }

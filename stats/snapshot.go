@@ -66,6 +66,16 @@ func (s *Stats) Top(q TopQuery) *topapi.Top {
 		services[k] = v
 	}
 	s.mu.RUnlock()
+	// Observed route and service names per API, so each API below looks
+	// only at its own.
+	routesOf := map[string][]string{}
+	for k := range routes {
+		routesOf[k.api] = append(routesOf[k.api], k.name)
+	}
+	servicesOf := map[string][]string{}
+	for k := range services {
+		servicesOf[k.api] = append(servicesOf[k.api], k.name)
+	}
 
 	var totals agg
 	rpsBuf := make([]float64, historySeconds)
@@ -91,10 +101,12 @@ func (s *Stats) Top(q TopQuery) *topapi.Top {
 		for _, rn := range routeNames {
 			names[rn] = true
 		}
-		for k := range routes {
-			if k.api == statsKey && !names[k.name] {
-				names[k.name] = true
-				routeNames = append(routeNames, k.name)
+		observed := routesOf[statsKey]
+		sort.Strings(observed)
+		for _, n := range observed {
+			if !names[n] {
+				names[n] = true
+				routeNames = append(routeNames, n)
 			}
 		}
 		a.RouteCount = len(routeNames)
@@ -120,10 +132,10 @@ func (s *Stats) Top(q TopQuery) *topapi.Top {
 		for _, n := range serviceNames {
 			svcNames[n] = true
 		}
-		for k := range services {
-			if k.api == statsKey && !svcNames[k.name] {
-				svcNames[k.name] = true
-				serviceNames = append(serviceNames, k.name)
+		for _, n := range servicesOf[statsKey] {
+			if !svcNames[n] {
+				svcNames[n] = true
+				serviceNames = append(serviceNames, n)
 			}
 		}
 		sort.Strings(serviceNames)

@@ -196,7 +196,7 @@ func TestSnapshotSourcesAndUnmatched(t *testing.T) {
 			return Status{GatewayID: "gw-1", Version: "v0.1.0", DataPlane: "builtin", SnapshotVersion: 7, ReloadOK: false, ReloadError: "conf.d/a.yaml:3: bad"}
 		},
 		Kernel: func() topapi.Kernel {
-			return topapi.Kernel{Enabled: true, Endpoints: map[string]topapi.KernelEndpoint{"10.0.0.1:80": {Connects: 3, SRTTMs: 0.2}}}
+			return topapi.Kernel{Enabled: true, Endpoints: map[string]topapi.KernelEndpoint{"10.0.0.1:80": {Connects: 3, RTTP50Ms: 0.2}}}
 		},
 		Pipeline: func() topapi.Pipeline {
 			return topapi.Pipeline{Mode: "in-process", Exporters: []topapi.Exporter{{Name: "splunk", Type: "splunk", Sent: sent}}}
@@ -421,5 +421,29 @@ func TestLogStreamRate(t *testing.T) {
 	// 5/s: most are skipped, and none is both sent and counted.
 	if records+sampled != 100 || records >= 100 || sampled == 0 {
 		t.Errorf("records=%d sampled=%d, want a split of 100 with some sampled", records, sampled)
+	}
+}
+
+func TestDataPlaneEndpoints(t *testing.T) {
+	s := New(Options{Endpoints: DataPlaneEndpoints(func() []dataplane.EndpointStatus {
+		return []dataplane.EndpointStatus{
+			{Service: "ns/a", Endpoint: "10.0.0.1:80", Healthy: true, ActiveCheck: true, ActiveHealthy: true},
+			{Service: "ns/a", Endpoint: "10.0.0.2:80", Healthy: false, ActiveCheck: true, ActiveHealthy: true, Ejected: true},
+			{Service: "ns/b", Endpoint: "10.0.1.1:80", Healthy: true},
+		}
+	})})
+	got := s.Top(TopQuery{}).Upstreams
+	want := []topapi.Upstream{
+		{Service: "ns/a", Endpoint: "10.0.0.1:80", Healthy: true, Active: "healthy", Passive: "ok"},
+		{Service: "ns/a", Endpoint: "10.0.0.2:80", Healthy: false, Active: "healthy", Passive: "ejected"},
+		{Service: "ns/b", Endpoint: "10.0.1.1:80", Healthy: true, Passive: "ok"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("upstreams = %+v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("upstream %d = %+v, want %+v", i, got[i], want[i])
+		}
 	}
 }

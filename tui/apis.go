@@ -186,7 +186,7 @@ func (v *apisView) selected() *apiRow {
 	return &v.rows[v.cursor]
 }
 
-func (v *apisView) key(m *Model, k tea.KeyPressMsg) tea.Cmd {
+func (v *apisView) key(m *model, k tea.KeyPressMsg) tea.Cmd {
 	s := k.String()
 	if v.editing {
 		switch s {
@@ -291,7 +291,7 @@ func (v *apisView) key(m *Model, k tea.KeyPressMsg) tea.Cmd {
 }
 
 // setSort sorts by col: names ascending, numbers descending first.
-func (v *apisView) setSort(col int, m *Model) {
+func (v *apisView) setSort(col int, m *model) {
 	if col == v.sortCol {
 		v.desc = !v.desc
 	} else {
@@ -370,7 +370,7 @@ func plainCols(cols []apiCol) []column {
 	return out
 }
 
-func (v *apisView) render(m *Model, w, h int) []string {
+func (v *apisView) render(m *model, w, h int) []string {
 	if v.drill != "" {
 		return v.renderDrill(m, w, h)
 	}
@@ -451,7 +451,7 @@ func (v *apisView) render(m *Model, w, h int) []string {
 	return out
 }
 
-func (v *apisView) click(m *Model, x, y int) {
+func (v *apisView) click(m *model, x, y int) {
 	if v.drill != "" {
 		return
 	}
@@ -472,7 +472,7 @@ func (v *apisView) click(m *Model, x, y int) {
 	}
 }
 
-func (v *apisView) footer(m *Model) string {
+func (v *apisView) footer(m *model) string {
 	switch {
 	case v.editing:
 		return "filter: " + v.filter + "█   enter keeps · esc clears"
@@ -488,7 +488,7 @@ func (v *apisView) footer(m *Model) string {
 
 // renderDrill is one API's page: its totals with wide sparklines, then
 // its routes (with their own sparklines) and services.
-func (v *apisView) renderDrill(m *Model, w, h int) []string {
+func (v *apisView) renderDrill(m *model, w, h int) []string {
 	var api *topapi.API
 	if m.top != nil {
 		for i := range m.top.APIs {

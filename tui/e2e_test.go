@@ -254,3 +254,71 @@ func TestPlainModeFramesUntilCancelled(t *testing.T) {
 		t.Errorf("plain frame lacks default/orders with traffic:\n%s", text)
 	}
 }
+
+func TestFollowLogsOnlyInLogsViewWithServerFilters(t *testing.T) {
+	s, url := liveStats(t)
+	c, err := newClient(url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make(chan any, 1000)
+	m := newModel(t.Context(), c.top, url, time.Second, false)
+	m.follow = c.followLogs(t.Context(), 20*time.Millisecond, func(msg any) { msgs <- msg })
+	pump := func(what string, until func() bool) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for !until() {
+			select {
+			case msg := <-msgs:
+				m.Update(msg)
+			case <-deadline:
+				t.Fatalf("timed out waiting for %s; frame:\n%s", what, plainFrame(m))
+			case <-time.After(20 * time.Millisecond):
+				traffic(s, 1, 200)
+				traffic(s, 1, 502)
+			}
+		}
+	}
+	if m.following {
+		t.Fatal("following logs outside the Logs view")
+	}
+	press(m, "3")
+	pump("records of both kinds", func() bool {
+		var ok, fail bool
+		for _, r := range m.logs.recs {
+			ok = ok || r.ResponseCode == 200
+			fail = fail || r.ResponseCode == 502
+		}
+		return ok && fail
+	})
+	// e moves the status filter to the server: after the reconnect only
+	// 5xx records arrive.
+	press(m, "e")
+	gen := m.logs.gen
+	pump("the filtered reconnect", func() bool { return m.logs.gen > gen && len(m.logs.recs) > 3 })
+	for _, r := range m.logs.recs {
+		if r.ResponseCode != 502 {
+			t.Fatalf("status=500 stream delivered %d", r.ResponseCode)
+		}
+	}
+	press(m, "1")
+	if m.following || m.streamOn {
+		t.Error("still following after leaving the Logs view")
+	}
+	waitFor(t, "the stream to close on the server", func() bool {
+		return s.Top(stats.TopQuery{}).Header.LogSubscribers == 0
+	})
+}
+
+func TestTokenIsSent(t *testing.T) {
+	s := stats.New(stats.Options{Token: "s3cret"})
+	addr := serve(t, "127.0.0.1:0", s.Handler())
+	var out strings.Builder
+	if err := Run(t.Context(), Options{AdminURL: addr, Token: "s3cret", Once: true, Out: &out}); err != nil {
+		t.Fatalf("with the right token: %v", err)
+	}
+	err := Run(t.Context(), Options{AdminURL: addr, Token: "wrong", Once: true, Out: &out})
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("with a wrong token: err = %v, want a 401", err)
+	}
+}

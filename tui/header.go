@@ -1,14 +1,17 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 )
 
 // header renders the four fixed lines above every view: identity and
 // reload result, totals, connection state, and the tab bar.
-func (m *Model) header() []string {
+func (m *model) header() []string {
 	st := m.st
 	var l1, l2, l3 string
 	if t := m.top; t != nil {
@@ -39,7 +42,15 @@ func (m *Model) header() []string {
 		if !m.lastOK.IsZero() {
 			age = fmt.Sprintf("; showing data from %s ago", m.now().Sub(m.lastOK).Round(time.Second))
 		}
-		l3 = st.bad.Render(fmt.Sprintf("gateway unreachable at %s: %v — reconnecting%s", m.adminURL, m.err, age))
+		what, err := "gateway error at", m.err
+		if _, ok := errors.AsType[*net.OpError](err); ok {
+			what = "gateway unreachable at"
+		}
+		// The URL is already in the line; show what went wrong with it.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		l3 = st.bad.Render(fmt.Sprintf("%s %s: %v — reconnecting%s", what, m.adminURL, err, age))
 	default:
 		l3 = st.good.Render("connected") + " to " + m.adminURL + fmt.Sprintf(" · refresh %s", m.refresh)
 		switch {

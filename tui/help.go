@@ -24,7 +24,7 @@ var helpText = []string{
 	"sparklines show one point per second. NO_COLOR is honoured; --plain prints text frames.",
 }
 
-func (m *Model) helpLines() []string {
+func (m *model) helpLines() []string {
 	out := make([]string, 0, len(helpText))
 	for i, l := range helpText {
 		if i == 0 || l == "APIs" || l == "Logs" {

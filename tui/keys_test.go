@@ -10,7 +10,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 )
 
-func rowNames(m *Model) []string {
+func rowNames(m *model) []string {
 	var out []string
 	for _, r := range m.apis.rows {
 		out = append(out, r.name)
@@ -176,7 +176,7 @@ func TestNeverPanicsWithoutData(t *testing.T) {
 	}
 	m.Update(tea.WindowSizeMsg{Width: 5, Height: 2})
 	for v := range numViews {
-		m.view = v
+		m.view, m.cached = v, ""
 		_ = m.View()
 	}
 	m.Update(tea.MouseClickMsg{X: 3, Y: 9})

@@ -66,14 +66,7 @@ func (v *logsView) receive(msg logsMsg) {
 	v.add(msg.recs)
 }
 
-func (v *logsView) init() {
-	if v.recs == nil && !v.following && v.sel == 0 {
-		v.following = true
-	}
-}
-
 func (v *logsView) add(b []logRecord) {
-	v.init()
 	if v.paused {
 		v.pending = append(v.pending, b...)
 		if over := len(v.pending) - logKeep; over > 0 {
@@ -126,7 +119,6 @@ func (v *logsView) rec(seq uint64) *logRecord {
 }
 
 func (v *logsView) move(d int) {
-	v.init()
 	ms := v.matching()
 	if len(ms) == 0 {
 		return
@@ -152,7 +144,6 @@ func (v *logsView) move(d int) {
 }
 
 func (v *logsView) key(k tea.KeyPressMsg) {
-	v.init()
 	s := k.String()
 	if v.editing {
 		switch s {
@@ -252,8 +243,7 @@ func (v *logsView) filters() string {
 	return strings.Join(f, ", ")
 }
 
-func (v *logsView) render(m *Model, w, h int) []string {
-	v.init()
+func (v *logsView) render(m *model, w, h int) []string {
 	st := m.st
 	state := st.good.Render("live")
 	if v.paused {
@@ -311,7 +301,7 @@ func (v *logsView) render(m *Model, w, h int) []string {
 	return out
 }
 
-func (v *logsView) renderDetail(m *Model) []string {
+func (v *logsView) renderDetail(m *model) []string {
 	r := v.current()
 	if r == nil {
 		return []string{"  no record selected"}
@@ -342,7 +332,7 @@ func (v *logsView) renderDetail(m *Model) []string {
 	return out
 }
 
-func (v *logsView) footer(m *Model) string {
+func (v *logsView) footer(m *model) string {
 	if v.editing {
 		return "search: " + v.text + "█   enter keeps · esc clears"
 	}

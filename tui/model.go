@@ -42,10 +42,10 @@ type (
 // fetchFunc loads a snapshot; injected so Update is testable without I/O.
 type fetchFunc func(ctx context.Context, q topQuery) (*topapi.Top, error)
 
-// Model is the `flexgw top` program state. Views keep their own state in
+// model is the `flexgw top` program state. Views keep their own state in
 // apisView, upstreamsView, logsView and pipelineView (one file each); the
 // root only routes messages and composes the frame.
-type Model struct {
+type model struct {
 	ctx      context.Context
 	fetch    fetchFunc
 	refresh  time.Duration
@@ -55,6 +55,8 @@ type Model struct {
 	ascii    bool
 	// static renders whole tables without a selection (Frame).
 	static bool
+	// cached is the last frame, reused until a message changes state.
+	cached string
 
 	width, height int
 	view          viewID
@@ -79,8 +81,8 @@ type Model struct {
 	pipe pipelineView
 }
 
-func newModel(ctx context.Context, fetch fetchFunc, adminURL string, refresh time.Duration, plain bool) *Model {
-	return &Model{
+func newModel(ctx context.Context, fetch fetchFunc, adminURL string, refresh time.Duration, plain bool) *model {
+	return &model{
 		ctx:      ctx,
 		fetch:    fetch,
 		refresh:  refresh,
@@ -91,16 +93,17 @@ func newModel(ctx context.Context, fetch fetchFunc, adminURL string, refresh tim
 		width:    120,
 		height:   32,
 		apis:     newAPIsView(),
+		logs:     logsView{following: true},
 	}
 }
 
 // Init starts the first fetch.
-func (m *Model) Init() tea.Cmd { return m.fetchCmd() }
+func (m *model) Init() tea.Cmd { return m.fetchCmd() }
 
 // sparkWidth is how many seconds of history the current view draws: the
 // sparkline column's width, or the drill-down's wider graph. Asking for no
 // more than that keeps each refresh's snapshot small.
-func (m *Model) sparkWidth() int {
+func (m *model) sparkWidth() int {
 	if m.apis.drill != "" {
 		return min(max(m.width-20, 10), 120)
 	}
@@ -108,7 +111,7 @@ func (m *Model) sparkWidth() int {
 	return spark
 }
 
-func (m *Model) fetchCmd() tea.Cmd {
+func (m *model) fetchCmd() tea.Cmd {
 	if m.fetching {
 		m.refetch = true
 		return nil
@@ -123,7 +126,13 @@ func (m *Model) fetchCmd() tea.Cmd {
 }
 
 // Update routes a message to the root handlers or the active view.
-func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if _, ok := msg.(tickMsg); ok {
+		// A tick only starts a fetch; the frame is unchanged, and the
+		// runtime asks for View after every message.
+		return m, m.fetchCmd()
+	}
+	m.cached = ""
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
@@ -146,8 +155,6 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, m.fetchCmd()
 		}
 		return m, tea.Tick(delay, func(time.Time) tea.Msg { return tickMsg{} })
-	case tickMsg:
-		return m, m.fetchCmd()
 	case logsMsg:
 		m.logs.receive(msg)
 		return m, nil
@@ -183,7 +190,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 }
 
 // key handles global keys first unless a view is editing text.
-func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
+func (m *model) key(k tea.KeyPressMsg) tea.Cmd {
 	s := k.String()
 	if s == "ctrl+c" {
 		return tea.Quit
@@ -218,7 +225,7 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 
 // syncFollow streams logs only while the Logs view is on screen, with
 // its committed filters applied by the server.
-func (m *Model) syncFollow() {
+func (m *model) syncFollow() {
 	want := m.view == viewLogs && !m.help
 	q := m.logs.serverQuery()
 	if m.follow == nil || (want == m.following && (!want || q == m.followedQ)) {
@@ -229,11 +236,11 @@ func (m *Model) syncFollow() {
 	m.stream, m.streamOn = streamMsg{}, false
 }
 
-func (m *Model) editing() bool {
+func (m *model) editing() bool {
 	return (m.view == viewAPIs && m.apis.editing) || (m.view == viewLogs && m.logs.editing)
 }
 
-func (m *Model) viewKey(k tea.KeyPressMsg) tea.Cmd {
+func (m *model) viewKey(k tea.KeyPressMsg) tea.Cmd {
 	switch m.view {
 	case viewAPIs:
 		return m.apis.key(m, k)
@@ -246,7 +253,7 @@ func (m *Model) viewKey(k tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
-func (m *Model) move(d int) {
+func (m *model) move(d int) {
 	switch m.view {
 	case viewAPIs:
 		m.apis.move(d)
@@ -259,7 +266,7 @@ func (m *Model) move(d int) {
 
 // click switches tabs from the tab bar, sorts from a table header and
 // selects rows in the body.
-func (m *Model) click(x, y int) tea.Cmd {
+func (m *model) click(x, y int) tea.Cmd {
 	if y == headerLines-1 {
 		pos := 0
 		for i := range numViews {
@@ -287,18 +294,21 @@ func (m *Model) click(x, y int) tea.Cmd {
 	return nil
 }
 
-func (m *Model) bodyHeight() int { return max(m.height-headerLines-1, 1) }
+func (m *model) bodyHeight() int { return max(m.height-headerLines-1, 1) }
 
 // View composes header, body and footer into exactly height lines.
-func (m *Model) View() tea.View {
-	v := tea.NewView(m.frame())
+func (m *model) View() tea.View {
+	if m.cached == "" {
+		m.cached = m.frame()
+	}
+	v := tea.NewView(m.cached)
 	v.AltScreen = !m.ascii
 	v.MouseMode = tea.MouseModeCellMotion
 	v.WindowTitle = "flexgw top"
 	return v
 }
 
-func (m *Model) frame() string {
+func (m *model) frame() string {
 	lines := make([]string, 0, m.height)
 	lines = append(lines, m.header()...)
 	h := m.bodyHeight()
@@ -330,7 +340,7 @@ func (m *Model) frame() string {
 
 func tabLabel(i viewID) string { return fmt.Sprintf(" %d %s ", i+1, viewNames[i]) }
 
-func (m *Model) footer() string {
+func (m *model) footer() string {
 	if m.help {
 		return m.st.dim.Render("? or esc closes help")
 	}

@@ -7,7 +7,7 @@ import (
 // pipelineView is the Pipeline tab: the access-log pipeline per exporter.
 type pipelineView struct{}
 
-func (v *pipelineView) render(m *Model, w, h int) []string {
+func (v *pipelineView) render(m *model, w, h int) []string {
 	if m.top == nil {
 		return []string{"", "  no data yet"}
 	}

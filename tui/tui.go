@@ -117,7 +117,9 @@ func runInteractive(ctx context.Context, c *client, opts Options) error {
 	defer cancel()
 	m := newModel(ctx, c.top, c.base, opts.Refresh, false)
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(opts.Out))
-	m.follow = c.followLogs(ctx, 100*time.Millisecond, func(msg any) { p.Send(msg) })
+	// Four log batches a second read as live and cost a quarter of the
+	// repaints of ten.
+	m.follow = c.followLogs(ctx, 250*time.Millisecond, func(msg any) { p.Send(msg) })
 	_, err := p.Run()
 	if err != nil && errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 		return nil

@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +22,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.txt from the current output")
 
-const adminLabel = "http://127.0.0.1:9480"
+const adminLabel = "http://127.0.0.1:9180"
 
 // fixtureServer serves testdata/top.json as the admin API would.
 func fixtureServer(t *testing.T) *httptest.Server {
@@ -63,7 +66,7 @@ var fixedNow = time.Date(2026, 1, 2, 3, 2, 5, 0, time.UTC)
 
 // fixtureModel is a model at 120x32 that has fetched the fixture over a
 // real socket and received the fixture log records.
-func fixtureModel(t *testing.T) *Model {
+func fixtureModel(t *testing.T) *model {
 	t.Helper()
 	c, err := newClient(fixtureServer(t).URL, "")
 	if err != nil {
@@ -83,7 +86,7 @@ func fixtureModel(t *testing.T) *Model {
 
 // run executes cmd like the bubbletea runtime would, feeding its message
 // back, except that ticks are not waited for.
-func run(t *testing.T, m *Model, cmd tea.Cmd) tea.Msg {
+func run(t *testing.T, m *model, cmd tea.Cmd) tea.Msg {
 	t.Helper()
 	if cmd == nil {
 		return nil
@@ -95,7 +98,7 @@ func run(t *testing.T, m *Model, cmd tea.Cmd) tea.Msg {
 	return msg
 }
 
-func press(m *Model, keys ...string) tea.Cmd {
+func press(m *model, keys ...string) tea.Cmd {
 	var last tea.Cmd
 	for _, k := range keys {
 		last = m.updateCmd(keyMsg(k))
@@ -103,8 +106,8 @@ func press(m *Model, keys ...string) tea.Cmd {
 	return last
 }
 
-// Update returns (Model, Cmd); this shim keeps tests short.
-func (m *Model) updateCmd(msg tea.Msg) tea.Cmd { _, c := m.Update(msg); return c }
+// Update returns (tea.Model, tea.Cmd); this shim keeps tests short.
+func (m *model) updateCmd(msg tea.Msg) tea.Cmd { _, c := m.Update(msg); return c }
 
 func keyMsg(k string) tea.KeyPressMsg {
 	switch k {
@@ -152,30 +155,30 @@ func golden(t *testing.T, name, got string) {
 
 // plainFrame is the frame with colours and attributes removed: the plain
 // colour profile the goldens are kept in.
-func plainFrame(m *Model) string { return ansi.Strip(m.View().Content) }
+func plainFrame(m *model) string { return ansi.Strip(m.View().Content) }
 
 func TestGoldenFrames(t *testing.T) {
 	cases := []struct {
 		name  string
-		setup func(m *Model)
+		setup func(m *model)
 	}{
-		{"apis", func(m *Model) {}},
-		{"apis_sort_p99", func(m *Model) { press(m, "s", "s", "s", "s", "s", "s") }},
-		{"apis_expanded", func(m *Model) { press(m, "space") }},
-		{"apis_filter", func(m *Model) { press(m, "/", "u", "s", "e") }},
-		{"api_drill", func(m *Model) { press(m, "enter") }},
-		{"upstreams", func(m *Model) { press(m, "2") }},
-		{"logs", func(m *Model) { press(m, "3") }},
-		{"logs_errors_selected", func(m *Model) { press(m, "3", "e", "up", "up") }},
-		{"logs_detail", func(m *Model) { press(m, "3", "up", "enter") }},
-		{"pipeline", func(m *Model) { press(m, "4") }},
-		{"help", func(m *Model) { press(m, "?") }},
-		{"narrow", func(m *Model) { m.Update(tea.WindowSizeMsg{Width: 80, Height: 20}) }},
-		{"disconnected", func(m *Model) {
+		{"apis", func(m *model) {}},
+		{"apis_sort_p99", func(m *model) { press(m, "s", "s", "s", "s", "s", "s") }},
+		{"apis_expanded", func(m *model) { press(m, "space") }},
+		{"apis_filter", func(m *model) { press(m, "/", "u", "s", "e") }},
+		{"api_drill", func(m *model) { press(m, "enter") }},
+		{"upstreams", func(m *model) { press(m, "2") }},
+		{"logs", func(m *model) { press(m, "3") }},
+		{"logs_errors_selected", func(m *model) { press(m, "3", "e", "up", "up") }},
+		{"logs_detail", func(m *model) { press(m, "3", "up", "enter") }},
+		{"pipeline", func(m *model) { press(m, "4") }},
+		{"help", func(m *model) { press(m, "?") }},
+		{"narrow", func(m *model) { m.Update(tea.WindowSizeMsg{Width: 80, Height: 20}) }},
+		{"disconnected", func(m *model) {
 			m.now = func() time.Time { return fixedNow.Add(12 * time.Second) }
 			m.Update(topMsg{err: errConnRefused})
 		}},
-		{"reload_failed", func(m *Model) {
+		{"reload_failed", func(m *model) {
 			t := *m.top
 			t.Header.Reload.OK = false
 			t.Header.Reload.Error = "conf.d/orders.yaml:14: spec.policies[0].config.maximumRequests: must be > 0"
@@ -194,11 +197,9 @@ func TestGoldenFrames(t *testing.T) {
 	}
 }
 
-var errConnRefused = &fakeErr{"dial tcp 127.0.0.1:9480: connect: connection refused"}
-
-type fakeErr struct{ s string }
-
-func (e *fakeErr) Error() string { return e.s }
+// errConnRefused is what net/http returns when nothing listens.
+var errConnRefused = &url.Error{Op: "Get", URL: adminLabel + "/api/v1/top", Err: &net.OpError{
+	Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9180}, Err: syscall.ECONNREFUSED}}
 
 func TestOnceFrameGolden(t *testing.T) {
 	srv := fixtureServer(t)

@@ -1,8 +1,6 @@
 package tui
 
 import (
-	"fmt"
-
 	tea "charm.land/bubbletea/v2"
 )
 
@@ -12,18 +10,18 @@ type upstreamsView struct {
 	cursor, offset int
 }
 
-func (v *upstreamsView) count(m *Model) int {
+func (v *upstreamsView) count(m *model) int {
 	if m.top == nil {
 		return 0
 	}
 	return len(m.top.Upstreams)
 }
 
-func (v *upstreamsView) move(m *Model, d int) {
+func (v *upstreamsView) move(m *model, d int) {
 	v.cursor = min(max(v.cursor+d, 0), max(v.count(m)-1, 0))
 }
 
-func (v *upstreamsView) key(m *Model, k tea.KeyPressMsg) {
+func (v *upstreamsView) key(m *model, k tea.KeyPressMsg) {
 	switch k.String() {
 	case "up", "k":
 		v.move(m, -1)
@@ -43,19 +41,19 @@ func (v *upstreamsView) click(y int) {
 	}
 }
 
-func (v *upstreamsView) render(m *Model, w, h int) []string {
+func (v *upstreamsView) render(m *model, w, h int) []string {
 	if m.top == nil {
 		return []string{"", "  no data yet"}
 	}
 	st := m.st
 	k := m.top.Kernel
-	probe := st.good.Render("eBPF probe on") + ": connect latency and RTT measured in the kernel"
+	probe := st.good.Render("eBPF probe on") + ": connect latency (ms) and RTT measured in the kernel"
 	if !k.Enabled {
 		probe = st.warn.Render("eBPF probe off") + ": " + orDash(k.Reason)
 	}
 	cols := layout([]column{{title: "SERVICE"}, {"ENDPOINT", 21, false}, {"HEALTH", 9, false}, {"ACTIVE", 9, false}, {"PASSIVE", 8, false},
-		{"CONNECTS", 8, true}, {"CONN P50", 8, true}, {"CONN P99", 8, true}, {"SRTT ms", 8, true}, {"RETRANS", 7, true}}, w-2)
-	out := []string{"  " + probe, st.header.Render("  " + row(cols, []string{"SERVICE", "ENDPOINT", "HEALTH", "ACTIVE", "PASSIVE", "CONNECTS", "CONN P50", "CONN P99", "SRTT ms", "RETRANS"}))}
+		{"CONNECTS", 8, true}, {"CONN P50", 8, true}, {"CONN P99", 8, true}, {"RTT P50", 8, true}, {"FAILED", 7, true}}, w-2)
+	out := []string{"  " + probe, st.header.Render("  " + row(cols, []string{"SERVICE", "ENDPOINT", "HEALTH", "ACTIVE", "PASSIVE", "CONNECTS", "CONN P50", "CONN P99", "RTT P50", "FAILED"}))}
 	ups := m.top.Upstreams
 	if len(ups) == 0 {
 		return append(out, "  no upstream endpoints")
@@ -78,7 +76,7 @@ func (v *upstreamsView) render(m *Model, w, h int) []string {
 		switch {
 		case u.Kernel != nil:
 			ke := u.Kernel
-			cells = append(cells, fmtCount(ke.Connects), fmtMs(ke.ConnectP50Ms), fmtMs(ke.ConnectP99Ms), fmtMs(ke.SRTTMs), fmt.Sprint(ke.Retransmits))
+			cells = append(cells, fmtCount(ke.Connects), fmtMs(ke.ConnectP50Ms), fmtMs(ke.ConnectP99Ms), fmtMs(ke.RTTP50Ms), fmtCount(ke.Failures))
 		case !k.Enabled:
 			cells = append(cells, "probe off")
 		default:

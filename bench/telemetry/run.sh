@@ -7,23 +7,30 @@
 #   bench/telemetry/run.sh                 # defaults
 #   COUNT=10 PROXY_N=50000x bench/telemetry/run.sh
 #
-# Runs are interleaved (-count repeats the whole benchmark, every setup in
-# turn), and medians are used, so background load affects all setups alike.
+# Rounds are interleaved (each round runs every setup once, in turn) and
+# medians over rounds are reported, so background load on a shared machine
+# affects all setups alike.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 COUNT=${COUNT:-5}
 PROXY_N=${PROXY_N:-20000x}
 HOOK_TIME=${HOOK_TIME:-1s}
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+out=$tmp/bench.txt
 
-go test -run '^$' -bench 'BenchmarkProxy' -benchtime "$PROXY_N" -count "$COUNT" ./telemetry/ | tee "$out"
-go test -run '^$' -bench 'BenchmarkHookPath' -benchtime "$HOOK_TIME" -count "$COUNT" ./telemetry/ | tee -a "$out"
-go test -run '^$' -bench 'BenchmarkScrape1000Routes|BenchmarkRequestHook' -benchtime 2s ./telemetry/metrics/ | tee -a "$out"
+go test -c -o "$tmp/telemetry.test" ./telemetry/
+go test -c -o "$tmp/metrics.test" ./telemetry/metrics/
+for round in $(seq "$COUNT"); do
+	echo "# round $round"
+	"$tmp/telemetry.test" -test.run '^$' -test.bench 'BenchmarkProxy' -test.benchtime "$PROXY_N" | grep '^Benchmark' | tee -a "$out"
+	"$tmp/telemetry.test" -test.run '^$' -test.bench 'BenchmarkHookPath' -test.benchtime "$HOOK_TIME" | grep '^Benchmark' | tee -a "$out"
+done
+"$tmp/metrics.test" -test.run '^$' -test.bench 'BenchmarkScrape1000Routes|BenchmarkRequestHook' -test.benchtime 2s | grep '^Benchmark' | tee -a "$out"
 
 echo
-echo "== telemetry cost (median of $COUNT interleaved runs) =="
+echo "== telemetry cost (median of $COUNT interleaved rounds) =="
 awk '
 function median(list,   n, a, i, j, t) {
 	n = split(list, a, " ")

@@ -9,7 +9,6 @@ import (
 	"C"
 	"log/slog"
 	"os"
-	"time"
 	"unsafe"
 
 	"github.com/fluent/fluent-bit-go/output"
@@ -65,7 +64,7 @@ func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.int, tag *C.char) int 
 //export FLBPluginExitCtx
 func FLBPluginExitCtx(ctx unsafe.Pointer) int {
 	if inst, _ := output.FLBPluginGetContext(ctx).(*flbplugin.Instance); inst != nil {
-		if err := inst.Close(5 * time.Second); err != nil {
+		if err := inst.Close(); err != nil {
 			logger.Warn("exit with records still queued (sent after restart)", "err", err)
 		}
 	}
@@ -76,7 +75,7 @@ func FLBPluginExitCtx(ctx unsafe.Pointer) int {
 //
 //export FLBPluginExit
 func FLBPluginExit() int {
-	flbplugin.CloseAll(5 * time.Second)
+	flbplugin.CloseAll()
 	return output.FLB_OK
 }
 

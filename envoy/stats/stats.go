@@ -9,6 +9,8 @@
 //	    → flexgw_upstream_duration_seconds{api, route, service}
 //	envoy_http_downstream_cx_active{envoy_http_conn_manager_prefix}
 //	    → flexgw_active_connections{listener}
+//	GET /clusters "<cluster>::<host>::health_flags::<flags>"
+//	    → flexgw_upstream_endpoint_healthy{service, endpoint}
 //
 // Route and listener names come from the translation's RouteStats and
 // ListenerStats tables (envoy/translate), never from request input.
@@ -124,7 +126,31 @@ func (c *Collector) scrape() ([]prometheus.Metric, error) {
 	if c.opts.Names != nil {
 		res = c.opts.Names()
 	}
-	return Map(resp.Body, res)
+	out, err := Map(resp.Body, res)
+	if err != nil {
+		return nil, err
+	}
+	health, err := c.get(ctx, "/clusters", func(r io.Reader) ([]prometheus.Metric, error) { return MapClusters(r, res) })
+	if err != nil {
+		return out, err
+	}
+	return append(out, health...), nil
+}
+
+func (c *Collector) get(ctx context.Context, path string, mapper func(io.Reader) ([]prometheus.Metric, error)) ([]prometheus.Metric, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.opts.AdminAddr+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return mapper(resp.Body)
 }
 
 type routeKey struct{ api, route, service string }

@@ -45,13 +45,20 @@ func envoyAdmin(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clusters, err := os.ReadFile("testdata/clusters.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/stats/prometheus" {
+		switch r.URL.Path {
+		case "/stats/prometheus":
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+			w.Write(body)
+		case "/clusters":
+			w.Write(clusters)
+		default:
 			http.NotFound(w, r)
-			return
 		}
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		w.Write(body)
 	}))
 	t.Cleanup(srv.Close)
 	return srv
@@ -130,6 +137,16 @@ func TestCollectorMapsEnvoyStats(t *testing.T) {
 	}
 	if v := fams["flexgw_envoy_stats_up"].GetMetric()[0].GetGauge().GetValue(); v != 1 {
 		t.Errorf("up = %v", v)
+	}
+
+	healthy := fams["flexgw_upstream_endpoint_healthy"]
+	for ep, want := range map[string]float64{"10.0.0.1:80": 1, "10.0.0.2:80": 0, "10.0.0.3:80": 0} {
+		if m := series(healthy, map[string]string{"service": "default/orders", "endpoint": ep}); m == nil || m.GetGauge().GetValue() != want {
+			t.Errorf("healthy %s = %v, want %v", ep, m.GetGauge().GetValue(), want)
+		}
+	}
+	if n := len(healthy.GetMetric()); n != 4 {
+		t.Errorf("%d endpoint series, want 4 (the ADS cluster and unknown clusters left out)", n)
 	}
 }
 

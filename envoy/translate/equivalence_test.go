@@ -15,6 +15,10 @@ import (
 type request struct {
 	method, host, path string
 	header             http.Header
+	// random is Envoy's per-request random value (0..999,999 here), which
+	// runtime_fraction matches against; the built-in side picks the
+	// destination from the same value.
+	random uint32
 }
 
 // outcome is where a request goes: the destination services and the
@@ -45,6 +49,9 @@ func envoyRoute(t *testing.T, rc *routev3.RouteConfiguration, req request) outco
 			ok = path == p || strings.HasPrefix(path, p+"/")
 		case m.GetSafeRegex() != nil:
 			ok = full(m.GetSafeRegex().Regex).MatchString(path)
+		}
+		if f := m.GetRuntimeFraction(); f != nil && ok {
+			ok = req.random < f.GetDefaultValue().GetNumerator()
 		}
 		for _, h := range m.Headers {
 			if !ok {
@@ -105,12 +112,31 @@ func irRoute(s *ir.Snapshot, l *ir.Listener, req request) outcome {
 			if !ok {
 				continue
 			}
+			prefix := func(d ir.Destination) string {
+				return strings.TrimRight(s.Service(d.Service).BasePath, "/") + strings.TrimRight(r.DestinationPathFor(d), "/")
+			}
 			var cs []string
+			same := true
+			var total uint64
 			for _, d := range r.Destinations {
 				cs = append(cs, ClusterName(d.Service))
+				same = same && prefix(d) == prefix(r.Destinations[0])
+				total += uint64(d.Weight)
 			}
-			d0 := r.Destinations[0]
-			up := ir.RewritePath(a.BasePath, rule, r.DestinationPathFor(d0), s.Service(d0.Service).BasePath, req.path)
+			chosen := r.Destinations[0]
+			if !same {
+				// Weighted choice by the request's random value.
+				var cum uint64
+				for _, d := range r.Destinations {
+					cum += uint64(d.Weight)
+					if uint64(req.random) < cum*1_000_000/total {
+						chosen = d
+						break
+					}
+				}
+				cs = []string{ClusterName(chosen.Service)}
+			}
+			up := ir.RewritePath(a.BasePath, rule, r.DestinationPathFor(chosen), s.Service(chosen.Service).BasePath, req.path)
 			return outcome{clusters: strings.Join(cs, ","), path: up, status: 200}
 		}
 		return outcome{status: 404}
@@ -126,19 +152,19 @@ func TestRoutingMatchesBuiltinDataPlane(t *testing.T) {
 	}
 	tenant := http.Header{"X-Tenant": {"acme"}}
 	reqs := []request{
-		{"POST", "shop.example.com:8080", "/api/orders/x", tenant},
-		{"PUT", "shop.example.com", "/api/orders", tenant},
-		{"PUT", "shop.example.com", "/api/orders/", tenant},
-		{"POST", "other.example.com", "/api/orders/x", tenant},
-		{"POST", "shop.example.com", "/api/orders/x", nil},
-		{"GET", "any", "/api/orders/items/42", nil},
-		{"GET", "any", "/api/orders/items/42?q=1&r=2", nil},
-		{"GET", "any", "/api/orders/all?x=1", nil},
-		{"GET", "any", "/api/orders/nothing", nil},
-		{"GET", "any", "/api/orders", nil},
-		{"GET", "any", "/api/ordersX", nil},
-		{"GET", "any", "/", nil},
-		{"DELETE", "any", "/users/7?full=true", nil},
+		{"POST", "shop.example.com:8080", "/api/orders/x", tenant, 0},
+		{"PUT", "shop.example.com", "/api/orders", tenant, 0},
+		{"PUT", "shop.example.com", "/api/orders/", tenant, 0},
+		{"POST", "other.example.com", "/api/orders/x", tenant, 0},
+		{"POST", "shop.example.com", "/api/orders/x", nil, 0},
+		{"GET", "any", "/api/orders/items/42", nil, 0},
+		{"GET", "any", "/api/orders/items/42?q=1&r=2", nil, 0},
+		{"GET", "any", "/api/orders/all?x=1", nil, 0},
+		{"GET", "any", "/api/orders/nothing", nil, 0},
+		{"GET", "any", "/api/orders", nil, 0},
+		{"GET", "any", "/api/ordersX", nil, 0},
+		{"GET", "any", "/", nil, 0},
+		{"DELETE", "any", "/users/7?full=true", nil, 0},
 	}
 	for _, req := range reqs {
 		got := envoyRoute(t, res.Envoy.Routes[0], req)
@@ -152,28 +178,39 @@ func TestRoutingMatchesBuiltinDataPlane(t *testing.T) {
 func TestRoutingMatchesBuiltinDataPlaneConfigDirs(t *testing.T) {
 	cases := map[string][]request{
 		"resource-model": {
-			{"GET", "h", "/flights", nil},
-			{"GET", "h", "/flights/12?seat=1", nil},
-			{"DELETE", "h", "/flights/12", nil},
-			{"GET", "h", "/admin/users", nil},
-			{"GET", "h", "/admin", nil},
-			{"GET", "h", "/other", nil},
+			{"GET", "h", "/flights", nil, 0},
+			{"GET", "h", "/flights/12?seat=1", nil, 0},
+			{"DELETE", "h", "/flights/12", nil, 0},
+			{"GET", "h", "/admin/users", nil, 0},
+			{"GET", "h", "/admin", nil, 0},
+			{"GET", "h", "/other", nil, 0},
 		},
 		"inline": {
-			{"GET", "h", "/api/orders/items/1", nil},
-			{"POST", "h", "/api/orders/items/1", nil},
-			{"POST", "h", "/api/orders/search", http.Header{"X-Tenant": {"acme"}}},
-			{"POST", "h", "/api/orders/search", http.Header{"X-Tenant": {"ACME"}}},
-			{"GET", "shop.example.com:8081", "/api/orders", nil},
-			{"GET", "shop.example.com", "/api/orders/x?y=z", nil},
-			{"GET", "h", "/web", nil},
-			{"GET", "h", "/web/index.html", nil},
-			{"GET", "h", "/webx", nil},
+			{"GET", "h", "/api/orders/items/1", nil, 0},
+			{"POST", "h", "/api/orders/items/1", nil, 0},
+			{"POST", "h", "/api/orders/search", http.Header{"X-Tenant": {"acme"}}, 0},
+			{"POST", "h", "/api/orders/search", http.Header{"X-Tenant": {"ACME"}}, 0},
+			{"GET", "shop.example.com:8081", "/api/orders", nil, 0},
+			{"GET", "shop.example.com", "/api/orders/x?y=z", nil, 0},
+			{"GET", "h", "/web", nil, 0},
+			{"GET", "h", "/web/index.html", nil, 0},
+			{"GET", "h", "/webx", nil, 0},
+		},
+		"weighted-paths": {
+			{"GET", "h", "/flights/1", nil, 0},
+			{"GET", "h", "/flights/1", nil, 699_999},
+			{"GET", "h", "/flights/1", nil, 700_000},
+			{"GET", "h", "/flights/1", nil, 899_999},
+			{"GET", "h", "/flights/1", nil, 900_000},
+			{"GET", "h", "/flights/1?x=1", nil, 999_999},
+			{"GET", "h", "/flights", nil, 10},
+			{"GET", "h", "/flights", nil, 950_000},
+			{"GET", "h", "/flights", nil, 750_000},
 		},
 		"upstream-features": {
-			{"POST", "h", "/grpc/pkg.Svc/Method", nil},
-			{"GET", "h", "/grpc", nil},
-			{"GET", "h", "/anything?q", nil},
+			{"POST", "h", "/grpc/pkg.Svc/Method", nil, 0},
+			{"GET", "h", "/grpc", nil, 0},
+			{"GET", "h", "/anything?q", nil, 0},
 		},
 	}
 	for name, reqs := range cases {

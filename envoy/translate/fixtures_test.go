@@ -138,7 +138,13 @@ func tlsSnapshot() *ir.Snapshot {
 			},
 			APIs: []*ir.API{api},
 		}},
-		Services: []*ir.Service{svc},
+		Services: []*ir.Service{svc, {
+			// An https service addressed by IP: no SNI, SAN checked as an IP.
+			Name: "vault", Namespace: "prod", Protocol: ir.HTTPS,
+			Endpoints: []ir.Endpoint{{Host: "10.9.0.1", Port: 8200}},
+			TLS:       &ir.UpstreamTLS{CAPEM: "-----BEGIN CERTIFICATE-----\nMIID\n-----END CERTIFICATE-----\n", CertPEM: "-----BEGIN CERTIFICATE-----\nMIIE\n-----END CERTIFICATE-----\n", KeyPEM: "-----BEGIN PRIVATE KEY-----\nMIIF\n-----END PRIVATE KEY-----\n"},
+			Source:    src("Service", "vault"),
+		}},
 		Tracing: &ir.Tracing{
 			Provider: ir.TracingProvider{Type: "opentelemetry", Properties: map[string]string{"address": "http://otel-collector:4317"}},
 			Sampling: ir.TracingSampling{Client: 100, Random: 10, Overall: 100},

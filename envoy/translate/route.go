@@ -9,6 +9,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -62,7 +63,7 @@ func (t *translator) routeConfig(l *ir.Listener, services map[string]*ir.Service
 				er.TypedPerFilterConfig = pf
 				routes = append(routes, er)
 			}
-			t.res.RouteStats[RouteStatPrefix(a, r)] = routeStat(a, r)
+			t.res.RouteStats[t.statPrefix(a, r)] = routeStat(a, r)
 		}
 		if a.BasePath != "/" && a.BasePath != "" {
 			routes = append(routes, notFoundRoute(a))
@@ -86,6 +87,23 @@ func (t *translator) routeConfig(l *ir.Listener, services map[string]*ir.Service
 	return rc, filters, nil
 }
 
+// statPrefix is RouteStatPrefix made unique within the translation: two
+// (api, route) pairs can sanitize to the same name ("a_b"+"c", "a"+"b_c").
+func (t *translator) statPrefix(a *ir.API, r *ir.Route) string {
+	key := a.Key() + "\x00" + r.Name
+	if p, ok := t.prefixes[key]; ok {
+		return p
+	}
+	base := RouteStatPrefix(a, r)
+	p := base
+	for i := 2; t.prefixTaken[p]; i++ {
+		p = fmt.Sprintf("%s_%d", base, i)
+	}
+	t.prefixes[key] = p
+	t.prefixTaken[p] = true
+	return p
+}
+
 func routeStat(a *ir.API, r *ir.Route) RouteStat {
 	rs := RouteStat{API: APILabel(a), Route: r.Name}
 	if len(r.Destinations) == 1 {
@@ -94,14 +112,37 @@ func routeStat(a *ir.API, r *ir.Route) RouteStat {
 	return rs
 }
 
+// variant is one way a route forwards: its cluster(s), the upstream path
+// prefix and, when a route is split per destination, the cumulative share
+// of requests it takes.
+type variant struct {
+	cluster           string
+	weighted          *routev3.WeightedCluster
+	svcBase, destPath string
+	prefix            string
+	// cumulative is the share (of 1,000,000) of requests this variant and
+	// the ones before it take; 0 for the last (or only) variant.
+	cumulative uint32
+	suffix     string
+}
+
 // makeRoutes renders one ir.Route as Envoy routes: one per rule (rules are
 // OR'd, an Envoy route's matchers are AND'd), preceded, for an API with a
 // base path, by an exact-match route for the base path itself, whose rule
 // path sees "/" (ir.MatchPath) and whose upstream path ir.RewritePath
-// computes once here. grpc drops what proxyless gRPC clients reject or
-// ignore: path rewrites and the route timeout.
+// computes once here.
+//
+// Weighted destinations with the same upstream path become
+// weighted_clusters. Envoy rewrites the path per route, not per weighted
+// cluster, so destinations with different paths (route-weighted with a
+// destinationPath each) become one route per destination instead, each
+// matching its cumulative share of a runtime_fraction: Envoy draws one
+// random value per request and tries routes in order, so shares 70% then
+// 100% split 70/30 exactly as weights 70 and 30 do.
+//
+// grpc drops what proxyless gRPC clients reject or ignore: path rewrites
+// and the route timeout; it always uses weighted_clusters.
 func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.Service, grpc bool) ([]*routev3.Route, error) {
-	action := &routev3.RouteAction{}
 	if len(r.Destinations) == 0 {
 		return nil, fmt.Errorf("no destinations")
 	}
@@ -112,12 +153,25 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 		}
 		total += uint64(d.Weight)
 	}
-	if len(r.Destinations) == 1 {
-		action.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: ClusterName(r.Destinations[0].Service)}
-	} else {
-		if total == 0 {
-			return nil, fmt.Errorf("every destination has weight 0")
-		}
+	if len(r.Destinations) > 1 && total == 0 {
+		return nil, fmt.Errorf("every destination has weight 0")
+	}
+	variantOf := func(d ir.Destination) variant {
+		v := variant{svcBase: services[d.Service].BasePath, destPath: r.DestinationPathFor(d)}
+		v.prefix = strings.TrimRight(v.svcBase, "/") + strings.TrimRight(v.destPath, "/")
+		return v
+	}
+	one := variantOf(r.Destinations[0])
+	samePaths := true
+	for _, d := range r.Destinations[1:] {
+		samePaths = samePaths && variantOf(d).prefix == one.prefix
+	}
+	var variants []variant
+	switch {
+	case len(r.Destinations) == 1:
+		one.cluster = ClusterName(r.Destinations[0].Service)
+		variants = []variant{one}
+	case samePaths || grpc:
 		wc := &routev3.WeightedCluster{}
 		for _, d := range r.Destinations {
 			wc.Clusters = append(wc.Clusters, &routev3.WeightedCluster_ClusterWeight{
@@ -125,32 +179,22 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 				Weight: wrapperspb.UInt32(d.Weight),
 			})
 		}
-		action.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: wc}
-	}
-	if !grpc {
-		action.Timeout = durationpb.New(r.EffectiveTimeout())
-	}
-	if r.Retry.Attempts > 0 {
-		action.RetryPolicy = &routev3.RetryPolicy{
-			// Retry only when the request never reached an upstream, which
-			// is safe whatever the method.
-			RetryOn:    "connect-failure,reset-before-request",
-			NumRetries: wrapperspb.UInt32(uint32(r.Retry.Attempts)),
+		one.weighted = wc
+		variants = []variant{one}
+	default:
+		var cum uint64
+		for k, d := range r.Destinations {
+			if d.Weight == 0 {
+				continue
+			}
+			cum += uint64(d.Weight)
+			v := variantOf(d)
+			v.cluster = ClusterName(d.Service)
+			v.cumulative = uint32(cum * 1_000_000 / total)
+			v.suffix = fmt.Sprintf("/dest%d", k)
+			variants = append(variants, v)
 		}
-		if grpc {
-			action.RetryPolicy.RetryOn = "unavailable"
-		}
-	}
-	// Upstream path prefix: the service's base path, then the destination
-	// path. Envoy rewrites once per route, not per weighted cluster.
-	d0 := r.Destinations[0]
-	svcBase, destPath := services[d0.Service].BasePath, r.DestinationPathFor(d0)
-	prefix := strings.TrimRight(svcBase, "/") + strings.TrimRight(destPath, "/")
-	for _, d := range r.Destinations[1:] {
-		p := strings.TrimRight(services[d.Service].BasePath, "/") + strings.TrimRight(r.DestinationPathFor(d), "/")
-		if p != prefix && !grpc {
-			t.warn("api %q route %q: destinations have different upstream paths (%q, %q); Envoy sends every destination %q", a.Key(), r.Name, prefix, p, prefix)
-		}
+		variants[len(variants)-1].cumulative = 0 // the rest, rounding included
 	}
 
 	md, err := routeMetadata(a, r)
@@ -163,62 +207,81 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 		rules = []ir.Rule{{}}
 	}
 	var out []*routev3.Route
-	add := func(name string, m *routev3.RouteMatch, rewrite *matcherv3.RegexMatchAndSubstitute) {
-		act := action
-		if rewrite != nil && !grpc {
-			act = cloneAction(action)
+	add := func(name string, v variant, m *routev3.RouteMatch, rewrite *matcherv3.RegexMatchAndSubstitute) {
+		act := &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: v.cluster}}
+		if v.weighted != nil {
+			act.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: v.weighted}
+		}
+		if !grpc {
+			act.Timeout = durationpb.New(r.EffectiveTimeout())
 			act.RegexRewrite = rewrite
 		}
+		if r.Retry.Attempts > 0 {
+			act.RetryPolicy = &routev3.RetryPolicy{
+				// Retry only when the request never reached an upstream,
+				// which is safe whatever the method.
+				RetryOn:    "connect-failure,reset-before-request",
+				NumRetries: wrapperspb.UInt32(uint32(r.Retry.Attempts)),
+			}
+			if grpc {
+				act.RetryPolicy.RetryOn = "unavailable"
+			}
+		}
+		if v.cumulative > 0 {
+			m.RuntimeFraction = &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{
+				Numerator: v.cumulative, Denominator: typev3.FractionalPercent_MILLION,
+			}}
+		}
 		out = append(out, &routev3.Route{
-			Name:       name,
+			Name:       name + v.suffix,
 			Match:      m,
 			Action:     &routev3.Route_Route{Route: act},
 			Metadata:   md,
-			StatPrefix: RouteStatPrefix(a, r),
+			StatPrefix: t.statPrefix(a, r),
 		})
 	}
 	for i := range rules {
 		rule := &rules[i]
 		name := fmt.Sprintf("%s/%s/%d", a.Key(), r.Name, i)
+		var irRule *ir.Rule
+		if len(r.Rules) > 0 {
+			irRule = rule
+		}
 		if base != "" && !grpc && (rule.Path == nil || rule.Path.MatchString("/")) {
-			m := headerMatch(rule)
-			m.PathSpecifier = &routev3.RouteMatch_Path{Path: base}
-			var irRule *ir.Rule
-			if len(r.Rules) > 0 {
-				irRule = rule
+			for _, v := range variants {
+				m := headerMatch(rule)
+				m.PathSpecifier = &routev3.RouteMatch_Path{Path: base}
+				up := ir.RewritePath(a.BasePath, irRule, v.destPath, v.svcBase, base)
+				var rw *matcherv3.RegexMatchAndSubstitute
+				if up != base {
+					rw = &matcherv3.RegexMatchAndSubstitute{Pattern: safeRegex("^.*$"), Substitution: escapeSubstitution(up)}
+				}
+				add(name+"/base", v, m, rw)
 			}
-			up := ir.RewritePath(a.BasePath, irRule, destPath, svcBase, base)
-			var rw *matcherv3.RegexMatchAndSubstitute
-			if up != base {
-				rw = &matcherv3.RegexMatchAndSubstitute{Pattern: safeRegex("^.*$"), Substitution: escapeSubstitution(up)}
-			}
-			add(name+"/base", m, rw)
 		}
 		// A path whose capture groups capture nothing would be rewritten
 		// to "" by Envoy; ir.RewritePath sends "/". Such a path, when it is
 		// a single literal ("/flights" for "/flights(/.*)?"), gets an exact
 		// route with the upstream path computed here.
-		if lit, ok := t.emptyGroupsLiteral(rule); ok && !grpc {
-			m := headerMatch(rule)
-			m.PathSpecifier = &routev3.RouteMatch_Path{Path: base + lit}
-			up := ir.RewritePath(a.BasePath, rule, destPath, svcBase, base+lit)
-			add(name+"/exact", m, &matcherv3.RegexMatchAndSubstitute{Pattern: safeRegex("^.*$"), Substitution: escapeSubstitution(up)})
+		if !grpc {
+			if lit, ok := t.emptyGroupsLiteral(rule); ok {
+				for _, v := range variants {
+					m := headerMatch(rule)
+					m.PathSpecifier = &routev3.RouteMatch_Path{Path: base + lit}
+					up := ir.RewritePath(a.BasePath, rule, v.destPath, v.svcBase, base+lit)
+					add(name+"/exact", v, m, &matcherv3.RegexMatchAndSubstitute{Pattern: safeRegex("^.*$"), Substitution: escapeSubstitution(up)})
+				}
+			}
 		}
-		m, rewrite, err := t.routeMatch(base, rule, prefix)
-		if err != nil {
-			return nil, fmt.Errorf("rules[%d]: %w", i, err)
+		for _, v := range variants {
+			m, rewrite, err := t.routeMatch(base, rule, v.prefix)
+			if err != nil {
+				return nil, fmt.Errorf("rules[%d]: %w", i, err)
+			}
+			add(name, v, m, rewrite)
 		}
-		add(name, m, rewrite)
 	}
 	return out, nil
-}
-
-func cloneAction(a *routev3.RouteAction) *routev3.RouteAction {
-	return &routev3.RouteAction{
-		ClusterSpecifier: a.ClusterSpecifier,
-		Timeout:          a.Timeout,
-		RetryPolicy:      a.RetryPolicy,
-	}
 }
 
 // routeMatch renders a rule for request paths strictly under the base path

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"net"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -73,8 +74,16 @@ func upstreamTLS(svc *ir.Service) (*corev3.TransportSocket, error) {
 		t = &ir.UpstreamTLS{}
 	}
 	sni := t.SNI
+	// An IP address is no server name (RFC 6066): no SNI then, and the
+	// certificate is checked for the IP.
+	sanType, san := tlsv3.SubjectAltNameMatcher_DNS, sni
 	if sni == "" && len(svc.Endpoints) > 0 {
-		sni = svc.Endpoints[0].Host
+		host := svc.Endpoints[0].Host
+		if net.ParseIP(host) != nil {
+			sanType, san = tlsv3.SubjectAltNameMatcher_IP_ADDRESS, host
+		} else {
+			sni, san = host, host
+		}
 	}
 	params, err := tlsParams(t.MinVersion, t.MaxVersion, nil)
 	if err != nil {
@@ -90,10 +99,10 @@ func upstreamTLS(svc *ir.Service) (*corev3.TransportSocket, error) {
 			ca = inline(t.CAPEM)
 		}
 		vc := &tlsv3.CertificateValidationContext{TrustedCa: ca}
-		if sni != "" {
+		if san != "" {
 			vc.MatchTypedSubjectAltNames = []*tlsv3.SubjectAltNameMatcher{{
-				SanType: tlsv3.SubjectAltNameMatcher_DNS,
-				Matcher: exact(sni),
+				SanType: sanType,
+				Matcher: exact(san),
 			}}
 		}
 		common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}

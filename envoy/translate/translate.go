@@ -34,6 +34,9 @@ type Options struct {
 	// OTLPCluster names the cluster Envoy sends spans to when the snapshot
 	// enables tracing; empty means "flexgw_otlp".
 	OTLPCluster string
+	// SkipGRPC leaves Result.GRPC empty: the ADS server skips the
+	// proxyless resources (a third of the work) until a gRPC client shows up.
+	SkipGRPC bool
 }
 
 // DefaultAccessLogPath is where Envoy writes access logs when Options
@@ -87,10 +90,11 @@ func Translate(s *ir.Snapshot, opts Options) (*Result, error) {
 	if opts.OTLPCluster == "" {
 		opts.OTLPCluster = "flexgw_otlp"
 	}
-	t := &translator{snap: s, opts: opts, regexCache: map[string]regexInfo{}, res: &Result{
-		RouteStats:    map[string]RouteStat{},
-		ListenerStats: map[string]string{},
-	}}
+	t := &translator{snap: s, opts: opts, regexCache: map[string]regexInfo{},
+		prefixes: map[string]string{}, prefixTaken: map[string]bool{}, res: &Result{
+			RouteStats:    map[string]RouteStat{},
+			ListenerStats: map[string]string{},
+		}}
 	if err := t.run(); err != nil {
 		return nil, err
 	}
@@ -108,6 +112,9 @@ type translator struct {
 	opts       Options
 	res        *Result
 	regexCache map[string]regexInfo
+	// prefixes maps "api key\x00route" to its unique stat prefix.
+	prefixes    map[string]string
+	prefixTaken map[string]bool
 }
 
 func (t *translator) run() error {
@@ -138,6 +145,9 @@ func (t *translator) run() error {
 		if err := t.listener(l, services); err != nil {
 			return err
 		}
+	}
+	if t.opts.SkipGRPC {
+		return nil
 	}
 	return t.grpc(services)
 }

@@ -137,3 +137,39 @@ func TestPolicyFiltersEnabledPerRoute(t *testing.T) {
 }
 
 func keysOf[V any](m map[string]V) []string { return sortedKeys(m) }
+
+func TestRouteStatPrefixesAreUnique(t *testing.T) {
+	svc := &ir.Service{Name: "s", Namespace: "n", Protocol: ir.HTTP, Endpoints: []ir.Endpoint{{Host: "10.0.0.1", Port: 80}}}
+	route := func(name string) *ir.Route {
+		return &ir.Route{Name: name, Destinations: []ir.Destination{{Service: "n/s", Weight: 100}}}
+	}
+	// "n_a_b" + "c" and "n_a" + "b_c" sanitize to the same prefix.
+	s := &ir.Snapshot{
+		Listeners: []*ir.Listener{{Name: "l", Protocol: ir.HTTP, Port: 1, APIs: []*ir.API{
+			{Name: "a_b", Namespace: "n", BasePath: "/x", Routes: []*ir.Route{route("c")}},
+			{Name: "a", Namespace: "n", BasePath: "/y", Routes: []*ir.Route{route("b_c")}},
+		}}},
+		Services: []*ir.Service{svc},
+	}
+	res, err := Translate(s, testOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.RouteStats) != 2 {
+		t.Fatalf("route stats %v: want 2 distinct prefixes", res.RouteStats)
+	}
+	seen := map[string]string{}
+	for _, r := range res.Envoy.Routes[0].VirtualHosts[0].Routes {
+		if r.StatPrefix == "" {
+			continue
+		}
+		api := r.Metadata.FilterMetadata[MetadataNamespace].Fields["api"].GetStringValue()
+		if other, ok := seen[r.StatPrefix]; ok && other != api {
+			t.Errorf("prefix %s used by %s and %s", r.StatPrefix, other, api)
+		}
+		seen[r.StatPrefix] = api
+		if got := res.RouteStats[r.StatPrefix].API; got != api {
+			t.Errorf("RouteStats[%s].API = %s, want %s", r.StatPrefix, got, api)
+		}
+	}
+}

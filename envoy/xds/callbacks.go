@@ -103,6 +103,11 @@ func (s *Server) request(stream int64, node *corev3.Node, typeURL, nonce, versio
 	if ns == nil {
 		return
 	}
+	if ns.Group == GroupGRPC && !s.grpcActive {
+		// Translating takes pushMu, which Push holds while it takes mu.
+		s.grpcActive = true
+		go s.activateGRPC()
+	}
 	ns.LastSeen = time.Now()
 	if nonce == "" {
 		return

@@ -219,3 +219,43 @@ func TestProxylessGRPCWeightedSplit(t *testing.T) {
 		t.Errorf("unexpected NACK: %+v", st.LastNACK)
 	}
 }
+
+// TestProxylessGRPCClientBeforeFirstPush: a gRPC client that connects
+// before the agent has any snapshot is served by the first push.
+func TestProxylessGRPCClientBeforeFirstPush(t *testing.T) {
+	backend := startBackend(t)
+	srv, addr := startServer(t)
+	builder, err := xds.NewXDSResolverWithConfigForTesting([]byte(fmt.Sprintf(`{
+  "xds_servers": [{"server_uri": %q, "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
+  "node": {"id": "early-client"}
+}`, addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient("xds:///flights", grpc.WithResolvers(builder), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	cc.Connect()
+	waitFor(t, "the gRPC client to connect", func() bool {
+		for _, n := range srv.Status().Nodes {
+			if n.ID == "early-client" && n.Group == GroupGRPC {
+				return true
+			}
+		}
+		return false
+	})
+	dir := t.TempDir()
+	weightedConfig(t, dir, backend, backend, 50, 50)
+	loadAndPush(t, srv, dir, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var p peer.Peer
+	if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&p), grpc.WaitForReady(true)); err != nil {
+		t.Fatal(err)
+	}
+	if p.Addr.String() != backend {
+		t.Fatalf("reached %s, want %s", p.Addr, backend)
+	}
+}

@@ -124,7 +124,7 @@ func (x *NewRelic) Encode(events []exporters.Event, emit func(body []byte, n int
 }
 
 func (x *NewRelic) encode(events []exporters.Event, chunk int, emit func(body []byte, lo, hi int) error) error {
-	buf := append(make([]byte, 0, 64<<10), x.common...)
+	buf := append(make([]byte, 0, min(exporters.EstimateSize(events, 120), chunk+64<<10)), x.common...)
 	lo := 0
 	for i := range events {
 		start := len(buf)

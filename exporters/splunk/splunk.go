@@ -185,7 +185,7 @@ func (x *Splunk) Name() string { return x.name }
 // body of at most the configured size (one oversized event gets a body of
 // its own). The body slice is reused after emit returns.
 func (x *Splunk) Encode(events []exporters.Event, emit func(body []byte, n int) error) error {
-	buf := make([]byte, 0, 64<<10)
+	buf := make([]byte, 0, min(exporters.EstimateSize(events, 160), x.maxBody+64<<10))
 	n := 0
 	for i := range events {
 		start := len(buf)

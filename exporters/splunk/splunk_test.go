@@ -135,8 +135,8 @@ func TestIndexerAck(t *testing.T) {
 
 func TestNewValidates(t *testing.T) {
 	for _, p := range []map[string]string{
-		{"host": "h"},                        // no token
-		{"splunk_token": "t"},                // no host
+		{"host": "h"},         // no token
+		{"splunk_token": "t"}, // no host
 		{"host": "h", "splunk_token": "t", "bogus": "1"},
 		{"host": "h", "splunk_token": "t", "port": "99999"},
 		{"host": "h", "splunk_token": "t", "tls": "maybe"},

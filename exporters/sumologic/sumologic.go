@@ -123,7 +123,7 @@ func (x *Sumo) Name() string { return x.name }
 // Encode renders events as JSON lines, calling emit once per body of at
 // most the configured uncompressed size. The body slice is reused.
 func (x *Sumo) Encode(events []exporters.Event, emit func(body []byte, n int) error) error {
-	buf := make([]byte, 0, 64<<10)
+	buf := make([]byte, 0, min(exporters.EstimateSize(events, 160), x.maxBody+64<<10))
 	n := 0
 	for i := range events {
 		start := len(buf)

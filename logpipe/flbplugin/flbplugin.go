@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flexgw/flexgw/exporters"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/logpipe"
 	"github.com/flexgw/flexgw/logpipe/queue"
@@ -30,7 +31,7 @@ const (
 
 // Name and Description are what the plugin registers.
 const (
-	Name        = "flexgw"
+	Name        = logpipe.PluginName
 	Description = "flexgw logpipe: Splunk HEC, New Relic, Sumo Logic with a durable queue"
 )
 
@@ -53,14 +54,26 @@ var keyMap = map[string]map[string]string{
 	},
 }
 
+// canonical maps Flex's aliases to the exporter they use.
+func canonical(typ string) string {
+	switch typ {
+	case "nrlogs":
+		return "newrelic"
+	case "http":
+		return "sumologic"
+	}
+	return typ
+}
+
 // commonKeys apply to every exporter.
 var commonKeys = map[string]string{"Compress": "compress", "TLS_Verify": "tls.verify"}
 
 // Instance is one configured output of the plugin.
 type Instance struct {
-	name string
-	p    *logpipe.Pipeline
-	log  *slog.Logger
+	name  string
+	drain time.Duration
+	p     *logpipe.Pipeline
+	log   *slog.Logger
 }
 
 var (
@@ -77,12 +90,18 @@ func New(get Getter, log *slog.Logger) (*Instance, error) {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	typ := strings.ToLower(get("Exporter"))
-	keys, ok := keyMap[typ]
-	if !ok {
-		return nil, fmt.Errorf("key Exporter: %q is not one of splunk, newrelic, sumologic", typ)
+	if logpipe.ParamKeys(typ) == nil {
+		return nil, fmt.Errorf("key Exporter: %q is not one of %s", typ, strings.Join(logpipe.Types(), ", "))
 	}
 	params := map[string]string{}
-	for k, param := range keys {
+	// Param.<key> passes any exporter parameter through unchanged (the
+	// agent's rendered config uses it); the friendly keys override.
+	for _, k := range append(append([]string{}, logpipe.ParamKeys(typ)...), exporters.CommonKeys...) {
+		if v := get("Param." + k); v != "" {
+			params[k] = v
+		}
+	}
+	for k, param := range keyMap[canonical(typ)] {
 		if v := get(k); v != "" {
 			params[param] = v
 		}
@@ -92,10 +111,7 @@ func New(get Getter, log *slog.Logger) (*Instance, error) {
 			params[param] = v
 		}
 	}
-	if get("Endpoint") == "" && !(typ == "newrelic" && get("Region") != "") {
-		return nil, fmt.Errorf("key Endpoint is required (the full URL of the %s endpoint)", typ)
-	}
-	if tok := get("Token"); tok != "" && typ == "newrelic" {
+	if tok := get("Token"); tok != "" && canonical(typ) == "newrelic" {
 		if strings.EqualFold(get("Key_Type"), "api") {
 			params["api_key"] = tok
 		} else {
@@ -151,7 +167,13 @@ func New(get Getter, log *slog.Logger) (*Instance, error) {
 	if err := p.Start(context.Background()); err != nil {
 		return nil, err
 	}
-	inst := &Instance{name: name, p: p, log: opts.Logger}
+	inst := &Instance{name: name, p: p, log: opts.Logger, drain: 5 * time.Second}
+	if v := get("Drain_Timeout"); v != "" {
+		if inst.drain, err = time.ParseDuration(v); err != nil {
+			_ = p.Close(context.Background())
+			return nil, fmt.Errorf("key Drain_Timeout: %w", err)
+		}
+	}
 	mu.Lock()
 	instances[inst] = true
 	mu.Unlock()
@@ -180,19 +202,19 @@ func (i *Instance) Flush(data []byte, tag string) int {
 // Stats returns the instance's exporter counters.
 func (i *Instance) Stats() []logpipe.ExporterStats { return i.p.Stats() }
 
-// Close drains for up to timeout; what is left stays queued for the next
-// start.
-func (i *Instance) Close(timeout time.Duration) error {
+// Close drains for up to Drain_Timeout (default 5s); what is left stays
+// queued for the next start.
+func (i *Instance) Close() error {
 	mu.Lock()
 	delete(instances, i)
 	mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), i.drain)
 	defer cancel()
 	return i.p.Close(ctx)
 }
 
 // CloseAll closes every instance still open (FLBPluginExit).
-func CloseAll(timeout time.Duration) {
+func CloseAll() {
 	mu.Lock()
 	all := make([]*Instance, 0, len(instances))
 	for i := range instances {
@@ -200,6 +222,6 @@ func CloseAll(timeout time.Duration) {
 	}
 	mu.Unlock()
 	for _, i := range all {
-		_ = i.Close(timeout)
+		_ = i.Close()
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -109,6 +110,7 @@ type Stats struct {
 // Queue is safe for concurrent Append; Read and Ack belong to one consumer.
 type Queue struct {
 	opts Options
+	lock *os.File
 
 	mu      sync.Mutex
 	segs    []segment // oldest first; the last is the write segment
@@ -144,7 +146,23 @@ func Open(opts Options) (*Queue, error) {
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("queue dir %s: %w", opts.Dir, err)
 	}
-	q := &Queue{opts: opts, notify: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	// One writer per directory: two queues over the same segments would
+	// corrupt each other, so a second Open (any process) fails.
+	lock, err := os.OpenFile(filepath.Join(opts.Dir, "lock"), os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("queue dir %s: %w", opts.Dir, err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("queue dir %s is in use by another queue: %w", opts.Dir, err)
+	}
+	q := &Queue{opts: opts, lock: lock, notify: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = lock.Close()
+		}
+	}()
 	names, err := filepath.Glob(filepath.Join(opts.Dir, "*"+segSuffix))
 	if err != nil {
 		return nil, err
@@ -194,6 +212,7 @@ func Open(opts Options) (*Queue, error) {
 		return nil, err
 	}
 	go q.syncLoop()
+	ok = true
 	return q, nil
 }
 
@@ -562,5 +581,6 @@ func (q *Queue) Close() error {
 	q.mu.Unlock()
 	close(q.stop)
 	<-q.done
+	_ = q.lock.Close() // releases the flock
 	return err
 }

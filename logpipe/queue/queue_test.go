@@ -156,3 +156,21 @@ func TestRejectWhenFull(t *testing.T) {
 		t.Fatalf("after drain: %v", err)
 	}
 }
+
+func TestSecondOpenFails(t *testing.T) {
+	dir := t.TempDir()
+	q, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q2, err := Open(Options{Dir: dir}); err == nil {
+		_ = q2.Close()
+		t.Fatal("second queue opened over the same directory")
+	}
+	_ = q.Close()
+	q, err = Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("reopen after close: %v", err)
+	}
+	_ = q.Close()
+}

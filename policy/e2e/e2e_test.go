@@ -229,3 +229,49 @@ func TestAuthAndIPListThroughDataPlane(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func shapeOrFail(t testing.TB, s *ir.Snapshot) {
+	t.Helper()
+	if err := policy.Shape(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Redis killed under a running data plane: fail closed with 503 (the
+// default), then recover by itself once Redis is back.
+func TestRedisOutageThroughDataPlane(t *testing.T) {
+	srv := redistest.Start(t)
+	up, _ := upstream(t)
+	s := snapshotWith(t, up, pol("rate-limiting-flex", 50, map[string]any{
+		"rateLimits": []map[string]any{{"maximumRequests": 1000, "timePeriodInMilliseconds": 60000}}}))
+	store, err := sharedstore.NewRedis(&ir.Redis{Address: srv.Addr}, sharedstore.RedisOptions{Cooldown: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	sk := &sink{}
+	base := start(t, s, store, sk)
+	if res := do(t, http.MethodGet, base+"/x"); res.StatusCode != http.StatusOK {
+		t.Fatalf("before outage: %d", res.StatusCode)
+	}
+	srv.Stop()
+	if res := do(t, http.MethodGet, base+"/x"); res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("during outage: %d, want 503", res.StatusCode)
+	}
+	srv.Restart()
+	deadline := time.Now().Add(15 * time.Second)
+	for do(t, http.MethodGet, base+"/x").StatusCode != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("did not recover after Redis returned")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for sk.count(func(r accesslog.Record) bool {
+		return r.Policy == "rate-limiting-flex" && r.PolicyOutcome == policy.Error && r.ResponseCode == 503
+	}) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no access-log record with outcome error for the outage")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -23,6 +23,7 @@ type Server struct {
 	port int
 	dir  string
 	args []string
+	tls  bool
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -64,9 +65,30 @@ func (s *Server) Restart() {
 	}
 }
 
+// StartTLS runs redis-server accepting only TLS on its port, with the
+// given PEM files; clients need not present a certificate.
+func StartTLS(t testing.TB, certFile, keyFile, caFile string) *Server {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s := &Server{t: t, port: port, dir: t.TempDir(), tls: true, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		args: []string{"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", caFile, "--tls-auth-clients", "no"}}
+	s.Restart()
+	t.Cleanup(s.Stop)
+	return s
+}
+
 func (s *Server) start() error {
-	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", ""}, s.args...)
+	portArgs := []string{"--port", strconv.Itoa(s.port)}
+	if s.tls {
+		portArgs = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port)}
+	}
+	args := append(append(portArgs, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", ""), s.args...)
 	s.cmd = exec.Command("redis-server", args...)
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {

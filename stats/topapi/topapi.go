@@ -127,14 +127,16 @@ type Kernel struct {
 	Endpoints map[string]KernelEndpoint `json:"endpoints,omitempty"`
 }
 
-// KernelEndpoint is TCP-level latency to one upstream endpoint.
+// KernelEndpoint is TCP-level latency to one upstream endpoint, as the
+// eBPF probe measured it (ebpf.EndpointSnapshot in milliseconds).
 type KernelEndpoint struct {
 	Connects     uint64  `json:"connects"`
 	ConnectP50Ms float64 `json:"connectP50Ms"`
 	ConnectP99Ms float64 `json:"connectP99Ms"`
-	// SRTTMs is the smoothed round-trip time the kernel measured.
-	SRTTMs      float64 `json:"srttMs"`
-	Retransmits uint64  `json:"retransmits"`
+	// Failures are connects that did not complete.
+	Failures uint64 `json:"failures"`
+	// RTTP50Ms is the median smoothed round-trip time the kernel measured.
+	RTTP50Ms float64 `json:"rttP50Ms"`
 }
 
 // Pipeline is the access-log pipeline's state.

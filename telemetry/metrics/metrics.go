@@ -417,7 +417,7 @@ func (m *Metrics) Prune(snap *ir.Snapshot) {
 	var stale [][2]string
 	for metric := range ch {
 		var svc, ep string
-		var pb = dtoMetric(metric)
+		pb := dtoMetric(metric)
 		for _, lp := range pb {
 			switch lp[0] {
 			case "service":

@@ -149,7 +149,8 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		return hookproxy.Decision{Policy: "rate-limiting-flex", Outcome: "allow"}
 	}
 	g := startGateway(t, upstreamByPath(), deny)
-	c := &http.Client{}
+	// One connection at most, so the connection gauge has one exact value.
+	c := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 	for i := 0; i < 3; i++ {
 		do(t, c, http.MethodGet, g.proxyURL+"/ok")
 	}

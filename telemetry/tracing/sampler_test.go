@@ -78,7 +78,7 @@ func TestParseEndpoint(t *testing.T) {
 		{map[string]string{"address": "https://otlp.example.com/otlp/v1/traces"}, "https://otlp.example.com/otlp/v1/traces"},
 		{map[string]string{"address": "collector:4318", "serviceType": "http"}, "http://collector:4318/v1/traces"},
 	} {
-		ep, err := parseEndpoint(&ir.Tracing{Provider: ir.TracingProvider{Type: "opentelemetry", Properties: tc.props}})
+		ep, err := ParseEndpoint(&ir.Tracing{Provider: ir.TracingProvider{Type: "opentelemetry", Properties: tc.props}})
 		if err != nil {
 			t.Errorf("%v: %v", tc.props, err)
 			continue

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -44,8 +45,9 @@ const ProviderOpenTelemetry = "opentelemetry"
 const DefaultServiceName = "flexgw"
 
 // resourceAttrPrefix marks provider properties that become resource
-// attributes: Flex's nested `resourceAttributes: {k: v}` map arrives
-// flattened as "resourceAttributes.k".
+// attributes ("resourceAttributes.deployment.environment: prod"). Flex
+// writes them as a nested `resourceAttributes:` map, which the config
+// loader is to flatten into this form.
 const resourceAttrPrefix = "resourceAttributes."
 
 const shutdownTimeout = 5 * time.Second
@@ -71,7 +73,7 @@ type Tracer struct {
 // setup is one configuration's provider; immutable once published.
 type setup struct {
 	cfg      ir.Tracing // Source cleared, for change detection
-	endpoint endpoint
+	endpoint Endpoint
 	tp       *sdktrace.TracerProvider
 	tracer   trace.Tracer
 	prop     propagation.TextMapPropagator
@@ -82,12 +84,19 @@ type setup struct {
 	headerLabels []ir.TracingLabel
 }
 
-// New returns a Tracer with tracing off.
+// New returns a Tracer with tracing off. It points OpenTelemetry's global
+// error handler at opts.Logger (one Tracer per process is expected).
 func New(opts Options) *Tracer {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Tracer{log: opts.Logger.With("component", "tracing"), opts: opts}
+	log := opts.Logger.With("component", "tracing")
+	// Export failures surface through OpenTelemetry's global error
+	// handler; send them to the runtime log rather than the std logger.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("exporting spans", "error", err)
+	}))
+	return &Tracer{log: log, opts: opts}
 }
 
 // Enabled reports whether tracing is on.
@@ -140,11 +149,11 @@ func Validate(cfg *ir.Tracing) error {
 	return err
 }
 
-func validate(cfg *ir.Tracing) (endpoint, error) {
+func validate(cfg *ir.Tracing) (Endpoint, error) {
 	if pt := strings.ToLower(cfg.Provider.Type); pt != ProviderOpenTelemetry {
-		return endpoint{}, fmt.Errorf("%s: spec.tracing.provider.type %q: not supported; flexgw exports to an OTLP collector with type %q", cfg.Source, cfg.Provider.Type, ProviderOpenTelemetry)
+		return Endpoint{}, fmt.Errorf("%s: spec.tracing.provider.type %q: not supported; flexgw exports to an OTLP collector with type %q", cfg.Source, cfg.Provider.Type, ProviderOpenTelemetry)
 	}
-	return parseEndpoint(cfg)
+	return ParseEndpoint(cfg)
 }
 
 func (t *Tracer) build(ctx context.Context, cfg *ir.Tracing) (*setup, error) {

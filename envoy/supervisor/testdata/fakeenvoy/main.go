@@ -8,24 +8,38 @@
 //	POST /drain_listeners?graceful starts draining: downstream_cx_active
 //	                               falls to 0 over a few polls
 //	GET  /stats?filter=...         "http.<prefix>.downstream_cx_active: N"
+//	GET  /stats/prometheus         a minimal Prometheus text page
+//	GET  /clusters                 no clusters
 //	POST /crash                    test hook: exit(1) now
 //
 // It logs in Envoy's format, appends its events to $FAKE_ENVOY_EVENTS, and
 // ignores SIGTERM when $FAKE_ENVOY_IGNORE_TERM is set.
+//
+// With $FAKE_ENVOY_ADS set it also plays Envoy's ADS client: it dials the
+// bootstrap's xDS cluster (TCP or unix pipe), subscribes to listeners and
+// clusters with its node, ACKs every response ("ack <type> <version>"
+// events) and, like Envoy's init manager, answers /ready only once both
+// have arrived.
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"go.yaml.in/yaml/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 func main() {
@@ -41,6 +55,31 @@ func main() {
 		os.Exit(1)
 	}
 	var cfg struct {
+		Node struct {
+			ID      string `yaml:"id"`
+			Cluster string `yaml:"cluster"`
+		} `yaml:"node"`
+		StaticResources struct {
+			Clusters []struct {
+				LoadAssignment struct {
+					Endpoints []struct {
+						LbEndpoints []struct {
+							Endpoint struct {
+								Address struct {
+									SocketAddress struct {
+										Address   string `yaml:"address"`
+										PortValue int    `yaml:"port_value"`
+									} `yaml:"socket_address"`
+									Pipe struct {
+										Path string `yaml:"path"`
+									} `yaml:"pipe"`
+								} `yaml:"address"`
+							} `yaml:"endpoint"`
+						} `yaml:"lb_endpoints"`
+					} `yaml:"endpoints"`
+				} `yaml:"load_assignment"`
+			} `yaml:"clusters"`
+		} `yaml:"static_resources"`
 		Admin struct {
 			Address struct {
 				SocketAddress struct {
@@ -62,8 +101,26 @@ func main() {
 
 	var mu sync.Mutex
 	active, draining := 3, false
+	initialized := make(chan struct{})
+	if os.Getenv("FAKE_ENVOY_ADS") == "" {
+		close(initialized)
+	} else {
+		ep := cfg.StaticResources.Clusters[0].LoadAssignment.Endpoints[0].LbEndpoints[0].Endpoint.Address
+		target := "unix://" + ep.Pipe.Path
+		if ep.Pipe.Path == "" {
+			target = net.JoinHostPort(ep.SocketAddress.Address, strconv.Itoa(ep.SocketAddress.PortValue))
+		}
+		go runADS(target, cfg.Node.ID, cfg.Node.Cluster, initialized)
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "LIVE") })
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-initialized:
+			fmt.Fprintln(w, "LIVE")
+		default:
+			http.Error(w, "PRE_INITIALIZING", http.StatusServiceUnavailable)
+		}
+	})
 	mux.HandleFunc("POST /drain_listeners", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := r.URL.Query()["graceful"]; !ok {
 			http.Error(w, "want graceful", http.StatusBadRequest)
@@ -84,6 +141,10 @@ func main() {
 		mu.Unlock()
 		fmt.Fprintf(w, "http.ingress.downstream_cx_active: %d\nlistener.0.0.0.0_8081.downstream_cx_active: %d\n", n, n)
 	})
+	mux.HandleFunc("GET /stats/prometheus", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "# TYPE envoy_server_live gauge\nenvoy_server_live{} 1\n")
+	})
+	mux.HandleFunc("GET /clusters", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("POST /crash", func(w http.ResponseWriter, r *http.Request) {
 		logf("critical", "crashing on request")
 		event("crash")
@@ -124,4 +185,54 @@ func event(e string) {
 	}
 	defer f.Close()
 	fmt.Fprintln(f, e)
+}
+
+// runADS is the stand-in's ADS client: subscribe to listeners and clusters,
+// ACK everything, reconnect when the stream breaks.
+func runADS(target, nodeID, cluster string, initialized chan struct{}) {
+	var once sync.Once
+	for {
+		err := adsStream(target, nodeID, cluster, func() { once.Do(func() { close(initialized) }) })
+		logf("warning", "ADS stream to %s ended: %v; reconnecting", target, err)
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func adsStream(target, nodeID, cluster string, ready func()) error {
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(context.Background())
+	if err != nil {
+		return err
+	}
+	const (
+		ldsType = "type.googleapis.com/envoy.config.listener.v3.Listener"
+		cdsType = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+	)
+	node := &corev3.Node{Id: nodeID, Cluster: cluster, UserAgentName: "envoy"}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: cdsType}); err != nil {
+		return err
+	}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: ldsType}); err != nil {
+		return err
+	}
+	got := map[string]bool{}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		logf("info", "received %d %s resources, version %s", len(resp.Resources), resp.TypeUrl, resp.VersionInfo)
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.TypeUrl, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}); err != nil {
+			return err
+		}
+		event("ack " + resp.TypeUrl[strings.LastIndexByte(resp.TypeUrl, '.')+1:] + " " + resp.VersionInfo)
+		got[resp.TypeUrl] = true
+		if got[ldsType] && got[cdsType] {
+			ready()
+		}
+	}
 }

@@ -1,0 +1,140 @@
+// Package fluentbit renders the Fluent Bit configuration the agent runs
+// when Envoy is the data plane and fluent-bit is installed (a tail input
+// on Envoy's JSON access log with an offsets DB and filesystem buffering,
+// flexgw's Go output plugin as the output), and supervises the process.
+package fluentbit
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/logpipe"
+)
+
+// Config is everything Render needs. Paths must be absolute.
+type Config struct {
+	// AccessLogPath is Envoy's JSON access log (the tail input's Path).
+	AccessLogPath string
+	// StateDir holds the tail offsets DB and Fluent Bit's filesystem
+	// storage, so a restart neither re-reads nor loses lines.
+	StateDir string
+	// PluginPath is flb-out-flexgw.so.
+	PluginPath string
+	// QueueDir is the plugin's durable queue root.
+	QueueDir string
+	// GatewayID is added to records lacking one.
+	GatewayID string
+	// LogLevel is Fluent Bit's own log level (default info).
+	LogLevel string
+	// HTTPPort, when non-zero, enables Fluent Bit's monitoring server on
+	// 127.0.0.1 (health checks by the supervisor).
+	HTTPPort int
+	// Logging is the Flex logging config; its access-log outputs become
+	// plugin outputs.
+	Logging *ir.Logging
+}
+
+// Files are the rendered configuration files.
+type Files struct {
+	// Main is fluent-bit.conf (classic format).
+	Main []byte
+	// Plugins is plugins.conf, which Main names in plugins_file.
+	Plugins []byte
+}
+
+// Tag is the tag of the access-log stream.
+const Tag = "flexgw.access"
+
+// Render produces the configuration; it is pure. Outputs are rendered in
+// config order; every parameter is passed to the plugin as Param.<key>.
+func Render(c Config, pluginsFile string) (Files, error) {
+	for name, p := range map[string]string{"AccessLogPath": c.AccessLogPath, "StateDir": c.StateDir, "PluginPath": c.PluginPath, "QueueDir": c.QueueDir} {
+		if !filepath.IsAbs(p) {
+			return Files{}, fmt.Errorf("fluentbit: %s %q must be an absolute path", name, p)
+		}
+	}
+	if err := logpipe.Validate(c.Logging); err != nil {
+		return Files{}, err
+	}
+	if c.Logging == nil {
+		return Files{}, errors.New("fluentbit: no logging outputs configured")
+	}
+	level := c.LogLevel
+	if level == "" {
+		level = "info"
+	}
+	var b strings.Builder
+	kv := func(k, v string) { fmt.Fprintf(&b, "    %-24s %s\n", k, v) }
+	b.WriteString("# Rendered by flexgw; edits are overwritten.\n[SERVICE]\n")
+	kv("Flush", "1")
+	kv("Daemon", "Off")
+	kv("Log_Level", level)
+	kv("plugins_file", pluginsFile)
+	kv("storage.path", filepath.Join(c.StateDir, "storage"))
+	kv("storage.sync", "normal")
+	kv("storage.checksum", "On")
+	kv("storage.backlog.mem_limit", "16M")
+	if c.HTTPPort > 0 {
+		kv("HTTP_Server", "On")
+		kv("HTTP_Listen", "127.0.0.1")
+		kv("HTTP_Port", fmt.Sprint(c.HTTPPort))
+		kv("Health_Check", "On")
+	}
+	b.WriteString("\n[INPUT]\n")
+	kv("Name", "tail")
+	kv("Tag", Tag)
+	kv("Path", c.AccessLogPath)
+	kv("DB", filepath.Join(c.StateDir, "tail.db"))
+	kv("DB.locking", "true")
+	kv("Read_from_Head", "true")
+	kv("Refresh_Interval", "5")
+	kv("Rotate_Wait", "30")
+	kv("Skip_Long_Lines", "On")
+	kv("Buffer_Max_Size", "1M")
+	kv("Mem_Buf_Limit", "32M")
+	kv("storage.type", "filesystem")
+
+	access := map[string]bool{}
+	for _, n := range c.Logging.AccessLogOutputs {
+		access[n] = true
+	}
+	n := 0
+	for _, o := range c.Logging.Outputs {
+		if len(access) > 0 && !access[o.Name] {
+			continue
+		}
+		n++
+		b.WriteString("\n[OUTPUT]\n")
+		kv("Name", logpipe.PluginName)
+		kv("Match", Tag)
+		kv("Alias", o.Name)
+		kv("Retry_Limit", "False")
+		kv("Exporter", strings.ToLower(o.Type))
+		kv("Output_Name", o.Name)
+		kv("Queue_Dir", c.QueueDir)
+		if c.GatewayID != "" {
+			kv("Gateway_ID", c.GatewayID)
+		}
+		keys := make([]string, 0, len(o.Parameters))
+		for k := range o.Parameters {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := o.Parameters[k]
+			if strings.ContainsAny(v, "\n\r") {
+				return Files{}, fmt.Errorf("fluentbit: output %q parameter %q: value spans lines", o.Name, k)
+			}
+			kv("Param."+strings.ToLower(k), v)
+		}
+	}
+	if n == 0 {
+		return Files{}, errors.New("fluentbit: no access-log outputs configured")
+	}
+	plugins := fmt.Sprintf("[PLUGINS]\n    Path %s\n", c.PluginPath)
+	return Files{Main: []byte(b.String()), Plugins: []byte(plugins)}, nil
+}
