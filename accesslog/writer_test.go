@@ -136,4 +136,6 @@ func BenchmarkFileWriter(b *testing.B) {
 			w.Write(rec)
 		}
 	})
+	// Records dropped because the disk could not keep up with the loop.
+	b.ReportMetric(float64(w.Dropped())/float64(b.N), "dropped/op")
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // adminHandler serves the admin API. Extra handlers (metrics, the `flexgw
@@ -48,6 +49,7 @@ func (a *Agent) adminHandler() http.Handler {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(b)
 	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	for pattern, h := range a.adminExtra {
 		mux.Handle(pattern, h)
 	}

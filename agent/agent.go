@@ -22,6 +22,7 @@ import (
 	"github.com/flexgw/flexgw/ebpf"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
+	"github.com/flexgw/flexgw/sharedstore"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -62,6 +63,7 @@ type Agent struct {
 	dp         *dataplane.DataPlane
 	registry   *prometheus.Registry
 	probe      *ebpf.Probe
+	shared     *sharedStore
 	accessLog  accesslog.Sink
 	closers    []func(context.Context) error
 	adminExtra map[string]http.Handler
@@ -116,6 +118,7 @@ func newAgent(o Options) (*Agent, error) {
 		statusExtra: map[string]func() any{},
 		reloadCh:    make(chan string, 1),
 		registry:    prometheus.NewRegistry(),
+		shared:      newSharedStore(),
 	}, nil
 }
 
@@ -138,6 +141,10 @@ func (a *Agent) run(ctx context.Context) error {
 	}
 
 	defer a.closeAll()
+	a.closers = append(a.closers, a.closeSharedStore)
+	if err := sharedstore.Register(a.registry); err != nil {
+		return err
+	}
 	// The probe goes first: it only sees sockets created after it starts.
 	if err := a.startProbe(first); err != nil {
 		return err
@@ -247,6 +254,9 @@ func (a *Agent) notifyReload(ok bool, s *ir.Snapshot) {
 
 // apply hands a snapshot to the data plane and then to every other consumer.
 func (a *Agent) apply(s *ir.Snapshot) error {
+	if err := a.applySharedStore(s); err != nil {
+		return err
+	}
 	if a.dp != nil {
 		if err := a.dp.Apply(s); err != nil {
 			return err

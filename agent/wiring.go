@@ -46,6 +46,7 @@ func (a *Agent) setupDataPlane(ctx context.Context) error {
 		GatewayID: a.opts.GatewayID,
 		Logger:    a.opts.Logger.With("component", "dataplane"),
 		AccessLog: accesslog.MultiSink(sinks...),
+		Shared:    a.shared,
 	})
 	return nil
 }

@@ -202,6 +202,7 @@ func (dp *DataPlane) Apply(s *ir.Snapshot) error {
 		if err != nil {
 			for _, b := range bound {
 				b.ln.Close()
+				b.srv.Close()
 			}
 			return fail(err)
 		}

@@ -57,6 +57,10 @@ func (s *h1server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.ln = ln
 	s.mu.Unlock()
+	if s.shutdown.Load() { // Shutdown ran before Serve started
+		ln.Close()
+		return http.ErrServerClosed
+	}
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -159,6 +163,9 @@ type h1conn struct {
 	remote string
 
 	head []byte // raw request head, reused
+	// base carries the connection's context (http.LocalAddrContextKey, as
+	// net/http provides); requests start as a copy of it.
+	base *http.Request
 	// The per-request objects are reused from request to request unless
 	// a policy chain saw them (a policy may keep the *http.Request, its
 	// header or body); then fresh ones are made (see fresh).
@@ -185,6 +192,7 @@ var h1wbufPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<
 
 func newH1Conn(s *h1server, c net.Conn) *h1conn {
 	hc := &h1conn{srv: s, c: c, remote: c.RemoteAddr().String()}
+	hc.base = (&http.Request{}).WithContext(context.WithValue(context.Background(), http.LocalAddrContextKey, c.LocalAddr()))
 	hc.br = h1bufPool.Get().(*bufio.Reader)
 	hc.br.Reset(c)
 	hc.bw = h1wbufPool.Get().(*bufio.Writer)
@@ -396,10 +404,9 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 	h := c.hdr
 	clear(h)
 	r := c.req
-	*r = http.Request{
-		Method: method, Proto: proto, ProtoMajor: major, ProtoMinor: minor,
-		Header: h, RemoteAddr: c.remote, RequestURI: uri,
-	}
+	*r = *c.base // a struct copy keeps the unexported context
+	r.Method, r.Proto, r.ProtoMajor, r.ProtoMinor = method, proto, major, minor
+	r.Header, r.RemoteAddr, r.RequestURI = h, c.remote, uri
 	if err := c.parseURI(r, uri); err != nil {
 		return nil, http.StatusBadRequest, err
 	}
@@ -439,6 +446,9 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 			}
 			cl = v
 		case "Transfer-Encoding":
+			if te != "" {
+				return nil, http.StatusBadRequest, badRequest("repeated Transfer-Encoding")
+			}
 			te = v
 		case "Connection":
 			connHdr = v
@@ -647,8 +657,21 @@ func (b *h1body) drain() bool {
 	if b.expectContinue {
 		return false // the client waits for 100 Continue we never sent
 	}
-	n, err := io.CopyN(io.Discard, b, 256<<10+1)
-	return (err == io.EOF || err == nil && n == 0) && n <= 256<<10
+	if !b.chunked && b.remaining == 0 {
+		return true // no body, or all of it read: the common case
+	}
+	var buf [4096]byte
+	for n := 0; n <= 256<<10; {
+		k, err := b.Read(buf[:])
+		n += k
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // h1writer is the http.ResponseWriter of h1conn.

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -131,7 +133,7 @@ func (rl *rateLimiter) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		group := ""
 		if rl.key != nil {
-			group = rl.key.String(&exprEnv{r: r, api: rl.api})
+			group = RateLimitGroup(rl.key.String(&exprEnv{r: r, api: rl.api}))
 		}
 		// Every limit must have quota left; the headers report the one
 		// closest to exhaustion.
@@ -219,6 +221,20 @@ const (
 // RateLimitBucket is the shared-store key prefix of one limit of a binding.
 func RateLimitBucket(api, binding string, i int, max, periodMs int64) string {
 	return fmt.Sprintf("flexgw:rl:%s:%s:%d:%d/%d:", api, binding, i, max, periodMs)
+}
+
+// maxGroupLen bounds the keySelector value kept verbatim in a store key.
+const maxGroupLen = 128
+
+// RateLimitGroup is the store-key form of a keySelector value: verbatim
+// when short, else its SHA-256, so a huge header cannot make a huge key.
+// policy/rls applies the same mapping, so both data planes agree.
+func RateLimitGroup(v string) string {
+	if len(v) <= maxGroupLen {
+		return v
+	}
+	sum := sha256.Sum256([]byte(v))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // RenderEnvoy implements EnvoyRenderer. A clusterizable limit with shared

@@ -35,7 +35,9 @@ var apiNames = []string{"ns/a", "ns/b", "ns/c", "ns/d", "ns/e", "ns/f", "ns/g", 
 func BenchmarkSinkWrite(b *testing.B) {
 	s := New(Options{SubscriberBuffer: 1})
 	for range 10 {
-		s.logs.subscribe(LogFilter{}, 0)
+		if sub, _ := s.logs.subscribe(LogFilter{}, 0); sub == nil {
+			b.Fatal("subscriber refused")
+		}
 	}
 	rec := &accesslog.Record{ResponseCode: 200, Path: "/orders/1", APIInstance: "ns/a"}
 	b.ReportAllocs()

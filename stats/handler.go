@@ -3,6 +3,7 @@ package stats
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -132,14 +133,20 @@ func (s *Stats) serveLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		rate = float64(n)
 	}
+	sub, back := s.logs.subscribe(f, backlog)
+	if sub == nil {
+		http.Error(w, fmt.Sprintf("log stream: %d subscribers already attached (stats.Options.MaxSubscribers)", s.opts.MaxSubscribers), http.StatusServiceUnavailable)
+		return
+	}
+	defer s.logs.unsubscribe(sub)
 	rc := http.NewResponseController(w)
+	// A stream outlives any server WriteTimeout; the heartbeat notices a
+	// vanished client instead.
+	_ = rc.SetWriteDeadline(time.Time{})
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-
-	sub, back := s.logs.subscribe(f, backlog)
-	defer s.logs.unsubscribe(sub)
 
 	buf := make([]byte, 0, 1024)
 	send := func(event string, data []byte) error {
@@ -158,7 +165,10 @@ func (s *Stats) serveLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if rc.Flush() != nil {
+	if err := rc.Flush(); err != nil {
+		if errors.Is(err, http.ErrNotSupported) {
+			s.log.Error("log stream needs a flushable ResponseWriter; mount stats.Handler without wrapping middleware (or one that implements Unwrap)", "error", err)
+		}
 		return
 	}
 	tick := time.NewTicker(heartbeat)

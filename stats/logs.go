@@ -71,11 +71,12 @@ type broker struct {
 	full    bool
 	subs    []*subscriber
 	bufSize int
+	max     int
 	dropped atomic.Uint64
 }
 
-func newBroker(ring, buf int) *broker {
-	return &broker{ring: make([]accesslog.Record, ring), bufSize: buf}
+func newBroker(ring, buf, max int) *broker {
+	return &broker{ring: make([]accesslog.Record, ring), bufSize: buf, max: max}
 }
 
 func (b *broker) publish(rec *accesslog.Record) {
@@ -100,12 +101,15 @@ func (b *broker) publish(rec *accesslog.Record) {
 }
 
 // subscribe registers a subscriber and returns up to backlog recent
-// records matching f, oldest first. Registration and backlog happen under
+// records matching f, oldest first; nil when the subscriber cap is reached. Registration and backlog happen under
 // one lock so no record is missed or repeated between them.
 func (b *broker) subscribe(f LogFilter, backlog int) (*subscriber, []accesslog.Record) {
 	sub := &subscriber{filter: f, ch: make(chan accesslog.Record, b.bufSize)}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.max > 0 && len(b.subs) >= b.max {
+		return nil, nil
+	}
 	var back []accesslog.Record
 	if backlog > 0 {
 		n := b.next

@@ -59,11 +59,24 @@ type observation struct {
 func (s *series) observe(o *observation) {
 	s.mu.Lock()
 	sl := &s.slots[o.sec%historySeconds]
+	if sl.sec > o.sec {
+		// Older than the history (a late access-log record): only totals.
+		s.requestsTotal++
+		if o.denied {
+			s.denialsTotal++
+		}
+		s.mu.Unlock()
+		return
+	}
 	if sl.sec != o.sec {
 		*sl = slot{sec: o.sec}
 	}
 	h := &s.hists[o.sec%windowSeconds]
-	if h.sec != o.sec {
+	switch {
+	case h.sec > o.sec:
+		// Older than the histogram window: counted, not in percentiles.
+		h = nil
+	case h.sec != o.sec:
 		s.retire(h)
 		h.total = hist{}
 		h.up = hist{}
@@ -87,9 +100,11 @@ func (s *series) observe(o *observation) {
 	s.requestsTotal++
 	sl.sumTotalUs += uint64(max(o.totalUs, 0))
 	sl.sumUpUs += uint64(max(o.upUs, 0))
-	h.total[bucketOf(o.totalUs)]++
-	if o.upUs > 0 {
-		h.up[bucketOf(o.upUs)]++
+	if h != nil {
+		h.total[bucketOf(o.totalUs)]++
+		if o.upUs > 0 {
+			h.up[bucketOf(o.upUs)]++
+		}
 	}
 	s.mu.Unlock()
 }

@@ -23,8 +23,8 @@ type TopQuery struct {
 	// Routes lists the APIs whose routes to include (AllRoutes for all);
 	// other APIs carry only RouteCount.
 	Routes []string
-	// API, when set, includes that API's routes with their histories (the
-	// TUI's drill-down).
+	// API, when set, includes that API's routes (the TUI's drill-down).
+	// Included routes carry History seconds of sparklines, like APIs.
 	API string
 }
 
@@ -117,7 +117,7 @@ func (s *Stats) Top(q TopQuery) *topapi.Top {
 			r := topapi.Route{Name: rn}
 			if ser := routes[seriesKey{statsKey, rn}]; ser != nil {
 				var ra agg
-				if drill && hist > 0 {
+				if (drill || withRoutes) && hist > 0 {
 					ser.read(sec, &ra, rpsBuf, p99Buf)
 					r.RPSHistory = tail(rpsBuf, hist, 1)
 					r.P99History = tail(p99Buf, hist, 1000)

@@ -66,6 +66,12 @@ type Options struct {
 	Kernel func() topapi.Kernel
 	// Pipeline returns the log pipeline's per-exporter counters.
 	Pipeline func() topapi.Pipeline
+	// CountAccessLog makes Write also count each record as a request (API,
+	// route, status, duration, upstream time, policy outcome). Set it when
+	// the data plane is Envoy, whose requests never pass the Hooks; leave
+	// it off with the built-in data plane, which calls both (they would
+	// count twice).
+	CountAccessLog bool
 	// Token, when set, is required as "Authorization: Bearer <token>" by
 	// Handler (leave empty when the admin server authenticates already).
 	Token string
@@ -74,6 +80,9 @@ type Options struct {
 	// (default 512); a subscriber that falls behind loses records.
 	LogRing          int
 	SubscriberBuffer int
+	// MaxSubscribers caps concurrent log streams (default 64): each costs
+	// the gateway a filter check and a channel send per record.
+	MaxSubscribers int
 	// Now is the clock (tests); default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -137,6 +146,9 @@ func New(opts Options) *Stats {
 	if opts.SubscriberBuffer <= 0 {
 		opts.SubscriberBuffer = 512
 	}
+	if opts.MaxSubscribers <= 0 {
+		opts.MaxSubscribers = 64
+	}
 	return &Stats{
 		opts:     opts,
 		now:      now,
@@ -147,7 +159,7 @@ func New(opts Options) *Stats {
 		routes:   map[seriesKey]*series{},
 		services: map[seriesKey]*series{},
 		health:   map[seriesKey]bool{},
-		logs:     newBroker(opts.LogRing, opts.SubscriberBuffer),
+		logs:     newBroker(opts.LogRing, opts.SubscriberBuffer, opts.MaxSubscribers),
 		sentPrev: map[string]sentSample{},
 	}
 }
@@ -209,8 +221,12 @@ func (s *Stats) service(api, svc string) *series {
 }
 
 func (e *entry) finish(rec *accesslog.Record, t dataplane.Timings) {
+	e.observe(e.st.now().Unix(), rec, t)
+}
+
+func (e *entry) observe(sec int64, rec *accesslog.Record, t dataplane.Timings) {
 	o := observation{
-		sec:     e.st.now().Unix(),
+		sec:     sec,
 		totalUs: t.Total.Microseconds(),
 		upUs:    t.Upstream.Microseconds(),
 	}
@@ -234,6 +250,17 @@ var _ accesslog.Sink = (*Stats)(nil)
 func (s *Stats) Write(rec *accesslog.Record) {
 	if rec == nil {
 		return
+	}
+	if s.opts.CountAccessLog {
+		// The record's own time places it in the right second even when
+		// the pipeline delivers it late (Envoy flushes its log in batches).
+		sec := rec.StartTime.Add(rec.Duration).Unix()
+		if now := s.now().Unix(); rec.StartTime.IsZero() || sec > now || sec <= now-historySeconds {
+			sec = now
+		}
+		s.entry(rec.APIInstance, rec.Route).observe(sec, rec, dataplane.Timings{
+			Total: rec.Duration, Upstream: rec.UpstreamServiceTime, Service: rec.UpstreamCluster,
+		})
 	}
 	s.logs.publish(rec)
 }

@@ -122,8 +122,8 @@ func TestRatesAndPercentiles(t *testing.T) {
 		if r.Name == "post" && (r.Requests != 20 || r.Pct5xx != 100) {
 			t.Errorf("route post = %+v, want 20 requests all 5xx", r)
 		}
-		if r.RPSHistory != nil {
-			t.Errorf("route %s has history without drill-down", r.Name)
+		if len(r.RPSHistory) != 20 {
+			t.Errorf("route %s history = %v, want 20 points like its API", r.Name, r.RPSHistory)
 		}
 	}
 	if len(a.Services) != 1 || a.Services[0].Name != "ns/backend" || a.Services[0].Requests != 920 {
@@ -358,6 +358,7 @@ func TestTokenAndBadQueries(t *testing.T) {
 		{"/api/v1/top?history=x", "sekret", 400},
 		{"/api/v1/logs/stream?status=abc", "sekret", 400},
 		{"/api/v1/logs/stream?backlog=-1", "sekret", 400},
+		{"/api/v1/logs/stream?rate=x", "sekret", 400},
 	} {
 		if got := get(c.path, c.tok); got != c.want {
 			t.Errorf("GET %s (token %q) = %d, want %d", c.path, c.tok, got, c.want)
@@ -445,5 +446,54 @@ func TestDataPlaneEndpoints(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("upstream %d = %+v, want %+v", i, got[i], want[i])
 		}
+	}
+}
+
+func TestCountAccessLog(t *testing.T) {
+	c := newClock()
+	s := New(Options{Now: c.now, CountAccessLog: true})
+	c.add(30 * time.Second)
+	now := c.now()
+	for i := range 40 {
+		// Envoy's log arrives late: records of the last two seconds, and
+		// some from 20 s ago (outside the window, inside the history).
+		start := now.Add(-time.Duration(i%2) * time.Second)
+		if i >= 30 {
+			start = now.Add(-20 * time.Second)
+		}
+		s.Write(&accesslog.Record{StartTime: start, Duration: 5 * time.Millisecond, UpstreamServiceTime: 4 * time.Millisecond,
+			ResponseCode: 200, APIInstance: "ns/envoy-api", Route: "r0", UpstreamCluster: "ns/backend"})
+	}
+	a := findAPI(t, s.Top(TopQuery{History: 30, Routes: []string{AllRoutes}}), "ns/envoy-api")
+	if a.Requests != 30 || a.RequestsTotal != 40 || !near(a.P50Ms, 5, 0.13) || len(a.Services) != 1 {
+		t.Errorf("from the access log: %+v", a)
+	}
+	if h := a.RPSHistory; h[len(h)-1] != 15 || h[len(h)-20] != 10 {
+		t.Errorf("history = %v, want 15 in the last complete second and 10 twenty seconds ago", h)
+	}
+	// Without the option the sink only feeds the log tail.
+	s2 := New(Options{})
+	s2.Write(&accesslog.Record{ResponseCode: 200, APIInstance: "ns/x"})
+	if len(s2.Top(TopQuery{}).APIs) != 0 {
+		t.Error("records counted without CountAccessLog")
+	}
+}
+
+func TestSubscriberCap(t *testing.T) {
+	s := New(Options{MaxSubscribers: 1})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	first, err := http.Get(srv.URL + "/api/v1/logs/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Body.Close()
+	second, err := http.Get(srv.URL + "/api/v1/logs/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second.Body.Close()
+	if first.StatusCode != 200 || second.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("statuses %d, %d; want 200 then 503", first.StatusCode, second.StatusCode)
 	}
 }

@@ -435,15 +435,24 @@ func (v *apisView) render(m *model, w, h int) []string {
 				cells = append(cells, name)
 			}
 		}
+		selected := i == v.cursor && !m.static
+		alarm := rt.Pct5xx >= 5
 		if spark > 0 {
-			cells = append(cells, sparkline(r.rpsH, spark, m.ascii), sparkline(r.p99H, spark, m.ascii))
+			rs, ps := sparkline(r.rpsH, spark, m.ascii), sparkline(r.p99H, spark, m.ascii)
+			// Colour only plain rows: a nested style would end the
+			// selection's reverse video or the alarm colour mid-line.
+			if !selected && !alarm {
+				rs, ps = m.st.sparkRPS.Render(rs), m.st.sparkP99.Render(ps)
+			}
+			cells = append(cells, rs, ps)
 		}
 		line := row(cols, cells)
 		prefix := "  "
-		if i == v.cursor && !m.static {
+		switch {
+		case selected:
 			prefix = "> "
 			line = m.st.selected.Render(line)
-		} else if rt.Pct5xx >= 5 {
+		case alarm:
 			line = m.st.bad.Render(line)
 		}
 		out = append(out, prefix+line)

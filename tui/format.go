@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
+	"github.com/mattn/go-runewidth"
 )
 
 // styles holds every style the views use. In plain mode they are all
@@ -14,6 +16,7 @@ import (
 // terminals) is left to bubbletea's renderer.
 type styles struct {
 	title, dim, bad, warn, good, selected, header, tabOn, tabOff, key lipgloss.Style
+	sparkRPS, sparkP99                                                lipgloss.Style
 }
 
 func newStyles(plain bool) styles {
@@ -32,6 +35,8 @@ func newStyles(plain bool) styles {
 		tabOn:    s().Bold(true).Reverse(true),
 		tabOff:   s(),
 		key:      s().Bold(true).Foreground(lipgloss.Color("12")),
+		sparkRPS: s().Foreground(lipgloss.Color("6")),
+		sparkP99: s().Foreground(lipgloss.Color("5")),
 	}
 }
 
@@ -75,15 +80,33 @@ func row(cols []column, cells []string) string {
 	return b.String()
 }
 
-// width is ansi.StringWidth with a fast path for plain ASCII, which is
-// nearly every cell: grapheme segmentation dominated frame time otherwise.
+// width is the display width of s, skipping SGR and other CSI escape
+// sequences. It is ansi.StringWidth without grapheme segmentation, which
+// dominated frame time: the frame holds ASCII, box and block characters
+// and config names, for which per-rune widths are exact.
 func width(s string) int {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 0x80 || c < 0x20 {
-			return ansi.StringWidth(s)
+	n := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == 0x1b && i+1 < len(s) && s[i+1] == '[':
+			i += 2
+			for i < len(s) && (s[i] < 0x40 || s[i] > 0x7e) {
+				i++
+			}
+			i++
+		case c < 0x80:
+			if c >= 0x20 && c != 0x7f {
+				n++
+			}
+			i++
+		default:
+			r, size := utf8.DecodeRuneInString(s[i:])
+			n += runewidth.RuneWidth(r)
+			i += size
 		}
 	}
-	return len(s)
+	return n
 }
 
 // fit pads or truncates plain text s to exactly w cells.

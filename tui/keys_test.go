@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/flexgw/flexgw/stats/topapi"
 	"strings"
@@ -180,4 +181,13 @@ func TestNeverPanicsWithoutData(t *testing.T) {
 		_ = m.View()
 	}
 	m.Update(tea.MouseClickMsg{X: 3, Y: 9})
+}
+
+func TestWidthMatchesAnsi(t *testing.T) {
+	st := newStyles(false)
+	for _, s := range []string{"", "plain", "a·b…c▼", "▁▂▃█", st.bad.Render("reload FAILED: x"), st.selected.Render("row ▇▆"), "tab\tx", "日本語", "\x1b[1;7m 1 APIs \x1b[0m"} {
+		if got, want := width(s), ansi.StringWidth(s); got != want {
+			t.Errorf("width(%q) = %d, ansi.StringWidth = %d", s, got, want)
+		}
+	}
 }

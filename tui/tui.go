@@ -36,7 +36,8 @@ type Options struct {
 	// Once prints one plain-text frame and exits (--once).
 	Once bool
 	// Plain prints a plain-text frame every Refresh instead of the
-	// full-screen UI (--plain; also chosen when TERM=dumb).
+	// full-screen UI (--plain; also chosen when TERM=dumb or Out is not a
+	// terminal).
 	Plain bool
 	// Out receives the frames (default os.Stdout).
 	Out io.Writer
@@ -58,17 +59,24 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if opts.Once {
-		t, err := c.top(ctx, topQuery{history: 60, routes: []string{allRoutes}})
+		t, err := c.top(ctx, frameQuery(frameWidth(opts)))
 		if err != nil {
 			return fmt.Errorf("flexgw top: gateway at %s: %w", c.base, err)
 		}
 		_, err = io.WriteString(opts.Out, Frame(t, frameWidth(opts)))
 		return err
 	}
-	if opts.Plain || os.Getenv("TERM") == "dumb" {
+	if opts.Plain || os.Getenv("TERM") == "dumb" || !isTerminal(opts.Out) {
+		// Dumb terminals, pipes and files get text frames, not cursor
+		// movement.
 		return runPlain(ctx, c, opts)
 	}
 	return runInteractive(ctx, c, opts)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(f.Fd())
 }
 
 func frameWidth(opts Options) int {
@@ -83,6 +91,12 @@ func frameWidth(opts Options) int {
 	return 120
 }
 
+// frameQuery asks for every route and as much history as Frame draws.
+func frameQuery(width int) topQuery {
+	_, spark := apiColumns(width)
+	return topQuery{history: spark, routes: []string{allRoutes}}
+}
+
 // runPlain prints a text frame per refresh, for terminals that cannot take
 // cursor movement (TERM=dumb, log files, serial consoles).
 func runPlain(ctx context.Context, c *client, opts Options) error {
@@ -90,7 +104,7 @@ func runPlain(ctx context.Context, c *client, opts Options) error {
 	t := time.NewTicker(opts.Refresh)
 	defer t.Stop()
 	for {
-		top, err := c.top(ctx, topQuery{history: 60, routes: []string{allRoutes}})
+		top, err := c.top(ctx, frameQuery(w))
 		stamp := time.Now().UTC().Format(time.RFC3339)
 		var out string
 		switch {

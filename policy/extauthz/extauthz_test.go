@@ -2,12 +2,15 @@ package extauthz_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -29,6 +32,9 @@ func snapshot() *ir.Snapshot {
 		pol("client-id-enforcement", "default/cid", map[string]any{"credentials": []map[string]string{{"clientId": "app-1", "clientSecret": "s3cret"}}}),
 		pol("header-injection-flex", "default/inj", map[string]any{"inboundHeaders": []map[string]string{{"key": "x-path", "value": "#[attributes.requestPath]"}}}),
 		pol("ip-allowlist-flex", "default/ips", map[string]any{"ips": []string{"203.0.113.0/24"}, "trustedProxies": []string{"10.0.0.0/8"}}),
+		pol("jwt-validation-flex", "default/jwt", map[string]any{"signingMethod": "hmac", "textKey": hmacSecret,
+			"mandatoryCustomClaims": []map[string]string{{"key": "scope", "value": "read"}},
+			"claimsToHeaders":       []map[string]string{{"claim": "sub", "header": "x-user"}}}),
 	}}
 	return &ir.Snapshot{Version: 1, Listeners: []*ir.Listener{{Name: "http_0.0.0.0_8081", APIs: []*ir.API{api}}}}
 }
@@ -119,5 +125,48 @@ func TestCheckRunsTheBuiltInMiddleware(t *testing.T) {
 	r, _ = c.Check(ctx, check("default/nope", "client-id-enforcement", "127.0.0.1", nil))
 	if r.GetDeniedResponse().GetStatus().GetCode() != 503 {
 		t.Fatalf("unknown binding: %v", r)
+	}
+}
+
+const hmacSecret = "0123456789abcdef0123456789abcdef"
+
+func hs256(claims map[string]any) string {
+	enc := base64.RawURLEncoding
+	h, _ := json.Marshal(map[string]string{"alg": "HS256", "typ": "JWT"})
+	c, _ := json.Marshal(claims)
+	in := enc.EncodeToString(h) + "." + enc.EncodeToString(c)
+	m := hmac.New(sha256.New, []byte(hmacSecret))
+	m.Write([]byte(in))
+	return in + "." + enc.EncodeToString(m.Sum(nil))
+}
+
+// JWT features jwt_authn lacks (custom claims) run in the agent: the
+// verdict and the forwarded claim header come back to Envoy.
+func TestCheckJWTCustomClaims(t *testing.T) {
+	c, _ := start(t)
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour).Unix()
+	r, err := c.Check(ctx, check("default/jwt", "jwt-validation-flex", "127.0.0.1",
+		map[string]string{"authorization": "Bearer " + hs256(map[string]any{"sub": "alice", "scope": "read", "exp": exp}), "x-user": "mallory"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := r.GetOkResponse()
+	if ok == nil {
+		t.Fatalf("valid token denied: %v", r)
+	}
+	var user string
+	for _, h := range ok.Headers {
+		if h.GetHeader().GetKey() == "x-user" {
+			user = h.GetHeader().GetValue()
+		}
+	}
+	if user != "alice" {
+		t.Fatalf("x-user forwarded as %q, want alice: %v", user, ok)
+	}
+	r, _ = c.Check(ctx, check("default/jwt", "jwt-validation-flex", "127.0.0.1",
+		map[string]string{"authorization": "Bearer " + hs256(map[string]any{"sub": "alice", "scope": "admin", "exp": exp})}))
+	if d := r.GetDeniedResponse(); d == nil || d.GetStatus().GetCode() != 401 {
+		t.Fatalf("wrong scope: %v", r)
 	}
 }
