@@ -21,7 +21,7 @@ import (
 	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ebpf"
 	"github.com/flexgw/flexgw/ir"
-	"github.com/flexgw/flexgw/policy"
+	"github.com/flexgw/flexgw/logpipe"
 	"github.com/flexgw/flexgw/sharedstore"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -64,6 +64,7 @@ type Agent struct {
 	registry   *prometheus.Registry
 	probe      *ebpf.Probe
 	shared     *sharedStore
+	pipeline   *logpipe.Pipeline
 	accessLog  accesslog.Sink
 	closers    []func(context.Context) error
 	adminExtra map[string]http.Handler
@@ -124,17 +125,12 @@ func newAgent(o Options) (*Agent, error) {
 
 // load compiles the config directory into a snapshot with the next version.
 func (a *Agent) load(version uint64) (*ir.Snapshot, error) {
-	snap, err := ir.LoadDir(a.opts.ConfigDir, ir.CompileOptions{Version: version, CheckPolicy: policy.Check})
-	if err != nil {
-		return nil, err
-	}
-	if err := policy.Shape(snap); err != nil {
-		return nil, err
-	}
-	return snap, nil
+	return Compile(a.opts.ConfigDir, version)
 }
 
 func (a *Agent) run(ctx context.Context) error {
+	// Fingerprint before reading, so an edit during start-up is reloaded.
+	fp := fingerprint(a.opts.ConfigDir)
 	first, err := a.load(1)
 	if err != nil {
 		return fmt.Errorf("config %s: %w", a.opts.ConfigDir, err)
@@ -147,6 +143,9 @@ func (a *Agent) run(ctx context.Context) error {
 	}
 	// The probe goes first: it only sees sockets created after it starts.
 	if err := a.startProbe(first); err != nil {
+		return err
+	}
+	if err := a.startLogPipeline(ctx, first); err != nil {
 		return err
 	}
 	if err := a.setupAccessLog(); err != nil {
@@ -189,7 +188,7 @@ func (a *Agent) run(ctx context.Context) error {
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go watchDir(watchCtx, a.opts.ConfigDir, a.opts.WatchInterval, func() { a.requestReload("file change") })
+	go watchDir(watchCtx, a.opts.ConfigDir, fp, a.opts.WatchInterval, func() { a.requestReload("file change") })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -20,8 +20,10 @@ import (
 //
 // A change is reported only once the fingerprint has been stable for one
 // extra interval, so a file caught half-written is not loaded.
-func watchDir(ctx context.Context, dir string, interval time.Duration, onChange func()) {
-	last := fingerprint(dir)
+//
+// last is the fingerprint taken before the running snapshot was loaded, so
+// a change made while it was being compiled is not missed.
+func watchDir(ctx context.Context, dir string, last string, interval time.Duration, onChange func()) {
 	pending := ""
 	t := time.NewTicker(interval)
 	defer t.Stop()

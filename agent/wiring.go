@@ -42,6 +42,9 @@ func (a *Agent) setupDataPlane(ctx context.Context) error {
 	if a.accessLog != nil {
 		sinks = append(sinks, a.accessLog)
 	}
+	if a.pipeline != nil {
+		sinks = append(sinks, a.pipeline)
+	}
 	a.dp = dataplane.New(dataplane.Options{
 		GatewayID: a.opts.GatewayID,
 		Logger:    a.opts.Logger.With("component", "dataplane"),

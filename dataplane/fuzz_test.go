@@ -49,3 +49,40 @@ func (fakeConn) RemoteAddr() net.Addr        { return &net.TCPAddr{IP: net.IPv4(
 func (fakeConn) LocalAddr() net.Addr         { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2} }
 func (fakeConn) Write(b []byte) (int, error) { return len(b), nil }
 func (fakeConn) Close() error                { return nil }
+
+// FuzzResponseHead feeds arbitrary bytes to the upstream response parser
+// and the chunked decoder.
+func FuzzResponseHead(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive, X-A\r\nX-A: 1\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"HTTP/1.0 101 Switching\r\nUpgrade: websocket\r\n\r\n",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		c := &upConn{br: bufio.NewReader(bytes.NewReader(raw))}
+		var res upResponse
+		h := http.Header{}
+		if err := c.readResponseHead(&res, h); err != nil {
+			return
+		}
+		if res.status < 100 || res.status > 599 || (res.chunked && res.contentLength != -1) {
+			t.Fatalf("inconsistent response %+v", res)
+		}
+		if res.chunked {
+			var cr chunkedReader
+			cr.reset(c.br)
+			for i := 0; i < 1000; i++ {
+				b, err := cr.peek(7)
+				if err != nil {
+					return
+				}
+				if cr.advance(len(b)) != nil {
+					return
+				}
+			}
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -254,7 +255,12 @@ func (c *h1conn) serve() {
 			}
 			return
 		}
-		_ = c.c.SetReadDeadline(time.Time{})
+		if r.Body != http.NoBody {
+			// Bodies have no deadline (net/http's default too); a
+			// bodiless request keeps the head deadline until the next
+			// wait replaces it, saving a timer update.
+			_ = c.c.SetReadDeadline(time.Time{})
+		}
 		w := c.w
 		w.reset(c, r)
 		c.srv.handler.ServeHTTP(w, r)
@@ -375,12 +381,12 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 	i := bytes.IndexByte(c.head, '\n')
 	reqLine := trimCR(head[:i])
 	rest := head[i+1:]
-	sp1 := indexOf(reqLine, ' ')
+	sp1 := strings.IndexByte(reqLine, ' ')
 	if sp1 <= 0 {
 		return nil, http.StatusBadRequest, badRequest("malformed request line")
 	}
 	method := reqLine[:sp1]
-	sp2 := indexOf(reqLine[sp1+1:], ' ')
+	sp2 := strings.IndexByte(reqLine[sp1+1:], ' ')
 	if sp2 <= 0 {
 		return nil, http.StatusBadRequest, badRequest("malformed request line")
 	}
@@ -417,16 +423,20 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 	var cl string
 	var te, connHdr string
 	for len(rest) > 0 {
-		j := indexOf(rest, '\n')
-		line := trimCR(rest[:j])
-		rest = rest[j+1:]
+		line := rest
+		if j := strings.IndexByte(rest, '\n'); j >= 0 {
+			line, rest = rest[:j], rest[j+1:]
+		} else {
+			rest = ""
+		}
+		line = trimCR(line)
 		if line == "" {
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			return nil, http.StatusBadRequest, badRequest("obsolete header line folding")
 		}
-		colon := indexOf(line, ':')
+		colon := strings.IndexByte(line, ':')
 		if colon <= 0 || !validToken(line[:colon]) {
 			return nil, http.StatusBadRequest, badRequest("malformed header line")
 		}
@@ -526,7 +536,7 @@ func (c *h1conn) parseURI(r *http.Request, uri string) error {
 	if simple {
 		u := c.url
 		*u = url.URL{}
-		if q := indexOf(uri, '?'); q < len(uri) {
+		if q := strings.IndexByte(uri, '?'); q >= 0 {
 			u.Path, u.RawQuery = uri[:q], uri[q+1:]
 			u.ForceQuery = u.RawQuery == ""
 		} else {
@@ -541,15 +551,6 @@ func (c *h1conn) parseURI(r *http.Request, uri string) error {
 	}
 	r.URL = u
 	return nil
-}
-
-func indexOf(s string, b byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == b {
-			return i
-		}
-	}
-	return len(s)
 }
 
 // validToken reports whether s is an RFC 9110 token (method, header name).

@@ -294,6 +294,9 @@ func (st *reqState) awaitResponse(up *upConn, client *h1conn, deadline time.Time
 	}
 	var gone atomic.Bool
 	stopped := make(chan struct{})
+	_ = client.c.SetReadDeadline(time.Time{}) // the head deadline may still be armed
+	// Arm the route deadline before the watcher may poison it.
+	_ = up.conn.SetReadDeadline(deadline)
 	go func() {
 		defer close(stopped)
 		if _, err := client.br.Peek(1); err != nil && !isTimeout(err) {
@@ -301,7 +304,6 @@ func (st *reqState) awaitResponse(up *upConn, client *h1conn, deadline time.Time
 			_ = up.conn.SetReadDeadline(aLongTimeAgo)
 		}
 	}()
-	_ = up.conn.SetReadDeadline(deadline)
 	_, err = up.br.Peek(1)
 	_ = client.c.SetReadDeadline(aLongTimeAgo)
 	<-stopped

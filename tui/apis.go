@@ -85,6 +85,23 @@ func newAPIsView() apisView {
 	return apisView{sortCol: 1, desc: true, expanded: map[string]bool{}, routeCache: map[string][]topapi.Route{}}
 }
 
+// compare orders two rows by the sort column, then by name.
+func (v *apisView) compare(a, b *topapi.Rates, an, bn string) int {
+	c := 0
+	if v.sortCol == 0 {
+		c = strings.Compare(an, bn)
+	} else {
+		c = cmp.Compare(sortValue(a, v.sortCol), sortValue(b, v.sortCol))
+	}
+	if v.desc {
+		c = -c
+	}
+	if c == 0 {
+		c = strings.Compare(an, bn)
+	}
+	return c
+}
+
 // rebuild flattens, filters and sorts the snapshot into rows, keeping the
 // selection on the same row. It runs on data and setting changes, never
 // per frame, so rendering stays proportional to the screen, not the config.
@@ -99,21 +116,7 @@ func (v *apisView) rebuild(t *topapi.Top) {
 	}
 	apis := slices.Clone(t.APIs)
 	f := strings.ToLower(v.filter)
-	less := func(a, b *topapi.Rates, an, bn string) int {
-		c := 0
-		if v.sortCol == 0 {
-			c = strings.Compare(an, bn)
-		} else {
-			c = cmp.Compare(sortValue(a, v.sortCol), sortValue(b, v.sortCol))
-		}
-		if v.desc {
-			c = -c
-		}
-		if c == 0 {
-			c = strings.Compare(an, bn)
-		}
-		return c
-	}
+	less := v.compare
 	slices.SortFunc(apis, func(a, b topapi.API) int { return less(&a.Rates, &b.Rates, a.Name, b.Name) })
 	for _, a := range apis {
 		if f != "" && !strings.Contains(strings.ToLower(a.Name), f) {
@@ -525,7 +528,9 @@ func (v *apisView) renderDrill(m *model, w, h int) []string {
 	cols := layout([]column{{title: "ROUTE"}, {"RPS", 8, true}, {"2XX%", 5, true}, {"4XX%", 5, true}, {"5XX%", 5, true},
 		{"P50ms", 6, true}, {"P99ms", 6, true}, {"DENIED", 6, true}, {"RPS trend", 20, false}, {"P99 trend", 20, false}}, w-2)
 	body = append(body, st.header.Render("  "+row(cols, []string{"ROUTE", "RPS", "2XX%", "4XX%", "5XX%", "P50ms", "P99ms", "DENIED", "RPS trend", "P99 trend"})))
-	for _, rt := range api.Routes {
+	routes := slices.Clone(api.Routes)
+	slices.SortFunc(routes, func(x, y topapi.Route) int { return v.compare(&x.Rates, &y.Rates, x.Name, y.Name) })
+	for _, rt := range routes {
 		x := &rt.Rates
 		body = append(body, "  "+row(cols, []string{rt.Name, fmtRPS(x.RPS), fmtPct(x.Pct2xx), fmtPct(x.Pct4xx), fmtPct(x.Pct5xx),
 			fmtMs(x.P50Ms), fmtMs(x.P99Ms), fmtCount(x.Denials), sparkline(rt.RPSHistory, 20, m.ascii), sparkline(rt.P99History, 20, m.ascii)}))

@@ -17,7 +17,6 @@ import (
 	"github.com/flexgw/flexgw/agent"
 	"github.com/flexgw/flexgw/config"
 	"github.com/flexgw/flexgw/ir"
-	"github.com/flexgw/flexgw/policy"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -133,10 +132,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	dir := fs.Arg(0)
-	snap, err := ir.LoadDir(dir, ir.CompileOptions{Version: 1, CheckPolicy: policy.Check})
-	if err == nil {
-		err = policy.Shape(snap)
-	}
+	snap, err := agent.Compile(dir, 1)
 	if err != nil {
 		var list config.ErrorList
 		if errors.As(err, &list) {

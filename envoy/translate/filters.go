@@ -62,9 +62,6 @@ func (t *translator) policyFilters(chain *filterChain, a *ir.API, svc *ir.Servic
 			t.warn("policy %q (%s, %s): has no Envoy rendering; not enforced by Envoy", p.Name, p.Binding, p.Source)
 			continue
 		}
-		if len(p.Rules) > 0 {
-			t.warn("policy %q (%s, %s): rules are not rendered for Envoy; the policy applies to every request of its routes", p.Name, p.Binding, p.Source)
-		}
 		fs, err := r.RenderEnvoy(policy.Env{Snapshot: t.snap, API: a, Service: svc}, p)
 		if err != nil {
 			return nil, fmt.Errorf("policy %q (binding %s, %s): render for Envoy: %w", p.Name, p.Binding, p.Source, err)
@@ -72,6 +69,17 @@ func (t *translator) policyFilters(chain *filterChain, a *ir.API, svc *ir.Servic
 		for _, f := range fs {
 			if f.Name == "" || f.Config == nil {
 				return nil, fmt.Errorf("policy %q (binding %s): rendered a filter without name or config", p.Name, p.Binding)
+			}
+			if len(p.Rules) > 0 {
+				// Rules are matched below the API's base path, so a
+				// service binding reached from several APIs needs one
+				// filter per API.
+				if svc != nil {
+					f.Name += "@" + a.Key()
+				}
+				if f.Config, err = withRules(f.Name, f.Config, p.Rules, a.BasePath); err != nil {
+					return nil, fmt.Errorf("policy %q (binding %s, %s): rules: %w", p.Name, p.Binding, p.Source, err)
+				}
 			}
 			if _, dup := chain.byName[f.Name]; !dup {
 				e := &chainEntry{filter: f, order: p.Order, seq: len(chain.order)}

@@ -70,7 +70,12 @@ func basicSnapshot() *ir.Snapshot {
 	ordersAPI := &ir.API{
 		Name: "orders-api", Namespace: "default", BasePath: "/api/orders",
 		Policies: []*ir.Policy{{Name: testPolicyName, Binding: "default/orders-api#policies[0]", Order: 50,
-			Config: json.RawMessage(`{}`), Source: src("ApiInstance", "orders-api")}},
+			Config: json.RawMessage(`{}`), Source: src("ApiInstance", "orders-api"),
+			// Only writes, or reads of one item from a tenant.
+			Rules: []ir.Rule{
+				{Methods: ir.MustRegexp("POST|PUT")},
+				{Path: ir.MustRegexp("/items/[0-9]+"), Headers: []ir.HeaderMatch{{Name: "X-Tenant", Value: ir.MustRegexp("[a-z]+")}}},
+			}}},
 		Routes: []*ir.Route{
 			{
 				Name: "create",

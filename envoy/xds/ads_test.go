@@ -379,3 +379,18 @@ func TestStartClose(t *testing.T) {
 		t.Fatal("bad address accepted")
 	}
 }
+
+func TestCloseTwice(t *testing.T) {
+	srv, err := NewServer(Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background(), "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := srv.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

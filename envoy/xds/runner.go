@@ -41,7 +41,8 @@ func (s *Server) Addr() net.Addr {
 	return s.addr
 }
 
-// Close stops serving (gracefully, bounded) and waits for it.
+// Close stops serving and waits for it. Calling it again returns the
+// first call's result.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	stop, done := s.stop, s.done
@@ -49,6 +50,9 @@ func (s *Server) Close() error {
 	if stop == nil {
 		return nil
 	}
-	stop()
-	return <-done
+	s.closeOnce.Do(func() {
+		stop()
+		s.closeErr = <-done
+	})
+	return s.closeErr
 }

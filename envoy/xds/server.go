@@ -82,9 +82,11 @@ type Server struct {
 	nodes      map[string]*NodeStatus
 
 	// Start/Close lifecycle.
-	stop context.CancelFunc
-	done chan error
-	addr net.Addr
+	stop      context.CancelFunc
+	done      chan error
+	addr      net.Addr
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Status is the server's state for /api/v1/status.

@@ -235,7 +235,7 @@ func TestHotReload(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "api.yaml"), inlineAPI("reload", port, "", b.URL))
 	eventually(t, 20*time.Second, func() string {
 		if _, body, _ := get(t, url); !strings.HasPrefix(body, "b ") {
-			return "still served by " + body
+			return "still served by " + body + "\n" + g.logs()
 		}
 		return ""
 	})

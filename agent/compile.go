@@ -1,0 +1,25 @@
+package agent
+
+import (
+	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/logpipe"
+	"github.com/flexgw/flexgw/policy"
+)
+
+// Compile loads a config directory into a snapshot the way `flexgw run`
+// does on every reload: structure, policy configs, the config-shaping
+// policies (tls, timeouts, circuit breakers) and log outputs. `flexgw
+// validate` calls it too, so both accept and reject exactly the same input.
+func Compile(dir string, version uint64) (*ir.Snapshot, error) {
+	snap, err := ir.LoadDir(dir, ir.CompileOptions{Version: version, CheckPolicy: policy.Check})
+	if err != nil {
+		return nil, err
+	}
+	if err := policy.Shape(snap); err != nil {
+		return nil, err
+	}
+	if err := logpipe.Validate(snap.Logging); err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
