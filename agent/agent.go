@@ -20,9 +20,12 @@ import (
 	"github.com/flexgw/flexgw/config"
 	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ebpf"
+	"github.com/flexgw/flexgw/envoy/plane"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/logpipe"
 	"github.com/flexgw/flexgw/sharedstore"
+	"github.com/flexgw/flexgw/stats"
+	"github.com/flexgw/flexgw/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -60,11 +63,15 @@ type Agent struct {
 	dataPlaneName   string
 	dataPlaneReason string
 
-	dp         *dataplane.DataPlane
+	plane      dataPlane
+	builtin    *dataplane.DataPlane
+	envoyPlane *plane.Plane
 	registry   *prometheus.Registry
 	probe      *ebpf.Probe
 	shared     *sharedStore
 	pipeline   *logpipe.Pipeline
+	telemetry  *telemetry.Telemetry
+	stats      *stats.Stats
 	accessLog  accesslog.Sink
 	closers    []func(context.Context) error
 	adminExtra map[string]http.Handler
@@ -155,9 +162,6 @@ func (a *Agent) run(ctx context.Context) error {
 	if err := a.setupDataPlane(ctx); err != nil {
 		return err
 	}
-	if err := a.setupComponents(ctx, first); err != nil {
-		return err
-	}
 
 	adminLn, err := net.Listen("tcp", a.opts.AdminAddr)
 	if err != nil {
@@ -172,6 +176,9 @@ func (a *Agent) run(ctx context.Context) error {
 	defer admin.Close()
 
 	if err := a.apply(first); err != nil {
+		return err
+	}
+	if err := a.waitDataPlaneReady(ctx); err != nil {
 		return err
 	}
 	a.state.mu.Lock()
@@ -256,8 +263,8 @@ func (a *Agent) apply(s *ir.Snapshot) error {
 	if err := a.applySharedStore(s); err != nil {
 		return err
 	}
-	if a.dp != nil {
-		if err := a.dp.Apply(s); err != nil {
+	if a.plane != nil {
+		if err := a.plane.Apply(s); err != nil {
 			return err
 		}
 	}
@@ -278,8 +285,8 @@ func (a *Agent) shutdown(admin *http.Server) error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.opts.DrainTimeout)
 	defer cancel()
 	var err error
-	if a.dp != nil {
-		if e := a.dp.Shutdown(ctx); e != nil {
+	if a.plane != nil {
+		if e := a.plane.Shutdown(ctx); e != nil {
 			a.log.Warn("drain incomplete", "error", e)
 		}
 	}

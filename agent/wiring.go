@@ -3,35 +3,52 @@ package agent
 import (
 	"context"
 	"fmt"
-	"os/exec"
+	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/envoy"
+	"github.com/flexgw/flexgw/envoy/plane"
+	"github.com/flexgw/flexgw/envoy/translate"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy/extauthz"
+	"github.com/flexgw/flexgw/policy/rls"
 )
 
-// chooseDataPlane resolves --dataplane auto into builtin or envoy and says why.
-func (a *Agent) chooseDataPlane() (name, why string, err error) {
+// dataPlane is what the agent needs of either data plane.
+type dataPlane interface {
+	Apply(*ir.Snapshot) error
+	Shutdown(context.Context) error
+}
+
+// chooseDataPlane resolves --dataplane into builtin, envoy or xds and says why.
+func (a *Agent) chooseDataPlane() (name, why, envoyPath string, err error) {
 	switch a.opts.DataPlane {
 	case "builtin":
-		return "builtin", "--dataplane builtin", nil
-	case "envoy", "xds":
-		return "", "", fmt.Errorf("--dataplane %s: not available in this build yet; use builtin", a.opts.DataPlane)
+		return "builtin", "--dataplane builtin", "", nil
+	case "xds":
+		return "xds", "--dataplane xds: serving ADS for Envoys started elsewhere", "", nil
+	case "envoy":
+		path, why, ok := envoy.Detect(a.opts.EnvoyPath)
+		if !ok {
+			return "", "", "", fmt.Errorf("--dataplane envoy: %s", why)
+		}
+		return "envoy", why, path, nil
 	case "auto":
-		if a.opts.EnvoyPath != "" {
-			return "", "", fmt.Errorf("--envoy-path %s: the Envoy data plane is not available in this build yet", a.opts.EnvoyPath)
+		path, why, ok := envoy.Detect(a.opts.EnvoyPath)
+		if ok {
+			return "envoy", why, path, nil
 		}
-		if p, err := exec.LookPath("envoy"); err == nil {
-			return "builtin", "envoy found at " + p + " but the Envoy data plane is not available in this build yet", nil
-		}
-		return "builtin", "no envoy binary on PATH", nil
+		return "builtin", why, "", nil
 	default:
-		return "", "", fmt.Errorf("--dataplane %q: must be auto, builtin, envoy or xds", a.opts.DataPlane)
+		return "", "", "", fmt.Errorf("--dataplane %q: must be auto, builtin, envoy or xds", a.opts.DataPlane)
 	}
 }
 
 func (a *Agent) setupDataPlane(ctx context.Context) error {
-	name, why, err := a.chooseDataPlane()
+	name, why, envoyPath, err := a.chooseDataPlane()
 	if err != nil {
 		return err
 	}
@@ -39,23 +56,80 @@ func (a *Agent) setupDataPlane(ctx context.Context) error {
 	a.log.Info("data plane chosen", "dataplane", name, "why", why)
 
 	var sinks []accesslog.Sink
-	if a.accessLog != nil {
+	if a.accessLog != nil && name == "builtin" {
 		sinks = append(sinks, a.accessLog)
 	}
 	if a.pipeline != nil {
 		sinks = append(sinks, a.pipeline)
 	}
-	a.dp = dataplane.New(dataplane.Options{
-		GatewayID: a.opts.GatewayID,
-		Logger:    a.opts.Logger.With("component", "dataplane"),
-		AccessLog: accesslog.MultiSink(sinks...),
-		Shared:    a.shared,
+	hooks := a.setupTelemetry(name != "builtin")
+	sinks = append(sinks, a.stats)
+
+	if name == "builtin" {
+		a.builtin = dataplane.New(dataplane.Options{
+			GatewayID: a.opts.GatewayID,
+			Logger:    a.opts.Logger.With("component", "dataplane"),
+			AccessLog: accesslog.MultiSink(sinks...),
+			Shared:    a.shared,
+			Hooks:     hooks,
+		})
+		a.plane = a.builtin
+		return nil
+	}
+	return a.setupEnvoy(ctx, name, envoyPath)
+}
+
+// setupEnvoy starts the ADS server (and in envoy mode the supervised
+// Envoy). The policy services Envoy calls back into, rate limiting and
+// ext_authz, are served on the same gRPC address.
+func (a *Agent) setupEnvoy(ctx context.Context, mode, envoyPath string) error {
+	log := a.opts.Logger.With("component", "envoy")
+	rlsSrv := rls.New(a.shared, log)
+	authz := extauthz.New(a.shared, log)
+	authz.OnDecision = func(api, pol, outcome string) {
+		a.telemetry.Metrics.PolicyDecision(api, pol, outcome)
+	}
+	accessLogPath := ""
+	if a.opts.AccessLog != "-" && a.opts.AccessLog != "off" {
+		accessLogPath = a.opts.AccessLog
+	}
+	p, err := plane.New(plane.Options{
+		Mode:       mode,
+		XDSAddress: a.opts.XDSAddress,
+		EnvoyPath:  envoyPath,
+		Bootstrap:  envoy.BootstrapOptions{NodeID: a.opts.GatewayID, XDSAddress: a.opts.XDSAddress},
+		Translate:  translate.Options{GatewayID: a.opts.GatewayID, AccessLogPath: accessLogPath},
+		Logger:     log,
+		Register:   []func(*grpc.Server){rlsSrv.Register, authz.Register},
 	})
+	if err != nil {
+		return err
+	}
+	if err := p.Start(ctx); err != nil {
+		return fmt.Errorf("%s data plane: %w", mode, err)
+	}
+	for _, c := range p.Collectors() {
+		if err := a.registry.Register(c); err != nil {
+			return fmt.Errorf("envoy metrics: %w", err)
+		}
+	}
+	a.envoyPlane = p
+	a.plane = p
+	a.appliers = append(a.appliers, func(s *ir.Snapshot) error { authz.Update(s); return nil })
+	a.statusExtra["envoy"] = func() any { return p.Status() }
 	return nil
 }
 
-// setupComponents starts the optional parts that depend on the first
-// snapshot (log pipeline, telemetry, kernel probe).
-func (a *Agent) setupComponents(ctx context.Context, first *ir.Snapshot) error {
+// waitDataPlaneReady blocks until a supervised Envoy reports ready, so
+// /ready does not turn green before traffic can flow.
+func (a *Agent) waitDataPlaneReady(ctx context.Context) error {
+	if a.envoyPlane == nil || a.dataPlaneName != "envoy" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := a.envoyPlane.WaitReady(ctx); err != nil {
+		return fmt.Errorf("envoy did not become ready: %w", err)
+	}
 	return nil
 }

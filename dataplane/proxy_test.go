@@ -634,7 +634,9 @@ func TestDownstreamDisconnectWhileWaiting(t *testing.T) {
 func TestPooledConnAfterExpiredDeadline(t *testing.T) {
 	up := echoUpstream(t, "a")
 	r := catchAll("r", "up")
-	r.Timeout = 200 * time.Millisecond
+	// Long enough for a loaded, race-instrumented machine to answer each
+	// request in time; the test then waits past it.
+	r.Timeout = 2 * time.Second
 	g := startGateway(t, snapshot(1, []*ir.Service{svc("up", endpointOf(t, up))}, api("api", "/", r)))
 	resp, err := http.Post(g.url("/post"), "text/plain", strings.NewReader("x"))
 	if err != nil {
@@ -643,7 +645,7 @@ func TestPooledConnAfterExpiredDeadline(t *testing.T) {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	posted := time.Now()
-	waitFor(t, "route deadline to pass", func() bool { return time.Since(posted) > 300*time.Millisecond })
+	waitFor(t, "route deadline to pass", func() bool { return time.Since(posted) > r.Timeout+100*time.Millisecond })
 	for i := 0; i < 3; i++ {
 		if resp, body := get(t, http.DefaultClient, g.url("/get")); resp.StatusCode != 200 {
 			t.Fatalf("GET %d on the pooled connection: %d %s", i, resp.StatusCode, body)

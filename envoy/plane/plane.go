@@ -8,6 +8,8 @@
 package plane
 
 import (
+	"google.golang.org/grpc"
+
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +45,8 @@ type Options struct {
 	// Translate carries the gateway id and the access-log path.
 	Translate translate.Options
 	Logger    *slog.Logger
+	// Register adds gRPC services (policy engine) to the ADS server.
+	Register []func(*grpc.Server)
 	// Supervisor, when set, adjusts the supervisor's options (backoff,
 	// timeouts) before it is created.
 	Supervisor func(*supervisor.Options)
@@ -85,7 +89,7 @@ func New(opts Options) (*Plane, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	srv, err := xds.NewServer(xds.Options{Translate: opts.Translate, Logger: log})
+	srv, err := xds.NewServer(xds.Options{Translate: opts.Translate, Logger: log, Register: opts.Register})
 	if err != nil {
 		return nil, err
 	}

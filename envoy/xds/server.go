@@ -53,6 +53,10 @@ type Options struct {
 	Translate translate.Options
 	// Logger receives NACKs, pushes and stream events; nil means slog.Default.
 	Logger *slog.Logger
+	// Register adds more services to the ADS gRPC server: the policy
+	// services Envoy calls back into (RateLimitService, ext_authz) share
+	// its address, so one cluster in the bootstrap reaches both.
+	Register []func(*grpc.Server)
 }
 
 // Server is the ADS server. Push is safe to call concurrently with
@@ -342,6 +346,9 @@ func (s *Server) ServeListener(ctx context.Context, lis net.Listener) error {
 	clusterservice.RegisterClusterDiscoveryServiceServer(gs, srv)
 	endpointservice.RegisterEndpointDiscoveryServiceServer(gs, srv)
 	secretservice.RegisterSecretDiscoveryServiceServer(gs, srv)
+	for _, register := range s.opts.Register {
+		register(gs)
+	}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {

@@ -47,16 +47,21 @@ func newSpanID() trace.SpanID {
 
 // traceparent formats sc as a W3C traceparent header value.
 func traceparent(sc trace.SpanContext) string {
+	return formatTraceparent(sc.TraceID(), sc.SpanID(), sc.IsSampled())
+}
+
+// formatTraceparent is "00-<trace id>-<span id>-<flags>"; the trace id is
+// bytes 3 to 35.
+func formatTraceparent(tid trace.TraceID, sid trace.SpanID, sampled bool) string {
 	var b [55]byte
 	copy(b[:3], "00-")
-	tid, sid := sc.TraceID(), sc.SpanID()
 	hex.Encode(b[3:35], tid[:])
 	b[35] = '-'
 	hex.Encode(b[36:52], sid[:])
 	b[52] = '-'
 	b[53] = '0'
 	b[54] = '0'
-	if sc.IsSampled() {
+	if sampled {
 		b[54] = '1'
 	}
 	return string(b[:])

@@ -315,8 +315,8 @@ func (t *Tracer) request(ctx context.Context, info dataplane.RequestInfo) (conte
 	case !parent.IsValid():
 		tid := newTraceID()
 		if !s.sampler.sampleRoot(tid, hdr.Get(ClientTraceHeader) != "") {
-			sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: newSpanID()})
-			return trace.ContextWithSpanContext(ctx, sc), traceIDDone(tid)
+			u := &unsampled{Context: ctx, traceparent: formatTraceparent(tid, newSpanID(), false)}
+			return u, u.done
 		}
 		ctx = context.WithValue(ctx, presetTraceIDKey{}, tid)
 	}
@@ -363,6 +363,30 @@ func (t *Tracer) request(ctx context.Context, info dataplane.RequestInfo) (conte
 	}
 }
 
+// unsampled is the context of a root request tracing decided not to
+// sample. It carries the request's trace context — no SDK span — as the
+// traceparent sent upstream, formatted once for every attempt; the access
+// log's trace_id is a slice of it. trace.SpanContextFromContext does not
+// see it: only sampled requests have a span in the context.
+type unsampled struct {
+	context.Context
+	traceparent string
+}
+
+type unsampledKey struct{}
+
+// Value answers unsampledKey and defers everything else to the parent.
+func (u *unsampled) Value(k any) any {
+	if _, ok := k.(unsampledKey); ok {
+		return u
+	}
+	return u.Context.Value(k)
+}
+
+func (u *unsampled) done(rec *accesslog.Record, _ dataplane.Timings) {
+	rec.TraceID = u.traceparent[3:35]
+}
+
 // traceIDDone logs the trace id of an unsampled request.
 func traceIDDone(tid trace.TraceID) func(*accesslog.Record, dataplane.Timings) {
 	return func(rec *accesslog.Record, _ dataplane.Timings) { rec.TraceID = tid.String() }
@@ -394,6 +418,13 @@ func responseStatus(rec *accesslog.Record) string {
 func (t *Tracer) attempt(ctx context.Context, set func(key, value string), info dataplane.AttemptInfo) func(int, error) {
 	s := t.cur.Load()
 	if s == nil {
+		return noopAttempt
+	}
+	if u, ok := ctx.Value(unsampledKey{}).(*unsampled); ok {
+		if set != nil {
+			set("Traceparent", u.traceparent)
+			propagation.Baggage{}.Inject(ctx, headerSetter(set))
+		}
 		return noopAttempt
 	}
 	if sc := trace.SpanContextFromContext(ctx); !sc.IsSampled() {

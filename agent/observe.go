@@ -1,0 +1,102 @@
+package agent
+
+import (
+	"context"
+
+	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/stats"
+	"github.com/flexgw/flexgw/stats/topapi"
+	"github.com/flexgw/flexgw/telemetry"
+)
+
+// setupTelemetry creates metrics, tracing and the `flexgw top` statistics
+// and returns the hooks the data plane calls on every request.
+//
+// With Envoy no request passes through the hooks: the stats count access-log
+// records instead, and Envoy's own stats feed the flexgw_* metrics.
+func (a *Agent) setupTelemetry(envoyMode bool) dataplane.Hooks {
+	a.telemetry = telemetry.New(a.registry, a.opts.Logger)
+	a.stats = stats.New(stats.Options{
+		Status:    a.topStatus,
+		Snapshot:  a.state.snapshot,
+		Endpoints: func() []stats.EndpointHealth { return a.endpointHealth() },
+		Kernel:    a.kernelStats,
+		Pipeline:  a.pipelineStats,
+		// Envoy's requests never pass the hooks; count its records instead.
+		CountAccessLog: envoyMode,
+		Logger:         a.opts.Logger.With("component", "stats"),
+	})
+	a.adminExtra["GET /api/v1/top"] = a.stats.Handler()
+	a.adminExtra["GET /api/v1/logs/stream"] = a.stats.Handler()
+	a.onReload = append(a.onReload, func(ok bool, s *ir.Snapshot) {
+		if !ok {
+			a.telemetry.ReloadFailed()
+			return
+		}
+		if err := a.telemetry.Apply(context.Background(), s); err != nil {
+			a.log.Error("tracing configuration rejected; previous tracing setup keeps running", "error", err)
+		}
+	})
+	a.closers = append(a.closers, a.telemetry.Shutdown)
+	return a.telemetry.Hooks(a.stats.Hooks())
+}
+
+func (a *Agent) endpointHealth() []stats.EndpointHealth {
+	if a.builtin == nil {
+		return nil
+	}
+	return stats.DataPlaneEndpoints(a.builtin.Endpoints)()
+}
+
+func (a *Agent) topStatus() stats.Status {
+	s := a.Status()
+	return stats.Status{
+		GatewayID:       s.GatewayID,
+		Version:         s.Version,
+		DataPlane:       s.DataPlane,
+		SnapshotVersion: s.SnapshotVersion,
+		ReloadOK:        s.LastReload.Result != "failure",
+		ReloadError:     s.LastReload.Error,
+		ReloadAt:        s.LastReload.Time,
+	}
+}
+
+func (a *Agent) kernelStats() topapi.Kernel {
+	if a.probe == nil {
+		return topapi.Kernel{Reason: probeOffReason(a.opts.EBPF)}
+	}
+	snap := a.probe.Snapshot()
+	k := topapi.Kernel{Enabled: snap.Enabled, Reason: snap.Error, Endpoints: map[string]topapi.KernelEndpoint{}}
+	for _, e := range snap.Endpoints {
+		k.Endpoints[e.Endpoint] = topapi.KernelEndpoint{
+			Connects:     e.Connects,
+			ConnectP50Ms: e.ConnectP50 * 1000,
+			ConnectP99Ms: e.ConnectP99 * 1000,
+			Failures:     e.Failures,
+			RTTP50Ms:     e.RTTP50 * 1000,
+		}
+	}
+	return k
+}
+
+func (a *Agent) pipelineStats() topapi.Pipeline {
+	if a.pipeline == nil {
+		return topapi.Pipeline{}
+	}
+	p := topapi.Pipeline{Mode: "in-process"}
+	for _, e := range a.pipeline.Stats() {
+		p.Exporters = append(p.Exporters, topapi.Exporter{
+			Name:         e.Name,
+			Type:         e.Type,
+			QueueDepth:   e.QueueDepth,
+			Sent:         uint64(e.Sent),
+			Retries:      uint64(e.Retried),
+			Dropped:      uint64(e.Dropped),
+			DeadLettered: uint64(e.DeadLettered),
+			LastError:    e.LastError,
+			LastErrorAt:  e.LastErrorTime,
+		})
+	}
+	return p
+}

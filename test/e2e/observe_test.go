@@ -1,0 +1,47 @@
+package e2e
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flexgw/flexgw/tui/tuitest"
+)
+
+// `flexgw top --once` against a live gateway with traffic shows the API
+// with a non-zero request rate, and /metrics exposes the request counters.
+func TestTopOnceAndMetrics(t *testing.T) {
+	up := startUpstream(t, "a", nil)
+	port := freePort(t)
+	g := startGateway(t, writeConfig(t, map[string]string{"api.yaml": inlineAPI("watched", port, "", up.URL)}))
+	for i := 0; i < 50; i++ {
+		if code, body, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/api/x", port)); code != 200 {
+			t.Fatalf("status %d %s", code, body)
+		}
+	}
+	eventually(t, 15*time.Second, func() string {
+		out, err := exec.Command(flexgwBin, "top", "--once", "--admin", "http://"+g.admin, "--width", "160").CombinedOutput()
+		if err != nil {
+			return fmt.Sprintf("top --once: %v\n%s", err, out)
+		}
+		rps, ok := tuitest.APIRPS(string(out), "default/watched")
+		if !ok || rps <= 0 {
+			return fmt.Sprintf("API row rps=%v found=%v in frame:\n%s", rps, ok, out)
+		}
+		return ""
+	})
+
+	_, body, _ := get(t, g.adminURL("/metrics"))
+	for _, want := range []string{
+		`flexgw_requests_total{api="default/watched"`,
+		"flexgw_request_duration_seconds_bucket",
+		"flexgw_config_reloads_total",
+		"go_goroutines",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
