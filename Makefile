@@ -29,6 +29,10 @@ test: deps lint test-go
 test-go:
 	$(GO) build ./...
 	$(GO) test -race -count=1 -timeout 30m ./...
+	@# Fuzz the decoders that read untrusted input, a few seconds each.
+	$(GO) test ./logpipe -run '^$$' -fuzz FuzzDecodeJSON -fuzztime 5s
+	$(GO) test ./logpipe -run '^$$' -fuzz FuzzDecodeMsgpack -fuzztime 5s
+	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime 5s
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -39,8 +43,23 @@ bench: build
 	@./scripts/deps.sh bench
 	@./scripts/bench.sh
 
+# Regenerates the committed eBPF objects (needs clang, bpftool, libbpf-dev).
 generate:
-	$(GO) generate ./...
+	@./scripts/deps.sh test
+	$(GO) generate ./ebpf/
+
+# The Fluent Bit output plugin (shared object for fluent-bit -e).
+plugin:
+	@mkdir -p $(BIN)
+	$(GO) build -buildmode=c-shared -o $(BIN)/flb-out-flexgw.so ./cmd/flb-out-flexgw
+
+# Binary, systemd unit (only the capabilities the probe needs), /etc/flexgw/conf.d.
+install: build
+	DESTDIR=$(DESTDIR) PREFIX=$(PREFIX) ./deploy/install.sh
+
+# A .deb with the same contents, built with nfpm (Go module).
+deb:
+	VERSION=0.1.0~git$(COMMIT) ./deploy/deb.sh dist
 
 clean:
 	rm -rf $(BIN)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,3 +211,31 @@ func (localAddrPolicy) Build(policy.Env, *ir.Policy) (policy.Middleware, error) 
 }
 
 func init() { policy.Register(localAddrPolicy{}) }
+
+func TestH2CHandoffCountsConnectionsOnce(t *testing.T) {
+	up := echoUpstream(t, "a")
+	var conns atomic.Int64
+	var opened atomic.Int64
+	g := startGateway(t, simple(t, up), func(o *Options) {
+		o.Hooks.Conn = func(_ string, d int) {
+			conns.Add(int64(d))
+			if d > 0 {
+				opened.Add(1)
+			}
+		}
+	})
+	h2c := &http.Transport{Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	c := &http.Client{Transport: h2c}
+	for i := 0; i < 3; i++ {
+		resp, body := get(t, c, g.url("/h2c"))
+		if resp.ProtoMajor != 2 || decodeEcho(t, body).URI != "/h2c" {
+			t.Fatalf("h2c: %s %s", resp.Proto, body)
+		}
+	}
+	if opened.Load() != 1 || conns.Load() != 1 {
+		t.Errorf("opened %d, open %d; want 1 and 1", opened.Load(), conns.Load())
+	}
+	h2c.CloseIdleConnections()
+	waitFor(t, "h2c connection closed", func() bool { return conns.Load() == 0 })
+}

@@ -272,10 +272,18 @@ func noWatch() bool { return true }
 // pays one per request.
 const watchClientAfter = time.Second
 
-// clientConn returns the h1server connection behind w, if any.
+// clientConn returns the h1server connection behind w (through policy
+// wrappers that implement Unwrap), if any.
 func clientConn(w http.ResponseWriter) *h1conn {
-	if hw, ok := w.(*h1writer); ok {
-		return hw.c
+	for i := 0; i < 16; i++ {
+		switch x := w.(type) {
+		case *h1writer:
+			return x.c
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return nil
+		}
 	}
 	return nil
 }

@@ -602,6 +602,12 @@ func TestListenerAddressInUse(t *testing.T) {
 }
 
 func TestDownstreamDisconnectWhileWaiting(t *testing.T) {
+	for _, withPolicy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("policies=%v", withPolicy), func(t *testing.T) { testDownstreamDisconnect(t, withPolicy) })
+	}
+}
+
+func testDownstreamDisconnect(t *testing.T, withPolicy bool) {
 	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
 	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
@@ -614,7 +620,11 @@ func TestDownstreamDisconnectWhileWaiting(t *testing.T) {
 	defer close(release)
 	r := catchAll("slow", "up")
 	r.Timeout = time.Minute
-	g := startGateway(t, snapshot(1, []*ir.Service{svc("up", endpointOf(t, up))}, api("api", "/", r)))
+	s := snapshot(1, []*ir.Service{svc("up", endpointOf(t, up))}, api("api", "/", r))
+	if withPolicy {
+		s.Listeners[0].APIs[0].Policies = []*ir.Policy{{Name: "flexgw-test-deny", Binding: "default/deny"}}
+	}
+	g := startGateway(t, s)
 	c, err := net.Dial("tcp", g.addr)
 	if err != nil {
 		t.Fatal(err)

@@ -62,6 +62,20 @@ func TestCombineOrder(t *testing.T) {
 	if len(set) != 2 {
 		t.Fatalf("headers set = %v", set)
 	}
+	// Three observers take the general path.
+	log = nil
+	h = telemetry.Combine(recorder("a", &log), recorder("b", &log), recorder("c", &log))
+	_, done = h.Request(context.Background(), dataplane.RequestInfo{})
+	h.UpstreamAttempt(context.Background(), func(string, string) {}, dataplane.AttemptInfo{})(200, nil)
+	done(&accesslog.Record{}, dataplane.Timings{})
+	want = []string{
+		"a.request saw ", "b.request saw a", "c.request saw b",
+		"a.attempt", "b.attempt", "c.attempt", "c.attemptDone", "b.attemptDone", "a.attemptDone",
+		"c.done", "b.done", "a.done",
+	}
+	if !reflect.DeepEqual(log, want) {
+		t.Fatalf("call order with three\n got %q\nwant %q", log, want)
+	}
 	if z := telemetry.Combine(dataplane.Hooks{}, dataplane.Hooks{}); z.Request != nil || z.UpstreamAttempt != nil || z.Conn != nil || z.EndpointHealth != nil {
 		t.Fatal("combining empty hooks must install nothing")
 	}

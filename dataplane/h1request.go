@@ -1,0 +1,358 @@
+package dataplane
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// This file parses HTTP/1.x requests for the h1server.
+
+// requestError carries the status a malformed request is answered with.
+type requestError struct {
+	status int
+	msg    string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+func badRequest(msg string) error { return &requestError{http.StatusBadRequest, msg} }
+
+// readRequest parses one request head. Keys and values are substrings of
+// one string per head; the Request, URL and Header are the connection's
+// own and reused.
+func (c *h1conn) readRequest() (*http.Request, int, error) {
+	limit := c.srv.dp.opts.MaxHeaderBytes
+	c.head = c.head[:0]
+	lines := 0
+	for {
+		line, err := c.br.ReadSlice('\n')
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if len(c.head) == 0 && len(line) == 0 {
+				return nil, 0, err // client went away between requests
+			}
+			if isTimeout(err) {
+				return nil, http.StatusRequestTimeout, errors.New("request head not received in time")
+			}
+			return nil, 0, err
+		}
+		if len(c.head)+len(line) > limit {
+			return nil, http.StatusRequestHeaderFieldsTooLarge, fmt.Errorf("request head over %d bytes", limit)
+		}
+		c.head = append(c.head, line...)
+		if err != nil { // line longer than the buffer: keep reading it
+			continue
+		}
+		if empty := len(line) == 1 || len(line) == 2 && line[0] == '\r'; empty {
+			if len(c.head) == len(line) {
+				c.head = c.head[:0] // RFC 9112 2.2: ignore empty lines before a request
+				continue
+			}
+			break
+		}
+		lines++
+	}
+	head := string(c.head)
+	// Request line.
+	i := bytes.IndexByte(c.head, '\n')
+	reqLine := trimCR(head[:i])
+	rest := head[i+1:]
+	sp1 := strings.IndexByte(reqLine, ' ')
+	if sp1 <= 0 {
+		return nil, http.StatusBadRequest, badRequest("malformed request line")
+	}
+	method := reqLine[:sp1]
+	sp2 := strings.IndexByte(reqLine[sp1+1:], ' ')
+	if sp2 <= 0 {
+		return nil, http.StatusBadRequest, badRequest("malformed request line")
+	}
+	uri := reqLine[sp1+1 : sp1+1+sp2]
+	proto := reqLine[sp1+1+sp2+1:]
+	var major, minor int
+	switch proto {
+	case "HTTP/1.1":
+		major, minor = 1, 1
+	case "HTTP/1.0":
+		major, minor = 1, 0
+	default:
+		if len(proto) > 5 && proto[:5] == "HTTP/" {
+			return nil, http.StatusHTTPVersionNotSupported, &requestError{http.StatusHTTPVersionNotSupported, "unsupported protocol " + proto}
+		}
+		return nil, http.StatusBadRequest, badRequest("malformed request line")
+	}
+	if !validMethod(method) {
+		return nil, http.StatusBadRequest, badRequest("invalid method")
+	}
+	h := c.hdr
+	clear(h)
+	r := c.req
+	*r = *c.base // a struct copy keeps the unexported context
+	r.Method, r.Proto, r.ProtoMajor, r.ProtoMinor = method, proto, major, minor
+	r.Header, r.RemoteAddr, r.RequestURI = h, c.remote, uri
+	if err := c.parseURI(r, uri); err != nil {
+		return nil, http.StatusBadRequest, err
+	}
+	// Header fields.
+	vals := make([]string, 0, lines)
+	var host string
+	hosts := 0
+	var cl string
+	var te, connHdr string
+	for len(rest) > 0 {
+		line := rest
+		if j := strings.IndexByte(rest, '\n'); j >= 0 {
+			line, rest = rest[:j], rest[j+1:]
+		} else {
+			rest = ""
+		}
+		line = trimCR(line)
+		if line == "" {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return nil, http.StatusBadRequest, badRequest("obsolete header line folding")
+		}
+		colon := strings.IndexByte(line, ':')
+		if colon <= 0 || !validToken(line[:colon]) {
+			return nil, http.StatusBadRequest, badRequest("malformed header line")
+		}
+		v := trimSpace(line[colon+1:])
+		if !validValue(v) {
+			return nil, http.StatusBadRequest, badRequest("invalid header value")
+		}
+		key := canonicalString(line[:colon])
+		switch key {
+		case "Host":
+			host = v
+			hosts++
+			continue
+		case "Content-Length":
+			if cl != "" && cl != v {
+				return nil, http.StatusBadRequest, badRequest("conflicting Content-Length")
+			}
+			cl = v
+		case "Transfer-Encoding":
+			if te != "" {
+				return nil, http.StatusBadRequest, badRequest("repeated Transfer-Encoding")
+			}
+			te = v
+		case "Connection":
+			connHdr = v
+		}
+		if old, ok := h[key]; ok {
+			h[key] = append(old, v)
+			continue
+		}
+		vals = append(vals, v)
+		h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	if hosts > 1 || (hosts == 0 && minor == 1) {
+		return nil, http.StatusBadRequest, badRequest("missing or repeated Host header")
+	}
+	if host == "" && r.URL.Host != "" {
+		host = r.URL.Host
+	}
+	r.Host = host
+	// Connection management.
+	if minor == 0 {
+		r.Close = !headerHasToken([]string{connHdr}, "keep-alive")
+	} else {
+		r.Close = connHdr != "" && headerHasToken([]string{connHdr}, "close")
+	}
+	// Body framing.
+	switch {
+	case te != "":
+		if cl != "" {
+			return nil, http.StatusBadRequest, badRequest("both Transfer-Encoding and Content-Length")
+		}
+		if !asciiEqualFold(te, "chunked") {
+			return nil, http.StatusNotImplemented, &requestError{http.StatusNotImplemented, "unsupported Transfer-Encoding " + te}
+		}
+		r.TransferEncoding = chunkedTE
+		r.ContentLength = -1
+		c.body.reset(c, -1, true)
+		r.Body = c.body
+	case cl != "":
+		n, err := strconv.ParseInt(cl, 10, 64)
+		if err != nil || n < 0 || cl[0] == '+' {
+			return nil, http.StatusBadRequest, badRequest("invalid Content-Length")
+		}
+		r.ContentLength = n
+		if n == 0 {
+			r.Body = http.NoBody
+			c.body.reset(c, 0, false)
+		} else {
+			c.body.reset(c, n, false)
+			r.Body = c.body
+		}
+	default:
+		r.Body = http.NoBody
+		c.body.reset(c, 0, false)
+	}
+	if e := h["Expect"]; len(e) > 0 {
+		if !asciiEqualFold(e[0], "100-continue") {
+			return nil, http.StatusExpectationFailed, &requestError{http.StatusExpectationFailed, "unsupported Expect " + e[0]}
+		}
+		c.body.expectContinue = r.Body != http.NoBody && minor == 1
+	}
+	return r, 0, nil
+}
+
+var chunkedTE = []string{"chunked"}
+
+// parseURI fills r.URL for origin-form URIs without allocating; anything
+// unusual (escapes, absolute form, "*") goes through net/url.
+func (c *h1conn) parseURI(r *http.Request, uri string) error {
+	simple := len(uri) > 0 && uri[0] == '/'
+	for i := 0; simple && i < len(uri); i++ {
+		if b := uri[i]; b == '%' || b == '#' || b <= ' ' || b >= 0x7f {
+			simple = false
+		}
+	}
+	if simple {
+		u := c.url
+		*u = url.URL{}
+		if q := strings.IndexByte(uri, '?'); q >= 0 {
+			u.Path, u.RawQuery = uri[:q], uri[q+1:]
+			u.ForceQuery = u.RawQuery == ""
+		} else {
+			u.Path = uri
+		}
+		r.URL = u
+		return nil
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return badRequest("malformed request target")
+	}
+	r.URL = u
+	return nil
+}
+
+// validToken reports whether s is an RFC 9110 token (method, header name).
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte(`"(),/:;<=>?@[\]{}`), c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func validMethod(s string) bool { return validToken(s) }
+
+// validValue rejects control characters other than tab in a field value.
+func validValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// h1body is the request body reader: Content-Length or chunked framing
+// over the connection's buffer, with Expect: 100-continue answered on the
+// first read.
+type h1body struct {
+	c              *h1conn
+	remaining      int64 // for Content-Length bodies
+	chunked        bool
+	cr             chunkedReader
+	expectContinue bool
+	err            error
+}
+
+func (b *h1body) reset(c *h1conn, n int64, chunked bool) {
+	*b = h1body{c: c, remaining: n, chunked: chunked}
+	if chunked {
+		b.cr.reset(c.br)
+	}
+}
+
+func (b *h1body) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.expectContinue {
+		b.expectContinue = false
+		if b.c.w.headerSent {
+			b.err = io.EOF // answered without reading the body
+			return 0, b.err
+		}
+		b.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+		if err := b.c.bw.Flush(); err != nil {
+			b.err = err
+			return 0, err
+		}
+	}
+	if b.chunked {
+		data, err := b.cr.peek(len(p))
+		if err != nil {
+			b.err = err
+			return 0, err
+		}
+		n := copy(p, data)
+		if err := b.cr.advance(n); err != nil {
+			b.err = err
+		}
+		return n, nil
+	}
+	if b.remaining <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.remaining {
+		p = p[:b.remaining]
+	}
+	n, err := b.c.br.Read(p)
+	b.remaining -= int64(n)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		b.err = err
+	} else if b.remaining == 0 {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// Close implements io.Closer; unread body is drained or the connection
+// closed after the response.
+func (b *h1body) Close() error { return nil }
+
+// drain discards what the handler left unread so the connection can carry
+// the next request; it gives up (closing the connection) past 256 KiB.
+func (b *h1body) drain() bool {
+	if b.err != nil && b.err != io.EOF {
+		return false
+	}
+	if b.expectContinue {
+		return false // the client waits for 100 Continue we never sent
+	}
+	if !b.chunked && b.remaining == 0 {
+		return true // no body, or all of it read: the common case
+	}
+	var buf [4096]byte
+	for n := 0; n <= 256<<10; {
+		k, err := b.Read(buf[:])
+		n += k
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
+}

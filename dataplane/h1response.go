@@ -1,0 +1,222 @@
+package dataplane
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// This file frames HTTP/1.1 responses for the h1server.
+
+// h1writer is the http.ResponseWriter of h1conn.
+type h1writer struct {
+	c           *h1conn
+	req         *http.Request
+	hdr         http.Header
+	status      int
+	wroteHeader bool // WriteHeader was called (logically)
+	headerSent  bool // the head is in the connection's buffer
+	chunked     bool
+	noBody      bool
+	cl          int64 // declared Content-Length, -1 when none
+	written     int64
+	closeAfter  bool
+	hijacked    bool
+}
+
+func (w *h1writer) reset(c *h1conn, r *http.Request) {
+	hdr := w.hdr
+	clear(hdr)
+	*w = h1writer{c: c, req: r, hdr: hdr, cl: -1}
+}
+
+func (w *h1writer) Header() http.Header { return w.hdr }
+
+func (w *h1writer) WriteHeader(code int) {
+	if w.hijacked || w.wroteHeader {
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// Interim response (103 Early Hints): sent at once.
+		writeStatusLine(w.c.bw, code)
+		writeHeaders(w.c.bw, w.hdr)
+		w.c.bw.WriteString("\r\n")
+		_ = w.c.bw.Flush()
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+}
+
+func (w *h1writer) Write(p []byte) (int, error) {
+	if w.hijacked {
+		return 0, http.ErrHijacked
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headerSent {
+		w.sendHeader(false)
+	}
+	if w.noBody {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.cl >= 0 && w.written+int64(len(p)) > w.cl {
+		return 0, http.ErrContentLength
+	}
+	bw := w.c.bw
+	if w.chunked {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		var hb [18]byte
+		bw.Write(append(strconv.AppendInt(hb[:0], int64(len(p)), 16), '\r', '\n'))
+	}
+	n, err := bw.Write(p)
+	w.written += int64(n)
+	if err == nil && w.chunked {
+		_, err = bw.WriteString("\r\n")
+	}
+	return n, err
+}
+
+// Flush sends what is buffered to the client.
+func (w *h1writer) Flush() {
+	if w.hijacked {
+		return
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headerSent {
+		w.sendHeader(false)
+	}
+	_ = w.c.bw.Flush()
+}
+
+// Hijack hands the connection to the caller (WebSocket tunnels).
+func (w *h1writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.headerSent {
+		return nil, nil, errors.New("hijack after the response head was sent")
+	}
+	w.hijacked = true
+	c := w.c
+	_ = c.c.SetDeadline(time.Time{})
+	return c.c, bufio.NewReadWriter(c.br, c.bw), nil
+}
+
+// sendHeader writes the status line and headers; final is set when the
+// handler has returned, so a body-less response gets Content-Length: 0.
+func (w *h1writer) sendHeader(final bool) {
+	w.headerSent = true
+	h := w.hdr
+	code := w.status
+	r := w.req
+	w.noBody = r.Method == http.MethodHead || code == 204 || code == 304 || (code >= 100 && code < 200)
+	if v := h["Content-Length"]; len(v) > 0 {
+		if n, err := strconv.ParseInt(v[0], 10, 64); err == nil && n >= 0 {
+			w.cl = n
+		} else {
+			delete(h, "Content-Length")
+		}
+	}
+	delete(h, "Transfer-Encoding")
+	switch {
+	case w.noBody:
+		if code == 204 || code == 304 || code < 200 {
+			delete(h, "Content-Length")
+		}
+	case w.cl >= 0:
+	case final:
+		w.cl = w.written
+		h["Content-Length"] = zeroLength
+	case r.ProtoMinor >= 1:
+		w.chunked = true
+	default:
+		w.closeAfter = true // HTTP/1.0 without a length: close-delimited
+	}
+	if r.Close || w.c.srv.shutdown.Load() {
+		w.closeAfter = true
+	}
+	bw := w.c.bw
+	writeStatusLine(bw, code)
+	if _, ok := h["Date"]; !ok {
+		bw.WriteString("Date: ")
+		bw.WriteString(httpDate())
+		bw.WriteString("\r\n")
+	}
+	writeHeaders(bw, h)
+	if w.chunked {
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if w.closeAfter {
+		bw.WriteString("Connection: close\r\n")
+	} else if r.ProtoMinor == 0 {
+		bw.WriteString("Connection: keep-alive\r\n")
+	}
+	bw.WriteString("\r\n")
+}
+
+var zeroLength = []string{"0"}
+
+// finish completes the response after the handler returned.
+func (w *h1writer) finish() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headerSent {
+		w.sendHeader(true)
+	}
+	if w.chunked {
+		w.c.bw.WriteString("0\r\n\r\n")
+	}
+	if w.cl >= 0 && w.written < w.cl && !w.noBody {
+		w.closeAfter = true // short body: the client must see the cut
+	}
+	if w.closeAfter {
+		return w.c.bw.Flush()
+	}
+	return nil
+}
+
+func writeStatusLine(bw *bufio.Writer, code int) {
+	if code == 200 {
+		bw.WriteString("HTTP/1.1 200 OK\r\n")
+		return
+	}
+	var b [3]byte
+	bw.WriteString("HTTP/1.1 ")
+	bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+	bw.WriteByte(' ')
+	bw.WriteString(http.StatusText(code))
+	bw.WriteString("\r\n")
+}
+
+func writeHeaders(bw *bufio.Writer, h http.Header) {
+	for k, vv := range h {
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
+// httpDate is the current time in IMF-fixdate, recomputed once a second.
+var dateCache atomic.Pointer[[2]any]
+
+func httpDate() string {
+	now := time.Now()
+	sec := now.Unix()
+	if p := dateCache.Load(); p != nil && p[0].(int64) == sec {
+		return p[1].(string)
+	}
+	s := now.UTC().Format(http.TimeFormat)
+	dateCache.Store(&[2]any{sec, s})
+	return s
+}
