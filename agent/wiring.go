@@ -105,6 +105,10 @@ func (a *Agent) setupEnvoy(ctx context.Context, mode, envoyPath string) error {
 	if err != nil {
 		return err
 	}
+	if accessLogPath != "" && mode == "envoy" {
+		// Started before Envoy so no line it writes is missed.
+		go a.tailAccessLog(ctx, accessLogPath, 250*time.Millisecond)
+	}
 	if err := p.Start(ctx); err != nil {
 		return fmt.Errorf("%s data plane: %w", mode, err)
 	}

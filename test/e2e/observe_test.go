@@ -45,3 +45,33 @@ func TestTopOnceAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// The kernel probe runs inside the real gateway (CI runs as root on a
+// kernel with BTF): upstream connects made by the gateway are measured and
+// exposed under the service name from the config.
+func TestKernelProbeInGateway(t *testing.T) {
+	up := startUpstream(t, "a", nil)
+	port := freePort(t)
+	g := startGateway(t, writeConfig(t, map[string]string{"api.yaml": inlineAPI("probed", port, "", up.URL)}), "--ebpf", "on")
+	// Each request on a fresh client connection; the gateway reuses its
+	// upstream connection, so at least one upstream connect is measured.
+	for i := 0; i < 20; i++ {
+		if code, body, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/api/x", port)); code != 200 {
+			t.Fatalf("status %d %s", code, body)
+		}
+	}
+	eventually(t, 20*time.Second, func() string {
+		_, body, _ := get(t, g.adminURL("/metrics"))
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "flexgw_tcp_connect_duration_seconds_count{") &&
+				strings.Contains(line, `service="default/probed/backend"`) && !strings.HasSuffix(line, " 0") {
+				return ""
+			}
+		}
+		return "no measured upstream connect for default/probed/backend in /metrics"
+	})
+	code, body, _ := get(t, g.adminURL("/api/v1/ebpf"))
+	if code != 200 || !strings.Contains(body, up.Addr) {
+		t.Errorf("/api/v1/ebpf = %d, want the upstream %s in %s", code, up.Addr, body)
+	}
+}
