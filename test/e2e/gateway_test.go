@@ -86,10 +86,10 @@ spec:
 		wantBody string
 	}{
 		{"/orders/api/list?x=1", 200, "orders GET /v1/list?x=1"}, // capture group rewrite + destinationPath
-		{"/orders/other", 200, "orders GET /rest/other"},        // catch-all second route
-		{"/catalog/items/42", 200, "orders GET /42"},            // resource model, capture rewrite
-		{"/catalog/nothing", 404, ""},                           // no rule matches
-		{"/unknown", 404, ""},                                   // no API owns the path
+		{"/orders/other", 200, "orders GET /rest/other"},         // catch-all second route
+		{"/catalog/items/42", 200, "orders GET /42"},             // resource model, capture rewrite
+		{"/catalog/nothing", 404, ""},                            // no rule matches
+		{"/unknown", 404, ""},                                    // no API owns the path
 	}
 	for _, c := range cases {
 		code, body, _ := get(t, base+c.path)
