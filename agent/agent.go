@@ -39,15 +39,20 @@ type Options struct {
 	DrainTimeout time.Duration
 	GatewayID    string
 	// DataPlane is auto, builtin, envoy or xds.
-	DataPlane     string
-	EnvoyPath     string
-	XDSAddress    string
-	EBPF          string
-	StateDir      string
-	WatchInterval time.Duration
-	Version       string
-	Commit        string
-	Logger        *slog.Logger
+	DataPlane string
+	EnvoyPath string
+	// EnvoyAdmin is the supervised Envoy's admin address (default 127.0.0.1:9901).
+	EnvoyAdmin string
+	// FluentBitPlugin is flb-out-flexgw.so; with Envoy and a fluent-bit
+	// binary on PATH, Fluent Bit ships the access log through it.
+	FluentBitPlugin string
+	XDSAddress      string
+	EBPF            string
+	StateDir        string
+	WatchInterval   time.Duration
+	Version         string
+	Commit          string
+	Logger          *slog.Logger
 	// OnReady, when set, is called once the first snapshot serves, with
 	// the bound admin address (tests and `make run` use it).
 	OnReady func(adminAddr string)
@@ -72,9 +77,12 @@ type Agent struct {
 	pipeline   *logpipe.Pipeline
 	telemetry  *telemetry.Telemetry
 	stats      *stats.Stats
-	accessLog  accesslog.Sink
-	closers    []func(context.Context) error
-	adminExtra map[string]http.Handler
+	// shipWithFluentBit is set when a supervised Fluent Bit ships Envoy's
+	// access log, so the in-process pipeline must not ship it twice.
+	shipWithFluentBit bool
+	accessLog         accesslog.Sink
+	closers           []func(context.Context) error
+	adminExtra        map[string]http.Handler
 	// statusExtra adds component status to /api/v1/status.
 	statusExtra map[string]func() any
 	// onReload is called after every reload attempt (metrics).
@@ -159,7 +167,7 @@ func (a *Agent) run(ctx context.Context) error {
 		return err
 	}
 
-	if err := a.setupDataPlane(ctx); err != nil {
+	if err := a.setupDataPlane(ctx, first); err != nil {
 		return err
 	}
 

@@ -80,7 +80,7 @@ func (a *Agent) tailAccessLog(ctx context.Context, path string, interval time.Du
 }
 
 func (a *Agent) ingestAccessLines(lines []byte) {
-	if a.pipeline != nil {
+	if a.pipeline != nil && !a.shipWithFluentBit {
 		if bad, err := a.pipeline.IngestJSONLines(lines); err != nil || bad > 0 {
 			a.log.Warn("access log lines not queued", "bad_lines", bad, "error", err)
 		}

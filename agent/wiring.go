@@ -47,7 +47,7 @@ func (a *Agent) chooseDataPlane() (name, why, envoyPath string, err error) {
 	}
 }
 
-func (a *Agent) setupDataPlane(ctx context.Context) error {
+func (a *Agent) setupDataPlane(ctx context.Context, first *ir.Snapshot) error {
 	name, why, envoyPath, err := a.chooseDataPlane()
 	if err != nil {
 		return err
@@ -76,13 +76,13 @@ func (a *Agent) setupDataPlane(ctx context.Context) error {
 		a.plane = a.builtin
 		return nil
 	}
-	return a.setupEnvoy(ctx, name, envoyPath)
+	return a.setupEnvoy(ctx, first, name, envoyPath)
 }
 
 // setupEnvoy starts the ADS server (and in envoy mode the supervised
 // Envoy). The policy services Envoy calls back into, rate limiting and
 // ext_authz, are served on the same gRPC address.
-func (a *Agent) setupEnvoy(ctx context.Context, mode, envoyPath string) error {
+func (a *Agent) setupEnvoy(ctx context.Context, first *ir.Snapshot, mode, envoyPath string) error {
 	log := a.opts.Logger.With("component", "envoy")
 	rlsSrv := rls.New(a.shared, log)
 	authz := extauthz.New(a.shared, log)
@@ -97,7 +97,7 @@ func (a *Agent) setupEnvoy(ctx context.Context, mode, envoyPath string) error {
 		Mode:       mode,
 		XDSAddress: a.opts.XDSAddress,
 		EnvoyPath:  envoyPath,
-		Bootstrap:  envoy.BootstrapOptions{NodeID: a.opts.GatewayID, XDSAddress: a.opts.XDSAddress},
+		Bootstrap:  envoy.BootstrapOptions{NodeID: a.opts.GatewayID, XDSAddress: a.opts.XDSAddress, AdminAddress: a.opts.EnvoyAdmin},
 		Translate:  translate.Options{GatewayID: a.opts.GatewayID, AccessLogPath: accessLogPath},
 		Logger:     log,
 		Register:   []func(*grpc.Server){rlsSrv.Register, authz.Register},
@@ -106,7 +106,10 @@ func (a *Agent) setupEnvoy(ctx context.Context, mode, envoyPath string) error {
 		return err
 	}
 	if accessLogPath != "" && mode == "envoy" {
-		// Started before Envoy so no line it writes is missed.
+		// Fluent Bit, where installed with our plugin, ships Envoy's access
+		// log; the agent still tails it for `flexgw top`. Started before
+		// Envoy so no line it writes is missed.
+		a.shipWithFluentBit = a.startFluentBit(ctx, first, accessLogPath)
 		go a.tailAccessLog(ctx, accessLogPath, 250*time.Millisecond)
 	}
 	if err := p.Start(ctx); err != nil {
