@@ -4,11 +4,12 @@ import (
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/logpipe"
 	"github.com/flexgw/flexgw/policy"
+	"github.com/flexgw/flexgw/telemetry/tracing"
 )
 
 // Compile loads a config directory into a snapshot the way `flexgw run`
 // does on every reload: structure, policy configs, the config-shaping
-// policies (tls, timeouts, circuit breakers) and log outputs. `flexgw
+// policies (tls, timeouts, circuit breakers), log outputs and tracing. `flexgw
 // validate` calls it too, so both accept and reject exactly the same input.
 func Compile(dir string, version uint64) (*ir.Snapshot, error) {
 	snap, err := ir.LoadDir(dir, ir.CompileOptions{Version: version, CheckPolicy: policy.Check})
@@ -19,6 +20,9 @@ func Compile(dir string, version uint64) (*ir.Snapshot, error) {
 		return nil, err
 	}
 	if err := logpipe.Validate(snap.Logging); err != nil {
+		return nil, err
+	}
+	if err := tracing.Validate(snap.Tracing); err != nil {
 		return nil, err
 	}
 	return snap, nil

@@ -200,7 +200,7 @@ func (d *decoder) tracing(n *yaml.Node) *Tracing {
 		if t.ProviderType == "" {
 			d.errorf(f.value, p+".provider.type", "required (opentelemetry or anypoint)")
 		}
-		t.ProviderProperties = d.stringMap(pf["properties"].value, p+".provider.properties")
+		t.ProviderProperties = d.flatStringMap(pf["properties"].value, p+".provider.properties")
 	} else {
 		d.errorf(n, p+".provider", "required")
 	}

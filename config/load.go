@@ -246,6 +246,31 @@ func (d *decoder) stringMap(n *yaml.Node, path string) map[string]string {
 	return out
 }
 
+// flatStringMap is stringMap that also accepts nested maps, flattened to
+// dotted keys: Flex writes tracing's `resourceAttributes: {k: v}` nested,
+// and the tracer reads `resourceAttributes.k`.
+func (d *decoder) flatStringMap(n *yaml.Node, path string) map[string]string {
+	out := map[string]string{}
+	var walk func(n *yaml.Node, path, prefix string)
+	walk = func(n *yaml.Node, path, prefix string) {
+		for _, p := range d.pairs(n, path) {
+			key, at := prefix+p.key.Value, join(path, p.key.Value)
+			if v := resolve(p.value); v != nil && v.Kind == yaml.MappingNode {
+				walk(v, at, key+".")
+				continue
+			}
+			if v, ok := d.str(p.value, at); ok {
+				out[key] = v
+			}
+		}
+	}
+	walk(n, path, "")
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
 // child returns the value of key in mapping n, or nil.
 func child(n *yaml.Node, key string) *yaml.Node {
 	if n == nil || n.Kind != yaml.MappingNode {

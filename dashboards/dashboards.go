@@ -119,6 +119,17 @@ func overview() dashboard {
 					description: "Reloads in each interval by result; a failed reload keeps serving the last good config.",
 					targets:     []target{{expr: "sum by (result) (increase(flexgw_config_reloads_total" + ri + "))", legend: "{{result}}"}}},
 			}},
+			{title: "Envoy data plane (xDS)", panels: []panel{
+				{title: "Snapshots pushed to Envoy", w: 8, unit: "short", stack: true,
+					description: "Snapshots pushed to the ADS server in each interval, by result; error means translation failed and Envoy keeps the previous config. Empty with the built-in data plane.",
+					targets:     []target{{expr: "sum by (result) (increase(flexgw_xds_pushes_total" + ri + "))", legend: "{{result}}"}}},
+				{title: "xDS NACKs", w: 8, unit: "short", stack: true,
+					description: "xDS responses Envoy rejected in each interval, by resource type; any NACK means Envoy runs an older config than flexgw.",
+					targets:     []target{{expr: "sum by (type) (increase(flexgw_xds_nacks_total" + ri + "))", legend: "{{type}}"}}},
+				{title: "Envoy stats scrape", kind: "stat", w: 8, h: 8, unit: "bool_yes_no",
+					description: "Whether the last scrape of Envoy's admin stats succeeded (lowest over the interval); when it fails, request metrics stop updating in Envoy mode.",
+					targets:     []target{{expr: "min by (instance) (min_over_time(flexgw_envoy_stats_up" + ri + "))", legend: "{{instance}}"}}},
+			}},
 			{title: "Gateway process", panels: []panel{
 				{title: "CPU", w: 6, unit: "percentunit",
 					description: "CPU used by the flexgw process, in cores (1.0 = one full core).",

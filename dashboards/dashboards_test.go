@@ -271,8 +271,9 @@ type family struct {
 // telemetry/metrics register on the same /metrics: their collectors need a
 // kernel, Fluent Bit or Redis to produce samples, so they are listed here
 // with their labels. Keep this list equal to the descriptors in
-// logpipe/metrics.go, ebpf/collector.go and sharedstore/sharedstore.go (a
-// scrape of the real binary with those collectors live replaces it).
+// logpipe/metrics.go, ebpf/collector.go, sharedstore/sharedstore.go,
+// envoy/xds/metrics.go and envoy/stats/stats.go (a scrape of the real
+// binary with those collectors live replaces it).
 var otherFamilies = map[string]family{
 	"flexgw_logpipe_records_in_total":        {dto.MetricType_COUNTER, []string{"exporter"}},
 	"flexgw_logpipe_sent_total":              {dto.MetricType_COUNTER, []string{"exporter"}},
@@ -287,6 +288,9 @@ var otherFamilies = map[string]family{
 	"flexgw_tcp_connect_failures_total":      {dto.MetricType_COUNTER, []string{"service", "endpoint"}},
 	"flexgw_tcp_connection_duration_seconds": {dto.MetricType_HISTOGRAM, []string{"direction"}},
 	"flexgw_shared_storage_errors_total":     {dto.MetricType_COUNTER, []string{"op"}},
+	"flexgw_xds_pushes_total":                {dto.MetricType_COUNTER, []string{"result"}},
+	"flexgw_xds_nacks_total":                 {dto.MetricType_COUNTER, []string{"type"}},
+	"flexgw_envoy_stats_up":                  {dto.MetricType_GAUGE, nil},
 }
 
 // targetLabels are added by Prometheus to every scraped series.

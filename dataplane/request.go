@@ -59,6 +59,18 @@ func forwardedFor(r *http.Request) string {
 	return string(b)
 }
 
+// setByHook reports whether a hook set key for the upstream request
+// (trace propagation): the hook's value replaces the client's, or the
+// upstream would join the client's span instead of the gateway's.
+func setByHook(extra []string, key string) bool {
+	for i := 0; i+1 < len(extra); i += 2 {
+		if asciiEqualFold(extra[i], key) {
+			return true
+		}
+	}
+	return false
+}
+
 // connectionListed reports whether the Connection header names key
 // (which makes key hop-by-hop for this request).
 func connectionListed(conn []string, key string) bool {
@@ -87,7 +99,7 @@ func (dp *DataPlane) writeRequest(st *reqState, c *upConn, ep *endpoint, prefix 
 	connHdr := r.Header["Connection"]
 	checkConn := len(connHdr) > 0 && !(len(connHdr) == 1 && (asciiEqualFold(connHdr[0], "keep-alive") || asciiEqualFold(connHdr[0], "close")))
 	for k, vv := range r.Header {
-		if skipRequestHeaders[k] || (checkConn && connectionListed(connHdr, k)) {
+		if skipRequestHeaders[k] || (checkConn && connectionListed(connHdr, k)) || setByHook(st.extra, k) {
 			continue
 		}
 		for _, v := range vv {

@@ -110,11 +110,13 @@ func TestBuiltinDataPlane(t *testing.T) {
 	}
 	gw := "http://" + dp.Addr("127.0.0.1:0")
 
-	// No inbound trace context: the built-in data plane forwards inbound
-	// headers and appends the hook's, so an inbound traceparent would reach
-	// the upstream twice (reported to the data plane; the stand-in tests
-	// cover the inbound-parent case).
-	resp, err := http.Get(gw + "/orders/1")
+	// An inbound trace context: the gateway's server span joins it, and
+	// the upstream sees only the gateway's client span as its parent (the
+	// hook's traceparent replaces the client's).
+	const inboundTrace, inboundSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	req, _ := http.NewRequest("GET", gw+"/orders/1", nil)
+	req.Header.Set("traceparent", "00-"+inboundTrace+"-"+inboundSpan+"-01")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +146,7 @@ func TestBuiltinDataPlane(t *testing.T) {
 			client = s
 		}
 	}
-	if server.TraceID != rec.TraceID || server.ParentSpanID != "" || client.ParentSpanID != server.SpanID || client.TraceID != rec.TraceID {
+	if rec.TraceID != inboundTrace || server.TraceID != rec.TraceID || server.ParentSpanID != inboundSpan || client.ParentSpanID != server.SpanID || client.TraceID != rec.TraceID {
 		t.Errorf("spans: server %+v client %+v, access log trace %s", server, client, rec.TraceID)
 	}
 	mu.Lock()
