@@ -242,3 +242,7 @@ func startUpstream(t *testing.T, name string, h http.HandlerFunc) *upstream {
 	t.Cleanup(func() { u.srv.Close() })
 	return u
 }
+
+func runGo(args ...string) ([]byte, error) {
+	return exec.Command("go", args...).CombinedOutput()
+}
