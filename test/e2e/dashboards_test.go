@@ -24,7 +24,7 @@ import (
 // Each entry says what makes it appear; everything else referenced must be
 // in a real scrape.
 var eventOnly = map[string]string{
-	"flexgw_xds_nacks_total":            "an Envoy rejects a pushed config (NACK)",
+	"flexgw_xds_nacks_total":             "an Envoy rejects a pushed config (NACK)",
 	"flexgw_shared_storage_errors_total": "Redis is unreachable",
 }
 
@@ -213,7 +213,7 @@ spec:
 	dir := writeConfig(t, map[string]string{"api.yaml": cfg})
 	g := startGateway(t, dir, "--ebpf", "on")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	get(t, base+"/dead/x") // connect failure: 5xx and a failed TCP connect
+	get(t, base+"/dead/x")    // connect failure: 5xx and a failed TCP connect
 	for i := 0; i < 30; i++ { // the rest of the 20 admitted, then 429s
 		get(t, base+"/live/x")
 	}
