@@ -185,3 +185,30 @@ func EstimateSize(events []Event, overhead int) int {
 	}
 	return n
 }
+
+// SplitBodies appends events to request bodies with appendEvent and calls
+// emit once per body of at most maxBody bytes (an event larger than that on
+// its own still gets a body of its own, for the aggregator to refuse). n is
+// the number of events in the body; the body slice is reused after emit
+// returns. Exporters whose body is a plain concatenation of events (HEC,
+// JSON lines) share it.
+func SplitBodies(events []Event, maxBody, overhead int, appendEvent func([]byte, *Event) []byte, emit func(body []byte, n int) error) error {
+	buf := make([]byte, 0, min(EstimateSize(events, overhead), maxBody+64<<10))
+	n := 0
+	for i := range events {
+		start := len(buf)
+		buf = appendEvent(buf, &events[i])
+		if n > 0 && len(buf) > maxBody {
+			if err := emit(buf[:start], n); err != nil {
+				return err
+			}
+			buf = append(buf[:0], buf[start:]...)
+			n = 0
+		}
+		n++
+	}
+	if n > 0 {
+		return emit(buf, n)
+	}
+	return nil
+}

@@ -68,7 +68,15 @@ func Validate(l *ir.Logging) error {
 	var errs []error
 	seen := map[string]bool{}
 	for i, o := range l.Outputs {
-		where := fmt.Sprintf("logging.outputs[%d]", i)
+		// FILE:LINE: Kind/name: field: reason, as every config error.
+		where := fmt.Sprintf("spec.logging.outputs[%d]", i)
+		if o.Source.Kind != "" && o.Source.Name != "" {
+			_, name, _ := strings.Cut(o.Source.Name, "/") // "namespace/name"
+			if name == "" {
+				name = o.Source.Name
+			}
+			where = o.Source.Kind + "/" + name + ": " + where
+		}
 		if o.Source.File != "" {
 			where = o.Source.String() + ": " + where
 		}
@@ -77,25 +85,25 @@ func Validate(l *ir.Logging) error {
 			continue
 		}
 		if seen[o.Name] {
-			errs = append(errs, fmt.Errorf("%s (%s): duplicate output name", where, o.Name))
+			errs = append(errs, fmt.Errorf("%s: duplicate output name %q", where, o.Name))
 		}
 		seen[o.Name] = true
 		if _, err := NewExporter(o, exporters.Settings{}); err != nil {
-			errs = append(errs, fmt.Errorf("%s (%s, type %s): %w", where, o.Name, o.Type, err))
+			errs = append(errs, fmt.Errorf("%s: output %q (type %s): %w", where, o.Name, o.Type, err))
 		}
 	}
 	for _, ref := range []struct {
 		field string
 		names []string
-	}{{"logging.accessLogs.outputs", l.AccessLogOutputs}, {"logging.runtimeLogs.outputs", l.RuntimeLogOutputs}} {
+	}{{"spec.logging.accessLogs.outputs", l.AccessLogOutputs}, {"spec.logging.runtimeLogs.outputs", l.RuntimeLogOutputs}} {
 		for _, n := range ref.names {
 			if !seen[n] {
-				errs = append(errs, fmt.Errorf("%s: %q is not a name in logging.outputs", ref.field, n))
+				errs = append(errs, fmt.Errorf("%s: %q is not a name in spec.logging.outputs", ref.field, n))
 			}
 		}
 	}
 	if _, err := ParseLevel(l.RuntimeLogLevel); err != nil {
-		errs = append(errs, fmt.Errorf("logging.runtimeLogs.logLevel: %w", err))
+		errs = append(errs, fmt.Errorf("spec.logging.runtimeLogs.logLevel: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -284,12 +284,12 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := &ir.Logging{Outputs: []ir.LogOutput{
-		{Name: "s", Type: "splunk", Parameters: map[string]string{"host": "h", "splunk_tokn": "t"}, Source: ir.Source{File: "conf.d/logging.yaml", Line: 7}},
+		{Name: "s", Type: "splunk", Parameters: map[string]string{"host": "h", "splunk_tokn": "t"}, Source: ir.Source{File: "conf.d/logging.yaml", Line: 7, Kind: "Configuration", Name: "default/logging"}},
 		{Name: "k", Type: "kafka"},
 		{Name: "h", Type: "http", Parameters: map[string]string{"host": "example.com", "uri": "/x"}},
 	}, AccessLogOutputs: []string{"missing"}, RuntimeLogLevel: "loud"}
 	err := Validate(bad)
-	for _, want := range []string{`conf.d/logging.yaml:7`, `(s, type splunk): unknown parameter "splunk_tokn"`, `type "kafka" is not supported`, `not a Sumo Logic collector`, `"missing" is not a name`, `runtimeLogs.logLevel`} {
+	for _, want := range []string{`conf.d/logging.yaml:7`, `conf.d/logging.yaml:7: Configuration/logging: spec.logging.outputs[0]: output "s" (type splunk): unknown parameter "splunk_tokn"`, `type "kafka" is not supported`, `not a Sumo Logic collector`, `"missing" is not a name`, `runtimeLogs.logLevel`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}

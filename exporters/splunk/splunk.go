@@ -185,24 +185,7 @@ func (x *Splunk) Name() string { return x.name }
 // body of at most the configured size (one oversized event gets a body of
 // its own). The body slice is reused after emit returns.
 func (x *Splunk) Encode(events []exporters.Event, emit func(body []byte, n int) error) error {
-	buf := make([]byte, 0, min(exporters.EstimateSize(events, 160), x.maxBody+64<<10))
-	n := 0
-	for i := range events {
-		start := len(buf)
-		buf = x.appendEvent(buf, &events[i])
-		if n > 0 && len(buf) > x.maxBody {
-			if err := emit(buf[:start], n); err != nil {
-				return err
-			}
-			buf = append(buf[:0], buf[start:]...)
-			n = 0
-		}
-		n++
-	}
-	if n > 0 {
-		return emit(buf, n)
-	}
-	return nil
+	return exporters.SplitBodies(events, x.maxBody, 160, x.appendEvent, emit)
 }
 
 func (x *Splunk) appendEvent(b []byte, e *exporters.Event) []byte {

@@ -123,24 +123,7 @@ func (x *Sumo) Name() string { return x.name }
 // Encode renders events as JSON lines, calling emit once per body of at
 // most the configured uncompressed size. The body slice is reused.
 func (x *Sumo) Encode(events []exporters.Event, emit func(body []byte, n int) error) error {
-	buf := make([]byte, 0, min(exporters.EstimateSize(events, 160), x.maxBody+64<<10))
-	n := 0
-	for i := range events {
-		start := len(buf)
-		buf = x.appendLine(buf, &events[i])
-		if n > 0 && len(buf) > x.maxBody {
-			if err := emit(buf[:start], n); err != nil {
-				return err
-			}
-			buf = append(buf[:0], buf[start:]...)
-			n = 0
-		}
-		n++
-	}
-	if n > 0 {
-		return emit(buf, n)
-	}
-	return nil
+	return exporters.SplitBodies(events, x.maxBody, 160, x.appendLine, emit)
 }
 
 func (x *Sumo) appendLine(b []byte, e *exporters.Event) []byte {
