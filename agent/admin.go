@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"regexp"
@@ -56,7 +57,29 @@ func (a *Agent) adminHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found", "path": r.URL.Path})
 	})
-	return mux
+	if a.opts.AdminToken == "" {
+		return mux
+	}
+	return requireToken(a.opts.AdminToken, mux)
+}
+
+// requireToken guards the admin API with a bearer token. /live and /ready
+// stay open: orchestrators probe them without credentials, and they reveal
+// nothing but up/down.
+func requireToken(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/live" || r.URL.Path == "/ready" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="flexgw admin"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "admin API: missing or wrong bearer token (--admin-token)"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Status returns the agent's current status.

@@ -34,6 +34,9 @@ type Options struct {
 	ConfigDir string
 	// AdminAddr is host:port of the admin API.
 	AdminAddr string
+	// AdminToken, when set, is required as "Authorization: Bearer <token>"
+	// on every admin endpoint but /live and /ready.
+	AdminToken string
 	// AccessLog is a file path, "-" for stdout, or "off".
 	AccessLog    string
 	DrainTimeout time.Duration
@@ -49,10 +52,17 @@ type Options struct {
 	XDSAddress      string
 	EBPF            string
 	StateDir        string
-	WatchInterval   time.Duration
-	Version         string
-	Commit          string
-	Logger          *slog.Logger
+	// LogLabels, LogRedact and LogSample tune the log pipeline: labels
+	// added to every exported record, extra headers/fields/query parameters
+	// redacted (Authorization, Cookie, Set-Cookie and Proxy-Authorization
+	// always are), and sampling (off unless a rate is set).
+	LogLabels     map[string]string
+	LogRedact     logpipe.RedactOptions
+	LogSample     logpipe.SampleOptions
+	WatchInterval time.Duration
+	Version       string
+	Commit        string
+	Logger        *slog.Logger
 	// OnReady, when set, is called once the first snapshot serves, with
 	// the bound admin address (tests and `make run` use it).
 	OnReady func(adminAddr string)

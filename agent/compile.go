@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"errors"
+
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/logpipe"
 	"github.com/flexgw/flexgw/policy"
@@ -12,17 +14,19 @@ import (
 // policies (tls, timeouts, circuit breakers), log outputs and tracing. `flexgw
 // validate` calls it too, so both accept and reject exactly the same input.
 func Compile(dir string, version uint64) (*ir.Snapshot, error) {
-	snap, err := ir.LoadDir(dir, ir.CompileOptions{Version: version, CheckPolicy: policy.Check})
+	snap, err := ir.LoadDir(dir, ir.CompileOptions{
+		Version:     version,
+		CheckPolicy: policy.Check,
+		CheckSnapshot: func(s *ir.Snapshot) error {
+			return errors.Join(logpipe.Validate(s.Logging), tracing.Validate(s.Tracing))
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
+	// Shaping (TLS material, timeouts, circuit breakers) rewrites the
+	// snapshot, so it runs only on a configuration that compiled cleanly.
 	if err := policy.Shape(snap); err != nil {
-		return nil, err
-	}
-	if err := logpipe.Validate(snap.Logging); err != nil {
-		return nil, err
-	}
-	if err := tracing.Validate(snap.Tracing); err != nil {
 		return nil, err
 	}
 	return snap, nil

@@ -28,7 +28,7 @@ func (a *Agent) startFluentBit(ctx context.Context, first *ir.Snapshot, accessLo
 	sup := &fluentbit.Supervisor{
 		Binary: bin,
 		Dir:    dir,
-		Logger: a.opts.Logger.With("component", "fluent-bit"),
+		Logger: a.opts.Logger,
 		Config: fluentbit.Config{
 			AccessLogPath: abs(accessLogPath),
 			StateDir:      dir,

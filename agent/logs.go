@@ -20,7 +20,10 @@ func (a *Agent) startLogPipeline(ctx context.Context, first *ir.Snapshot) error 
 		GatewayID: a.opts.GatewayID,
 		Hostname:  host,
 		QueueDir:  filepath.Join(a.opts.StateDir, "queue"),
-		Logger:    a.opts.Logger.With("component", "logpipe"),
+		Logger:    a.opts.Logger,
+		Labels:    a.opts.LogLabels,
+		Redact:    a.opts.LogRedact,
+		Sample:    a.opts.LogSample,
 	})
 	if err != nil {
 		return err

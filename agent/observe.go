@@ -25,7 +25,7 @@ func (a *Agent) setupTelemetry(envoyMode bool) dataplane.Hooks {
 		Pipeline:  a.pipelineStats,
 		// Envoy's requests never pass the hooks; count its records instead.
 		CountAccessLog: envoyMode,
-		Logger:         a.opts.Logger.With("component", "stats"),
+		Logger:         a.opts.Logger,
 	})
 	a.adminExtra["GET /api/v1/top"] = a.stats.Handler()
 	a.adminExtra["GET /api/v1/logs/stream"] = a.stats.Handler()

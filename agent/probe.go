@@ -19,7 +19,7 @@ func (a *Agent) startProbe(first *ir.Snapshot) error {
 	names.Store(ebpf.NamesFromSnapshot(context.Background(), first, nil))
 	probe, err := ebpf.Start(ebpf.Options{
 		Mode:   a.opts.EBPF,
-		Logger: a.opts.Logger.With("component", "ebpf"),
+		Logger: a.opts.Logger,
 		Resolve: func(ap netip.AddrPort) (string, string, bool) {
 			return names.Load().Resolve(ap)
 		},

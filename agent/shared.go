@@ -62,7 +62,7 @@ func (a *Agent) applySharedStore(snap *ir.Snapshot) error {
 	if same {
 		return nil
 	}
-	next, err := sharedstore.FromSnapshot(snap, a.opts.Logger.With("component", "sharedstore"))
+	next, err := sharedstore.FromSnapshot(snap, a.opts.Logger)
 	if err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func (a *Agent) setupDataPlane(ctx context.Context, first *ir.Snapshot) error {
 // Envoy). The policy services Envoy calls back into, rate limiting and
 // ext_authz, are served on the same gRPC address.
 func (a *Agent) setupEnvoy(ctx context.Context, first *ir.Snapshot, mode, envoyPath string) error {
-	log := a.opts.Logger.With("component", "envoy")
+	log := a.opts.Logger
 	rlsSrv := rls.New(a.shared, log)
 	authz := extauthz.New(a.shared, log)
 	authz.OnDecision = func(api, pol, outcome string) {

@@ -387,6 +387,7 @@ func (testPolicy) Validate(json.RawMessage) error { return nil }
 func (testPolicy) Build(env policy.Env, p *ir.Policy) (policy.Middleware, error) {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Policy-Request-Id", r.Header.Get("X-Request-Id"))
 			if r.Header.Get("X-Deny") != "" {
 				policy.Decide(r, p.Name, policy.Denied)
 				w.Header().Set("Content-Type", "application/json")
@@ -430,6 +431,12 @@ func TestPolicyChain(t *testing.T) {
 	rec := g.sink.waitRecord(t, func(r accesslog.Record) bool { return r.Path == "/api/secret/x" })
 	if rec.ResponseCode != 401 || rec.Policy != "flexgw-test-deny" || rec.PolicyOutcome != "denied" || rec.BytesSent == 0 {
 		t.Errorf("denied record %+v", rec)
+	}
+	// The policy saw the generated request id, the one in the access log.
+	resp, _ := do("/api/secret/y", true)
+	rec = g.sink.waitRecord(t, func(r accesslog.Record) bool { return r.Path == "/api/secret/y" })
+	if got := resp.Header.Get("X-Policy-Request-Id"); got == "" || got != rec.RequestID {
+		t.Errorf("policy saw x-request-id %q, access log has %q", got, rec.RequestID)
 	}
 	resp, body := do("/api/secret/ok", false)
 	if resp.StatusCode != 200 || resp.Header.Get("X-Policy") != "ran" || decodeEcho(t, body).URI != "/secret/ok" {

@@ -157,6 +157,15 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			hw.c.reuseReq = false // policies may keep the request
 		}
 		st.Context = policy.WithRecorder(r.Context(), st)
+		// Policies see the request id in the request headers, generated
+		// or kept, as Envoy's filters do (message logging, expressions,
+		// denial bodies). The upstream request writes st.reqID itself.
+		if v := r.Header["X-Request-Id"]; len(v) != 1 || v[0] != st.reqID {
+			if r.Header == nil {
+				r.Header = http.Header{}
+			}
+			r.Header["X-Request-Id"] = []string{st.reqID}
+		}
 		st.sw = statusWriter{ResponseWriter: w}
 		rt.chain.ServeHTTP(&st.sw, r.WithContext(st))
 		if st.sw.status != 0 {

@@ -86,6 +86,7 @@ func setupCgroup(configured string) (*cgroupHandle, error) {
 			return nil, err
 		}
 		h.origin = filepath.Join(mount, own)
+		removeStaleCgroups(h.origin)
 		h.path = filepath.Join(h.origin, "flexgw-"+strconv.Itoa(os.Getpid()))
 		if err := os.Mkdir(h.path, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("create cgroup %s for the gateway (needs write access to the cgroup, e.g. Delegate=yes in the systemd unit, or set a cgroup with Options.Cgroup): %w", h.path, err)
@@ -108,6 +109,31 @@ func setupCgroup(configured string) (*cgroupHandle, error) {
 		return nil, err
 	}
 	return h, nil
+}
+
+// removeStaleCgroups removes the flexgw-<pid> cgroups that gateways which
+// died without Close (SIGKILL, a crash) left in dir: only those whose
+// process no longer exists, and rmdir refuses a cgroup that still holds a
+// process, so a live gateway's cgroup is never touched. Best effort.
+func removeStaleCgroups(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), "flexgw-")
+		if !e.IsDir() || !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(rest)
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
+			continue // alive (or not ours to judge)
+		}
+		_ = unix.Rmdir(filepath.Join(dir, e.Name()))
+	}
 }
 
 // moveProcess moves the whole process (every thread) into dir.

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +30,12 @@ type CompileOptions struct {
 	// sits above ir, so it is injected here; its error text is reported at
 	// the policy's config with the file and line. Nil skips the check.
 	CheckPolicy func(p *Policy) error
+	// CheckSnapshot validates the parts of the snapshot that packages above
+	// ir own (log outputs, tracing). It runs on the compiled snapshot even
+	// when the configuration has other errors, so every problem is
+	// reported in one list; it must only read. Error lines of the form
+	// "FILE:LINE: rest" keep their place in the sorted list.
+	CheckSnapshot func(s *Snapshot) error
 }
 
 // LoadDir reads, validates and compiles the configuration directory dir.
@@ -58,6 +66,9 @@ func LoadDir(dir string, opts CompileOptions) (*Snapshot, error) {
 func Compile(set *config.Set, opts CompileOptions) (*Snapshot, error) {
 	c := &compiler{set: set, opts: opts, services: map[string]*Service{}}
 	snap := c.compile()
+	if opts.CheckSnapshot != nil {
+		c.external(opts.CheckSnapshot(snap))
+	}
 	if err := c.errs.Err(); err != nil {
 		return nil, err
 	}
@@ -68,6 +79,28 @@ func Compile(set *config.Set, opts CompileOptions) (*Snapshot, error) {
 	}
 	snap.Hash = hashSnapshot(snap)
 	return snap, nil
+}
+
+var locatedLine = regexp.MustCompile(`^(.+?):(\d+): (.*)$`)
+
+// external adds the errors of a check outside ir to the list, one per line.
+func (c *compiler) external(err error) {
+	if err == nil {
+		return
+	}
+	var list config.ErrorList
+	if errors.As(err, &list) {
+		c.errs = append(c.errs, list...)
+		return
+	}
+	for _, line := range strings.Split(strings.TrimSpace(err.Error()), "\n") {
+		if m := locatedLine.FindStringSubmatch(line); m != nil {
+			n, _ := strconv.Atoi(m[2])
+			c.errs = append(c.errs, &config.Error{File: m[1], Line: n, Reason: m[3]})
+			continue
+		}
+		c.errs = append(c.errs, &config.Error{Reason: line})
+	}
 }
 
 type compiler struct {

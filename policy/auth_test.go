@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,6 +37,15 @@ func TestBasicAuth(t *testing.T) {
 		if r.header.Get("WWW-Authenticate") == "" {
 			t.Errorf("%s: no WWW-Authenticate challenge", name)
 		}
+	}
+	// A denial names the request: its x-request-id in the body and header.
+	r := g.get(t, "/", "X-Request-Id", "rid-basic-1")
+	wantStatus(t, r, http.StatusUnauthorized)
+	var b struct {
+		RequestID string `json:"request_id"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &b); err != nil || b.RequestID != "rid-basic-1" || r.header.Get("X-Request-Id") != "rid-basic-1" {
+		t.Errorf("denial without the request id: body %q, header %q (%v)", r.body, r.header.Get("X-Request-Id"), err)
 	}
 	if up.Hits() != 1 {
 		t.Fatalf("upstream hits %d", up.Hits())

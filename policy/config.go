@@ -57,7 +57,8 @@ func decode(raw json.RawMessage, v any) error {
 	if err := json.Unmarshal(raw, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return fieldErr(te.Field, "must be %s, not %s", jsonKind(te.Type.Kind().String()), te.Value)
+			field := indexedField(raw, te.Field, te.Value)
+			return fieldErr(field, "must be %s, not %s", jsonKind(te.Type.Kind().String()), te.Value)
 		}
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
@@ -66,6 +67,81 @@ func decode(raw json.RawMessage, v any) error {
 		return fieldWrap("", err)
 	}
 	return nil
+}
+
+// indexedField adds the array indices encoding/json leaves out of a type
+// error's field ("rateLimits.maximumRequests" becomes
+// "rateLimits[1].maximumRequests"): it finds the first value at that path
+// whose JSON type is the one the error reports. Without a match the field
+// is returned as it was.
+func indexedField(raw json.RawMessage, field, value string) string {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if field == "" || dec.Decode(&v) != nil {
+		return field
+	}
+	// value is the JSON type, and for numbers the literal: "number 1.5".
+	if p, ok := findTyped(v, strings.Split(field, "."), value); ok {
+		return strings.TrimPrefix(p, ".")
+	}
+	return field
+}
+
+func findTyped(v any, keys []string, value string) (string, bool) {
+	if len(keys) == 0 {
+		typ, lit, _ := strings.Cut(value, " ")
+		if n, ok := v.(json.Number); ok && lit != "" {
+			return "", typ == "number" && n.String() == lit
+		}
+		if jsonTypeOf(v) == typ {
+			return "", true
+		}
+	}
+	switch x := v.(type) {
+	case []any:
+		for i, e := range x {
+			if p, ok := findTyped(e, keys, value); ok {
+				return fmt.Sprintf("[%d]", i) + p, true
+			}
+		}
+	case map[string]any:
+		if len(keys) == 0 {
+			return "", false
+		}
+		child, ok := x[keys[0]]
+		if !ok { // encoding/json matches keys case-insensitively
+			for k, c := range x {
+				if strings.EqualFold(k, keys[0]) {
+					child, ok = c, true
+					break
+				}
+			}
+		}
+		if ok {
+			if p, ok := findTyped(child, keys[1:], value); ok {
+				return "." + keys[0] + p, true
+			}
+		}
+	}
+	return "", false
+}
+
+// jsonTypeOf names v's JSON type as json.UnmarshalTypeError.Value does.
+func jsonTypeOf(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case json.Number:
+		return "number"
+	case bool:
+		return "bool"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return "null"
 }
 
 func jsonKind(k string) string {
@@ -104,6 +180,9 @@ func Check(p *ir.Policy) error {
 type errorBody struct {
 	Error  string `json:"error"`
 	Policy string `json:"policy"`
+	// RequestID is the request's x-request-id (the data plane sets it
+	// before policies run), so a client can quote the access-log line.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // deny records outcome for the request and writes a JSON error response.
@@ -116,7 +195,11 @@ func deny(w http.ResponseWriter, r *http.Request, policy, outcome string, status
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
+	id := r.Header.Get("X-Request-Id")
+	if id != "" {
+		h.Set("X-Request-Id", id)
+	}
 	w.WriteHeader(status)
-	b, _ := json.Marshal(errorBody{Error: msg, Policy: policy})
+	b, _ := json.Marshal(errorBody{Error: msg, Policy: policy, RequestID: id})
 	_, _ = w.Write(append(b, '\n'))
 }

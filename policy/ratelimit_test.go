@@ -186,7 +186,9 @@ func TestRateLimitValidation(t *testing.T) {
 		{`{}`, "config.rateLimits"},
 		{`{"rateLimits":[{"maximumRequests":0,"timePeriodInMilliseconds":1000}]}`, "config.rateLimits[0].maximumRequests"},
 		{`{"rateLimits":[{"maximumRequests":1,"timePeriodInMilliseconds":-1}]}`, "config.rateLimits[0].timePeriodInMilliseconds"},
-		{`{"rateLimits":[{"maximumRequests":"x","timePeriodInMilliseconds":1}]}`, "config.rateLimits.maximumRequests"},
+		{`{"rateLimits":[{"maximumRequests":"x","timePeriodInMilliseconds":1}]}`, "config.rateLimits[0].maximumRequests: must be an integer, not string"},
+		{`{"rateLimits":[{"maximumRequests":1,"timePeriodInMilliseconds":1},{"maximumRequests":1.5,"timePeriodInMilliseconds":1}]}`, "config.rateLimits[1].maximumRequests: must be an integer, not number 1.5"},
+		{`{"rateLimits":"lots"}`, "config.rateLimits: must be a list, not string"},
 		{`{"rateLimits":[{"maximumRequests":1,"timePeriodInMilliseconds":1}],"keySelector":"#[attributes.headers['x']"}`, "config.keySelector"},
 	} {
 		err := policy.Check(mkPolicy("rate-limiting-flex", tc.cfg))

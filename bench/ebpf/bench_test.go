@@ -23,11 +23,30 @@ import (
 	"github.com/flexgw/flexgw/ebpf"
 )
 
-const (
-	clients  = 8           // concurrent load-generating goroutines
-	roundDur = time.Second // one measurement round
-	rounds   = 8           // rounds per mode, interleaved off/on
+const clients = 8 // concurrent load-generating goroutines
+
+// One measurement round and the number of rounds per mode (interleaved
+// off/on); EBPF_ROUND_DUR and EBPF_ROUNDS override them for a longer, less
+// noisy run on a shared machine.
+var (
+	roundDur = envDuration("EBPF_ROUND_DUR", time.Second)
+	rounds   = envEvenInt("EBPF_ROUNDS", 8)
 )
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
+
+// envEvenInt: the median of round pairs below wants an even count >= 2.
+func envEvenInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n >= 2 {
+		return n &^ 1
+	}
+	return def
+}
 
 // benchCgroup creates a cgroup v2 for the benchmark process and moves it
 // there, so the probe measures exactly this process's sockets in every
@@ -258,6 +277,18 @@ func BenchmarkProbeOverhead(b *testing.B) {
 			fmt.Printf("ebpf probe %-16s probe CPU %.0f ns/req = %.2f%% of the gateway process's CPU, %.2f%% of one CPU (%d program runs, %.0f ns/run)\n",
 				sc.name, float64(runtime.Nanoseconds())/float64(max(n, 1)), 100*runtime.Seconds()/procCPU.Seconds(),
 				100*runtime.Seconds()/wall.Seconds(), runs, float64(runtime.Nanoseconds())/float64(max(runs, 1)))
+			// A CPU-bound gateway loses what the probe's programs cost it:
+			// the steadier estimate on a loaded machine, where wall-clock
+			// rounds swing by several percent either way.
+			cpuRatio := 100 / (1 + runtime.Seconds()/procCPU.Seconds())
+			verdict := func(v float64) string {
+				if v >= 97 {
+					return "PASS"
+				}
+				return "BELOW TARGET"
+			}
+			fmt.Printf("ebpf probe %-16s on/off (target >= 97%%): median wall %5.1f%% %s; by probe CPU %5.1f%% %s\n",
+				sc.name, 100*medianRatio, verdict(100*medianRatio), cpuRatio, verdict(cpuRatio))
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -89,6 +90,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	var o agent.Options
 	fs.StringVar(&o.ConfigDir, "config", "/etc/flexgw/conf.d", "directory of Flex Gateway Local Mode YAML files")
 	fs.StringVar(&o.AdminAddr, "admin", "127.0.0.1:9180", "admin API address (/ready, /live, /metrics, /api/v1/...)")
+	fs.StringVar(&o.AdminToken, "admin-token", os.Getenv("FLEXGW_ADMIN_TOKEN"), "bearer token required by the admin API except /live and /ready (default $FLEXGW_ADMIN_TOKEN)")
 	fs.StringVar(&o.AccessLog, "access-log", "-", "access log destination: a file path, - for stdout, off for none")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 15*time.Second, "how long SIGTERM waits for in-flight requests")
 	fs.StringVar(&o.GatewayID, "gateway-id", "", "gateway id in logs and metrics (default: hostname)")
@@ -100,6 +102,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.EBPF, "ebpf", "auto", "kernel latency probe: auto, on or off")
 	fs.StringVar(&o.StateDir, "state-dir", "/var/lib/flexgw", "directory for durable log queues")
 	fs.DurationVar(&o.WatchInterval, "watch-interval", time.Second, "how often the config directory is checked for changes")
+	fs.Float64Var(&o.LogSample.Rate, "log-sample-rate", 0, "fraction of ordinary access-log records exported (0 = all); 5xx, policy denials and slow requests are always kept")
+	fs.DurationVar(&o.LogSample.SlowerThan, "log-sample-slower-than", 0, "with --log-sample-rate: always keep requests at least this slow")
+	redactHeaders := fs.String("log-redact-headers", "", "comma-separated headers redacted before export, besides Authorization, Cookie, Set-Cookie, Proxy-Authorization")
+	redactFields := fs.String("log-redact-fields", "", "comma-separated access-log fields redacted before export")
+	redactQuery := fs.String("log-redact-query", "", "comma-separated query parameters redacted inside paths before export")
+	labels := fs.String("log-labels", "", "comma-separated key=value labels added to every exported record")
 	logLevel := fs.String("log-level", "info", "runtime log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "runtime log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -112,6 +120,15 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	o.Logger = logger
 	o.Version, o.Commit = version, commit
+	o.LogRedact.Headers, o.LogRedact.Fields, o.LogRedact.QueryParams = splitList(*redactHeaders), splitList(*redactFields), splitList(*redactQuery)
+	if o.LogLabels, err = parseLabels(*labels); err != nil {
+		fmt.Fprintln(stderr, "flexgw run: --log-labels:", err)
+		return 2
+	}
+	if o.LogSample.Rate < 0 || o.LogSample.Rate > 1 {
+		fmt.Fprintln(stderr, "flexgw run: --log-sample-rate: must be between 0 and 1")
+		return 2
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -120,6 +137,28 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range splitList(s) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("%q: want key=value", kv)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return out, nil
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {

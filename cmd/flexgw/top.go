@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -17,7 +18,7 @@ func cmdTop(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o tui.Options
 	fs.StringVar(&o.AdminURL, "admin", tui.DefaultAdminURL, "admin API of the gateway to watch")
-	fs.StringVar(&o.Token, "token", "", "bearer token for the admin API")
+	fs.StringVar(&o.Token, "token", os.Getenv("FLEXGW_ADMIN_TOKEN"), "bearer token for the admin API (default $FLEXGW_ADMIN_TOKEN)")
 	fs.DurationVar(&o.Refresh, "refresh", time.Second, "refresh interval")
 	fs.BoolVar(&o.Once, "once", false, "print one frame as plain text and exit")
 	fs.BoolVar(&o.Plain, "plain", false, "plain text frames instead of the full-screen UI")

@@ -297,6 +297,18 @@ apiVersion: gateway.mulesoft.com/v1alpha1
 kind: Gateway
 metadata:
   name: what
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Configuration
+metadata:
+  name: logs
+spec:
+  logging:
+    outputs:
+      - name: s
+        type: splunk
+        parameters:
+          bogus_param: x
 `})
 	cmd := exec.Command(flexgwBin, "validate", bad)
 	out, err = cmd.CombinedOutput()
@@ -312,8 +324,11 @@ metadata:
 			t.Errorf("problem line %q does not start with FILE:LINE", l)
 		}
 	}
-	if !strings.Contains(string(out), "servces") || !strings.Contains(string(out), "Gateway") {
-		t.Errorf("problems do not name the unknown field and kind:\n%s", out)
+	// Structural problems and log-output problems come in one report.
+	for _, want := range []string{"servces", "Gateway", "bogus_param"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("problems do not mention %q:\n%s", want, out)
+		}
 	}
 }
 

@@ -34,11 +34,12 @@ spec:
     accessLogs:
       outputs: [splunk]
 `, hec.URL)
-	startGateway(t, writeConfig(t, map[string]string{"api.yaml": cfg}))
+	startGateway(t, writeConfig(t, map[string]string{"api.yaml": cfg}),
+		"--log-redact-query", "api_key", "--log-labels", "env=lab-x9")
 	const secret = "Basic c3VwZXItc2VjcmV0LXBhc3N3b3Jk"
 	const n = 25
 	for i := 0; i < n; i++ {
-		if code, body, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/api/req-%d", port, i), "Authorization", secret); code != 200 {
+		if code, body, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/api/req-%d?api_key=qk-7781&page=2", port, i), "Authorization", secret); code != 200 {
 			t.Fatalf("status %d %s", code, body)
 		}
 	}
@@ -58,7 +59,10 @@ spec:
 	if bytes.Contains(all, []byte("c3VwZXItc2VjcmV0LXBhc3N3b3Jk")) {
 		t.Error("the Authorization value reached the exporter")
 	}
-	for _, want := range []string{`/api/req-0`, `default/shipped`} {
+	if bytes.Contains(all, []byte("qk-7781")) {
+		t.Error("the api_key query parameter named by --log-redact-query reached the exporter")
+	}
+	for _, want := range []string{`/api/req-0`, `page=2`, `default/shipped`, `lab-x9`} {
 		if !bytes.Contains(all, []byte(want)) {
 			t.Errorf("exported events lack %q", want)
 		}

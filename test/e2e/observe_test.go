@@ -75,3 +75,29 @@ func TestKernelProbeInGateway(t *testing.T) {
 		t.Errorf("/api/v1/ebpf = %d, want the upstream %s in %s", code, up.Addr, body)
 	}
 }
+
+// With --admin-token the admin API needs the bearer token (but /live and
+// /ready stay open for probes), and `flexgw top --token` uses it.
+func TestAdminToken(t *testing.T) {
+	up := startUpstream(t, "a", nil)
+	port := freePort(t)
+	g := startGateway(t, writeConfig(t, map[string]string{"api.yaml": inlineAPI("guarded", port, "", up.URL)}), "--admin-token", "s3cret")
+	if code, _, _ := get(t, g.adminURL("/ready")); code != 200 {
+		t.Errorf("/ready without token = %d, want 200", code)
+	}
+	if code, _, _ := get(t, g.adminURL("/api/v1/status")); code != 401 {
+		t.Errorf("/api/v1/status without token = %d, want 401", code)
+	}
+	if code, _, _ := get(t, g.adminURL("/metrics"), "Authorization", "Bearer wrong"); code != 401 {
+		t.Errorf("/metrics with a wrong token = %d, want 401", code)
+	}
+	if code, _, _ := get(t, g.adminURL("/api/v1/status"), "Authorization", "Bearer s3cret"); code != 200 {
+		t.Errorf("/api/v1/status with the token = %d, want 200", code)
+	}
+	if out, err := exec.Command(flexgwBin, "top", "--once", "--admin", "http://"+g.admin, "--token", "s3cret").CombinedOutput(); err != nil || !strings.Contains(string(out), "default/guarded") {
+		t.Errorf("top --once --token: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(flexgwBin, "top", "--once", "--admin", "http://"+g.admin).CombinedOutput(); err == nil {
+		t.Errorf("top --once without the token succeeded:\n%s", out)
+	}
+}
