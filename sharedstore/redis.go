@@ -44,6 +44,11 @@ type Redis struct {
 	mu        sync.Mutex
 	downUntil time.Time
 	down      bool
+
+	// Incr calls are pipelined: callers queue, and a flusher goroutine
+	// sends everything queued while the previous round trips were in
+	// flight as one pipeline (see incrBatcher).
+	batch *incrBatcher
 }
 
 // RedisOptions tunes the client; zero values take the defaults.
@@ -57,7 +62,13 @@ type RedisOptions struct {
 	Cooldown time.Duration
 	// PoolSize is the connection pool size (default go-redis's).
 	PoolSize int
-	Logger   *slog.Logger
+	// MaxBatch bounds how many Incr calls go out in one pipeline
+	// (default 256).
+	MaxBatch int
+	// MaxInFlight is how many Incr pipelines may be in flight at once
+	// (default 4).
+	MaxInFlight int
+	Logger      *slog.Logger
 }
 
 // NewRedis returns a store for the configured Redis. It does not connect:
@@ -100,11 +111,13 @@ func NewRedis(cfg *ir.Redis, o RedisOptions) (*Redis, error) {
 		}
 		opts.TLSConfig = tc
 	}
-	return &Redis{
+	s := &Redis{
 		client:   redis.NewClient(opts),
 		log:      o.Logger.With("component", "sharedstore", "redis", cfg.Address),
 		cooldown: o.Cooldown,
-	}, nil
+	}
+	s.batch = newIncrBatcher(s, o.MaxBatch, o.MaxInFlight)
+	return s, nil
 }
 
 func redisTLS(t *ir.RedisTLS) (*tls.Config, error) {
@@ -146,28 +159,26 @@ func tlsVersion(s string) (uint16, bool) {
 	return 0, false
 }
 
-// Close releases the connection pool.
-func (s *Redis) Close() error { return s.client.Close() }
+// Close stops the Incr flusher (pending calls fail) and releases the
+// connection pool.
+func (s *Redis) Close() error {
+	s.batch.close()
+	return s.client.Close()
+}
 
 // Ping checks Redis is reachable (for readiness and tests).
 func (s *Redis) Ping(ctx context.Context) error {
 	return s.client.Ping(ctx).Err()
 }
 
-// Incr implements policy.SharedStore with the fixed-window script.
+// Incr implements policy.SharedStore with the fixed-window script. Each
+// increment is still one atomic script run on the server; concurrent calls
+// share round trips (see incrBatcher).
 func (s *Redis) Incr(ctx context.Context, key string, ttlMillis int64) (int64, int64, error) {
 	if err := s.gate(); err != nil {
 		return 0, 0, err
 	}
-	res, err := incrScript.Run(ctx, s.client, []string{key}, ttlMillis).Int64Slice()
-	if err != nil {
-		return 0, 0, s.fail("incr", err)
-	}
-	s.ok()
-	if len(res) != 2 {
-		return 0, 0, fmt.Errorf("redis incr %q: unexpected reply %v", key, res)
-	}
-	return res[0], res[1], nil
+	return s.batch.incr(ctx, key, ttlMillis)
 }
 
 // Get returns the string at key; found is false when the key does not
