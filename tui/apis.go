@@ -114,10 +114,16 @@ func (v *apisView) rebuild(t *topapi.Top) {
 	if t == nil {
 		return
 	}
-	apis := slices.Clone(t.APIs)
+	// Sort pointers, not the structs: with every API expanded this runs
+	// over a thousand routes each refresh.
+	apis := make([]*topapi.API, len(t.APIs))
+	for i := range t.APIs {
+		apis[i] = &t.APIs[i]
+	}
 	f := strings.ToLower(v.filter)
 	less := v.compare
-	slices.SortFunc(apis, func(a, b topapi.API) int { return less(&a.Rates, &b.Rates, a.Name, b.Name) })
+	slices.SortFunc(apis, func(a, b *topapi.API) int { return less(&a.Rates, &b.Rates, a.Name, b.Name) })
+	var routes []*topapi.Route
 	for _, a := range apis {
 		if f != "" && !strings.Contains(strings.ToLower(a.Name), f) {
 			continue
@@ -129,8 +135,12 @@ func (v *apisView) rebuild(t *topapi.Top) {
 		if a.Routes != nil {
 			v.routeCache[a.Name] = a.Routes
 		}
-		routes := slices.Clone(v.routeCache[a.Name])
-		slices.SortFunc(routes, func(x, y topapi.Route) int { return less(&x.Rates, &y.Rates, x.Name, y.Name) })
+		cached := v.routeCache[a.Name]
+		routes = routes[:0]
+		for i := range cached {
+			routes = append(routes, &cached[i])
+		}
+		slices.SortFunc(routes, func(x, y *topapi.Route) int { return less(&x.Rates, &y.Rates, x.Name, y.Name) })
 		for _, r := range routes {
 			v.rows = append(v.rows, apiRow{kind: rowRoute, api: a.Name, name: r.Name, rates: r.Rates, rpsH: r.RPSHistory, p99H: r.P99History})
 		}

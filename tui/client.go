@@ -2,6 +2,7 @@ package tui
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,6 +22,9 @@ type client struct {
 	base  string
 	token string
 	http  *http.Client
+
+	bufMu sync.Mutex
+	buf   bytes.Buffer
 }
 
 func newClient(adminURL, token string) (*client, error) {
@@ -90,8 +94,17 @@ func (c *client) top(ctx context.Context, q topQuery) (*topapi.Top, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	// One buffer per client, reused: a snapshot with a thousand routes is
+	// tens of kilobytes every refresh. Fetches do not overlap (the model
+	// has at most one in flight), the lock only guards against misuse.
+	c.bufMu.Lock()
+	defer c.bufMu.Unlock()
+	c.buf.Reset()
+	if _, err := c.buf.ReadFrom(resp.Body); err != nil {
+		return nil, fmt.Errorf("GET /api/v1/top: read: %w", err)
+	}
 	var t topapi.Top
-	if err := json.NewDecoder(resp.Body).Decode(&t); err != nil {
+	if err := json.Unmarshal(c.buf.Bytes(), &t); err != nil {
 		return nil, fmt.Errorf("GET /api/v1/top: decode: %w", err)
 	}
 	return &t, nil

@@ -75,6 +75,11 @@ type model struct {
 	following bool
 	followedQ string
 
+	// apisStale is set when a snapshot arrived while the APIs view was not
+	// shown: its rows are rebuilt when it is shown again, so the other
+	// views do not pay for sorting every API and route each refresh.
+	apisStale bool
+
 	apis apisView
 	ups  upstreamsView
 	logs logsView
@@ -117,7 +122,11 @@ func (m *model) fetchCmd() tea.Cmd {
 		return nil
 	}
 	m.fetching = true
-	q := topQuery{history: m.sparkWidth(), api: m.apis.drill, routes: m.apis.visibleExpanded(m.bodyHeight())}
+	q := topQuery{history: m.sparkWidth(), api: m.apis.drill}
+	if m.view == viewAPIs {
+		// Only the APIs view draws routes; the others skip decoding them.
+		q.routes = m.apis.visibleExpanded(m.bodyHeight())
+	}
 	ctx, fetch := m.ctx, m.fetch
 	return func() tea.Msg {
 		t, err := fetch(ctx, q)
@@ -148,7 +157,8 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.err = nil
 			m.top = msg.top
 			m.lastOK = m.now()
-			m.apis.rebuild(m.top)
+			m.apisStale = true
+			m.syncAPIs()
 		}
 		if m.refetch {
 			m.refetch = false
@@ -172,6 +182,7 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tea.KeyPressMsg:
 		cmd := m.key(msg)
+		m.syncAPIs()
 		m.syncFollow()
 		return m, cmd
 	case tea.MouseWheelMsg:
@@ -183,6 +194,7 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tea.MouseClickMsg:
 		cmd := m.click(msg.X, msg.Y)
+		m.syncAPIs()
 		m.syncFollow()
 		return m, cmd
 	}
@@ -221,6 +233,15 @@ func (m *model) key(k tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	return m.viewKey(k)
+}
+
+// syncAPIs rebuilds the APIs view's rows from the latest snapshot if it
+// is on screen and they are out of date.
+func (m *model) syncAPIs() {
+	if m.apisStale && m.view == viewAPIs {
+		m.apisStale = false
+		m.apis.rebuild(m.top)
+	}
 }
 
 // syncFollow streams logs only while the Logs view is on screen, with
@@ -309,6 +330,7 @@ func (m *model) View() tea.View {
 }
 
 func (m *model) frame() string {
+	m.syncAPIs()
 	lines := make([]string, 0, m.height)
 	lines = append(lines, m.header()...)
 	h := m.bodyHeight()

@@ -126,11 +126,18 @@ func runPlain(ctx context.Context, c *client, opts Options) error {
 	}
 }
 
+// rendererFPS caps how often bubbletea diffs and repaints the frame. The
+// data changes once per refresh (and four times a second in the Logs
+// view), so 60 checks a second mostly wake up to find nothing new; 20
+// still answers keys within 50 ms and lets a snapshot and a log batch
+// arriving close together share one repaint.
+const rendererFPS = 20
+
 func runInteractive(ctx context.Context, c *client, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	m := newModel(ctx, c.top, c.base, opts.Refresh, false)
-	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(opts.Out))
+	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(opts.Out), tea.WithFPS(rendererFPS))
 	// Four log batches a second read as live and cost a quarter of the
 	// repaints of ten.
 	m.follow = c.followLogs(ctx, 250*time.Millisecond, func(msg any) { p.Send(msg) })
