@@ -302,7 +302,6 @@ func (a *Agent) shutdown(admin *http.Server) error {
 	a.log.Info("draining", "timeout", a.opts.DrainTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), a.opts.DrainTimeout)
 	defer cancel()
-	var err error
 	if a.plane != nil {
 		if e := a.plane.Shutdown(ctx); e != nil {
 			a.log.Warn("drain incomplete", "error", e)
@@ -310,7 +309,7 @@ func (a *Agent) shutdown(admin *http.Server) error {
 	}
 	_ = admin.Shutdown(ctx)
 	a.log.Info("stopped")
-	return err
+	return nil
 }
 
 func (a *Agent) closeAll() {

@@ -156,6 +156,34 @@ func (r *Receiver) begin() Fault {
 	return f(n)
 }
 
+// injectFault counts the request and applies the configured fault: a
+// delay, a dropped connection, or an error status (with Retry-After) that
+// reply writes in the vendor's format. It reports whether the response
+// has been dealt with; the fault is returned for DropAfterAccept.
+func (r *Receiver) injectFault(w http.ResponseWriter, reply func(status int)) (f Fault, done bool) {
+	f = r.begin()
+	if f.Delay > 0 {
+		time.Sleep(f.Delay)
+	}
+	if f.Drop {
+		hijackClose(w)
+		return f, true
+	}
+	if f.Status == 0 {
+		return f, false
+	}
+	if f.RetryAfter != "" {
+		w.Header().Set("Retry-After", f.RetryAfter)
+	}
+	reply(f.Status)
+	return f, true
+}
+
+// plainError replies with the status text, as New Relic and Sumo Logic do.
+func plainError(w http.ResponseWriter) func(int) {
+	return func(status int) { http.Error(w, http.StatusText(status), status) }
+}
+
 // accept records events (raw record objects).
 func (r *Receiver) accept(body []byte, events []json.RawMessage) {
 	r.mu.Lock()

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 )
 
 // HEC is a stand-in Splunk HTTP Event Collector: POST
@@ -73,24 +72,15 @@ func (h *HEC) serve(r *Receiver, w http.ResponseWriter, req *http.Request) {
 		hecReply(w, http.StatusNotFound, 404, "Not Found")
 		return
 	}
-	f := r.begin()
-	if f.Delay > 0 {
-		time.Sleep(f.Delay)
-	}
-	if f.Drop {
-		hijackClose(w)
-		return
-	}
-	if f.Status != 0 {
-		if f.RetryAfter != "" {
-			w.Header().Set("Retry-After", f.RetryAfter)
-		}
-		code := 9
-		text := "Server is busy"
-		if f.Status < 500 {
+	busy := func(status int) {
+		code, text := 9, "Server is busy"
+		if status < 500 {
 			code, text = 6, "Invalid data format"
 		}
-		hecReply(w, f.Status, code, text)
+		hecReply(w, status, code, text)
+	}
+	f, done := r.injectFault(w, busy)
+	if done {
 		return
 	}
 	body, status, msg := readBody(req, h.MaxContentLength, false)

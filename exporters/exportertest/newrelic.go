@@ -3,7 +3,6 @@ package exportertest
 import (
 	"encoding/json"
 	"net/http"
-	"time"
 )
 
 // NewRelic is a stand-in New Relic Log API: POST /log/v1 with Api-Key or
@@ -43,19 +42,8 @@ func (n *NewRelic) serve(r *Receiver, w http.ResponseWriter, req *http.Request) 
 		http.Error(w, "unsupported media type", http.StatusUnsupportedMediaType)
 		return
 	}
-	f := r.begin()
-	if f.Delay > 0 {
-		time.Sleep(f.Delay)
-	}
-	if f.Drop {
-		hijackClose(w)
-		return
-	}
-	if f.Status != 0 {
-		if f.RetryAfter != "" {
-			w.Header().Set("Retry-After", f.RetryAfter)
-		}
-		http.Error(w, http.StatusText(f.Status), f.Status)
+	f, done := r.injectFault(w, plainError(w))
+	if done {
 		return
 	}
 	body, status, msg := readBody(req, n.MaxPayload, true)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 )
 
 // Sumo is a stand-in Sumo Logic HTTP Logs source: POST
@@ -51,19 +50,8 @@ func (s *Sumo) serve(r *Receiver, w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	f := r.begin()
-	if f.Delay > 0 {
-		time.Sleep(f.Delay)
-	}
-	if f.Drop {
-		hijackClose(w)
-		return
-	}
-	if f.Status != 0 {
-		if f.RetryAfter != "" {
-			w.Header().Set("Retry-After", f.RetryAfter)
-		}
-		http.Error(w, http.StatusText(f.Status), f.Status)
+	f, done := r.injectFault(w, plainError(w))
+	if done {
 		return
 	}
 	body, status, msg := readBody(req, s.MaxBody, false)
