@@ -59,9 +59,8 @@ func ownCgroup(pid int) (string, error) {
 
 // cgroupHandle is the cgroup whose sockets the probe measures.
 type cgroupHandle struct {
-	path  string // absolute directory
-	id    uint64 // kernfs node id, what the kernel calls the cgroup id
-	level uint32 // depth below the root cgroup (root = 0)
+	path string // absolute directory
+	id   uint64 // kernfs node id, what the kernel calls the cgroup id
 	// created is set when Start made the cgroup and moved the process into
 	// it; Close moves the process back to origin and removes it.
 	created bool
@@ -97,12 +96,8 @@ func setupCgroup(configured string) (*cgroupHandle, error) {
 		}
 		h.created = true
 	}
-	rel, err := filepath.Rel(mount, h.path)
-	if err != nil {
+	if _, err := filepath.Rel(mount, h.path); err != nil {
 		return nil, fmt.Errorf("cgroup %s is not below the cgroup v2 mount %s", h.path, mount)
-	}
-	if rel != "." {
-		h.level = uint32(len(strings.Split(rel, "/")))
 	}
 	if h.id, err = cgroupID(h.path); err != nil {
 		h.close()

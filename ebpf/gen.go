@@ -6,4 +6,4 @@ package ebpf
 // dumps the running kernel's BTF as vmlinux.h (not committed; CO-RE relocates
 // the field offsets at load time on other kernels), the second compiles.
 //go:generate sh -c "bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h"
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type hist -type endpoint -type rtt_key probe bpf/probe.bpf.c -- -I./bpf
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type hist -type endpoint -type rtt_key -type conn_key -type conn probe bpf/probe.bpf.c -- -I./bpf

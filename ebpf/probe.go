@@ -44,6 +44,11 @@ type Options struct {
 	// (scrapes and Snapshot calls in between reuse the last read). Default
 	// one second.
 	Interval time.Duration
+	// RTTInterval is how often the smoothed RTT of every established
+	// gateway connection is sampled into the RTT histograms (each
+	// connection also gives one sample when it closes). Default five
+	// seconds.
+	RTTInterval time.Duration
 }
 
 func (o *Options) defaults() error {
@@ -60,6 +65,9 @@ func (o *Options) defaults() error {
 	o.Logger = o.Logger.With("component", "ebpf")
 	if o.Interval <= 0 {
 		o.Interval = time.Second
+	}
+	if o.RTTInterval <= 0 {
+		o.RTTInterval = 5 * time.Second
 	}
 	return nil
 }

@@ -13,11 +13,20 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type probeConnState struct {
+type probeConn struct {
 	_           structs.HostLayout
 	StartNs     uint64
-	Direction   uint32
+	Key         probeRttKey
 	Established uint32
+	_           [4]byte
+}
+
+type probeConnKey struct {
+	_     structs.HostLayout
+	Raddr [16]uint8
+	Laddr [16]uint8
+	Rport uint16
+	Lport uint16
 }
 
 type probeEndpoint struct {
@@ -39,38 +48,23 @@ type probeRttKey struct {
 	Direction uint32
 }
 
-type probeRttStorage struct {
-	_            structs.HostLayout
-	LastSampleNs uint64
-	Direction    uint32
-	Pad          uint32
-}
-
-type probeSynKey struct {
-	_     structs.HostLayout
-	Raddr [16]uint8
-	Rport uint16
-	Lport uint16
-}
-
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	probeMapConnectFailures   = "connect_failures"
-	probeMapConnectHist       = "connect_hist"
-	probeMapConns             = "conns"
-	probeMapHandshakeHist     = "handshake_hist"
-	probeMapLifetimeHist      = "lifetime_hist"
-	probeMapRttHist           = "rtt_hist"
-	probeMapRttStore          = "rtt_store"
-	probeMapSynStart          = "syn_start"
-	probeProgFlexgwSetState   = "flexgw_set_state"
-	probeProgFlexgwSockops    = "flexgw_sockops"
-	probeVarTargetCgroupId    = "target_cgroup_id"
-	probeVarTargetCgroupLevel = "target_cgroup_level"
-	probeVarUnusedHist        = "unused_hist"
-	probeVarUnusedRttKey      = "unused_rtt_key"
+	probeMapConnectFailures = "connect_failures"
+	probeMapConnectHist     = "connect_hist"
+	probeMapConns           = "conns"
+	probeMapHandshakeHist   = "handshake_hist"
+	probeMapLifetimeHist    = "lifetime_hist"
+	probeMapRttHist         = "rtt_hist"
+	probeProgFlexgwRttSweep = "flexgw_rtt_sweep"
+	probeProgFlexgwSetState = "flexgw_set_state"
+	probeProgFlexgwSockops  = "flexgw_sockops"
+	probeVarUnusedConn      = "unused_conn"
+	probeVarUnusedConnKey   = "unused_conn_key"
+	probeVarUnusedHist      = "unused_hist"
+	probeVarUnusedRttKey    = "unused_rtt_key"
 )
 
 // loadProbe returns the embedded CollectionSpec for probe.
@@ -115,6 +109,7 @@ type probeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type probeProgramSpecs struct {
+	FlexgwRttSweep *ebpf.ProgramSpec `ebpf:"flexgw_rtt_sweep"`
 	FlexgwSetState *ebpf.ProgramSpec `ebpf:"flexgw_set_state"`
 	FlexgwSockops  *ebpf.ProgramSpec `ebpf:"flexgw_sockops"`
 }
@@ -129,18 +124,16 @@ type probeMapSpecs struct {
 	HandshakeHist   *ebpf.MapSpec `ebpf:"handshake_hist"`
 	LifetimeHist    *ebpf.MapSpec `ebpf:"lifetime_hist"`
 	RttHist         *ebpf.MapSpec `ebpf:"rtt_hist"`
-	RttStore        *ebpf.MapSpec `ebpf:"rtt_store"`
-	SynStart        *ebpf.MapSpec `ebpf:"syn_start"`
 }
 
 // probeVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type probeVariableSpecs struct {
-	TargetCgroupId    *ebpf.VariableSpec `ebpf:"target_cgroup_id"`
-	TargetCgroupLevel *ebpf.VariableSpec `ebpf:"target_cgroup_level"`
-	UnusedHist        *ebpf.VariableSpec `ebpf:"unused_hist"`
-	UnusedRttKey      *ebpf.VariableSpec `ebpf:"unused_rtt_key"`
+	UnusedConn    *ebpf.VariableSpec `ebpf:"unused_conn"`
+	UnusedConnKey *ebpf.VariableSpec `ebpf:"unused_conn_key"`
+	UnusedHist    *ebpf.VariableSpec `ebpf:"unused_hist"`
+	UnusedRttKey  *ebpf.VariableSpec `ebpf:"unused_rtt_key"`
 }
 
 // probeObjects contains all objects after they have been loaded into the kernel.
@@ -169,8 +162,6 @@ type probeMaps struct {
 	HandshakeHist   *ebpf.Map `ebpf:"handshake_hist"`
 	LifetimeHist    *ebpf.Map `ebpf:"lifetime_hist"`
 	RttHist         *ebpf.Map `ebpf:"rtt_hist"`
-	RttStore        *ebpf.Map `ebpf:"rtt_store"`
-	SynStart        *ebpf.Map `ebpf:"syn_start"`
 }
 
 func (m *probeMaps) Close() error {
@@ -181,8 +172,6 @@ func (m *probeMaps) Close() error {
 		m.HandshakeHist,
 		m.LifetimeHist,
 		m.RttHist,
-		m.RttStore,
-		m.SynStart,
 	)
 }
 
@@ -190,22 +179,24 @@ func (m *probeMaps) Close() error {
 //
 // It can be passed to loadProbeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type probeVariables struct {
-	TargetCgroupId    *ebpf.Variable `ebpf:"target_cgroup_id"`
-	TargetCgroupLevel *ebpf.Variable `ebpf:"target_cgroup_level"`
-	UnusedHist        *ebpf.Variable `ebpf:"unused_hist"`
-	UnusedRttKey      *ebpf.Variable `ebpf:"unused_rtt_key"`
+	UnusedConn    *ebpf.Variable `ebpf:"unused_conn"`
+	UnusedConnKey *ebpf.Variable `ebpf:"unused_conn_key"`
+	UnusedHist    *ebpf.Variable `ebpf:"unused_hist"`
+	UnusedRttKey  *ebpf.Variable `ebpf:"unused_rtt_key"`
 }
 
 // probePrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadProbeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type probePrograms struct {
+	FlexgwRttSweep *ebpf.Program `ebpf:"flexgw_rtt_sweep"`
 	FlexgwSetState *ebpf.Program `ebpf:"flexgw_set_state"`
 	FlexgwSockops  *ebpf.Program `ebpf:"flexgw_sockops"`
 }
 
 func (p *probePrograms) Close() error {
 	return _ProbeClose(
+		p.FlexgwRttSweep,
 		p.FlexgwSetState,
 		p.FlexgwSockops,
 	)

@@ -3,8 +3,10 @@ package ebpf
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
+	"time"
 
 	cebpf "github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -17,9 +19,13 @@ import (
 type Probe struct {
 	objs  probeObjects
 	links []link.Link
+	sweep *link.Iter
 	cg    *cgroupHandle
 	coll  *Collector
 	log   *slog.Logger
+
+	stop chan struct{}
+	done chan struct{}
 }
 
 // Cgroup is the cgroup v2 directory whose sockets the probe measures.
@@ -52,12 +58,6 @@ func start(opts Options) (_ *Probe, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("ebpf: parse embedded BPF object: %w", err)
 	}
-	if err := spec.Variables["target_cgroup_id"].Set(p.cg.id); err != nil {
-		return nil, fmt.Errorf("ebpf: set target cgroup: %w", err)
-	}
-	if err := spec.Variables["target_cgroup_level"].Set(p.cg.level); err != nil {
-		return nil, fmt.Errorf("ebpf: set target cgroup level: %w", err)
-	}
 	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
 		var ve *cebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -66,16 +66,26 @@ func start(opts Options) (_ *Probe, err error) {
 		return nil, fmt.Errorf("ebpf: load probe: %w", err)
 	}
 
-	tp, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "inet_sock_set_state", Program: p.objs.FlexgwSetState})
-	if err != nil {
-		return nil, fmt.Errorf("ebpf: attach raw tracepoint sock:inet_sock_set_state: %w", err)
-	}
-	p.links = append(p.links, tp)
+	// sockops first: the tracepoint only acts on sockets it has marked.
 	so, err := link.AttachCgroup(link.CgroupOptions{Path: p.cg.path, Attach: cebpf.AttachCGroupSockOps, Program: p.objs.FlexgwSockops})
 	if err != nil {
 		return nil, fmt.Errorf("ebpf: attach sockops to cgroup %s (needs CAP_NET_ADMIN): %w", p.cg.path, err)
 	}
 	p.links = append(p.links, so)
+	tp, err := link.AttachTracing(link.TracingOptions{Program: p.objs.FlexgwSetState})
+	if err != nil {
+		return nil, fmt.Errorf("ebpf: attach BTF tracepoint sock:inet_sock_set_state: %w", err)
+	}
+	p.links = append(p.links, tp)
+	if p.sweep, err = link.AttachIter(link.IterOptions{Program: p.objs.FlexgwRttSweep}); err != nil {
+		return nil, fmt.Errorf("ebpf: attach TCP socket iterator: %w", err)
+	}
+	p.links = append(p.links, p.sweep)
+	if err := p.SampleRTT(); err != nil {
+		return nil, err
+	}
+	p.stop, p.done = make(chan struct{}), make(chan struct{})
+	go p.maintain(opts.RTTInterval)
 
 	p.coll = NewCollector(&mapReader{objs: &p.objs}, opts.Resolve, opts.Listeners, opts.Interval)
 	p.log.Info("kernel latency probe attached", "cgroup", p.cg.path, "cgroup_id", p.cg.id)
@@ -88,6 +98,11 @@ func (p *Probe) Close() error {
 	if p == nil {
 		return nil
 	}
+	if p.stop != nil {
+		close(p.stop)
+		<-p.done
+		p.stop = nil
+	}
 	var errs []error
 	for _, l := range p.links {
 		errs = append(errs, l.Close())
@@ -97,6 +112,91 @@ func (p *Probe) Close() error {
 	return errors.Join(errs...)
 }
 
+// SampleRTT adds the current smoothed RTT of every established gateway
+// connection to the RTT histograms. The probe does it every
+// Options.RTTInterval; tests call it directly.
+func (p *Probe) SampleRTT() error {
+	r, err := p.sweep.Open()
+	if err != nil {
+		return fmt.Errorf("ebpf: run TCP socket iterator: %w", err)
+	}
+	defer r.Close()
+	// The program writes nothing; reading to EOF is what runs it over
+	// every socket.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return fmt.Errorf("ebpf: run TCP socket iterator: %w", err)
+	}
+	return nil
+}
+
+// pendingTTL is how long a connection may stay before ESTABLISHED in the
+// kernel's conns map. Linux gives up on an unanswered connect after about
+// 130 s (tcp_syn_retries=6) and on an unacknowledged SYN-ACK after about
+// 60 s (tcp_synack_retries=5); an entry older than this is a handshake that
+// ended without the probe seeing it end (a request socket dropped from the
+// SYN queue never reaches CLOSE).
+const pendingTTL = 3 * time.Minute
+
+// maintain runs the periodic user-space work: RTT samples and expiry of
+// handshakes that never completed.
+func (p *Probe) maintain(every time.Duration) {
+	defer close(p.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			if err := p.SampleRTT(); err != nil {
+				p.log.Warn("RTT sample failed", "err", err)
+			}
+			if _, err := p.expirePending(pendingTTL); err != nil {
+				p.log.Warn("expiring stale handshakes failed", "err", err)
+			}
+		}
+	}
+}
+
+// expirePending deletes the conns entries of handshakes that started more
+// than olderThan ago and have not completed, and returns how many.
+func (p *Probe) expirePending(olderThan time.Duration) (int, error) {
+	var ts unix.Timespec
+	// bpf_ktime_get_ns is CLOCK_MONOTONIC.
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0, fmt.Errorf("ebpf: read monotonic clock: %w", err)
+	}
+	cutoff := uint64(ts.Nano()) - uint64(olderThan.Nanoseconds())
+	var (
+		k     probeConnKey
+		c     probeConn
+		stale []probeConnKey
+	)
+	it := p.objs.Conns.Iterate()
+	for it.Next(&k, &c) {
+		if c.Established == 0 && c.StartNs <= cutoff {
+			stale = append(stale, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return 0, fmt.Errorf("ebpf: read conns: %w", err)
+	}
+	n := 0
+	for i := range stale {
+		// The handshake may have completed meanwhile: then the entry
+		// is established and must stay. Deleting only what is still
+		// pending needs a re-check; a lost race costs one connection's
+		// connect-latency sample, nothing more.
+		if err := p.objs.Conns.Lookup(&stale[i], &c); err != nil || c.Established != 0 {
+			continue
+		}
+		if err := p.objs.Conns.Delete(&stale[i]); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // ProgramStats reports the kernel's run count and run time of the probe's
 // programs (zero unless BPF statistics are enabled, see EnableStats).
 func (p *Probe) ProgramStats() ([]ProgramStat, error) {
@@ -104,7 +204,7 @@ func (p *Probe) ProgramStats() ([]ProgramStat, error) {
 		return nil, nil
 	}
 	var out []ProgramStat
-	for name, prog := range map[string]*cebpf.Program{"inet_sock_set_state": p.objs.FlexgwSetState, "sockops": p.objs.FlexgwSockops} {
+	for name, prog := range map[string]*cebpf.Program{"inet_sock_set_state": p.objs.FlexgwSetState, "sockops": p.objs.FlexgwSockops, "rtt_sweep": p.objs.FlexgwRttSweep} {
 		st, err := prog.Stats()
 		if err != nil {
 			return nil, fmt.Errorf("ebpf: program stats %s: %w", name, err)

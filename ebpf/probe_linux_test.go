@@ -273,6 +273,75 @@ func reservedClosedPort(t *testing.T) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
 }
 
+// TestProbeSamplesRTTOfOpenConnections: a connection that stays open is
+// sampled by the socket iterator each time it runs, per endpoint and per
+// listener, and gives one more sample when it closes.
+func TestProbeSamplesRTTOfOpenConnections(t *testing.T) {
+	// The periodic sweep must not run during the test: the test runs it.
+	p := startProbe(t, Options{RTTInterval: time.Hour})
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	addr := ln.Addr().(*net.TCPAddr).AddrPort()
+	c, err := net.Dial("tcp4", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv := <-accepted
+	defer srv.Close()
+	// One round trip each way, so both ends have an RTT estimate.
+	buf := make([]byte, 1)
+	for _, pair := range [][2]net.Conn{{c, srv}, {srv, c}} {
+		if _, err := pair[0].Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(pair[1], buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	samples := func() (out, in uint64) {
+		s := p.Snapshot()
+		return findEndpoint(s, addr.String()).RTTSamples, findListener(s, addr.Port()).RTTSamples
+	}
+	waitFor(t, "the connect and the handshake", func() bool {
+		s := p.Snapshot()
+		return findEndpoint(s, addr.String()).Connects == 1 && findListener(s, addr.Port()).Handshakes == 1
+	})
+	if out, in := samples(); out != 0 || in != 0 {
+		t.Fatalf("RTT samples before any sweep: outbound %d, inbound %d, want 0", out, in)
+	}
+	for want := uint64(1); want <= 2; want++ {
+		if err := p.SampleRTT(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fmt.Sprintf("%d RTT samples each way", want), func() bool {
+			out, in := samples()
+			return out == want && in == want
+		})
+	}
+	c.Close()
+	srv.Close()
+	waitFor(t, "the samples taken at close", func() bool {
+		out, in := samples()
+		return out == 3 && in == 3
+	})
+	s := p.Snapshot()
+	if ep := findEndpoint(s, addr.String()); ep.RTTP50 <= 0 || ep.RTTP50 >= 1 {
+		t.Errorf("implausible loopback RTT p50 %gs", ep.RTTP50)
+	}
+}
+
 func TestProbeCountsConnectFailures(t *testing.T) {
 	p := startProbe(t, Options{})
 	closed := reservedClosedPort(t)
@@ -343,6 +412,71 @@ func TestProbeIgnoresOtherProcesses(t *testing.T) {
 // not accepted), so the kernel drops the SYN and the client retransmits it
 // after the initial 1s RTO. The test accepts the queued connection once the
 // client has retransmitted, and the connect completes on a later
+// TestProbeExpiresStaleHandshakes: a connect whose SYN is never answered
+// (the listener's accept queue is full) stays pending in the kernel map
+// until user space expires it; once it does complete, the connection is
+// tracked from then on (its close counted) without a connect sample.
+func TestProbeExpiresStaleHandshakes(t *testing.T) {
+	p := startProbe(t, Options{RTTInterval: time.Hour})
+	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lfd)
+	if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lfd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(lfd)
+	port := sa.(*unix.SockaddrInet4).Port
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	filler, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer filler.Close()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}()
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: port}); err != unix.EINPROGRESS {
+		t.Fatalf("non-blocking connect: %v, want EINPROGRESS", err)
+	}
+
+	if n, err := p.expirePending(time.Hour); err != nil || n != 0 {
+		t.Fatalf("expirePending(1h) removed %d (%v), want 0: nothing is that old", n, err)
+	}
+	if n, err := p.expirePending(0); err != nil || n != 1 {
+		t.Fatalf("expirePending(0) removed %d (%v), want the one pending connect", n, err)
+	}
+	// Let the connect through and close it.
+	nfd, _, err := unix.Accept(lfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(nfd)
+	waitFor(t, "the delayed connect to complete", func() bool {
+		info, err := unix.GetsockoptTCPInfo(fd, unix.SOL_TCP, unix.TCP_INFO)
+		return err == nil && info.State == unix.BPF_TCP_ESTABLISHED
+	})
+	closedBefore := closedLifetimes(p.Snapshot(), "outbound")
+	unix.Close(fd)
+	fd = -1
+	waitFor(t, "the expired connection's close", func() bool {
+		return closedLifetimes(p.Snapshot(), "outbound") > closedBefore
+	})
+	if n := findEndpoint(p.Snapshot(), addr).Connects; n != 1 {
+		t.Errorf("%d connect samples, want 1 (the filler's; the expired one has no start time)", n)
+	}
+}
+
 // retransmission: at least a second after it started.
 func TestProbeSeesDelayedHandshake(t *testing.T) {
 	p := startProbe(t, Options{})

@@ -26,3 +26,6 @@ func (p *Probe) ProgramStats() ([]ProgramStat, error) { return nil, nil }
 
 // EnableStats fails off Linux.
 func EnableStats() (interface{ Close() error }, error) { return nil, errNotLinux }
+
+// SampleRTT is a no-op off Linux.
+func (p *Probe) SampleRTT() error { return nil }

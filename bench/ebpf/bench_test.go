@@ -394,7 +394,10 @@ func hostBusy(b *testing.B) time.Duration {
 
 // probeStats sums the kernel's run time and run count of the loaded flexgw
 // probe programs (only one gateway runs at a time).
-func probeStats(b *testing.B) (runTime time.Duration, runs uint64, progs map[string]cebpf.ProgramStats) {
+// probeStats sums the kernel's counters of the flexgw_* BPF programs not
+// in exclude: the programs loaded before the measured gateway started
+// (another gateway, a test run) are not its.
+func probeStats(b *testing.B, exclude map[cebpf.ProgramID]bool) (runTime time.Duration, runs uint64, progs map[string]cebpf.ProgramStats) {
 	progs = map[string]cebpf.ProgramStats{}
 	b.Helper()
 	var id cebpf.ProgramID
@@ -407,6 +410,9 @@ func probeStats(b *testing.B) (runTime time.Duration, runs uint64, progs map[str
 			b.Fatal(err)
 		}
 		id = next
+		if exclude[id] {
+			continue
+		}
 		p, err := cebpf.NewProgramFromID(id)
 		if err != nil {
 			continue // unloaded meanwhile
@@ -423,9 +429,30 @@ func probeStats(b *testing.B) (runTime time.Duration, runs uint64, progs map[str
 		}
 		runTime += st.Runtime
 		runs += st.RunCount
-		progs[info.Name] = *st
+		sum := progs[info.Name]
+		sum.Runtime += st.Runtime
+		sum.RunCount += st.RunCount
+		progs[info.Name] = sum
 	}
 	return runTime, runs, progs
+}
+
+// loadedPrograms is the set of flexgw_* BPF programs loaded now.
+func loadedPrograms(b *testing.B) map[cebpf.ProgramID]bool {
+	b.Helper()
+	ids := map[cebpf.ProgramID]bool{}
+	var id cebpf.ProgramID
+	for {
+		next, err := cebpf.ProgramGetNextID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			return ids
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		id = next
+		ids[id] = true
+	}
 }
 
 func writeConfig(b *testing.B, port int, upstream string) string {
@@ -533,13 +560,14 @@ func BenchmarkProbeOverhead(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			others := loadedPrograms(b)
 			g := startGateway(b, bin, confDir, cgFD, port, adminPort, true)
 			wrk(b, g.url, warmup, sc.connClose)
-			rt0, runs0, progs := probeStats(b)
+			rt0, runs0, progs := probeStats(b, others)
 			c0 := g.cpu(b)
 			_, n, _ := wrk(b, g.url, roundDur, sc.connClose)
 			gwCPU := g.cpu(b) - c0
-			rt1, runs1, progs1 := probeStats(b)
+			rt1, runs1, progs1 := probeStats(b, others)
 			// The tracepoint is host-wide (the cgroup test is inside the
 			// program), so it also runs for wrk's client sockets, which a
 			// production gateway's remote clients do not cost it. Calibrate
@@ -547,9 +575,9 @@ func BenchmarkProbeOverhead(b *testing.B) {
 			// connection per request, both ends outside the cgroup.
 			var foreign time.Duration
 			if sc.connClose {
-				_, _, fp0 := probeStats(b)
+				_, _, fp0 := probeStats(b, others)
 				_, nf, _ := wrk(b, "http://"+upstream+"/", time.Second, true)
-				_, _, fp1 := probeStats(b)
+				_, _, fp1 := probeStats(b, others)
 				const tp = "flexgw_set_state"
 				fr := fp1[tp].RunCount - fp0[tp].RunCount
 				nsPerRun := float64((fp1[tp].Runtime - fp0[tp].Runtime).Nanoseconds()) / float64(max(fr, 1))

@@ -2,44 +2,47 @@
 //
 // flexgw kernel latency probe.
 //
-// Two programs, both aggregating into log2 histograms in kernel maps so user
+// Three programs, aggregating into log2 histograms in kernel maps so user
 // space does no per-event work (it reads the maps periodically):
 //
-//  - raw tracepoint sock:inet_sock_set_state: connect latency
-//    (SYN_SENT -> ESTABLISHED) per destination, failed connects
-//    (SYN_SENT -> CLOSE) per destination, connection lifetime
-//    (ESTABLISHED -> CLOSE) per direction. The raw form of the tracepoint is
-//    used because it needs no tracefs and no access to it (CAP_BPF and
-//    CAP_PERFMON are enough).
-//  - cgroup sockops on the gateway's cgroup: accept handshake latency (SYN
-//    arrival -> ESTABLISHED) per listener port, and the smoothed RTT of
-//    established connections per remote endpoint (outbound) and per local
-//    listener port (inbound).
+//  - cgroup sockops on the gateway's cgroup. The kernel runs it only for
+//    sockets created in that cgroup (or below it), so it needs no filter of
+//    its own, at points of a connection's life it reaches anyway, with the
+//    addresses at hand. It records each gateway connection in the conns map
+//    when it starts (connect(2) sends its SYN, or an accepted handshake
+//    completes), and measures connect latency (SYN sent -> ESTABLISHED) per
+//    destination and accept handshake latency (SYN arrival -> ESTABLISHED)
+//    per listener port.
+//  - the BTF tracepoint sock:inet_sock_set_state, for the end of a
+//    connection: failed connects (SYN_SENT -> CLOSE) per destination,
+//    connection lifetime (ESTABLISHED -> CLOSE) per direction, and the
+//    connection's final smoothed RTT. It is host-wide, so for everybody
+//    else's sockets it costs a compare (only transitions to CLOSE matter) and
+//    a socket cookie test.
+//  - a TCP socket iterator user space runs every few seconds: the smoothed
+//    RTT of established gateway connections, per remote endpoint (outbound)
+//    and per listener port (inbound), with no per-packet work.
 //
-// Attribution: the tracepoint fires in softirq context for most transitions,
-// so "current" says nothing about who owns the socket. Instead the program
-// reads the cgroup the socket was created in (sk->sk_cgrp_data, inherited by
-// accepted sockets from their listener) and keeps only sockets at or below
-// the gateway's cgroup. Sockops programs are only run for sockets of the
-// cgroup they are attached to, so they need no filter.
+// Why this shape: the first version did everything in a raw tracepoint that
+// tested each socket's cgroup ancestry on every state change of every TCP
+// socket on the host, and sampled RTT from the per-ACK RTT callback: 17
+// program runs and ~5 us per proxied connection. Socket-local storage for
+// the per-connection record cost ~1 us more than a hash map.
 //
 // Build: see gen.go (bpf2go); vmlinux.h comes from `make generate`.
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define AF_INET 2
-#define AF_INET6 10
-#define IPPROTO_TCP 6
 
 // TCP states (include/net/tcp_states.h).
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
-#define TCP_SYN_RECV 3
 #define TCP_CLOSE 7
 #define TCP_NEW_SYN_RECV 12
 
@@ -50,15 +53,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 // 2^(i-1) < v <= 2^i, slot 0 counts v <= 1. The last slot also takes
 // everything larger. Keep in sync with NumBuckets in histogram.go.
 #define NUM_SLOTS 40
-
-// RTT samples per connection are rate limited to one per this interval: the
-// RTT callback runs on every ACK, a histogram update on each would cost more
-// than the information is worth.
-#define RTT_SAMPLE_NS 1000000000ULL
-
-// Set by the loader before load (bpf2go rewrites these constants).
-const volatile __u64 target_cgroup_id = 0;
-const volatile __u32 target_cgroup_level = 0;
 
 struct hist {
 	__u64 slots[NUM_SLOTS];
@@ -79,22 +73,26 @@ struct rtt_key {
 	__u32 direction;
 };
 
-struct conn_state {
-	__u64 start_ns;
-	__u32 direction;
-	__u32 established;
-};
-
-struct syn_key {
+// A connection by its addresses, IPv4 as IPv4-mapped IPv6, ports in host
+// order: what sockops sees of a request socket (before the accepted socket
+// exists) and what the tracepoint and the iterator read from a socket.
+struct conn_key {
 	__u8 raddr[16];
+	__u8 laddr[16];
 	__u16 rport;
 	__u16 lport;
 };
 
-struct rtt_storage {
-	__u64 last_sample_ns;
-	__u32 direction;
-	__u32 pad;
+// What the probe keeps per gateway connection, from the sockops callback
+// that starts it to the tracepoint's CLOSE.
+struct conn {
+	// Before ESTABLISHED: when connect(2) sent the SYN (outbound), or when
+	// the SYN arrived (inbound). After: when the connection was established.
+	__u64 start_ns;
+	// The connection's RTT histogram; key.ep is also the destination of an
+	// outbound connection for the connect histogram and failure counter.
+	struct rtt_key key;
+	__u32 established;
 };
 
 struct {
@@ -132,32 +130,28 @@ struct {
 	__type(value, struct hist);
 } lifetime_hist SEC(".maps");
 
-// Sockets of the gateway between SYN_SENT/SYN_RECV and CLOSE, by address.
+// Gateway connections, from the SYN to CLOSE, in place: one insert and one
+// delete per connection, the rest are (inlined) lookups. Keyed by addresses
+// rather than by socket because an inbound connection starts as a request
+// socket, which has neither socket storage nor a lasting cookie. Measured
+// per connection (loopback connections, per-callback timing): socket
+// storage cost about a microsecond more to create and free, an LRU map
+// about 20 % more than this non-preallocated hash. Handshakes that never
+// complete (a client that went away, a SYN flood) are deleted by user space
+// (Probe.expirePending).
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct conn_state);
+	__type(key, struct conn_key);
+	__type(value, struct conn);
 } conns SEC(".maps");
 
-// SYN arrival time of pending inbound handshakes.
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct syn_key);
-	__type(value, __u64);
-} syn_start SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct rtt_storage);
-} rtt_store SEC(".maps");
-
-// Force the histogram types into BTF for bpf2go.
+// Force the types user space reads into BTF for bpf2go.
 const struct hist *unused_hist __attribute__((unused));
 const struct rtt_key *unused_rtt_key __attribute__((unused));
+const struct conn_key *unused_conn_key __attribute__((unused));
+const struct conn *unused_conn __attribute__((unused));
 
 static __always_inline __u32 log2_u64(__u64 v)
 {
@@ -179,6 +173,19 @@ static __always_inline __u32 slot_of(__u64 us)
 	return s >= NUM_SLOTS ? NUM_SLOTS - 1 : s;
 }
 
+static __always_inline void hist_observe(struct hist *h, __u64 ns)
+{
+	__u64 us = (ns + 999) / 1000;
+	__u32 s = slot_of(us);
+	// Re-check on the register actually used for the index: clang may
+	// otherwise clamp a copy and leave the verifier with an unbounded one.
+	barrier_var(s);
+	if (s >= NUM_SLOTS)
+		return;
+	__sync_fetch_and_add(&h->slots[s], 1);
+	__sync_fetch_and_add(&h->sum_us, us);
+}
+
 static __always_inline void hist_add(void *map, const void *key, __u64 ns)
 {
 	static const struct hist zero;
@@ -189,31 +196,7 @@ static __always_inline void hist_add(void *map, const void *key, __u64 ns)
 		if (!h)
 			return;
 	}
-	__u64 us = (ns + 999) / 1000;
-	__u32 s = slot_of(us);
-	// Re-check on the register actually used for the index: clang may
-	// otherwise clamp a copy and leave the verifier with an unbounded one.
-	barrier_var(s);
-	if (s >= NUM_SLOTS)
-		return;
-	__sync_fetch_and_add(&h->slots[s], 1);
-	__sync_fetch_and_add(&h->sum_us, us);
-}
-
-static __always_inline void lifetime_add(__u32 direction, __u64 ns)
-{
-	struct hist *h = bpf_map_lookup_elem(&lifetime_hist, &direction);
-	if (!h)
-		return;
-	__u64 us = (ns + 999) / 1000;
-	__u32 s = slot_of(us);
-	// Re-check on the register actually used for the index: clang may
-	// otherwise clamp a copy and leave the verifier with an unbounded one.
-	barrier_var(s);
-	if (s >= NUM_SLOTS)
-		return;
-	__sync_fetch_and_add(&h->slots[s], 1);
-	__sync_fetch_and_add(&h->sum_us, us);
+	hist_observe(h, ns);
 }
 
 static __always_inline void map_v4(__u8 *dst, __u32 addr_be)
@@ -224,210 +207,183 @@ static __always_inline void map_v4(__u8 *dst, __u32 addr_be)
 	__builtin_memcpy(dst + 12, &addr_be, 4);
 }
 
-// Before Linux 6.0 struct cgroup kept its ancestors' ids, not pointers.
-struct cgroup___old {
-	int level;
-	__u64 ancestor_ids[];
-} __attribute__((preserve_access_index));
-
-// owned reports whether the socket was created in the gateway's cgroup or
-// one below it.
-static __always_inline bool owned(struct sock *sk)
+static __always_inline void rtt_sample(const struct rtt_key *key, __u32 srtt8)
 {
-	struct cgroup *cg = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
-	if (!cg)
-		return false;
-	int level = BPF_CORE_READ(cg, level);
-	if (level < (int)target_cgroup_level)
-		return false;
-	if (bpf_core_field_exists(struct cgroup___old, ancestor_ids)) {
-		__u64 id = 0;
-		__u64 off = bpf_core_field_offset(struct cgroup___old, ancestor_ids);
-		if (bpf_probe_read_kernel(&id, sizeof(id),
-					  (void *)cg + off + (__u64)target_cgroup_level * sizeof(id)))
-			return false;
-		return id == target_cgroup_id;
-	}
-	struct cgroup *anc = NULL;
-	__u64 off = bpf_core_field_offset(struct cgroup, ancestors);
-	if (bpf_probe_read_kernel(&anc, sizeof(anc),
-				  (void *)cg + off + (__u64)target_cgroup_level * sizeof(anc)))
-		return false;
-	if (!anc)
-		return false;
-	return BPF_CORE_READ(anc, kn, id) == target_cgroup_id;
+	__u32 srtt_us = srtt8 >> 3; // the kernel keeps srtt << 3
+	if (srtt_us)
+		hist_add(&rtt_hist, key, (__u64)srtt_us * 1000);
 }
 
-static __always_inline void remote_endpoint(struct sock *sk, struct endpoint *ep)
-{
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family == AF_INET) {
-		map_v4(ep->addr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
-	} else {
-		BPF_CORE_READ_INTO(&ep->addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	}
-	ep->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-}
-
-SEC("raw_tracepoint/inet_sock_set_state")
-int flexgw_set_state(struct bpf_raw_tracepoint_args *ctx)
-{
-	struct sock *sk = (struct sock *)ctx->args[0];
-	int oldstate = (int)ctx->args[1];
-	int newstate = (int)ctx->args[2];
-
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
-		return 0;
-
-	__u64 key = (__u64)sk;
-	__u64 now = bpf_ktime_get_ns();
-
-	if (newstate == TCP_SYN_SENT) {
-		// connect(2): process context, but the socket's cgroup is what
-		// counts (the same test is used everywhere).
-		if (!owned(sk))
-			return 0;
-		struct conn_state st = { .start_ns = now, .direction = DIR_OUTBOUND };
-		bpf_map_update_elem(&conns, &key, &st, BPF_ANY);
-		return 0;
-	}
-
-	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
-		if (!owned(sk))
-			return 0;
-		struct conn_state st = { .start_ns = now, .direction = DIR_INBOUND, .established = 1 };
-		bpf_map_update_elem(&conns, &key, &st, BPF_ANY);
-		return 0;
-	}
-
-	struct conn_state *st = bpf_map_lookup_elem(&conns, &key);
-	if (!st)
-		return 0;
-
-	if (oldstate == TCP_SYN_SENT && newstate == TCP_ESTABLISHED) {
-		struct endpoint ep = {};
-		remote_endpoint(sk, &ep);
-		hist_add(&connect_hist, &ep, now - st->start_ns);
-		st->start_ns = now;
-		st->established = 1;
-		return 0;
-	}
-
-	if (newstate != TCP_CLOSE)
-		return 0;
-
-	if (oldstate == TCP_SYN_SENT) {
-		struct endpoint ep = {};
-		remote_endpoint(sk, &ep);
-		__u64 one = 1;
-		__u64 *n = bpf_map_lookup_elem(&connect_failures, &ep);
-		if (n)
-			__sync_fetch_and_add(n, 1);
-		else if (bpf_map_update_elem(&connect_failures, &ep, &one, BPF_NOEXIST))
-			if ((n = bpf_map_lookup_elem(&connect_failures, &ep)))
-				__sync_fetch_and_add(n, 1);
-	} else if (st->established) {
-		lifetime_add(st->direction, now - st->start_ns);
-	}
-	bpf_map_delete_elem(&conns, &key);
-	return 0;
-}
-
-static __always_inline void skops_remote(struct bpf_sock_ops *skops, __u8 *addr)
+static __always_inline void skops_key(struct bpf_sock_ops *skops, struct conn_key *k)
 {
 	if (skops->family == AF_INET) {
-		map_v4(addr, skops->remote_ip4);
+		map_v4(k->raddr, skops->remote_ip4);
+		map_v4(k->laddr, skops->local_ip4);
 	} else {
 		__u32 a[4];
 		a[0] = skops->remote_ip6[0];
 		a[1] = skops->remote_ip6[1];
 		a[2] = skops->remote_ip6[2];
 		a[3] = skops->remote_ip6[3];
-		__builtin_memcpy(addr, a, 16);
+		__builtin_memcpy(k->raddr, a, 16);
+		a[0] = skops->local_ip6[0];
+		a[1] = skops->local_ip6[1];
+		a[2] = skops->local_ip6[2];
+		a[3] = skops->local_ip6[3];
+		__builtin_memcpy(k->laddr, a, 16);
 	}
-}
-
-static __always_inline void syn_key_of(struct bpf_sock_ops *skops, struct syn_key *k)
-{
-	skops_remote(skops, k->raddr);
 	k->rport = (__u16)bpf_ntohl(skops->remote_port);
 	k->lport = (__u16)skops->local_port;
 }
 
-static __always_inline void rtt_sample(struct bpf_sock_ops *skops, __u32 direction)
+// sk_key reads a TCP socket's key. The local port comes from inet_sport:
+// by the time the state changes to CLOSE the kernel has already released
+// the port binding and zeroed skc_num.
+static __always_inline void sk_key(struct tcp_sock *tp, struct conn_key *k)
 {
-	__u32 srtt_us = skops->srtt_us >> 3; // srtt_us holds srtt << 3
-	if (!srtt_us)
-		return;
-	struct rtt_key k = {};
-	k.direction = direction;
-	if (direction == DIR_OUTBOUND) {
-		skops_remote(skops, k.ep.addr);
-		k.ep.port = (__u16)bpf_ntohl(skops->remote_port);
+	struct inet_sock *inet = &tp->inet_conn.icsk_inet;
+	struct sock_common *skc = &inet->sk.__sk_common;
+	if (skc->skc_family == AF_INET) {
+		map_v4(k->raddr, skc->skc_daddr);
+		map_v4(k->laddr, skc->skc_rcv_saddr);
 	} else {
-		k.ep.port = (__u16)skops->local_port;
+		__builtin_memcpy(k->raddr, skc->skc_v6_daddr.in6_u.u6_addr8, 16);
+		__builtin_memcpy(k->laddr, skc->skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
 	}
-	hist_add(&rtt_hist, &k, (__u64)srtt_us * 1000);
+	k->rport = bpf_ntohs(skc->skc_dport);
+	k->lport = bpf_ntohs(inet->inet_sport);
 }
 
-static __always_inline void established(struct bpf_sock_ops *skops, __u32 direction)
+static __always_inline void start_conn(struct conn_key *k,
+				       __u32 direction, __u64 now, __u32 established)
 {
-	struct bpf_sock *sk = skops->sk;
-	if (sk) {
-		struct rtt_storage *rs = bpf_sk_storage_get(&rtt_store, sk, 0,
-							    BPF_SK_STORAGE_GET_F_CREATE);
-		if (rs) {
-			rs->direction = direction;
-			rs->last_sample_ns = bpf_ktime_get_ns();
-		}
+	struct conn c = { .start_ns = now, .established = established };
+	c.key.direction = direction;
+	if (direction == DIR_OUTBOUND) {
+		__builtin_memcpy(c.key.ep.addr, k->raddr, 16);
+		c.key.ep.port = k->rport;
+	} else {
+		c.key.ep.port = k->lport;
 	}
-	rtt_sample(skops, direction);
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_RTT_CB_FLAG);
+	bpf_map_update_elem(&conns, k, &c, BPF_ANY);
+}
+
+// mark gives the socket a cookie: at CLOSE the tracepoint looks up only
+// sockets that have one, which most of the host's never get.
+static __always_inline void mark(struct bpf_sock_ops *skops)
+{
+	bpf_get_socket_cookie(skops);
 }
 
 SEC("sockops")
 int flexgw_sockops(struct bpf_sock_ops *skops)
 {
+	struct conn_key k = {};
+	struct conn *c;
+	__u64 now;
+
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TIMEOUT_INIT:
 		// Called for the request socket when a SYN arrives on one of the
-		// gateway's listeners (and for outgoing connects, ignored here).
-		if (skops->state == TCP_NEW_SYN_RECV) {
-			struct syn_key k = {};
-			syn_key_of(skops, &k);
-			__u64 now = bpf_ktime_get_ns();
-			bpf_map_update_elem(&syn_start, &k, &now, BPF_NOEXIST);
-		}
+		// gateway's listeners (and for outgoing connects, handled at
+		// TCP_CONNECT_CB).
+		if (skops->state != TCP_NEW_SYN_RECV)
+			break;
+		skops_key(skops, &k);
+		start_conn(&k, DIR_INBOUND, bpf_ktime_get_ns(), 0);
 		break;
-	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: {
-		struct syn_key k = {};
-		syn_key_of(skops, &k);
-		__u64 *start = bpf_map_lookup_elem(&syn_start, &k);
-		if (start) {
-			__u16 port = k.lport;
-			hist_add(&handshake_hist, &port, bpf_ktime_get_ns() - *start);
-			bpf_map_delete_elem(&syn_start, &k);
-		}
-		established(skops, DIR_INBOUND);
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		// connect(2), just before the SYN goes out.
+		skops_key(skops, &k);
+		start_conn(&k, DIR_OUTBOUND, bpf_ktime_get_ns(), 0);
+		mark(skops);
 		break;
-	}
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-		established(skops, DIR_OUTBOUND);
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		now = bpf_ktime_get_ns();
+		skops_key(skops, &k);
+		c = bpf_map_lookup_elem(&conns, &k);
+		if (!c || c->established) {
+			// The SYN was before the probe was attached, or its entry
+			// aged out: count the rest of the connection's life.
+			start_conn(&k, skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB ? DIR_OUTBOUND : DIR_INBOUND, now, 1);
+			mark(skops);
+			break;
+		}
+		if (c->key.direction == DIR_OUTBOUND) {
+			hist_add(&connect_hist, &c->key.ep, now - c->start_ns);
+		} else {
+			__u16 port = k.lport;
+			hist_add(&handshake_hist, &port, now - c->start_ns);
+			mark(skops);
+		}
+		c->start_ns = now;
+		c->established = 1;
 		break;
-	case BPF_SOCK_OPS_RTT_CB: {
-		struct bpf_sock *sk = skops->sk;
-		if (!sk)
-			break;
-		struct rtt_storage *rs = bpf_sk_storage_get(&rtt_store, sk, 0, 0);
-		if (!rs)
-			break;
-		__u64 now = bpf_ktime_get_ns();
-		if (now - rs->last_sample_ns < RTT_SAMPLE_NS)
-			break;
-		rs->last_sample_ns = now;
-		rtt_sample(skops, rs->direction);
-		break;
-	}
 	}
 	return 1;
+}
+
+// cookie_of is the socket's cookie, 0 when nobody ever asked for one (no
+// gateway connection has cookie 0: sockops asked).
+static __always_inline __u64 cookie_of(struct sock_common *skc)
+{
+	return skc->skc_cookie.counter;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(flexgw_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	if (newstate != TCP_CLOSE || !cookie_of(&sk->__sk_common))
+		return 0;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	struct conn_key k = {};
+	sk_key(tp, &k);
+	struct conn *c = bpf_map_lookup_elem(&conns, &k);
+	if (!c)
+		return 0;
+	if (c->established) {
+		__u32 dir = c->key.direction;
+		struct hist *h = bpf_map_lookup_elem(&lifetime_hist, &dir);
+		if (h)
+			hist_observe(h, bpf_ktime_get_ns() - c->start_ns);
+		// The connection's last smoothed RTT: its best estimate.
+		rtt_sample(&c->key, tp->srtt_us);
+	} else if (oldstate == TCP_SYN_SENT) {
+		__u64 one = 1;
+		__u64 *n = bpf_map_lookup_elem(&connect_failures, &c->key.ep);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+		else if (bpf_map_update_elem(&connect_failures, &c->key.ep, &one, BPF_NOEXIST))
+			if ((n = bpf_map_lookup_elem(&connect_failures, &c->key.ep)))
+				__sync_fetch_and_add(n, 1);
+	}
+	bpf_map_delete_elem(&conns, &k);
+	return 0;
+}
+
+// flexgw_rtt_sweep samples the smoothed RTT of every established gateway
+// connection. User space runs it every few seconds (Options.RTTInterval), so
+// a long-lived connection (an upstream pool, a keep-alive client) is
+// sampled while it lives without any per-packet work; short ones get their
+// sample at CLOSE.
+SEC("iter/tcp")
+int flexgw_rtt_sweep(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	if (!skc || skc->skc_state != TCP_ESTABLISHED)
+		return 0;
+	if (!cookie_of(skc))
+		return 0;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0;
+	struct conn_key k = {};
+	sk_key(tp, &k);
+	struct conn *c = bpf_map_lookup_elem(&conns, &k);
+	if (c && c->established)
+		rtt_sample(&c->key, tp->srtt_us);
+	return 0;
 }
