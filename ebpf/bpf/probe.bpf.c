@@ -304,8 +304,9 @@ int flexgw_sockops(struct bpf_sock_ops *skops)
 		skops_key(skops, &k);
 		c = bpf_map_lookup_elem(&conns, &k);
 		if (!c || c->established) {
-			// The SYN was before the probe was attached, or its entry
-			// aged out: count the rest of the connection's life.
+			// The SYN was before the probe was attached, its entry was
+			// expired (Probe.expirePending) or the map was full: count
+			// the rest of the connection's life.
 			start_conn(&k, skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB ? DIR_OUTBOUND : DIR_INBOUND, now, 1);
 			mark(skops);
 			break;
