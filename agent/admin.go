@@ -1,8 +1,12 @@
 package agent
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"time"
@@ -10,6 +14,41 @@ import (
 	"github.com/flexgw/flexgw/ir"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
+
+// startAdmin listens on --admin and serves the admin API until the
+// returned stop is called.
+func (a *Agent) startAdmin() (stopFunc, error) {
+	ln, err := net.Listen("tcp", a.opts.AdminAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", a.opts.AdminAddr, err)
+	}
+	// Every request's context derives from base: cancelling it at close
+	// ends the log streams `flexgw top` holds open, which would otherwise
+	// keep Shutdown waiting until its deadline.
+	base, cancelBase := context.WithCancel(context.Background())
+	srv := &http.Server{
+		Handler:           a.adminHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("admin API stopped", "error", err)
+		}
+	}()
+	a.adminAddr = ln.Addr().String()
+	return func(ctx context.Context) error {
+		cancelBase()
+		err := srv.Shutdown(ctx)
+		if err != nil {
+			_ = srv.Close()
+		}
+		<-done
+		return err
+	}, nil
+}
 
 // adminHandler serves the admin API. Extra handlers (metrics, the `flexgw
 // top` endpoints) are mounted by the agent at exact paths or subtrees;

@@ -1,6 +1,8 @@
 // Package agent wires flexgw together: it watches the config directory,
 // compiles each change into an ir.Snapshot, hands accepted snapshots to the
 // data plane, serves the admin API, and shuts everything down in order.
+// Its long-running parts start from one ordered list (Agent.runners) and
+// close in reverse.
 package agent
 
 import (
@@ -8,12 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/flexgw/flexgw/accesslog"
@@ -23,7 +22,6 @@ import (
 	"github.com/flexgw/flexgw/envoy/plane"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/logpipe"
-	"github.com/flexgw/flexgw/sharedstore"
 	"github.com/flexgw/flexgw/stats"
 	"github.com/flexgw/flexgw/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
@@ -91,8 +89,13 @@ type Agent struct {
 	// access log, so the in-process pipeline must not ship it twice.
 	shipWithFluentBit bool
 	accessLog         accesslog.Sink
-	closers           []func(context.Context) error
-	adminExtra        map[string]http.Handler
+	// hooks are telemetry's request hooks for the built-in data plane.
+	hooks dataplane.Hooks
+	// envoyPath is the Envoy binary chosen with the data plane.
+	envoyPath string
+	// adminAddr is the bound admin API address (--admin may end in :0).
+	adminAddr  string
+	adminExtra map[string]http.Handler
 	// statusExtra adds component status to /api/v1/status.
 	statusExtra map[string]func() any
 	// onReload is called after every reload attempt (metrics).
@@ -160,38 +163,18 @@ func (a *Agent) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("config %s: %w", a.opts.ConfigDir, err)
 	}
-
-	defer a.closeAll()
-	a.closers = append(a.closers, a.closeSharedStore)
-	if err := sharedstore.Register(a.registry); err != nil {
-		return err
-	}
-	// The probe goes first: it only sees sockets created after it starts.
-	if err := a.startProbe(first); err != nil {
-		return err
-	}
-	if err := a.startLogPipeline(ctx, first); err != nil {
-		return err
-	}
-	if err := a.setupAccessLog(); err != nil {
-		return err
-	}
-
-	if err := a.setupDataPlane(ctx, first); err != nil {
-		return err
-	}
-
-	adminLn, err := net.Listen("tcp", a.opts.AdminAddr)
+	// The data plane is chosen before anything starts: a bad --dataplane
+	// leaves nothing to undo, and telemetry needs to know which one runs.
+	a.dataPlaneName, a.dataPlaneReason, a.envoyPath, err = a.chooseDataPlane()
 	if err != nil {
-		return fmt.Errorf("admin API: listen on %s: %w", a.opts.AdminAddr, err)
+		return err
 	}
-	admin := &http.Server{Handler: a.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("admin API stopped", "error", err)
-		}
-	}()
-	defer admin.Close()
+
+	lc := &lifecycle{log: func() *slog.Logger { return a.log }}
+	defer lc.close()
+	if err := lc.start(ctx, a.runners(first, fp)); err != nil {
+		return err
+	}
 
 	if err := a.apply(first); err != nil {
 		return err
@@ -206,27 +189,55 @@ func (a *Agent) run(ctx context.Context) error {
 	a.state.mu.Unlock()
 	a.notifyReload(true, first)
 	a.log.Info("serving", "config", a.opts.ConfigDir, "snapshot", first.Version, "summary", ir.Summary(first),
-		"dataplane", a.dataPlaneName, "admin", adminLn.Addr().String())
+		"dataplane", a.dataPlaneName, "admin", a.adminAddr)
 	if a.opts.OnReady != nil {
-		a.opts.OnReady(adminLn.Addr().String())
+		a.opts.OnReady(a.adminAddr)
 	}
-
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	go watchDir(watchCtx, a.opts.ConfigDir, fp, a.opts.WatchInterval, func() { a.requestReload("file change") })
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	for {
 		select {
 		case <-ctx.Done():
-			return a.shutdown(admin)
-		case <-hup:
-			a.requestReload("SIGHUP")
+			a.shutdown(lc)
+			return nil
 		case reason := <-a.reloadCh:
 			a.reload(reason)
 		}
+	}
+}
+
+// runners is the agent's one ordered list of long-running parts. They
+// start top to bottom and close bottom to top; the comment on each says
+// why it sits where it does.
+func (a *Agent) runners(first *ir.Snapshot, fp string) []runner {
+	return []runner{
+		// Shared storage first, so it closes last: every policy instance
+		// holds it for the life of the process, and requests finishing
+		// during the drain still count rate limits in it.
+		&part{name: "shared storage", start: a.startSharedStore},
+		// The kernel probe before any socket exists: it counts only
+		// sockets created after it moved the process into its cgroup.
+		&part{name: "ebpf probe", start: func(context.Context) (stopFunc, error) { return a.startProbe(first) }},
+		// The log pipeline before every part that logs or writes records:
+		// from here on runtime logs also reach its outputs. Closed after
+		// the data plane drained, so the last records are flushed.
+		&part{name: "log pipeline", start: func(ctx context.Context) (stopFunc, error) { return a.startLogPipeline(ctx, first) }},
+		// The access-log file before the data plane writes to it.
+		&part{name: "access log", start: func(context.Context) (stopFunc, error) { return a.startAccessLog() }},
+		// Metrics, tracing and the `flexgw top` statistics before the data
+		// plane: they supply the hooks it calls on every request.
+		&part{name: "telemetry", start: func(context.Context) (stopFunc, error) { return a.startTelemetry() }},
+		// The data plane (built-in, or ADS + supervised Envoy). It binds no
+		// listener until the first snapshot is applied, and at shutdown
+		// drains in-flight requests before anything above it closes.
+		&dataPlaneRunner{a: a, first: first},
+		// The config watcher (file changes and SIGHUP): a change noticed
+		// from here on waits in reloadCh until the first snapshot serves;
+		// fp, taken before the first load, catches an edit made meanwhile.
+		&part{name: "config watch", start: func(context.Context) (stopFunc, error) { return a.startWatch(fp), nil }},
+		// The admin API last: it mounts the handlers and status every part
+		// above registered (written only in their Start, so read without a
+		// lock), and /ready says "starting" until the first snapshot serves.
+		&part{name: "admin API", start: func(context.Context) (stopFunc, error) { return a.startAdmin() }},
 	}
 }
 
@@ -294,47 +305,36 @@ func (a *Agent) apply(s *ir.Snapshot) error {
 	return nil
 }
 
-func (a *Agent) shutdown(admin *http.Server) error {
+// shutdown turns /ready to "draining", lets the data plane finish
+// in-flight requests within the drain timeout, then closes every part in
+// reverse start order.
+func (a *Agent) shutdown(lc *lifecycle) {
 	a.state.mu.Lock()
 	a.state.ready = false
 	a.state.draining = true
 	a.state.mu.Unlock()
 	a.log.Info("draining", "timeout", a.opts.DrainTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), a.opts.DrainTimeout)
-	defer cancel()
-	if a.plane != nil {
-		if e := a.plane.Shutdown(ctx); e != nil {
-			a.log.Warn("drain incomplete", "error", e)
-		}
-	}
-	_ = admin.Shutdown(ctx)
+	lc.drain(ctx)
+	cancel()
+	// Logged before the parts close, so the log pipeline (closed near the
+	// end) still ships this line to the runtime outputs.
 	a.log.Info("stopped")
-	return nil
+	_ = lc.close() // every failure is logged by close
 }
 
-func (a *Agent) closeAll() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for i := len(a.closers) - 1; i >= 0; i-- {
-		if err := a.closers[i](ctx); err != nil {
-			a.log.Warn("close", "error", err)
-		}
+// startAccessLog opens the access-log file (or stdout) the built-in data
+// plane writes, and Envoy's path for the tail.
+func (a *Agent) startAccessLog() (stopFunc, error) {
+	if a.opts.AccessLog == "off" {
+		return nil, nil
 	}
-}
-
-func (a *Agent) setupAccessLog() error {
-	switch a.opts.AccessLog {
-	case "off":
-		return nil
-	default:
-		w, err := accesslog.NewFileWriter(a.opts.AccessLog)
-		if err != nil {
-			return fmt.Errorf("access log %s: %w", a.opts.AccessLog, err)
-		}
-		a.accessLog = w
-		a.closers = append(a.closers, func(context.Context) error { return w.Close() })
-		return nil
+	w, err := accesslog.NewFileWriter(a.opts.AccessLog)
+	if err != nil {
+		return nil, fmt.Errorf("--access-log %s: %w", a.opts.AccessLog, err)
 	}
+	a.accessLog = w
+	return func(context.Context) error { return w.Close() }, nil
 }
 
 // errorLines splits a config error list into one problem per line.

@@ -14,7 +14,7 @@ import (
 // startLogPipeline runs the in-process log pipeline (decode, enrich,
 // redact, batch, durable queue, exporters) that receives every access-log
 // record of the built-in data plane and the agent's own runtime logs.
-func (a *Agent) startLogPipeline(ctx context.Context, first *ir.Snapshot) error {
+func (a *Agent) startLogPipeline(ctx context.Context, first *ir.Snapshot) (stopFunc, error) {
 	host, _ := os.Hostname()
 	p, err := logpipe.New(first.Logging, logpipe.Options{
 		GatewayID: a.opts.GatewayID,
@@ -26,23 +26,23 @@ func (a *Agent) startLogPipeline(ctx context.Context, first *ir.Snapshot) error 
 		Sample:    a.opts.LogSample,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := p.Start(ctx); err != nil {
-		return err
+		_ = p.Close(ctx)
+		return nil, err
 	}
 	a.pipeline = p
 	// Runtime logs from here on also reach the configured runtime outputs.
 	a.opts.Logger = slog.New(p.RuntimeHandler(a.opts.Logger.Handler()))
 	a.log = a.opts.Logger.With("component", "agent")
 	a.registry.MustRegister(p.Collector())
-	// Closed after the data plane drained (closers run in reverse), so the
-	// last records are queued before the pipeline flushes.
-	a.closers = append(a.closers, p.Close)
 	a.appliers = append(a.appliers, func(s *ir.Snapshot) error { return p.Apply(s.Logging) })
 	a.adminExtra["GET /api/v1/logpipe"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, p.Stats())
 	})
 	a.statusExtra["logpipe"] = func() any { return p.Stats() }
-	return nil
+	// Closed after the data plane drained (runners close in reverse), so
+	// the last records are queued before the pipeline flushes.
+	return p.Close, nil
 }

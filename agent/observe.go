@@ -3,19 +3,19 @@ package agent
 import (
 	"context"
 
-	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/stats"
 	"github.com/flexgw/flexgw/stats/topapi"
 	"github.com/flexgw/flexgw/telemetry"
 )
 
-// setupTelemetry creates metrics, tracing and the `flexgw top` statistics
-// and returns the hooks the data plane calls on every request.
+// startTelemetry creates metrics, tracing and the `flexgw top` statistics
+// and the hooks the built-in data plane calls on every request (a.hooks).
 //
 // With Envoy no request passes through the hooks: the stats count access-log
 // records instead, and Envoy's own stats feed the flexgw_* metrics.
-func (a *Agent) setupTelemetry(envoyMode bool) dataplane.Hooks {
+func (a *Agent) startTelemetry() (stopFunc, error) {
+	envoyMode := a.dataPlaneName != "builtin"
 	a.telemetry = telemetry.New(a.registry, a.opts.Logger)
 	a.stats = stats.New(stats.Options{
 		Status:    a.topStatus,
@@ -38,8 +38,8 @@ func (a *Agent) setupTelemetry(envoyMode bool) dataplane.Hooks {
 			a.log.Error("tracing configuration rejected; previous tracing setup keeps running", "error", err)
 		}
 	})
-	a.closers = append(a.closers, a.telemetry.Shutdown)
-	return a.telemetry.Hooks(a.stats.Hooks())
+	a.hooks = a.telemetry.Hooks(a.stats.Hooks())
+	return a.telemetry.Shutdown, nil
 }
 
 func (a *Agent) endpointHealth() []stats.EndpointHealth {

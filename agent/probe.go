@@ -14,7 +14,7 @@ import (
 // startProbe loads the kernel latency probe before any listener or upstream
 // socket exists: the probe counts only sockets created inside the cgroup it
 // moves the process into.
-func (a *Agent) startProbe(first *ir.Snapshot) error {
+func (a *Agent) startProbe(first *ir.Snapshot) (stopFunc, error) {
 	var names atomic.Pointer[ebpf.Names]
 	names.Store(ebpf.NamesFromSnapshot(context.Background(), first, nil))
 	probe, err := ebpf.Start(ebpf.Options{
@@ -28,20 +28,16 @@ func (a *Agent) startProbe(first *ir.Snapshot) error {
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("--ebpf %s: %w", a.opts.EBPF, err)
+		return nil, fmt.Errorf("--ebpf %s: %w", a.opts.EBPF, err)
 	}
 	if probe == nil {
 		a.statusExtra["ebpf"] = func() any {
 			return map[string]any{"running": false, "mode": a.opts.EBPF, "reason": probeOffReason(a.opts.EBPF)}
 		}
-		return nil
+		return nil, nil
 	}
 	a.probe = probe
 	a.registry.MustRegister(probe)
-	a.closers = append(a.closers, func(context.Context) error {
-		a.registry.Unregister(probe)
-		return probe.Close()
-	})
 	a.appliers = append(a.appliers, func(s *ir.Snapshot) error {
 		names.Store(ebpf.NamesFromSnapshot(context.Background(), s, nil))
 		return nil
@@ -50,7 +46,10 @@ func (a *Agent) startProbe(first *ir.Snapshot) error {
 		writeJSON(w, http.StatusOK, probe.Snapshot())
 	})
 	a.statusExtra["ebpf"] = func() any { return map[string]any{"running": true, "mode": a.opts.EBPF} }
-	return nil
+	return func(context.Context) error {
+		a.registry.Unregister(probe)
+		return probe.Close()
+	}, nil
 }
 
 func probeOffReason(mode string) string {

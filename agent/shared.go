@@ -79,6 +79,15 @@ func (a *Agent) applySharedStore(snap *ir.Snapshot) error {
 	return nil
 }
 
+// startSharedStore registers the storage metrics; the store itself exists
+// from newAgent on, as policies capture it when they are built.
+func (a *Agent) startSharedStore(context.Context) (stopFunc, error) {
+	if err := sharedstore.Register(a.registry); err != nil {
+		return nil, err
+	}
+	return a.closeSharedStore, nil
+}
+
 func (a *Agent) closeSharedStore(context.Context) error {
 	a.shared.mu.Lock()
 	defer a.shared.mu.Unlock()

@@ -6,11 +6,46 @@ import (
 	"encoding/hex"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
+
+// startWatch turns config file changes and SIGHUP into reload requests
+// until the returned stop is called. fp is the fingerprint taken before the
+// running snapshot was loaded.
+func (a *Agent) startWatch(fp string) stopFunc {
+	ctx, cancel := context.WithCancel(context.Background())
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		watchDir(ctx, a.opts.ConfigDir, fp, a.opts.WatchInterval, func() { a.requestReload("file change") })
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				a.requestReload("SIGHUP")
+			}
+		}
+	}()
+	return func(context.Context) error {
+		signal.Stop(hup)
+		cancel()
+		wg.Wait()
+		return nil
+	}
+}
 
 // watchDir calls onChange whenever the set of YAML files in dir or their
 // contents change. It fingerprints file contents rather than relying on

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -47,13 +48,45 @@ func (a *Agent) chooseDataPlane() (name, why, envoyPath string, err error) {
 	}
 }
 
-func (a *Agent) setupDataPlane(ctx context.Context, first *ir.Snapshot) error {
-	name, why, envoyPath, err := a.chooseDataPlane()
-	if err != nil {
-		return err
-	}
-	a.dataPlaneName, a.dataPlaneReason = name, why
-	a.log.Info("data plane chosen", "dataplane", name, "why", why)
+// dataPlaneRunner runs the chosen data plane. It is the one part that
+// drains: at shutdown it finishes in-flight requests (or Envoy's
+// connections) before any part they use is closed.
+type dataPlaneRunner struct {
+	a     *Agent
+	first *ir.Snapshot
+	stop  sync.Once
+	err   error
+}
+
+var _ drainer = (*dataPlaneRunner)(nil)
+
+func (r *dataPlaneRunner) Name() string { return "data plane" }
+
+func (r *dataPlaneRunner) Start(ctx context.Context) error {
+	return r.a.startDataPlane(ctx, r.first)
+}
+
+// Drain shuts the data plane down within ctx: listeners stop accepting,
+// requests in flight complete (Envoy: drain_listeners, then SIGTERM).
+func (r *dataPlaneRunner) Drain(ctx context.Context) error {
+	r.stop.Do(func() {
+		if r.a.plane != nil {
+			r.err = r.a.plane.Shutdown(ctx)
+		}
+	})
+	return r.err
+}
+
+// Close is a no-op after Drain; after a start-up failure further down the
+// list (the admin port taken, the first snapshot rejected) it stops ADS and
+// Envoy.
+func (r *dataPlaneRunner) Close(ctx context.Context) error { return r.Drain(ctx) }
+
+// startDataPlane builds the data plane chosen in run: the built-in one, or
+// the ADS server with (in envoy mode) the supervised Envoy.
+func (a *Agent) startDataPlane(ctx context.Context, first *ir.Snapshot) error {
+	name := a.dataPlaneName
+	a.log.Info("data plane chosen", "dataplane", name, "why", a.dataPlaneReason)
 
 	var sinks []accesslog.Sink
 	if a.accessLog != nil && name == "builtin" {
@@ -62,7 +95,6 @@ func (a *Agent) setupDataPlane(ctx context.Context, first *ir.Snapshot) error {
 	if a.pipeline != nil {
 		sinks = append(sinks, a.pipeline)
 	}
-	hooks := a.setupTelemetry(name != "builtin")
 	sinks = append(sinks, a.stats)
 
 	if name == "builtin" {
@@ -71,12 +103,12 @@ func (a *Agent) setupDataPlane(ctx context.Context, first *ir.Snapshot) error {
 			Logger:    a.opts.Logger.With("component", "dataplane"),
 			AccessLog: accesslog.MultiSink(sinks...),
 			Shared:    a.shared,
-			Hooks:     hooks,
+			Hooks:     a.hooks,
 		})
 		a.plane = a.builtin
 		return nil
 	}
-	return a.setupEnvoy(ctx, first, name, envoyPath)
+	return a.setupEnvoy(ctx, first, name, a.envoyPath)
 }
 
 // setupEnvoy starts the ADS server (and in envoy mode the supervised
@@ -117,6 +149,8 @@ func (a *Agent) setupEnvoy(ctx context.Context, first *ir.Snapshot, mode, envoyP
 	}
 	for _, c := range p.Collectors() {
 		if err := a.registry.Register(c); err != nil {
+			// Only a started part is closed: undo this one's start here.
+			_ = p.Shutdown(ctx)
 			return fmt.Errorf("envoy metrics: %w", err)
 		}
 	}
