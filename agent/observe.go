@@ -12,8 +12,9 @@ import (
 // startTelemetry creates metrics, tracing and the `flexgw top` statistics
 // and the hooks the built-in data plane calls on every request (a.hooks).
 //
-// With Envoy no request passes through the hooks: the stats count access-log
-// records instead, and Envoy's own stats feed the flexgw_* metrics.
+// With Envoy no request passes through the hooks: the statistics and the
+// request metrics count the records of Envoy's access log (agent/tail.go),
+// and Envoy's own stats supply connections and endpoint health.
 func (a *Agent) startTelemetry() (stopFunc, error) {
 	envoyMode := a.dataPlaneName != "builtin"
 	a.telemetry = telemetry.New(a.registry, a.opts.Logger)

@@ -9,13 +9,15 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/telemetry/metrics"
 )
 
 // tailAccessLog follows the JSON access log Envoy writes and hands each
-// complete line to the log pipeline and the `flexgw top` statistics: the
-// in-process equivalent of Fluent Bit's tail input. It starts at the end of
-// the file as it is now (earlier lines belong to an earlier run), follows
-// rotation (a new inode) and truncation, and never delivers half a line.
+// complete line to the log pipeline, the flexgw_* request metrics and the
+// `flexgw top` statistics: the in-process equivalent of Fluent Bit's tail
+// input. It starts at the end of the file as it is now (earlier lines
+// belong to an earlier run), follows rotation (a new inode) and
+// truncation, and never delivers half a line.
 func (a *Agent) tailAccessLog(ctx context.Context, path string, interval time.Duration) {
 	var (
 		f      *os.File
@@ -79,7 +81,16 @@ func (a *Agent) tailAccessLog(ctx context.Context, path string, interval time.Du
 	}
 }
 
+// ingestAccessLines takes complete lines of Envoy's access log. Each parsed
+// record is counted by the request metrics exactly as the built-in data
+// plane's hooks count a request (Envoy's own stats give neither the method
+// nor total time), then by the `flexgw top` statistics. A line that does
+// not parse is shipped as is but counted nowhere.
 func (a *Agent) ingestAccessLines(lines []byte) {
+	var m *metrics.Metrics
+	if a.telemetry != nil {
+		m = a.telemetry.Metrics
+	}
 	if a.pipeline != nil && !a.shipWithFluentBit {
 		if bad, err := a.pipeline.IngestJSONLines(lines); err != nil || bad > 0 {
 			a.log.Warn("access log lines not queued", "bad_lines", bad, "error", err)
@@ -95,7 +106,14 @@ func (a *Agent) ingestAccessLines(lines []byte) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		if rec, err := accesslog.ParseJSON(line); err == nil {
+		rec, err := accesslog.ParseJSON(line)
+		if err != nil {
+			continue
+		}
+		if m != nil {
+			m.ObserveRecord(&rec)
+		}
+		if a.stats != nil {
 			a.stats.Write(&rec)
 		}
 	}

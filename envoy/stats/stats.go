@@ -1,19 +1,27 @@
-// Package stats re-exposes Envoy's request statistics under flexgw's metric
-// names, so dashboards and `flexgw top` read the same series whichever data
-// plane runs. It scrapes Envoy's admin /stats/prometheus on every collection
-// and maps:
+// Package stats re-exposes what only Envoy's own statistics know under
+// flexgw's metric names, so dashboards and `flexgw top` read the same series
+// whichever data plane runs. It scrapes Envoy's admin endpoints on every
+// collection and maps:
 //
-//	envoy_vhost_route_upstream_rq{flexgw_route, envoy_response_code_class}
-//	    → flexgw_requests_total{api, route, method="ANY", code_class}
-//	envoy_vhost_route_upstream_rq_time (ms)
-//	    → flexgw_upstream_duration_seconds{api, route, service}
 //	envoy_http_downstream_cx_active{envoy_http_conn_manager_prefix}
 //	    → flexgw_active_connections{listener}
 //	GET /clusters "<cluster>::<host>::health_flags::<flags>"
 //	    → flexgw_upstream_endpoint_healthy{service, endpoint}
+//	(the scrape itself) → flexgw_envoy_stats_up
 //
-// Route and listener names come from the translation's RouteStats and
-// ListenerStats tables (envoy/translate), never from request input.
+// The per-request metrics (flexgw_requests_total, the request, upstream
+// and overhead histograms, request/response sizes, policy decisions) are
+// not taken from Envoy's stats: the agent counts them from Envoy's access
+// log with telemetry/metrics.ObserveRecord, exactly as the built-in data
+// plane's hooks count them, with the real method and total time that
+// Envoy's per-route stats lack. Mapping Envoy's per-route counters too
+// would give one series two sources, and the registry refuses a scrape
+// with a series collected twice; so envoy_vhost_route_upstream_rq* are
+// deliberately ignored.
+//
+// Listener names come from the translation's ListenerStats table and
+// service names from its clusters (envoy/translate), never from request
+// input.
 package stats
 
 import (
@@ -23,8 +31,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,19 +38,9 @@ import (
 	"github.com/flexgw/flexgw/envoy/translate"
 )
 
-// MethodAny is the method label of requests counted from Envoy: Envoy's
-// per-route stats are not split by method.
-const MethodAny = "ANY"
-
 // Help texts are those of the built-in data plane's metrics
 // (telemetry/metrics): a registry refuses one name with two help texts.
 var (
-	requestsDesc = prometheus.NewDesc("flexgw_requests_total",
-		"Requests served, by API, route, normalised method and status class (none = no response sent).",
-		[]string{"api", "route", "method", "code_class"}, nil)
-	upstreamDesc = prometheus.NewDesc("flexgw_upstream_duration_seconds",
-		"Time from the upstream request start to its response headers.",
-		[]string{"api", "route", "service"}, nil)
 	connsDesc = prometheus.NewDesc("flexgw_active_connections",
 		"Open downstream connections per listener.",
 		[]string{"listener"}, nil)
@@ -153,110 +149,34 @@ func (c *Collector) get(ctx context.Context, path string, mapper func(io.Reader)
 	return mapper(resp.Body)
 }
 
-type routeKey struct{ api, route, service string }
-
-type hist struct {
-	buckets map[float64]uint64
-	sum     float64
-	count   uint64
-}
-
-// Map converts Envoy's Prometheus output to flexgw's metrics using the
-// translation's name tables. Series of routes the tables do not know (a
-// route removed by a reload) are dropped.
+// Map converts Envoy's Prometheus output to the flexgw metrics only Envoy
+// knows (active downstream connections per listener), using the
+// translation's name tables. Series of listeners the tables do not know
+// (Envoy's admin listener, one removed by a reload) are dropped, and so is
+// everything per request, which comes from the access log instead.
 func Map(r io.Reader, res *translate.Result) ([]prometheus.Metric, error) {
-	samples, err := Parse(r)
+	samples, err := parseFamilies(r, func(name []byte) bool { return string(name) == "envoy_http_downstream_cx_active" })
 	if err != nil {
 		return nil, err
 	}
-	var routes map[string]translate.RouteStat
 	var listeners map[string]string
 	if res != nil {
-		routes, listeners = res.RouteStats, res.ListenerStats
+		listeners = res.ListenerStats
 	}
-	routeOf := func(s Sample) (translate.RouteStat, bool) {
-		prefix := s.Labels["flexgw_route"]
-		if prefix == "" {
-			prefix = s.Labels["envoy_route"] // Envoy's own route tag, if it extracted it
-		}
-		rs, ok := routes[prefix]
-		return rs, ok
-	}
-	requests := map[[4]string]float64{}
-	hists := map[routeKey]*hist{}
 	conns := map[string]float64{}
 	for _, s := range samples {
-		switch s.Name {
-		case "envoy_vhost_route_upstream_rq":
-			class := s.Labels["envoy_response_code_class"]
-			rs, ok := routeOf(s)
-			if class == "" || !ok {
-				continue
-			}
-			requests[[4]string{rs.API, rs.Route, MethodAny, class}] += s.Value
-		case "envoy_vhost_route_upstream_rq_time_bucket", "envoy_vhost_route_upstream_rq_time_sum", "envoy_vhost_route_upstream_rq_time_count":
-			rs, ok := routeOf(s)
-			if !ok {
-				continue
-			}
-			k := routeKey{rs.API, rs.Route, rs.Service}
-			h := hists[k]
-			if h == nil {
-				h = &hist{buckets: map[float64]uint64{}}
-				hists[k] = h
-			}
-			switch {
-			case strings.HasSuffix(s.Name, "_bucket"):
-				le := s.Labels["le"]
-				if le == "+Inf" {
-					continue
-				}
-				ms, err := strconv.ParseFloat(le, 64)
-				if err != nil {
-					return nil, fmt.Errorf("%s: le %q: %w", s.Name, le, err)
-				}
-				h.buckets[ms/1000] += uint64(s.Value)
-			case strings.HasSuffix(s.Name, "_sum"):
-				h.sum += s.Value / 1000
-			default:
-				h.count += uint64(s.Value)
-			}
-		case "envoy_http_downstream_cx_active":
-			if l, ok := listeners[s.Labels["envoy_http_conn_manager_prefix"]]; ok {
-				conns[l] += s.Value
-			}
+		if l, ok := listeners[s.Labels["envoy_http_conn_manager_prefix"]]; ok {
+			conns[l] += s.Value
 		}
 	}
-	var out []prometheus.Metric
-	for _, k := range sortedKeys(requests) {
-		out = append(out, prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue, requests[k], k[0], k[1], k[2], k[3]))
+	names := make([]string, 0, len(conns))
+	for l := range conns {
+		names = append(names, l)
 	}
-	hk := make([]routeKey, 0, len(hists))
-	for k := range hists {
-		hk = append(hk, k)
-	}
-	sort.Slice(hk, func(i, j int) bool {
-		return hk[i].api+"\x00"+hk[i].route < hk[j].api+"\x00"+hk[j].route
-	})
-	for _, k := range hk {
-		h := hists[k]
-		m, err := prometheus.NewConstHistogram(upstreamDesc, h.count, h.sum, h.buckets, k.api, k.route, k.service)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	for _, l := range sortedKeys(conns) {
+	sort.Strings(names)
+	out := make([]prometheus.Metric, 0, len(names))
+	for _, l := range names {
 		out = append(out, prometheus.MustNewConstMetric(connsDesc, prometheus.GaugeValue, conns[l], l))
 	}
 	return out, nil
-}
-
-func sortedKeys[K interface{ ~string | ~[4]string }, V any](m map[K]V) []K {
-	out := make([]K, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Slice(out, func(i, j int) bool { return fmt.Sprint(out[i]) < fmt.Sprint(out[j]) })
-	return out
 }

@@ -6,10 +6,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/envoy/translate"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/telemetry/metrics"
@@ -103,32 +105,12 @@ func TestCollectorMapsEnvoyStats(t *testing.T) {
 	reg.MustRegister(NewCollector(Options{AdminAddr: admin.Listener.Addr().String(), Names: func() *translate.Result { return res }, Logger: slog.New(slog.DiscardHandler)}))
 	fams := gather(t, reg)
 
-	req := fams["flexgw_requests_total"]
-	for _, c := range []struct {
-		route, class string
-		want         float64
-	}{{"create", "2xx", 95}, {"create", "5xx", 5}, {"read", "2xx", 1400}} {
-		m := series(req, map[string]string{"api": "default/orders-api", "route": c.route, "method": MethodAny, "code_class": c.class})
-		if m.GetCounter().GetValue() != c.want {
-			t.Errorf("requests %s %s = %v, want %v", c.route, c.class, m.GetCounter().GetValue(), c.want)
+	// Per-request series come from the access log (ObserveRecord), never
+	// from Envoy's per-route stats, though the sample has them.
+	for _, name := range []string{"flexgw_requests_total", "flexgw_upstream_duration_seconds", "flexgw_request_duration_seconds"} {
+		if fams[name] != nil {
+			t.Errorf("%s mapped from Envoy's stats: %v", name, fams[name])
 		}
-	}
-	if n := len(req.GetMetric()); n != 3 {
-		t.Errorf("%d request series, want 3 (a removed route's stats and per-code series are dropped)", n)
-	}
-
-	up := fams["flexgw_upstream_duration_seconds"]
-	h := series(up, map[string]string{"api": "default/orders-api", "route": "create", "service": ""}).GetHistogram()
-	if h.GetSampleCount() != 100 || h.GetSampleSum() != 1.8505 {
-		t.Errorf("create histogram count %d sum %v", h.GetSampleCount(), h.GetSampleSum())
-	}
-	for _, b := range h.GetBucket() {
-		if b.GetUpperBound() == 0.005 && b.GetCumulativeCount() != 10 || b.GetUpperBound() == 0.1 && b.GetCumulativeCount() != 100 {
-			t.Errorf("bucket le=%v count %d", b.GetUpperBound(), b.GetCumulativeCount())
-		}
-	}
-	if series(up, map[string]string{"route": "read", "service": "default/orders"}) == nil {
-		t.Error("read route histogram missing its service label")
 	}
 
 	conns := fams["flexgw_active_connections"]
@@ -162,19 +144,50 @@ func TestCollectorEnvoyDown(t *testing.T) {
 	}
 }
 
-// TestSameRegistryAsBuiltinMetrics: the agent serves one registry; the
-// Envoy series must agree with the built-in data plane's metric
-// definitions (help and type), or the whole scrape fails.
+// TestSameRegistryAsBuiltinMetrics: the agent serves one registry holding
+// telemetry/metrics (fed by Envoy's access log) and this collector. Every
+// series must have exactly one source and agree with the built-in data
+// plane's metric definitions (help and type), or the whole scrape fails.
 func TestSameRegistryAsBuiltinMetrics(t *testing.T) {
 	res := translated(t)
 	admin := envoyAdmin(t)
-	reg := prometheus.NewRegistry()
+	reg := prometheus.NewPedanticRegistry()
 	m := metrics.New(reg, metrics.Options{NoRuntimeCollectors: true, Logger: slog.New(slog.DiscardHandler)})
-	_ = m
 	reg.MustRegister(NewCollector(Options{AdminAddr: admin.Listener.Addr().String(), Names: func() *translate.Result { return res }, Logger: slog.New(slog.DiscardHandler)}))
+	// The requests Envoy's stats sample counts, as its access log has them.
+	for _, rec := range []accesslog.Record{
+		{APIInstance: "default/orders-api", Route: "create", Method: "POST", ResponseCode: 201, Duration: 12 * time.Millisecond,
+			UpstreamServiceTime: 9 * time.Millisecond, UpstreamHost: "10.0.0.1:80", UpstreamCluster: "default/orders"},
+		{APIInstance: "default/orders-api", Route: "create", Method: "POST", ResponseCode: 503, Duration: 30 * time.Millisecond,
+			UpstreamServiceTime: 29 * time.Millisecond, UpstreamHost: "10.0.0.2:80", UpstreamCluster: "default/canary"},
+		{APIInstance: "default/orders-api", Route: "read", Method: "GET", ResponseCode: 200, Duration: time.Millisecond,
+			UpstreamHost: "10.0.0.1:80", UpstreamCluster: "default/orders"},
+	} {
+		m.ObserveRecord(&rec)
+	}
 	fams := gather(t, reg)
-	if fams["flexgw_requests_total"] == nil || fams["flexgw_upstream_duration_seconds"] == nil {
-		t.Fatal("Envoy series missing from the shared registry")
+	req := fams["flexgw_requests_total"]
+	if n := len(req.GetMetric()); n != 3 {
+		t.Errorf("%d request series, want 3 (one per method and class)", n)
+	}
+	for _, mm := range req.GetMetric() {
+		for _, lp := range mm.GetLabel() {
+			if lp.GetName() == "method" && lp.GetValue() == "ANY" {
+				t.Errorf("a method=\"ANY\" series from Envoy's stats: %v", mm)
+			}
+		}
+	}
+	if m := series(req, map[string]string{"api": "default/orders-api", "route": "create", "method": "POST", "code_class": "5xx"}); m.GetCounter().GetValue() != 1 {
+		t.Errorf("create POST 5xx = %v, want 1", m.GetCounter().GetValue())
+	}
+	for _, name := range []string{"flexgw_request_duration_seconds", "flexgw_upstream_duration_seconds", "flexgw_gateway_overhead_seconds",
+		"flexgw_active_connections", "flexgw_upstream_endpoint_healthy", "flexgw_envoy_stats_up"} {
+		if fams[name] == nil {
+			t.Errorf("%s missing from the shared registry", name)
+		}
+	}
+	if h := series(fams["flexgw_upstream_duration_seconds"], map[string]string{"route": "create", "service": "default/canary"}).GetHistogram(); h.GetSampleCount() != 1 {
+		t.Errorf("upstream histogram of the canary = %v, want one sample", h)
 	}
 }
 

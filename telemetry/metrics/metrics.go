@@ -1,8 +1,10 @@
 // Package metrics is flexgw's Prometheus instrumentation: the flexgw_*
-// request, upstream, connection, policy and config metrics, fed by the data
-// plane's telemetry hooks (dataplane.Hooks) and served on the admin API's
-// /metrics, in the Prometheus text format or, when the scraper asks for it,
-// OpenMetrics with trace-id exemplars on the latency histograms.
+// request, upstream, connection, policy and config metrics, fed by the
+// built-in data plane's telemetry hooks (dataplane.Hooks) or, with Envoy as
+// the data plane, by the access-log records Envoy writes (ObserveRecord),
+// and served on the admin API's /metrics, in the Prometheus text format or,
+// when the scraper asks for it, OpenMetrics with trace-id exemplars on the
+// latency histograms.
 //
 // Label values come only from configuration names (API, route, service,
 // listener, policy) and from small closed sets (normalised method, status
@@ -243,11 +245,18 @@ func (m *Metrics) request(ctx context.Context, info dataplane.RequestInfo) (cont
 		traceID = sc.TraceID()
 	}
 	return ctx, func(rec *accesslog.Record, t dataplane.Timings) {
-		m.observe(ro, mi, traceID, rec, t)
+		var exemplar prometheus.Labels
+		if traceID.IsValid() {
+			exemplar = prometheus.Labels{"trace_id": traceID.String()}
+		}
+		m.observe(ro, mi, exemplar, rec, t)
 	}
 }
 
-func (m *Metrics) observe(ro *routeObs, mi int, traceID trace.TraceID, rec *accesslog.Record, t dataplane.Timings) {
+// observe records one finished request on the observers of its route. It
+// is the one code path behind both the request hook (built-in data plane)
+// and ObserveRecord (Envoy's access log), so the two cannot drift apart.
+func (m *Metrics) observe(ro *routeObs, mi int, exemplar prometheus.Labels, rec *accesslog.Record, t dataplane.Timings) {
 	ci := classIndex(rec.ResponseCode)
 	ref := ro.requests[mi][ci].Load()
 	if ref == nil {
@@ -257,10 +266,6 @@ func (m *Metrics) observe(ro *routeObs, mi int, traceID trace.TraceID, rec *acce
 	}
 	ref.c.Inc()
 
-	var exemplar prometheus.Labels
-	if traceID.IsValid() {
-		exemplar = prometheus.Labels{"trace_id": traceID.String()}
-	}
 	observe(ro.duration, t.Total.Seconds(), exemplar)
 	if t.Service != "" && (t.Upstream > 0 || rec.UpstreamHost != "") {
 		svc := t.Service

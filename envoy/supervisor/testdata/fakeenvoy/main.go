@@ -11,6 +11,8 @@
 //	GET  /stats/prometheus         a minimal Prometheus text page
 //	GET  /clusters                 no clusters
 //	POST /crash                    test hook: exit(1) now
+//	POST /test/requests            test hook: write access-log lines for
+//	                               the requests described (accesslog.go)
 //
 // It logs in Envoy's format, appends its events to $FAKE_ENVOY_EVENTS, and
 // ignores SIGTERM when $FAKE_ENVOY_IGNORE_TERM is set.
@@ -145,6 +147,7 @@ func main() {
 		fmt.Fprintf(w, "# TYPE envoy_server_live gauge\nenvoy_server_live{} 1\n")
 	})
 	mux.HandleFunc("GET /clusters", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("POST /test/requests", serveTestRequests)
 	mux.HandleFunc("POST /crash", func(w http.ResponseWriter, r *http.Request) {
 		logf("critical", "crashing on request")
 		event("crash")
@@ -226,6 +229,9 @@ func adsStream(target, nodeID, cluster string, ready func()) error {
 			return err
 		}
 		logf("info", "received %d %s resources, version %s", len(resp.Resources), resp.TypeUrl, resp.VersionInfo)
+		if resp.TypeUrl == ldsType {
+			learnAccessLog(resp.Resources)
+		}
 		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.TypeUrl, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}); err != nil {
 			return err
 		}
