@@ -88,7 +88,10 @@ type Agent struct {
 	// shipWithFluentBit is set when a supervised Fluent Bit ships Envoy's
 	// access log, so the in-process pipeline must not ship it twice.
 	shipWithFluentBit bool
-	accessLog         accesslog.Sink
+	// stopLogFollowers stops what follows Envoy's access-log file (the
+	// tail, Fluent Bit) once Envoy has exited; nil when nothing does.
+	stopLogFollowers func()
+	accessLog        accesslog.Sink
 	// hooks are telemetry's request hooks for the built-in data plane.
 	hooks dataplane.Hooks
 	// envoyPath is the Envoy binary chosen with the data plane.

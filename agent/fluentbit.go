@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/logpipe/fluentbit"
@@ -12,7 +13,8 @@ import (
 // startFluentBit supervises Fluent Bit tailing Envoy's access log into our
 // output plugin, when both are installed. It reports whether it did; if
 // not, the in-process pipeline ships the log instead.
-func (a *Agent) startFluentBit(ctx context.Context, first *ir.Snapshot, accessLogPath string) bool {
+// The supervisor runs until ctx ends; wg tracks it.
+func (a *Agent) startFluentBit(ctx context.Context, first *ir.Snapshot, accessLogPath string, wg *sync.WaitGroup) bool {
 	bin, ok := fluentbit.Available()
 	if !ok {
 		a.log.Info("log shipping in process: no fluent-bit on PATH")
@@ -42,7 +44,9 @@ func (a *Agent) startFluentBit(ctx context.Context, first *ir.Snapshot, accessLo
 		a.log.Error("log shipping in process: fluent-bit config", "error", err)
 		return false
 	}
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		if err := sup.Run(ctx); err != nil && ctx.Err() == nil {
 			a.log.Error("fluent-bit supervisor stopped", "error", err)
 		}

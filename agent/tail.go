@@ -44,26 +44,16 @@ func (a *Agent) tailAccessLog(ctx context.Context, path string, interval time.Du
 		}
 	}
 	open(true)
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	chunk := make([]byte, 256<<10)
-	for {
-		select {
-		case <-ctx.Done():
-			if f != nil {
-				f.Close()
-			}
-			return
-		case <-t.C:
-		}
+	poll := func() {
 		st, err := os.Stat(path)
 		if err != nil {
-			continue
+			return
 		}
 		if f == nil || inode(st) != ino || st.Size() < offset {
 			open(false)
 			if f == nil {
-				continue
+				return
 			}
 		}
 		for {
@@ -79,13 +69,24 @@ func (a *Agent) tailAccessLog(ctx context.Context, path string, interval time.Du
 			}
 		}
 	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// Stopped after Envoy exited: what it wrote last (the
+			// requests it finished while draining) is read too.
+			poll()
+			if f != nil {
+				f.Close()
+			}
+			return
+		case <-t.C:
+			poll()
+		}
+	}
 }
 
-// ingestAccessLines takes complete lines of Envoy's access log. Each parsed
-// record is counted by the request metrics exactly as the built-in data
-// plane's hooks count a request (Envoy's own stats give neither the method
-// nor total time), then by the `flexgw top` statistics. A line that does
-// not parse is shipped as is but counted nowhere.
 func (a *Agent) ingestAccessLines(lines []byte) {
 	var m *metrics.Metrics
 	if a.telemetry != nil {

@@ -73,6 +73,9 @@ func (r *dataPlaneRunner) Drain(ctx context.Context) error {
 		if r.a.plane != nil {
 			r.err = r.a.plane.Shutdown(ctx)
 		}
+		if r.a.stopLogFollowers != nil {
+			r.a.stopLogFollowers()
+		}
 	})
 	return r.err
 }
@@ -139,18 +142,33 @@ func (a *Agent) setupEnvoy(ctx context.Context, first *ir.Snapshot, mode, envoyP
 	}
 	if accessLogPath != "" && mode == "envoy" {
 		// Fluent Bit, where installed with our plugin, ships Envoy's access
-		// log; the agent still tails it for `flexgw top`. Started before
-		// Envoy so no line it writes is missed.
-		a.shipWithFluentBit = a.startFluentBit(ctx, first, accessLogPath)
-		go a.tailAccessLog(ctx, accessLogPath, 250*time.Millisecond)
+		// log; the agent still tails it for metrics and `flexgw top`.
+		// Started before Envoy so no line it writes is missed, and stopped
+		// only after Envoy exited (stopLogFollowers) so the lines of the
+		// requests it finished while draining are read too.
+		followCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		var wg sync.WaitGroup
+		a.shipWithFluentBit = a.startFluentBit(followCtx, first, accessLogPath, &wg)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.tailAccessLog(followCtx, accessLogPath, 250*time.Millisecond)
+		}()
+		a.stopLogFollowers = func() { stop(); wg.Wait() }
 	}
 	if err := p.Start(ctx); err != nil {
+		if a.stopLogFollowers != nil {
+			a.stopLogFollowers()
+		}
 		return fmt.Errorf("%s data plane: %w", mode, err)
 	}
 	for _, c := range p.Collectors() {
 		if err := a.registry.Register(c); err != nil {
 			// Only a started part is closed: undo this one's start here.
 			_ = p.Shutdown(ctx)
+			if a.stopLogFollowers != nil {
+				a.stopLogFollowers()
+			}
 			return fmt.Errorf("envoy metrics: %w", err)
 		}
 	}

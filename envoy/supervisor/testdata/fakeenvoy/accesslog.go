@@ -53,6 +53,9 @@ var accessLog struct {
 	mu     sync.Mutex
 	path   string
 	format map[string]any
+	// atExit are lines for requests "finished while draining": written
+	// when SIGTERM arrives, just before the stand-in exits.
+	atExit []byte
 }
 
 // learnAccessLog keeps the first file access log of the listeners of an
@@ -90,7 +93,8 @@ func learnAccessLog(resources []*anypb.Any) {
 }
 
 // serveTestRequests is POST /test/requests: a JSON array of servedRequest,
-// written as access-log lines. 503 until LDS has delivered an access log.
+// written as access-log lines (with ?at=exit: when SIGTERM arrives, as the
+// last requests of a drain). 503 until LDS has delivered an access log.
 func serveTestRequests(w http.ResponseWriter, r *http.Request) {
 	var reqs []servedRequest
 	if err := json.NewDecoder(r.Body).Decode(&reqs); err != nil {
@@ -126,17 +130,40 @@ func serveTestRequests(w http.ResponseWriter, r *http.Request) {
 			n++
 		}
 	}
-	f, err := os.OpenFile(accessLog.path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+	if r.URL.Query().Get("at") == "exit" {
+		accessLog.atExit = append(accessLog.atExit, out...)
+		fmt.Fprintf(w, "%d lines at exit\n", n)
 		return
 	}
-	defer f.Close()
-	if _, err := f.Write(out); err != nil {
+	if err := appendAccessLog(out); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	fmt.Fprintf(w, "%d lines\n", n)
+}
+
+func appendAccessLog(out []byte) error {
+	f, err := os.OpenFile(accessLog.path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(out); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// writeAtExit writes the lines kept for exit.
+func writeAtExit() {
+	accessLog.mu.Lock()
+	defer accessLog.mu.Unlock()
+	if len(accessLog.atExit) == 0 {
+		return
+	}
+	if err := appendAccessLog(accessLog.atExit); err != nil {
+		logf("error", "access log at exit: %v", err)
+	}
 }
 
 var operatorRE = regexp.MustCompile(`%[A-Z_]+(\([^)]*\))?%`)

@@ -169,6 +169,7 @@ func main() {
 			continue
 		}
 		logf("info", "exiting on SIGTERM")
+		writeAtExit()
 		os.Exit(0)
 	}
 }
