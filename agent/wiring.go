@@ -62,8 +62,12 @@ var _ drainer = (*dataPlaneRunner)(nil)
 
 func (r *dataPlaneRunner) Name() string { return "data plane" }
 
+// Start starts the data plane on a context SIGTERM does not cancel: its
+// parts (ADS with the rate-limit and ext_authz services Envoy calls, the
+// log followers) must outlive the signal until Drain has let Envoy finish
+// its in-flight requests.
 func (r *dataPlaneRunner) Start(ctx context.Context) error {
-	return r.a.startDataPlane(ctx, r.first)
+	return r.a.startDataPlane(context.WithoutCancel(ctx), r.first)
 }
 
 // Drain shuts the data plane down within ctx: listeners stop accepting,
@@ -146,7 +150,7 @@ func (a *Agent) setupEnvoy(ctx context.Context, first *ir.Snapshot, mode, envoyP
 		// Started before Envoy so no line it writes is missed, and stopped
 		// only after Envoy exited (stopLogFollowers) so the lines of the
 		// requests it finished while draining are read too.
-		followCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		followCtx, stop := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		a.shipWithFluentBit = a.startFluentBit(followCtx, first, accessLogPath, &wg)
 		wg.Add(1)

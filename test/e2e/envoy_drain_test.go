@@ -18,7 +18,9 @@ import (
 // gateway drains are still shipped: the agent follows Envoy's log until
 // Envoy has exited. The stand-in Envoy writes one line when it receives
 // SIGTERM (the last step of the drain); it must reach the Splunk HEC
-// stand-in before flexgw exits.
+// stand-in before flexgw exits. The line also records whether the agent's
+// gRPC server (ADS, and the rate-limit and ext_authz services requests in
+// flight still call) was up until then.
 func TestEnvoyModeShipsLinesWrittenWhileDraining(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "envoy")
 	if out, err := runGo("build", "-o", bin, "../../envoy/supervisor/testdata/fakeenvoy"); err != nil {
@@ -70,7 +72,7 @@ spec:
 		}
 		return ""
 	})
-	if code, body := serve("?at=exit", emRequest{Method: "POST", Path: "/api/finished-while-draining", Code: 201, DurationMs: 3,
+	if code, body := serve("?at=exit", emRequest{Method: "POST", Path: "/api/finished-while-draining/ads-{ads}", Code: 201, DurationMs: 3,
 		API: "default/dr", Route: "backend-0"}); code != http.StatusOK {
 		t.Fatalf("stand-in Envoy: %d %s", code, body)
 	}
@@ -79,7 +81,11 @@ spec:
 	if code := g.waitExit(t, 60*time.Second); code != 0 {
 		t.Fatalf("flexgw exited with %d\n%s", code, g.logs())
 	}
-	if !bytes.Contains(bytes.Join(hec.Bodies(), nil), []byte("/api/finished-while-draining")) {
+	shipped := bytes.Join(hec.Bodies(), nil)
+	if !bytes.Contains(shipped, []byte("/api/finished-while-draining")) {
 		t.Fatalf("the line Envoy wrote while draining was not shipped before flexgw exited\n%s", g.logs())
+	}
+	if !bytes.Contains(shipped, []byte("/api/finished-while-draining/ads-up")) {
+		t.Errorf("the agent's gRPC server (ADS, rate limits, ext_authz) stopped before Envoy finished draining\n%s", g.logs())
 	}
 }

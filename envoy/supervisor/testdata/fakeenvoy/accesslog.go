@@ -154,14 +154,20 @@ func appendAccessLog(out []byte) error {
 	return f.Close()
 }
 
-// writeAtExit writes the lines kept for exit.
+// writeAtExit writes the lines kept for exit, with "{ads}" in them replaced
+// by whether the ADS stream was still up at that moment ("up" or "down").
 func writeAtExit() {
 	accessLog.mu.Lock()
 	defer accessLog.mu.Unlock()
 	if len(accessLog.atExit) == 0 {
 		return
 	}
-	if err := appendAccessLog(accessLog.atExit); err != nil {
+	state := "down"
+	if adsUp.Load() {
+		state = "up"
+	}
+	out := strings.ReplaceAll(string(accessLog.atExit), "{ads}", state)
+	if err := appendAccessLog([]byte(out)); err != nil {
 		logf("error", "access log at exit: %v", err)
 	}
 }

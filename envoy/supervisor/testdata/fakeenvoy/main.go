@@ -34,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -193,10 +194,16 @@ func event(e string) {
 
 // runADS is the stand-in's ADS client: subscribe to listeners and clusters,
 // ACK everything, reconnect when the stream breaks.
+// adsUp says whether the ADS stream is established right now. The agent's
+// gRPC server also carries the rate-limit and ext_authz services Envoy
+// calls for requests in flight, so it must stay up until Envoy has exited.
+var adsUp atomic.Bool
+
 func runADS(target, nodeID, cluster string, initialized chan struct{}) {
 	var once sync.Once
 	for {
 		err := adsStream(target, nodeID, cluster, func() { once.Do(func() { close(initialized) }) })
+		adsUp.Store(false)
 		logf("warning", "ADS stream to %s ended: %v; reconnecting", target, err)
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -229,6 +236,7 @@ func adsStream(target, nodeID, cluster string, ready func()) error {
 		if err != nil {
 			return err
 		}
+		adsUp.Store(true)
 		logf("info", "received %d %s resources, version %s", len(resp.Resources), resp.TypeUrl, resp.VersionInfo)
 		if resp.TypeUrl == ldsType {
 			learnAccessLog(resp.Resources)
