@@ -412,17 +412,16 @@ func TestProbeIgnoresOtherProcesses(t *testing.T) {
 // not accepted), so the kernel drops the SYN and the client retransmits it
 // after the initial 1s RTO. The test accepts the queued connection once the
 // client has retransmitted, and the connect completes on a later
-// TestProbeExpiresStaleHandshakes: a connect whose SYN is never answered
-// (the listener's accept queue is full) stays pending in the kernel map
-// until user space expires it; once it does complete, the connection is
-// tracked from then on (its close counted) without a connect sample.
-func TestProbeExpiresStaleHandshakes(t *testing.T) {
-	p := startProbe(t, Options{RTTInterval: time.Hour})
+// fullListener is a loopback listener with a backlog of 0 whose accept
+// queue is already full (one connection, never accepted): the SYN of the
+// next connect is dropped and retransmitted until the test accepts.
+func fullListener(t *testing.T) (lfd, port int) {
+	t.Helper()
 	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(lfd)
+	t.Cleanup(func() { unix.Close(lfd) })
 	if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
 	}
@@ -430,13 +429,23 @@ func TestProbeExpiresStaleHandshakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	sa, _ := unix.Getsockname(lfd)
-	port := sa.(*unix.SockaddrInet4).Port
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	filler, err := net.Dial("tcp", addr)
+	port = sa.(*unix.SockaddrInet4).Port
+	filler, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer filler.Close()
+	t.Cleanup(func() { filler.Close() })
+	return lfd, port
+}
+
+// TestProbeExpiresStaleHandshakes: a connect whose SYN is never answered
+// (the listener's accept queue is full) stays pending in the kernel map
+// until user space expires it; once it does complete, the connection is
+// tracked from then on (its close counted) without a connect sample.
+func TestProbeExpiresStaleHandshakes(t *testing.T) {
+	p := startProbe(t, Options{RTTInterval: time.Hour})
+	lfd, port := fullListener(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -480,27 +489,8 @@ func TestProbeExpiresStaleHandshakes(t *testing.T) {
 // retransmission: at least a second after it started.
 func TestProbeSeesDelayedHandshake(t *testing.T) {
 	p := startProbe(t, Options{})
-	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(lfd)
-	if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(lfd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(lfd)
-	port := sa.(*unix.SockaddrInet4).Port
+	lfd, port := fullListener(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-
-	// Fill the accept queue.
-	filler, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer filler.Close()
 
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {

@@ -30,22 +30,7 @@ func TestEnvoyModeShipsLinesWrittenWhileDraining(t *testing.T) {
 	hec := exportertest.NewHEC("drain-token")
 	defer hec.Close()
 	hec.KeepBodies()
-	cfg := inlineAPI("dr", freePort(t), "", "http://127.0.0.1:9") + fmt.Sprintf(`---
-apiVersion: gateway.mulesoft.com/v1alpha1
-kind: Configuration
-metadata:
-  name: logging
-spec:
-  logging:
-    outputs:
-      - name: splunk
-        type: splunk
-        parameters:
-          endpoint: %s
-          splunk_token: drain-token
-    accessLogs:
-      outputs: [splunk]
-`, hec.URL)
+	cfg := inlineAPI("dr", freePort(t), "", "http://127.0.0.1:9") + splunkLogging(hec.URL, "drain-token")
 	envoyAdmin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	g := startGateway(t, writeConfig(t, map[string]string{"api.yaml": cfg}),
 		"--dataplane", "envoy", "--envoy-path", bin, "--envoy-admin", envoyAdmin,

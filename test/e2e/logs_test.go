@@ -18,22 +18,7 @@ func TestAccessLogsReachSplunkRedacted(t *testing.T) {
 	hec.KeepBodies()
 	up := startUpstream(t, "a", nil)
 	port := freePort(t)
-	cfg := inlineAPI("shipped", port, "", up.URL) + fmt.Sprintf(`---
-apiVersion: gateway.mulesoft.com/v1alpha1
-kind: Configuration
-metadata:
-  name: logging
-spec:
-  logging:
-    outputs:
-      - name: splunk
-        type: splunk
-        parameters:
-          endpoint: %s
-          splunk_token: e2e-token
-    accessLogs:
-      outputs: [splunk]
-`, hec.URL)
+	cfg := inlineAPI("shipped", port, "", up.URL) + splunkLogging(hec.URL, "e2e-token")
 	startGateway(t, writeConfig(t, map[string]string{"api.yaml": cfg}),
 		"--log-redact-query", "api_key", "--log-labels", "env=lab-x9")
 	const secret = "Basic c3VwZXItc2VjcmV0LXBhc3N3b3Jk"
@@ -67,4 +52,25 @@ spec:
 			t.Errorf("exported events lack %q", want)
 		}
 	}
+}
+
+// splunkLogging is a Configuration document that ships access logs to a
+// Splunk HEC endpoint.
+func splunkLogging(endpoint, token string) string {
+	return fmt.Sprintf(`---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Configuration
+metadata:
+  name: logging
+spec:
+  logging:
+    outputs:
+      - name: splunk
+        type: splunk
+        parameters:
+          endpoint: %s
+          splunk_token: %s
+    accessLogs:
+      outputs: [splunk]
+`, endpoint, token)
 }
