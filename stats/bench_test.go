@@ -3,6 +3,8 @@ package stats
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -49,16 +51,10 @@ func BenchmarkSinkWrite(b *testing.B) {
 // BenchmarkTopDefault1000Routes is one uncached /api/v1/top computation
 // for a dashboard with one API expanded, 1,000 routes in 50 APIs.
 func BenchmarkTopDefault1000Routes(b *testing.B) {
-	s := New(Options{})
-	h := s.Hooks()
-	rec := &accesslog.Record{ResponseCode: 200}
-	for i := range 1000 {
-		_, done := h.Request(context.Background(), dataplane.RequestInfo{API: fmt.Sprintf("ns/api-%02d", i/20), Route: fmt.Sprintf("route-%d", i)})
-		done(rec, dataplane.Timings{Total: time.Millisecond, Service: "ns/svc"})
-	}
+	s := stats1000()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.topJSON(TopQuery{History: 30, Routes: []string{"ns/api-00"}}); err != nil {
+		if _, err := s.encodeTop(TopQuery{History: 30, Routes: []string{"ns/api-00"}}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -67,17 +63,45 @@ func BenchmarkTopDefault1000Routes(b *testing.B) {
 // BenchmarkTop1000Routes is one uncached /api/v1/top computation with
 // 1,000 routes that all saw traffic, every route included.
 func BenchmarkTop1000Routes(b *testing.B) {
-	s := New(Options{})
+	s := stats1000()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.encodeTop(TopQuery{History: 60, Routes: []string{AllRoutes}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// stats1000 has seen one request on each of 1,000 routes in 50 APIs in
+// the last complete second (the window counts complete seconds only).
+func stats1000() *Stats {
+	c := newClock()
+	s := New(Options{Now: c.now})
 	h := s.Hooks()
 	rec := &accesslog.Record{ResponseCode: 200}
 	for i := range 1000 {
 		_, done := h.Request(context.Background(), dataplane.RequestInfo{API: fmt.Sprintf("ns/api-%02d", i/20), Route: fmt.Sprintf("route-%d", i)})
 		done(rec, dataplane.Timings{Total: time.Millisecond, Service: "ns/svc"})
 	}
+	c.add(time.Second)
+	return s
+}
+
+// BenchmarkTopNotModified is a dashboard's refresh within the agent's
+// second: the cached snapshot found and 304 answered, over the handler.
+func BenchmarkTopNotModified(b *testing.B) {
+	s := stats1000()
+	h := s.Handler()
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/top?history=30&routes=ns/api-00", nil)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	req.Header.Set("If-None-Match", w.Header().Get("ETag"))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.topJSON(TopQuery{History: 60, Routes: []string{AllRoutes}}); err != nil {
-			b.Fatal(err)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusNotModified {
+			b.Fatalf("status %d, want 304", w.Code)
 		}
 	}
 }

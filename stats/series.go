@@ -6,8 +6,13 @@ import (
 )
 
 const (
-	// windowSeconds is the span rates and percentiles are computed over.
+	// windowSeconds is the span rates and percentiles are computed over:
+	// the last complete seconds, so every snapshot taken within one second
+	// holds the same numbers (and dashboards can revalidate, not refetch).
 	windowSeconds = 10
+	// histSlots is the ring of per-second histograms: the window plus the
+	// second being filled.
+	histSlots = windowSeconds + 1
 	// historySeconds is the length of the sparkline histories.
 	historySeconds = 120
 )
@@ -42,7 +47,7 @@ type secHist struct {
 type series struct {
 	mu            sync.Mutex
 	slots         [historySeconds]slot
-	hists         [windowSeconds]secHist
+	hists         [histSlots]secHist
 	requestsTotal uint64
 	denialsTotal  uint64
 }
@@ -71,7 +76,7 @@ func (s *series) observe(o *observation) {
 	if sl.sec != o.sec {
 		*sl = slot{sec: o.sec}
 	}
-	h := &s.hists[o.sec%windowSeconds]
+	h := &s.hists[o.sec%histSlots]
 	switch {
 	case h.sec > o.sec:
 		// Older than the histogram window: counted, not in percentiles.
@@ -145,14 +150,15 @@ func (a *agg) merge(o *agg) {
 	a.up.add(&o.up)
 }
 
-// read summarises the window ending at now into a, and when rps/p99 are
-// non-nil (historySeconds long) fills the per-second histories.
+// read summarises the window of complete seconds before now (the current
+// second) into a, and when rps/p99 are non-nil (historySeconds long) fills
+// the per-second histories, which end at the same second.
 func (s *series) read(now int64, a *agg, rps, p99 []float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a.requestsTotal += s.requestsTotal
 	a.denialsTotal += s.denialsTotal
-	for sec := now - windowSeconds + 1; sec <= now; sec++ {
+	for sec := now - windowSeconds; sec < now; sec++ {
 		if sec <= 0 {
 			continue
 		}
@@ -168,7 +174,7 @@ func (s *series) read(now int64, a *agg, rps, p99 []float64) {
 		a.denials += uint64(sl.denials)
 		a.sumTotalUs += sl.sumTotalUs
 		a.sumUpUs += sl.sumUpUs
-		h := &s.hists[sec%windowSeconds]
+		h := &s.hists[sec%histSlots]
 		if h.sec == sec {
 			a.total.add(&h.total)
 			a.up.add(&h.up)
@@ -190,7 +196,7 @@ func (s *series) read(now int64, a *agg, rps, p99 []float64) {
 			continue
 		}
 		rps[i] = float64(sl.count)
-		switch h := &s.hists[sec%windowSeconds]; {
+		switch h := &s.hists[sec%histSlots]; {
 		case sl.p99Done:
 			p99[i] = float64(sl.p99Us) / 1000
 		case h.sec == sec:
@@ -225,12 +231,13 @@ func (a *agg) rates(span float64) ratesOut {
 	return r
 }
 
-// span is the window length covered at now: the whole window once the
-// gateway has run that long, with the current second counted as far as it
-// has elapsed so a fresh burst shows its true rate.
+// span is the window length in seconds covered at now: the last
+// windowSeconds complete seconds, or the part of them since start (floored
+// at one second) while the gateway is younger than the window.
 func span(now, start time.Time) float64 {
-	w := float64(windowSeconds-1) + float64(now.Nanosecond())/1e9
-	if up := now.Sub(start).Seconds(); up < w {
+	end := now.Truncate(time.Second)
+	w := float64(windowSeconds)
+	if up := end.Sub(start).Seconds(); up < w {
 		w = up
 	}
 	return max(w, 1)

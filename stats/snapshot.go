@@ -20,12 +20,15 @@ type TopQuery struct {
 	// History is how many seconds of sparkline history to include per API
 	// (0 = none, at most the 120 kept).
 	History int
-	// Routes lists the APIs whose routes to include (AllRoutes for all);
-	// other APIs carry only RouteCount.
+	// Routes lists the APIs whose routes and services to include
+	// (AllRoutes for all); other APIs carry only RouteCount.
 	Routes []string
 	// API, when set, includes that API's routes (the TUI's drill-down).
 	// Included routes carry History seconds of sparklines, like APIs.
 	API string
+	// OmitAPIs leaves the API list out (the header's totals still count
+	// every API): what a dashboard showing another view needs.
+	OmitAPIs bool
 }
 
 func (q *TopQuery) wantsRoutes(api, statsKey string) bool {
@@ -85,7 +88,7 @@ func (s *Stats) Top(q TopQuery) *topapi.Top {
 		seen[statsKey] = true
 		var aa agg
 		if ser := apis[statsKey]; ser != nil {
-			if hist > 0 {
+			if hist > 0 && !q.OmitAPIs {
 				ser.read(sec, &aa, rpsBuf, p99Buf)
 				a.RPSHistory = tail(rpsBuf, hist, 1)
 				a.P99History = tail(p99Buf, hist, 1000)
@@ -94,6 +97,9 @@ func (s *Stats) Top(q TopQuery) *topapi.Top {
 			}
 		}
 		totals.merge(&aa)
+		if q.OmitAPIs {
+			return
+		}
 		a.Rates = round(aa.rates(sp))
 		drill := q.API != "" && (q.API == a.Name || q.API == statsKey)
 		withRoutes := q.wantsRoutes(a.Name, statsKey)
@@ -127,6 +133,12 @@ func (s *Stats) Top(q TopQuery) *topapi.Top {
 				r.Rates = round(ra.rates(sp))
 			}
 			a.Routes = append(a.Routes, r)
+		}
+		if !withRoutes {
+			// Services are listed with the routes: both are what an
+			// expanded API or its drill-down shows.
+			t.APIs = append(t.APIs, a)
+			return
 		}
 		svcNames := map[string]bool{}
 		for _, n := range serviceNames {

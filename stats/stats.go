@@ -117,11 +117,10 @@ type Stats struct {
 
 	logs *broker
 
-	cacheMu   sync.Mutex
-	cacheAt   time.Time
-	cacheJSON []byte
-	rateMu    sync.Mutex
-	sentPrev  map[string]sentSample
+	tops topCache
+
+	rateMu   sync.Mutex
+	sentPrev map[string]sentSample
 }
 
 type sentSample struct {

@@ -74,7 +74,8 @@ func TestRatesAndPercentiles(t *testing.T) {
 		}
 		c.add(time.Second)
 	}
-	c.add(-time.Nanosecond) // still inside the tenth second: a full window
+	// Now the eleventh second has begun: the window is the ten complete
+	// seconds of traffic.
 	if a := findAPI(t, s.Top(TopQuery{}), "ns/orders"); a.Routes != nil || a.RouteCount != 2 {
 		t.Errorf("default query: routes=%v count=%d, want none listed and a count of 2", a.Routes, a.RouteCount)
 	}
@@ -107,10 +108,10 @@ func TestRatesAndPercentiles(t *testing.T) {
 	if !near(a.AvgUpstreamMs, 15, 0.001) || !near(a.AvgOverheadMs, 2.16, 0.001) {
 		t.Errorf("avg upstream %v overhead %v, want 15 and 2.16", a.AvgUpstreamMs, a.AvgOverheadMs)
 	}
-	// The history ends at the last complete second: 11 idle seconds, then
-	// the 9 complete seconds of traffic (the tenth is still running).
-	if len(a.RPSHistory) != 20 || a.RPSHistory[19] != 100 || a.RPSHistory[10] != 0 || a.RPSHistory[11] != 100 {
-		t.Errorf("rps history = %v, want 11 zeros then 9×100", a.RPSHistory)
+	// The history ends at the last complete second, like the window: 10
+	// idle seconds, then the 10 seconds of traffic.
+	if len(a.RPSHistory) != 20 || a.RPSHistory[19] != 100 || a.RPSHistory[9] != 0 || a.RPSHistory[10] != 100 {
+		t.Errorf("rps history = %v, want 10 zeros then 10×100", a.RPSHistory)
 	}
 	if p := a.P99History[15]; !near(p, 400, 0.13) {
 		t.Errorf("p99 history point = %v, want ~400", p)
@@ -173,9 +174,42 @@ func TestFreshBurstRate(t *testing.T) {
 	for range 50 {
 		request(s.Hooks(), "ns/a", "r", "", 200, time.Millisecond, 0, "")
 	}
-	// Up for half a second: the rate is not diluted by a 10 s window.
+	// The second is not complete: nothing is counted yet.
+	if rps := findAPI(t, s.Top(TopQuery{}), "ns/a").RPS; rps != 0 {
+		t.Errorf("rps inside the first second = %v, want 0 (complete seconds only)", rps)
+	}
+	// Up for one complete second: the rate is not diluted by a 10 s window.
+	c.add(time.Second)
 	if rps := findAPI(t, s.Top(TopQuery{}), "ns/a").RPS; rps != 50 {
-		t.Errorf("rps = %v, want 50 (span floored at 1 s)", rps)
+		t.Errorf("rps = %v, want 50 (span of one second)", rps)
+	}
+}
+
+// Every snapshot taken within one second holds the same rates, whatever
+// arrives meanwhile: the window ends at the last complete second.
+func TestRatesFixedWithinSecond(t *testing.T) {
+	c := newClock()
+	s := New(Options{Now: c.now})
+	for range 3 {
+		for range 20 {
+			request(s.Hooks(), "ns/a", "r", "", 200, time.Millisecond, 0, "")
+		}
+		c.add(time.Second)
+	}
+	first := findAPI(t, s.Top(TopQuery{}), "ns/a").Rates
+	for range 100 {
+		request(s.Hooks(), "ns/a", "r", "", 503, 50*time.Millisecond, 0, "")
+	}
+	c.add(900 * time.Millisecond)
+	later := findAPI(t, s.Top(TopQuery{}), "ns/a").Rates
+	// Totals since start count every request; the window does not move.
+	later.RequestsTotal = first.RequestsTotal
+	if later != first {
+		t.Errorf("rates moved within a second:\n first %+v\n later %+v", first, later)
+	}
+	c.add(100 * time.Millisecond)
+	if a := findAPI(t, s.Top(TopQuery{}), "ns/a"); a.Requests != 160 || a.Pct5xx < 60 {
+		t.Errorf("next second: %d requests, %v%% 5xx, want 160 with the 100 503s", a.Requests, a.Pct5xx)
 	}
 }
 
@@ -205,6 +239,7 @@ func TestSnapshotSourcesAndUnmatched(t *testing.T) {
 	h := s.Hooks()
 	h.EndpointHealth("ns/backend", "10.0.0.2:80", false)
 	request(h, "", "", "", 404, time.Millisecond, 0, "")
+	c.add(time.Second) // the request's second completes
 
 	top := s.Top(TopQuery{Routes: []string{AllRoutes}})
 	if top.Header.GatewayID != "gw-1" || top.Header.SnapshotVersion != 7 || top.Header.Reload.OK || top.Header.Reload.Error == "" {
@@ -464,12 +499,13 @@ func TestCountAccessLog(t *testing.T) {
 		s.Write(&accesslog.Record{StartTime: start, Duration: 5 * time.Millisecond, UpstreamServiceTime: 4 * time.Millisecond,
 			ResponseCode: 200, APIInstance: "ns/envoy-api", Route: "r0", UpstreamCluster: "ns/backend"})
 	}
+	c.add(time.Second) // the current second completes
 	a := findAPI(t, s.Top(TopQuery{History: 30, Routes: []string{AllRoutes}}), "ns/envoy-api")
 	if a.Requests != 30 || a.RequestsTotal != 40 || !near(a.P50Ms, 5, 0.13) || len(a.Services) != 1 {
 		t.Errorf("from the access log: %+v", a)
 	}
-	if h := a.RPSHistory; h[len(h)-1] != 15 || h[len(h)-20] != 10 {
-		t.Errorf("history = %v, want 15 in the last complete second and 10 twenty seconds ago", h)
+	if h := a.RPSHistory; h[len(h)-1] != 15 || h[len(h)-2] != 15 || h[len(h)-21] != 10 {
+		t.Errorf("history = %v, want 15 in each of the last two seconds and 10 twenty seconds before", h)
 	}
 	// Without the option the sink only feeds the log tail.
 	s2 := New(Options{})

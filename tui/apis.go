@@ -75,14 +75,21 @@ type apisView struct {
 	offset   int
 	drill    string
 	dOffset  int
-	// routeCache keeps the last routes seen per API: the TUI asks only for
-	// the routes on screen, so an expanded API scrolled out of view keeps
-	// its rows (stale, unseen) instead of collapsing and shifting the table.
-	routeCache map[string][]topapi.Route
+	// routeCache keeps the last routes and services seen per API: the TUI
+	// asks only for those on screen, so an expanded API scrolled out of
+	// view keeps its rows (stale, unseen) instead of collapsing and
+	// shifting the table.
+	routeCache map[string]apiChildren
+}
+
+// apiChildren are the rows an expanded API shows under it.
+type apiChildren struct {
+	routes   []topapi.Route
+	services []topapi.Service
 }
 
 func newAPIsView() apisView {
-	return apisView{sortCol: 1, desc: true, expanded: map[string]bool{}, routeCache: map[string][]topapi.Route{}}
+	return apisView{sortCol: 1, desc: true, expanded: map[string]bool{}, routeCache: map[string]apiChildren{}}
 }
 
 // compare orders two rows by the sort column, then by name.
@@ -132,19 +139,20 @@ func (v *apisView) rebuild(t *topapi.Top) {
 		if !v.expanded[a.Name] {
 			continue
 		}
-		if a.Routes != nil {
-			v.routeCache[a.Name] = a.Routes
+		if a.Routes != nil || a.Services != nil {
+			// The agent sends both together, for the APIs asked for.
+			v.routeCache[a.Name] = apiChildren{a.Routes, a.Services}
 		}
 		cached := v.routeCache[a.Name]
 		routes = routes[:0]
-		for i := range cached {
-			routes = append(routes, &cached[i])
+		for i := range cached.routes {
+			routes = append(routes, &cached.routes[i])
 		}
 		slices.SortFunc(routes, func(x, y *topapi.Route) int { return less(&x.Rates, &y.Rates, x.Name, y.Name) })
 		for _, r := range routes {
 			v.rows = append(v.rows, apiRow{kind: rowRoute, api: a.Name, name: r.Name, rates: r.Rates, rpsH: r.RPSHistory, p99H: r.P99History})
 		}
-		for _, s := range a.Services {
+		for _, s := range cached.services {
 			v.rows = append(v.rows, apiRow{kind: rowService, api: a.Name, name: s.Name, rates: s.Rates})
 		}
 	}

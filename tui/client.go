@@ -25,6 +25,10 @@ type client struct {
 
 	bufMu sync.Mutex
 	buf   bytes.Buffer
+	// etag is the agent's tag for the last snapshot decoded (guarded by
+	// bufMu): a revalidating fetch sends it and gets 304 while the agent's
+	// second has not moved on.
+	etag string
 }
 
 func newClient(adminURL, token string) (*client, error) {
@@ -47,7 +51,9 @@ func newClient(adminURL, token string) (*client, error) {
 	}, nil
 }
 
-func (c *client) get(ctx context.Context, path string) (*http.Response, error) {
+// get sends a GET with the token and returns a 200 response (or a 304
+// when ifNoneMatch is set and the agent's snapshot still carries it).
+func (c *client) get(ctx context.Context, path, ifNoneMatch string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
 		return nil, err
@@ -55,9 +61,15 @@ func (c *client) get(ctx context.Context, path string) (*http.Response, error) {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	if ifNoneMatch != "" {
+		req.Header.Set("If-None-Match", ifNoneMatch)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, err
+	}
+	if resp.StatusCode == http.StatusNotModified && ifNoneMatch != "" {
+		return resp, nil
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -73,11 +85,21 @@ type topQuery struct {
 	history int
 	api     string
 	routes  []string
+	// revalidate asks the agent to answer 304 when the snapshot is the
+	// one last returned; top then returns nil, nil.
+	revalidate bool
+	// omitAPIs leaves the API list out: the other views show the header,
+	// upstreams and pipeline only.
+	omitAPIs bool
 }
 
 // allRoutes is stats.AllRoutes (the TUI does not link the aggregator).
 const allRoutes = "*"
 
+// top fetches a snapshot. With q.revalidate it returns nil, nil when the
+// agent's snapshot is the one this client decoded last (304 Not
+// Modified): the caller keeps what it has and skips decoding, rebuilding
+// and repainting.
 func (c *client) top(ctx context.Context, q topQuery) (*topapi.Top, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -89,24 +111,37 @@ func (c *client) top(ctx context.Context, q topQuery) (*topapi.Top, error) {
 	for _, r := range q.routes {
 		v.Add("routes", r)
 	}
-	resp, err := c.get(ctx, "/api/v1/top?"+v.Encode())
+	if q.omitAPIs {
+		v.Set("apis", "0")
+	}
+	// Fetches do not overlap (the model has at most one in flight); the
+	// lock guards the buffer and tag against misuse.
+	c.bufMu.Lock()
+	defer c.bufMu.Unlock()
+	inm := ""
+	if q.revalidate {
+		inm = c.etag
+	}
+	resp, err := c.get(ctx, "/api/v1/top?"+v.Encode(), inm)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotModified {
+		return nil, nil
+	}
 	// One buffer per client, reused: a snapshot with a thousand routes is
-	// tens of kilobytes every refresh. Fetches do not overlap (the model
-	// has at most one in flight), the lock only guards against misuse.
-	c.bufMu.Lock()
-	defer c.bufMu.Unlock()
+	// tens of kilobytes.
 	c.buf.Reset()
 	if _, err := c.buf.ReadFrom(resp.Body); err != nil {
 		return nil, fmt.Errorf("GET /api/v1/top: read: %w", err)
 	}
 	var t topapi.Top
 	if err := json.Unmarshal(c.buf.Bytes(), &t); err != nil {
+		c.etag = ""
 		return nil, fmt.Errorf("GET /api/v1/top: decode: %w", err)
 	}
+	c.etag = resp.Header.Get("ETag")
 	return &t, nil
 }
 
@@ -142,21 +177,25 @@ type streamMsg struct {
 	connected bool
 	err       error
 	dropped   uint64
-	sampled   uint64
 }
 
-// logRate is the most records per second the TUI asks for: more than a
-// screen can show, few enough that decoding them stays cheap.
-const logRate = 200
+// logBatchLimit is the most records the TUI asks for per batch: the
+// newest ones, a screenful. At four batches a second that is more lines
+// than anyone reads, and a busy gateway costs the dashboard four small
+// reads a second instead of thousands of records.
+const logBatchLimit = 50
 
-// logsMsg is a batch of records received since the last batch. The first
-// batch of each connection has reset set: it starts with the server's
-// backlog, which replaces what the view held. gen numbers connections so a
-// late batch of an old one is ignored.
+// logsMsg is one batch from the stream. The first batch of each
+// connection has reset set: it is the server's backlog, which replaces
+// what the view held. gen numbers connections so a late batch of an old
+// one is ignored. skipped counts the records the server left out of this
+// connection's batches so far (they passed the filters but were not the
+// newest logBatchLimit of their batch).
 type logsMsg struct {
-	recs  []logRecord
-	reset bool
-	gen   uint64
+	recs    []logRecord
+	reset   bool
+	gen     uint64
+	skipped uint64
 }
 
 // followReq switches the log stream: on with the server-side filter query
@@ -170,8 +209,9 @@ type followReq struct {
 // given filters (the server replays its recent matching records), a new
 // query reconnects, off disconnects. The TUI follows logs only while the
 // Logs view is shown, so the other views cost no per-record work however
-// busy the gateway is. The switch never blocks.
-func (c *client) followLogs(ctx context.Context, flush time.Duration, send func(any)) func(on bool, query string) {
+// busy the gateway is. batch is the server's batch interval. The switch
+// never blocks.
+func (c *client) followLogs(ctx context.Context, batch time.Duration, send func(any)) func(on bool, query string) {
 	want := make(chan followReq, 1)
 	go func() {
 		var stop context.CancelFunc
@@ -194,7 +234,7 @@ func (c *client) followLogs(ctx context.Context, flush time.Duration, send func(
 					sctx, stop = context.WithCancel(ctx)
 					gen++
 					cur = req.query
-					go c.streamLogs(sctx, gen, req.query, flush, send)
+					go c.streamLogs(sctx, gen, req.query, batch, send)
 				}
 			}
 		}
@@ -217,63 +257,37 @@ func (c *client) followLogs(ctx context.Context, flush time.Duration, send func(
 }
 
 // streamLogs follows /api/v1/logs/stream until ctx ends, reconnecting
-// with backoff, and hands records to send in batches every flush interval
-// so a busy gateway costs one UI update per interval, not one per record.
-func (c *client) streamLogs(ctx context.Context, gen uint64, query string, flush time.Duration, send func(any)) {
-	var mu sync.Mutex
-	var batch []logRecord
-	reset := false
-	const maxBatch = 2000
-	go func() {
-		t := time.NewTicker(flush)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				mu.Lock()
-				b, r := batch, reset
-				batch, reset = nil, false
-				mu.Unlock()
-				if len(b) > 0 || r {
-					send(logsMsg{recs: b, reset: r, gen: gen})
-				}
-			}
-		}
-	}()
+// with backoff. The server sends the newest logBatchLimit matching records
+// every batch interval, ended by a batch event; each batch becomes one
+// logsMsg, so a busy gateway costs one UI update per interval.
+func (c *client) streamLogs(ctx context.Context, gen uint64, query string, batch time.Duration, send func(any)) {
 	backoff := 250 * time.Millisecond
 	for ctx.Err() == nil {
-		err := c.readStream(ctx, query, func(ev, data string) {
+		var recs []logRecord
+		reset := true
+		err := c.readStream(ctx, query, batch, func(ev, data string) {
 			switch ev {
 			case topapi.EventRecord:
 				var r logRecord
-				if json.Unmarshal([]byte(data), &r) != nil {
+				if json.Unmarshal([]byte(data), &r) == nil {
+					recs = append(recs, r)
+				}
+			case topapi.EventBatch:
+				var b topapi.Batch
+				if json.Unmarshal([]byte(data), &b) != nil {
 					return
 				}
-				mu.Lock()
-				if len(batch) >= maxBatch {
-					batch = batch[1:]
-				}
-				batch = append(batch, r)
-				mu.Unlock()
+				// The first batch of a connection is its backlog.
+				send(logsMsg{recs: recs, reset: reset, gen: gen, skipped: b.Skipped})
+				recs, reset = nil, false
 			case topapi.EventDropped:
 				var d topapi.Dropped
 				if json.Unmarshal([]byte(data), &d) == nil {
 					send(streamMsg{connected: true, dropped: d.Dropped})
 				}
-			case topapi.EventSampled:
-				var d topapi.Sampled
-				if json.Unmarshal([]byte(data), &d) == nil {
-					send(streamMsg{connected: true, sampled: d.Sampled})
-				}
 			}
 		}, func() {
-			// A new connection replays the backlog: start over.
 			backoff = 250 * time.Millisecond
-			mu.Lock()
-			batch, reset = nil, true
-			mu.Unlock()
 			send(streamMsg{connected: true})
 		})
 		if ctx.Err() != nil {
@@ -290,14 +304,15 @@ func (c *client) streamLogs(ctx context.Context, gen uint64, query string, flush
 }
 
 // readStream reads server-sent events until the stream ends.
-func (c *client) readStream(ctx context.Context, query string, on func(event, data string), opened func()) error {
+func (c *client) readStream(ctx context.Context, query string, batch time.Duration, on func(event, data string), opened func()) error {
 	v, err := url.ParseQuery(query)
 	if err != nil {
 		return fmt.Errorf("log stream query %q: %w", query, err)
 	}
 	v.Set("backlog", "200")
-	v.Set("rate", strconv.Itoa(logRate))
-	resp, err := c.get(ctx, "/api/v1/logs/stream?"+v.Encode())
+	v.Set("batch", batch.String())
+	v.Set("limit", strconv.Itoa(logBatchLimit))
+	resp, err := c.get(ctx, "/api/v1/logs/stream?"+v.Encode(), "")
 	if err != nil {
 		return err
 	}

@@ -17,9 +17,29 @@ import (
 	"github.com/flexgw/flexgw/tui/tuitest"
 )
 
+// testClock is the agent's clock in these tests: traffic moves it on a
+// second so the agent's window (complete seconds only) counts it at once.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// liveGateway is the agent side of these tests: a Stats and its clock.
+type liveGateway struct {
+	*stats.Stats
+	clock *testClock
+}
+
 // liveStats is the agent side: a Stats fed with traffic through the same
 // hooks and sink the data plane uses, served on a real admin socket.
-func liveStats(t *testing.T) (*stats.Stats, string) {
+func liveStats(t *testing.T) (*liveGateway, string) {
 	t.Helper()
 	snap := &ir.Snapshot{
 		Version: 3,
@@ -29,14 +49,16 @@ func liveStats(t *testing.T) (*stats.Stats, string) {
 		}}},
 		Services: []*ir.Service{{Name: "backend", Namespace: "default", Endpoints: []ir.Endpoint{{Host: "127.0.0.1", Port: 9}}}},
 	}
+	clk := &testClock{t: time.Now()}
 	s := stats.New(stats.Options{
+		Now:      clk.now,
 		Snapshot: func() *ir.Snapshot { return snap },
 		Status: func() stats.Status {
 			return stats.Status{GatewayID: "gw-e2e", Version: "test", DataPlane: "builtin", SnapshotVersion: 3, ReloadOK: true}
 		},
 	})
 	addr := serve(t, "127.0.0.1:0", s.Handler())
-	return s, "http://" + addr
+	return &liveGateway{s, clk}, "http://" + addr
 }
 
 // serve runs h on addr until the test ends and returns the bound address.
@@ -59,7 +81,10 @@ func serve(t *testing.T, addr string, h http.Handler) string {
 // servers lets a test stop the admin server it started.
 var servers = map[string]*http.Server{}
 
-func traffic(s *stats.Stats, n int, status int) {
+// traffic sends n requests through the hooks and the access-log sink, then
+// completes their second.
+func traffic(s *liveGateway, n int, status int) {
+	defer s.clock.add(time.Second)
 	h := s.Hooks()
 	for i := range n {
 		_, done := h.Request(context.Background(), dataplane.RequestInfo{API: "default/orders", Route: "orders-0", Method: "GET"})
@@ -124,7 +149,7 @@ func TestLogStreamAndReconnect(t *testing.T) {
 	msgs := make(chan any, 1000)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	go c.streamLogs(ctx, 1, "", 20*time.Millisecond, func(m any) { msgs <- m })
+	go c.streamLogs(ctx, 1, "", 50*time.Millisecond, func(m any) { msgs <- m })
 
 	m := newModel(ctx, c.top, url, 50*time.Millisecond, false)
 	// Pump the stream into the model as the program would.
@@ -265,7 +290,7 @@ func TestFollowLogsOnlyInLogsViewWithServerFilters(t *testing.T) {
 	}
 	msgs := make(chan any, 1000)
 	m := newModel(t.Context(), c.top, url, time.Second, false)
-	m.follow = c.followLogs(t.Context(), 20*time.Millisecond, func(msg any) { msgs <- msg })
+	m.follow = c.followLogs(t.Context(), 50*time.Millisecond, func(msg any) { msgs <- msg })
 	pump := func(what string, until func() bool) {
 		t.Helper()
 		deadline := time.After(20 * time.Second)

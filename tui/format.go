@@ -15,29 +15,81 @@ import (
 // empty so frames are pure text; colour downsampling (NO_COLOR, 16-colour
 // terminals) is left to bubbletea's renderer.
 type styles struct {
-	title, dim, bad, warn, good, selected, header, tabOn, tabOff, key lipgloss.Style
-	sparkRPS, sparkP99                                                lipgloss.Style
+	title, dim, bad, warn, good, selected, header, tabOn, tabOff, key paint
+	sparkRPS, sparkP99                                                paint
 }
 
 func newStyles(plain bool) styles {
+	var st styles
 	if plain {
-		return styles{}
+		return st
 	}
+	for p, ls := range st.defs() {
+		*p = newPaint(ls)
+	}
+	return st
+}
+
+// defs pairs each style with the lipgloss style it is made from.
+func (st *styles) defs() map[*paint]lipgloss.Style {
 	s := lipgloss.NewStyle
-	return styles{
-		title:    s().Bold(true),
-		dim:      s().Foreground(lipgloss.Color("8")),
-		bad:      s().Foreground(lipgloss.Color("9")).Bold(true),
-		warn:     s().Foreground(lipgloss.Color("11")),
-		good:     s().Foreground(lipgloss.Color("10")),
-		selected: s().Reverse(true),
-		header:   s().Bold(true).Underline(true),
-		tabOn:    s().Bold(true).Reverse(true),
-		tabOff:   s(),
-		key:      s().Bold(true).Foreground(lipgloss.Color("12")),
-		sparkRPS: s().Foreground(lipgloss.Color("6")),
-		sparkP99: s().Foreground(lipgloss.Color("5")),
+	return map[*paint]lipgloss.Style{
+		&st.title:    s().Bold(true),
+		&st.dim:      s().Foreground(lipgloss.Color("8")),
+		&st.bad:      s().Foreground(lipgloss.Color("9")).Bold(true),
+		&st.warn:     s().Foreground(lipgloss.Color("11")),
+		&st.good:     s().Foreground(lipgloss.Color("10")),
+		&st.selected: s().Reverse(true),
+		&st.header:   s().Bold(true).Underline(true),
+		&st.tabOn:    s().Bold(true).Reverse(true),
+		&st.tabOff:   s(),
+		&st.key:      s().Bold(true).Foreground(lipgloss.Color("12")),
+		&st.sparkRPS: s().Foreground(lipgloss.Color("6")),
+		&st.sparkP99: s().Foreground(lipgloss.Color("5")),
 	}
+}
+
+// paint is a lipgloss style reduced to the escape sequences it puts
+// around one line of text. The views style dozens of lines per frame, and
+// a full lipgloss render per line (padding, margins, borders) was a tenth
+// of the frame's cost; wrapping a line in precomputed sequences shows the
+// same cells. A style that renders differently (underlined spaces are
+// styled apart) keeps its lipgloss render.
+type paint struct {
+	open, close string
+	slow        *lipgloss.Style
+}
+
+func newPaint(st lipgloss.Style) paint {
+	const probe = "x"
+	out := st.Render(probe)
+	i := strings.Index(out, probe)
+	if i < 0 {
+		return paint{slow: &st}
+	}
+	p := paint{open: out[:i], close: out[i+len(probe):]}
+	if p.open == "" {
+		return paint{}
+	}
+	if sample := "a b"; st.Render(sample) != p.open+sample+p.close {
+		return paint{slow: &st}
+	}
+	return p
+}
+
+// Render wraps one line (no newline) in the style. Tabs become four
+// spaces, as lipgloss renders them.
+func (p paint) Render(s string) string {
+	if p.slow != nil {
+		return p.slow.Render(s)
+	}
+	if strings.IndexByte(s, '\t') >= 0 {
+		s = strings.ReplaceAll(s, "\t", "    ")
+	}
+	if p.open == "" || s == "" {
+		return s
+	}
+	return p.open + s + p.close
 }
 
 // column is one table column; width 0 means "takes the remaining space".

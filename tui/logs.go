@@ -32,8 +32,9 @@ type logsView struct {
 	visible   []uint64
 	// gen is the log connection the records came from.
 	gen uint64
-	// sampled counts records the server skipped to hold logRate.
-	sampled uint64
+	// skipped counts records the server left out of its batches (only the
+	// newest logBatchLimit of each are sent).
+	skipped uint64
 }
 
 // serverQuery is the committed filters as stream query parameters; the
@@ -58,11 +59,12 @@ func (v *logsView) receive(msg logsMsg) {
 		return // a late batch of a connection already replaced
 	}
 	if msg.reset {
-		v.gen, v.sampled = msg.gen, 0
+		v.gen = msg.gen
 		v.base += uint64(len(v.recs))
 		v.recs = v.recs[:0]
 		v.pending = nil
 	}
+	v.skipped = msg.skipped
 	v.add(msg.recs)
 }
 
@@ -252,8 +254,8 @@ func (v *logsView) render(m *model, w, h int) []string {
 		state = st.warn.Render("not connected")
 	}
 	head := fmt.Sprintf("  %s · filters: %s · %d records kept", state, v.filters(), len(v.recs))
-	if v.sampled > 0 {
-		head += fmt.Sprintf(" · busy: showing ≤%d/s, %d skipped", logRate, v.sampled)
+	if v.skipped > 0 {
+		head += fmt.Sprintf(" · busy: newest %d per batch shown, %d skipped", logBatchLimit, v.skipped)
 	}
 	out := []string{head}
 	if v.detail {

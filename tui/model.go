@@ -30,16 +30,20 @@ const headerLines = 4
 
 // Messages.
 type (
-	// topMsg is the result of one /api/v1/top fetch.
+	// topMsg is the result of one /api/v1/top fetch; omitAPIs says the
+	// query left the API list out.
 	topMsg struct {
-		top *topapi.Top
-		err error
+		top      *topapi.Top
+		err      error
+		omitAPIs bool
 	}
 	// tickMsg asks for the next refresh.
 	tickMsg struct{}
 )
 
 // fetchFunc loads a snapshot; injected so Update is testable without I/O.
+// With q.revalidate it may return nil, nil: the snapshot on screen is
+// still the agent's current one.
 type fetchFunc func(ctx context.Context, q topQuery) (*topapi.Top, error)
 
 // model is the `flexgw top` program state. Views keep their own state in
@@ -55,8 +59,11 @@ type model struct {
 	ascii    bool
 	// static renders whole tables without a selection (Frame).
 	static bool
-	// cached is the last frame, reused until a message changes state.
+	// cached is the last frame, reused until a message changes state;
+	// frames counts the frames built (tests check that an unchanged
+	// snapshot builds none).
 	cached string
+	frames int
 
 	width, height int
 	view          viewID
@@ -67,6 +74,10 @@ type model struct {
 	err      error
 	fetching bool
 	refetch  bool
+	// ticking says a refresh tick is scheduled: fetches started by keys
+	// must not start a second timer chain (each would poll at the refresh
+	// rate on its own).
+	ticking  bool
 	stream   streamMsg
 	streamOn bool
 	// follow switches the log stream on and off (nil in tests that feed
@@ -122,70 +133,61 @@ func (m *model) fetchCmd() tea.Cmd {
 		return nil
 	}
 	m.fetching = true
-	q := topQuery{history: m.sparkWidth(), api: m.apis.drill}
+	// Revalidate only what is on screen: a 304 then means "keep it".
+	q := topQuery{history: m.sparkWidth(), api: m.apis.drill, revalidate: m.top != nil}
 	if m.view == viewAPIs {
 		// Only the APIs view draws routes; the others skip decoding them.
 		q.routes = m.apis.visibleExpanded(m.bodyHeight())
+	} else {
+		// The other views need no API rows at all: a snapshot of the
+		// header, upstreams and pipeline is a fraction of the size.
+		q.history, q.omitAPIs = 0, true
 	}
 	ctx, fetch := m.ctx, m.fetch
 	return func() tea.Msg {
 		t, err := fetch(ctx, q)
-		return topMsg{top: t, err: err}
+		return topMsg{top: t, err: err, omitAPIs: q.omitAPIs}
 	}
 }
 
-// Update routes a message to the root handlers or the active view.
+// Update routes a message to the root handlers or the active view. The
+// frame cache is dropped only by messages that change what is shown: a
+// refresh the agent answered with 304 (most of them at a sub-second
+// refresh) costs no rebuild and no repaint.
 func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
-	if _, ok := msg.(tickMsg); ok {
+	switch msg := msg.(type) {
+	case tickMsg:
 		// A tick only starts a fetch; the frame is unchanged, and the
 		// runtime asks for View after every message.
+		m.ticking = false
 		return m, m.fetchCmd()
-	}
-	m.cached = ""
-	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
+		m.cached = ""
 		m.width, m.height = msg.Width, msg.Height
 		return m, nil
 	case topMsg:
-		m.fetching = false
-		delay := m.refresh
-		if msg.err != nil {
-			m.err = msg.err
-			// Back off while the gateway is away, never slower than 2 s.
-			delay = max(min(2*time.Second, 4*m.refresh), m.refresh)
-		} else {
-			m.err = nil
-			m.top = msg.top
-			m.lastOK = m.now()
-			m.apisStale = true
-			m.syncAPIs()
-		}
-		if m.refetch {
-			m.refetch = false
-			return m, m.fetchCmd()
-		}
-		return m, tea.Tick(delay, func(time.Time) tea.Msg { return tickMsg{} })
+		return m, m.receiveTop(msg)
 	case logsMsg:
+		m.cached = ""
 		m.logs.receive(msg)
 		return m, nil
 	case streamMsg:
 		if m.follow != nil && !m.following {
 			return m, nil // a message from a stream being shut down
 		}
+		m.cached = ""
 		m.streamOn = msg.connected
-		switch {
-		case msg.sampled > 0:
-			m.logs.sampled = msg.sampled
-		case msg.err != nil || msg.dropped > 0 || !msg.connected:
+		if msg.err != nil || msg.dropped > 0 || !msg.connected {
 			m.stream = msg
 		}
 		return m, nil
 	case tea.KeyPressMsg:
+		m.cached = ""
+		shown := m.view
 		cmd := m.key(msg)
-		m.syncAPIs()
-		m.syncFollow()
-		return m, cmd
+		return m, m.afterInput(shown, cmd)
 	case tea.MouseWheelMsg:
+		m.cached = ""
 		d := 3
 		if msg.Button == tea.MouseWheelUp {
 			d = -3
@@ -193,12 +195,64 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.move(d)
 		return m, nil
 	case tea.MouseClickMsg:
+		m.cached = ""
+		shown := m.view
 		cmd := m.click(msg.X, msg.Y)
-		m.syncAPIs()
-		m.syncFollow()
-		return m, cmd
+		return m, m.afterInput(shown, cmd)
 	}
 	return m, nil
+}
+
+// afterInput brings the views up to date after a key or click that was
+// handled while shown was on screen.
+func (m *model) afterInput(shown viewID, cmd tea.Cmd) tea.Cmd {
+	m.syncAPIs()
+	m.syncFollow()
+	if m.view == viewAPIs && shown != viewAPIs && m.top != nil {
+		// The other views fetch no API rows: the table shows what it had
+		// until this fetch brings it up to date.
+		return tea.Batch(cmd, m.fetchCmd())
+	}
+	return cmd
+}
+
+// receiveTop applies a fetch result and schedules the next refresh.
+func (m *model) receiveTop(msg topMsg) tea.Cmd {
+	m.fetching = false
+	delay := m.refresh
+	switch {
+	case msg.err != nil:
+		m.cached = ""
+		m.err = msg.err
+		// Back off while the gateway is away, never slower than 2 s.
+		delay = max(min(2*time.Second, 4*m.refresh), m.refresh)
+	case msg.top == nil:
+		// 304: the agent still has the snapshot on screen.
+		m.lastOK = m.now()
+		if m.err != nil {
+			m.err, m.cached = nil, ""
+		}
+	default:
+		if msg.omitAPIs && m.top != nil {
+			// Keep the last API list for when the APIs view returns.
+			msg.top.APIs = m.top.APIs
+		}
+		m.cached = ""
+		m.err = nil
+		m.top = msg.top
+		m.lastOK = m.now()
+		m.apisStale = true
+		m.syncAPIs()
+	}
+	if m.refetch {
+		m.refetch = false
+		return m.fetchCmd()
+	}
+	if m.ticking {
+		return nil
+	}
+	m.ticking = true
+	return tea.Tick(delay, func(time.Time) tea.Msg { return tickMsg{} })
 }
 
 // key handles global keys first unless a view is editing text.
@@ -321,6 +375,7 @@ func (m *model) bodyHeight() int { return max(m.height-headerLines-1, 1) }
 func (m *model) View() tea.View {
 	if m.cached == "" {
 		m.cached = m.frame()
+		m.frames++
 	}
 	v := tea.NewView(m.cached)
 	v.AltScreen = !m.ascii

@@ -133,6 +133,9 @@ func runPlain(ctx context.Context, c *client, opts Options) error {
 // arriving close together share one repaint.
 const rendererFPS = 20
 
+// logBatch is how often the agent sends the Logs view a batch of records.
+const logBatch = 250 * time.Millisecond
+
 func runInteractive(ctx context.Context, c *client, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -140,7 +143,7 @@ func runInteractive(ctx context.Context, c *client, opts Options) error {
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(opts.Out), tea.WithFPS(rendererFPS))
 	// Four log batches a second read as live and cost a quarter of the
 	// repaints of ten.
-	m.follow = c.followLogs(ctx, 250*time.Millisecond, func(msg any) { p.Send(msg) })
+	m.follow = c.followLogs(ctx, logBatch, func(msg any) { p.Send(msg) })
 	_, err := p.Run()
 	if err != nil && errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 		return nil

@@ -7,10 +7,16 @@
 #  2. A real terminal: tmux runs the interactive TUI (tui/testdata/topdemo)
 #     against a stand-in gateway in another process (stats.Stats fed with
 #     synthetic traffic, 50 APIs x 20 routes); the TUI's CPU time is read
-#     from /proc over DUR seconds, collapsed, one API expanded, all expanded.
+#     from /proc over DUR seconds: APIs collapsed, one API expanded, all
+#     expanded, the Logs view following a 2,000 records/s tail, and paused.
 #
 # Usage: bench/tui/run.sh            (DUR=20 by default; needs tmux)
+#   REFRESH=1s       the TUI's refresh (default 100ms)
+#   SKIP_GOBENCH=1   only the terminal run
+#   PROFILE=FILE     write the TUI's CPU profile over all scenarios
+#                    (go tool pprof -top FILE)
 set -euo pipefail
+PROFILE=${PROFILE:+$(realpath -m "$PROFILE")}
 cd "$(dirname "$0")/../.."
 DUR=${DUR:-20}
 
@@ -36,7 +42,7 @@ for _ in $(seq 100); do grep -q '^admin ' "$tmp/gw.out" && break; sleep 0.1; don
 url=$(awk '/^admin /{print $2}' "$tmp/gw.out")
 [ -n "$url" ] || { echo "stand-in gateway did not start" >&2; exit 1; }
 
-tmux -L "$sock" -f /dev/null new-session -d -s bench -x 200 -y 50 "exec env ${TUI_ENV:-} $tmp/topdemo -admin $url -refresh ${REFRESH:-100ms}"
+tmux -L "$sock" -f /dev/null new-session -d -s bench -x 200 -y 50 "exec env ${TUI_ENV:-} $tmp/topdemo -admin $url -refresh ${REFRESH:-100ms}${PROFILE:+ -cpuprofile $PROFILE}"
 pid=$(tmux -L "$sock" list-panes -t bench -F '#{pane_pid}')
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
@@ -61,4 +67,8 @@ tmux -L "$sock" send-keys -t bench E
 measure "all APIs expanded"
 tmux -L "$sock" send-keys -t bench 3
 measure "logs view (2,000 rec/s)"
+tmux -L "$sock" send-keys -t bench p
+measure "logs view paused"
 tmux -L "$sock" send-keys -t bench q
+# The TUI writes its profile as it exits.
+for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

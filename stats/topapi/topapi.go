@@ -78,8 +78,9 @@ type API struct {
 	Name     string `json:"name"`
 	BasePath string `json:"basePath,omitempty"`
 	Listener string `json:"listener,omitempty"`
-	// RouteCount is the number of routes; Routes itself is only filled
-	// when the request asked for this API's routes (see stats.TopQuery).
+	// RouteCount is the number of routes; Routes and Services are only
+	// filled when the request asked for this API's routes (see
+	// stats.TopQuery).
 	RouteCount int `json:"routeCount"`
 	Rates
 	// RPSHistory and P99History hold one point per second, oldest first,
@@ -172,6 +173,10 @@ const (
 	// EventSampled carries {"sampled":N}: records skipped so far to hold
 	// the subscriber's requested rate (the rate query parameter).
 	EventSampled = "sampled"
+	// EventBatch ends a batch of record events on a batched stream (the
+	// batch query parameter) and carries a Batch. The backlog is the first
+	// batch.
+	EventBatch = "batch"
 )
 
 // Dropped is the data of an EventDropped event.
@@ -182,4 +187,14 @@ type Dropped struct {
 // Sampled is the data of an EventSampled event.
 type Sampled struct {
 	Sampled uint64 `json:"sampled"`
+}
+
+// Batch is the data of an EventBatch event.
+type Batch struct {
+	// Records is how many record events the batch held.
+	Records int `json:"records"`
+	// Skipped counts the records left out so far on this stream because a
+	// batch holds at most the limit query parameter (the newest are sent).
+	// They passed the stream's filters; the filters apply first.
+	Skipped uint64 `json:"skipped"`
 }
