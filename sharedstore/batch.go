@@ -222,8 +222,38 @@ func (b *incrBatcher) run() {
 	}
 }
 
-// flush sends calls as one pipeline and completes them. cmds is scratch
-// space, returned for reuse.
+// incrGroup is the calls of one pipeline for one key and window: one
+// script run adds len(calls) and each caller gets its own position.
+type incrGroup struct {
+	key   string
+	ttl   int64
+	calls []*incrCall
+}
+
+// group collects calls by key and window, in order of first appearance.
+func group(calls []*incrCall) []incrGroup {
+	type window struct {
+		key string
+		ttl int64
+	}
+	var groups []incrGroup
+	index := make(map[window]int, len(calls))
+	for _, c := range calls {
+		w := window{c.key, c.ttl}
+		i, ok := index[w]
+		if !ok {
+			i = len(groups)
+			index[w] = i
+			groups = append(groups, incrGroup{key: c.key, ttl: c.ttl})
+		}
+		groups[i].calls = append(groups[i].calls, c)
+	}
+	return groups
+}
+
+// flush sends calls as one pipeline, one script run per key (a hot key's
+// concurrent requests cost Redis one INCRBY, not one INCR each), and
+// completes them. cmds is scratch space, returned for reuse.
 func (b *incrBatcher) flush(calls []*incrCall, cmds []*redis.Cmd) []*redis.Cmd {
 	if len(calls) == 0 {
 		return cmds
@@ -241,14 +271,15 @@ func (b *incrBatcher) flush(calls []*incrCall, cmds []*redis.Cmd) []*redis.Cmd {
 		}
 		return cmds
 	}
+	groups := group(calls)
 	// Callers keep their own contexts (see incr); the round trip is
 	// bounded by the client's dial and I/O timeouts.
 	ctx := context.Background()
 	b.roundTrips.Add(1)
 	pipe := s.client.Pipeline()
 	cmds = cmds[:0]
-	for _, c := range calls {
-		cmds = append(cmds, incrScript.EvalSha(ctx, pipe, []string{c.key}, c.ttl))
+	for _, g := range groups {
+		cmds = append(cmds, incrScript.EvalSha(ctx, pipe, []string{g.key}, g.ttl, len(g.calls)))
 	}
 	stampUnset(cmds, pipe)
 	// NOSCRIPT (the server's script cache is empty, e.g. after a restart):
@@ -260,7 +291,8 @@ func (b *incrBatcher) flush(calls []*incrCall, cmds []*redis.Cmd) []*redis.Cmd {
 			if retry == nil {
 				retry = s.client.Pipeline()
 			}
-			cmds[i] = incrScript.Eval(ctx, retry, []string{calls[i].key}, calls[i].ttl)
+			g := groups[i]
+			cmds[i] = incrScript.Eval(ctx, retry, []string{g.key}, g.ttl, len(g.calls))
 		}
 	}
 	if retry != nil {
@@ -270,27 +302,33 @@ func (b *incrBatcher) flush(calls []*incrCall, cmds []*redis.Cmd) []*redis.Cmd {
 	okSeen := false
 	for i, cmd := range cmds {
 		res, err := cmd.Int64Slice()
-		c := calls[i]
-		switch {
-		case err != nil:
-			c.err = err // failed below, after any success is recorded
-			continue
-		case len(res) != 2:
-			c.err = fmt.Errorf("redis incr %q: unexpected reply %v", c.key, res)
-		default:
-			c.n, c.left = res[0], res[1]
+		g := groups[i]
+		for j, c := range g.calls {
+			switch {
+			case err != nil:
+				c.err = err // failed below, after any success is recorded
+			case len(res) != 2:
+				c.err = fmt.Errorf("redis incr %q: unexpected reply %v", c.key, res)
+			default:
+				// The count this caller would have seen incrementing
+				// alone, in the group's order.
+				c.n, c.left = res[0]-int64(len(g.calls))+1+int64(j), res[1]
+			}
 		}
-		okSeen = true
+		if err == nil {
+			okSeen = true
+		}
 	}
 	if okSeen {
 		s.ok()
 	}
 	for i, cmd := range cmds {
-		c := calls[i]
-		if cmd.Err() != nil {
-			c.err = s.fail("incr", c.err)
+		for _, c := range groups[i].calls {
+			if cmd.Err() != nil {
+				c.err = s.fail("incr", c.err)
+			}
+			close(c.done)
 		}
-		close(c.done)
 	}
 	return cmds
 }

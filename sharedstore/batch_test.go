@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -306,4 +307,85 @@ func TestRedisIncrAfterClose(t *testing.T) {
 	// Never used for Incr: Close must not wait for a flusher.
 	u, _ := sharedstore.NewRedis(&ir.Redis{Address: srv.Addr}, sharedstore.RedisOptions{})
 	u.Close()
+}
+
+// Queued calls for one key share one script run: Redis adds their number at
+// once, and each caller still gets its own count.
+func TestRedisBatchAddsOncePerKey(t *testing.T) {
+	srv := redistest.Start(t)
+	s, _ := sharedstore.NewRedis(&ir.Redis{Address: srv.Addr}, sharedstore.RedisOptions{IOTimeout: 10 * time.Second, MaxInFlight: 1})
+	defer s.Close()
+	ctx := context.Background()
+	if _, _, err := s.Incr(ctx, "warm", 60000); err != nil {
+		t.Fatal(err)
+	}
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	scriptRuns := func() int64 {
+		stats, err := admin.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var total int64
+		for _, cmd := range []string{"evalsha", "eval"} {
+			var calls int64
+			for _, line := range strings.Split(stats, "\r\n") {
+				if rest, ok := strings.CutPrefix(line, "cmdstat_"+cmd+":calls="); ok {
+					fmt.Sscanf(rest, "%d", &calls)
+				}
+			}
+			total += calls
+		}
+		return total
+	}
+	base := s.RoundTrips()
+	runs0 := scriptRuns()
+
+	pause(t, srv.Addr, 500*time.Millisecond)
+	first := make(chan error, 1)
+	go func() { _, _, err := s.Incr(ctx, "x", 60000); first <- err }()
+	waitFor(t, "first call in flight", func() bool { return s.RoundTrips() == base+1 && s.Queued() == 0 })
+
+	perKey := map[string]int{"x": 30, "y": 20}
+	var mu sync.Mutex
+	seen := map[string]map[int64]bool{"x": {}, "y": {}}
+	var wg sync.WaitGroup
+	for key, n := range perKey {
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, _, err := s.Incr(ctx, key, 60000)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if seen[key][c] {
+					t.Errorf("%s: count %d given twice", key, c)
+				}
+				seen[key][c] = true
+				mu.Unlock()
+			}()
+		}
+	}
+	waitFor(t, "later calls queued", func() bool { return s.Queued() == 50 })
+	wg.Wait()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	// x: the first call (1) and the 30 queued (2..31); y: 1..20.
+	for key, lo := range map[string]int64{"x": 2, "y": 1} {
+		for c := lo; c < lo+int64(perKey[key]); c++ {
+			if !seen[key][c] {
+				t.Errorf("%s: count %d not given (seen %v)", key, c, seen[key])
+			}
+		}
+	}
+	if rt := s.RoundTrips(); rt != base+2 {
+		t.Errorf("%d round trips, want 2 (the first call, then one pipeline)", rt-base)
+	}
+	if runs := scriptRuns() - runs0; runs != 3 {
+		t.Errorf("Redis ran the script %d times, want 3 (the first call, then one per key)", runs)
+	}
 }

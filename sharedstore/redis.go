@@ -15,12 +15,16 @@ import (
 	"github.com/flexgw/flexgw/ir"
 )
 
-// incrScript opens the window on the first increment and reports the time
-// left. The PTTL<0 branch repairs a key that lost its expiry (e.g. written
-// by hand), so no key can count forever.
+// incrScript adds ARGV[2] (default 1) to the key's count, opens the window
+// when the increment created the key, and reports the count and the time
+// left. Adding n at once is what n concurrent calls for one key in a
+// pipeline cost (see incrBatcher.flush); each caller still gets the count
+// it would have seen incrementing alone. The PTTL<0 branch repairs a key
+// that lost its expiry (e.g. written by hand), so no key can count forever.
 var incrScript = redis.NewScript(`
-local c = redis.call('INCR', KEYS[1])
-if c == 1 then
+local n = tonumber(ARGV[2]) or 1
+local c = redis.call('INCRBY', KEYS[1], n)
+if c == n then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   return {c, tonumber(ARGV[1])}
 end
