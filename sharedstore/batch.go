@@ -33,10 +33,13 @@ type incrCall struct {
 }
 
 // defaultMaxInFlight is how many Incr pipelines may be in flight at once.
-// More than one keeps a few concurrent callers from waiting on each
-// other's round trips (as they would behind a single flusher); under load
-// the flushers are all busy and calls batch up behind them.
-const defaultMaxInFlight = 4
+// One: a call arriving while a round trip is under way waits for it (at
+// most one extra round trip of latency) and shares the next one with every
+// other call that arrived meanwhile. Measured with 16 concurrent clients on
+// a local Redis (bench/policy), throughput with a Redis-backed limit was
+// ≈ 72 % of no policy with 1, 70 % with 2 and 66 % with 4 in flight: each
+// extra round trip costs both sides system calls and a script run.
+const defaultMaxInFlight = 1
 
 // incrBatcher pipelines Incr calls. Up to flushers round trips are in
 // flight at once. A call that finds nothing queued and a slot free is sent
