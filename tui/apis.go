@@ -210,20 +210,7 @@ func (v *apisView) selected() *apiRow {
 func (v *apisView) key(m *model, k tea.KeyPressMsg) tea.Cmd {
 	s := k.String()
 	if v.editing {
-		switch s {
-		case "enter":
-			v.editing = false
-		case "esc":
-			v.editing, v.filter = false, ""
-		case "backspace":
-			if r := []rune(v.filter); len(r) > 0 {
-				v.filter = string(r[:len(r)-1])
-			}
-		default:
-			if k.Text != "" {
-				v.filter += k.Text
-			}
-		}
+		v.editing = editLine(&v.filter, k)
 		v.cursor = 0
 		v.rebuild(m.top)
 		return nil

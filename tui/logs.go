@@ -148,20 +148,7 @@ func (v *logsView) move(d int) {
 func (v *logsView) key(k tea.KeyPressMsg) {
 	s := k.String()
 	if v.editing {
-		switch s {
-		case "enter":
-			v.editing = false
-		case "esc":
-			v.editing, v.text = false, ""
-		case "backspace":
-			if r := []rune(v.text); len(r) > 0 {
-				v.text = string(r[:len(r)-1])
-			}
-		default:
-			if k.Text != "" {
-				v.text += k.Text
-			}
-		}
+		v.editing = editLine(&v.text, k)
 		return
 	}
 	switch s {

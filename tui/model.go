@@ -434,3 +434,23 @@ func (m *model) footer() string {
 	}
 	return m.st.dim.Render(hints)
 }
+
+// editLine applies one key to a filter being typed: enter keeps it, esc
+// clears it, backspace deletes a character, text is appended. It reports
+// whether editing goes on.
+func editLine(text *string, k tea.KeyPressMsg) bool {
+	switch k.String() {
+	case "enter":
+		return false
+	case "esc":
+		*text = ""
+		return false
+	case "backspace":
+		if r := []rune(*text); len(r) > 0 {
+			*text = string(r[:len(r)-1])
+		}
+	default:
+		*text += k.Text
+	}
+	return true
+}
