@@ -28,9 +28,17 @@ out=$tmp/bench.txt
 
 go test -c -o "$tmp/telemetry.test" ./telemetry/
 go test -c -o "$tmp/metrics.test" ./telemetry/metrics/
+# Each data-plane case runs in its own process, in an order rotated every
+# round, so neither heap state left by an earlier case nor drift in the
+# machine's load favours one case; the verdict is the median of the
+# per-round ratios.
+cases=(off metrics 'metrics\+tracing1pct' 'metrics\+tracing100pct')
 for round in $(seq "$COUNT"); do
-	echo "# round $round"
-	"$tmp/telemetry.test" -test.run '^$' -test.bench 'BenchmarkDataPlane' -test.benchtime "$DP_N" | grep '^Benchmark' | tee -a "$out"
+	echo "# round $round" | tee -a "$out"
+	for i in "${!cases[@]}"; do
+		c=${cases[$(((i + round) % ${#cases[@]}))]}
+		"$tmp/telemetry.test" -test.run '^$' -test.bench "BenchmarkDataPlane/$c\$" -test.benchtime "$DP_N" | grep '^Benchmark' | tee -a "$out"
+	done
 	"$tmp/telemetry.test" -test.run '^$' -test.bench 'BenchmarkProxy' -test.benchtime "$PROXY_N" | grep '^Benchmark' | tee -a "$out"
 	"$tmp/telemetry.test" -test.run '^$' -test.bench 'BenchmarkHookPath' -test.benchtime "$HOOK_TIME" | grep '^Benchmark' | tee -a "$out"
 done
@@ -44,8 +52,10 @@ function median(list,   n, a, i, j, t) {
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
+/^# round/ { rounds++ }
 /^Benchmark(DataPlane|Proxy|HookPath)\// {
 	name = $1; sub(/-[0-9]+$/, "", name)
+	for (i = 2; i < NF; i++) if ($(i + 1) == "cpu-ns/op") cpuRound[name, rounds] = $i
 	for (i = 2; i < NF; i++) {
 		if ($(i + 1) == "ns/op") ns[name] = ns[name] " " $i
 		if ($(i + 1) == "cpu-ns/op") cpu[name] = cpu[name] " " $i
@@ -76,7 +86,11 @@ END {
 	for (k in scrape) printf "%-44s %s\n", k, scrape[k]
 	k = "BenchmarkDataPlane/metrics+tracing1pct"
 	if (k in cpu) {
-		r = 100 * median(cpu["BenchmarkDataPlane/off"]) / median(cpu[k])
-		printf "\nbuilt-in data plane, metrics + tracing 1%%: %.1f%% of the throughput with both off, by CPU per request (target >= 95%%): %s\n", r, (r >= 95 ? "PASS" : "BELOW TARGET")
+		ratios = ""
+		for (i = 1; i <= rounds; i++)
+			if (((k, i) in cpuRound) && (("BenchmarkDataPlane/off", i) in cpuRound))
+				ratios = ratios " " cpuRound["BenchmarkDataPlane/off", i] / cpuRound[k, i]
+		r = 100 * median(ratios)
+		printf "\nbuilt-in data plane, metrics + tracing 1%%: %.1f%% of the throughput with both off, by CPU per request, median of the per-round ratios (target >= 95%%): %s\n", r, (r >= 95 ? "PASS" : "BELOW TARGET")
 	}
 }' "$out"
