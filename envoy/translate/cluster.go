@@ -31,7 +31,10 @@ const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolO
 // LOGICAL_DNS (gRPC supports no STRICT_DNS/STATIC), no active health checks
 // (ignored), no outlier detection and no transport socket (gRPC only takes
 // certificate-provider TLS, which flexgw does not configure).
-func makeCluster(svc *ir.Service, grpc bool) (*clusterv3.Cluster, *endpointv3.ClusterLoadAssignment, error) {
+//
+// The ClusterLoadAssignment of an EDS cluster is the same for Envoy and
+// gRPC clients and is built once per service.
+func (t *translator) makeCluster(svc *ir.Service, grpc bool) (*clusterv3.Cluster, *endpointv3.ClusterLoadAssignment, error) {
 	if len(svc.Endpoints) == 0 {
 		return nil, nil, fmt.Errorf("no endpoints")
 	}
@@ -52,20 +55,24 @@ func makeCluster(svc *ir.Service, grpc bool) (*clusterv3.Cluster, *endpointv3.Cl
 	default:
 		return nil, nil, fmt.Errorf("lb %q: unsupported (round-robin or least-request)", svc.LB)
 	}
-	cla := loadAssignment(name, svc.Endpoints)
 	var eds *endpointv3.ClusterLoadAssignment
 	switch {
 	case allIPs(svc.Endpoints):
 		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}
-		c.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsSource()}
-		eds = cla
+		c.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: t.in.ads}
+		if eds = t.loadAssignments[svc]; eds == nil {
+			eds = loadAssignment(name, svc.Endpoints)
+			if t.in.grpc {
+				t.loadAssignments[svc] = eds
+			}
+		}
 	case grpc:
 		// gRPC resolves one DNS name per LOGICAL_DNS cluster.
 		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_LOGICAL_DNS}
 		c.LoadAssignment = loadAssignment(name, svc.Endpoints[:1])
 	default:
 		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
-		c.LoadAssignment = cla
+		c.LoadAssignment = loadAssignment(name, svc.Endpoints)
 	}
 	if grpc {
 		return c, eds, nil

@@ -92,6 +92,25 @@ func (t *translator) policyFilters(chain *filterChain, a *ir.API, svc *ir.Servic
 	return out, nil
 }
 
+// serviceFilters is policyFilters for svc's bindings on the routes of a,
+// rendered once per (API, service): the result is the same for every
+// route, and an API belongs to one listener, so to one chain.
+func (t *translator) serviceFilters(chain *filterChain, a *ir.API, svc *ir.Service) ([]enabledFilter, error) {
+	if len(svc.Policies) == 0 {
+		return nil, nil
+	}
+	k := apiService{a, svc}
+	if fs, ok := t.svcFilters[k]; ok {
+		return fs, nil
+	}
+	fs, err := t.policyFilters(chain, a, svc, svc.Policies)
+	if err != nil {
+		return nil, err
+	}
+	t.svcFilters[k] = fs
+	return fs, nil
+}
+
 func (t *translator) warn(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	for _, w := range t.res.Warnings {
@@ -103,7 +122,7 @@ func (t *translator) warn(format string, args ...any) {
 }
 
 // httpFilters returns the chain in the order documented on filterChain.
-func (c *filterChain) httpFilters() ([]*hcmv3.HttpFilter, error) {
+func (c *filterChain) httpFilters(router *hcmv3.HttpFilter) ([]*hcmv3.HttpFilter, error) {
 	entries := append([]*chainEntry(nil), c.order...)
 	sort.SliceStable(entries, func(i, j int) bool {
 		if entries[i].order != entries[j].order {
@@ -123,42 +142,72 @@ func (c *filterChain) httpFilters() ([]*hcmv3.HttpFilter, error) {
 			Disabled:   true,
 		})
 	}
-	router, err := routerFilter()
-	if err != nil {
-		return nil, err
-	}
 	return append(out, router), nil
 }
 
-func routerFilter() (*hcmv3.HttpFilter, error) {
+// routerFilter is the router, last in every chain; one message shared by
+// every listener and API listener of the translation.
+func (t *translator) routerFilter() (*hcmv3.HttpFilter, error) {
+	if t.router != nil {
+		return t.router, nil
+	}
 	cfg, err := toAny(&routerv3.Router{})
 	if err != nil {
 		return nil, err
 	}
-	return &hcmv3.HttpFilter{Name: wellknown.Router, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: cfg}}, nil
+	t.router = &hcmv3.HttpFilter{Name: wellknown.Router, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: cfg}}
+	return t.router, nil
 }
 
 // perFilterConfig enables each filter on a route (FilterConfig with
 // disabled=false), carrying its per-route config when it has one.
-func perFilterConfig(enabled []enabledFilter) (map[string]*anypb.Any, error) {
+func (t *translator) perFilterConfig(enabled []enabledFilter) (map[string]*anypb.Any, error) {
 	if len(enabled) == 0 {
 		return nil, nil
 	}
-	out := map[string]*anypb.Any{}
+	out := make(map[string]*anypb.Any, len(enabled))
 	for _, e := range enabled {
-		fc := &routev3.FilterConfig{}
-		if e.perRoute != nil {
-			c, err := toAny(e.perRoute)
-			if err != nil {
-				return nil, fmt.Errorf("per-route config of %q: %w", e.name, err)
-			}
-			fc.Config = c
-		}
-		a, err := toAny(fc)
+		a, err := t.filterConfig(e)
 		if err != nil {
 			return nil, err
 		}
 		out[e.name] = a
 	}
 	return out, nil
+}
+
+// apiPerFilterConfig is perFilterConfig of an API's own filters, built
+// once per API.
+func (t *translator) apiPerFilterConfig(a *ir.API, enabled []enabledFilter) (map[string]*anypb.Any, error) {
+	if pf, ok := t.apiPerFilter[a]; ok {
+		return pf, nil
+	}
+	pf, err := t.perFilterConfig(enabled)
+	if err != nil {
+		return nil, err
+	}
+	t.apiPerFilter[a] = pf
+	return pf, nil
+}
+
+// filterConfig packs one enabled filter's FilterConfig, once per filter
+// and per-route config.
+func (t *translator) filterConfig(e enabledFilter) (*anypb.Any, error) {
+	if a, ok := t.filterAny[e]; ok {
+		return a, nil
+	}
+	fc := &routev3.FilterConfig{}
+	if e.perRoute != nil {
+		c, err := toAny(e.perRoute)
+		if err != nil {
+			return nil, fmt.Errorf("per-route config of %q: %w", e.name, err)
+		}
+		fc.Config = c
+	}
+	a, err := toAny(fc)
+	if err != nil {
+		return nil, err
+	}
+	t.filterAny[e] = a
+	return a, nil
 }

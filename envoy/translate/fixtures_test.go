@@ -3,10 +3,12 @@ package translate
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 
+	"github.com/flexgw/flexgw/envoy/translate/translatetest"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 )
@@ -166,6 +168,56 @@ func tlsSnapshot() *ir.Snapshot {
 // goCases are the hand-built golden cases (config-dir cases live in
 // testdata/in).
 var goCases = map[string]func() *ir.Snapshot{
-	"go_basic": basicSnapshot,
-	"go_tls":   tlsSnapshot,
+	"go_basic":  basicSnapshot,
+	"go_tls":    tlsSnapshot,
+	"go_shared": sharedSnapshot,
+	// The benchmark's config, small: rule expressions repeated across APIs.
+	"go_bench_3x2": func() *ir.Snapshot { return translatetest.BigSnapshot(3, 2) },
+}
+
+// sharedSnapshot is made of repeats, the case the translator builds once
+// and shares (intern.go): two APIs on one listener with the same rules,
+// API policies enabled on every route, a service policy with rules reached
+// from both APIs, one timeout and retry policy everywhere, a weighted split
+// by destination path (runtime fractions, which must not leak into the
+// shared matches) next to a plain weighted split, and a second listener
+// with the same base path.
+func sharedSnapshot() *ir.Snapshot {
+	svc := func(name string, ip string, pols ...*ir.Policy) *ir.Service {
+		return &ir.Service{Name: name, Namespace: "default", Protocol: ir.HTTP,
+			Endpoints: []ir.Endpoint{{Host: ip, Port: 8080}}, Policies: pols, Source: src("Service", name)}
+	}
+	shared := svc("shared", "10.1.0.1", &ir.Policy{Name: testPolicyName, Binding: "default/shared-cors", Order: 20,
+		Config: json.RawMessage(`{}`), Rules: []ir.Rule{{Methods: ir.MustRegexp("DELETE")}}, Source: src("PolicyBinding", "shared-cors")})
+	blue, green := svc("blue", "10.1.0.2"), svc("green", "10.1.0.3")
+	api := func(name, base string) *ir.API {
+		a := &ir.API{Name: name, Namespace: "default", BasePath: base, Source: src("ApiInstance", name),
+			Policies: []*ir.Policy{{Name: testPolicyName, Binding: "default/" + name + "#policies[0]", Order: 50,
+				Config: json.RawMessage(`{}`), Source: src("ApiInstance", name)}}}
+		for i, p := range []string{"/a(/.*)?", "/b/([0-9]+)", "(/.*)"} {
+			a.Routes = append(a.Routes, &ir.Route{
+				Name:         fmt.Sprintf("r%d", i),
+				Rules:        []ir.Rule{{Path: ir.MustRegexp(p), Methods: ir.MustRegexp("GET|DELETE")}},
+				Destinations: []ir.Destination{{Service: "default/shared", Weight: 100}},
+				Retry:        ir.RetryPolicy{Attempts: 1},
+				Source:       src("ApiInstance", name),
+			})
+		}
+		a.Routes = append(a.Routes,
+			&ir.Route{Name: "split-paths", Rules: []ir.Rule{{Path: ir.MustRegexp("/c(/.*)"), Methods: ir.MustRegexp("GET|DELETE")}},
+				Destinations: []ir.Destination{{Service: "default/blue", Weight: 70, DestinationPath: "/blue"}, {Service: "default/green", Weight: 30, DestinationPath: "/green"}},
+				Source:       src("ApiInstance", name)},
+			&ir.Route{Name: "split", Rules: []ir.Rule{{Path: ir.MustRegexp("/c(/.*)"), Methods: ir.MustRegexp("GET|DELETE")}},
+				Destinations: []ir.Destination{{Service: "default/blue", Weight: 50}, {Service: "default/green", Weight: 50}},
+				Retry:        ir.RetryPolicy{Attempts: 1}, Source: src("ApiInstance", name)})
+		return a
+	}
+	return &ir.Snapshot{
+		Version: 1,
+		Listeners: []*ir.Listener{
+			{Name: "http_0.0.0.0_8081", Protocol: ir.HTTP, Host: "0.0.0.0", Port: 8081, APIs: []*ir.API{api("one", "/one"), api("two", "/")}},
+			{Name: "http_0.0.0.0_8082", Protocol: ir.HTTP, Host: "0.0.0.0", Port: 8082, APIs: []*ir.API{api("three", "/one")}},
+		},
+		Services: []*ir.Service{shared, blue, green},
+	}
 }

@@ -50,14 +50,14 @@ func (t *translator) grpc(services map[string]*ir.Service) error {
 				Routes:  routes,
 			}},
 		})
-		router, err := routerFilter()
+		router, err := t.routerFilter()
 		if err != nil {
 			return err
 		}
 		mgr, err := toAny(&hcmv3.HttpConnectionManager{
 			StatPrefix: statName(name),
 			RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
-				ConfigSource:    adsSource(),
+				ConfigSource:    t.in.ads,
 				RouteConfigName: rcName,
 			}},
 			HttpFilters: []*hcmv3.HttpFilter{router},
@@ -74,7 +74,7 @@ func (t *translator) grpc(services map[string]*ir.Service) error {
 		if !needed[svc.Key()] {
 			continue
 		}
-		c, cla, err := makeCluster(svc, true)
+		c, cla, err := t.makeCluster(svc, true)
 		if err != nil {
 			return fmt.Errorf("grpc cluster %q (%s %s): %w", svc.Key(), svc.Source.Kind, svc.Source, err)
 		}

@@ -33,7 +33,7 @@ func (t *translator) listener(l *ir.Listener, services map[string]*ir.Service) e
 		StatPrefix: statPrefix,
 		CodecType:  hcmv3.HttpConnectionManager_AUTO,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
-			ConfigSource:    adsSource(),
+			ConfigSource:    t.in.ads,
 			RouteConfigName: rc.Name,
 		}},
 		HttpFilters: chain,

@@ -43,14 +43,30 @@ func GRPCListenerName(a *ir.API) string { return a.Name }
 // statName keeps characters Envoy's stat names and tag regexes treat as
 // plain: dots separate stat name segments, so they become '_'.
 func statName(s string) string {
+	if plainStatName(s) {
+		return s // the usual case: nothing to replace, nothing to copy
+	}
 	var b strings.Builder
+	b.Grow(len(s))
 	for _, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-			b.WriteRune(c)
-		default:
+		if statNameByte(c) {
+			b.WriteByte(byte(c))
+		} else {
 			b.WriteByte('_')
 		}
 	}
 	return b.String()
+}
+
+func plainStatName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !statNameByte(rune(s[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+func statNameByte(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }

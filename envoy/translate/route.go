@@ -4,14 +4,15 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"strconv"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/flexgw/flexgw/ir"
@@ -41,21 +42,28 @@ func (t *translator) routeConfig(l *ir.Listener, services map[string]*ir.Service
 			if err != nil {
 				return nil, nil, fmt.Errorf("api %q route %q (%s): %w", a.Key(), r.Name, r.Source, err)
 			}
-			enabled := append([]enabledFilter(nil), apiFilters...)
-			more, err := t.policyFilters(chain, a, nil, r.Policies)
+			own, err := t.policyFilters(chain, a, nil, r.Policies)
 			if err != nil {
 				return nil, nil, err
 			}
-			enabled = append(enabled, more...)
+			var svcs []enabledFilter
 			for _, d := range r.Destinations {
-				svc := services[d.Service]
-				more, err := t.policyFilters(chain, a, svc, svc.Policies)
+				more, err := t.serviceFilters(chain, a, services[d.Service])
 				if err != nil {
 					return nil, nil, err
 				}
-				enabled = append(enabled, more...)
+				svcs = append(svcs, more...)
 			}
-			pf, err := perFilterConfig(enabled)
+			var pf map[string]*anypb.Any
+			if len(own) == 0 && len(svcs) == 0 {
+				// Only the API's filters: the map every such route of the
+				// API shares.
+				pf, err = t.apiPerFilterConfig(a, apiFilters)
+			} else {
+				enabled := make([]enabledFilter, 0, len(apiFilters)+len(own)+len(svcs))
+				enabled = append(append(append(enabled, apiFilters...), own...), svcs...)
+				pf, err = t.perFilterConfig(enabled)
+			}
 			if err != nil {
 				return nil, nil, fmt.Errorf("api %q route %q: %w", a.Key(), r.Name, err)
 			}
@@ -66,7 +74,7 @@ func (t *translator) routeConfig(l *ir.Listener, services map[string]*ir.Service
 			t.res.RouteStats[t.statPrefix(a, r)] = routeStat(a, r)
 		}
 		if a.BasePath != "/" && a.BasePath != "" {
-			routes = append(routes, notFoundRoute(a))
+			routes = append(routes, t.notFoundRoute(a))
 		}
 	}
 	rc := &routev3.RouteConfiguration{
@@ -80,7 +88,11 @@ func (t *translator) routeConfig(l *ir.Listener, services map[string]*ir.Service
 		// let Envoy reject a route table because a cluster is a beat behind.
 		ValidateClusters: wrapperspb.Bool(false),
 	}
-	filters, err := chain.httpFilters()
+	router, err := t.routerFilter()
+	if err != nil {
+		return nil, nil, err
+	}
+	filters, err := chain.httpFilters(router)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listener %q: %w", l.Name, err)
 	}
@@ -90,8 +102,12 @@ func (t *translator) routeConfig(l *ir.Listener, services map[string]*ir.Service
 // statPrefix is RouteStatPrefix made unique within the translation: two
 // (api, route) pairs can sanitize to the same name ("a_b"+"c", "a"+"b_c").
 func (t *translator) statPrefix(a *ir.API, r *ir.Route) string {
+	if p, ok := t.routePrefix[r]; ok {
+		return p
+	}
 	key := a.Key() + "\x00" + r.Name
 	if p, ok := t.prefixes[key]; ok {
+		t.routePrefix[r] = p
 		return p
 	}
 	base := RouteStatPrefix(a, r)
@@ -101,6 +117,7 @@ func (t *translator) statPrefix(a *ir.API, r *ir.Route) string {
 	}
 	t.prefixes[key] = p
 	t.prefixTaken[p] = true
+	t.routePrefix[r] = p
 	return p
 }
 
@@ -197,7 +214,7 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 		variants[len(variants)-1].cumulative = 0 // the rest, rounding included
 	}
 
-	md, err := routeMetadata(a, r)
+	md, err := t.in.routeMetadata(a, r)
 	if err != nil {
 		return nil, err
 	}
@@ -206,57 +223,58 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 	if len(rules) == 0 {
 		rules = []ir.Rule{{}}
 	}
-	var out []*routev3.Route
-	add := func(name string, v variant, m *routev3.RouteMatch, rewrite *matcherv3.RegexMatchAndSubstitute) {
-		act := &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: v.cluster}}
-		if v.weighted != nil {
-			act.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: v.weighted}
+	// What every Envoy route of r has in common is built once: the
+	// metadata, stat prefix, timeout, retry policy and cluster; the actions
+	// are shared by the routes whose rewrite is shared too.
+	statPrefix := t.statPrefix(a, r)
+	var timeout *durationpb.Duration
+	if !grpc {
+		timeout = t.in.duration(r.EffectiveTimeout())
+	}
+	retry := t.in.retry(r.Retry.Attempts, grpc)
+	out := make([]*routev3.Route, 0, 2*len(rules)*len(variants))
+	// add appends a route; unique says its rewrite is its own (not
+	// interned), so its action is too.
+	add := func(name string, v variant, m *routev3.RouteMatch, rewrite *matcherv3.RegexMatchAndSubstitute, unique bool) {
+		k := actionKey{weighted: v.weighted, timeout: timeout, retry: retry}
+		if v.weighted == nil {
+			k.cluster = t.in.cluster(v.cluster)
 		}
 		if !grpc {
-			act.Timeout = durationpb.New(r.EffectiveTimeout())
-			act.RegexRewrite = rewrite
+			k.rewrite = rewrite
 		}
-		if r.Retry.Attempts > 0 {
-			act.RetryPolicy = &routev3.RetryPolicy{
-				// Retry only when the request never reached an upstream,
-				// which is safe whatever the method.
-				RetryOn:    "connect-failure,reset-before-request",
-				NumRetries: wrapperspb.UInt32(uint32(r.Retry.Attempts)),
-			}
-			if grpc {
-				act.RetryPolicy.RetryOn = "unavailable"
-			}
-		}
-		if v.cumulative > 0 {
-			m.RuntimeFraction = &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{
-				Numerator: v.cumulative, Denominator: typev3.FractionalPercent_MILLION,
-			}}
+		var act *routev3.Route_Route
+		if unique && k.rewrite != nil {
+			act = k.build()
+		} else {
+			act = t.in.action(k)
 		}
 		out = append(out, &routev3.Route{
 			Name:       name + v.suffix,
 			Match:      m,
-			Action:     &routev3.Route_Route{Route: act},
+			Action:     act,
 			Metadata:   md,
-			StatPrefix: t.statPrefix(a, r),
+			StatPrefix: statPrefix,
 		})
 	}
+	namePrefix := a.Key() + "/" + r.Name + "/"
 	for i := range rules {
 		rule := &rules[i]
-		name := fmt.Sprintf("%s/%s/%d", a.Key(), r.Name, i)
+		name := namePrefix + strconv.Itoa(i)
 		var irRule *ir.Rule
 		if len(r.Rules) > 0 {
 			irRule = rule
 		}
 		if base != "" && !grpc && (rule.Path == nil || rule.Path.MatchString("/")) {
 			for _, v := range variants {
-				m := headerMatch(rule)
+				m := t.newMatch(rule, v)
 				m.PathSpecifier = &routev3.RouteMatch_Path{Path: base}
 				up := ir.RewritePath(a.BasePath, irRule, v.destPath, v.svcBase, base)
 				var rw *matcherv3.RegexMatchAndSubstitute
 				if up != base {
-					rw = &matcherv3.RegexMatchAndSubstitute{Pattern: safeRegex("^.*$"), Substitution: escapeSubstitution(up)}
+					rw = t.in.rewrite("^.*$", escapeSubstitution(up))
 				}
-				add(name+"/base", v, m, rw)
+				add(name+"/base", v, m, rw, false)
 			}
 		}
 		// A path whose capture groups capture nothing would be rewritten
@@ -266,22 +284,34 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 		if !grpc {
 			if lit, ok := t.emptyGroupsLiteral(rule); ok {
 				for _, v := range variants {
-					m := headerMatch(rule)
+					m := t.newMatch(rule, v)
 					m.PathSpecifier = &routev3.RouteMatch_Path{Path: base + lit}
 					up := ir.RewritePath(a.BasePath, rule, v.destPath, v.svcBase, base+lit)
-					add(name+"/exact", v, m, &matcherv3.RegexMatchAndSubstitute{Pattern: safeRegex("^.*$"), Substitution: escapeSubstitution(up)})
+					add(name+"/exact", v, m, t.in.rewrite("^.*$", escapeSubstitution(up)), false)
 				}
 			}
 		}
 		for _, v := range variants {
-			m, rewrite, err := t.routeMatch(base, rule, v.prefix)
+			m, rewrite, unique, err := t.routeMatch(base, rule, v, grpc)
 			if err != nil {
 				return nil, fmt.Errorf("rules[%d]: %w", i, err)
 			}
-			add(name, v, m, rewrite)
+			add(name, v, m, rewrite, unique)
 		}
 	}
 	return out, nil
+}
+
+// newMatch is a RouteMatch with the rule's non-path matchers and the
+// variant's share of requests; the caller sets the path.
+func (t *translator) newMatch(rule *ir.Rule, v variant) *routev3.RouteMatch {
+	m := &routev3.RouteMatch{Headers: t.in.ruleHeaders(rule)}
+	if v.cumulative > 0 {
+		m.RuntimeFraction = &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{
+			Numerator: v.cumulative, Denominator: typev3.FractionalPercent_MILLION,
+		}}
+	}
+	return m
 }
 
 // routeMatch renders a rule for request paths strictly under the base path
@@ -293,35 +323,51 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 //     ("/api(/.*)" sends /api/orders upstream as /orders);
 //   - otherwise: prefix + the request path without the base path.
 //
-// A nil rewrite means the path goes upstream unchanged.
-func (t *translator) routeMatch(base string, rule *ir.Rule, prefix string) (*routev3.RouteMatch, *matcherv3.RegexMatchAndSubstitute, error) {
-	m := headerMatch(rule)
-	var rewrite *matcherv3.RegexMatchAndSubstitute
-	strip := &matcherv3.RegexMatchAndSubstitute{
-		Pattern:      safeRegex("^" + regexp.QuoteMeta(base) + "(/.*)$"),
-		Substitution: escapeSubstitution(prefix) + `\1`,
-	}
+// A nil rewrite means the path goes upstream unchanged. grpc routes take no
+// rewrite, so none is built for them. unique reports a rewrite built for
+// this route alone (its pattern is the rule's), not an interned one.
+//
+// The match of a regex path that takes every request (no runtime fraction)
+// is the same for the route's Envoy and gRPC variants and is built once.
+func (t *translator) routeMatch(base string, rule *ir.Rule, v variant, grpc bool) (m *routev3.RouteMatch, rewrite *matcherv3.RegexMatchAndSubstitute, unique bool, err error) {
+	prefix := v.prefix
 	if rule.Path == nil {
+		m = t.newMatch(rule, v)
 		if base == "" {
 			m.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: "/"}
 		} else {
 			m.PathSpecifier = &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: base}
 		}
-		if base != "" || prefix != "" {
-			rewrite = strip
+		if !grpc && (base != "" || prefix != "") {
+			rewrite = t.in.strip(base, prefix)
 		}
-		return m, rewrite, nil
+		return m, rewrite, false, nil
 	}
 	src := rule.Path.Source
 	groups, slash, err := t.captureGroups(src)
 	if err != nil {
-		return nil, nil, fmt.Errorf("path %q: %w", src, err)
+		return nil, nil, false, fmt.Errorf("path %q: %w", src, err)
 	}
-	full := regexp.QuoteMeta(base) + "(?:" + src + ")"
-	m.PathSpecifier = &routev3.RouteMatch_SafeRegex{SafeRegex: safeRegex(full)}
+	if groups > 9 {
+		return nil, nil, false, fmt.Errorf("path %q: %d capture groups; Envoy's rewrite supports at most 9", src, groups)
+	}
+	// Only a match the gRPC pass will ask for again is remembered.
+	share := v.cumulative == 0 && t.in.grpc
+	k := matchKey{base: base, rule: rule}
+	if share {
+		m = t.in.matches[k]
+	}
+	if m == nil {
+		m = t.newMatch(rule, v)
+		m.PathSpecifier = &routev3.RouteMatch_SafeRegex{SafeRegex: safeRegex(regexp.QuoteMeta(base) + "(?:" + src + ")")}
+		if share {
+			t.in.matches[k] = m
+		}
+	}
+	if grpc {
+		return m, nil, false, nil
+	}
 	switch {
-	case groups > 9:
-		return nil, nil, fmt.Errorf("path %q: %d capture groups; Envoy's rewrite supports at most 9", src, groups)
 	case groups > 0:
 		var sub strings.Builder
 		sub.WriteString(escapeSubstitution(prefix))
@@ -330,28 +376,15 @@ func (t *translator) routeMatch(base string, rule *ir.Rule, prefix string) (*rou
 			sub.WriteByte('/')
 		}
 		for g := 1; g <= groups; g++ {
-			fmt.Fprintf(&sub, `\%d`, g)
+			sub.WriteByte('\\')
+			sub.WriteByte(byte('0' + g))
 		}
-		rewrite = &matcherv3.RegexMatchAndSubstitute{Pattern: safeRegex("^" + full + "$"), Substitution: sub.String()}
+		full := m.GetSafeRegex().GetRegex()
+		return m, &matcherv3.RegexMatchAndSubstitute{Pattern: safeRegex("^" + full + "$"), Substitution: sub.String()}, true, nil
 	case base != "" || prefix != "":
-		rewrite = strip
+		rewrite = t.in.strip(base, prefix)
 	}
-	return m, rewrite, nil
-}
-
-// headerMatch renders a rule's non-path matchers.
-func headerMatch(rule *ir.Rule) *routev3.RouteMatch {
-	m := &routev3.RouteMatch{}
-	if rule.Methods != nil {
-		m.Headers = append(m.Headers, regexHeader(":method", rule.Methods.Source))
-	}
-	if rule.Host != nil {
-		m.Headers = append(m.Headers, regexHeader(":authority", ir.HostPattern(rule.Host)))
-	}
-	for _, h := range rule.Headers {
-		m.Headers = append(m.Headers, regexHeader(strings.ToLower(h.Name), h.Value.Source))
-	}
-	return m
+	return m, rewrite, false, nil
 }
 
 func escapeSubstitution(s string) string { return strings.ReplaceAll(s, `\`, `\\`) }
@@ -361,13 +394,20 @@ func escapeSubstitution(s string) string { return strings.ReplaceAll(s, `\`, `\\
 // (so the rewrite must not add one). Anything it cannot prove counts as
 // starting with '/', the common "(/.*)" shape.
 func (t *translator) captureGroups(src string) (int, bool, error) {
-	key := "cap\x00" + src
+	key := regexKey{kind: 'c', src: src}
 	if r, ok := t.regexCache[key]; ok {
 		return r.groups, r.slash, r.err
 	}
 	g, slash, err := captureGroups(src)
 	t.regexCache[key] = regexInfo{groups: g, slash: slash, err: err}
 	return g, slash, err
+}
+
+// regexKey is one analysis (capture groups 'c', empty-groups literal 'l')
+// of one expression.
+type regexKey struct {
+	kind byte
+	src  string
 }
 
 // regexInfo caches the analysis of one rule regex: APIs repeat the same
@@ -399,7 +439,7 @@ func (t *translator) emptyGroupsLiteral(rule *ir.Rule) (string, bool) {
 	if rule.Path == nil || rule.Path.Re().NumSubexp() == 0 {
 		return "", false
 	}
-	key := "lit\x00" + rule.Path.Source
+	key := regexKey{kind: 'l', src: rule.Path.Source}
 	if r, ok := t.regexCache[key]; ok {
 		return r.lit, r.ok
 	}
@@ -503,22 +543,10 @@ func regexHeader(name, re string) *routev3.HeaderMatcher {
 	}
 }
 
-func routeMetadata(a *ir.API, r *ir.Route) (*corev3.Metadata, error) {
-	fields := map[string]any{"api": APILabel(a)}
-	if r.Name != "" {
-		fields["route"] = r.Name
-	}
-	st, err := structpb.NewStruct(fields)
-	if err != nil {
-		return nil, err
-	}
-	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{MetadataNamespace: st}}, nil
-}
-
 // notFoundRoute answers 404 for any path under an API's base path that none
 // of its routes matched.
-func notFoundRoute(a *ir.API) *routev3.Route {
-	md, _ := routeMetadata(a, &ir.Route{Name: ""})
+func (t *translator) notFoundRoute(a *ir.API) *routev3.Route {
+	md, _ := t.in.routeMetadata(a, nil)
 	return &routev3.Route{
 		Name:     a.Key() + "/not-found",
 		Match:    &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: strings.TrimSuffix(a.BasePath, "/")}},

@@ -5,6 +5,8 @@
 // One file per Envoy feature: listener.go (LDS), route.go (RDS), cluster.go
 // (CDS), endpoint.go (EDS), secret.go (SDS), accesslog.go, filters.go (policy
 // filters and their order), tracing.go and grpc.go (proxyless gRPC API listeners).
+// intern.go builds the sub-messages many resources repeat once and shares
+// them, which is most of what keeps a large translation's memory down.
 package translate
 
 import (
@@ -17,6 +19,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -61,7 +64,8 @@ type RouteStat struct {
 	Service string
 }
 
-// Result is the translation of one snapshot.
+// Result is the translation of one snapshot. Its resources share
+// sub-messages (intern.go): they are read-only once Translate returns.
 type Result struct {
 	// Envoy holds the resources for Envoy proxies.
 	Envoy Resources
@@ -90,10 +94,21 @@ func Translate(s *ir.Snapshot, opts Options) (*Result, error) {
 	if opts.OTLPCluster == "" {
 		opts.OTLPCluster = "flexgw_otlp"
 	}
-	t := &translator{snap: s, opts: opts, regexCache: map[string]regexInfo{},
-		prefixes: map[string]string{}, prefixTaken: map[string]bool{}, res: &Result{
-			RouteStats:    map[string]RouteStat{},
-			ListenerStats: map[string]string{},
+	routes := 0
+	for _, l := range s.Listeners {
+		for _, a := range l.APIs {
+			routes += len(a.Routes)
+		}
+	}
+	t := &translator{snap: s, opts: opts, in: newInterned(!opts.SkipGRPC), regexCache: map[regexKey]regexInfo{},
+		prefixes: make(map[string]string, routes), prefixTaken: make(map[string]bool, routes),
+		routePrefix: make(map[*ir.Route]string, routes),
+		svcFilters:  map[apiService][]enabledFilter{}, filterAny: map[enabledFilter]*anypb.Any{},
+		apiPerFilter:    map[*ir.API]map[string]*anypb.Any{},
+		loadAssignments: make(map[*ir.Service]*endpointv3.ClusterLoadAssignment, len(s.Services)),
+		res: &Result{
+			RouteStats:    make(map[string]RouteStat, routes),
+			ListenerStats: make(map[string]string, len(s.Listeners)),
 		}}
 	if err := t.run(); err != nil {
 		return nil, err
@@ -111,10 +126,30 @@ type translator struct {
 	snap       *ir.Snapshot
 	opts       Options
 	res        *Result
-	regexCache map[string]regexInfo
-	// prefixes maps "api key\x00route" to its unique stat prefix.
+	in         *interned
+	regexCache map[regexKey]regexInfo
+	// prefixes maps "api key\x00route" to its unique stat prefix;
+	// routePrefix remembers it per route, sparing the key.
 	prefixes    map[string]string
 	prefixTaken map[string]bool
+	routePrefix map[*ir.Route]string
+	// svcFilters are the filters a service's bindings enable on the routes
+	// of one API, rendered once per pair rather than once per route.
+	svcFilters map[apiService][]enabledFilter
+	// filterAny is each enabled filter's FilterConfig, packed once.
+	filterAny map[enabledFilter]*anypb.Any
+	// apiPerFilter is the typed_per_filter_config of an API's routes that
+	// enable only the API's own filters: one map for all of them.
+	apiPerFilter map[*ir.API]map[string]*anypb.Any
+	router       *hcmv3.HttpFilter
+	// loadAssignments are the EDS services' endpoints, shared by the
+	// Envoy and gRPC clusters.
+	loadAssignments map[*ir.Service]*endpointv3.ClusterLoadAssignment
+}
+
+type apiService struct {
+	api *ir.API
+	svc *ir.Service
 }
 
 func (t *translator) run() error {
@@ -125,7 +160,7 @@ func (t *translator) run() error {
 	// Clusters first: routes refer to them by name and must not refer to
 	// one that failed.
 	for _, svc := range t.snap.Services {
-		c, cla, err := makeCluster(svc, false)
+		c, cla, err := t.makeCluster(svc, false)
 		if err != nil {
 			return fmt.Errorf("cluster %q (%s %s): %w", svc.Key(), svc.Source.Kind, svc.Source, err)
 		}
