@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"time"
@@ -429,9 +430,11 @@ func expandEnv(s string, lookup func(string) (string, bool)) (string, error) {
 	return b.String(), nil
 }
 
-// checkRegexp validates a rule expression the way ir compiles it.
+// checkRegexp validates a rule expression the way ir compiles it. Parsing
+// is the step of regexp.Compile that can fail; ir compiles the expression
+// (once per distinct source) after validation.
 func checkRegexp(src string) error {
-	_, err := regexp.Compile("^(?:" + src + ")$")
+	_, err := syntax.Parse("^(?:"+src+")$", syntax.Perl)
 	return err
 }
 

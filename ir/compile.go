@@ -108,6 +108,10 @@ type compiler struct {
 	opts     CompileOptions
 	errs     config.ErrorList
 	services map[string]*Service
+	// regexps shares one compiled expression among the rules that write
+	// the same one (a Regexp is immutable): a config with thousands of
+	// routes typically has a handful of distinct method and path patterns.
+	regexps map[string]*Regexp
 }
 
 func (c *compiler) compile() *Snapshot {
@@ -299,11 +303,18 @@ func (c *compiler) rules(in []*config.Rule, m *config.Meta) []Rule {
 			if src == "" {
 				return nil
 			}
+			if x, ok := c.regexps[src]; ok {
+				return x
+			}
 			x, err := CompileRegexp(src)
 			if err != nil { // config already validated; keep the guard
 				c.errs = append(c.errs, &config.Error{File: m.File, Line: r.Line, Kind: m.Kind, Name: m.Name, Field: "rules", Reason: err.Error()})
 				return nil
 			}
+			if c.regexps == nil {
+				c.regexps = map[string]*Regexp{}
+			}
+			c.regexps[src] = x
 			return x
 		}
 		ir.Path, ir.Methods, ir.Host = re(r.Path), re(r.Methods), re(r.Host)
