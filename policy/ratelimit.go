@@ -165,10 +165,7 @@ func (rl *rateLimiter) middleware(next http.Handler) http.Handler {
 			}
 		}
 		if rl.cfg.ExposeHeaders {
-			h := w.Header()
-			h.Set("X-Ratelimit-Limit", worstLimit)
-			h.Set("X-Ratelimit-Remaining", strconv.FormatInt(worstRemain, 10))
-			h.Set("X-Ratelimit-Reset", strconv.FormatInt(worstResetMs, 10))
+			exposeHeaders(w.Header(), worstLimit, worstRemain, worstResetMs)
 		}
 		if exceeded {
 			secs := (retryAfterMs + 999) / 1000
@@ -181,6 +178,25 @@ func (rl *rateLimiter) middleware(next http.Handler) http.Handler {
 		Decide(r, rl.name, Allowed)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// exposeHeaders sets the X-Ratelimit-* headers with two allocations
+// instead of five (three value slices, two number strings): the values
+// share one backing array, each slice capped so an append elsewhere
+// copies instead of overwriting its neighbour, and both numbers are
+// formatted into one string.
+func exposeHeaders(h http.Header, limit string, remain, resetMs int64) {
+	var buf [40]byte
+	b := strconv.AppendInt(buf[:0], remain, 10)
+	split := len(b)
+	b = strconv.AppendInt(b, resetMs, 10)
+	nums := string(b)
+	vals := make([]string, 3)
+	vals[0], vals[1], vals[2] = limit, nums[:split], nums[split:]
+	// Canonical keys, as h.Set would store them.
+	h["X-Ratelimit-Limit"] = vals[0:1:1]
+	h["X-Ratelimit-Remaining"] = vals[1:2:2]
+	h["X-Ratelimit-Reset"] = vals[2:3:3]
 }
 
 func (rl *rateLimiter) storeFailed(w http.ResponseWriter, r *http.Request, next http.Handler, err error) {

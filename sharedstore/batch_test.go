@@ -161,7 +161,8 @@ func testSlowRoundTripBatches(t *testing.T, inFlight int) {
 	}
 }
 
-// An idle store sends a call at once, from the caller: no batching delay.
+// An idle store sends a call at once: no batching delay, one round trip
+// per sequential call.
 func TestRedisIdleIncrNotDelayed(t *testing.T) {
 	srv := redistest.Start(t)
 	s, _ := sharedstore.NewRedis(&ir.Redis{Address: srv.Addr}, sharedstore.RedisOptions{})
@@ -387,5 +388,64 @@ func TestRedisBatchAddsOncePerKey(t *testing.T) {
 	}
 	if runs := scriptRuns() - runs0; runs != 3 {
 		t.Errorf("Redis ran the script %d times, want 3 (the first call, then one per key)", runs)
+	}
+}
+
+// Callers that give up mid-flight mixed with callers that wait: every
+// waiting caller gets its own count (a call object given back for reuse
+// never carries another caller's reply), and none exceeds the counter.
+func TestRedisIncrCancelledCallsMixedWithWaiting(t *testing.T) {
+	srv := redistest.Start(t)
+	s, _ := sharedstore.NewRedis(&ir.Redis{Address: srv.Addr}, sharedstore.RedisOptions{MaxBatch: 5})
+	defer s.Close()
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	ctx := context.Background()
+	var mu sync.Mutex
+	seen := map[int64]bool{}
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 100; i++ {
+				if (g+i)%3 == 0 {
+					// Gives up at once or soon: may or may not be counted.
+					cctx, cancel := context.WithCancel(ctx)
+					if i%2 == 0 {
+						cancel()
+					} else {
+						go cancel()
+					}
+					_, _, _ = s.Incr(cctx, "mix", 60000)
+					cancel()
+					continue
+				}
+				n, _, err := s.Incr(ctx, "mix", 60000)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if seen[n] {
+					t.Errorf("count %d given twice", n)
+				}
+				seen[n] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	total, err := admin.Get(ctx, "mix").Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range seen {
+		if n < 1 || n > total {
+			t.Fatalf("count %d outside 1..%d", n, total)
+		}
+	}
+	if int64(len(seen)) > total {
+		t.Fatalf("%d counts given, counter %d", len(seen), total)
 	}
 }

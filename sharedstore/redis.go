@@ -70,7 +70,7 @@ type RedisOptions struct {
 	// (default 256).
 	MaxBatch int
 	// MaxInFlight is how many Incr pipelines may be in flight at once
-	// (default 4).
+	// (default 1, see defaultMaxInFlight).
 	MaxInFlight int
 	Logger      *slog.Logger
 }
