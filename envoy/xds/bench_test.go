@@ -13,44 +13,13 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/envoy/translate"
+	"github.com/flexgw/flexgw/envoy/translate/translatetest"
 	"github.com/flexgw/flexgw/ir"
 )
 
-// bigSnapshot is the benchmark's config: apis ApiInstances spread over 10
-// listeners, routesPer routes each (regex path with a capture group and
-// methods), one service per API with two endpoints, health check and
-// outlier detection.
-func bigSnapshot(apis, routesPer int) *ir.Snapshot {
-	s := &ir.Snapshot{Version: 1}
-	for l := 0; l < 10; l++ {
-		s.Listeners = append(s.Listeners, &ir.Listener{Name: fmt.Sprintf("http_0.0.0.0_%d", 8000+l), Protocol: ir.HTTP, Host: "0.0.0.0", Port: 8000 + l})
-	}
-	for i := 0; i < apis; i++ {
-		svc := &ir.Service{Name: fmt.Sprintf("svc-%d", i), Namespace: "bench", Protocol: ir.HTTP,
-			Endpoints:   []ir.Endpoint{{Host: "10.0.0.1", Port: 10000 + i%50000}, {Host: "10.0.0.2", Port: 10000 + i%50000}},
-			LB:          ir.RoundRobin,
-			HealthCheck: &ir.HealthCheck{Path: "/healthz", Interval: 10 * time.Second, Timeout: time.Second, HealthyThreshold: 2, UnhealthyThreshold: 3},
-			Outlier:     &ir.OutlierDetection{ConsecutiveFailures: 5, BaseEjectionTime: 30 * time.Second}}
-		s.Services = append(s.Services, svc)
-		api := &ir.API{Name: fmt.Sprintf("api-%d", i), Namespace: "bench", BasePath: fmt.Sprintf("/api-%d", i)}
-		for r := 0; r < routesPer; r++ {
-			api.Routes = append(api.Routes, &ir.Route{
-				Name:            fmt.Sprintf("r%d", r),
-				Rules:           []ir.Rule{{Path: ir.MustRegexp(fmt.Sprintf("/res%d(/.*)?", r)), Methods: ir.MustRegexp("GET|POST")}},
-				Destinations:    []ir.Destination{{Service: svc.Key(), Weight: 100}},
-				DestinationPath: "/v1",
-				Retry:           ir.RetryPolicy{Attempts: 1},
-			})
-		}
-		l := s.Listeners[i%10]
-		l.APIs = append(l.APIs, api)
-	}
-	return s
-}
-
 // BenchmarkTranslate1000APIs5000Routes: one full translation (target < 1 s).
 func BenchmarkTranslate1000APIs5000Routes(b *testing.B) {
-	snap := bigSnapshot(1000, 5)
+	snap := translatetest.BigSnapshot(1000, 5)
 	b.ReportAllocs()
 	cpu0 := cpuTime()
 	b.ResetTimer()
@@ -67,7 +36,7 @@ func BenchmarkTranslate1000APIs5000Routes(b *testing.B) {
 // BenchmarkPush1000APIs5000Routes: translate, build and check both
 // snapshots, and set them: what one accepted reload costs the agent.
 func BenchmarkPush1000APIs5000Routes(b *testing.B) {
-	snap := bigSnapshot(1000, 5)
+	snap := translatetest.BigSnapshot(1000, 5)
 	srv, err := NewServer(Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
@@ -168,7 +137,7 @@ func reportRSS(b *testing.B) {
 }
 
 func TestBigSnapshotTranslates(t *testing.T) {
-	res, err := translate.Translate(bigSnapshot(20, 5), translate.Options{})
+	res, err := translate.Translate(translatetest.BigSnapshot(20, 5), translate.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,9 @@
 package e2e_test
 
 import (
-	"context"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
@@ -46,10 +39,10 @@ func BenchmarkThroughput(b *testing.B) {
 			}
 			s := snapshotWith(b, up, ps...)
 			var shared policy.SharedStore
-			redisNow := func() redisStats { return redisStats{} }
+			redisNow := func() redistest.Usage { return redistest.Usage{} }
 			if c.redis {
 				srv := redistest.Start(b)
-				redisNow = redisStatsReader(b, srv.Addr)
+				redisNow = func() redistest.Usage { return srv.Usage(b) }
 				store, err := sharedstore.NewRedis(&ir.Redis{Address: srv.Addr}, sharedstore.RedisOptions{PoolSize: 64})
 				if err != nil {
 					b.Fatal(err)
@@ -63,7 +56,7 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportAllocs()
 			b.SetParallelism(8)
 			b.ResetTimer()
-			cpu0, r0 := processCPUTime(), redisNow()
+			cpu0, r0 := redistest.ProcessCPU(), redisNow()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					res, err := client.Get(base + "/x")
@@ -79,63 +72,13 @@ func BenchmarkThroughput(b *testing.B) {
 					}
 				}
 			})
-			cpu, r1 := processCPUTime()-cpu0, redisNow()
+			cpu, r1 := redistest.ProcessCPU()-cpu0, redisNow()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "proc-µs/req")
 			if c.redis {
-				b.ReportMetric(float64((r1.cpu-r0.cpu).Microseconds())/float64(b.N), "redis-µs/req")
-				b.ReportMetric(float64(r1.reads-r0.reads)/float64(b.N), "redis-reads/req")
+				b.ReportMetric(float64((r1.CPU-r0.CPU).Microseconds())/float64(b.N), "redis-µs/req")
+				b.ReportMetric(float64(r1.Reads-r0.Reads)/float64(b.N), "redis-reads/req")
 			}
 		})
-	}
-}
-
-// processCPUTime is the CPU (user + system) this process has used.
-func processCPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// redisStats reads what the redis-server at addr has done so far: CPU
-// (main thread and children, from INFO cpu) and read events, i.e. requests
-// or pipelines received (INFO stats total_reads_processed).
-type redisStats struct {
-	cpu   time.Duration
-	reads int64
-}
-
-func redisStatsReader(b *testing.B, addr string) func() redisStats {
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	b.Cleanup(func() { c.Close() })
-	return func() redisStats {
-		info, err := c.Info(context.Background(), "cpu", "stats").Result()
-		if err != nil {
-			b.Fatalf("redis INFO: %v", err)
-		}
-		var st redisStats
-		for _, line := range strings.Split(info, "\r\n") {
-			k, v, ok := strings.Cut(line, ":")
-			if !ok {
-				continue
-			}
-			switch k {
-			case "used_cpu_sys", "used_cpu_user":
-				f, err := strconv.ParseFloat(v, 64)
-				if err != nil {
-					b.Fatalf("redis INFO %s: %v", line, err)
-				}
-				st.cpu += time.Duration(f * float64(time.Second))
-			case "total_reads_processed":
-				n, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					b.Fatalf("redis INFO %s: %v", line, err)
-				}
-				st.reads = n
-			}
-		}
-		return st
 	}
 }
