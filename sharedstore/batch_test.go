@@ -38,6 +38,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// givenCounts records, from many goroutines, the counts Incr gave per key,
+// and fails the test when one is given twice.
+type givenCounts struct {
+	mu   sync.Mutex
+	seen map[string]map[int64]bool
+}
+
+func (g *givenCounts) add(t *testing.T, key string, n int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.seen == nil {
+		g.seen = map[string]map[int64]bool{}
+	}
+	if g.seen[key] == nil {
+		g.seen[key] = map[int64]bool{}
+	}
+	if g.seen[key][n] {
+		t.Errorf("%s: count %d given twice", key, n)
+	}
+	g.seen[key][n] = true
+}
+
 // Many concurrent callers on several keys, with a batch bound smaller than
 // the concurrency: every key counts 1..N once each.
 func TestRedisBatchedIncrDistinctCounts(t *testing.T) {
@@ -264,8 +286,7 @@ func TestRedisBatchNoScriptFallback(t *testing.T) {
 			t.Fatal(err)
 		}
 		var wg sync.WaitGroup
-		var mu sync.Mutex
-		seen := map[int64]bool{}
+		var given givenCounts
 		for i := 0; i < 50; i++ {
 			wg.Add(1)
 			go func() {
@@ -275,17 +296,12 @@ func TestRedisBatchNoScriptFallback(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				mu.Lock()
-				if seen[n] {
-					t.Errorf("count %d twice", n)
-				}
-				seen[n] = true
-				mu.Unlock()
+				given.add(t, "ns", n)
 			}()
 		}
 		wg.Wait()
 		total += 50
-		if len(seen) != 50 {
+		if seen := given.seen["ns"]; len(seen) != 50 {
 			t.Fatalf("round %d: %d distinct counts", round, len(seen))
 		}
 	}
@@ -348,8 +364,7 @@ func TestRedisBatchAddsOncePerKey(t *testing.T) {
 	waitFor(t, "first call in flight", func() bool { return s.RoundTrips() == base+1 && s.Queued() == 0 })
 
 	perKey := map[string]int{"x": 30, "y": 20}
-	var mu sync.Mutex
-	seen := map[string]map[int64]bool{"x": {}, "y": {}}
+	var given givenCounts
 	var wg sync.WaitGroup
 	for key, n := range perKey {
 		for range n {
@@ -361,12 +376,7 @@ func TestRedisBatchAddsOncePerKey(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				mu.Lock()
-				if seen[key][c] {
-					t.Errorf("%s: count %d given twice", key, c)
-				}
-				seen[key][c] = true
-				mu.Unlock()
+				given.add(t, key, c)
 			}()
 		}
 	}
@@ -378,8 +388,8 @@ func TestRedisBatchAddsOncePerKey(t *testing.T) {
 	// x: the first call (1) and the 30 queued (2..31); y: 1..20.
 	for key, lo := range map[string]int64{"x": 2, "y": 1} {
 		for c := lo; c < lo+int64(perKey[key]); c++ {
-			if !seen[key][c] {
-				t.Errorf("%s: count %d not given (seen %v)", key, c, seen[key])
+			if !given.seen[key][c] {
+				t.Errorf("%s: count %d not given (seen %v)", key, c, given.seen[key])
 			}
 		}
 	}
@@ -401,8 +411,7 @@ func TestRedisIncrCancelledCallsMixedWithWaiting(t *testing.T) {
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer admin.Close()
 	ctx := context.Background()
-	var mu sync.Mutex
-	seen := map[int64]bool{}
+	var given givenCounts
 	var wg sync.WaitGroup
 	for g := 0; g < 16; g++ {
 		wg.Add(1)
@@ -426,16 +435,12 @@ func TestRedisIncrCancelledCallsMixedWithWaiting(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				mu.Lock()
-				if seen[n] {
-					t.Errorf("count %d given twice", n)
-				}
-				seen[n] = true
-				mu.Unlock()
+				given.add(t, "mix", n)
 			}
 		}()
 	}
 	wg.Wait()
+	seen := given.seen["mix"]
 	total, err := admin.Get(ctx, "mix").Int64()
 	if err != nil {
 		t.Fatal(err)

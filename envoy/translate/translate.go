@@ -73,7 +73,9 @@ type Result struct {
 	// per ApiInstance (named after it), its route configuration and the
 	// clusters and endpoints they reach.
 	GRPC Resources
-	// RouteStats maps each route stat_prefix to the names it stands for.
+	// RouteStats maps each route stat_prefix to the names it stands for:
+	// for reading Envoy's own per-route stats (the flexgw_* request
+	// metrics come from the access log, not from these).
 	RouteStats map[string]RouteStat
 	// ListenerStats maps each HCM stat_prefix to the ir listener name.
 	ListenerStats map[string]string

@@ -265,7 +265,7 @@ func (s *Server) pushFailedLocked(snap *ir.Snapshot, err error) error {
 }
 
 // Result returns the last pushed translation (nil before the first push);
-// the stats mapper reads its RouteStats.
+// the stats mapper reads its ListenerStats and clusters.
 func (s *Server) Result() *translate.Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
