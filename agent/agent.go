@@ -44,7 +44,7 @@ type Options struct {
 	EnvoyPath string
 	// EnvoyAdmin is the supervised Envoy's admin address (default 127.0.0.1:9901).
 	EnvoyAdmin string
-	// FluentBitPlugin is flb-out-flexgw.so; with Envoy and a fluent-bit
+	// FluentBitPlugin is out_flexgw.so; with Envoy and a fluent-bit
 	// binary on PATH, Fluent Bit ships the access log through it.
 	FluentBitPlugin string
 	XDSAddress      string

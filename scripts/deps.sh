@@ -28,6 +28,11 @@ for entry in "${want[@]}"; do
 done
 # libbpf headers are needed by `make generate` only, checked by file.
 [[ -e /usr/include/bpf/bpf_helpers.h ]] || missing+=(libbpf-dev)
+# Libraries the real Fluent Bit the tests run (FLUENT_BIT, see
+# ../shared/tools/fluent-bit/README.md) links against; checked by package.
+for lib in libyaml-0-2 libsqlite3-0 libssl3; do
+  dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q "ok installed" || missing+=("$lib")
+done
 
 if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}"

@@ -96,7 +96,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.GatewayID, "gateway-id", "", "gateway id in logs and metrics (default: hostname)")
 	fs.StringVar(&o.DataPlane, "dataplane", "auto", "data plane: auto, builtin, envoy or xds")
 	fs.StringVar(&o.EnvoyPath, "envoy-path", "", "envoy binary to supervise (default: envoy on PATH)")
-	fs.StringVar(&o.FluentBitPlugin, "fluent-bit-plugin", "/usr/lib/flexgw/flb-out-flexgw.so", "Fluent Bit output plugin; used with --dataplane envoy when fluent-bit is on PATH")
+	fs.StringVar(&o.FluentBitPlugin, "fluent-bit-plugin", "/usr/lib/flexgw/out_flexgw.so", "Fluent Bit output plugin; used with --dataplane envoy when fluent-bit is on PATH")
 	fs.StringVar(&o.EnvoyAdmin, "envoy-admin", "127.0.0.1:9901", "admin address of the supervised Envoy")
 	fs.StringVar(&o.XDSAddress, "xds-address", "127.0.0.1:18000", "ADS gRPC address (host:port or unix socket path)")
 	fs.StringVar(&o.EBPF, "ebpf", "auto", "kernel latency probe: auto, on or off")
