@@ -14,6 +14,7 @@ want=(
   tmux:tmux                   # the interactive `flexgw top` test
   gcc:gcc                     # cgo: the Fluent Bit plugin and its C ABI test
   dpkg-deb:dpkg
+  etcd:etcd-server            # the Kubernetes tests' API server store (scripts/k8s-tools.sh)
 )
 if [[ "${1:-test}" == "bench" ]]; then
   want+=(nginx:nginx-light wrk:wrk haproxy:haproxy hyperfine:hyperfine)
@@ -46,4 +47,6 @@ fi
 if [[ $(id -u) -eq 0 && ! -e /sys/kernel/tracing/events ]]; then
   mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
 fi
+# Go tools the tests run (dashboard-linter), built once into a cache.
+"$(dirname "$0")/tools.sh"
 echo "deps: ok"
