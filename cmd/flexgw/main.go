@@ -96,7 +96,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.GatewayID, "gateway-id", "", "gateway id in logs and metrics (default: hostname)")
 	fs.StringVar(&o.DataPlane, "dataplane", "auto", "data plane: auto, builtin, envoy or xds")
 	fs.StringVar(&o.EnvoyPath, "envoy-path", "", "envoy binary to supervise (default: envoy on PATH)")
-	fs.StringVar(&o.FluentBitPlugin, "fluent-bit-plugin", "/usr/lib/flexgw/flb-out-flexgw.so", "Fluent Bit output plugin; used with --dataplane envoy when fluent-bit is on PATH")
+	fs.StringVar(&o.FluentBitPlugin, "fluent-bit-plugin", "/usr/lib/flexgw/out_flexgw.so", "Fluent Bit output plugin; used with --dataplane envoy when fluent-bit is on PATH")
 	fs.StringVar(&o.EnvoyAdmin, "envoy-admin", "127.0.0.1:9901", "admin address of the supervised Envoy")
 	fs.StringVar(&o.XDSAddress, "xds-address", "127.0.0.1:18000", "ADS gRPC address (host:port or unix socket path)")
 	fs.StringVar(&o.EBPF, "ebpf", "auto", "kernel latency probe: auto, on or off")
@@ -184,6 +184,11 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, err.Error())
 		}
 		return 1
+	}
+	if len(snap.APIs()) == 0 {
+		// Valid: a fresh install's conf.d is empty, and `run` serves it.
+		fmt.Fprintf(stdout, "%s: valid: no APIs configured (%s)\n", dir, ir.Summary(snap))
+		return 0
 	}
 	fmt.Fprintf(stdout, "%s: valid: %s\n", dir, ir.Summary(snap))
 	return 0
