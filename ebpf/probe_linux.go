@@ -151,22 +151,52 @@ func (p *Probe) maintain(every time.Duration) {
 			if err := p.SampleRTT(); err != nil {
 				p.log.Warn("RTT sample failed", "err", err)
 			}
-			if _, err := p.expirePending(pendingTTL); err != nil {
+			now, err := monotonicNow()
+			if err == nil {
+				_, err = p.expirePending(now, pendingTTL)
+			}
+			if err != nil {
 				p.log.Warn("expiring stale handshakes failed", "err", err)
 			}
 		}
 	}
 }
 
-// expirePending deletes the conns entries of handshakes that started more
-// than olderThan ago and have not completed, and returns how many.
-func (p *Probe) expirePending(olderThan time.Duration) (int, error) {
+// monotonicNow reads CLOCK_MONOTONIC in nanoseconds: the clock of
+// bpf_ktime_get_ns, which stamps the conns entries.
+func monotonicNow() (uint64, error) {
 	var ts unix.Timespec
-	// bpf_ktime_get_ns is CLOCK_MONOTONIC.
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		return 0, fmt.Errorf("ebpf: read monotonic clock: %w", err)
 	}
-	cutoff := uint64(ts.Nano()) - uint64(olderThan.Nanoseconds())
+	return uint64(ts.Nano()), nil
+}
+
+// pendingCutoff is the newest start time (CLOCK_MONOTONIC ns) a handshake
+// may have and still be older than olderThan at now. ok is false when the
+// clock has not yet run for olderThan (the first minutes after boot):
+// nothing can be that old then, and now-olderThan would wrap around to a
+// cutoff every entry falls under.
+func pendingCutoff(now uint64, olderThan time.Duration) (cutoff uint64, ok bool) {
+	if olderThan < 0 {
+		olderThan = 0
+	}
+	d := uint64(olderThan)
+	if now < d {
+		return 0, false
+	}
+	return now - d, true
+}
+
+// expirePending deletes the conns entries of handshakes that started more
+// than olderThan before now (CLOCK_MONOTONIC ns, see monotonicNow) and have
+// not completed, and returns how many. now is a parameter so tests can set
+// the clock, including one that has run for less than olderThan.
+func (p *Probe) expirePending(now uint64, olderThan time.Duration) (int, error) {
+	cutoff, ok := pendingCutoff(now, olderThan)
+	if !ok {
+		return 0, nil
+	}
 	var (
 		k     probeConnKey
 		c     probeConn

@@ -459,11 +459,21 @@ func TestProbeExpiresStaleHandshakes(t *testing.T) {
 		t.Fatalf("non-blocking connect: %v, want EINPROGRESS", err)
 	}
 
-	if n, err := p.expirePending(time.Hour); err != nil || n != 0 {
-		t.Fatalf("expirePending(1h) removed %d (%v), want 0: nothing is that old", n, err)
+	now, err := monotonicNow()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n, err := p.expirePending(0); err != nil || n != 1 {
-		t.Fatalf("expirePending(0) removed %d (%v), want the one pending connect", n, err)
+	if n, err := p.expirePending(now, time.Hour); err != nil || n != 0 {
+		t.Fatalf("expirePending(now, 1h) removed %d (%v), want 0: nothing is that old", n, err)
+	}
+	// A clock that has run for less than the TTL (a machine booted half an
+	// hour ago, TTL 1h): nothing can be older than the TTL. The subtraction
+	// used to wrap around and expire every pending handshake.
+	if n, err := p.expirePending(uint64(30*time.Minute), time.Hour); err != nil || n != 0 {
+		t.Fatalf("expirePending at 30m uptime with TTL 1h removed %d (%v), want 0", n, err)
+	}
+	if n, err := p.expirePending(now, 0); err != nil || n != 1 {
+		t.Fatalf("expirePending(now, 0) removed %d (%v), want the one pending connect", n, err)
 	}
 	// Let the connect through and close it.
 	nfd, _, err := unix.Accept(lfd)
@@ -657,5 +667,28 @@ func TestProbeConfiguredCgroup(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); err != nil {
 		t.Errorf("Close removed the configured cgroup: %v", err)
+	}
+}
+
+// TestPendingCutoffDoesNotWrap: the cutoff never wraps below zero, however
+// short the clock's run (uptime) and however long the TTL.
+func TestPendingCutoffDoesNotWrap(t *testing.T) {
+	for _, tc := range []struct {
+		now       uint64
+		olderThan time.Duration
+		want      uint64
+		ok        bool
+	}{
+		{now: uint64(2 * time.Hour), olderThan: time.Hour, want: uint64(time.Hour), ok: true},
+		{now: uint64(time.Hour), olderThan: time.Hour, want: 0, ok: true},
+		{now: uint64(time.Minute), olderThan: pendingTTL, ok: false},
+		{now: 0, olderThan: time.Nanosecond, ok: false},
+		{now: 5, olderThan: 0, want: 5, ok: true},
+		{now: 5, olderThan: -time.Second, want: 5, ok: true},
+	} {
+		got, ok := pendingCutoff(tc.now, tc.olderThan)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("pendingCutoff(%d, %v) = %d, %v; want %d, %v", tc.now, tc.olderThan, got, ok, tc.want, tc.ok)
+		}
 	}
 }

@@ -381,9 +381,21 @@ func (jp *jwtPolicy) verify(ctx context.Context, raw string) (map[string]any, er
 	return claims, nil
 }
 
+// maxNumericDate is 9999-12-31T23:59:59Z. RFC 7519 §2 defines a
+// NumericDate as any JSON number of seconds since the epoch; a converter
+// that trusts that range overflows int64 (nbf 1e300 became a date in the
+// distant past and was accepted). Real tokens carry dates between 1970 and
+// a few years from now, so anything outside 0..9999 is refused as malformed
+// rather than clamped to something that might pass.
+const maxNumericDate = 253402300799
+
+// numericDate converts a decoded NumericDate claim. It accepts fractional
+// seconds (RFC 7519 allows them) and rejects non-numbers, NaN, infinities,
+// negative values and values past year 9999.
 func numericDate(v any) (time.Time, bool) {
 	f, ok := v.(float64)
-	if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
+	// Written so NaN fails too: every comparison with NaN is false.
+	if !ok || !(f >= 0 && f <= maxNumericDate) {
 		return time.Time{}, false
 	}
 	sec, frac := math.Modf(f)
@@ -397,7 +409,7 @@ func (jp *jwtPolicy) checkClaims(r *http.Request, claims map[string]any) (*http.
 	if v, ok := claims["exp"]; ok {
 		exp, ok := numericDate(v)
 		if !ok {
-			return r, unauthorized("invalid token: exp is not a number")
+			return r, unauthorized("invalid token: exp is not a NumericDate")
 		}
 		if now.After(exp.Add(jp.skew)) {
 			return r, unauthorized("token expired")
@@ -405,10 +417,17 @@ func (jp *jwtPolicy) checkClaims(r *http.Request, claims map[string]any) (*http.
 	} else if jp.cfg.MandatoryExpClaim {
 		return r, unauthorized("token has no exp claim")
 	}
+	// iat is informational (RFC 7519 §4.1.6) and not compared with the
+	// clock, but a token whose iat is not a NumericDate is malformed.
+	if v, ok := claims["iat"]; ok {
+		if _, ok := numericDate(v); !ok {
+			return r, unauthorized("invalid token: iat is not a NumericDate")
+		}
+	}
 	if v, ok := claims["nbf"]; ok {
 		nbf, ok := numericDate(v)
 		if !ok {
-			return r, unauthorized("invalid token: nbf is not a number")
+			return r, unauthorized("invalid token: nbf is not a NumericDate")
 		}
 		if now.Add(jp.skew).Before(nbf) {
 			return r, unauthorized("token not yet valid")

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -302,5 +303,57 @@ func TestJWTValidation(t *testing.T) {
 		if err == nil || !contains(err.Error(), tc.field) {
 			t.Errorf("%s: error %v, want one naming %s", tc.cfg, err, tc.field)
 		}
+	}
+}
+
+// TestJWTNumericDates attacks the exp, nbf and iat parsing with signed
+// tokens: RFC 7519 NumericDates are JSON numbers, possibly fractional, and
+// a value converted to int64 without a range check overflows (nbf 1e300
+// was accepted as a date in the far past).
+func TestJWTNumericDates(t *testing.T) {
+	up := newUpstream(t)
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	gw := newGateway(t, policy.Env{}, up, mkPolicy("jwt-validation-flex", map[string]any{"signingMethod": "hmac", "textKey": string(secret)}))
+	now := time.Now().Unix()
+	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
+	num := func(n int64) json.RawMessage { return raw(fmt.Sprint(n)) }
+	cases := []struct {
+		name  string
+		claim string
+		value any // nil removes the claim
+		want  int
+	}{
+		{"nbf 1e300 overflows int64", "nbf", raw("1e300"), http.StatusUnauthorized},
+		{"nbf 1e19 just past int64", "nbf", raw("1e19"), http.StatusUnauthorized},
+		{"nbf -1e300", "nbf", raw("-1e300"), http.StatusUnauthorized},
+		{"nbf negative", "nbf", raw("-1"), http.StatusUnauthorized},
+		{"nbf a string", "nbf", raw(`"0"`), http.StatusUnauthorized},
+		{"nbf null", "nbf", raw("null"), http.StatusUnauthorized},
+		{"nbf true", "nbf", raw("true"), http.StatusUnauthorized},
+		{"nbf an object", "nbf", raw(`{"n":1}`), http.StatusUnauthorized},
+		{"nbf fractional in the past", "nbf", raw(fmt.Sprintf("%d.25", now-10)), http.StatusOK},
+		{"nbf fractional in the future", "nbf", raw(fmt.Sprintf("%d.5", now+3600)), http.StatusUnauthorized},
+		{"nbf zero", "nbf", raw("0"), http.StatusOK},
+		{"nbf year 9999 exactly", "nbf", num(253402300799), http.StatusUnauthorized},
+		{"exp 1e300 never expires", "exp", raw("1e300"), http.StatusUnauthorized},
+		{"exp past year 9999", "exp", num(253402300800), http.StatusUnauthorized},
+		{"exp year 9999", "exp", num(253402300799), http.StatusOK},
+		{"exp negative", "exp", raw("-5"), http.StatusUnauthorized},
+		{"exp fractional in the future", "exp", raw(fmt.Sprintf("%d.75", now+300)), http.StatusOK},
+		{"exp fractional in the past", "exp", raw(fmt.Sprintf("%d.75", now-3600)), http.StatusUnauthorized},
+		{"exp a numeric string", "exp", raw(fmt.Sprintf(`"%d"`, now+300)), http.StatusUnauthorized},
+		{"exp 1e400 not even a float64", "exp", raw("1e400"), http.StatusUnauthorized},
+		{"iat 1e300", "iat", raw("1e300"), http.StatusUnauthorized},
+		{"iat a string", "iat", raw(`"yesterday"`), http.StatusUnauthorized},
+		{"iat negative", "iat", raw("-1"), http.StatusUnauthorized},
+		{"iat fractional", "iat", raw(fmt.Sprintf("%d.5", now-5)), http.StatusOK},
+		{"iat now", "iat", num(now), http.StatusOK},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			claims := goodClaims()
+			claims[c.claim] = c.value
+			wantStatus(t, gw.get(t, "/", bearer(signJWT(t, "HS256", "", claims, secret))...), c.want)
+		})
 	}
 }
