@@ -19,7 +19,7 @@ func newH2Transport(s *service) *http.Transport {
 		DialContext:         (&net.Dialer{Timeout: s.connectTimeout(), KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:     s.tls,
 		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     idleConnTimeout,
+		IdleConnTimeout:     s.idleTimeout(),
 		Protocols:           new(http.Protocols),
 	}
 	if s.cfg.Protocol == ir.HTTPS {
