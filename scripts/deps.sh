@@ -14,6 +14,7 @@ want=(
   tmux:tmux                   # the interactive `flexgw top` test
   gcc:gcc                     # cgo: the Fluent Bit plugin and its C ABI test
   dpkg-deb:dpkg
+  etcd:etcd-server            # the Kubernetes tests' API server store (scripts/k8s-tools.sh)
 )
 if [[ "${1:-test}" == "bench" ]]; then
   want+=(nginx:nginx-light wrk:wrk haproxy:haproxy hyperfine:hyperfine)
