@@ -196,6 +196,15 @@ func tlsVersion(v string) (uint16, error) {
 	return 0, fmt.Errorf("%q is not a TLS version (want 1.0-1.3)", v)
 }
 
+// idleTimeout is how long a pooled connection may sit idle
+// (`idle-timeout-flex` sets it per service).
+func (s *service) idleTimeout() time.Duration {
+	if s.cfg.IdleTimeout > 0 {
+		return s.cfg.IdleTimeout
+	}
+	return idleConnTimeout
+}
+
 func (s *service) connectTimeout() time.Duration {
 	if s.cfg.ConnectTimeout > 0 {
 		return s.cfg.ConnectTimeout
@@ -358,7 +367,7 @@ func (e *endpoint) getIdle(now time.Time) *upConn {
 		c := e.idle[n-1]
 		e.idle[n-1] = nil
 		e.idle = e.idle[:n-1]
-		if idle := now.Sub(c.idleSince); idle < idleConnTimeout {
+		if idle := now.Sub(c.idleSince); idle < e.svc.idleTimeout() {
 			e.mu.Unlock()
 			if idle > probeAfterIdle && !c.alive() {
 				c.conn.Close()

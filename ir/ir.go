@@ -108,7 +108,10 @@ type Route struct {
 	DestinationPath string `json:"destinationPath,omitempty"`
 	// Timeout bounds the whole upstream exchange; 0 means DefaultRouteTimeout.
 	Timeout time.Duration `json:"timeout,omitempty"`
-	Retry   RetryPolicy   `json:"retry"`
+	// StreamIdleTimeout ends a request stream with no activity this long
+	// (`stream-idle-timeout-flex`); 0 keeps the listener's default.
+	StreamIdleTimeout time.Duration `json:"streamIdleTimeout,omitempty"`
+	Retry             RetryPolicy   `json:"retry"`
 	// Policies bound to a Service apply to the routes that reach it.
 	Policies []*Policy `json:"policies,omitempty"`
 	Source   Source    `json:"source"`
@@ -235,6 +238,9 @@ type Service struct {
 	TLS *UpstreamTLS `json:"tls,omitempty"`
 	// CircuitBreaker limits concurrency (`circuit-breaker-flex`).
 	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`
+	// IdleTimeout closes pooled upstream connections idle this long
+	// (`idle-timeout-flex`); 0 keeps the data plane's default.
+	IdleTimeout time.Duration `json:"idleTimeout,omitempty"`
 	// Policies bound to this Service by PolicyBinding targetRef.
 	Policies []*Policy `json:"policies,omitempty"`
 	Source   Source    `json:"source"`

@@ -36,7 +36,7 @@ func (s shaping) Build(Env, *ir.Policy) (Middleware, error) {
 // data plane may leave out of its middleware chain.
 func IsShaping(name string) bool {
 	switch name {
-	case "tls", "tls-outbound", "response-timeout-flex", "circuit-breaker-flex":
+	case "tls", "tls-outbound", "response-timeout-flex", "circuit-breaker-flex", "idle-timeout-flex":
 		return true
 	}
 	return false
@@ -297,7 +297,7 @@ func Shape(s *ir.Snapshot) error {
 					}
 					tlsBy[l] = p
 					l.TLS = t
-				case "tls-outbound", "circuit-breaker-flex":
+				case "tls-outbound", "circuit-breaker-flex", "idle-timeout-flex":
 					for _, svc := range servicesOf(s, a.Routes) {
 						if err := shapeService(svc, p); err != nil {
 							fail(p, err)
@@ -311,6 +311,15 @@ func Shape(s *ir.Snapshot) error {
 					}
 					for _, r := range a.Routes {
 						r.Timeout = d
+					}
+				case "stream-idle-timeout-flex":
+					d, err := parseStreamIdle(p.Config)
+					if err != nil {
+						fail(p, err)
+						continue
+					}
+					for _, r := range a.Routes {
+						r.StreamIdleTimeout = d
 					}
 				}
 			}
@@ -338,7 +347,7 @@ func Shape(s *ir.Snapshot) error {
 	for _, svc := range s.Services {
 		for _, p := range svc.Policies {
 			switch p.Name {
-			case "tls-outbound", "circuit-breaker-flex":
+			case "tls-outbound", "circuit-breaker-flex", "idle-timeout-flex":
 				if err := shapeService(svc, p); err != nil {
 					fail(p, err)
 				}
@@ -368,6 +377,12 @@ func shapeService(svc *ir.Service, p *ir.Policy) error {
 			return err
 		}
 		svc.CircuitBreaker = cb
+	case "idle-timeout-flex":
+		d, err := parseUpstreamIdle(p.Config)
+		if err != nil {
+			return err
+		}
+		svc.IdleTimeout = d
 	}
 	return nil
 }

@@ -86,18 +86,32 @@ func (t *translator) makeCluster(svc *ir.Service, grpc bool) (*clusterv3.Cluster
 	if cb := svc.CircuitBreaker; cb != nil {
 		c.CircuitBreakers = circuitBreakers(cb)
 	}
-	if svc.HTTP2 {
-		opts, err := toAny(&upstreamhttpv3.HttpProtocolOptions{
+	if svc.HTTP2 || svc.IdleTimeout > 0 {
+		hpo := &upstreamhttpv3.HttpProtocolOptions{
 			UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+				ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+					ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{
+						HttpProtocolOptions: &corev3.Http1ProtocolOptions{},
+					},
+				},
+			},
+		}
+		if svc.HTTP2 {
+			hpo.UpstreamProtocolOptions = &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
 				ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
 					ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
 						Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
 					},
 				},
-			},
-		})
+			}
+		}
+		if svc.IdleTimeout > 0 {
+			// idle-timeout-flex: pooled upstream connections idle this long close.
+			hpo.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(svc.IdleTimeout)}
+		}
+		opts, err := toAny(hpo)
 		if err != nil {
-			return nil, nil, fmt.Errorf("http2: %w", err)
+			return nil, nil, fmt.Errorf("http protocol options: %w", err)
 		}
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsKey: opts}
 	}
