@@ -14,6 +14,7 @@ want=(
   tmux:tmux                   # the interactive `flexgw top` test
   gcc:gcc                     # cgo: the Fluent Bit plugin and its C ABI test
   dpkg-deb:dpkg
+  etcd:etcd-server            # the Kubernetes tests' API server store (scripts/k8s-tools.sh)
 )
 if [[ "${1:-test}" == "bench" ]]; then
   want+=(nginx:nginx-light wrk:wrk haproxy:haproxy hyperfine:hyperfine)
@@ -28,6 +29,11 @@ for entry in "${want[@]}"; do
 done
 # libbpf headers are needed by `make generate` only, checked by file.
 [[ -e /usr/include/bpf/bpf_helpers.h ]] || missing+=(libbpf-dev)
+# Libraries the real Fluent Bit the tests run (FLUENT_BIT, see
+# ../shared/tools/fluent-bit/README.md) links against; checked by package.
+for lib in libyaml-0-2 libsqlite3-0 libssl3; do
+  dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q "ok installed" || missing+=("$lib")
+done
 
 if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}"
@@ -41,4 +47,6 @@ fi
 if [[ $(id -u) -eq 0 && ! -e /sys/kernel/tracing/events ]]; then
   mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
 fi
+# Go tools the tests run (dashboard-linter), built once into a cache.
+"$(dirname "$0")/tools.sh"
 echo "deps: ok"

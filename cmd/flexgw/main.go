@@ -89,14 +89,16 @@ func cmdRun(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o agent.Options
 	fs.StringVar(&o.ConfigDir, "config", "/etc/flexgw/conf.d", "directory of Flex Gateway Local Mode YAML files")
-	fs.StringVar(&o.AdminAddr, "admin", "127.0.0.1:9180", "admin API address (/ready, /live, /metrics, /api/v1/...)")
-	fs.StringVar(&o.AdminToken, "admin-token", os.Getenv("FLEXGW_ADMIN_TOKEN"), "bearer token required by the admin API except /live and /ready (default $FLEXGW_ADMIN_TOKEN)")
+	fs.StringVar(&o.AdminAddr, "admin", envOr("FLEXGW_ADMIN", "127.0.0.1:9180"), "admin API address (/ready, /live, /metrics, /api/v1/...) (default $FLEXGW_ADMIN, else 127.0.0.1:9180)")
+	fs.StringVar(&o.AdminToken, "admin-token", os.Getenv("FLEXGW_ADMIN_TOKEN"), "bearer token required by the admin API except /live and /ready (default $FLEXGW_ADMIN_TOKEN); required when --admin is not a loopback address")
+	fs.BoolVar(&o.AdminInsecure, "admin-insecure", false, "allow a non-loopback --admin without --admin-token (only where the network already restricts access)")
+	adminHosts := fs.String("admin-hosts", os.Getenv("FLEXGW_ADMIN_HOSTS"), "comma-separated extra names accepted in the admin API's Host header, e.g. the name Prometheus scrapes (default $FLEXGW_ADMIN_HOSTS)")
 	fs.StringVar(&o.AccessLog, "access-log", "-", "access log destination: a file path, - for stdout, off for none")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 15*time.Second, "how long SIGTERM waits for in-flight requests")
 	fs.StringVar(&o.GatewayID, "gateway-id", "", "gateway id in logs and metrics (default: hostname)")
 	fs.StringVar(&o.DataPlane, "dataplane", "auto", "data plane: auto, builtin, envoy or xds")
 	fs.StringVar(&o.EnvoyPath, "envoy-path", "", "envoy binary to supervise (default: envoy on PATH)")
-	fs.StringVar(&o.FluentBitPlugin, "fluent-bit-plugin", "/usr/lib/flexgw/flb-out-flexgw.so", "Fluent Bit output plugin; used with --dataplane envoy when fluent-bit is on PATH")
+	fs.StringVar(&o.FluentBitPlugin, "fluent-bit-plugin", "/usr/lib/flexgw/out_flexgw.so", "Fluent Bit output plugin; used with --dataplane envoy when fluent-bit is on PATH")
 	fs.StringVar(&o.EnvoyAdmin, "envoy-admin", "127.0.0.1:9901", "admin address of the supervised Envoy")
 	fs.StringVar(&o.XDSAddress, "xds-address", "127.0.0.1:18000", "ADS gRPC address (host:port or unix socket path)")
 	fs.StringVar(&o.EBPF, "ebpf", "auto", "kernel latency probe: auto, on or off")
@@ -120,6 +122,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	o.Logger = logger
 	o.Version, o.Commit = version, commit
+	o.AdminHosts = splitList(*adminHosts)
 	o.LogRedact.Headers, o.LogRedact.Fields, o.LogRedact.QueryParams = splitList(*redactHeaders), splitList(*redactFields), splitList(*redactQuery)
 	if o.LogLabels, err = parseLabels(*labels); err != nil {
 		fmt.Fprintln(stderr, "flexgw run: --log-labels:", err)
@@ -137,6 +140,16 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// envOr returns the environment variable name, or def when it is unset or
+// empty: the container images set flags this way, so `docker run -e`
+// changes them without repeating the entrypoint.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func splitList(s string) []string {
@@ -184,6 +197,11 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, err.Error())
 		}
 		return 1
+	}
+	if len(snap.APIs()) == 0 {
+		// Valid: a fresh install's conf.d is empty, and `run` serves it.
+		fmt.Fprintf(stdout, "%s: valid: no APIs configured (%s)\n", dir, ir.Summary(snap))
+		return 0
 	}
 	fmt.Fprintf(stdout, "%s: valid: %s\n", dir, ir.Summary(snap))
 	return 0

@@ -28,6 +28,7 @@ import (
 	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
 	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	sotwv3 "github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
@@ -83,7 +84,10 @@ type Server struct {
 	status     Status
 	result     *translate.Result
 	streams    map[int64]string // stream id → node id
-	nodes      map[string]*NodeStatus
+	// current is each group's snapshot in the cache, the start of the
+	// next staged push (order.go). Guarded by pushMu.
+	current map[string]*cachev3.Snapshot
+	nodes   map[string]*NodeStatus
 
 	// Start/Close lifecycle.
 	stop      context.CancelFunc
@@ -150,8 +154,10 @@ func NewServer(opts Options) (*Server, error) {
 		metrics: newMetrics(),
 		streams: map[int64]string{},
 		nodes:   map[string]*NodeStatus{},
+		current: map[string]*cachev3.Snapshot{},
 	}
-	s.cache = cachev3.NewSnapshotCache(true, groupHash{}, cacheLogger{log})
+	// Non-ADS mode: see order.go.
+	s.cache = cachev3.NewSnapshotCache(false, groupHash{}, cacheLogger{log})
 	return s, nil
 }
 
@@ -193,12 +199,11 @@ func (s *Server) Push(snap *ir.Snapshot) error {
 			return s.pushFailedLocked(snap, err)
 		}
 	}
-	ctx := context.Background()
-	if err := s.cache.SetSnapshot(ctx, GroupEnvoy, envoySnap); err != nil {
+	if err := s.setSnapshot(GroupEnvoy, envoySnap); err != nil {
 		return s.pushFailedLocked(snap, err)
 	}
 	if grpcSnap != nil {
-		if err := s.cache.SetSnapshot(ctx, GroupGRPC, grpcSnap); err != nil {
+		if err := s.setSnapshot(GroupGRPC, grpcSnap); err != nil {
 			return s.pushFailedLocked(snap, err)
 		}
 	}
@@ -242,13 +247,23 @@ func (s *Server) activateGRPC() {
 	s.mu.Unlock()
 	snap, err := res.GRPC.Snapshot(version)
 	if err == nil {
-		err = s.cache.SetSnapshot(context.Background(), GroupGRPC, snap)
+		err = s.setSnapshot(GroupGRPC, snap)
 	}
 	if err != nil {
 		s.log.Error("proxyless gRPC snapshot rejected", "version", version, "err", err)
 		return
 	}
 	s.log.Info("first proxyless gRPC client: publishing API listeners", "version", version, "grpc_listeners", len(res.GRPC.Listeners))
+}
+
+// setSnapshot moves group to snap in xDS type order (order.go). The caller
+// holds pushMu.
+func (s *Server) setSnapshot(group string, snap *cachev3.Snapshot) error {
+	if err := stagedSet(context.Background(), s.cache, group, s.current[group], snap); err != nil {
+		return err
+	}
+	s.current[group] = snap
+	return nil
 }
 
 func (s *Server) pushFailed(snap *ir.Snapshot, err error) error {
@@ -339,7 +354,9 @@ func (s *Server) ServeListener(ctx context.Context, lis net.Listener) error {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
-	srv := serverv3.NewServer(ctx, s.cache, s.callbacks())
+	// Ordered: each stream's answers leave in the order the cache gave
+	// them, which stagedSet makes xDS type order.
+	srv := serverv3.NewServer(ctx, s.cache, s.callbacks(), sotwv3.WithOrderedADS())
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(gs, srv)
 	listenerservice.RegisterListenerDiscoveryServiceServer(gs, srv)
 	routeservice.RegisterRouteDiscoveryServiceServer(gs, srv)
@@ -377,7 +394,6 @@ type cacheLogger struct{ l *slog.Logger }
 func (c cacheLogger) Debugf(f string, a ...any) { c.l.Debug(fmt.Sprintf(f, a...)) }
 func (c cacheLogger) Infof(f string, a ...any)  { c.l.Debug(fmt.Sprintf(f, a...)) }
 
-// Warnf is Debug: go-control-plane warns about routine protocol states
-// (a client subscribing to resources one by one in ADS mode).
+// Warnf is Debug: go-control-plane warns about routine protocol states.
 func (c cacheLogger) Warnf(f string, a ...any)  { c.l.Debug(fmt.Sprintf(f, a...)) }
 func (c cacheLogger) Errorf(f string, a ...any) { c.l.Error(fmt.Sprintf(f, a...)) }
