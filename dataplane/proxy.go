@@ -69,6 +69,25 @@ type reqState struct {
 	sw      statusWriter
 	chunked chunkedReader
 	up      upResponse
+	// idleConn and idleUntil arm the stream idle timeout while a response
+	// body is relayed: before each wait for the upstream the read deadline
+	// becomes the sooner of the route deadline and now + stream idle.
+	idleConn  net.Conn
+	idleUntil time.Time
+	idleFor   time.Duration
+}
+
+// armIdle sets the upstream read deadline before a blocking read of the
+// response body (no-op when the stream idle timeout is not armed).
+func (st *reqState) armIdle() {
+	if st.idleConn == nil {
+		return
+	}
+	d := time.Now().Add(st.idleFor)
+	if st.idleUntil.Before(d) {
+		d = st.idleUntil
+	}
+	_ = st.idleConn.SetReadDeadline(d)
 }
 
 type stateKey struct{}
@@ -615,7 +634,13 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 		hookDone(res.status, nil)
 	}
 	ep.reportResult(res.status == 502 || res.status == 503 || res.status == 504)
+	// A stream idle timeout shorter than what is left of the route
+	// deadline bounds each wait for the next body bytes.
+	if idle := st.route.streamIdle; idle > 0 && time.Now().Add(idle).Before(deadline) {
+		st.idleConn, st.idleUntil, st.idleFor = c.conn, deadline, idle
+	}
 	reusable := dp.relayResponse(st, c, w, r, res)
+	st.idleConn = nil
 	ep.inflight.Add(-1)
 	if reusable {
 		// The deadline is left as is: nothing reads an idle connection,
@@ -685,6 +710,7 @@ func flushTo(w http.ResponseWriter) {
 func (st *reqState) copyLength(w http.ResponseWriter, br *bufio.Reader, n int64) (err error, writeErr bool) {
 	for n > 0 {
 		if br.Buffered() == 0 {
+			st.armIdle()
 			if _, err := br.Peek(1); err != nil {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF
@@ -711,6 +737,9 @@ func (st *reqState) copyLength(w http.ResponseWriter, br *bufio.Reader, n int64)
 func (st *reqState) copyChunked(w http.ResponseWriter) (err error, writeErr bool) {
 	cr := &st.chunked
 	for {
+		if cr.br.Buffered() == 0 {
+			st.armIdle()
+		}
 		b, err := cr.peek(upReadBufSize)
 		if err == io.EOF {
 			return nil, false
@@ -735,6 +764,7 @@ func (st *reqState) copyChunked(w http.ResponseWriter) (err error, writeErr bool
 func (st *reqState) copyUntilEOF(w http.ResponseWriter, br *bufio.Reader) (err error, writeErr bool) {
 	for {
 		if br.Buffered() == 0 {
+			st.armIdle()
 			if _, err := br.Peek(1); err != nil {
 				if err == io.EOF {
 					return nil, false

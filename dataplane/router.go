@@ -43,7 +43,11 @@ type route struct {
 	dpath   []string // per destination: its destinationPath
 	cum     []uint32 // cumulative weights
 	timeout time.Duration
-	retries int
+	// streamIdle ends a response body on which no byte arrived for this
+	// long (Configuration spec.timeouts.streamIdleSeconds, Envoy's HCM
+	// stream_idle_timeout).
+	streamIdle time.Duration
+	retries    int
 	// chain runs the policies and ends in the proxy; nil when the route
 	// has no policies, so such requests skip the context plumbing.
 	chain http.Handler
@@ -150,6 +154,10 @@ func (dp *DataPlane) buildTable(s *ir.Snapshot, svcs map[string]*service) (*tabl
 				rt, err := dp.buildRoute(s, a, ar, r, svcs)
 				if err != nil {
 					return nil, fmt.Errorf("api %s (%s) route %s: %w", a.Key(), a.Source, r.Name, err)
+				}
+				rt.streamIdle = l.EffectiveStreamIdle()
+				if r.StreamIdleTimeout > 0 { // stream-idle-timeout-flex
+					rt.streamIdle = r.StreamIdleTimeout
 				}
 				ar.routes = append(ar.routes, rt)
 			}

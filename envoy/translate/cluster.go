@@ -87,7 +87,7 @@ func (t *translator) makeCluster(svc *ir.Service, grpc bool) (*clusterv3.Cluster
 		c.CircuitBreakers = circuitBreakers(cb)
 	}
 	if svc.HTTP2 || svc.IdleTimeout > 0 {
-		hpo := &upstreamhttpv3.HttpProtocolOptions{
+		po := &upstreamhttpv3.HttpProtocolOptions{
 			UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
 				ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
 					ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{
@@ -97,7 +97,7 @@ func (t *translator) makeCluster(svc *ir.Service, grpc bool) (*clusterv3.Cluster
 			},
 		}
 		if svc.HTTP2 {
-			hpo.UpstreamProtocolOptions = &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+			po.UpstreamProtocolOptions = &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
 				ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
 					ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
 						Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
@@ -105,11 +105,11 @@ func (t *translator) makeCluster(svc *ir.Service, grpc bool) (*clusterv3.Cluster
 				},
 			}
 		}
+		// Configuration spec.timeouts.upstreamConnectionIdleSeconds.
 		if svc.IdleTimeout > 0 {
-			// idle-timeout-flex: pooled upstream connections idle this long close.
-			hpo.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(svc.IdleTimeout)}
+			po.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(svc.IdleTimeout)}
 		}
-		opts, err := toAny(hpo)
+		opts, err := toAny(po)
 		if err != nil {
 			return nil, nil, fmt.Errorf("http protocol options: %w", err)
 		}
@@ -210,6 +210,7 @@ func circuitBreakers(cb *ir.CircuitBreaker) *clusterv3.CircuitBreakers {
 	th.MaxPendingRequests = set(cb.MaxPendingRequests)
 	th.MaxRequests = set(cb.MaxRequests)
 	th.MaxRetries = set(cb.MaxRetries)
+	th.MaxConnectionPools = set(cb.MaxConnectionPools)
 	return &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{th}}
 }
 

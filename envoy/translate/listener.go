@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -43,6 +44,11 @@ func (t *translator) listener(l *ir.Listener, services map[string]*ir.Service) e
 		UseRemoteAddress: wrapperspb.Bool(true),
 		NormalizePath:    wrapperspb.Bool(true),
 		MergeSlashes:     true,
+	}
+	// Configuration spec.timeouts.streamIdleSeconds; unset keeps Envoy's
+	// 5 minutes, which is Flex's default too.
+	if l.StreamIdleTimeout > 0 {
+		mgr.StreamIdleTimeout = durationpb.New(l.StreamIdleTimeout)
 	}
 	if tr := t.snap.Tracing; tr != nil && tracingEnabled(tr) {
 		mgr.Tracing, err = hcmTracing(tr, t.opts.OTLPCluster)

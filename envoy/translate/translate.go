@@ -106,7 +106,7 @@ func Translate(s *ir.Snapshot, opts Options) (*Result, error) {
 		prefixes: make(map[string]string, routes), prefixTaken: make(map[string]bool, routes),
 		routePrefix: make(map[*ir.Route]string, routes),
 		svcFilters:  map[apiService][]enabledFilter{}, filterAny: map[enabledFilter]*anypb.Any{},
-		apiPerFilter:    map[*ir.API]map[string]*anypb.Any{},
+		apiPerFilter: map[*ir.API]map[string]*anypb.Any{}, policyClusters: map[string]bool{},
 		loadAssignments: make(map[*ir.Service]*endpointv3.ClusterLoadAssignment, len(s.Services)),
 		res: &Result{
 			RouteStats:    make(map[string]RouteStat, routes),
@@ -147,6 +147,9 @@ type translator struct {
 	// loadAssignments are the EDS services' endpoints, shared by the
 	// Envoy and gRPC clusters.
 	loadAssignments map[*ir.Service]*endpointv3.ClusterLoadAssignment
+	// policyClusters names the clusters policies asked for (JWKS hosts,
+	// the agent's policy services), added once each.
+	policyClusters map[string]bool
 }
 
 type apiService struct {

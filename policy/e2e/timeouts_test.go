@@ -21,8 +21,15 @@ func TestStreamIdleTimeout(t *testing.T) {
 	release := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		if r.URL.Path == "/stall" {
+		switch r.URL.Path {
+		case "/stall":
 			<-release
+		case "/body-stall":
+			w.Header().Set("Content-Length", "100")
+			_, _ = io.WriteString(w, "part")
+			w.(http.Flusher).Flush()
+			<-release
+			return
 		}
 		_, _ = io.WriteString(w, "ok")
 	}))
@@ -46,6 +53,22 @@ func TestStreamIdleTimeout(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "stream timeout") {
 		t.Fatalf("stalled upstream: %d %s", res.StatusCode, body)
+	}
+
+	// A response body that stops arriving is cut (the route's stream idle
+	// timeout bounds each wait), long before the 15 s route timeout.
+	start := time.Now()
+	res, err = http.Get(base + "/body-stall")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(res.Body)
+	res.Body.Close()
+	if err == nil {
+		t.Fatal("stalled response body read to the end")
+	}
+	if waited := time.Since(start); waited >= 15*time.Second {
+		t.Fatalf("stalled body cut by the route timeout (%v), not the stream idle timeout", waited)
 	}
 
 	// A client that sends half its body and goes quiet.
