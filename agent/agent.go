@@ -33,8 +33,15 @@ type Options struct {
 	// AdminAddr is host:port of the admin API.
 	AdminAddr string
 	// AdminToken, when set, is required as "Authorization: Bearer <token>"
-	// on every admin endpoint but /live and /ready.
+	// on every admin endpoint but /live and /ready. A non-loopback
+	// AdminAddr requires it unless AdminInsecure is set.
 	AdminToken string
+	// AdminInsecure allows a non-loopback AdminAddr without a token.
+	AdminInsecure bool
+	// AdminHosts are extra names the admin API accepts in Host (the name
+	// Prometheus scrapes it by); loopback, the AdminAddr host and, for a
+	// wildcard AdminAddr, IP literals are always accepted.
+	AdminHosts []string
 	// AccessLog is a file path, "-" for stdout, or "off".
 	AccessLog    string
 	DrainTimeout time.Duration
@@ -64,6 +71,10 @@ type Options struct {
 	// OnReady, when set, is called once the first snapshot serves, with
 	// the bound admin address (tests and `make run` use it).
 	OnReady func(adminAddr string)
+
+	// EscapedSlashes is what %2F and %5C in request paths do, on either
+	// data plane (docs/security.md).
+	EscapedSlashes ir.EscapedSlashes
 }
 
 // Agent is one running gateway process.
@@ -168,6 +179,14 @@ func newAgent(o Options) (*Agent, error) {
 	}
 	if o.AccessLog == "" {
 		o.AccessLog = "-"
+	}
+	exposed, err := adminExposure(o)
+	if err != nil {
+		return nil, err
+	}
+	if exposed && o.AdminToken == "" {
+		o.Logger.Warn("admin API reachable from other hosts without a token (--admin-insecure): configuration, status and metrics are readable by anyone who can connect",
+			"component", "agent", "admin", o.AdminAddr)
 	}
 	return &Agent{
 		opts:        o,
