@@ -46,6 +46,7 @@ type reqState struct {
 	rule     *ir.Rule
 	rest     string
 	destPath string
+	upPath   string // the rewritten upstream path (rules with captures)
 	start    time.Time
 	reqID    string
 	xff      string
@@ -146,12 +147,13 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.start = time.Now()
 	st.dp, st.ln = dp, h
 
+	st.reqID = requestID(r)
 	var rt *route
-	if lr := dp.table.Load().listeners[h.addr]; lr != nil {
+	pathOK := h.normalizeRequest(st, w, r)
+	if lr := dp.table.Load().listeners[h.addr]; lr != nil && pathOK {
 		rt, st.rule, st.rest = lr.match(r)
 	}
 	st.route = rt
-	st.reqID = requestID(r)
 
 	var done func(*accesslog.Record, Timings)
 	if dp.hooks.Request != nil {
@@ -167,6 +169,8 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	switch {
+	case !pathOK:
+		// Answered by normalizeRequest.
 	case rt == nil:
 		st.writeError(w, http.StatusNotFound, flagNoRoute, "no route for "+r.Method+" "+requestPath(r))
 	case rt.chain != nil:
@@ -430,6 +434,10 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 		defer svc.active.Add(-1)
 	}
 	st.rec.UpstreamCluster = svc.key
+	if !st.rewrite(r) {
+		st.writeError(w, http.StatusBadRequest, "", "the route's rewrite leaves its destination path")
+		return
+	}
 
 	if r.ProtoMajor == 1 && r.Header["Upgrade"] != nil && headerHasToken(r.Header["Connection"], "upgrade") {
 		dp.forwardUpgrade(st, w, r, svc, prefix)
