@@ -47,4 +47,6 @@ fi
 if [[ $(id -u) -eq 0 && ! -e /sys/kernel/tracing/events ]]; then
   mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
 fi
+# Go tools the tests run (dashboard-linter), built once into a cache.
+"$(dirname "$0")/tools.sh"
 echo "deps: ok"

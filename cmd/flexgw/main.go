@@ -89,8 +89,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o agent.Options
 	fs.StringVar(&o.ConfigDir, "config", "/etc/flexgw/conf.d", "directory of Flex Gateway Local Mode YAML files")
-	fs.StringVar(&o.AdminAddr, "admin", "127.0.0.1:9180", "admin API address (/ready, /live, /metrics, /api/v1/...)")
-	fs.StringVar(&o.AdminToken, "admin-token", os.Getenv("FLEXGW_ADMIN_TOKEN"), "bearer token required by the admin API except /live and /ready (default $FLEXGW_ADMIN_TOKEN)")
+	fs.StringVar(&o.AdminAddr, "admin", envOr("FLEXGW_ADMIN", "127.0.0.1:9180"), "admin API address (/ready, /live, /metrics, /api/v1/...) (default $FLEXGW_ADMIN, else 127.0.0.1:9180)")
+	fs.StringVar(&o.AdminToken, "admin-token", os.Getenv("FLEXGW_ADMIN_TOKEN"), "bearer token required by the admin API except /live and /ready (default $FLEXGW_ADMIN_TOKEN); required when --admin is not a loopback address")
+	fs.BoolVar(&o.AdminInsecure, "admin-insecure", false, "allow a non-loopback --admin without --admin-token (only where the network already restricts access)")
+	adminHosts := fs.String("admin-hosts", os.Getenv("FLEXGW_ADMIN_HOSTS"), "comma-separated extra names accepted in the admin API's Host header, e.g. the name Prometheus scrapes (default $FLEXGW_ADMIN_HOSTS)")
 	fs.StringVar(&o.AccessLog, "access-log", "-", "access log destination: a file path, - for stdout, off for none")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 15*time.Second, "how long SIGTERM waits for in-flight requests")
 	fs.StringVar(&o.GatewayID, "gateway-id", "", "gateway id in logs and metrics (default: hostname)")
@@ -110,6 +112,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	labels := fs.String("log-labels", "", "comma-separated key=value labels added to every exported record")
 	logLevel := fs.String("log-level", "info", "runtime log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "runtime log format: text or json")
+	escapedSlashes := fs.String("escaped-slashes", "reject", "what %2F and %5C in request paths do: reject (400), unescape-redirect (307), unescape-forward or keep")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -120,6 +123,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	o.Logger = logger
 	o.Version, o.Commit = version, commit
+	if o.EscapedSlashes, err = ir.ParseEscapedSlashes(*escapedSlashes); err != nil {
+		fmt.Fprintln(stderr, "flexgw run: --escaped-slashes:", err)
+		return 2
+	}
+	o.AdminHosts = splitList(*adminHosts)
 	o.LogRedact.Headers, o.LogRedact.Fields, o.LogRedact.QueryParams = splitList(*redactHeaders), splitList(*redactFields), splitList(*redactQuery)
 	if o.LogLabels, err = parseLabels(*labels); err != nil {
 		fmt.Fprintln(stderr, "flexgw run: --log-labels:", err)
@@ -137,6 +145,16 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// envOr returns the environment variable name, or def when it is unset or
+// empty: the container images set flags this way, so `docker run -e`
+// changes them without repeating the entrypoint.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func splitList(s string) []string {
@@ -184,6 +202,11 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, err.Error())
 		}
 		return 1
+	}
+	if len(snap.APIs()) == 0 {
+		// Valid: a fresh install's conf.d is empty, and `run` serves it.
+		fmt.Fprintf(stdout, "%s: valid: no APIs configured (%s)\n", dir, ir.Summary(snap))
+		return 0
 	}
 	fmt.Fprintf(stdout, "%s: valid: %s\n", dir, ir.Summary(snap))
 	return 0
