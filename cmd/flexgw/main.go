@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/flexgw/flexgw/agent"
 	"github.com/flexgw/flexgw/config"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/kube"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -30,6 +32,8 @@ const usage = `flexgw: an observability-first API gateway (Flex Gateway Local Mo
 
 Usage:
   flexgw run --config DIR [flags]     serve the APIs declared in DIR
+  flexgw run --kubernetes [--kubeconfig F] [--namespace NS] [--selector L]
+                                      serve the Flex resources, Ingresses and HTTPRoutes of a cluster
   flexgw validate DIR                 check a config directory and exit
   flexgw top [--admin URL]            live terminal dashboard of a running gateway
   flexgw envoy bootstrap [--config DIR]  print the Envoy bootstrap for this agent
@@ -113,6 +117,13 @@ func cmdRun(args []string, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "runtime log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "runtime log format: text or json")
 	escapedSlashes := fs.String("escaped-slashes", "reject", "what %2F and %5C in request paths do: reject (400), unescape-redirect (307), unescape-forward or keep")
+	var ko kube.Options
+	kubernetes := fs.Bool("kubernetes", false, "read the configuration from the Kubernetes API (Flex CRDs, Ingress, Gateway API) instead of --config")
+	fs.StringVar(&ko.Kubeconfig, "kubeconfig", "", "with --kubernetes: kubeconfig file (default: the in-cluster config)")
+	fs.StringVar(&ko.Namespace, "namespace", "", "with --kubernetes: watch one namespace (default: all)")
+	fs.StringVar(&ko.Selector, "selector", "", "with --kubernetes: label selector the Flex resources must match")
+	fs.StringVar(&ko.IngressAddress, "ingress-address", "http://0.0.0.0:8080", "with --kubernetes: where Ingresses of class flexgw are served; its host is also where Gateway listeners bind")
+	fs.StringVar(&ko.PublishAddress, "publish-address", "", "with --kubernetes: IP written into Ingress and Gateway status (the Service's address)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -140,6 +151,19 @@ func cmdRun(args []string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if *kubernetes {
+		ko.Logger, ko.Identity = logger, o.GatewayID
+		if u, err := url.Parse(ko.IngressAddress); err == nil && u.Hostname() != "" {
+			ko.GatewayHost = u.Hostname()
+		}
+		src, err := kube.New(ctx, ko)
+		if err != nil {
+			fmt.Fprintln(stderr, "flexgw run:", err)
+			return 1
+		}
+		defer src.Close()
+		o.Source = src
+	}
 	if err := agent.Run(ctx, o); err != nil {
 		fmt.Fprintln(stderr, "flexgw run:", err)
 		return 1
