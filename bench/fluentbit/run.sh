@@ -9,6 +9,10 @@ cd "$here/../.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 flb=${FLUENT_BIT:-$(command -v fluent-bit || true)}
+# As .ci/run: the Fluent Bit build beside the clone, when there is one.
+if [[ -z "$flb" && -f ../shared/tools/fluent-bit/fluent-bit ]]; then
+  flb=$(realpath ../shared/tools/fluent-bit/fluent-bit)
+fi
 args=()
 if [[ -n "$flb" ]]; then
   make -s plugin BIN="$tmp"
