@@ -1,7 +1,9 @@
 #!/bin/sh
-# deb.sh OUTDIR [BINARY] — build the flexgw .deb into OUTDIR with nfpm.
+# deb.sh OUTDIR [BINARY [PLUGIN]] — build the flexgw .deb into OUTDIR with nfpm.
 #
-# Without BINARY it builds ./cmd/flexgw (static, CGO_ENABLED=0). VERSION
+# Without BINARY it builds ./cmd/flexgw (static, CGO_ENABLED=0); without
+# PLUGIN the Fluent Bit output plugin (cgo, `make plugin`), installed as
+# /usr/lib/flexgw/out_flexgw.so, the --fluent-bit-plugin default. VERSION
 # (default 0.0.0~dev) and GOARCH (default: go env GOARCH) pick the package
 # version and architecture. nfpm runs as a pinned Go module through the Go
 # proxy, so nothing needs installing.
@@ -18,6 +20,11 @@ if [ -n "${2:-}" ]; then
 	cp "$2" "$stage/dist/flexgw"
 else
 	(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$stage/dist/flexgw" ./cmd/flexgw)
+fi
+if [ -n "${3:-}" ]; then
+	cp "$3" "$stage/dist/out_flexgw.so"
+else
+	(cd "$root" && make -s plugin BIN="$stage/dist")
 fi
 cp "$root/deploy/nfpm.yaml" "$root/deploy/flexgw.service" "$stage/deploy/"
 cp "$root/deploy/conf.d/README" "$stage/deploy/conf.d/"

@@ -30,6 +30,13 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := cmd.CombinedOutput()
 		if err == nil {
+			// The Fluent Bit plugin the packages carry, as `make plugin`
+			// names it, beside the binary (plugin(t)).
+			cmd = exec.Command("make", "-s", "plugin", "BIN="+dir)
+			cmd.Dir = ".."
+			out, err = cmd.CombinedOutput()
+		}
+		if err == nil {
 			return bin, nil
 		}
 		berr = &buildError{out: string(out), err: err}
@@ -61,6 +68,11 @@ func binary(t *testing.T) string {
 	return bin
 }
 
+// plugin is the Fluent Bit output plugin built with the binary.
+func plugin(t *testing.T) string {
+	return filepath.Join(filepath.Dir(binary(t)), "out_flexgw.so")
+}
+
 func run(t *testing.T, env []string, name string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -81,6 +93,7 @@ var wantFiles = map[string]os.FileMode{
 	"usr/lib/systemd/system/flexgw.service": 0o644,
 	"etc/flexgw/conf.d/README":              0o644,
 	"usr/share/doc/flexgw/ebpf.md":          0o644,
+	"usr/lib/flexgw/out_flexgw.so":          0o644,
 }
 
 func checkInstalled(t *testing.T, root string) {
@@ -166,7 +179,7 @@ func TestUnitHasOnlyTheProbeCapabilities(t *testing.T) {
 // it.
 func TestDebInstallsRemovesAndVerifies(t *testing.T) {
 	out := t.TempDir()
-	run(t, []string{"VERSION=1.2.3"}, "./deb.sh", out, binary(t))
+	run(t, []string{"VERSION=1.2.3"}, "./deb.sh", out, binary(t), plugin(t))
 	debs, _ := filepath.Glob(filepath.Join(out, "*.deb"))
 	if len(debs) != 1 {
 		t.Fatalf("deb.sh produced %v, want one .deb", debs)
@@ -211,7 +224,7 @@ func TestDebInstallsRemovesAndVerifies(t *testing.T) {
 
 func TestInstallScript(t *testing.T) {
 	root := t.TempDir()
-	run(t, []string{"DESTDIR=" + root}, "./install.sh", binary(t))
+	run(t, []string{"DESTDIR=" + root}, "./install.sh", binary(t), plugin(t))
 	checkInstalled(t, root)
 	verifyUnit(t, root)
 
@@ -220,7 +233,7 @@ func TestInstallScript(t *testing.T) {
 	if err := os.WriteFile(readme, []byte("mine\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run(t, []string{"DESTDIR=" + root}, "./install.sh", binary(t))
+	run(t, []string{"DESTDIR=" + root}, "./install.sh", binary(t), plugin(t))
 	if b, _ := os.ReadFile(readme); string(b) != "mine\n" {
 		t.Errorf("reinstall overwrote conf.d/README: %q", b)
 	}

@@ -1,6 +1,7 @@
 #!/bin/sh
-# install.sh [BINARY] — `make install`: the binary, the systemd unit and a
-# default /etc/flexgw/conf.d, the same files as the .deb.
+# install.sh [BINARY [PLUGIN]] — `make install`: the binary, the Fluent Bit
+# output plugin, the systemd unit and a default /etc/flexgw/conf.d, the same
+# files as the .deb.
 #
 # DESTDIR (staged installs) and PREFIX (default /usr) are honoured. An
 # existing conf.d README is kept. Afterwards: systemctl daemon-reload &&
@@ -16,6 +17,14 @@ if [ -z "$bin" ]; then
 	(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$bin" ./cmd/flexgw)
 fi
 install -D -m 0755 "$bin" "$DESTDIR$PREFIX/bin/flexgw"
+plugin=${2:-}
+if [ -z "$plugin" ]; then
+	pdir=$(mktemp -d)
+	(cd "$root" && make -s plugin BIN="$pdir")
+	plugin=$pdir/out_flexgw.so
+fi
+install -D -m 0644 "$plugin" "$DESTDIR$PREFIX/lib/flexgw/out_flexgw.so"
+[ -z "${pdir:-}" ] || rm -rf "$pdir"
 # The unit runs /usr/bin/flexgw; point it at PREFIX when that differs.
 install -d "$DESTDIR$PREFIX/lib/systemd/system"
 sed "s#/usr/bin/flexgw#$PREFIX/bin/flexgw#" "$root/deploy/flexgw.service" >"$DESTDIR$PREFIX/lib/systemd/system/flexgw.service"
