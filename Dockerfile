@@ -19,11 +19,17 @@ COPY --from=build /out/flexgw /usr/local/bin/flexgw
 COPY examples/ /etc/flexgw/conf.d/
 USER 101
 EXPOSE 8081 9180
-ENTRYPOINT ["/usr/local/bin/flexgw", "run", "--config", "/etc/flexgw/conf.d", "--dataplane", "envoy", "--admin", "0.0.0.0:9180", "--state-dir", "/tmp/flexgw"]
+# Admin API: loopback unless exposed on purpose, with a token:
+#   docker run -e FLEXGW_ADMIN=0.0.0.0:9180 -e FLEXGW_ADMIN_TOKEN=... (see docs/security.md)
+ENV FLEXGW_ADMIN=127.0.0.1:9180
+ENTRYPOINT ["/usr/local/bin/flexgw", "run", "--config", "/etc/flexgw/conf.d", "--dataplane", "envoy", "--state-dir", "/tmp/flexgw"]
 
 FROM gcr.io/distroless/static-debian12:nonroot AS builtin
 COPY --from=build /out/flexgw /usr/local/bin/flexgw
 COPY examples/ /etc/flexgw/conf.d/
 USER nonroot:nonroot
 EXPOSE 8081 9180
-ENTRYPOINT ["/usr/local/bin/flexgw", "run", "--config", "/etc/flexgw/conf.d", "--admin", "0.0.0.0:9180", "--state-dir", "/tmp/flexgw"]
+# Admin API: loopback unless exposed on purpose, with a token:
+#   docker run -e FLEXGW_ADMIN=0.0.0.0:9180 -e FLEXGW_ADMIN_TOKEN=... (see docs/security.md)
+ENV FLEXGW_ADMIN=127.0.0.1:9180
+ENTRYPOINT ["/usr/local/bin/flexgw", "run", "--config", "/etc/flexgw/conf.d", "--state-dir", "/tmp/flexgw"]

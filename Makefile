@@ -53,7 +53,7 @@ generate:
 # The Fluent Bit output plugin (shared object for fluent-bit -e).
 plugin:
 	@mkdir -p $(BIN)
-	$(GO) build -buildmode=c-shared -o $(BIN)/flb-out-flexgw.so ./cmd/flb-out-flexgw
+	$(GO) build -buildmode=c-shared -o $(BIN)/out_flexgw.so ./cmd/flb-out-flexgw
 
 # Binary (bin/flexgw as built: version flags, stripped), systemd unit (only
 # the capabilities the probe needs), /etc/default/flexgw, /etc/flexgw/conf.d.

@@ -96,10 +96,13 @@ func (a *Agent) adminHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found", "path": r.URL.Path})
 	})
-	if a.opts.AdminToken == "" {
-		return mux
+	var h http.Handler = mux
+	if a.opts.AdminToken != "" {
+		h = requireToken(a.opts.AdminToken, h)
 	}
-	return requireToken(a.opts.AdminToken, mux)
+	// The Host check comes first: a rebound browser request is refused
+	// before it learns anything, even whether a token is set.
+	return hostGuard(a.opts.AdminAddr, a.opts.AdminHosts, h)
 }
 
 // requireToken guards the admin API with a bearer token. /live and /ready

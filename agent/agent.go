@@ -33,8 +33,15 @@ type Options struct {
 	// AdminAddr is host:port of the admin API.
 	AdminAddr string
 	// AdminToken, when set, is required as "Authorization: Bearer <token>"
-	// on every admin endpoint but /live and /ready.
+	// on every admin endpoint but /live and /ready. A non-loopback
+	// AdminAddr requires it unless AdminInsecure is set.
 	AdminToken string
+	// AdminInsecure allows a non-loopback AdminAddr without a token.
+	AdminInsecure bool
+	// AdminHosts are extra names the admin API accepts in Host (the name
+	// Prometheus scrapes it by); loopback, the AdminAddr host and, for a
+	// wildcard AdminAddr, IP literals are always accepted.
+	AdminHosts []string
 	// AccessLog is a file path, "-" for stdout, or "off".
 	AccessLog    string
 	DrainTimeout time.Duration
@@ -44,7 +51,7 @@ type Options struct {
 	EnvoyPath string
 	// EnvoyAdmin is the supervised Envoy's admin address (default 127.0.0.1:9901).
 	EnvoyAdmin string
-	// FluentBitPlugin is flb-out-flexgw.so; with Envoy and a fluent-bit
+	// FluentBitPlugin is out_flexgw.so; with Envoy and a fluent-bit
 	// binary on PATH, Fluent Bit ships the access log through it.
 	FluentBitPlugin string
 	XDSAddress      string
@@ -112,12 +119,39 @@ type Agent struct {
 // Run starts an agent and blocks until ctx is cancelled (SIGTERM/SIGINT in
 // cmd/flexgw), then drains and returns. Start-up problems (bad config, a
 // port in use) are returned as errors.
+//
+// Once ctx is cancelled Run returns within the drain timeout plus
+// closeTimeout, even when a part is stuck (a config file on a hung network
+// filesystem, an exporter that never answers): a process that ignores
+// SIGTERM is killed by its supervisor without the last flushes anyway, and
+// holds up a rolling update until then.
 func Run(ctx context.Context, o Options) error {
 	a, err := newAgent(o)
 	if err != nil {
 		return err
 	}
-	return a.run(ctx)
+	return runBounded(ctx, a.opts.DrainTimeout+closeTimeout, a.run)
+}
+
+// runBounded runs run(ctx) and returns its error, or, when it has not
+// returned limit after ctx was cancelled, an error saying so; run's
+// goroutine is then abandoned to the process exit.
+func runBounded(ctx context.Context, limit time.Duration, run func(context.Context) error) error {
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("shutdown still not finished %s after the stop signal (drain timeout + %s to close); exiting without it", limit, closeTimeout)
+	}
 }
 
 func newAgent(o Options) (*Agent, error) {
@@ -142,6 +176,14 @@ func newAgent(o Options) (*Agent, error) {
 	if o.AccessLog == "" {
 		o.AccessLog = "-"
 	}
+	exposed, err := adminExposure(o)
+	if err != nil {
+		return nil, err
+	}
+	if exposed && o.AdminToken == "" {
+		o.Logger.Warn("admin API reachable from other hosts without a token (--admin-insecure): configuration, status and metrics are readable by anyone who can connect",
+			"component", "agent", "admin", o.AdminAddr)
+	}
 	return &Agent{
 		opts:        o,
 		log:         o.Logger.With("component", "agent"),
@@ -164,7 +206,8 @@ func (a *Agent) run(ctx context.Context) error {
 	fp := fingerprint(a.opts.ConfigDir)
 	first, err := a.load(1)
 	if err != nil {
-		return fmt.Errorf("config %s: %w", a.opts.ConfigDir, err)
+		// Every config error already names its file or the directory.
+		return fmt.Errorf("config: %w", err)
 	}
 	// The data plane is chosen before anything starts: a bad --dataplane
 	// leaves nothing to undo, and telemetry needs to know which one runs.
@@ -188,11 +231,12 @@ func (a *Agent) run(ctx context.Context) error {
 	a.state.mu.Lock()
 	a.state.current = first
 	a.state.ready = true
-	a.state.last = Reload{Time: time.Now(), Result: "success", Reason: "startup"}
+	a.state.last = Reload{Time: time.Now(), Result: resultSuccess, Reason: "startup"}
 	a.state.mu.Unlock()
 	a.notifyReload(true, first)
 	a.log.Info("serving", "config", a.opts.ConfigDir, "snapshot", first.Version, "summary", ir.Summary(first),
 		"dataplane", a.dataPlaneName, "admin", a.adminAddr)
+	a.logIfEmpty(first)
 	if a.opts.OnReady != nil {
 		a.opts.OnReady(a.adminAddr)
 	}
@@ -252,13 +296,23 @@ func (a *Agent) requestReload(reason string) {
 }
 
 // reload compiles the directory again; an invalid change is rejected with
-// every problem logged and the last good snapshot keeps serving.
+// every problem logged and the last good snapshot keeps serving. The first
+// good reload after a rejection is reported as "recovered", whether the fix
+// changed the configuration or restored what was serving.
 func (a *Agent) reload(reason string) {
 	cur := a.state.snapshot()
+	a.state.mu.RLock()
+	wasFailing := a.state.last.Result == resultFailure
+	a.state.mu.RUnlock()
 	next, err := a.load(cur.Version + 1)
 	if err == nil && next.Hash == cur.Hash {
+		result := resultUnchanged
+		if wasFailing {
+			result = resultRecovered
+			a.log.Info("config recovered", "reason", reason, "snapshot", cur.Version, "summary", ir.Summary(cur))
+		}
 		a.state.mu.Lock()
-		a.state.last = Reload{Time: time.Now(), Result: "unchanged", Reason: reason}
+		a.state.last = Reload{Time: time.Now(), Result: result, Reason: reason}
 		a.state.mu.Unlock()
 		return
 	}
@@ -271,17 +325,35 @@ func (a *Agent) reload(reason string) {
 			a.log.Error("config rejected, last good snapshot keeps serving", "reason", reason, "problem", l, "serving", cur.Version)
 		}
 		a.state.mu.Lock()
-		a.state.last = Reload{Time: time.Now(), Result: "failure", Reason: reason, Error: err.Error(), Errors: lines}
+		a.state.last = Reload{Time: time.Now(), Result: resultFailure, Reason: reason, Error: err.Error(), Errors: lines}
 		a.state.mu.Unlock()
 		a.notifyReload(false, cur)
 		return
 	}
+	result := resultSuccess
+	if wasFailing {
+		result = resultRecovered
+	}
 	a.state.mu.Lock()
 	a.state.current = next
-	a.state.last = Reload{Time: time.Now(), Result: "success", Reason: reason}
+	a.state.last = Reload{Time: time.Now(), Result: result, Reason: reason}
 	a.state.mu.Unlock()
 	a.notifyReload(true, next)
-	a.log.Info("config reloaded", "reason", reason, "snapshot", next.Version, "summary", ir.Summary(next))
+	if wasFailing {
+		a.log.Info("config recovered", "reason", reason, "snapshot", next.Version, "summary", ir.Summary(next))
+	} else {
+		a.log.Info("config reloaded", "reason", reason, "snapshot", next.Version, "summary", ir.Summary(next))
+	}
+	a.logIfEmpty(next)
+}
+
+// logIfEmpty says so when a snapshot has no APIs: a fresh install's
+// conf.d is empty, and the gateway serves its admin API and waits for files.
+func (a *Agent) logIfEmpty(s *ir.Snapshot) {
+	if len(s.APIs()) == 0 {
+		a.log.Info("no APIs configured: add Flex Gateway *.yaml files to the config directory; they are loaded as they appear",
+			"config", a.opts.ConfigDir, "snapshot", s.Version)
+	}
 }
 
 func (a *Agent) notifyReload(ok bool, s *ir.Snapshot) {

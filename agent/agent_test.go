@@ -254,8 +254,19 @@ func TestReloadAppliesValidKeepsLastGoodAndSkipsUnchanged(t *testing.T) {
 	}
 
 	// Back to the good config plus a comment: the files changed, the
-	// compiled snapshot did not.
+	// compiled snapshot did not. After a rejection that is a recovery,
+	// logged and shown as one (it used to say "unchanged", silently).
 	writeConfig(t, dir, "api.yaml", apiYAML(port, upB.URL)+"# reviewed\n")
+	st = ta.waitReload(t, "recovered", "file change")
+	if st.SnapshotVersion != 2 || st.LastReload.Error != "" {
+		t.Errorf("status after recovering: version %d, %+v", st.SnapshotVersion, st.LastReload)
+	}
+	if !strings.Contains(logs.String(), `msg="config recovered" component=agent reason="file change" snapshot=2`) {
+		t.Errorf("recovery not logged with the snapshot:\n%s", logs.String())
+	}
+
+	// Once more with a comment: nothing failed before, so "unchanged".
+	writeConfig(t, dir, "api.yaml", apiYAML(port, upB.URL)+"# reviewed twice\n")
 	st = ta.waitReload(t, "unchanged", "file change")
 	if st.SnapshotVersion != 2 || st.LastReload.Error != "" {
 		t.Errorf("status after an unchanged reload: version %d, %+v", st.SnapshotVersion, st.LastReload)

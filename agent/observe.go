@@ -57,7 +57,7 @@ func (a *Agent) topStatus() stats.Status {
 		Version:         s.Version,
 		DataPlane:       s.DataPlane,
 		SnapshotVersion: s.SnapshotVersion,
-		ReloadOK:        s.LastReload.Result != "failure",
+		ReloadOK:        s.LastReload.Result != resultFailure,
 		ReloadError:     s.LastReload.Error,
 		ReloadAt:        s.LastReload.Time,
 	}

@@ -30,12 +30,23 @@ type Status struct {
 // Reload is the outcome of one reload attempt.
 type Reload struct {
 	Time   time.Time `json:"time"`
-	Result string    `json:"result"` // "success", "failure", "unchanged" or "" before the first
+	Result string    `json:"result"` // one of the result* constants, "" before the first
 	Reason string    `json:"reason,omitempty"`
 	Error  string    `json:"error,omitempty"`
 	// Errors lists every problem, one "FILE:LINE: Kind/name: field: reason" each.
 	Errors []string `json:"errors,omitempty"`
 }
+
+// Reload results.
+const (
+	resultSuccess = "success"
+	resultFailure = "failure"
+	// resultUnchanged: the directory compiled to the snapshot already serving.
+	resultUnchanged = "unchanged"
+	// resultRecovered: the first good reload after a failure (the fix may
+	// have restored exactly what was serving).
+	resultRecovered = "recovered"
+)
 
 // state is the agent's mutable status, guarded by one mutex; it is read by
 // the admin API and written by the reload loop only.

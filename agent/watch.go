@@ -7,12 +7,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/flexgw/flexgw/config"
 )
 
 // startWatch turns config file changes and SIGHUP into reload requests
@@ -81,34 +80,21 @@ func watchDir(ctx context.Context, dir string, last string, interval time.Durati
 	}
 }
 
-// fingerprint hashes the names and contents of every *.yaml/*.yml in dir.
-// Unreadable entries contribute their error text, so a permission change is
-// noticed too.
+// fingerprint hashes the names and contents of the configuration files of
+// dir, read by config.ReadDir's rules: a FIFO, a device or an oversized
+// file is never read, so the watcher cannot block or hash without end.
+// Entries that cannot be read contribute their error text, so a permission
+// change or a link that breaks is noticed too.
 func fingerprint(dir string) string {
 	h := sha256.New()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		io.WriteString(h, "error:"+err.Error())
-		return hex.EncodeToString(h.Sum(nil))
-	}
-	var names []string
-	for _, e := range entries {
-		n := e.Name()
-		if strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml") {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		io.WriteString(h, n+"\x00")
-		f, err := os.Open(filepath.Join(dir, n))
-		if err != nil {
-			io.WriteString(h, "error:"+err.Error())
-			continue
-		}
-		_, _ = io.Copy(h, f)
-		f.Close()
+	files, errs := config.ReadDir(dir)
+	for _, f := range files {
+		io.WriteString(h, f.Name+"\x00")
+		h.Write(f.Data)
 		io.WriteString(h, "\x00")
+	}
+	for _, e := range errs {
+		io.WriteString(h, "error:"+e.Error()+"\x00")
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -27,52 +25,14 @@ func LoadDir(dir string) (*Set, error) {
 	return Load(dir, Options{})
 }
 
-// Load reads and validates every *.yaml / *.yml file of dir (not
-// recursive), sorted by file name. It returns every problem found as an
-// ErrorList.
+// Load reads (with ReadDir's rules) and validates every *.yaml / *.yml
+// file of dir (not recursive), sorted by file name. It returns every
+// problem found as an ErrorList. A directory without YAML files is a valid,
+// empty Set.
 func Load(dir string, opts Options) (*Set, error) {
-	st, err := os.Stat(dir)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, ErrorList{{File: dir, Reason: "configuration directory does not exist"}}
-		}
-		return nil, ErrorList{{File: dir, Reason: fmt.Sprintf("cannot read configuration directory: %v", err)}}
-	}
-	if !st.IsDir() {
-		return nil, ErrorList{{File: dir, Reason: "not a directory (give the directory holding the *.yaml files)"}}
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, ErrorList{{File: dir, Reason: fmt.Sprintf("cannot read configuration directory: %v", err)}}
-	}
-	var names []string
-	for _, e := range entries {
-		n := e.Name()
-		if strings.HasPrefix(n, ".") {
-			continue // editor swap files, ..data symlinks of Kubernetes volumes
-		}
-		if ext := filepath.Ext(n); ext != ".yaml" && ext != ".yml" {
-			continue
-		}
-		if info, err := os.Stat(filepath.Join(dir, n)); err != nil || info.IsDir() {
-			continue
-		}
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	if len(names) == 0 {
-		return nil, ErrorList{{File: dir, Reason: "no *.yaml or *.yml files in configuration directory"}}
-	}
-	files := make([]File, 0, len(names))
-	var errs ErrorList
-	for _, n := range names {
-		path := filepath.Join(dir, n)
-		data, err := os.ReadFile(path)
-		if err != nil {
-			errs = append(errs, &Error{File: path, Reason: fmt.Sprintf("cannot read: %v", err)})
-			continue
-		}
-		files = append(files, File{Name: path, Data: data})
+	files, errs := ReadDir(dir)
+	if len(files) == 0 && len(errs) > 0 && errs[0].File == dir {
+		return nil, errs.Err() // the directory itself is unusable
 	}
 	set, err := Parse(files, opts)
 	if set != nil {
@@ -113,6 +73,10 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func parseFile(set *Set, f File, lookup func(string) (string, bool), errs *ErrorList) {
 	dec := yaml.NewDecoder(bytes.NewReader(f.Data))
+	// flex turns true at the first document that is a Flex resource. Until
+	// then the file may be anything a symbolic link points at (a key, a
+	// password file), and no error may quote what it holds.
+	flex := false
 	for {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
@@ -120,19 +84,58 @@ func parseFile(set *Set, f File, lookup func(string) (string, bool), errs *Error
 			return
 		}
 		if err != nil {
-			e := &Error{File: f.Name, Reason: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+			reason := strings.TrimPrefix(err.Error(), "yaml: ")
+			e := &Error{File: f.Name}
 			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 				e.Line, _ = strconv.Atoi(m[1])
-				e.Reason = "invalid YAML: " + m[2]
+				reason = m[2]
 			}
+			if !flex {
+				reason = withoutQuotes(reason)
+			}
+			e.Reason = "invalid YAML: " + reason
 			*errs = append(*errs, e)
 			return // the decoder cannot resynchronise after a syntax error
 		}
 		if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || isNull(doc.Content[0]) {
 			continue // an empty document ("---" at the end of a file)
 		}
-		parseResource(set, f.Name, resolve(doc.Content[0]), lookup, errs)
+		n := resolve(doc.Content[0])
+		if n.Kind != yaml.MappingNode {
+			parseResource(set, f.Name, n, lookup, errs) // "must be a map, got a list": no contents
+			continue
+		}
+		if !isResource(n) {
+			*errs = append(*errs, &Error{File: f.Name, Line: n.Line, Reason: "not a Flex Gateway resource: " +
+				"a document must be a map with apiVersion " + V1Alpha1 + " and kind ApiInstance, Service, PolicyBinding or Configuration (contents not shown)"})
+			continue
+		}
+		flex = true
+		parseResource(set, f.Name, n, lookup, errs)
 	}
+}
+
+// isResource reports whether a map declares itself a Flex resource: its apiVersion is gateway.mulesoft.com's or whose kind is one of
+// Flex's. One of the two is enough for the document's own errors (a
+// misspelt kind, a wrong version) to be reported with the values quoted.
+func isResource(n *yaml.Node) bool {
+	if strings.HasPrefix(peek(n, "apiVersion"), "gateway.mulesoft.com/") {
+		return true
+	}
+	switch peek(n, "kind") {
+	case KindApiInstance, KindService, KindPolicyBinding, KindConfiguration:
+		return true
+	}
+	return false
+}
+
+// withoutQuotes cuts a YAML error reason at its first quoted excerpt of the
+// input (yaml.v3 quotes anchor names and values with ', ` or ").
+func withoutQuotes(reason string) string {
+	if i := strings.IndexAny(reason, "'`\""); i >= 0 {
+		return strings.TrimSpace(reason[:i]) + " (excerpt not shown: the file is not a Flex Gateway configuration)"
+	}
+	return reason
 }
 
 // parseResource decodes one document's apiVersion/kind/metadata and hands

@@ -52,6 +52,9 @@ type target struct {
 type row struct {
 	title  string
 	panels []panel
+	// collapsed rows hold parts that are off unless configured (Envoy):
+	// their panels load only when the row is opened.
+	collapsed bool
 }
 
 // variable is a templating variable.
@@ -60,6 +63,10 @@ type variable struct {
 	// query is a Grafana Prometheus variable query: label_values(metric, label).
 	query string
 	multi bool
+	// allValue is the regexp "All" stands for: ".+" for job and instance
+	// (a series always has them), ".*" (also matching an absent label)
+	// for the rest.
+	allValue string
 }
 
 type dashboard struct {
@@ -81,7 +88,11 @@ func (d dashboard) render() (Dashboard, error) {
 		"refresh": 1,
 		"regex":   "",
 	}}
-	for _, v := range d.vars {
+	for _, v := range append(append([]variable{}, gatewayVars...), d.vars...) {
+		all := v.allValue
+		if all == "" {
+			all = ".*"
+		}
 		templ = append(templ, map[string]any{
 			"name":       v.name,
 			"label":      v.label,
@@ -91,7 +102,7 @@ func (d dashboard) render() (Dashboard, error) {
 			"query":      map[string]any{"query": v.query, "refId": "PrometheusVariableQueryEditor-VariableQuery", "qryType": 1},
 			"refresh":    2,
 			"includeAll": true,
-			"allValue":   ".*",
+			"allValue":   all,
 			"multi":      v.multi,
 			"current":    map[string]any{"text": "All", "value": "$__all"},
 			"sort":       1,
@@ -101,13 +112,15 @@ func (d dashboard) render() (Dashboard, error) {
 	var panels []any
 	id, y := 1, 0
 	for _, r := range d.rows {
-		panels = append(panels, map[string]any{
-			"id": id, "type": "row", "title": r.title, "collapsed": false, "panels": []any{},
+		rowPanel := map[string]any{
+			"id": id, "type": "row", "title": r.title, "collapsed": r.collapsed, "panels": []any{},
 			"gridPos": map[string]any{"h": 1, "w": 24, "x": 0, "y": y},
-		})
+		}
+		panels = append(panels, rowPanel)
 		id++
 		y++
 		x, rowH := 0, 0
+		var inRow []any
 		for _, p := range r.panels {
 			w, h := p.w, p.h
 			if w == 0 {
@@ -124,13 +137,20 @@ func (d dashboard) render() (Dashboard, error) {
 			if err != nil {
 				return Dashboard{}, fmt.Errorf("%s: panel %q: %w", d.file, p.title, err)
 			}
-			panels = append(panels, pm)
+			inRow = append(inRow, pm)
 			id++
 			x += w
 			if h > rowH {
 				rowH = h
 			}
 		}
+		if r.collapsed {
+			// Grafana keeps a collapsed row's panels inside the row and
+			// lays them out below it when it is opened.
+			rowPanel["panels"] = inRow
+			continue
+		}
+		panels = append(panels, inRow...)
 		y += rowH
 	}
 	doc := map[string]any{
@@ -138,7 +158,7 @@ func (d dashboard) render() (Dashboard, error) {
 		"title":         d.title,
 		"description":   d.description,
 		"tags":          []string{"flexgw"},
-		"editable":      true,
+		"editable":      false, // provisioned from these files; edits in the UI would be lost
 		"graphTooltip":  1,
 		"schemaVersion": 39,
 		"version":       1,
@@ -149,7 +169,7 @@ func (d dashboard) render() (Dashboard, error) {
 		"annotations": map[string]any{"list": []any{map[string]any{
 			"name": "Config reloads", "enable": true, "iconColor": "blue",
 			"datasource": datasourceRef,
-			"expr":       "changes(flexgw_config_last_reload_success_timestamp_seconds[$__rate_interval]) > 0",
+			"expr":       "changes(flexgw_config_last_reload_success_timestamp_seconds" + braces("") + ri + ") > 0",
 			"step":       "1m", "titleFormat": "config reloaded",
 		}}},
 		"links": []any{map[string]any{

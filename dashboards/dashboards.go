@@ -42,12 +42,45 @@ func gauge(fn, metric, sel, by string) string {
 	return fmt.Sprintf("%s by (%s) (max_over_time(%s%s%s))", fn, by, metric, braces(sel), ri)
 }
 
+// increase is sum by (by) (increase(metric{sel}[$__rate_interval])): events
+// per interval, for counters that move rarely (reloads, pushes).
+func increase(metric, sel, by string) string {
+	return fmt.Sprintf("sum by (%s) (increase(%s%s%s))", by, metric, braces(sel), ri)
+}
+
+// braces is the selector of every query: the gateways picked by the job
+// and instance variables, then sel. A query without them would sum every
+// gateway Prometheus scrapes into a panel that reads as "this gateway".
 func braces(sel string) string {
 	if sel == "" {
-		return ""
+		return "{" + gateway + "}"
 	}
-	return "{" + sel + "}"
+	return "{" + gateway + ", " + sel + "}"
 }
+
+// gateway selects the gateways the job and instance variables pick.
+const gateway = `job=~"$job", instance=~"$instance"`
+
+// gatewayVars are the first variables of every dashboard: the Prometheus
+// job, then the instances (gateways) in it. Every other variable and every
+// query is filtered by both.
+var gatewayVars = []variable{
+	{name: "job", label: "Job", query: "label_values(flexgw_snapshot_info, job)", multi: true, allValue: ".+"},
+	{name: "instance", label: "Instance", query: `label_values(flexgw_snapshot_info{job=~"$job"}, instance)`, multi: true, allValue: ".+"},
+}
+
+// labelValues is a variable query for label's values on metric, among the
+// selected gateways (and sel).
+func labelValues(metric, sel, label string) string {
+	return fmt.Sprintf("label_values(%s%s, %s)", metric, braces(sel), label)
+}
+
+// Why a panel shows no data: the parts that are off unless configured.
+const (
+	offEnvoy = " No data with the built-in data plane: these series exist only when flexgw runs Envoy (flexgw run --dataplane envoy or xds)."
+	offRedis = " No data until a Configuration sets spec.sharedStorage.redis (no policy shares state across replicas without it)."
+	offEBPF  = " No data when the kernel probe is off (flexgw run --ebpf off, or a kernel without BTF / the needed capabilities)."
+)
 
 const (
 	apiSel     = `api=~"$api"`
@@ -65,9 +98,6 @@ func overview() dashboard {
 	return dashboard{
 		file: "flexgw-overview.json", uid: "flexgw-overview", title: "flexgw / Gateway overview",
 		description: "Traffic, errors and latency of the whole gateway, config reloads and the gateway process.",
-		vars: []variable{
-			{name: "job", label: "Job", query: "label_values(flexgw_snapshot_info, job)", multi: true},
-		},
 		rows: []row{
 			{title: "Golden signals", panels: []panel{
 				{title: "Requests per second", kind: "stat", w: 6, h: 5, unit: "reqps",
@@ -80,8 +110,8 @@ func overview() dashboard {
 					description: "99th percentile of total request time, first byte received to last byte sent.",
 					targets:     []target{{expr: quantile(0.99, "flexgw_request_duration_seconds", "", ""), legend: "p99"}}},
 				{title: "Active connections", kind: "stat", w: 6, h: 5, unit: "short",
-					description: "Open downstream connections across all listeners (highest over the interval).",
-					targets:     []target{{expr: gauge("sum", "flexgw_active_connections", "", "job"), legend: "connections"}}},
+					description: "Open downstream connections across all listeners of each gateway (highest over the interval).",
+					targets:     []target{{expr: gauge("sum", "flexgw_active_connections", "", "instance"), legend: "connections"}}},
 				{title: "Requests per second by status class", stack: true, unit: "reqps",
 					description: "Request rate split by response status class; 'none' means the client left before a response was sent.",
 					targets:     []target{{expr: rate("flexgw_requests_total", "", "code_class"), legend: "{{code_class}}"}}},
@@ -114,35 +144,35 @@ func overview() dashboard {
 					targets:     []target{{expr: gauge("max", "flexgw_snapshot_info", "", "version"), legend: "{{version}}"}}},
 				{title: "Time since last good reload", kind: "stat", w: 6, h: 5, unit: "s",
 					description: "Seconds since the configuration was last reloaded successfully.",
-					targets:     []target{{expr: "time() - " + gauge("max", "flexgw_config_last_reload_success_timestamp_seconds", "", "job"), legend: "age"}}},
+					targets:     []target{{expr: "time() - " + gauge("max", "flexgw_config_last_reload_success_timestamp_seconds", "", "instance"), legend: "{{instance}}"}}},
 				{title: "Config reloads", w: 12, h: 5, unit: "short", stack: true,
 					description: "Reloads in each interval by result; a failed reload keeps serving the last good config.",
-					targets:     []target{{expr: "sum by (result) (increase(flexgw_config_reloads_total" + ri + "))", legend: "{{result}}"}}},
+					targets:     []target{{expr: increase("flexgw_config_reloads_total", "", "result"), legend: "{{result}}"}}},
 			}},
-			{title: "Envoy data plane (xDS)", panels: []panel{
+			{title: "Envoy data plane (xDS): no data with the built-in data plane", collapsed: true, panels: []panel{
 				{title: "Snapshots pushed to Envoy", w: 8, unit: "short", stack: true,
-					description: "Snapshots pushed to the ADS server in each interval, by result; error means translation failed and Envoy keeps the previous config. Empty with the built-in data plane.",
-					targets:     []target{{expr: "sum by (result) (increase(flexgw_xds_pushes_total" + ri + "))", legend: "{{result}}"}}},
+					description: "Snapshots pushed to the ADS server in each interval, by result; error means translation failed and Envoy keeps the previous config." + offEnvoy,
+					targets:     []target{{expr: increase("flexgw_xds_pushes_total", "", "result"), legend: "{{result}}"}}},
 				{title: "xDS NACKs", w: 8, unit: "short", stack: true,
-					description: "xDS responses Envoy rejected in each interval, by resource type; any NACK means Envoy runs an older config than flexgw.",
-					targets:     []target{{expr: "sum by (type) (increase(flexgw_xds_nacks_total" + ri + "))", legend: "{{type}}"}}},
+					description: "xDS responses Envoy rejected in each interval, by resource type; any NACK means Envoy runs an older config than flexgw." + offEnvoy,
+					targets:     []target{{expr: increase("flexgw_xds_nacks_total", "", "type"), legend: "{{type}}"}}},
 				{title: "Envoy stats scrape", kind: "stat", w: 8, h: 8, unit: "bool_yes_no",
-					description: "Whether the last scrape of Envoy's admin stats succeeded (lowest over the interval); when it fails, request metrics stop updating in Envoy mode.",
-					targets:     []target{{expr: "min by (instance) (min_over_time(flexgw_envoy_stats_up" + ri + "))", legend: "{{instance}}"}}},
+					description: "Whether the last scrape of Envoy's admin stats succeeded (lowest over the interval); when it fails, request metrics stop updating in Envoy mode." + offEnvoy,
+					targets:     []target{{expr: gauge("min", "flexgw_envoy_stats_up", "", "instance"), legend: "{{instance}}"}}},
 			}},
 			{title: "Gateway process", panels: []panel{
 				{title: "CPU", w: 6, unit: "percentunit",
 					description: "CPU used by the flexgw process, in cores (1.0 = one full core).",
-					targets:     []target{{expr: "sum by (instance) (rate(process_cpu_seconds_total{job=~\"$job\"}" + ri + "))", legend: "{{instance}}"}}},
+					targets:     []target{{expr: rate("process_cpu_seconds_total", "", "instance"), legend: "{{instance}}"}}},
 				{title: "Resident memory", w: 6, unit: "bytes",
 					description: "Resident set size of the flexgw process.",
-					targets:     []target{{expr: gauge("max", "process_resident_memory_bytes", `job=~"$job"`, "instance"), legend: "{{instance}}"}}},
+					targets:     []target{{expr: gauge("max", "process_resident_memory_bytes", "", "instance"), legend: "{{instance}}"}}},
 				{title: "Goroutines", w: 6, unit: "short",
 					description: "Goroutines in the flexgw process; steady growth under steady load is a leak.",
-					targets:     []target{{expr: gauge("max", "go_goroutines", `job=~"$job"`, "instance"), legend: "{{instance}}"}}},
+					targets:     []target{{expr: gauge("max", "go_goroutines", "", "instance"), legend: "{{instance}}"}}},
 				{title: "Shared storage errors per second", w: 6, unit: "short",
-					description: "Failed operations on the Redis shared storage (distributed rate limits), by operation. Policies fail open or closed as configured while Redis is unreachable.",
-					targets:     []target{{expr: rate("flexgw_shared_storage_errors_total", `job=~"$job"`, "op"), legend: "{{op}}"}}},
+					description: "Failed operations on the Redis shared storage (distributed rate limits), by operation. Policies fail open or closed as configured while Redis is unreachable." + offRedis,
+					targets:     []target{{expr: rate("flexgw_shared_storage_errors_total", "", "op"), legend: "{{op}}"}}},
 			}},
 		},
 	}
@@ -153,8 +183,8 @@ func apiDrilldown() dashboard {
 		file: "flexgw-api.json", uid: "flexgw-api", title: "flexgw / API drill-down",
 		description: "One API (ApiInstance) and its routes: rate, errors, latency split between the gateway and the upstream, policies.",
 		vars: []variable{
-			{name: "api", label: "API", query: "label_values(flexgw_requests_total, api)", multi: true},
-			{name: "route", label: "Route", query: `label_values(flexgw_requests_total{api=~"$api"}, route)`, multi: true},
+			{name: "api", label: "API", query: labelValues("flexgw_requests_total", "", "api"), multi: true},
+			{name: "route", label: "Route", query: labelValues("flexgw_requests_total", apiSel, "route"), multi: true},
 		},
 		rows: []row{
 			{title: "Traffic and errors", panels: []panel{
@@ -217,7 +247,7 @@ func upstreams() dashboard {
 		file: "flexgw-upstreams.json", uid: "flexgw-upstreams", title: "flexgw / Upstreams",
 		description: "Upstream services and endpoints: latency, health, and the kernel-measured TCP view from the eBPF probe.",
 		vars: []variable{
-			{name: "service", label: "Service", query: "label_values(flexgw_upstream_endpoint_healthy, service)", multi: true},
+			{name: "service", label: "Service", query: labelValues("flexgw_upstream_endpoint_healthy", "", "service"), multi: true},
 		},
 		rows: []row{
 			{title: "Services", panels: []panel{
@@ -239,22 +269,22 @@ func upstreams() dashboard {
 			}},
 			{title: "Kernel probe (eBPF)", panels: []panel{
 				{title: "TCP connect latency p95", unit: "s",
-					description: "Kernel-measured time from SYN sent to ESTABLISHED for the gateway's connections to each upstream endpoint. Empty when the probe is off (flexgw run --ebpf).",
+					description: "Kernel-measured time from SYN sent to ESTABLISHED for the gateway's connections to each upstream endpoint." + offEBPF,
 					targets:     []target{{expr: quantile(0.95, "flexgw_tcp_connect_duration_seconds", serviceSel, "service, endpoint"), legend: "{{service}} {{endpoint}}"}}},
 				{title: "TCP connect failures per second", stack: true, unit: "cps",
-					description: "Outgoing connects that never reached ESTABLISHED (refused, timed out, reset), per endpoint.",
+					description: "Outgoing connects that never reached ESTABLISHED (refused, timed out, reset), per endpoint." + offEBPF,
 					targets:     []target{{expr: rate("flexgw_tcp_connect_failures_total", serviceSel, "service, endpoint"), legend: "{{service}} {{endpoint}}"}}},
 				{title: "Smoothed RTT p95", unit: "s",
-					description: "Kernel smoothed round-trip time of established connections, upstream side per service and downstream side.",
+					description: "Kernel smoothed round-trip time of established connections, upstream side per service and downstream side." + offEBPF,
 					targets:     []target{{expr: quantile(0.95, "flexgw_tcp_rtt_seconds", "", "direction, service"), legend: "{{direction}} {{service}}"}}},
 				{title: "Listener handshake latency p95", unit: "s",
-					description: "Kernel-measured time from SYN received to ESTABLISHED for connections accepted by each listener; grows when the accept backlog fills.",
+					description: "Kernel-measured time from SYN received to ESTABLISHED for connections accepted by each listener; grows when the accept backlog fills." + offEBPF,
 					targets:     []target{{expr: quantile(0.95, "flexgw_tcp_handshake_duration_seconds", "", "listener"), legend: "{{listener}}"}}},
 				{title: "Connection lifetime p50", unit: "s",
-					description: "How long the gateway's TCP connections live, ESTABLISHED to CLOSE; short upstream lifetimes mean poor connection reuse.",
+					description: "How long the gateway's TCP connections live, ESTABLISHED to CLOSE; short upstream lifetimes mean poor connection reuse." + offEBPF,
 					targets:     []target{{expr: quantile(0.5, "flexgw_tcp_connection_duration_seconds", "", "direction"), legend: "{{direction}}"}}},
 				{title: "New connections per second", stack: true, unit: "cps",
-					description: "Connections completed per second by direction, from the kernel's lifetime histogram.",
+					description: "Connections completed per second by direction, from the kernel's lifetime histogram." + offEBPF,
 					targets:     []target{{expr: rate("flexgw_tcp_connection_duration_seconds_count", "", "direction"), legend: "{{direction}}"}}},
 			}},
 		},
@@ -266,7 +296,7 @@ func logPipeline() dashboard {
 		file: "flexgw-logpipe.json", uid: "flexgw-logpipe", title: "flexgw / Log pipeline",
 		description: "Access-log delivery per exporter (Splunk, New Relic, Sumo Logic): throughput, retries, losses and the durable queue.",
 		vars: []variable{
-			{name: "exporter", label: "Exporter", query: "label_values(flexgw_logpipe_records_in_total, exporter)", multi: true},
+			{name: "exporter", label: "Exporter", query: labelValues("flexgw_logpipe_records_in_total", "", "exporter"), multi: true},
 		},
 		rows: []row{
 			{title: "Throughput", panels: []panel{

@@ -77,6 +77,18 @@ type grafanaPanel struct {
 			UID string `json:"uid"`
 		} `json:"datasource"`
 	} `json:"targets"`
+	// Panels are the panels of a collapsed row.
+	Panels []grafanaPanel `json:"panels"`
+}
+
+// allPanels lists a dashboard's panels, those inside collapsed rows too.
+func (d grafanaDashboard) allPanels() []grafanaPanel {
+	var out []grafanaPanel
+	for _, p := range d.Panels {
+		out = append(out, p)
+		out = append(out, p.Panels...)
+	}
+	return out
 }
 
 type grafanaDashboard struct {
@@ -147,7 +159,7 @@ func dashboardExpressions(t *testing.T) []expression {
 		for i, a := range d.Annotations.List {
 			out = append(out, expression{where: fmt.Sprintf("%s annotation %d", file, i), expr: a.Expr, grafana: true})
 		}
-		for _, p := range d.Panels {
+		for _, p := range d.allPanels() {
 			for i, tg := range p.Targets {
 				out = append(out, expression{where: fmt.Sprintf("%s panel %q target %d", file, p.Title, i), expr: tg.Expr, grafana: true})
 			}
@@ -217,7 +229,7 @@ func TestPanelsAreComplete(t *testing.T) {
 			t.Errorf("%s: no datasource variable", file)
 		}
 		ids := map[int]bool{}
-		for _, p := range d.Panels {
+		for _, p := range d.allPanels() {
 			if ids[p.ID] {
 				t.Errorf("%s: duplicate panel id %d", file, p.ID)
 			}

@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +60,85 @@ type Exporter interface {
 	// of the batch. Any error may be an *Error that classifies it; an
 	// error that is not one is treated as a transport error and retried.
 	Export(ctx context.Context, events []Event) error
+}
+
+// Outcome is what became of one request of a batch: events[Lo:Hi] of
+// the slice given to ExportRequests, and Err, nil once the aggregator
+// confirmed them.
+type Outcome struct {
+	Lo, Hi int
+	Err    error
+}
+
+// RequestExporter is an Exporter that sends a batch as several requests
+// (split by the vendor's size limit) and reports each one's outcome, so
+// logpipe resends only the requests that failed: a record a request
+// delivered is never sent again because another request of its batch
+// failed.
+type RequestExporter interface {
+	Exporter
+	// ExportRequests sends events and calls report once per request it
+	// attempted, from the calling goroutine. Events no report covers were
+	// not attempted (the exporter stops early when the aggregator is
+	// unreachable) and are sent again later.
+	ExportRequests(ctx context.Context, events []Event, report func(Outcome))
+}
+
+// ExportAll is Export for a RequestExporter: nil once every request was
+// confirmed, otherwise the first failure.
+func ExportAll(ctx context.Context, x RequestExporter, events []Event) error {
+	var first error
+	covered := 0
+	x.ExportRequests(ctx, events, func(o Outcome) {
+		covered += o.Hi - o.Lo
+		if o.Err != nil && first == nil {
+			first = o.Err
+		}
+	})
+	if first == nil && covered < len(events) {
+		first = &Error{Retryable: true, Err: fmt.Errorf("%d of %d events not attempted", len(events)-covered, len(events))}
+	}
+	return first
+}
+
+// Prober is an exporter that can tell cheaply whether its aggregator is
+// reachable again, so a sender waiting out a long back-off after
+// connection failures retries as soon as it is.
+type Prober interface {
+	Probe(ctx context.Context) error
+}
+
+// DialProbe opens and closes a TCP connection to rawURL's host and port:
+// the aggregator (or its load balancer) accepts connections again.
+func DialProbe(ctx context.Context, rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return err
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// Continue reports whether a sender should go on with the next request
+// of a batch after err: yes when the aggregator answered (a status: the
+// next request may well be taken), no when it could not be reached.
+func Continue(err error) bool {
+	if err == nil {
+		return true
+	}
+	var e *Error
+	return errors.As(err, &e) && e.Status != 0 && e.RetryAfter == 0 && e.Status != http.StatusTooManyRequests
 }
 
 // Error is a delivery failure with the aggregator's verdict.
@@ -193,22 +274,27 @@ func EstimateSize(events []Event, overhead int) int {
 // returns. Exporters whose body is a plain concatenation of events (HEC,
 // JSON lines) share it.
 func SplitBodies(events []Event, maxBody, overhead int, appendEvent func([]byte, *Event) []byte, emit func(body []byte, n int) error) error {
+	return SplitRanges(events, maxBody, overhead, appendEvent, func(body []byte, lo, hi int) error { return emit(body, hi-lo) })
+}
+
+// SplitRanges is SplitBodies telling emit which events, events[lo:hi],
+// the body holds.
+func SplitRanges(events []Event, maxBody, overhead int, appendEvent func([]byte, *Event) []byte, emit func(body []byte, lo, hi int) error) error {
 	buf := make([]byte, 0, min(EstimateSize(events, overhead), maxBody+64<<10))
-	n := 0
+	lo := 0
 	for i := range events {
 		start := len(buf)
 		buf = appendEvent(buf, &events[i])
-		if n > 0 && len(buf) > maxBody {
-			if err := emit(buf[:start], n); err != nil {
+		if i > lo && len(buf) > maxBody {
+			if err := emit(buf[:start], lo, i); err != nil {
 				return err
 			}
 			buf = append(buf[:0], buf[start:]...)
-			n = 0
+			lo = i
 		}
-		n++
 	}
-	if n > 0 {
-		return emit(buf, n)
+	if lo < len(events) {
+		return emit(buf, lo, len(events))
 	}
 	return nil
 }

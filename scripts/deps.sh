@@ -19,6 +19,7 @@ want=(
   zsh:zsh                     # flexgw completion zsh, driven in the real shell
   fish:fish                   # flexgw completion fish
   groff:groff-base            # the man page is formatted in its test
+  etcd:etcd-server            # the Kubernetes tests' API server store (scripts/k8s-tools.sh)
 )
 if [[ "${1:-test}" == "bench" ]]; then
   want+=(nginx:nginx-light wrk:wrk haproxy:haproxy hyperfine:hyperfine)
@@ -33,6 +34,11 @@ for entry in "${want[@]}"; do
 done
 # libbpf headers are needed by `make generate` only, checked by file.
 [[ -e /usr/include/bpf/bpf_helpers.h ]] || missing+=(libbpf-dev)
+# Libraries the real Fluent Bit the tests run (FLUENT_BIT, see
+# ../shared/tools/fluent-bit/README.md) links against; checked by package.
+for lib in libyaml-0-2 libsqlite3-0 libssl3; do
+  dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q "ok installed" || missing+=("$lib")
+done
 
 if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}"
@@ -46,4 +52,6 @@ fi
 if [[ $(id -u) -eq 0 && ! -e /sys/kernel/tracing/events ]]; then
   mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
 fi
+# Go tools the tests run (dashboard-linter), built once into a cache.
+"$(dirname "$0")/tools.sh"
 echo "deps: ok"

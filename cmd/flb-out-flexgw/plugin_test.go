@@ -51,7 +51,7 @@ func chunk(t *testing.T, path string, format, from, to int) {
 func build(t *testing.T) (so, harness string) {
 	t.Helper()
 	dir := t.TempDir()
-	so = filepath.Join(dir, "flb-out-flexgw.so")
+	so = filepath.Join(dir, "out_flexgw.so")
 	if out, err := exec.Command("go", "build", "-buildmode=c-shared", "-o", so, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build -buildmode=c-shared: %v\n%s", err, out)
 	}

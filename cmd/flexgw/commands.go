@@ -68,15 +68,17 @@ func runCommand() *cli.Command {
 		Setup: func(fs *flag.FlagSet) cli.Runner {
 			var o agent.Options
 			fs.StringVar(&o.ConfigDir, "config", "/etc/flexgw/conf.d", "`DIR` of Flex Gateway Local Mode YAML files")
-			fs.StringVar(&o.AdminAddr, "admin", "127.0.0.1:9180", "admin API `ADDRESS` (/ready, /live, /metrics, /api/v1/...)")
-			fs.StringVar(&o.AdminToken, "admin-token", os.Getenv("FLEXGW_ADMIN_TOKEN"), "bearer `TOKEN` required by the admin API except /live and /ready (default $FLEXGW_ADMIN_TOKEN)")
+			fs.StringVar(&o.AdminAddr, "admin", envOr("FLEXGW_ADMIN", "127.0.0.1:9180"), "admin API `ADDRESS` (/ready, /live, /metrics, /api/v1/...) (default $FLEXGW_ADMIN, else 127.0.0.1:9180)")
+			fs.StringVar(&o.AdminToken, "admin-token", os.Getenv("FLEXGW_ADMIN_TOKEN"), "bearer `TOKEN` required by the admin API except /live and /ready (default $FLEXGW_ADMIN_TOKEN); required when --admin is not a loopback address")
+			fs.BoolVar(&o.AdminInsecure, "admin-insecure", false, "allow a non-loopback --admin without --admin-token (only where the network already restricts access)")
+			adminHosts := fs.String("admin-hosts", os.Getenv("FLEXGW_ADMIN_HOSTS"), "comma-separated extra `NAMES` accepted in the admin API's Host header, e.g. the name Prometheus scrapes (default $FLEXGW_ADMIN_HOSTS)")
 			fs.StringVar(&o.AccessLog, "access-log", "-", "access log destination: a file `PATH`, - for stdout, off for none")
 			fs.DurationVar(&o.DrainTimeout, "drain-timeout", 15*time.Second, "how long SIGTERM waits for in-flight requests")
 			fs.StringVar(&o.GatewayID, "gateway-id", "", "gateway `ID` in logs and metrics (default: hostname)")
 			dataplane := &cli.Enum{Values: []string{"auto", "builtin", "envoy", "xds"}, Value: "auto"}
 			fs.Var(dataplane, "dataplane", "data `PLANE`: auto, builtin, envoy or xds")
 			fs.StringVar(&o.EnvoyPath, "envoy-path", "", "envoy binary to supervise, a `PATH` (default: envoy on $PATH)")
-			fs.StringVar(&o.FluentBitPlugin, "fluent-bit-plugin", "/usr/lib/flexgw/flb-out-flexgw.so", "Fluent Bit output plugin `PATH`; used with --dataplane envoy when fluent-bit is on $PATH")
+			fs.StringVar(&o.FluentBitPlugin, "fluent-bit-plugin", "/usr/lib/flexgw/out_flexgw.so", "Fluent Bit output plugin `PATH`; used with --dataplane envoy when fluent-bit is on $PATH")
 			fs.StringVar(&o.EnvoyAdmin, "envoy-admin", "127.0.0.1:9901", "admin `ADDRESS` of the supervised Envoy")
 			fs.StringVar(&o.XDSAddress, "xds-address", "127.0.0.1:18000", "ADS gRPC `ADDRESS` (host:port or unix socket path)")
 			ebpf := &cli.Enum{Values: []string{"auto", "on", "off"}, Value: "auto"}
@@ -97,6 +99,7 @@ func runCommand() *cli.Command {
 				o.DataPlane, o.EBPF = dataplane.Value, ebpf.Value
 				o.Logger = newLogger(stderr, logLevel.Value, logFormat.Value)
 				o.Version, o.Commit = version, commit
+				o.AdminHosts = splitList(*adminHosts)
 				o.LogRedact.Headers, o.LogRedact.Fields, o.LogRedact.QueryParams = splitList(*redactHeaders), splitList(*redactFields), splitList(*redactQuery)
 				var err error
 				if o.LogLabels, err = parseLabels(*labels); err != nil {
@@ -119,6 +122,16 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// envOr returns the environment variable name, or def when it is unset or
+// empty: the container images set flags this way, so `docker run -e`
+// changes them without repeating the entrypoint.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func splitList(s string) []string {
@@ -174,6 +187,10 @@ func validateCommand() *cli.Command {
 					}
 				} else {
 					res.Valid, res.Summary = true, ir.Summary(snap)
+					if len(snap.APIs()) == 0 {
+						// Valid: a fresh install's conf.d is empty, and `run` serves it.
+						res.Summary = "no APIs configured (" + res.Summary + ")"
+					}
 				}
 				if out.Value == "json" {
 					if err := writeJSON(stdout, res); err != nil {

@@ -22,7 +22,7 @@ type Config struct {
 	// StateDir holds the tail offsets DB and Fluent Bit's filesystem
 	// storage, so a restart neither re-reads nor loses lines.
 	StateDir string
-	// PluginPath is flb-out-flexgw.so.
+	// PluginPath is out_flexgw.so.
 	PluginPath string
 	// QueueDir is the plugin's durable queue root.
 	QueueDir string

@@ -18,7 +18,7 @@ func config() Config {
 	return Config{
 		AccessLogPath: "/var/log/flexgw/envoy-access.log",
 		StateDir:      "/var/lib/flexgw/fluent-bit",
-		PluginPath:    "/usr/lib/flexgw/flb-out-flexgw.so",
+		PluginPath:    "/usr/lib/flexgw/out_flexgw.so",
 		QueueDir:      "/var/lib/flexgw/queue",
 		GatewayID:     "gw-1",
 		HTTPPort:      2020,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -23,6 +24,8 @@ type Supervisor struct {
 	Dir    string
 	Config Config
 	Logger *slog.Logger
+	// Output receives Fluent Bit's stdout and stderr (default os.Stderr).
+	Output io.Writer
 	// Grace is how long Fluent Bit gets to flush on stop (default 10s).
 	Grace time.Duration
 	// MinBackoff/MaxBackoff bound restart delays (default 1s / 30s).
@@ -92,6 +95,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	for {
 		cmd := exec.Command(bin, "-c", conf)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if s.Output != nil {
+			cmd.Stdout, cmd.Stderr = s.Output, s.Output
+		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 		started := time.Now()
 		if err := cmd.Start(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -227,7 +228,17 @@ func buildRequest(ctx context.Context, attrs *authv3.AttributeContext) (*http.Re
 	if path == "" {
 		path = "/"
 	}
-	r, err := http.NewRequestWithContext(ctx, hr.GetMethod(), path, nil)
+	// Renderings that inspect bodies ask Envoy for the buffered body
+	// (with_request_body, pack_as_bytes); others get none.
+	body := hr.GetRawBody()
+	if len(body) == 0 && hr.GetBody() != "" {
+		body = []byte(hr.GetBody())
+	}
+	var rd io.Reader
+	if len(body) > 0 {
+		rd = bytes.NewReader(body)
+	}
+	r, err := http.NewRequestWithContext(ctx, hr.GetMethod(), path, rd)
 	if err != nil {
 		return nil, fmt.Errorf("ext_authz request %q: %w", path, err)
 	}
