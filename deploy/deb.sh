@@ -39,5 +39,5 @@ Description: Observability-first API gateway
  or Envoy, and measures TCP latency in the kernel with an eBPF probe.
 CONTROL
 chmod 0644 "$pkg/DEBIAN/control" "$pkg/DEBIAN/conffiles" "$pkg/DEBIAN/md5sums"
-dpkg-deb --root-owner-group -Zxz --build "$pkg" "$out/flexgw_${VERSION}_${ARCH}.deb" >/dev/null
+dpkg-deb --root-owner-group -Zgzip --build "$pkg" "$out/flexgw_${VERSION}_${ARCH}.deb" >/dev/null
 echo "$out/flexgw_${VERSION}_${ARCH}.deb"

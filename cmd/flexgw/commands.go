@@ -221,7 +221,7 @@ func writeJSON(w io.Writer, v any) error {
 // adminFlags registers --admin and --token, shared by the commands that
 // read a running gateway.
 func adminFlags(fs *flag.FlagSet) (adminURL, token *string) {
-	adminURL = fs.String("admin", tui.DefaultAdminURL, "admin API `URL` of the gateway")
+	adminURL = fs.String("admin", envOr("FLEXGW_ADMIN", tui.DefaultAdminURL), "admin API `URL` of the gateway (default $FLEXGW_ADMIN, as run reads it, else "+tui.DefaultAdminURL+")")
 	token = fs.String("token", os.Getenv("FLEXGW_ADMIN_TOKEN"), "bearer `TOKEN` for the admin API (default $FLEXGW_ADMIN_TOKEN)")
 	return adminURL, token
 }
@@ -284,6 +284,7 @@ func statusCommand() *cli.Command {
 		Setup: func(fs *flag.FlagSet) cli.Runner {
 			adminURL, token := adminFlags(fs)
 			out := cli.OutputFlag(fs)
+			quiet := fs.Bool("ready", false, "print nothing; exit 0 only when the gateway is ready (container health checks)")
 			return func(ctx context.Context, _ []string, stdout, _ io.Writer) error {
 				c, err := adminapi.New(*adminURL, *token)
 				if err != nil {
@@ -297,7 +298,12 @@ func statusCommand() *cli.Command {
 				if err := json.Unmarshal(body, &st); err != nil {
 					return fmt.Errorf("GET /api/v1/status: %w", err)
 				}
-				if out.Value == "json" {
+				switch {
+				case *quiet && (!st.Ready || st.Draining):
+					return fmt.Errorf("gateway at %s is not ready", c.URL())
+				case *quiet:
+					return nil
+				case out.Value == "json":
 					return writeJSON(stdout, st)
 				}
 				printStatus(stdout, c.URL(), st)

@@ -248,6 +248,9 @@ func TestAgainstAgent(t *testing.T) {
 	if code != 0 || !json.Valid([]byte(out)) || !strings.Contains(out, "orders") {
 		t.Errorf("top --once -o json: exit %d\n%.500s", code, out)
 	}
+	if code, out, errOut := flexgw(t, "status", "--ready", "--admin", strings.Replace(admin, "127.0.0.1", "0.0.0.0", 1), "--token", "s3cret"); code != 0 || out != "" || errOut != "" {
+		t.Errorf("status --ready (wildcard address): exit %d, %q, %q", code, out, errOut)
+	}
 	// Without the token: the agent's 401 reason, exit 1.
 	code, _, errOut = flexgw(t, "status", "--admin", admin, "--token", "")
 	if code != 1 || !strings.Contains(errOut, "401") || strings.Count(errOut, "flexgw status:") != 1 {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -38,6 +39,15 @@ func New(adminURL, token string) (*Client, error) {
 	u, err := url.Parse(adminURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("--admin %q: want a URL such as %s", adminURL, DefaultURL)
+	}
+	// A wildcard listen address (run --admin 0.0.0.0:9180, as the
+	// container sets it) is reached on loopback, which the agent's Host
+	// check accepts.
+	switch u.Hostname() {
+	case "0.0.0.0", "":
+		u.Host = net.JoinHostPort("127.0.0.1", u.Port())
+	case "::":
+		u.Host = net.JoinHostPort("::1", u.Port())
 	}
 	return &Client{base: strings.TrimRight(u.String(), "/"), token: token, http: &http.Client{Timeout: 15 * time.Second}}, nil
 }
