@@ -56,8 +56,19 @@ func (d *decoder) apiInstance(spec *yaml.Node) *ApiInstance {
 // share: policyRef, config, rules.
 func (d *decoder) policyBody(ref *Ref, pol *Policy, fs map[string]field, path string, n *yaml.Node) {
 	if f, ok := fs["policyRef"]; ok {
-		rf := d.fields(f.value, path+".policyRef", "name", "namespace")
+		rf := d.fields(f.value, path+".policyRef", "kind", "name", "namespace")
 		ref.Line = f.value.Line
+		// Flex names its policies as Extension resources; every flexgw
+		// policy is built in, so the kind only has to say that.
+		if kf, ok := rf["kind"]; ok && !isNull(kf.value) {
+			if k, ok := d.str(kf.value, path+".policyRef.kind"); ok {
+				if k != KindExtension {
+					d.errorf(kf.value, path+".policyRef.kind", "must be %s, got %q", KindExtension, k)
+				} else {
+					ref.Kind = k
+				}
+			}
+		}
 		if nf, ok := rf["name"]; ok {
 			ref.Name, _ = d.str(nf.value, path+".policyRef.name")
 		}
@@ -436,7 +447,13 @@ func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
 
 func (d *decoder) destRef(n *yaml.Node, path string) Ref {
 	ref := Ref{Kind: KindService, Namespace: d.meta.Namespace, Line: n.Line}
-	fs := d.fields(n, path, "name", "namespace")
+	fs := d.fields(n, path, "kind", "name", "namespace")
+	// Flex's route pages write `kind: Service`; a route can reach nothing else.
+	if f, ok := fs["kind"]; ok && !isNull(f.value) {
+		if k, ok := d.str(f.value, path+".kind"); ok && k != KindService {
+			d.errorf(f.value, path+".kind", "must be Service, got %q (a route sends requests to a Service)", k)
+		}
+	}
 	if f, ok := fs["name"]; ok {
 		ref.Name, _ = d.str(f.value, path+".name")
 	}

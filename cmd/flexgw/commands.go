@@ -91,6 +91,8 @@ func runCommand() *cli.Command {
 			redactFields := fs.String("log-redact-fields", "", "comma-separated access-log `FIELDS` redacted before export")
 			redactQuery := fs.String("log-redact-query", "", "comma-separated query `PARAMS` redacted inside paths before export")
 			labels := fs.String("log-labels", "", "comma-separated key=value `LABELS` added to every exported record")
+			escapedSlashes := &cli.Enum{Values: []string{"reject", "unescape-redirect", "unescape-forward", "keep"}, Value: "reject"}
+			fs.Var(escapedSlashes, "escaped-slashes", "what %2F and %5C in request paths do: reject (400), unescape-redirect (307), unescape-forward or keep")
 			logLevel := &cli.Enum{Values: []string{"debug", "info", "warn", "error"}, Value: "info"}
 			fs.Var(logLevel, "log-level", "runtime log `LEVEL`: debug, info, warn, error")
 			logFormat := &cli.Enum{Values: []string{"text", "json"}, Value: "text"}
@@ -104,6 +106,9 @@ func runCommand() *cli.Command {
 				var err error
 				if o.LogLabels, err = parseLabels(*labels); err != nil {
 					return &cli.UsageError{Msg: "--log-labels: " + err.Error()}
+				}
+				if o.EscapedSlashes, err = ir.ParseEscapedSlashes(escapedSlashes.Value); err != nil {
+					return &cli.UsageError{Msg: "--escaped-slashes: " + err.Error()}
 				}
 				if o.LogSample.Rate < 0 || o.LogSample.Rate > 1 {
 					return &cli.UsageError{Msg: "--log-sample-rate: must be between 0 and 1"}
