@@ -49,7 +49,7 @@ type reqState struct {
 	upPath   string // the rewritten upstream path (rules with captures)
 	// upgrade is set for a WebSocket upgrade request (the only upgrade
 	// forwarded); its Upgrade and Connection headers are gone by then.
-	upgrade bool
+	upgrade  bool
 	start    time.Time
 	reqID    string
 	xff      string
