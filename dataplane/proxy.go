@@ -31,6 +31,7 @@ const (
 	flagUpstreamReset   = "UR"
 	flagUpstreamClosed  = "UC"
 	flagOverflow        = "UO"
+	flagStreamIdle      = "SI"
 )
 
 // reqState is the per-request scratch of the proxy, pooled. When the
@@ -328,12 +329,14 @@ func clientConn(w http.ResponseWriter) *h1conn {
 // it takes longer than watchClientAfter, a goroutine watches the client
 // connection meanwhile; a client that leaves ends the wait at once (DC)
 // instead of holding the upstream until the route timeout.
-func (st *reqState) awaitResponse(up *upConn, client *h1conn, deadline time.Time) error {
+func (st *reqState) awaitResponse(ctx context.Context, up *upConn, client *h1conn, deadline time.Time) error {
 	_, err := up.br.Peek(1)
 	if err == nil {
 		return up.conn.SetReadDeadline(deadline)
 	}
-	if !isTimeout(err) || !time.Now().Before(deadline) {
+	// A cancelled request (stream-idle-timeout-flex) poisoned the
+	// deadline on purpose: re-arming it would wait for the route timeout.
+	if !isTimeout(err) || !time.Now().Before(deadline) || ctx.Err() != nil {
 		return err
 	}
 	var gone atomic.Bool
@@ -341,6 +344,10 @@ func (st *reqState) awaitResponse(up *upConn, client *h1conn, deadline time.Time
 	_ = client.c.SetReadDeadline(time.Time{}) // the head deadline may still be armed
 	// Arm the route deadline before the watcher may poison it.
 	_ = up.conn.SetReadDeadline(deadline)
+	if ctx.Err() != nil {
+		// Cancelled while re-arming: poison it again.
+		_ = up.conn.SetReadDeadline(aLongTimeAgo)
+	}
 	go func() {
 		defer close(stopped)
 		if _, err := client.br.Peek(1); err != nil && !isTimeout(err) {
@@ -487,6 +494,10 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 			ep.reportResult(true)
 			st.writeError(w, http.StatusBadGateway, flagUpstreamClosed, "upstream connection closed: "+errText(err))
 		case outClientErr:
+			if errors.Is(context.Cause(r.Context()), policy.ErrStreamIdleTimeout) && !st.clientGone {
+				st.writeError(w, http.StatusGatewayTimeout, flagStreamIdle, "stream timeout")
+				return
+			}
 			if r.Context().Err() != nil || st.clientGone {
 				// The client is gone: nothing to answer, and net/http
 				// must not write its default 200 either.
@@ -593,7 +604,7 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 		var bodyStarted bool
 		bodyStarted, err = dp.writeRequest(st, c, ep, prefix, r, false)
 		if err == nil && hc != nil {
-			err = st.awaitResponse(c, hc, deadline)
+			err = st.awaitResponse(r.Context(), c, hc, deadline)
 		}
 		if err == nil {
 			err = c.readResponseHead(&st.up, st.hdr)
