@@ -41,6 +41,22 @@ func (a *Agent) startTelemetry() (stopFunc, error) {
 			a.log.Error("tracing configuration rejected; previous tracing setup keeps running", "error", err)
 		}
 	})
+	// What the tracing configuration does here, with the reason when a
+	// Flex setting (provider anypoint) cannot do locally what it says.
+	a.statusExtra["tracing"] = func() any {
+		s := a.state.snapshot()
+		if s == nil || s.Tracing == nil {
+			return map[string]any{"enabled": false}
+		}
+		out := map[string]any{"provider": s.Tracing.Provider.Type, "exporting": s.Tracing.Exports()}
+		if s.Tracing.Exports() {
+			out["address"] = s.Tracing.Provider.Properties["address"]
+		}
+		if why := s.Tracing.Explain(); why != "" {
+			out["note"] = why
+		}
+		return out
+	}
 	a.hooks = a.telemetry.Hooks(a.stats.Hooks())
 	return a.telemetry.Shutdown, nil
 }
