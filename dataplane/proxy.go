@@ -48,6 +48,9 @@ type reqState struct {
 	rest     string
 	destPath string
 	upPath   string // the rewritten upstream path (rules with captures)
+	// upgrade is set for a WebSocket upgrade request (the only upgrade
+	// forwarded); its Upgrade and Connection headers are gone by then.
+	upgrade  bool
 	start    time.Time
 	reqID    string
 	xff      string
@@ -149,6 +152,7 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.dp, st.ln = dp, h
 
 	st.reqID = requestID(r)
+	st.stripHopByHop(r)
 	var rt *route
 	pathOK := h.normalizeRequest(st, w, r)
 	if lr := dp.table.Load().listeners[h.addr]; lr != nil && pathOK {
@@ -446,7 +450,7 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 		return
 	}
 
-	if r.ProtoMajor == 1 && r.Header["Upgrade"] != nil && headerHasToken(r.Header["Connection"], "upgrade") {
+	if st.upgrade {
 		dp.forwardUpgrade(st, w, r, svc, prefix)
 		return
 	}
@@ -527,6 +531,8 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+var errUnaskedSwitch = errors.New("upstream switched protocols without an upgrade request")
+
 // clientBodyError marks a failure to read the request body from the client.
 type clientBodyError struct{ err error }
 
@@ -602,6 +608,11 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 		}
 		if err == nil {
 			err = c.readResponseHead(&st.up, st.hdr)
+			if err == nil && st.up.status == http.StatusSwitchingProtocols {
+				// Only a WebSocket handshake (forwardUpgrade) may switch
+				// protocols; here it would open a tunnel nothing polices.
+				err = errUnaskedSwitch
+			}
 		}
 		if !stopWatch() && err == nil {
 			// The client left just as the head arrived; the deadline is

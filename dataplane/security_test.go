@@ -90,7 +90,12 @@ func securitySnapshot(ep ir.Endpoint) *ir.Snapshot {
 	secure := api("secure", "/secure", catchAll("all", "up"))
 	secure.Policies = []*ir.Policy{basicAuthPolicy()}
 	public := api("public", "/public", catchAll("all", "up"))
-	return snapshot(1, []*ir.Service{svc("up", ep)}, app, secure, public)
+	inject := api("inject", "/inject", catchAll("all", "up"))
+	cfg, _ := json.Marshal(map[string]any{"inboundHeaders": []map[string]string{
+		{"key": "X-Api-Key", "value": "gw-key"}, {"key": "Authorization", "value": "Bearer gw"},
+	}})
+	inject.Policies = []*ir.Policy{{Name: "header-injection-flex", Binding: "default/inject", Config: cfg}}
+	return snapshot(1, []*ir.Service{svc("up", ep)}, app, secure, public, inject)
 }
 
 // pathAttacks are the path normalisation cases; the Envoy equivalence
@@ -119,6 +124,82 @@ var pathAttacks = []secAttack{
 	{name: "rewrite capture that is not a dot segment", target: "/dots/x?q=1", status: 200, upstream: "/d/x?q=1"},
 	{name: "malformed percent-escape", target: "/a%zz", status: 400},
 	{name: "fragment in the request target", target: "/a#frag", status: 400},
+}
+
+// headerAttacks are the hop-by-hop, header injection and upgrade cases.
+var headerAttacks = []secAttack{
+	{name: "client pre-empts an injected header", target: "/inject/a", head: "Authorization: Bearer client\r\n", status: 200, upstream: "/a",
+		check: wantHeader("Authorization", "Bearer gw")},
+	{name: "Connection strips an injected header", target: "/inject/a", head: "Connection: X-Api-Key\r\n", status: 200, upstream: "/a",
+		check: wantHeader("X-Api-Key", "gw-key")},
+	{name: "Connection-listed client header is hop-by-hop", target: "/public/a", head: "Connection: X-Foo\r\nX-Foo: 1\r\n", status: 200, upstream: "/a",
+		check: wantHeader("X-Foo")},
+	{name: "hop-by-hop headers do not reach the upstream", target: "/public/a", head: "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTe: gzip\r\n", status: 200, upstream: "/a",
+		check: func(t *testing.T, got *http.Request) {
+			wantHeader("Keep-Alive")(t, got)
+			wantHeader("Proxy-Connection")(t, got)
+			wantHeader("Te")(t, got)
+		}},
+	{name: "a policy never sees a hop-by-hop header (rule on Connection-listed header)", target: "/admin/x", head: "Connection: Authorization\r\n" + secAuth, status: 401},
+	{name: "h2c upgrade is served as a plain request", target: "/public/a",
+		head: "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n", status: 200, upstream: "/a",
+		check: func(t *testing.T, got *http.Request) {
+			wantHeader("Upgrade")(t, got)
+			wantHeader("Http2-Settings")(t, got)
+		}},
+	{name: "TLS upgrade is served as a plain request", target: "/public/a", head: "Connection: Upgrade\r\nUpgrade: TLS/1.2\r\n", status: 200, upstream: "/a",
+		check: wantHeader("Upgrade")},
+}
+
+// wantHeader checks that the upstream got exactly vals for key (none
+// when vals is empty).
+func wantHeader(key string, vals ...string) func(*testing.T, *http.Request) {
+	return func(t *testing.T, got *http.Request) {
+		t.Helper()
+		have := got.Header.Values(key)
+		if strings.Join(have, "\n") != strings.Join(vals, "\n") {
+			t.Errorf("upstream got %s %q, want %q", key, have, vals)
+		}
+	}
+}
+
+func TestSecurityHeaderAttacks(t *testing.T) {
+	log, ep := newUpstreamLog(t)
+	g := startGateway(t, securitySnapshot(ep))
+	runAttacks(t, g, log, headerAttacks)
+}
+
+// TestSecurityUnaskedSwitch: an upstream answering 101 to a request that
+// asked for no upgrade gets no tunnel (502).
+func TestSecurityUnaskedSwitch(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\nraw tunnel bytes")
+				io.Copy(io.Discard, br)
+			}()
+		}
+	}()
+	a := ln.Addr().(*net.TCPAddr)
+	g := startGateway(t, snapshot(1, []*ir.Service{svc("up", ir.Endpoint{Host: "127.0.0.1", Port: a.Port})}, api("api", "/", catchAll("r", "up"))))
+	status, body := sendRaw(t, g.addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+	if status != http.StatusBadGateway {
+		t.Fatalf("status %d (%s), want 502", status, body)
+	}
 }
 
 func TestSecurityPathAttacks(t *testing.T) {
