@@ -202,9 +202,31 @@ type Policy struct {
 type PolicyBinding struct {
 	Meta
 	TargetRef Ref
+	// Selector is set when TargetRef.Kind is Selector (an automated
+	// policy): the binding applies to every ApiInstance it matches.
+	Selector *Selector
 	Policy    Policy
 	// Route is set when Policy.Ref.Name is route or route-weighted.
 	Route *Route
+}
+
+// Selector is spec.targetRef.selector of an automated policy.
+type Selector struct {
+	// Kind is what it selects; only ApiInstance.
+	Kind string
+	// Labels must all be present with these values in the ApiInstance's
+	// metadata.labels; empty selects every ApiInstance.
+	Labels map[string]string
+}
+
+// Matches reports whether an ApiInstance with labels is selected.
+func (s *Selector) Matches(labels map[string]string) bool {
+	for k, v := range s.Labels {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // IsRoute reports whether the binding defines a route.

@@ -354,22 +354,41 @@ func (d *decoder) binding(spec *yaml.Node) *PolicyBinding {
 	fs := d.fields(spec, "spec", "targetRef", "policyRef", "config", "order", "rules")
 	b.Policy = Policy{Line: b.Line, Field: "spec", Order: DefaultPolicyOrder}
 	if f, ok := fs["targetRef"]; ok {
-		tf := d.fields(f.value, "spec.targetRef", "kind", "name", "namespace")
+		tf := d.fields(f.value, "spec.targetRef", "kind", "name", "namespace", "selector")
 		b.TargetRef.Line = f.value.Line
 		if nf, ok := tf["name"]; ok {
 			b.TargetRef.Name, _ = d.str(nf.value, "spec.targetRef.name")
 		}
-		if b.TargetRef.Name == "" {
+		selector := false
+		if kf, ok := tf["kind"]; ok {
+			k, _ := d.str(kf.value, "spec.targetRef.kind")
+			selector = k == KindSelector
+		}
+		switch {
+		case selector:
+			b.Selector = d.selector(tf["selector"], f.value)
+			if b.TargetRef.Name != "" {
+				d.errorf(tf["name"].value, "spec.targetRef.name", "a Selector target selects by labels; remove name (or use kind: ApiInstance)")
+			}
+		case b.TargetRef.Name == "":
 			d.errorf(f.value, "spec.targetRef.name", "required")
 		}
+		if sf, ok := tf["selector"]; ok && !selector {
+			d.errorf(sf.key, "spec.targetRef.selector", "only valid with kind: Selector")
+		}
 		b.TargetRef.Namespace = b.Namespace
+		if selector {
+			// "All API instances" (Flex): every namespace, unless the
+			// target names one.
+			b.TargetRef.Namespace = ""
+		}
 		if nf, ok := tf["namespace"]; ok && !isNull(nf.value) {
 			b.TargetRef.Namespace, _ = d.str(nf.value, "spec.targetRef.namespace")
 		}
 		if kf, ok := tf["kind"]; ok {
 			k, _ := d.str(kf.value, "spec.targetRef.kind")
-			if k != KindApiInstance && k != KindService {
-				d.errorf(kf.value, "spec.targetRef.kind", "must be ApiInstance or Service, got %q", k)
+			if k != KindApiInstance && k != KindService && k != KindSelector {
+				d.errorf(kf.value, "spec.targetRef.kind", "must be ApiInstance, Service or Selector, got %q", k)
 			} else {
 				b.TargetRef.Kind = k
 			}
@@ -390,8 +409,31 @@ func (d *decoder) binding(spec *yaml.Node) *PolicyBinding {
 	if b.Route != nil {
 		b.Route.Rules = b.Policy.Rules
 		b.Route.Line = b.Line
+		if b.Selector != nil {
+			d.errorf(nil, "spec.targetRef.kind", "%s bindings target one ApiInstance by name; a Selector cannot route", b.Policy.Ref.Name)
+		}
 	}
 	return b
+}
+
+// selector decodes targetRef.selector; Flex writes kind: ApiInstance and
+// optional labels (none selects every ApiInstance).
+func (d *decoder) selector(f field, target *yaml.Node) *Selector {
+	s := &Selector{Kind: KindApiInstance}
+	if f.value == nil || isNull(f.value) {
+		d.errorf(target, "spec.targetRef.selector", "required with kind: Selector (selector.kind: ApiInstance, optional selector.labels)")
+		return s
+	}
+	fs := d.fields(f.value, "spec.targetRef.selector", "kind", "labels")
+	if kf, ok := fs["kind"]; ok {
+		if k, ok := d.str(kf.value, "spec.targetRef.selector.kind"); ok && k != KindApiInstance {
+			d.errorf(kf.value, "spec.targetRef.selector.kind", "must be ApiInstance, got %q (automated policies apply to API instances)", k)
+		}
+	}
+	if lf, ok := fs["labels"]; ok {
+		s.Labels = d.stringMap(lf.value, "spec.targetRef.selector.labels")
+	}
+	return s
 }
 
 // routeBinding decodes the config of a route or route-weighted binding.

@@ -56,7 +56,7 @@ func validate(set *Set, errs *ErrorList) {
 
 	for _, b := range set.Bindings {
 		t := &b.TargetRef
-		if t.Name == "" {
+		if t.Name == "" || b.Selector != nil {
 			continue
 		}
 		_, isAPI := apis[t.Key()]

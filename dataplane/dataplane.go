@@ -38,6 +38,9 @@ type Options struct {
 	MaxHeaderBytes int
 	// IdleTimeout closes idle keep-alive client connections. Default 120s.
 	IdleTimeout time.Duration
+	// EscapedSlashes is what %2F and %5C in a request path do (Envoy's
+	// path_with_escaped_slashes_action); the zero value rejects them (400).
+	EscapedSlashes ir.EscapedSlashes
 }
 
 // DataPlane serves ir.Snapshots: one HTTP server per listener address,

@@ -47,6 +47,10 @@ type reqState struct {
 	rule     *ir.Rule
 	rest     string
 	destPath string
+	upPath   string // the rewritten upstream path (rules with captures)
+	// upgrade is set for a WebSocket upgrade request (the only upgrade
+	// forwarded); its Upgrade and Connection headers are gone by then.
+	upgrade  bool
 	start    time.Time
 	reqID    string
 	xff      string
@@ -147,12 +151,14 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.start = time.Now()
 	st.dp, st.ln = dp, h
 
+	st.reqID = requestID(r)
+	st.stripHopByHop(r)
 	var rt *route
-	if lr := dp.table.Load().listeners[h.addr]; lr != nil {
+	pathOK := h.normalizeRequest(st, w, r)
+	if lr := dp.table.Load().listeners[h.addr]; lr != nil && pathOK {
 		rt, st.rule, st.rest = lr.match(r)
 	}
 	st.route = rt
-	st.reqID = requestID(r)
 
 	var done func(*accesslog.Record, Timings)
 	if dp.hooks.Request != nil {
@@ -168,6 +174,8 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	switch {
+	case !pathOK:
+		// Answered by normalizeRequest.
 	case rt == nil:
 		st.writeError(w, http.StatusNotFound, flagNoRoute, "no route for "+r.Method+" "+requestPath(r))
 	case rt.chain != nil:
@@ -437,8 +445,12 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 		defer svc.active.Add(-1)
 	}
 	st.rec.UpstreamCluster = svc.key
+	if !st.rewrite(r) {
+		st.writeError(w, http.StatusBadRequest, "", "the route's rewrite leaves its destination path")
+		return
+	}
 
-	if r.ProtoMajor == 1 && r.Header["Upgrade"] != nil && headerHasToken(r.Header["Connection"], "upgrade") {
+	if st.upgrade {
 		dp.forwardUpgrade(st, w, r, svc, prefix)
 		return
 	}
@@ -519,6 +531,8 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+var errUnaskedSwitch = errors.New("upstream switched protocols without an upgrade request")
+
 // clientBodyError marks a failure to read the request body from the client.
 type clientBodyError struct{ err error }
 
@@ -594,6 +608,11 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 		}
 		if err == nil {
 			err = c.readResponseHead(&st.up, st.hdr)
+			if err == nil && st.up.status == http.StatusSwitchingProtocols {
+				// Only a WebSocket handshake (forwardUpgrade) may switch
+				// protocols; here it would open a tunnel nothing polices.
+				err = errUnaskedSwitch
+			}
 		}
 		if !stopWatch() && err == nil {
 			// The client left just as the head arrived; the deadline is

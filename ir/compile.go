@@ -151,6 +151,20 @@ func (c *compiler) compile() *Snapshot {
 			continue
 		}
 		p := c.policy(&b.Policy, b.Key(), source(&b.Meta, b.Line), &b.Meta)
+		if b.Selector != nil {
+			// An automated policy: one copy per selected API (each API's
+			// chain owns its policies; the shaping step may adjust them).
+			for _, api := range apis {
+				if b.TargetRef.Namespace != "" && b.TargetRef.Namespace != api.Namespace {
+					continue
+				}
+				if b.Selector.Matches(api.Labels) {
+					cp := *p
+					api.Policies = append(api.Policies, &cp)
+				}
+			}
+			continue
+		}
 		switch b.TargetRef.Kind {
 		case config.KindApiInstance:
 			if api := apiByKey[b.TargetRef.Key()]; api != nil {

@@ -42,8 +42,15 @@ func (t *translator) listener(l *ir.Listener, services map[string]*ir.Service) e
 		// The gateway is the edge: append the peer to X-Forwarded-For and
 		// trust nothing the client sent about itself.
 		UseRemoteAddress: wrapperspb.Bool(true),
-		NormalizePath:    wrapperspb.Bool(true),
-		MergeSlashes:     true,
+		// The request normalisation both data planes apply (ir/normalize.go):
+		// escaped slashes first, then RFC 3986 normalisation, then merged
+		// slashes; routes, filters and the upstream see the result.
+		NormalizePath:                wrapperspb.Bool(true),
+		MergeSlashes:                 true,
+		PathWithEscapedSlashesAction: escapedSlashesAction(t.opts.EscapedSlashes),
+		// WebSocket is the one upgrade forwarded, as on the built-in data
+		// plane (dataplane/request.go stripHopByHop).
+		UpgradeConfigs: websocketOnly,
 	}
 	// Configuration spec.timeouts.streamIdleSeconds; unset keeps Envoy's
 	// 5 minutes, which is Flex's default too.
@@ -92,3 +99,18 @@ func (t *translator) listener(l *ir.Listener, services map[string]*ir.Service) e
 	})
 	return nil
 }
+
+// escapedSlashesAction maps the shared setting to Envoy's enum.
+func escapedSlashesAction(es ir.EscapedSlashes) hcmv3.HttpConnectionManager_PathWithEscapedSlashesAction {
+	switch es {
+	case ir.EscapedSlashesUnescapeRedirect:
+		return hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT
+	case ir.EscapedSlashesUnescapeForward:
+		return hcmv3.HttpConnectionManager_UNESCAPE_AND_FORWARD
+	case ir.EscapedSlashesKeep:
+		return hcmv3.HttpConnectionManager_KEEP_UNCHANGED
+	}
+	return hcmv3.HttpConnectionManager_REJECT_REQUEST
+}
+
+var websocketOnly = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}}

@@ -40,6 +40,9 @@ type Options struct {
 	// SkipGRPC leaves Result.GRPC empty: the ADS server skips the
 	// proxyless resources (a third of the work) until a gRPC client shows up.
 	SkipGRPC bool
+	// EscapedSlashes is Envoy's path_with_escaped_slashes_action, the same
+	// setting the built-in data plane takes (zero: reject with 400).
+	EscapedSlashes ir.EscapedSlashes
 }
 
 // DefaultAccessLogPath is where Envoy writes access logs when Options
