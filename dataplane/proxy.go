@@ -445,6 +445,13 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 		defer svc.active.Add(-1)
 	}
 	st.rec.UpstreamCluster = svc.key
+	if r.ProtoMajor == 2 && r.Context().Err() != nil {
+		// The client reset the stream before it was dispatched (h2 rapid
+		// reset): no upstream request for it.
+		st.addFlag(flagDownstreamClose)
+		st.status = 0
+		return
+	}
 	if !st.rewrite(r) {
 		st.writeError(w, http.StatusBadRequest, "", "the route's rewrite leaves its destination path")
 		return
@@ -504,6 +511,10 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 				st.addFlag(flagDownstreamClose)
 				st.status = 0
 				st.abort = true
+				return
+			}
+			if isTimeout(err) {
+				st.writeError(w, http.StatusRequestTimeout, flagDownstreamClose, "request body timed out")
 				return
 			}
 			st.writeError(w, http.StatusBadRequest, flagDownstreamClose, "invalid request body: "+errText(err))
