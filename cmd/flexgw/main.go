@@ -209,5 +209,8 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stdout, "%s: valid: %s\n", dir, ir.Summary(snap))
+	for _, w := range snap.Warnings {
+		fmt.Fprintln(stdout, "warning: "+w)
+	}
 	return 0
 }
