@@ -7,6 +7,7 @@ import (
 	"github.com/flexgw/flexgw/stats"
 	"github.com/flexgw/flexgw/stats/topapi"
 	"github.com/flexgw/flexgw/telemetry"
+	"github.com/flexgw/flexgw/telemetry/metrics"
 )
 
 // startTelemetry creates metrics, tracing and the `flexgw top` statistics
@@ -18,6 +19,7 @@ import (
 func (a *Agent) startTelemetry() (stopFunc, error) {
 	envoyMode := a.dataPlaneName != "builtin"
 	a.telemetry = telemetry.New(a.registry, a.opts.Logger)
+	a.registry.MustRegister(metrics.BuildInfo(a.opts.Version, a.opts.Commit))
 	a.stats = stats.New(stats.Options{
 		Status:    a.topStatus,
 		Snapshot:  a.state.snapshot,

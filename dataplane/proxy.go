@@ -31,6 +31,7 @@ const (
 	flagUpstreamReset   = "UR"
 	flagUpstreamClosed  = "UC"
 	flagOverflow        = "UO"
+	flagStreamIdle      = "SI"
 )
 
 // reqState is the per-request scratch of the proxy, pooled. When the
@@ -47,6 +48,9 @@ type reqState struct {
 	rest     string
 	destPath string
 	upPath   string // the rewritten upstream path (rules with captures)
+	// upgrade is set for a WebSocket upgrade request (the only upgrade
+	// forwarded); its Upgrade and Connection headers are gone by then.
+	upgrade  bool
 	start    time.Time
 	reqID    string
 	xff      string
@@ -148,6 +152,7 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.dp, st.ln = dp, h
 
 	st.reqID = requestID(r)
+	st.stripHopByHop(r)
 	var rt *route
 	pathOK := h.normalizeRequest(st, w, r)
 	if lr := dp.table.Load().listeners[h.addr]; lr != nil && pathOK {
@@ -324,12 +329,14 @@ func clientConn(w http.ResponseWriter) *h1conn {
 // it takes longer than watchClientAfter, a goroutine watches the client
 // connection meanwhile; a client that leaves ends the wait at once (DC)
 // instead of holding the upstream until the route timeout.
-func (st *reqState) awaitResponse(up *upConn, client *h1conn, deadline time.Time) error {
+func (st *reqState) awaitResponse(ctx context.Context, up *upConn, client *h1conn, deadline time.Time) error {
 	_, err := up.br.Peek(1)
 	if err == nil {
 		return up.conn.SetReadDeadline(deadline)
 	}
-	if !isTimeout(err) || !time.Now().Before(deadline) {
+	// A cancelled request (stream-idle-timeout-flex) poisoned the
+	// deadline on purpose: re-arming it would wait for the route timeout.
+	if !isTimeout(err) || !time.Now().Before(deadline) || ctx.Err() != nil {
 		return err
 	}
 	var gone atomic.Bool
@@ -337,6 +344,10 @@ func (st *reqState) awaitResponse(up *upConn, client *h1conn, deadline time.Time
 	_ = client.c.SetReadDeadline(time.Time{}) // the head deadline may still be armed
 	// Arm the route deadline before the watcher may poison it.
 	_ = up.conn.SetReadDeadline(deadline)
+	if ctx.Err() != nil {
+		// Cancelled while re-arming: poison it again.
+		_ = up.conn.SetReadDeadline(aLongTimeAgo)
+	}
 	go func() {
 		defer close(stopped)
 		if _, err := client.br.Peek(1); err != nil && !isTimeout(err) {
@@ -434,12 +445,19 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 		defer svc.active.Add(-1)
 	}
 	st.rec.UpstreamCluster = svc.key
+	if r.ProtoMajor == 2 && r.Context().Err() != nil {
+		// The client reset the stream before it was dispatched (h2 rapid
+		// reset): no upstream request for it.
+		st.addFlag(flagDownstreamClose)
+		st.status = 0
+		return
+	}
 	if !st.rewrite(r) {
 		st.writeError(w, http.StatusBadRequest, "", "the route's rewrite leaves its destination path")
 		return
 	}
 
-	if r.ProtoMajor == 1 && r.Header["Upgrade"] != nil && headerHasToken(r.Header["Connection"], "upgrade") {
+	if st.upgrade {
 		dp.forwardUpgrade(st, w, r, svc, prefix)
 		return
 	}
@@ -483,12 +501,20 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 			ep.reportResult(true)
 			st.writeError(w, http.StatusBadGateway, flagUpstreamClosed, "upstream connection closed: "+errText(err))
 		case outClientErr:
+			if errors.Is(context.Cause(r.Context()), policy.ErrStreamIdleTimeout) && !st.clientGone {
+				st.writeError(w, http.StatusGatewayTimeout, flagStreamIdle, "stream timeout")
+				return
+			}
 			if r.Context().Err() != nil || st.clientGone {
 				// The client is gone: nothing to answer, and net/http
 				// must not write its default 200 either.
 				st.addFlag(flagDownstreamClose)
 				st.status = 0
 				st.abort = true
+				return
+			}
+			if isTimeout(err) {
+				st.writeError(w, http.StatusRequestTimeout, flagDownstreamClose, "request body timed out")
 				return
 			}
 			st.writeError(w, http.StatusBadRequest, flagDownstreamClose, "invalid request body: "+errText(err))
@@ -515,6 +541,8 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+var errUnaskedSwitch = errors.New("upstream switched protocols without an upgrade request")
 
 // clientBodyError marks a failure to read the request body from the client.
 type clientBodyError struct{ err error }
@@ -587,10 +615,15 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 		var bodyStarted bool
 		bodyStarted, err = dp.writeRequest(st, c, ep, prefix, r, false)
 		if err == nil && hc != nil {
-			err = st.awaitResponse(c, hc, deadline)
+			err = st.awaitResponse(r.Context(), c, hc, deadline)
 		}
 		if err == nil {
 			err = c.readResponseHead(&st.up, st.hdr)
+			if err == nil && st.up.status == http.StatusSwitchingProtocols {
+				// Only a WebSocket handshake (forwardUpgrade) may switch
+				// protocols; here it would open a tunnel nothing polices.
+				err = errUnaskedSwitch
+			}
 		}
 		if !stopWatch() && err == nil {
 			// The client left just as the head arrived; the deadline is

@@ -216,6 +216,9 @@ func (dp *DataPlane) buildTable(s *ir.Snapshot, svcs map[string]*service) (*tabl
 					return nil, fmt.Errorf("api %s (%s) route %s: %w", a.Key(), a.Source, r.Name, err)
 				}
 				rt.streamIdle = l.EffectiveStreamIdle()
+				if r.StreamIdleTimeout > 0 { // stream-idle-timeout-flex
+					rt.streamIdle = r.StreamIdleTimeout
+				}
 				ar.routes = append(ar.routes, rt)
 			}
 			lr.apis = append(lr.apis, ar)

@@ -121,7 +121,10 @@ type Route struct {
 	DestinationPath string `json:"destinationPath,omitempty"`
 	// Timeout bounds the whole upstream exchange; 0 means DefaultRouteTimeout.
 	Timeout time.Duration `json:"timeout,omitempty"`
-	Retry   RetryPolicy   `json:"retry"`
+	// StreamIdleTimeout overrides the listener's stream idle timeout for
+	// this route (`stream-idle-timeout-flex`); 0 keeps the listener's.
+	StreamIdleTimeout time.Duration `json:"streamIdleTimeout,omitempty"`
+	Retry             RetryPolicy   `json:"retry"`
 	// Policies bound to a Service apply to the routes that reach it.
 	Policies []*Policy `json:"policies,omitempty"`
 	Source   Source    `json:"source"`
@@ -264,8 +267,8 @@ type Service struct {
 	// Configuration spec.circuitBreaker for every service).
 	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`
 	// IdleTimeout closes a pooled upstream connection idle this long
-	// (Configuration spec.timeouts.upstreamConnectionIdleSeconds); 0 means
-	// DefaultUpstreamIdleTimeout.
+	// (Configuration spec.timeouts.upstreamConnectionIdleSeconds, or
+	// `idle-timeout-flex` on the service); 0 means DefaultUpstreamIdleTimeout.
 	IdleTimeout time.Duration `json:"idleTimeout,omitempty"`
 	// Policies bound to this Service by PolicyBinding targetRef.
 	Policies []*Policy `json:"policies,omitempty"`

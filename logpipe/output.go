@@ -21,11 +21,14 @@ import (
 )
 
 // ExporterStats are one output's counters, for /api/v1 and flexgw top.
+//
+// Its JSON (GET /api/v1/logpipe, the logpipe component of /api/v1/status)
+// uses the admin API's camelCase keys, as /api/v1/top does.
 type ExporterStats struct {
 	Name string `json:"name"`
 	Type string `json:"type"`
 	// RecordsIn were accepted into the durable queue.
-	RecordsIn int64 `json:"records_in"`
+	RecordsIn int64 `json:"recordsIn"`
 	// Sent were confirmed by the aggregator.
 	Sent int64 `json:"sent"`
 	// Retried counts records in failed attempts that were retried.
@@ -35,11 +38,11 @@ type ExporterStats struct {
 	Dropped int64 `json:"dropped"`
 	// DeadLettered were refused by the aggregator and written to the
 	// dead-letter file.
-	DeadLettered  int64     `json:"dead_lettered"`
-	QueueBytes    int64     `json:"queue_bytes"`
-	QueueDepth    int       `json:"queue_depth"`
-	LastError     string    `json:"last_error,omitempty"`
-	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+	DeadLettered  int64     `json:"deadLettered"`
+	QueueBytes    int64     `json:"queueBytes"`
+	QueueDepth    int       `json:"queueDepth"`
+	LastError     string    `json:"lastError,omitempty"`
+	LastErrorTime time.Time `json:"lastErrorAt,omitzero"`
 }
 
 // output is one configured output: its queue and its sender.

@@ -36,7 +36,7 @@ func (s shaping) Build(Env, *ir.Policy) (Middleware, error) {
 // data plane may leave out of its middleware chain.
 func IsShaping(name string) bool {
 	switch name {
-	case "tls", "tls-outbound", "response-timeout-flex", "circuit-breaker-flex":
+	case "tls", "tls-outbound", "response-timeout-flex", "circuit-breaker-flex", "idle-timeout-flex":
 		return true
 	}
 	return false
@@ -291,7 +291,7 @@ func Shape(s *ir.Snapshot) error {
 					}
 					tlsBy[l] = p
 					l.TLS = t
-				case "tls-outbound", "circuit-breaker-flex":
+				case "tls-outbound", "circuit-breaker-flex", "idle-timeout-flex":
 					for _, svc := range servicesOf(s, a.Routes) {
 						if err := shapeService(svc, p); err != nil {
 							fail(p, err)
@@ -305,6 +305,15 @@ func Shape(s *ir.Snapshot) error {
 					}
 					for _, r := range a.Routes {
 						r.Timeout = d
+					}
+				case "stream-idle-timeout-flex":
+					d, err := parseStreamIdle(p.Config)
+					if err != nil {
+						fail(p, err)
+						continue
+					}
+					for _, r := range a.Routes {
+						r.StreamIdleTimeout = d
 					}
 				}
 			}
@@ -342,7 +351,7 @@ func Shape(s *ir.Snapshot) error {
 	for _, svc := range s.Services {
 		for _, p := range svc.Policies {
 			switch p.Name {
-			case "tls-outbound", "circuit-breaker-flex":
+			case "tls-outbound", "circuit-breaker-flex", "idle-timeout-flex":
 				if err := shapeService(svc, p); err != nil {
 					fail(p, err)
 				}
@@ -372,6 +381,12 @@ func shapeService(svc *ir.Service, p *ir.Policy) error {
 			return err
 		}
 		svc.CircuitBreaker = cb
+	case "idle-timeout-flex":
+		d, err := parseUpstreamIdle(p.Config)
+		if err != nil {
+			return err
+		}
+		svc.IdleTimeout = d
 	}
 	return nil
 }

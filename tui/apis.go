@@ -420,18 +420,18 @@ func (v *apisView) render(m *model, w, h int) []string {
 	cells := make([]string, len(cols))
 	for i := v.offset; i < len(v.rows) && i < v.offset+rowsH; i++ {
 		r := &v.rows[i]
-		name := r.name
+		name := clean(r.name)
 		switch r.kind {
 		case rowAPI:
 			mark := "+"
 			if v.expanded[r.api] {
 				mark = "-"
 			}
-			name = fmt.Sprintf("%s %s (%d)", mark, r.name, r.nRoutes)
+			name = fmt.Sprintf("%s %s (%d)", mark, name, r.nRoutes)
 		case rowRoute:
-			name = "   route " + r.name
+			name = "   route " + name
 		case rowService:
-			name = "   svc " + r.name
+			name = "   svc " + name
 		}
 		rt := &r.rates
 		cells = cells[:0]
@@ -515,12 +515,12 @@ func (v *apisView) renderDrill(m *model, w, h int) []string {
 		}
 	}
 	if api == nil {
-		return []string{"", fmt.Sprintf("  API %s is not in the current snapshot (esc goes back)", v.drill)}
+		return []string{"", fmt.Sprintf("  API %s is not in the current snapshot (esc goes back)", clean(v.drill))}
 	}
 	st := m.st
 	r := &api.Rates
 	out := []string{
-		st.title.Render("API "+api.Name) + fmt.Sprintf("  base path %s · listener %s", orDash(api.BasePath), orDash(api.Listener)),
+		st.title.Render("API "+clean(api.Name)) + fmt.Sprintf("  base path %s · listener %s", clean(orDash(api.BasePath)), clean(orDash(api.Listener))),
 		fmt.Sprintf("  %s rps · 2xx %s%% · 4xx %s%% · 5xx %s%% · p50 %sms · p95 %sms · p99 %sms · upstream p99 %sms",
 			fmtRPS(r.RPS), fmtPct(r.Pct2xx), fmtPct(r.Pct4xx), fmtPct(r.Pct5xx), fmtMs(r.P50Ms), fmtMs(r.P95Ms), fmtMs(r.P99Ms), fmtMs(r.UpstreamP99Ms)),
 		fmt.Sprintf("  mean gateway %sms vs upstream %sms · denials %d in window, %d since start · %d requests since start",
@@ -537,7 +537,7 @@ func (v *apisView) renderDrill(m *model, w, h int) []string {
 	slices.SortFunc(routes, func(x, y topapi.Route) int { return v.compare(&x.Rates, &y.Rates, x.Name, y.Name) })
 	for _, rt := range routes {
 		x := &rt.Rates
-		body = append(body, "  "+row(cols, []string{rt.Name, fmtRPS(x.RPS), fmtPct(x.Pct2xx), fmtPct(x.Pct4xx), fmtPct(x.Pct5xx),
+		body = append(body, "  "+row(cols, []string{clean(rt.Name), fmtRPS(x.RPS), fmtPct(x.Pct2xx), fmtPct(x.Pct4xx), fmtPct(x.Pct5xx),
 			fmtMs(x.P50Ms), fmtMs(x.P99Ms), fmtCount(x.Denials), sparkline(rt.RPSHistory, 20, m.ascii), sparkline(rt.P99History, 20, m.ascii)}))
 	}
 	body = append(body, "")
@@ -545,7 +545,7 @@ func (v *apisView) renderDrill(m *model, w, h int) []string {
 	body = append(body, st.header.Render("  "+row(scols, []string{"SERVICE", "RPS", "5XX%", "P50ms", "P99ms", "UPSTR P99"})))
 	for _, s := range api.Services {
 		x := &s.Rates
-		body = append(body, "  "+row(scols, []string{s.Name, fmtRPS(x.RPS), fmtPct(x.Pct5xx), fmtMs(x.P50Ms), fmtMs(x.P99Ms), fmtMs(x.UpstreamP99Ms)}))
+		body = append(body, "  "+row(scols, []string{clean(s.Name), fmtRPS(x.RPS), fmtPct(x.Pct5xx), fmtMs(x.P50Ms), fmtMs(x.P99Ms), fmtMs(x.UpstreamP99Ms)}))
 	}
 	v.dOffset = min(v.dOffset, max(len(body)-(h-len(out)), 0))
 	return append(out, body[v.dOffset:]...)

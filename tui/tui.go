@@ -61,7 +61,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Once {
 		t, err := c.top(ctx, frameQuery(frameWidth(opts)))
 		if err != nil {
-			return fmt.Errorf("flexgw top: gateway at %s: %w", c.base, err)
+			return fmt.Errorf("gateway at %s: %w", c.base, err)
 		}
 		_, err = io.WriteString(opts.Out, Frame(t, frameWidth(opts)))
 		return err
@@ -149,7 +149,7 @@ func runInteractive(ctx context.Context, c *client, opts Options) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("flexgw top: %w", err)
+		return err
 	}
 	return nil
 }

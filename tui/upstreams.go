@@ -49,7 +49,7 @@ func (v *upstreamsView) render(m *model, w, h int) []string {
 	k := m.top.Kernel
 	probe := st.good.Render("eBPF probe on") + ": connect latency (ms) and RTT measured in the kernel"
 	if !k.Enabled {
-		probe = st.warn.Render("eBPF probe off") + ": " + orDash(k.Reason)
+		probe = st.warn.Render("eBPF probe off") + ": " + clean(orDash(k.Reason))
 	}
 	cols := layout([]column{{title: "SERVICE"}, {"ENDPOINT", 21, false}, {"HEALTH", 9, false}, {"ACTIVE", 9, false}, {"PASSIVE", 8, false},
 		{"CONNECTS", 8, true}, {"CONN P50", 8, true}, {"CONN P99", 8, true}, {"RTT P50", 8, true}, {"FAILED", 7, true}}, w-2)
@@ -72,7 +72,7 @@ func (v *upstreamsView) render(m *model, w, h int) []string {
 		if !u.Healthy {
 			health = "DOWN"
 		}
-		cells := []string{u.Service, u.Endpoint, health, orDash(u.Active), orDash(u.Passive)}
+		cells := []string{clean(u.Service), clean(u.Endpoint), health, clean(orDash(u.Active)), clean(orDash(u.Passive))}
 		switch {
 		case u.Kernel != nil:
 			ke := u.Kernel

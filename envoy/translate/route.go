@@ -234,12 +234,16 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 	if !grpc {
 		timeout = t.in.duration(r.EffectiveTimeout())
 	}
+	var idle *durationpb.Duration
+	if r.StreamIdleTimeout > 0 {
+		idle = t.in.duration(r.StreamIdleTimeout)
+	}
 	retry := t.in.retry(r.Retry.Attempts, grpc)
 	out := make([]*routev3.Route, 0, 2*len(rules)*len(variants))
 	// add appends a route; unique says its rewrite is its own (not
 	// interned), so its action is too.
 	add := func(name string, v variant, m *routev3.RouteMatch, rewrite *matcherv3.RegexMatchAndSubstitute, unique bool) {
-		k := actionKey{weighted: v.weighted, timeout: timeout, retry: retry}
+		k := actionKey{weighted: v.weighted, timeout: timeout, idle: idle, retry: retry}
 		if v.weighted == nil {
 			k.cluster = t.in.cluster(v.cluster)
 		}
