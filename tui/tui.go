@@ -93,7 +93,9 @@ func frameWidth(opts Options) int {
 
 // frameQuery asks for every route and as much history as Frame draws.
 func frameQuery(width int) topQuery {
-	_, spark := apiColumns(width)
+	// Before the first snapshot no name is known: ask for the widest
+	// sparkline a frame of this width can draw.
+	_, spark := apiColumns(width, 0)
 	return topQuery{history: spark, routes: []string{allRoutes}}
 }
 
