@@ -55,5 +55,6 @@ func shape(snap *ir.Snapshot, err error) (*ir.Snapshot, error) {
 	if _, err := translate.Translate(snap, translate.Options{}); err != nil {
 		return nil, fmt.Errorf("envoy: %w", err)
 	}
+	snap.Warnings = policy.Warnings(snap)
 	return snap, nil
 }
