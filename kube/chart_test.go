@@ -62,8 +62,8 @@ func TestChartInstallUpgradeUninstall(t *testing.T) {
 	// kubelet would mount it).
 	sa := schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
 	tr := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-		"spec": map[string]any{"expirationSeconds": int64(3600)}}}
-	res, err := c.Dynamic.Resource(sa).Namespace("edge").Create(context.Background(), "gw-flexgw", tr, metav1.CreateOptions{}, "token")
+		"metadata": map[string]any{"name": "gw-flexgw"}, "spec": map[string]any{"expirationSeconds": int64(3600)}}}
+	res, err := c.Dynamic.Resource(sa).Namespace("edge").Create(context.Background(), tr, metav1.CreateOptions{}, "token")
 	if err != nil {
 		t.Fatalf("token for the chart's ServiceAccount: %v", err)
 	}
