@@ -20,8 +20,11 @@ build:
 run: build
 	@./scripts/run-demo.sh
 
+# The Kubernetes tests' binaries (kube-apiserver, kubectl, helm) are built
+# once per version into /var/cache/flexgw-k8s (cold: 15-20 min on 2 cores).
 deps:
 	@./scripts/deps.sh test
+	@./scripts/k8s-tools.sh >/dev/null
 
 # The whole suite: formatting, vet, and every test with the race detector.
 test: deps lint test-go

@@ -10,6 +10,12 @@ import (
 	"unicode/utf8"
 )
 
+// Unmatched is the one name of requests no API (or no route of their API)
+// served: their api and route label in the metrics, their row in `flexgw
+// top` and their API and route in its Logs view. The record itself keeps
+// api_instance and route empty, as Envoy's json_format writes them.
+const Unmatched = "unmatched"
+
 // Record is one request as the gateway saw it. JSON names follow Envoy's
 // access-log operators where one exists, so Envoy's json_format can emit
 // the identical object.

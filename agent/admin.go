@@ -95,8 +95,9 @@ func (a *Agent) adminHandler() http.Handler {
 	for pattern, h := range a.adminExtra {
 		mux.Handle(pattern, h)
 	}
+	mux.Handle("GET /{$}", a.adminIndex())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found", "path": r.URL.Path})
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found", "path": r.URL.Path, "index": "/"})
 	})
 	var h http.Handler = mux
 	if a.opts.AdminToken != "" {

@@ -71,6 +71,10 @@ type Options struct {
 	// OnReady, when set, is called once the first snapshot serves, with
 	// the bound admin address (tests and `make run` use it).
 	OnReady func(adminAddr string)
+
+	// EscapedSlashes is what %2F and %5C in request paths do, on either
+	// data plane (docs/security.md).
+	EscapedSlashes ir.EscapedSlashes
 }
 
 // Agent is one running gateway process.

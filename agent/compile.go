@@ -2,7 +2,10 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 
+	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/envoy/translate"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/logpipe"
 	"github.com/flexgw/flexgw/policy"
@@ -28,6 +31,15 @@ func Compile(dir string, version uint64) (*ir.Snapshot, error) {
 	// snapshot, so it runs only on a configuration that compiled cleanly.
 	if err := policy.Shape(snap); err != nil {
 		return nil, err
+	}
+	// What the data planes themselves would refuse (TLS contexts the
+	// built-in proxy cannot build, resources Envoy would reject) is
+	// decided here too, so validate and run can never disagree.
+	if err := dataplane.Check(snap); err != nil {
+		return nil, err
+	}
+	if _, err := translate.Translate(snap, translate.Options{}); err != nil {
+		return nil, fmt.Errorf("envoy: %w", err)
 	}
 	return snap, nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/flexgw/flexgw/stats"
 	"github.com/flexgw/flexgw/stats/topapi"
 	"github.com/flexgw/flexgw/telemetry"
+	"github.com/flexgw/flexgw/telemetry/metrics"
 )
 
 // startTelemetry creates metrics, tracing and the `flexgw top` statistics
@@ -18,6 +19,7 @@ import (
 func (a *Agent) startTelemetry() (stopFunc, error) {
 	envoyMode := a.dataPlaneName != "builtin"
 	a.telemetry = telemetry.New(a.registry, a.opts.Logger)
+	a.registry.MustRegister(metrics.BuildInfo(a.opts.Version, a.opts.Commit))
 	a.stats = stats.New(stats.Options{
 		Status:    a.topStatus,
 		Snapshot:  a.state.snapshot,
@@ -39,6 +41,22 @@ func (a *Agent) startTelemetry() (stopFunc, error) {
 			a.log.Error("tracing configuration rejected; previous tracing setup keeps running", "error", err)
 		}
 	})
+	// What the tracing configuration does here, with the reason when a
+	// Flex setting (provider anypoint) cannot do locally what it says.
+	a.statusExtra["tracing"] = func() any {
+		s := a.state.snapshot()
+		if s == nil || s.Tracing == nil {
+			return map[string]any{"enabled": false}
+		}
+		out := map[string]any{"provider": s.Tracing.Provider.Type, "exporting": s.Tracing.Exports()}
+		if s.Tracing.Exports() {
+			out["address"] = s.Tracing.Provider.Properties["address"]
+		}
+		if why := s.Tracing.Explain(); why != "" {
+			out["note"] = why
+		}
+		return out
+	}
 	a.hooks = a.telemetry.Hooks(a.stats.Hooks())
 	return a.telemetry.Shutdown, nil
 }

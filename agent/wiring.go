@@ -111,6 +111,8 @@ func (a *Agent) startDataPlane(ctx context.Context, first *ir.Snapshot) error {
 			AccessLog: accesslog.MultiSink(sinks...),
 			Shared:    a.shared,
 			Hooks:     a.hooks,
+
+			EscapedSlashes: a.opts.EscapedSlashes,
 		})
 		a.plane = a.builtin
 		return nil
@@ -137,7 +139,7 @@ func (a *Agent) setupEnvoy(ctx context.Context, first *ir.Snapshot, mode, envoyP
 		XDSAddress: a.opts.XDSAddress,
 		EnvoyPath:  envoyPath,
 		Bootstrap:  envoy.BootstrapOptions{NodeID: a.opts.GatewayID, XDSAddress: a.opts.XDSAddress, AdminAddress: a.opts.EnvoyAdmin},
-		Translate:  translate.Options{GatewayID: a.opts.GatewayID, AccessLogPath: accessLogPath},
+		Translate:  translate.Options{GatewayID: a.opts.GatewayID, AccessLogPath: accessLogPath, EscapedSlashes: a.opts.EscapedSlashes},
 		Logger:     log,
 		Register:   []func(*grpc.Server){rlsSrv.Register, authz.Register},
 	})

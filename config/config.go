@@ -23,6 +23,11 @@ const (
 	KindService       = "Service"
 	KindPolicyBinding = "PolicyBinding"
 	KindConfiguration = "Configuration"
+	// KindExtension is the kind Flex gives policies in policyRef.kind.
+	KindExtension = "Extension"
+	// KindSelector is the targetRef kind of an automated policy: the
+	// binding applies to every ApiInstance its selector matches.
+	KindSelector = "Selector"
 )
 
 // DefaultNamespace applies when metadata.namespace is absent.
@@ -197,9 +202,31 @@ type Policy struct {
 type PolicyBinding struct {
 	Meta
 	TargetRef Ref
+	// Selector is set when TargetRef.Kind is Selector (an automated
+	// policy): the binding applies to every ApiInstance it matches.
+	Selector *Selector
 	Policy    Policy
 	// Route is set when Policy.Ref.Name is route or route-weighted.
 	Route *Route
+}
+
+// Selector is spec.targetRef.selector of an automated policy.
+type Selector struct {
+	// Kind is what it selects; only ApiInstance.
+	Kind string
+	// Labels must all be present with these values in the ApiInstance's
+	// metadata.labels; empty selects every ApiInstance.
+	Labels map[string]string
+}
+
+// Matches reports whether an ApiInstance with labels is selected.
+func (s *Selector) Matches(labels map[string]string) bool {
+	for k, v := range s.Labels {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // IsRoute reports whether the binding defines a route.
@@ -217,6 +244,39 @@ type Configuration struct {
 	Logging       *Logging
 	SharedStorage *SharedStorage
 	Tracing       *Tracing
+	// Timeouts, CircuitBreaker and DefaultTLS are gateway-wide defaults;
+	// a policy bound to an API or Service overrides them there.
+	Timeouts       *Timeouts
+	CircuitBreaker *CircuitBreakerDefaults
+	DefaultTLS     *DefaultTLS
+}
+
+// Timeouts is spec.timeouts: Flex's gateway-wide timeouts in seconds.
+// Zero means "not set" (the built-in default applies).
+type Timeouts struct {
+	UpstreamConnectionIdle time.Duration
+	UpstreamResponse       time.Duration
+	StreamIdle             time.Duration
+	Line                   int
+}
+
+// CircuitBreakerDefaults is spec.circuitBreaker: thresholds for every
+// upstream that no circuit-breaker-flex policy covers. Zero means unset.
+type CircuitBreakerDefaults struct {
+	MaxConnections     int
+	MaxPendingRequests int
+	MaxRequests        int
+	MaxRetries         int
+	MaxConnectionPools int
+	Line               int
+}
+
+// DefaultTLS is spec.defaultTLS.
+type DefaultTLS struct {
+	// OutboundPolicyCalls is the TLS context of requests policies make
+	// themselves (JWKS, introspection, ext_authz), not of proxied traffic.
+	OutboundPolicyCalls *RedisTLS
+	Line                int
 }
 
 // Logging is spec.logging.

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -10,7 +11,7 @@ import (
 func (d *decoder) configuration(spec *yaml.Node) *Configuration {
 	c := &Configuration{Meta: *d.meta}
 	d.meta = &c.Meta
-	fs := d.fields(spec, "spec", "logging", "sharedStorage", "tracing")
+	fs := d.fields(spec, "spec", "logging", "sharedStorage", "tracing", "timeouts", "circuitBreaker", "defaultTLS")
 	if f, ok := fs["logging"]; ok && !isNull(f.value) {
 		c.Logging = d.logging(f.value)
 	}
@@ -23,7 +24,76 @@ func (d *decoder) configuration(spec *yaml.Node) *Configuration {
 		}
 		c.Tracing = d.tracing(f.value)
 	}
+	if f, ok := fs["timeouts"]; ok && !isNull(f.value) {
+		c.Timeouts = d.timeouts(f.value)
+	}
+	if f, ok := fs["circuitBreaker"]; ok && !isNull(f.value) {
+		c.CircuitBreaker = d.circuitBreaker(f.value)
+	}
+	if f, ok := fs["defaultTLS"]; ok && !isNull(f.value) {
+		c.DefaultTLS = &DefaultTLS{Line: f.value.Line}
+		tf := d.fields(f.value, "spec.defaultTLS", "outboundPolicyCalls")
+		if o, ok := tf["outboundPolicyCalls"]; ok && !isNull(o.value) {
+			c.DefaultTLS.OutboundPolicyCalls = d.redisTLS(o.value, "spec.defaultTLS.outboundPolicyCalls")
+		}
+	}
 	return c
+}
+
+// timeouts decodes spec.timeouts; Flex writes whole seconds.
+func (d *decoder) timeouts(n *yaml.Node) *Timeouts {
+	const p = "spec.timeouts"
+	t := &Timeouts{Line: n.Line}
+	fs := d.fields(n, p, "upstreamConnectionIdleSeconds", "upstreamResponseSeconds", "streamIdleSeconds")
+	for name, dst := range map[string]*time.Duration{
+		"upstreamConnectionIdleSeconds": &t.UpstreamConnectionIdle,
+		"upstreamResponseSeconds":       &t.UpstreamResponse,
+		"streamIdleSeconds":             &t.StreamIdle,
+	} {
+		f, ok := fs[name]
+		if !ok || isNull(f.value) {
+			continue
+		}
+		if v, ok := d.number(f.value, p+"."+name); ok {
+			if v <= 0 {
+				d.errorf(f.value, p+"."+name, "must be a positive number of seconds, got %v", v)
+				continue
+			}
+			*dst = time.Duration(v * float64(time.Second))
+		}
+	}
+	return t
+}
+
+// circuitBreaker decodes spec.circuitBreaker. Flex's policy nests the
+// same thresholds under `thresholds:`; both spellings are accepted.
+func (d *decoder) circuitBreaker(n *yaml.Node) *CircuitBreakerDefaults {
+	p := "spec.circuitBreaker"
+	cb := &CircuitBreakerDefaults{Line: n.Line}
+	names := []string{"maxConnections", "maxPendingRequests", "maxRequests", "maxRetries", "maxConnectionPools"}
+	fs := d.fields(n, p, append([]string{"thresholds"}, names...)...)
+	if th, ok := fs["thresholds"]; ok {
+		if len(fs) > 1 {
+			d.errorf(th.key, p+".thresholds", "write the thresholds either under thresholds: or directly under circuitBreaker:, not both")
+		}
+		p += ".thresholds"
+		fs = d.fields(th.value, p, names...)
+	}
+	dst := []*int{&cb.MaxConnections, &cb.MaxPendingRequests, &cb.MaxRequests, &cb.MaxRetries, &cb.MaxConnectionPools}
+	for i, name := range names {
+		f, ok := fs[name]
+		if !ok || isNull(f.value) {
+			continue
+		}
+		if v, ok := d.integer(f.value, p+"."+name); ok {
+			if v <= 0 {
+				d.errorf(f.value, p+"."+name, "must be > 0, got %d", v)
+				continue
+			}
+			*dst[i] = v
+		}
+	}
+	return cb
 }
 
 var logLevels = []string{"debug", "info", "warn", "error", "fatal"}
@@ -107,7 +177,9 @@ func (d *decoder) sharedStorage(n *yaml.Node) *SharedStorage {
 	const p = "spec.sharedStorage.redis"
 	r := &Redis{Line: f.value.Line}
 	// Flex's own example writes "DB"; its table writes "db". Accept both.
-	rf := d.fields(f.value, p, "address", "username", "password", "db", "DB", "tls")
+	// The rate-limiting and caching pages write "user"; the reference
+	// guide writes "username". Both name the Redis ACL user.
+	rf := d.fields(f.value, p, "address", "username", "user", "password", "db", "DB", "tls")
 	if a, ok := rf["address"]; ok {
 		r.Address, _ = d.str(a.value, p+".address")
 	}
@@ -118,6 +190,13 @@ func (d *decoder) sharedStorage(n *yaml.Node) *SharedStorage {
 	}
 	if v, ok := rf["username"]; ok {
 		r.Username, _ = d.str(v.value, p+".username")
+	}
+	if v, ok := rf["user"]; ok {
+		if _, both := rf["username"]; both {
+			d.errorf(v.key, p+".user", "set either user or username, not both (they are the same setting)")
+		} else {
+			r.Username, _ = d.str(v.value, p+".user")
+		}
 	}
 	if v, ok := rf["password"]; ok {
 		r.Password, _ = d.str(v.value, p+".password")

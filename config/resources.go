@@ -56,8 +56,19 @@ func (d *decoder) apiInstance(spec *yaml.Node) *ApiInstance {
 // share: policyRef, config, rules.
 func (d *decoder) policyBody(ref *Ref, pol *Policy, fs map[string]field, path string, n *yaml.Node) {
 	if f, ok := fs["policyRef"]; ok {
-		rf := d.fields(f.value, path+".policyRef", "name", "namespace")
+		rf := d.fields(f.value, path+".policyRef", "kind", "name", "namespace")
 		ref.Line = f.value.Line
+		// Flex names its policies as Extension resources; every flexgw
+		// policy is built in, so the kind only has to say that.
+		if kf, ok := rf["kind"]; ok && !isNull(kf.value) {
+			if k, ok := d.str(kf.value, path+".policyRef.kind"); ok {
+				if k != KindExtension {
+					d.errorf(kf.value, path+".policyRef.kind", "must be %s, got %q", KindExtension, k)
+				} else {
+					ref.Kind = k
+				}
+			}
+		}
 		if nf, ok := rf["name"]; ok {
 			ref.Name, _ = d.str(nf.value, path+".policyRef.name")
 		}
@@ -343,22 +354,41 @@ func (d *decoder) binding(spec *yaml.Node) *PolicyBinding {
 	fs := d.fields(spec, "spec", "targetRef", "policyRef", "config", "order", "rules")
 	b.Policy = Policy{Line: b.Line, Field: "spec", Order: DefaultPolicyOrder}
 	if f, ok := fs["targetRef"]; ok {
-		tf := d.fields(f.value, "spec.targetRef", "kind", "name", "namespace")
+		tf := d.fields(f.value, "spec.targetRef", "kind", "name", "namespace", "selector")
 		b.TargetRef.Line = f.value.Line
 		if nf, ok := tf["name"]; ok {
 			b.TargetRef.Name, _ = d.str(nf.value, "spec.targetRef.name")
 		}
-		if b.TargetRef.Name == "" {
+		selector := false
+		if kf, ok := tf["kind"]; ok {
+			k, _ := d.str(kf.value, "spec.targetRef.kind")
+			selector = k == KindSelector
+		}
+		switch {
+		case selector:
+			b.Selector = d.selector(tf["selector"], f.value)
+			if b.TargetRef.Name != "" {
+				d.errorf(tf["name"].value, "spec.targetRef.name", "a Selector target selects by labels; remove name (or use kind: ApiInstance)")
+			}
+		case b.TargetRef.Name == "":
 			d.errorf(f.value, "spec.targetRef.name", "required")
 		}
+		if sf, ok := tf["selector"]; ok && !selector {
+			d.errorf(sf.key, "spec.targetRef.selector", "only valid with kind: Selector")
+		}
 		b.TargetRef.Namespace = b.Namespace
+		if selector {
+			// "All API instances" (Flex): every namespace, unless the
+			// target names one.
+			b.TargetRef.Namespace = ""
+		}
 		if nf, ok := tf["namespace"]; ok && !isNull(nf.value) {
 			b.TargetRef.Namespace, _ = d.str(nf.value, "spec.targetRef.namespace")
 		}
 		if kf, ok := tf["kind"]; ok {
 			k, _ := d.str(kf.value, "spec.targetRef.kind")
-			if k != KindApiInstance && k != KindService {
-				d.errorf(kf.value, "spec.targetRef.kind", "must be ApiInstance or Service, got %q", k)
+			if k != KindApiInstance && k != KindService && k != KindSelector {
+				d.errorf(kf.value, "spec.targetRef.kind", "must be ApiInstance, Service or Selector, got %q", k)
 			} else {
 				b.TargetRef.Kind = k
 			}
@@ -379,8 +409,31 @@ func (d *decoder) binding(spec *yaml.Node) *PolicyBinding {
 	if b.Route != nil {
 		b.Route.Rules = b.Policy.Rules
 		b.Route.Line = b.Line
+		if b.Selector != nil {
+			d.errorf(nil, "spec.targetRef.kind", "%s bindings target one ApiInstance by name; a Selector cannot route", b.Policy.Ref.Name)
+		}
 	}
 	return b
+}
+
+// selector decodes targetRef.selector; Flex writes kind: ApiInstance and
+// optional labels (none selects every ApiInstance).
+func (d *decoder) selector(f field, target *yaml.Node) *Selector {
+	s := &Selector{Kind: KindApiInstance}
+	if f.value == nil || isNull(f.value) {
+		d.errorf(target, "spec.targetRef.selector", "required with kind: Selector (selector.kind: ApiInstance, optional selector.labels)")
+		return s
+	}
+	fs := d.fields(f.value, "spec.targetRef.selector", "kind", "labels")
+	if kf, ok := fs["kind"]; ok {
+		if k, ok := d.str(kf.value, "spec.targetRef.selector.kind"); ok && k != KindApiInstance {
+			d.errorf(kf.value, "spec.targetRef.selector.kind", "must be ApiInstance, got %q (automated policies apply to API instances)", k)
+		}
+	}
+	if lf, ok := fs["labels"]; ok {
+		s.Labels = d.stringMap(lf.value, "spec.targetRef.selector.labels")
+	}
+	return s
 }
 
 // routeBinding decodes the config of a route or route-weighted binding.
@@ -436,7 +489,13 @@ func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
 
 func (d *decoder) destRef(n *yaml.Node, path string) Ref {
 	ref := Ref{Kind: KindService, Namespace: d.meta.Namespace, Line: n.Line}
-	fs := d.fields(n, path, "name", "namespace")
+	fs := d.fields(n, path, "kind", "name", "namespace")
+	// Flex's route pages write `kind: Service`; a route can reach nothing else.
+	if f, ok := fs["kind"]; ok && !isNull(f.value) {
+		if k, ok := d.str(f.value, path+".kind"); ok && k != KindService {
+			d.errorf(f.value, path+".kind", "must be Service, got %q (a route sends requests to a Service)", k)
+		}
+	}
 	if f, ok := fs["name"]; ok {
 		ref.Name, _ = d.str(f.value, path+".name")
 	}

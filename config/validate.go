@@ -56,7 +56,7 @@ func validate(set *Set, errs *ErrorList) {
 
 	for _, b := range set.Bindings {
 		t := &b.TargetRef
-		if t.Name == "" {
+		if t.Name == "" || b.Selector != nil {
 			continue
 		}
 		_, isAPI := apis[t.Key()]
@@ -101,7 +101,7 @@ func validate(set *Set, errs *ErrorList) {
 
 	checkSharedPorts(set, errs)
 
-	var logging, storage, tracing *Meta
+	var logging, storage, tracing, timeouts, breaker, defTLS *Meta
 	for _, c := range set.Configurations {
 		once := func(prev **Meta, section string, line int) {
 			if *prev != nil {
@@ -118,6 +118,15 @@ func validate(set *Set, errs *ErrorList) {
 		}
 		if c.Tracing != nil {
 			once(&tracing, "tracing", c.Tracing.Line)
+		}
+		if c.Timeouts != nil {
+			once(&timeouts, "timeouts", c.Timeouts.Line)
+		}
+		if c.CircuitBreaker != nil {
+			once(&breaker, "circuitBreaker", c.CircuitBreaker.Line)
+		}
+		if c.DefaultTLS != nil {
+			once(&defTLS, "defaultTLS", c.DefaultTLS.Line)
 		}
 	}
 }

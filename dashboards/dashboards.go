@@ -173,6 +173,9 @@ func overview() dashboard {
 				{title: "Shared storage errors per second", w: 6, unit: "short",
 					description: "Failed operations on the Redis shared storage (distributed rate limits), by operation. Policies fail open or closed as configured while Redis is unreachable." + offRedis,
 					targets:     []target{{expr: rate("flexgw_shared_storage_errors_total", "", "op"), legend: "{{op}}"}}},
+				{title: "Build", kind: "table", w: 24, h: 5, unit: "none",
+					description: "Version, commit and Go version each gateway runs (flexgw_build_info); more than one version means a rollout is under way.",
+					targets:     []target{{expr: gauge("max", "flexgw_build_info", "", "instance, version, commit, goversion"), legend: "{{instance}} {{version}}"}}},
 			}},
 		},
 	}

@@ -315,6 +315,7 @@ func scrapeFlexgw(t *testing.T) map[string]family {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, metrics.Options{})
+	reg.MustRegister(metrics.BuildInfo("v1.0.0", "abc1234"))
 	h := m.Hooks()
 	h.Conn("http_0.0.0.0_8081", 1)
 	h.EndpointHealth("default/orders-svc", "10.0.0.1:80", true)

@@ -38,6 +38,9 @@ type Options struct {
 	MaxHeaderBytes int
 	// IdleTimeout closes idle keep-alive client connections. Default 120s.
 	IdleTimeout time.Duration
+	// EscapedSlashes is what %2F and %5C in a request path do (Envoy's
+	// path_with_escaped_slashes_action); the zero value rejects them (400).
+	EscapedSlashes ir.EscapedSlashes
 }
 
 // DataPlane serves ir.Snapshots: one HTTP server per listener address,
@@ -234,6 +237,7 @@ func (dp *DataPlane) Apply(s *ir.Snapshot) error {
 	dp.services = svcs
 	for _, c := range created {
 		c.startHealthChecks()
+		c.startIdleSweep()
 	}
 	if dp.hooks.EndpointHealth != nil {
 		for _, is := range s.Services {
@@ -449,18 +453,9 @@ func serverTLS(t *ir.ServerTLS) (*tls.Config, error) {
 	if c.MaxVersion, err = tlsVersion(t.MaxVersion); err != nil {
 		return nil, fmt.Errorf("maxVersion: %w", err)
 	}
-	if len(t.Ciphers) > 0 {
-		byName := map[string]uint16{}
-		for _, cs := range tls.CipherSuites() {
-			byName[cs.Name] = cs.ID
-		}
-		for _, n := range t.Ciphers {
-			id, ok := byName[n]
-			if !ok {
-				return nil, fmt.Errorf("ciphers: %q is not a supported cipher suite", n)
-			}
-			c.CipherSuites = append(c.CipherSuites, id)
-		}
+	// The one cipher table validation and the Envoy translation use.
+	if c.CipherSuites, err = ir.CipherSuiteIDs(t.Ciphers); err != nil {
+		return nil, fmt.Errorf("ciphers: %w", err)
 	}
 	if t.ClientCAPEM != "" {
 		pool := x509.NewCertPool()
@@ -474,4 +469,27 @@ func serverTLS(t *ir.ServerTLS) (*tls.Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// Check reports what Apply would reject in s without binding, dialing or
+// starting anything: every https listener's TLS context and every
+// service's upstream TLS context. The agent's one compile step runs it, so
+// `flexgw validate` refuses exactly what `flexgw run` cannot serve.
+func Check(s *ir.Snapshot) error {
+	var errs []error
+	for _, l := range s.Listeners {
+		if l.Protocol == ir.HTTPS {
+			if _, err := serverTLS(l.TLS); err != nil {
+				errs = append(errs, fmt.Errorf("listener %s (%s): tls: %w", l.Name, l.Address(), err))
+			}
+		}
+	}
+	for _, svc := range s.Services {
+		if svc.Protocol == ir.HTTPS || svc.TLS != nil && svc.Protocol != ir.HTTP {
+			if _, err := upstreamTLS(svc); err != nil {
+				errs = append(errs, fmt.Errorf("service %s (%s): tls: %w", svc.Key(), svc.Source, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

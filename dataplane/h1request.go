@@ -206,23 +206,32 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 
 var chunkedTE = []string{"chunked"}
 
-// parseURI fills r.URL for origin-form URIs without allocating; anything
-// unusual (escapes, absolute form, "*") goes through net/url.
+// parseURI fills r.URL. An origin-form target is split without net/url:
+// RawPath keeps the path as sent (normalizeRequest works from it), Path is
+// its decoded form (allocated only when it holds an escape). Absolute form
+// and "*" go through net/url.
 func (c *h1conn) parseURI(r *http.Request, uri string) error {
-	simple := len(uri) > 0 && uri[0] == '/'
-	for i := 0; simple && i < len(uri); i++ {
-		if b := uri[i]; b == '%' || b == '#' || b <= ' ' || b >= 0x7f {
-			simple = false
-		}
-	}
-	if simple {
+	if len(uri) > 0 && uri[0] == '/' {
 		u := c.url
 		*u = url.URL{}
+		raw := uri
 		if q := strings.IndexByte(uri, '?'); q >= 0 {
-			u.Path, u.RawQuery = uri[:q], uri[q+1:]
+			raw, u.RawQuery = uri[:q], uri[q+1:]
 			u.ForceQuery = u.RawQuery == ""
-		} else {
-			u.Path = uri
+		}
+		for i := 0; i < len(raw); i++ {
+			if b := raw[i]; b <= ' ' || b >= 0x7f || b == '#' {
+				return badRequest("malformed request target")
+			}
+		}
+		u.RawPath = raw
+		u.Path = raw
+		if strings.IndexByte(raw, '%') >= 0 {
+			p, err := url.PathUnescape(raw)
+			if err != nil {
+				return badRequest("malformed percent-encoding in request target")
+			}
+			u.Path = p
 		}
 		r.URL = u
 		return nil

@@ -36,6 +36,16 @@ func (w *h1writer) reset(c *h1conn, r *http.Request) {
 
 func (w *h1writer) Header() http.Header { return w.hdr }
 
+// SetReadDeadline lets a policy cut a request body read short through
+// http.ResponseController (stream-idle-timeout-flex, from a timer
+// goroutine: it only touches the conn, whose deadlines are safe to set
+// concurrently). A body left unread closes the connection after the
+// response; otherwise the server sets its own deadline before the next
+// read of a kept-alive one.
+func (w *h1writer) SetReadDeadline(t time.Time) error {
+	return w.c.c.SetReadDeadline(t)
+}
+
 func (w *h1writer) WriteHeader(code int) {
 	if w.hijacked || w.wroteHeader {
 		return

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy"
 )
 
 // newH2Transport is the client for services that speak HTTP/2 upstream
@@ -19,7 +21,7 @@ func newH2Transport(s *service) *http.Transport {
 		DialContext:         (&net.Dialer{Timeout: s.connectTimeout(), KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:     s.tls,
 		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     idleConnTimeout,
+		IdleConnTimeout:     s.idleTimeout(),
 		Protocols:           new(http.Protocols),
 	}
 	if s.cfg.Protocol == ir.HTTPS {
@@ -99,6 +101,8 @@ func (dp *DataPlane) forwardH2(st *reqState, w http.ResponseWriter, r *http.Requ
 		switch {
 		case ctx.Err() == context.DeadlineExceeded:
 			st.writeError(w, http.StatusGatewayTimeout, flagTimeout, "upstream request timeout")
+		case errors.Is(context.Cause(r.Context()), policy.ErrStreamIdleTimeout):
+			st.writeError(w, http.StatusGatewayTimeout, flagStreamIdle, "stream timeout")
 		case r.Context().Err() != nil:
 			st.addFlag(flagDownstreamClose)
 			st.abort = true

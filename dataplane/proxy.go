@@ -31,6 +31,7 @@ const (
 	flagUpstreamReset   = "UR"
 	flagUpstreamClosed  = "UC"
 	flagOverflow        = "UO"
+	flagStreamIdle      = "SI"
 )
 
 // reqState is the per-request scratch of the proxy, pooled. When the
@@ -46,6 +47,7 @@ type reqState struct {
 	rule     *ir.Rule
 	rest     string
 	destPath string
+	upPath   string // the rewritten upstream path (rules with captures)
 	start    time.Time
 	reqID    string
 	xff      string
@@ -68,6 +70,25 @@ type reqState struct {
 	sw      statusWriter
 	chunked chunkedReader
 	up      upResponse
+	// idleConn and idleUntil arm the stream idle timeout while a response
+	// body is relayed: before each wait for the upstream the read deadline
+	// becomes the sooner of the route deadline and now + stream idle.
+	idleConn  net.Conn
+	idleUntil time.Time
+	idleFor   time.Duration
+}
+
+// armIdle sets the upstream read deadline before a blocking read of the
+// response body (no-op when the stream idle timeout is not armed).
+func (st *reqState) armIdle() {
+	if st.idleConn == nil {
+		return
+	}
+	d := time.Now().Add(st.idleFor)
+	if st.idleUntil.Before(d) {
+		d = st.idleUntil
+	}
+	_ = st.idleConn.SetReadDeadline(d)
 }
 
 type stateKey struct{}
@@ -127,12 +148,13 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.start = time.Now()
 	st.dp, st.ln = dp, h
 
+	st.reqID = requestID(r)
 	var rt *route
-	if lr := dp.table.Load().listeners[h.addr]; lr != nil {
+	pathOK := h.normalizeRequest(st, w, r)
+	if lr := dp.table.Load().listeners[h.addr]; lr != nil && pathOK {
 		rt, st.rule, st.rest = lr.match(r)
 	}
 	st.route = rt
-	st.reqID = requestID(r)
 
 	var done func(*accesslog.Record, Timings)
 	if dp.hooks.Request != nil {
@@ -148,6 +170,8 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	switch {
+	case !pathOK:
+		// Answered by normalizeRequest.
 	case rt == nil:
 		st.writeError(w, http.StatusNotFound, flagNoRoute, "no route for "+r.Method+" "+requestPath(r))
 	case rt.chain != nil:
@@ -301,12 +325,14 @@ func clientConn(w http.ResponseWriter) *h1conn {
 // it takes longer than watchClientAfter, a goroutine watches the client
 // connection meanwhile; a client that leaves ends the wait at once (DC)
 // instead of holding the upstream until the route timeout.
-func (st *reqState) awaitResponse(up *upConn, client *h1conn, deadline time.Time) error {
+func (st *reqState) awaitResponse(ctx context.Context, up *upConn, client *h1conn, deadline time.Time) error {
 	_, err := up.br.Peek(1)
 	if err == nil {
 		return up.conn.SetReadDeadline(deadline)
 	}
-	if !isTimeout(err) || !time.Now().Before(deadline) {
+	// A cancelled request (stream-idle-timeout-flex) poisoned the
+	// deadline on purpose: re-arming it would wait for the route timeout.
+	if !isTimeout(err) || !time.Now().Before(deadline) || ctx.Err() != nil {
 		return err
 	}
 	var gone atomic.Bool
@@ -314,6 +340,10 @@ func (st *reqState) awaitResponse(up *upConn, client *h1conn, deadline time.Time
 	_ = client.c.SetReadDeadline(time.Time{}) // the head deadline may still be armed
 	// Arm the route deadline before the watcher may poison it.
 	_ = up.conn.SetReadDeadline(deadline)
+	if ctx.Err() != nil {
+		// Cancelled while re-arming: poison it again.
+		_ = up.conn.SetReadDeadline(aLongTimeAgo)
+	}
 	go func() {
 		defer close(stopped)
 		if _, err := client.br.Peek(1); err != nil && !isTimeout(err) {
@@ -411,6 +441,10 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 		defer svc.active.Add(-1)
 	}
 	st.rec.UpstreamCluster = svc.key
+	if !st.rewrite(r) {
+		st.writeError(w, http.StatusBadRequest, "", "the route's rewrite leaves its destination path")
+		return
+	}
 
 	if r.ProtoMajor == 1 && r.Header["Upgrade"] != nil && headerHasToken(r.Header["Connection"], "upgrade") {
 		dp.forwardUpgrade(st, w, r, svc, prefix)
@@ -456,6 +490,10 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 			ep.reportResult(true)
 			st.writeError(w, http.StatusBadGateway, flagUpstreamClosed, "upstream connection closed: "+errText(err))
 		case outClientErr:
+			if errors.Is(context.Cause(r.Context()), policy.ErrStreamIdleTimeout) && !st.clientGone {
+				st.writeError(w, http.StatusGatewayTimeout, flagStreamIdle, "stream timeout")
+				return
+			}
 			if r.Context().Err() != nil || st.clientGone {
 				// The client is gone: nothing to answer, and net/http
 				// must not write its default 200 either.
@@ -560,7 +598,7 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 		var bodyStarted bool
 		bodyStarted, err = dp.writeRequest(st, c, ep, prefix, r, false)
 		if err == nil && hc != nil {
-			err = st.awaitResponse(c, hc, deadline)
+			err = st.awaitResponse(r.Context(), c, hc, deadline)
 		}
 		if err == nil {
 			err = c.readResponseHead(&st.up, st.hdr)
@@ -604,7 +642,13 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 		hookDone(res.status, nil)
 	}
 	ep.reportResult(res.status == 502 || res.status == 503 || res.status == 504)
+	// A stream idle timeout shorter than what is left of the route
+	// deadline bounds each wait for the next body bytes.
+	if idle := st.route.streamIdle; idle > 0 && time.Now().Add(idle).Before(deadline) {
+		st.idleConn, st.idleUntil, st.idleFor = c.conn, deadline, idle
+	}
 	reusable := dp.relayResponse(st, c, w, r, res)
+	st.idleConn = nil
 	ep.inflight.Add(-1)
 	if reusable {
 		// The deadline is left as is: nothing reads an idle connection,
@@ -674,6 +718,7 @@ func flushTo(w http.ResponseWriter) {
 func (st *reqState) copyLength(w http.ResponseWriter, br *bufio.Reader, n int64) (err error, writeErr bool) {
 	for n > 0 {
 		if br.Buffered() == 0 {
+			st.armIdle()
 			if _, err := br.Peek(1); err != nil {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF
@@ -700,6 +745,9 @@ func (st *reqState) copyLength(w http.ResponseWriter, br *bufio.Reader, n int64)
 func (st *reqState) copyChunked(w http.ResponseWriter) (err error, writeErr bool) {
 	cr := &st.chunked
 	for {
+		if cr.br.Buffered() == 0 {
+			st.armIdle()
+		}
 		b, err := cr.peek(upReadBufSize)
 		if err == io.EOF {
 			return nil, false
@@ -724,6 +772,7 @@ func (st *reqState) copyChunked(w http.ResponseWriter) (err error, writeErr bool
 func (st *reqState) copyUntilEOF(w http.ResponseWriter, br *bufio.Reader) (err error, writeErr bool) {
 	for {
 		if br.Buffered() == 0 {
+			st.armIdle()
 			if _, err := br.Peek(1); err != nil {
 				if err == io.EOF {
 					return nil, false

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -43,20 +44,70 @@ type route struct {
 	dpath   []string // per destination: its destinationPath
 	cum     []uint32 // cumulative weights
 	timeout time.Duration
-	retries int
+	// streamIdle ends a response body on which no byte arrived for this
+	// long (Configuration spec.timeouts.streamIdleSeconds, Envoy's HCM
+	// stream_idle_timeout).
+	streamIdle time.Duration
+	retries    int
 	// chain runs the policies and ends in the proxy; nil when the route
 	// has no policies, so such requests skip the context plumbing.
 	chain http.Handler
 }
 
 // requestPath is the path routing matches and the upstream receives: the
-// request's escaped path, as the client sent it (so rules match the raw
-// path, as Envoy matches :path). EscapedPath re-escapes anything a
-// request line cannot carry (an HTTP/2 :path may hold a space), so the
-// path written upstream can never split the request line; it allocates
-// only then.
+// request's escaped path after ir.NormalizePath (normalizeRequest stores
+// it in URL.RawPath, for every request that reaches routing). The
+// normalised path holds no byte a request line cannot carry.
 func requestPath(r *http.Request) string {
+	if p := r.URL.RawPath; p != "" {
+		return p
+	}
 	return r.URL.EscapedPath()
+}
+
+// normalizeRequest replaces r's path with its ir.NormalizePath form, so
+// routing, policy rules, policies reading r.URL, rewrites and the upstream
+// all see one path. It reports false when it answered the request itself
+// (400 for a path the normalisation rejects, 307 to the normalised path
+// when escaped slashes redirect).
+func (h *lnHandler) normalizeRequest(st *reqState, w http.ResponseWriter, r *http.Request) bool {
+	u := r.URL
+	src := u.RawPath
+	if src == "" {
+		src = u.EscapedPath()
+	}
+	if src == "*" && r.Method == http.MethodOptions {
+		return true
+	}
+	np, v := ir.NormalizePath(src, h.dp.opts.EscapedSlashes)
+	switch v {
+	case ir.PathReject:
+		st.writeError(w, http.StatusBadRequest, "", "invalid request path")
+		return false
+	case ir.PathRedirect:
+		loc := np
+		if u.RawQuery != "" {
+			loc += "?" + u.RawQuery
+		}
+		w.Header()["Location"] = []string{loc}
+		st.writeError(w, http.StatusTemporaryRedirect, "", "path normalised: "+np)
+		return false
+	}
+	u.RawPath = np
+	if np == src {
+		return true
+	}
+	if strings.IndexByte(np, '%') < 0 {
+		u.Path = np
+	} else if p, err := url.PathUnescape(np); err == nil {
+		u.Path = p
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		r.RequestURI = np + "?" + u.RawQuery
+	} else {
+		r.RequestURI = np
+	}
+	return true
 }
 
 // requestQuery is the raw query, with bytes a request line cannot carry
@@ -123,8 +174,8 @@ func joinPrefix(svcBase, dest string) string {
 // writeUpstreamPath writes the upstream path (without query) exactly as
 // ir.RewritePath computes it.
 func writeUpstreamPath(w interface{ WriteString(string) (int, error) }, st *reqState, prefix string, r *http.Request) {
-	if hasCaptures(st.rule) {
-		w.WriteString(ir.RewritePath(st.route.api.base, st.rule, st.destPath, st.svc.cfg.BasePath, requestPath(r)))
+	if st.upPath != "" {
+		w.WriteString(st.upPath)
 		return
 	}
 	rest := st.rest
@@ -136,6 +187,19 @@ func writeUpstreamPath(w interface{ WriteString(string) (int, error) }, st *reqS
 	if prefix == "" && rest == "" {
 		w.WriteString("/")
 	}
+}
+
+// rewrite computes the upstream path of a rule with capture groups into
+// st.upPath. It reports false when the rewritten path has a dot segment:
+// the request path is normalised, so only the captures can have put it
+// there ("/api(.*)" on "/api.."), and an upstream that resolves it would
+// serve a path outside the destination path.
+func (st *reqState) rewrite(r *http.Request) bool {
+	if !hasCaptures(st.rule) {
+		return true
+	}
+	st.upPath = ir.RewritePath(st.route.api.base, st.rule, st.destPath, st.svc.cfg.BasePath, requestPath(r))
+	return ir.DotSegmentFree(st.upPath)
 }
 
 // buildTable compiles s against the live services. It fails when a
@@ -150,6 +214,10 @@ func (dp *DataPlane) buildTable(s *ir.Snapshot, svcs map[string]*service) (*tabl
 				rt, err := dp.buildRoute(s, a, ar, r, svcs)
 				if err != nil {
 					return nil, fmt.Errorf("api %s (%s) route %s: %w", a.Key(), a.Source, r.Name, err)
+				}
+				rt.streamIdle = l.EffectiveStreamIdle()
+				if r.StreamIdleTimeout > 0 { // stream-idle-timeout-flex
+					rt.streamIdle = r.StreamIdleTimeout
 				}
 				ar.routes = append(ar.routes, rt)
 			}

@@ -95,6 +95,16 @@ func serviceFingerprint(s *ir.Service) string {
 	return string(b)
 }
 
+// idleTimeout is how long a pooled connection may stay idle: the
+// Configuration's spec.timeouts.upstreamConnectionIdleSeconds, else
+// idleConnTimeout.
+func (s *service) idleTimeout() time.Duration {
+	if s.cfg.IdleTimeout > 0 {
+		return s.cfg.IdleTimeout
+	}
+	return idleConnTimeout
+}
+
 func newService(dp *DataPlane, s *ir.Service) (*service, error) {
 	svc := &service{
 		key:         s.Key(),
@@ -175,6 +185,9 @@ func upstreamTLS(s *ir.Service) (*tls.Config, error) {
 	}
 	if len(t.ALPN) > 0 {
 		c.NextProtos = t.ALPN
+	}
+	if c.CipherSuites, err = ir.CipherSuiteIDs(t.Ciphers); err != nil {
+		return nil, fmt.Errorf("ciphers: %w", err)
 	}
 	return c, nil
 }
@@ -358,7 +371,7 @@ func (e *endpoint) getIdle(now time.Time) *upConn {
 		c := e.idle[n-1]
 		e.idle[n-1] = nil
 		e.idle = e.idle[:n-1]
-		if idle := now.Sub(c.idleSince); idle < idleConnTimeout {
+		if idle := now.Sub(c.idleSince); idle < e.svc.idleTimeout() {
 			e.mu.Unlock()
 			if idle > probeAfterIdle && !c.alive() {
 				c.conn.Close()
@@ -378,6 +391,48 @@ func (e *endpoint) getIdle(now time.Time) *upConn {
 	}
 	e.mu.Unlock()
 	return nil
+}
+
+// startIdleSweep closes pooled connections once they have been idle for
+// the configured upstream idle timeout, as Envoy's cluster idle_timeout
+// does, so an upstream sees the gateway let go rather than only finding
+// out on the next request. Without a configured timeout the pool keeps
+// its lazy expiry in getIdle.
+func (s *service) startIdleSweep() {
+	if s.cfg.IdleTimeout <= 0 {
+		return
+	}
+	every := max(s.cfg.IdleTimeout/2, 10*time.Millisecond)
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case now := <-t.C:
+				for _, e := range s.endpoints {
+					e.closeIdleBefore(now.Add(-s.cfg.IdleTimeout))
+				}
+			}
+		}
+	}()
+}
+
+// closeIdleBefore closes the pooled connections idle since before cutoff
+// (the pool is ordered oldest first).
+func (e *endpoint) closeIdleBefore(cutoff time.Time) {
+	e.mu.Lock()
+	n := 0
+	for n < len(e.idle) && e.idle[n].idleSince.Before(cutoff) {
+		n++
+	}
+	stale := append([]*upConn(nil), e.idle[:n]...)
+	e.idle = append(e.idle[:0], e.idle[n:]...)
+	e.mu.Unlock()
+	for _, c := range stale {
+		c.conn.Close()
+	}
 }
 
 // putIdle returns a reusable connection to the pool.

@@ -151,6 +151,20 @@ func (c *compiler) compile() *Snapshot {
 			continue
 		}
 		p := c.policy(&b.Policy, b.Key(), source(&b.Meta, b.Line), &b.Meta)
+		if b.Selector != nil {
+			// An automated policy: one copy per selected API (each API's
+			// chain owns its policies; the shaping step may adjust them).
+			for _, api := range apis {
+				if b.TargetRef.Namespace != "" && b.TargetRef.Namespace != api.Namespace {
+					continue
+				}
+				if b.Selector.Matches(api.Labels) {
+					cp := *p
+					api.Policies = append(api.Policies, &cp)
+				}
+			}
+			continue
+		}
 		switch b.TargetRef.Kind {
 		case config.KindApiInstance:
 			if api := apiByKey[b.TargetRef.Key()]; api != nil {
@@ -209,6 +223,46 @@ func (c *compiler) compile() *Snapshot {
 		c.configuration(snap, cfg)
 	}
 	return snap
+}
+
+// defaults applies Configuration's gateway-wide timeouts and circuit
+// breaker to every listener, route and service; the policies that
+// override them per API or Service (response-timeout-flex,
+// circuit-breaker-flex) are applied later by the shaping step and win.
+func (c *compiler) defaults(snap *Snapshot, cfg *config.Configuration) {
+	if t := cfg.Timeouts; t != nil {
+		for _, l := range snap.Listeners {
+			l.StreamIdleTimeout = t.StreamIdle
+			if t.UpstreamResponse == 0 {
+				continue
+			}
+			for _, a := range l.APIs {
+				for _, r := range a.Routes {
+					if r.Timeout == 0 { // a route's own timeout extension wins
+						r.Timeout = t.UpstreamResponse
+					}
+				}
+			}
+		}
+		for _, svc := range snap.Services {
+			svc.IdleTimeout = t.UpstreamConnectionIdle
+		}
+	}
+	if cb := cfg.CircuitBreaker; cb != nil {
+		for _, svc := range snap.Services {
+			svc.CircuitBreaker = &CircuitBreaker{
+				MaxConnections: cb.MaxConnections, MaxPendingRequests: cb.MaxPendingRequests,
+				MaxRequests: cb.MaxRequests, MaxRetries: cb.MaxRetries, MaxConnectionPools: cb.MaxConnectionPools,
+			}
+		}
+	}
+	if d := cfg.DefaultTLS; d != nil && d.OutboundPolicyCalls != nil {
+		t := d.OutboundPolicyCalls
+		snap.PolicyCallTLS = &UpstreamTLS{
+			CAPEM: t.TrustedCA, CertPEM: t.Cert, KeyPEM: t.Key, SkipValidation: t.SkipValidation,
+			MinVersion: t.MinVersion, MaxVersion: t.MaxVersion, ALPN: t.ALPN, Ciphers: t.Ciphers,
+		}
+	}
 }
 
 func (c *compiler) add(snap *Snapshot, svc *Service) {
@@ -452,6 +506,7 @@ func (c *compiler) configuration(snap *Snapshot, cfg *config.Configuration) {
 		}
 		snap.Tracing = tr
 	}
+	c.defaults(snap, cfg)
 }
 
 // hashSnapshot hashes the canonical JSON of the snapshot's content (not its
@@ -477,6 +532,9 @@ func hashSnapshot(s *Snapshot) string {
 		if t := svc.TLS; t != nil {
 			secret(svc.Key(), t.CAPEM, t.CertPEM, t.KeyPEM)
 		}
+	}
+	if t := s.PolicyCallTLS; t != nil {
+		secret("policy-calls", t.CAPEM, t.CertPEM, t.KeyPEM)
 	}
 	if s.SharedStorage != nil && s.SharedStorage.Redis != nil {
 		r := s.SharedStorage.Redis

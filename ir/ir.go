@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -28,6 +29,10 @@ type Snapshot struct {
 	Logging       *Logging       `json:"logging,omitempty"`
 	Tracing       *Tracing       `json:"tracing,omitempty"`
 	SharedStorage *SharedStorage `json:"sharedStorage,omitempty"`
+	// PolicyCallTLS is Configuration.spec.defaultTLS.outboundPolicyCalls:
+	// the TLS context of requests policies make themselves (JWKS fetches,
+	// introspection, external authorization); nil means system roots.
+	PolicyCallTLS *UpstreamTLS `json:"policyCallTLS,omitempty"`
 }
 
 // Service returns the service with the given key (namespace/name), or nil.
@@ -68,6 +73,10 @@ type Listener struct {
 	Port     int      `json:"port"`
 	// TLS is set for https listeners (from the `tls` policy).
 	TLS *ServerTLS `json:"tls,omitempty"`
+	// StreamIdleTimeout ends a request on which no byte moved in either
+	// direction for this long (Configuration spec.timeouts.streamIdleSeconds);
+	// 0 means DefaultStreamIdleTimeout.
+	StreamIdleTimeout time.Duration `json:"streamIdleTimeout,omitempty"`
 	// APIs are ordered longest base path first, so the first API whose
 	// base path prefixes the request path is the one that serves it.
 	APIs []*API `json:"apis"`
@@ -108,7 +117,10 @@ type Route struct {
 	DestinationPath string `json:"destinationPath,omitempty"`
 	// Timeout bounds the whole upstream exchange; 0 means DefaultRouteTimeout.
 	Timeout time.Duration `json:"timeout,omitempty"`
-	Retry   RetryPolicy   `json:"retry"`
+	// StreamIdleTimeout overrides the listener's stream idle timeout for
+	// this route (`stream-idle-timeout-flex`); 0 keeps the listener's.
+	StreamIdleTimeout time.Duration `json:"streamIdleTimeout,omitempty"`
+	Retry             RetryPolicy   `json:"retry"`
 	// Policies bound to a Service apply to the routes that reach it.
 	Policies []*Policy `json:"policies,omitempty"`
 	Source   Source    `json:"source"`
@@ -116,6 +128,20 @@ type Route struct {
 
 // DefaultRouteTimeout applies when a route sets none (Envoy's default too).
 const DefaultRouteTimeout = 15 * time.Second
+
+// Flex's defaults for the timeouts Configuration spec.timeouts sets.
+const (
+	DefaultStreamIdleTimeout   = 300 * time.Second
+	DefaultUpstreamIdleTimeout = 60 * time.Second
+)
+
+// EffectiveStreamIdle returns StreamIdleTimeout or the default.
+func (l *Listener) EffectiveStreamIdle() time.Duration {
+	if l.StreamIdleTimeout > 0 {
+		return l.StreamIdleTimeout
+	}
+	return DefaultStreamIdleTimeout
+}
 
 // EffectiveTimeout returns Timeout or the default.
 func (r *Route) EffectiveTimeout() time.Duration {
@@ -233,8 +259,13 @@ type Service struct {
 	Outlier        *OutlierDetection `json:"outlierDetection,omitempty"`
 	// TLS configures upstream TLS (https services, `tls-outbound` policy).
 	TLS *UpstreamTLS `json:"tls,omitempty"`
-	// CircuitBreaker limits concurrency (`circuit-breaker-flex`).
+	// CircuitBreaker limits concurrency (`circuit-breaker-flex`, or
+	// Configuration spec.circuitBreaker for every service).
 	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`
+	// IdleTimeout closes a pooled upstream connection idle this long
+	// (Configuration spec.timeouts.upstreamConnectionIdleSeconds, or
+	// `idle-timeout-flex` on the service); 0 means DefaultUpstreamIdleTimeout.
+	IdleTimeout time.Duration `json:"idleTimeout,omitempty"`
 	// Policies bound to this Service by PolicyBinding targetRef.
 	Policies []*Policy `json:"policies,omitempty"`
 	Source   Source    `json:"source"`
@@ -279,6 +310,7 @@ type CircuitBreaker struct {
 	MaxPendingRequests int `json:"maxPendingRequests,omitempty"`
 	MaxRequests        int `json:"maxRequests,omitempty"`
 	MaxRetries         int `json:"maxRetries,omitempty"`
+	MaxConnectionPools int `json:"maxConnectionPools,omitempty"`
 }
 
 // ServerTLS is inbound TLS for a listener.
@@ -304,6 +336,7 @@ type UpstreamTLS struct {
 	MinVersion     string   `json:"minVersion,omitempty"`
 	MaxVersion     string   `json:"maxVersion,omitempty"`
 	ALPN           []string `json:"alpn,omitempty"`
+	Ciphers        []string `json:"ciphers,omitempty"`
 }
 
 // Policy is one policy applied to an API, a service, or (through rules) a
@@ -348,6 +381,42 @@ type Tracing struct {
 	Source   Source          `json:"source"`
 }
 
+// Tracing provider types Flex documents.
+const (
+	TracingOpenTelemetry = "opentelemetry"
+	// TracingAnypoint sends spans to Anypoint Monitoring, which only a
+	// gateway connected to Anypoint Platform can reach.
+	TracingAnypoint = "anypoint"
+)
+
+// Exports reports whether spans leave the gateway: always for
+// opentelemetry, and for anypoint only when provider.properties.address
+// names an OTLP collector (Local Mode has no Anypoint Monitoring).
+func (t *Tracing) Exports() bool {
+	if t == nil {
+		return false
+	}
+	switch strings.ToLower(t.Provider.Type) {
+	case TracingOpenTelemetry:
+		return true
+	case TracingAnypoint:
+		return strings.TrimSpace(t.Provider.Properties["address"]) != ""
+	}
+	return false
+}
+
+// Explain says in one sentence what the tracing configuration does here,
+// for the agent's status; "" when it does what it says.
+func (t *Tracing) Explain() string {
+	if t == nil || !strings.EqualFold(t.Provider.Type, TracingAnypoint) {
+		return ""
+	}
+	if t.Exports() {
+		return "provider anypoint: spans go to the OTLP collector in provider.properties.address; Anypoint Monitoring needs a gateway connected to Anypoint Platform, which Local Mode is not"
+	}
+	return "provider anypoint: tracing is off, no span is exported: Anypoint Monitoring needs a gateway connected to Anypoint Platform; set provider.properties.address to an OTLP collector (or use type opentelemetry) to export them"
+}
+
 // TracingProvider names the collector.
 type TracingProvider struct {
 	Type       string            `json:"type"`
@@ -369,6 +438,14 @@ type TracingLabel struct {
 	Value        string `json:"value,omitempty"`
 	Key          string `json:"key,omitempty"`
 	DefaultValue string `json:"defaultValue,omitempty"`
+}
+
+// EffectiveIdleTimeout returns IdleTimeout or the default.
+func (s *Service) EffectiveIdleTimeout() time.Duration {
+	if s.IdleTimeout > 0 {
+		return s.IdleTimeout
+	}
+	return DefaultUpstreamIdleTimeout
 }
 
 // SharedStorage is Configuration.spec.sharedStorage.

@@ -21,11 +21,14 @@ import (
 )
 
 // ExporterStats are one output's counters, for /api/v1 and flexgw top.
+//
+// Its JSON (GET /api/v1/logpipe, the logpipe component of /api/v1/status)
+// uses the admin API's camelCase keys, as /api/v1/top does.
 type ExporterStats struct {
 	Name string `json:"name"`
 	Type string `json:"type"`
 	// RecordsIn were accepted into the durable queue.
-	RecordsIn int64 `json:"records_in"`
+	RecordsIn int64 `json:"recordsIn"`
 	// Sent were confirmed by the aggregator.
 	Sent int64 `json:"sent"`
 	// Retried counts records in failed attempts that were retried.
@@ -35,11 +38,11 @@ type ExporterStats struct {
 	Dropped int64 `json:"dropped"`
 	// DeadLettered were refused by the aggregator and written to the
 	// dead-letter file.
-	DeadLettered  int64     `json:"dead_lettered"`
-	QueueBytes    int64     `json:"queue_bytes"`
-	QueueDepth    int       `json:"queue_depth"`
-	LastError     string    `json:"last_error,omitempty"`
-	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+	DeadLettered  int64     `json:"deadLettered"`
+	QueueBytes    int64     `json:"queueBytes"`
+	QueueDepth    int       `json:"queueDepth"`
+	LastError     string    `json:"lastError,omitempty"`
+	LastErrorTime time.Time `json:"lastErrorAt,omitzero"`
 }
 
 // output is one configured output: its queue and its sender.
@@ -181,10 +184,109 @@ func (o *output) isClosing() bool {
 	}
 }
 
+// batch is the batch in flight: read from the queue once, then sent
+// request by request until every event is settled (confirmed by the
+// aggregator or dead-lettered). A request that failed is resent alone;
+// the queue moves past the batch only once all of it is settled, so a
+// crash resends at most the batch in flight.
+type batch struct {
+	cur     queue.Cursor
+	events  []exporters.Event
+	settled []bool
+	left    int
+}
+
+// pending returns the unsettled events and their indexes in b.events.
+func (b *batch) pending() ([]exporters.Event, []int) {
+	if b.left == len(b.events) {
+		idx := make([]int, len(b.events))
+		for i := range idx {
+			idx[i] = i
+		}
+		return b.events, idx
+	}
+	evs := make([]exporters.Event, 0, b.left)
+	idx := make([]int, 0, b.left)
+	for i, done := range b.settled {
+		if !done {
+			evs = append(evs, b.events[i])
+			idx = append(idx, i)
+		}
+	}
+	return evs, idx
+}
+
+func (b *batch) settle(idx []int) {
+	for _, i := range idx {
+		if !b.settled[i] {
+			b.settled[i] = true
+			b.left--
+		}
+	}
+}
+
+// attemptResult sums up one attempt at a batch's pending events.
+type attemptResult struct {
+	confirmed, failed int
+	// unreachable is set when a failure was a transport error: the
+	// aggregator did not answer at all.
+	unreachable bool
+	retryAfter  time.Duration
+	err         error
+	// deadErr is a failure to write the dead-letter file.
+	deadErr error
+}
+
+// send makes one attempt at every pending event of b, settling what the
+// aggregator confirmed or refused for good.
+func (o *output) send(ctx context.Context, b *batch) attemptResult {
+	evs, idx := b.pending()
+	var r attemptResult
+	report := func(oc exporters.Outcome) {
+		part, n := evs[oc.Lo:oc.Hi], oc.Hi-oc.Lo
+		if oc.Err == nil {
+			b.settle(idx[oc.Lo:oc.Hi])
+			o.sent.Add(int64(n))
+			r.confirmed += n
+			return
+		}
+		o.setErr(oc.Err)
+		xe := exporters.AsError(oc.Err)
+		if !xe.Retryable {
+			o.log.Error("aggregator refused a request; dead-lettered", "records", n, "status", xe.Status, "err", oc.Err)
+			if derr := o.deadLetter(part, xe); derr != nil {
+				// Keep the events queued rather than lose them silently.
+				o.setErr(derr)
+				o.log.Error("write dead letter", "err", derr)
+				r.deadErr = derr
+				return
+			}
+			b.settle(idx[oc.Lo:oc.Hi])
+			o.dead.Add(int64(n))
+			return
+		}
+		r.failed += n
+		r.err = oc.Err
+		o.retried.Add(int64(n))
+		if xe.Status == 0 {
+			r.unreachable = true
+		}
+		r.retryAfter = max(r.retryAfter, xe.RetryAfter)
+	}
+	exp := o.exp.Load().(exporters.Exporter)
+	if rx, ok := exp.(exporters.RequestExporter); ok {
+		rx.ExportRequests(ctx, evs, report)
+	} else {
+		report(exporters.Outcome{Lo: 0, Hi: len(evs), Err: exp.Export(ctx, evs)})
+	}
+	return r
+}
+
 func (o *output) run(ctx context.Context) {
 	defer close(o.done)
-	b := o.opts.Batch
+	bo := o.opts.Batch
 	var first time.Time
+	var cur *batch
 	attempt := 0
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -212,92 +314,118 @@ func (o *output) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		items, cur, err := o.q.Read(b.MaxRecords, b.MaxBytes)
-		if err != nil {
-			if errors.Is(err, queue.ErrClosed) {
-				return
-			}
-			o.setErr(err)
-			o.log.Error("read queue", "err", err)
-			if !wait(time.Second, false) {
-				return
-			}
-			continue
-		}
-		if len(items) == 0 {
-			first = time.Time{}
-			if o.isClosing() {
-				return
-			}
-			if !wait(time.Hour, true) {
-				return
-			}
-			continue
-		}
-		size := 0
-		for _, it := range items {
-			size += len(it)
-		}
-		if len(items) < b.MaxRecords && size < b.MaxBytes && attempt == 0 && !o.isClosing() {
-			if first.IsZero() {
-				first = time.Now()
-			}
-			if d := b.FlushInterval - time.Since(first); d > 0 {
-				if !wait(d, true) {
+		if cur == nil {
+			items, c, err := o.q.Read(bo.MaxRecords, bo.MaxBytes)
+			if err != nil {
+				if errors.Is(err, queue.ErrClosed) {
 					return
 				}
-				continue
-			}
-		}
-		first = time.Time{}
-		events := make([]exporters.Event, 0, len(items))
-		for _, it := range items {
-			if ev, ok := decodeItem(it); ok {
-				events = append(events, ev)
-			}
-		}
-		exp := o.exp.Load().(exporters.Exporter)
-		err = exp.Export(ctx, events)
-		if err == nil {
-			if err := o.q.Ack(cur); err != nil {
 				o.setErr(err)
-			}
-			o.sent.Add(int64(len(events)))
-			attempt = 0
-			continue
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		o.setErr(err)
-		xe := exporters.AsError(err)
-		if !xe.Retryable {
-			o.log.Error("aggregator refused batch; dead-lettered", "records", len(events), "status", xe.Status, "err", err)
-			if derr := o.deadLetter(events, xe); derr != nil {
-				// Keep the batch queued rather than lose it silently.
-				o.setErr(derr)
-				o.log.Error("write dead letter", "err", derr)
+				o.log.Error("read queue", "err", err)
 				if !wait(time.Second, false) {
 					return
 				}
 				continue
 			}
-			if err := o.q.Ack(cur); err != nil {
+			if len(items) == 0 {
+				first = time.Time{}
+				if o.isClosing() {
+					return
+				}
+				if !wait(time.Hour, true) {
+					return
+				}
+				continue
+			}
+			size := 0
+			for _, it := range items {
+				size += len(it)
+			}
+			if len(items) < bo.MaxRecords && size < bo.MaxBytes && !o.isClosing() {
+				if first.IsZero() {
+					first = time.Now()
+				}
+				if d := bo.FlushInterval - time.Since(first); d > 0 {
+					if !wait(d, true) {
+						return
+					}
+					continue
+				}
+			}
+			first = time.Time{}
+			events := make([]exporters.Event, 0, len(items))
+			for _, it := range items {
+				if ev, ok := decodeItem(it); ok {
+					events = append(events, ev)
+				}
+			}
+			cur = &batch{cur: c, events: events, settled: make([]bool, len(events)), left: len(events)}
+		}
+		r := o.send(ctx, cur)
+		if ctx.Err() != nil {
+			return
+		}
+		if cur.left == 0 {
+			if err := o.q.Ack(cur.cur); err != nil {
 				o.setErr(err)
 			}
-			o.dead.Add(int64(len(events)))
-			attempt = 0
+			cur, attempt = nil, 0
 			continue
 		}
-		attempt++
-		o.retried.Add(int64(len(events)))
-		d := backoff(o.opts.Retry, attempt)
-		if xe.RetryAfter > 0 {
-			d = min(xe.RetryAfter, o.opts.Retry.MaxRetryAfter)
+		if r.deadErr != nil && r.failed == 0 {
+			if !wait(time.Second, false) {
+				return
+			}
+			continue
 		}
-		o.log.Warn("export failed; will retry", "records", len(events), "attempt", attempt, "in", d, "err", err)
-		if !wait(d, false) {
+		// Back-off grows only while nothing gets through: a request the
+		// aggregator confirmed resets it, so one failed request among
+		// many waits the minimum.
+		if r.confirmed > 0 {
+			attempt = 1
+		} else {
+			attempt++
+		}
+		d := backoff(o.opts.Retry, attempt)
+		if !r.unreachable {
+			// The aggregator answers: it is up and refusing for now (busy,
+			// throttled), not gone; do not let the wait grow long.
+			d = min(d, o.opts.Retry.AnsweringMax)
+		}
+		if r.retryAfter > 0 {
+			d = min(r.retryAfter, o.opts.Retry.MaxRetryAfter)
+		}
+		o.log.Warn("export failed; will retry", "records", r.failed, "pending", cur.left, "attempt", attempt, "in", d, "err", r.err)
+		if !o.retryWait(ctx, d, r.unreachable && r.retryAfter == 0, wait) {
 			return
+		}
+	}
+}
+
+// retryWait waits d before the next attempt. When the aggregator could
+// not be reached and the exporter can probe it, it probes every
+// ProbeInterval and ends the wait as soon as the aggregator is reachable
+// again, so a long back-off does not delay delivery after it recovers.
+func (o *output) retryWait(ctx context.Context, d time.Duration, probe bool, wait func(time.Duration, bool) bool) bool {
+	p, ok := o.exp.Load().(exporters.Prober)
+	if !probe || !ok || d <= o.opts.Retry.ProbeInterval {
+		return wait(d, false)
+	}
+	end := time.Now().Add(d)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			return true
+		}
+		if !wait(min(left, o.opts.Retry.ProbeInterval), false) {
+			return false
+		}
+		pctx, cancel := context.WithTimeout(ctx, o.opts.Retry.ProbeInterval)
+		err := p.Probe(pctx)
+		cancel()
+		if err == nil {
+			o.log.Info("aggregator reachable again; retrying now")
+			return true
 		}
 	}
 }

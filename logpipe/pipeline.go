@@ -61,6 +61,13 @@ type RetryOptions struct {
 	Min           time.Duration // default 250ms
 	Max           time.Duration // default 30s
 	MaxRetryAfter time.Duration // cap on an aggregator's Retry-After, default 5m
+	// AnsweringMax caps the wait while the aggregator answers (5xx, 429
+	// without Retry-After): it is up, so it is retried soon. Default 5s.
+	AnsweringMax time.Duration
+	// ProbeInterval is how often an unreachable aggregator is probed
+	// during a longer wait; the retry starts once it accepts connections.
+	// Default 1s.
+	ProbeInterval time.Duration
 }
 
 // DefaultQueueDir is where queues live unless Options.QueueDir says.
@@ -94,6 +101,12 @@ func (o *Options) defaults() {
 	}
 	if o.Retry.MaxRetryAfter <= 0 {
 		o.Retry.MaxRetryAfter = 5 * time.Minute
+	}
+	if o.Retry.AnsweringMax <= 0 {
+		o.Retry.AnsweringMax = 5 * time.Second
+	}
+	if o.Retry.ProbeInterval <= 0 {
+		o.Retry.ProbeInterval = time.Second
 	}
 	if o.Exporter.Hostname == "" {
 		o.Exporter.Hostname = o.Hostname

@@ -94,11 +94,11 @@ func mustStart(t *testing.T, l *ir.Logging, opts Options) *Pipeline {
 	return p
 }
 
-// TestNoLoss sends 100,000 records through each exporter while its
+// TestNoLoss sends 20,000 records through each exporter while its
 // receiver answers 503 for a while, drops connections (some after
 // accepting the batch) and answers slowly; every record must arrive.
 func TestNoLoss(t *testing.T) {
-	const n = 100_000
+	const n = 20_000
 	for _, tg := range targets(t) {
 		t.Run(tg.typ, func(t *testing.T) {
 			t.Parallel()

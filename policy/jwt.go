@@ -280,6 +280,9 @@ func (d jwtValidation) Build(env Env, p *ir.Policy) (Middleware, error) {
 	jp.api = apiName(env)
 	if jp.jwks != nil {
 		jp.jwks.log = jp.log
+		if jp.jwks.client, err = PolicyCallClient(env, jp.jwks.client.Timeout); err != nil {
+			return nil, err
+		}
 	}
 	return jp.middleware, nil
 }

@@ -36,7 +36,7 @@ func (s shaping) Build(Env, *ir.Policy) (Middleware, error) {
 // data plane may leave out of its middleware chain.
 func IsShaping(name string) bool {
 	switch name {
-	case "tls", "tls-outbound", "response-timeout-flex", "circuit-breaker-flex":
+	case "tls", "tls-outbound", "response-timeout-flex", "circuit-breaker-flex", "idle-timeout-flex":
 		return true
 	}
 	return false
@@ -94,16 +94,9 @@ func checkVersions(minV, maxV string) error {
 }
 
 func checkCiphers(ciphers []string) error {
-	known := map[string]bool{}
-	for _, c := range tls.CipherSuites() {
-		known[c.Name] = true
-	}
-	for _, c := range tls.InsecureCipherSuites() {
-		known[c.Name] = true
-	}
 	for i, c := range ciphers {
-		if !known[c] {
-			return fieldErr(fmt.Sprintf("ciphers[%d]", i), "unknown cipher %q (use IANA names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)", c)
+		if err := ir.CheckCipher(c); err != nil {
+			return fieldErr(fmt.Sprintf("ciphers[%d]", i), "%v", err)
 		}
 	}
 	return nil
@@ -173,6 +166,7 @@ func parseUpstreamTLS(raw json.RawMessage) (*ir.UpstreamTLS, error) {
 	t := &ir.UpstreamTLS{
 		SNI: c.SNI, CAPEM: c.TrustedCA, SkipValidation: c.SkipValidation,
 		MinVersion: orDefault(c.MinVersion, "1.2"), MaxVersion: orDefault(c.MaxVersion, "1.3"), ALPN: c.ALPN,
+		Ciphers: c.Ciphers,
 	}
 	if c.Certificate != nil {
 		t.CertPEM, t.KeyPEM = c.Certificate.Crt, c.Certificate.Key
@@ -297,7 +291,7 @@ func Shape(s *ir.Snapshot) error {
 					}
 					tlsBy[l] = p
 					l.TLS = t
-				case "tls-outbound", "circuit-breaker-flex":
+				case "tls-outbound", "circuit-breaker-flex", "idle-timeout-flex":
 					for _, svc := range servicesOf(s, a.Routes) {
 						if err := shapeService(svc, p); err != nil {
 							fail(p, err)
@@ -311,6 +305,15 @@ func Shape(s *ir.Snapshot) error {
 					}
 					for _, r := range a.Routes {
 						r.Timeout = d
+					}
+				case "stream-idle-timeout-flex":
+					d, err := parseStreamIdle(p.Config)
+					if err != nil {
+						fail(p, err)
+						continue
+					}
+					for _, r := range a.Routes {
+						r.StreamIdleTimeout = d
 					}
 				}
 			}
@@ -335,10 +338,20 @@ func Shape(s *ir.Snapshot) error {
 			}
 		}
 	}
+	// An https address needs a certificate: Flex serves it from the tls
+	// policy bound to the API (or to any API sharing the port).
+	for _, l := range s.Listeners {
+		if l.Protocol != ir.HTTPS || l.TLS != nil {
+			continue
+		}
+		for _, a := range l.APIs {
+			errs = append(errs, fmt.Errorf("%s: ApiInstance %q: spec.address is https but no tls policy gives port %d a certificate; bind the tls policy to it (policyRef name: tls, config.certificate.crt and .key) or use http://", a.Source, a.Key(), l.Port))
+		}
+	}
 	for _, svc := range s.Services {
 		for _, p := range svc.Policies {
 			switch p.Name {
-			case "tls-outbound", "circuit-breaker-flex":
+			case "tls-outbound", "circuit-breaker-flex", "idle-timeout-flex":
 				if err := shapeService(svc, p); err != nil {
 					fail(p, err)
 				}
@@ -368,6 +381,12 @@ func shapeService(svc *ir.Service, p *ir.Policy) error {
 			return err
 		}
 		svc.CircuitBreaker = cb
+	case "idle-timeout-flex":
+		d, err := parseUpstreamIdle(p.Config)
+		if err != nil {
+			return err
+		}
+		svc.IdleTimeout = d
 	}
 	return nil
 }

@@ -172,3 +172,22 @@ func TestThreatProtectionValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestIdleTimeoutValidation(t *testing.T) {
+	for _, name := range []string{"stream-idle-timeout-flex", "idle-timeout-flex"} {
+		for cfg, want := range map[string]string{
+			`{}`:                "config.timeout: required",
+			`{"timeout":0}`:     "config.timeout: must be > 0",
+			`{"timeout":"3s"}`:  "config.timeout: must be a number",
+			`{"timeout":1e300}`: "config.timeout: must be > 0 and at most a year",
+		} {
+			err := policy.Check(mkPolicy(name, cfg))
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s %s: %v, want %q", name, cfg, err, want)
+			}
+		}
+		if err := policy.Check(mkPolicy(name, `{"timeout":3}`)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes binaries the Kubernetes tests run against — kube-apiserver,
-# helm — and links etcd (Debian's etcd-server, installed by deps.sh) into one cache
+# kubectl, helm — and links etcd (Debian's etcd-server, installed by deps.sh) into one cache
 # directory outside the work tree, keyed by version, so only the first run pays the
 # cold build (about 15-20 minutes on 2 cores for kube-apiserver). Prints the directory.
 #   scripts/k8s-tools.sh            build what is missing, print the cache dir
@@ -21,9 +21,11 @@ log() { echo "k8s-tools: $*" >&2; }
 exec 9>"$dir/.lock"
 flock 9
 
-if [[ ! -x $dir/kube-apiserver ]]; then
-  start=$(date +%s)
-  log "building kube-apiserver $K8S_VERSION (cold build: 15-20 min on 2 cores)"
+# scratch sets up (once) a module requiring k8s.io/kubernetes, in which
+# its commands build.
+work=""
+scratch() {
+  [[ -n $work ]] && return
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   (
@@ -38,23 +40,31 @@ if [[ ! -x $dir/kube-apiserver ]]; then
     args=(-require="k8s.io/kubernetes@$K8S_VERSION")
     for m in $mods; do args+=(-replace="$m=$m@$staging"); done
     $GO mod edit "${args[@]}"
-    goline=$(sed -n 's/^go \(.*\)/\1/p' "$gomod")
-    $GO mod edit -go="$goline"
-    printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' > tools.go
+    $GO mod edit -go="$(sed -n 's/^go \(.*\)/\1/p' "$gomod")"
+    printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n' > tools.go
     $GO mod tidy >/dev/null
-    pkg=k8s.io/component-base/version
-    cpkg=k8s.io/client-go/pkg/version
-    date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    ld="-s -w"
-    for p in $pkg $cpkg; do
-      ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
-      ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$date"
-    done
-    CGO_ENABLED=0 $GO build -trimpath -ldflags "$ld" -o "$dir/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
   )
-  mv "$dir/kube-apiserver.tmp" "$dir/kube-apiserver"
-  log "kube-apiserver built in $(($(date +%s) - start)) s"
-fi
+}
+
+# kbuild builds one k8s.io/kubernetes command with the version stamped in.
+kbuild() {
+  local name=$1 start
+  [[ -x $dir/$name ]] && return
+  start=$(date +%s)
+  log "building $name $K8S_VERSION (kube-apiserver's cold build: 15-20 min on 2 cores)"
+  scratch
+  local ld="-s -w" date
+  date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$date"
+  done
+  (cd "$work" && CGO_ENABLED=0 $GO build -trimpath -ldflags "$ld" -o "$dir/$name.tmp" "k8s.io/kubernetes/cmd/$name")
+  mv "$dir/$name.tmp" "$dir/$name"
+  log "$name built in $(($(date +%s) - start)) s"
+}
+kbuild kube-apiserver
+kbuild kubectl
 
 if [[ ! -x $dir/helm ]]; then
   start=$(date +%s)

@@ -15,7 +15,8 @@ type LogFilter struct {
 	// without a response (code 0) count as failures and always match a
 	// MinStatus >= 500.
 	MinStatus int
-	// API keeps records of this API (exact api_instance).
+	// API keeps records of this API (exact api_instance); Unmatched keeps
+	// those no API served.
 	API string
 	// Text keeps records where any of method, path, api, route, upstream,
 	// request id or trace id contains it (case-insensitive).
@@ -27,7 +28,7 @@ func (f *LogFilter) Match(rec *accesslog.Record) bool {
 	if f.MinStatus > 0 && rec.ResponseCode < f.MinStatus && !(rec.ResponseCode == 0 && f.MinStatus >= 500) {
 		return false
 	}
-	if f.API != "" && rec.APIInstance != f.API {
+	if f.API != "" && rec.APIInstance != f.API && (f.API != Unmatched || rec.APIInstance != "") {
 		return false
 	}
 	if f.Text != "" {

@@ -5,11 +5,13 @@ import (
 	"sort"
 	"time"
 
+	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/stats/topapi"
 )
 
-// Unmatched names the pseudo-API of requests no API served.
-const Unmatched = "(unmatched)"
+// Unmatched names the pseudo-API of requests no API served: the name the
+// metrics and the Logs view use too.
+const Unmatched = accesslog.Unmatched
 
 // AllRoutes in TopQuery.Routes asks for the routes of every API.
 const AllRoutes = "*"

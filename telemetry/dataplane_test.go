@@ -178,11 +178,11 @@ func TestBuiltinDataPlane(t *testing.T) {
 func TestApplyBadTracing(t *testing.T) {
 	tel := telemetry.New(prometheus.NewRegistry(), nil)
 	snap := &ir.Snapshot{Version: 4, Tracing: &ir.Tracing{
-		Provider: ir.TracingProvider{Type: "anypoint"},
+		Provider: ir.TracingProvider{Type: "zipkin"},
 		Source:   ir.Source{File: "conf.d/tracing.yaml", Line: 2},
 	}}
 	err := tel.Apply(context.Background(), snap)
-	if err == nil || !strings.Contains(err.Error(), `conf.d/tracing.yaml:2: spec.tracing.provider.type "anypoint"`) {
+	if err == nil || !strings.Contains(err.Error(), `conf.d/tracing.yaml:2: spec.tracing.provider.type "zipkin"`) {
 		t.Fatalf("Apply error = %v", err)
 	}
 	if tel.Tracer.Enabled() {

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/flexgw/flexgw/accesslog"
 )
 
 // logKeep is how many streamed records the Logs tab keeps.
@@ -87,7 +89,7 @@ func (v *logsView) match(r *logRecord) bool {
 	if v.errorsOnly && r.ResponseCode < 500 && r.ResponseCode != 0 {
 		return false
 	}
-	if v.api != "" && r.API != v.api {
+	if v.api != "" && apiName(r.API) != v.api {
 		return false
 	}
 	if v.text != "" {
@@ -169,7 +171,7 @@ func (v *logsView) key(k tea.KeyPressMsg) {
 		case v.api != "":
 			v.api = ""
 		case v.current() != nil:
-			v.api = v.current().API
+			v.api = apiName(v.current().API)
 		}
 	case "c":
 		v.errorsOnly, v.api, v.text = false, "", ""
@@ -275,7 +277,7 @@ func (v *logsView) render(m *model, w, h int) []string {
 			status = "-"
 		}
 		line := row(cols, []string{r.StartTime.UTC().Format("15:04:05.000"), r.Method, status, fmt.Sprint(r.DurationMs),
-			orDash(r.API), orDash(r.Route), r.Path, orDash(r.UpstreamHost)})
+			apiName(r.API), routeName(r), r.Path, orDash(r.UpstreamHost)})
 		prefix := "  "
 		switch {
 		case !v.following && seq == v.sel:
@@ -306,7 +308,7 @@ func (v *logsView) renderDetail(m *model) []string {
 		{"status", fmt.Sprintf("%d  flags %s", r.ResponseCode, orDash(r.ResponseFlags))},
 		{"duration", fmt.Sprintf("%d ms total, upstream %s", r.DurationMs, up)},
 		{"bytes", fmt.Sprintf("%d received, %d sent", r.BytesReceived, r.BytesSent)},
-		{"api / route", orDash(r.API) + " / " + orDash(r.Route)},
+		{"api / route", apiName(r.API) + " / " + routeName(r)},
 		{"upstream", orDash(r.UpstreamHost) + " (" + orDash(r.Cluster) + ")"},
 		{"policy", orDash(r.Policy) + " " + r.PolicyOutcome},
 		{"client", orDash(r.Remote) + "  " + r.UserAgent},
@@ -329,4 +331,22 @@ func (v *logsView) footer(m *model) string {
 		return "esc close details  ↑↓ previous/next  ? help  q quit"
 	}
 	return "e status≥500  a this API  / search  c clear  p pause  enter details  end follow  ? help  q quit"
+}
+
+// apiName is the name a record's API is shown and filtered by: requests no
+// API served are accesslog.Unmatched, as in the metrics and the APIs tab.
+func apiName(api string) string {
+	if api == "" {
+		return accesslog.Unmatched
+	}
+	return api
+}
+
+// routeName is the record's route, accesslog.Unmatched when no route (or
+// no API) served it, as the metrics' route label.
+func routeName(r *logRecord) string {
+	if r.API == "" || r.Route == "" {
+		return accesslog.Unmatched
+	}
+	return r.Route
 }

@@ -112,6 +112,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	labels := fs.String("log-labels", "", "comma-separated key=value labels added to every exported record")
 	logLevel := fs.String("log-level", "info", "runtime log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "runtime log format: text or json")
+	escapedSlashes := fs.String("escaped-slashes", "reject", "what %2F and %5C in request paths do: reject (400), unescape-redirect (307), unescape-forward or keep")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -122,6 +123,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	o.Logger = logger
 	o.Version, o.Commit = version, commit
+	if o.EscapedSlashes, err = ir.ParseEscapedSlashes(*escapedSlashes); err != nil {
+		fmt.Fprintln(stderr, "flexgw run: --escaped-slashes:", err)
+		return 2
+	}
 	o.AdminHosts = splitList(*adminHosts)
 	o.LogRedact.Headers, o.LogRedact.Fields, o.LogRedact.QueryParams = splitList(*redactHeaders), splitList(*redactFields), splitList(*redactQuery)
 	if o.LogLabels, err = parseLabels(*labels); err != nil {

@@ -86,18 +86,32 @@ func (t *translator) makeCluster(svc *ir.Service, grpc bool) (*clusterv3.Cluster
 	if cb := svc.CircuitBreaker; cb != nil {
 		c.CircuitBreakers = circuitBreakers(cb)
 	}
-	if svc.HTTP2 {
-		opts, err := toAny(&upstreamhttpv3.HttpProtocolOptions{
+	if svc.HTTP2 || svc.IdleTimeout > 0 {
+		po := &upstreamhttpv3.HttpProtocolOptions{
 			UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+				ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+					ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{
+						HttpProtocolOptions: &corev3.Http1ProtocolOptions{},
+					},
+				},
+			},
+		}
+		if svc.HTTP2 {
+			po.UpstreamProtocolOptions = &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
 				ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
 					ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
 						Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
 					},
 				},
-			},
-		})
+			}
+		}
+		// Configuration spec.timeouts.upstreamConnectionIdleSeconds.
+		if svc.IdleTimeout > 0 {
+			po.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(svc.IdleTimeout)}
+		}
+		opts, err := toAny(po)
 		if err != nil {
-			return nil, nil, fmt.Errorf("http2: %w", err)
+			return nil, nil, fmt.Errorf("http protocol options: %w", err)
 		}
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsKey: opts}
 	}
@@ -196,6 +210,7 @@ func circuitBreakers(cb *ir.CircuitBreaker) *clusterv3.CircuitBreakers {
 	th.MaxPendingRequests = set(cb.MaxPendingRequests)
 	th.MaxRequests = set(cb.MaxRequests)
 	th.MaxRetries = set(cb.MaxRetries)
+	th.MaxConnectionPools = set(cb.MaxConnectionPools)
 	return &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{th}}
 }
 

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"sort"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -69,6 +70,9 @@ func (t *translator) policyFilters(chain *filterChain, a *ir.API, svc *ir.Servic
 		for _, f := range fs {
 			if f.Name == "" || f.Config == nil {
 				return nil, fmt.Errorf("policy %q (binding %s): rendered a filter without name or config", p.Name, p.Binding)
+			}
+			if err := t.addPolicyClusters(f.Clusters); err != nil {
+				return nil, fmt.Errorf("policy %q (binding %s, %s): %w", p.Name, p.Binding, p.Source, err)
 			}
 			if len(p.Rules) > 0 {
 				// Rules are matched below the API's base path, so a
@@ -210,4 +214,27 @@ func (t *translator) filterConfig(e enabledFilter) (*anypb.Any, error) {
 	}
 	t.filterAny[e] = a
 	return a, nil
+}
+
+// addPolicyClusters adds the clusters a policy's filter calls, once per
+// name. A TLS cluster of a policy's own outbound call (a JWKS host, an
+// introspection endpoint) takes Configuration spec.defaultTLS.
+// outboundPolicyCalls when it is set, as Flex applies it.
+func (t *translator) addPolicyClusters(cs []*clusterv3.Cluster) error {
+	for _, c := range cs {
+		if c == nil || t.policyClusters[c.GetName()] {
+			continue
+		}
+		t.policyClusters[c.GetName()] = true
+		if pt := t.snap.PolicyCallTLS; pt != nil && c.GetTransportSocket() != nil {
+			c = proto.Clone(c).(*clusterv3.Cluster)
+			ts, err := policyCallTLS(pt, c)
+			if err != nil {
+				return fmt.Errorf("cluster %q: defaultTLS.outboundPolicyCalls: %w", c.GetName(), err)
+			}
+			c.TransportSocket = ts
+		}
+		t.res.Envoy.Clusters = append(t.res.Envoy.Clusters, c)
+	}
+	return nil
 }

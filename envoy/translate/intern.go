@@ -71,6 +71,7 @@ type actionKey struct {
 	cluster  *routev3.RouteAction_Cluster
 	weighted *routev3.WeightedCluster
 	timeout  *durationpb.Duration
+	idle     *durationpb.Duration // stream idle timeout (stream-idle-timeout-flex)
 	retry    *routev3.RetryPolicy
 	rewrite  *matcherv3.RegexMatchAndSubstitute
 }
@@ -218,7 +219,7 @@ func (in *interned) action(k actionKey) *routev3.Route_Route {
 
 // build makes the action k stands for.
 func (k actionKey) build() *routev3.Route_Route {
-	act := &routev3.RouteAction{Timeout: k.timeout, RetryPolicy: k.retry, RegexRewrite: k.rewrite}
+	act := &routev3.RouteAction{Timeout: k.timeout, IdleTimeout: k.idle, RetryPolicy: k.retry, RegexRewrite: k.rewrite}
 	if k.weighted != nil {
 		act.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: k.weighted}
 	} else {

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -41,8 +42,17 @@ func (t *translator) listener(l *ir.Listener, services map[string]*ir.Service) e
 		// The gateway is the edge: append the peer to X-Forwarded-For and
 		// trust nothing the client sent about itself.
 		UseRemoteAddress: wrapperspb.Bool(true),
-		NormalizePath:    wrapperspb.Bool(true),
-		MergeSlashes:     true,
+		// The request normalisation both data planes apply (ir/normalize.go):
+		// escaped slashes first, then RFC 3986 normalisation, then merged
+		// slashes; routes, filters and the upstream see the result.
+		NormalizePath:                wrapperspb.Bool(true),
+		MergeSlashes:                 true,
+		PathWithEscapedSlashesAction: escapedSlashesAction(t.opts.EscapedSlashes),
+	}
+	// Configuration spec.timeouts.streamIdleSeconds; unset keeps Envoy's
+	// 5 minutes, which is Flex's default too.
+	if l.StreamIdleTimeout > 0 {
+		mgr.StreamIdleTimeout = durationpb.New(l.StreamIdleTimeout)
 	}
 	if tr := t.snap.Tracing; tr != nil && tracingEnabled(tr) {
 		mgr.Tracing, err = hcmTracing(tr, t.opts.OTLPCluster)
@@ -85,4 +95,17 @@ func (t *translator) listener(l *ir.Listener, services map[string]*ir.Service) e
 		FilterChains: []*listenerv3.FilterChain{fc},
 	})
 	return nil
+}
+
+// escapedSlashesAction maps the shared setting to Envoy's enum.
+func escapedSlashesAction(es ir.EscapedSlashes) hcmv3.HttpConnectionManager_PathWithEscapedSlashesAction {
+	switch es {
+	case ir.EscapedSlashesUnescapeRedirect:
+		return hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT
+	case ir.EscapedSlashesUnescapeForward:
+		return hcmv3.HttpConnectionManager_UNESCAPE_AND_FORWARD
+	case ir.EscapedSlashesKeep:
+		return hcmv3.HttpConnectionManager_KEEP_UNCHANGED
+	}
+	return hcmv3.HttpConnectionManager_REJECT_REQUEST
 }

@@ -77,6 +77,9 @@ func (t *translator) routeConfig(l *ir.Listener, services map[string]*ir.Service
 			routes = append(routes, t.notFoundRoute(a))
 		}
 	}
+	if len(routes) > 0 {
+		routes = append([]*routev3.Route{rejectedPathRoute(t.opts.EscapedSlashes)}, routes...)
+	}
 	rc := &routev3.RouteConfiguration{
 		Name: l.Name,
 		VirtualHosts: []*routev3.VirtualHost{{
@@ -231,12 +234,16 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 	if !grpc {
 		timeout = t.in.duration(r.EffectiveTimeout())
 	}
+	var idle *durationpb.Duration
+	if r.StreamIdleTimeout > 0 {
+		idle = t.in.duration(r.StreamIdleTimeout)
+	}
 	retry := t.in.retry(r.Retry.Attempts, grpc)
 	out := make([]*routev3.Route, 0, 2*len(rules)*len(variants))
 	// add appends a route; unique says its rewrite is its own (not
 	// interned), so its action is too.
 	add := func(name string, v variant, m *routev3.RouteMatch, rewrite *matcherv3.RegexMatchAndSubstitute, unique bool) {
-		k := actionKey{weighted: v.weighted, timeout: timeout, retry: retry}
+		k := actionKey{weighted: v.weighted, timeout: timeout, idle: idle, retry: retry}
 		if v.weighted == nil {
 			k.cluster = t.in.cluster(v.cluster)
 		}
@@ -552,5 +559,18 @@ func (t *translator) notFoundRoute(a *ir.API) *routev3.Route {
 		Match:    &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: strings.TrimSuffix(a.BasePath, "/")}},
 		Action:   &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 404}},
 		Metadata: md,
+	}
+}
+
+// rejectedPathRoute answers 400 for the paths Envoy's normalisation lets
+// through and the built-in data plane rejects after the same
+// normalisation (ir.RejectedPathRegex): escaped dots with parameters
+// ("%2e%2e;"), malformed escapes, and escapes a correct normalisation
+// never leaves ("%2%65" becomes "%2e").
+func rejectedPathRoute(es ir.EscapedSlashes) *routev3.Route {
+	return &routev3.Route{
+		Name:   "flexgw/rejected-path",
+		Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_SafeRegex{SafeRegex: safeRegex(ir.RejectedPathRegex(es))}},
+		Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 400}},
 	}
 }

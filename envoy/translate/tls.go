@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -68,6 +69,28 @@ func downstreamTLS(l *ir.Listener) (*corev3.TransportSocket, []*tlsv3.Secret, er
 	return ts, secrets, err
 }
 
+// policyCallTLS is the transport socket of a policy's outbound cluster
+// under Configuration spec.defaultTLS.outboundPolicyCalls: the cluster's
+// own SNI (its host) is kept, validation follows the default context.
+func policyCallTLS(pt *ir.UpstreamTLS, c *clusterv3.Cluster) (*corev3.TransportSocket, error) {
+	var host string
+	var eps []ir.Endpoint
+	for _, le := range c.GetLoadAssignment().GetEndpoints() {
+		for _, lb := range le.GetLbEndpoints() {
+			sa := lb.GetEndpoint().GetAddress().GetSocketAddress()
+			if host == "" {
+				host = sa.GetAddress()
+			}
+			eps = append(eps, ir.Endpoint{Host: sa.GetAddress(), Port: int(sa.GetPortValue())})
+		}
+	}
+	t := *pt
+	if t.SNI == "" && net.ParseIP(host) == nil {
+		t.SNI = host
+	}
+	return upstreamTLS(&ir.Service{TLS: &t, Endpoints: eps})
+}
+
 func upstreamTLS(svc *ir.Service) (*corev3.TransportSocket, error) {
 	t := svc.TLS
 	if t == nil {
@@ -85,7 +108,7 @@ func upstreamTLS(svc *ir.Service) (*corev3.TransportSocket, error) {
 			sni, san = host, host
 		}
 	}
-	params, err := tlsParams(t.MinVersion, t.MaxVersion, nil)
+	params, err := tlsParams(t.MinVersion, t.MaxVersion, t.Ciphers)
 	if err != nil {
 		return nil, err
 	}
@@ -137,8 +160,11 @@ func tlsParams(minV, maxV string, ciphers []string) (*tlsv3.TlsParameters, error
 	if minV == "" && maxV == "" && len(ciphers) == 0 {
 		return nil, nil
 	}
-	p := &tlsv3.TlsParameters{CipherSuites: ciphers}
-	var err error
+	names, err := ir.EnvoyCipherNames(ciphers)
+	if err != nil {
+		return nil, fmt.Errorf("ciphers: %w", err)
+	}
+	p := &tlsv3.TlsParameters{CipherSuites: names}
 	if p.TlsMinimumProtocolVersion, err = tlsVersion(minV); err != nil {
 		return nil, fmt.Errorf("minVersion: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -21,10 +20,11 @@ import (
 	"github.com/flexgw/flexgw/ir"
 )
 
-// tracingEnabled: only the OpenTelemetry provider renders for Envoy (OTLP
-// over gRPC to the collector named by provider.properties.address).
+// tracingEnabled: a provider that exports renders for Envoy (OTLP over
+// gRPC to the collector named by provider.properties.address); anypoint
+// without an address has nowhere to send spans in Local Mode.
 func tracingEnabled(t *ir.Tracing) bool {
-	return strings.EqualFold(t.Provider.Type, "opentelemetry")
+	return t.Exports()
 }
 
 // otlpAddress reads provider.properties.address: host:port or a URL.

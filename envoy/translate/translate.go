@@ -40,6 +40,9 @@ type Options struct {
 	// SkipGRPC leaves Result.GRPC empty: the ADS server skips the
 	// proxyless resources (a third of the work) until a gRPC client shows up.
 	SkipGRPC bool
+	// EscapedSlashes is Envoy's path_with_escaped_slashes_action, the same
+	// setting the built-in data plane takes (zero: reject with 400).
+	EscapedSlashes ir.EscapedSlashes
 }
 
 // DefaultAccessLogPath is where Envoy writes access logs when Options
@@ -106,7 +109,7 @@ func Translate(s *ir.Snapshot, opts Options) (*Result, error) {
 		prefixes: make(map[string]string, routes), prefixTaken: make(map[string]bool, routes),
 		routePrefix: make(map[*ir.Route]string, routes),
 		svcFilters:  map[apiService][]enabledFilter{}, filterAny: map[enabledFilter]*anypb.Any{},
-		apiPerFilter:    map[*ir.API]map[string]*anypb.Any{},
+		apiPerFilter: map[*ir.API]map[string]*anypb.Any{}, policyClusters: map[string]bool{},
 		loadAssignments: make(map[*ir.Service]*endpointv3.ClusterLoadAssignment, len(s.Services)),
 		res: &Result{
 			RouteStats:    make(map[string]RouteStat, routes),
@@ -147,6 +150,9 @@ type translator struct {
 	// loadAssignments are the EDS services' endpoints, shared by the
 	// Envoy and gRPC clusters.
 	loadAssignments map[*ir.Service]*endpointv3.ClusterLoadAssignment
+	// policyClusters names the clusters policies asked for (JWKS hosts,
+	// the agent's policy services), added once each.
+	policyClusters map[string]bool
 }
 
 type apiService struct {

@@ -7,6 +7,7 @@ package newrelic
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -43,7 +44,10 @@ type NewRelic struct {
 	common    []byte
 }
 
-var _ exporters.Exporter = (*NewRelic)(nil)
+var (
+	_ exporters.RequestExporter = (*NewRelic)(nil)
+	_ exporters.Prober          = (*NewRelic)(nil)
+)
 
 // SecretParams are the parameters that authenticate to New Relic: never
 // shown by the admin API, never quoted in logs or errors.
@@ -175,34 +179,58 @@ func appendLog(b []byte, e *exporters.Event) []byte {
 
 // Export implements exporters.Exporter.
 func (x *NewRelic) Export(ctx context.Context, events []exporters.Event) error {
-	return x.encode(events, x.chunk, func(body []byte, lo, hi int) error {
-		return x.post(ctx, events[lo:hi], body)
+	return exporters.ExportAll(ctx, x, events)
+}
+
+// Probe implements exporters.Prober: the Log API accepts connections.
+func (x *NewRelic) Probe(ctx context.Context) error { return exporters.DialProbe(ctx, x.url) }
+
+// errStop ends an encode early; it never leaves this package.
+var errStop = errors.New("stop")
+
+// ExportRequests implements exporters.RequestExporter: every payload is
+// confirmed (202) or failed on its own.
+func (x *NewRelic) ExportRequests(ctx context.Context, events []exporters.Event, report func(exporters.Outcome)) {
+	_ = x.encode(events, x.chunk, func(body []byte, lo, hi int) error {
+		return x.post(ctx, events, lo, hi, body, report)
 	})
 }
 
-// post sends one payload, halving it while its compressed form is over
-// the Log API's limit.
-func (x *NewRelic) post(ctx context.Context, events []exporters.Event, body []byte) error {
+// post sends the payload of events[lo:hi], halving it while its
+// compressed form is over the Log API's limit, and reports each request.
+// It returns errStop when the Log API could not be reached.
+func (x *NewRelic) post(ctx context.Context, events []exporters.Event, lo, hi int, body []byte, report func(exporters.Outcome)) error {
 	var zbuf bytes.Buffer
 	if x.gzip {
 		exporters.Gzip(&zbuf, body)
 		body = zbuf.Bytes()
 	}
 	if len(body) > x.maxBody {
-		if len(events) == 1 {
-			return &exporters.Error{Status: http.StatusRequestEntityTooLarge, Retryable: false,
-				Err: fmt.Errorf("one log event is %d bytes after compression, over the Log API limit of %d", len(body), x.maxBody)}
+		if hi-lo == 1 {
+			report(exporters.Outcome{Lo: lo, Hi: hi, Err: &exporters.Error{Status: http.StatusRequestEntityTooLarge, Retryable: false,
+				Err: fmt.Errorf("one log event is %d bytes after compression, over the Log API limit of %d", len(body), x.maxBody)}})
+			return nil
 		}
-		half := len(events) / 2
-		for _, part := range [][]exporters.Event{events[:half], events[half:]} {
+		mid := lo + (hi-lo)/2
+		for _, r := range [][2]int{{lo, mid}, {mid, hi}} {
 			// One body per part: the size check happens in post.
-			err := x.encode(part, 1<<62, func(b []byte, _, _ int) error { return x.post(ctx, part, b) })
+			err := x.encode(events[r[0]:r[1]], 1<<62, func(b []byte, _, _ int) error { return x.post(ctx, events, r[0], r[1], b, report) })
 			if err != nil {
 				return err
 			}
 		}
 		return nil
 	}
+	err := x.send(ctx, body)
+	report(exporters.Outcome{Lo: lo, Hi: hi, Err: err})
+	if !exporters.Continue(err) {
+		return errStop
+	}
+	return nil
+}
+
+// send posts one compressed (or plain) payload.
+func (x *NewRelic) send(ctx context.Context, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.url, bytes.NewReader(body))
 	if err != nil {
 		return err

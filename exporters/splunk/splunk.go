@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -52,7 +53,10 @@ type Splunk struct {
 	fields []byte
 }
 
-var _ exporters.Exporter = (*Splunk)(nil)
+var (
+	_ exporters.RequestExporter = (*Splunk)(nil)
+	_ exporters.Prober          = (*Splunk)(nil)
+)
 
 // SecretParams are the parameters that authenticate to Splunk: never shown
 // by the admin API, never quoted in logs or errors.
@@ -224,39 +228,73 @@ type hecReply struct {
 
 // Export implements exporters.Exporter.
 func (x *Splunk) Export(ctx context.Context, events []exporters.Event) error {
+	return exporters.ExportAll(ctx, x, events)
+}
+
+// Probe implements exporters.Prober: HEC accepts connections again.
+func (x *Splunk) Probe(ctx context.Context) error { return exporters.DialProbe(ctx, x.eventURL) }
+
+// errStop ends SplitRanges early; it never leaves this package.
+var errStop = errors.New("stop")
+
+// sentReq is a request HEC took, waiting for its indexer acknowledgement.
+type sentReq struct {
+	lo, hi int
+	id     int64
+}
+
+// ExportRequests implements exporters.RequestExporter: each request of at
+// most max_body_bytes is confirmed on its own, by its 2xx answer or, with
+// indexer acknowledgement, by its ackId turning true.
+func (x *Splunk) ExportRequests(ctx context.Context, events []exporters.Event, report func(exporters.Outcome)) {
 	var zbuf bytes.Buffer
-	var acks []int64
-	err := x.Encode(events, func(body []byte, _ int) error {
-		if x.gzip {
-			exporters.Gzip(&zbuf, body)
-			body = zbuf.Bytes()
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.eventURL, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		x.header(req)
-		if x.gzip {
-			req.Header.Set("Content-Encoding", "gzip")
-		}
-		resp, err := exporters.Do(x.client, req, 64<<10)
-		if err != nil {
-			return err
-		}
-		if x.ack {
-			var r hecReply
-			if err := json.Unmarshal(resp, &r); err != nil || r.AckID == nil {
-				return &exporters.Error{Status: 200, Retryable: true, Body: resp,
-					Err: fmt.Errorf("indexer acknowledgement is on but HEC returned no ackId")}
+	var waiting []sentReq
+	_ = exporters.SplitRanges(events, x.maxBody, 160, x.appendEvent, func(body []byte, lo, hi int) error {
+		id, err := x.post(ctx, &zbuf, body)
+		switch {
+		case err != nil:
+			report(exporters.Outcome{Lo: lo, Hi: hi, Err: err})
+			if !exporters.Continue(err) {
+				return errStop
 			}
-			acks = append(acks, *r.AckID)
+		case x.ack:
+			waiting = append(waiting, sentReq{lo, hi, id})
+		default:
+			report(exporters.Outcome{Lo: lo, Hi: hi})
 		}
 		return nil
 	})
-	if err != nil || len(acks) == 0 {
-		return err
+	if len(waiting) > 0 {
+		x.waitAcks(ctx, waiting, report)
 	}
-	return x.waitAcks(ctx, acks)
+}
+
+// post sends one body and returns its ackId when acknowledgement is on.
+func (x *Splunk) post(ctx context.Context, zbuf *bytes.Buffer, body []byte) (int64, error) {
+	if x.gzip {
+		exporters.Gzip(zbuf, body)
+		body = zbuf.Bytes()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.eventURL, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	x.header(req)
+	if x.gzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	resp, err := exporters.Do(x.client, req, 64<<10)
+	if err != nil || !x.ack {
+		return 0, err
+	}
+	var r hecReply
+	if err := json.Unmarshal(resp, &r); err != nil || r.AckID == nil {
+		// HEC took the events but gave nothing to confirm them by: the
+		// outcome is unknown, so resend (at least once).
+		return 0, &exporters.Error{Status: 200, Retryable: true, Body: resp,
+			Err: fmt.Errorf("indexer acknowledgement is on but HEC returned no ackId")}
+	}
+	return *r.AckID, nil
 }
 
 func (x *Splunk) header(req *http.Request) {
@@ -267,58 +305,83 @@ func (x *Splunk) header(req *http.Request) {
 	}
 }
 
-// waitAcks polls /services/collector/ack until every ackId is true. A
-// timeout is retryable: the batch is resent (at least once delivery).
-func (x *Splunk) waitAcks(ctx context.Context, ids []int64) error {
+// waitAcks polls /services/collector/ack, reporting each request as its
+// ackId turns true. A poll that fails is repeated; a request still
+// unacknowledged after ack_timeout has an unknown outcome and is reported
+// as a retryable failure (resent: at least once delivery).
+func (x *Splunk) waitAcks(ctx context.Context, reqs []sentReq, report func(exporters.Outcome)) {
 	deadline := time.Now().Add(x.ackTimeout)
-	pending := map[int64]bool{}
-	for _, id := range ids {
-		pending[id] = true
+	pending := make(map[int64]sentReq, len(reqs))
+	for _, r := range reqs {
+		pending[r.id] = r
+	}
+	fail := func(err error) {
+		for id, r := range pending {
+			report(exporters.Outcome{Lo: r.lo, Hi: r.hi, Err: err})
+			delete(pending, id)
+		}
 	}
 	t := time.NewTimer(0)
 	defer t.Stop()
-	for {
+	var lastErr error
+	for len(pending) > 0 {
 		select {
 		case <-ctx.Done():
-			return &exporters.Error{Retryable: true, Err: ctx.Err()}
+			fail(&exporters.Error{Retryable: true, Err: ctx.Err()})
+			return
 		case <-t.C:
 		}
-		q := struct {
-			Acks []int64 `json:"acks"`
-		}{}
-		for id := range pending {
-			q.Acks = append(q.Acks, id)
-		}
-		body, _ := json.Marshal(q)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.ackURL, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		x.header(req)
-		resp, err := exporters.Do(x.client, req, 1<<20)
-		if err != nil {
-			return err
-		}
-		var r struct {
-			Acks map[string]bool `json:"acks"`
-		}
-		if err := json.Unmarshal(resp, &r); err != nil {
-			return &exporters.Error{Status: 200, Retryable: true, Body: resp, Err: fmt.Errorf("decode ack reply: %w", err)}
-		}
-		for k, ok := range r.Acks {
-			if id, err := strconv.ParseInt(k, 10, 64); err == nil && ok {
-				delete(pending, id)
-			}
+		if err := x.pollAcks(ctx, pending, report); err != nil {
+			lastErr = err
 		}
 		if len(pending) == 0 {
-			return nil
+			return
 		}
 		if time.Now().After(deadline) {
-			return &exporters.Error{Status: 200, Retryable: true,
-				Err: fmt.Errorf("indexer acknowledgement: %d ackIds still pending after %s", len(pending), x.ackTimeout)}
+			msg := fmt.Errorf("indexer acknowledgement: %d requests still pending after %s (last poll error: %v)", len(pending), x.ackTimeout, lastErr)
+			fail(&exporters.Error{Status: 200, Retryable: true, Err: msg})
+			return
 		}
 		t.Reset(x.ackPoll)
 	}
+}
+
+// pollAcks asks HEC once about every pending ackId and reports (and
+// removes) the acknowledged ones.
+func (x *Splunk) pollAcks(ctx context.Context, pending map[int64]sentReq, report func(exporters.Outcome)) error {
+	q := struct {
+		Acks []int64 `json:"acks"`
+	}{Acks: make([]int64, 0, len(pending))}
+	for id := range pending {
+		q.Acks = append(q.Acks, id)
+	}
+	body, _ := json.Marshal(q)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.ackURL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	x.header(req)
+	resp, err := exporters.Do(x.client, req, 1<<20)
+	if err != nil {
+		return err
+	}
+	var r struct {
+		Acks map[string]bool `json:"acks"`
+	}
+	if err := json.Unmarshal(resp, &r); err != nil {
+		return fmt.Errorf("decode ack reply: %w", err)
+	}
+	for k, ok := range r.Acks {
+		id, err := strconv.ParseInt(k, 10, 64)
+		if err != nil || !ok {
+			continue
+		}
+		if sr, found := pending[id]; found {
+			delete(pending, id)
+			report(exporters.Outcome{Lo: sr.lo, Hi: sr.hi})
+		}
+	}
+	return nil
 }
 
 func newUUID() string {

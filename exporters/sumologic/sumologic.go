@@ -7,6 +7,7 @@ package sumologic
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -40,7 +41,10 @@ type Sumo struct {
 	client  *http.Client
 }
 
-var _ exporters.Exporter = (*Sumo)(nil)
+var (
+	_ exporters.RequestExporter = (*Sumo)(nil)
+	_ exporters.Prober          = (*Sumo)(nil)
+)
 
 // SecretParams are the parameters that authenticate to Sumo Logic: an
 // HTTP source's URL carries its token in the path, so url, endpoint and uri
@@ -150,24 +154,45 @@ func (x *Sumo) appendLine(b []byte, e *exporters.Event) []byte {
 
 // Export implements exporters.Exporter.
 func (x *Sumo) Export(ctx context.Context, events []exporters.Event) error {
+	return exporters.ExportAll(ctx, x, events)
+}
+
+// Probe implements exporters.Prober: the collector accepts connections.
+func (x *Sumo) Probe(ctx context.Context) error { return exporters.DialProbe(ctx, x.url) }
+
+// errStop ends SplitRanges early; it never leaves this package.
+var errStop = errors.New("stop")
+
+// ExportRequests implements exporters.RequestExporter: every body of at
+// most max_body_bytes is confirmed (2xx) or failed on its own.
+func (x *Sumo) ExportRequests(ctx context.Context, events []exporters.Event, report func(exporters.Outcome)) {
 	var zbuf bytes.Buffer
-	return x.Encode(events, func(body []byte, _ int) error {
-		if x.gzip {
-			exporters.Gzip(&zbuf, body)
-			body = zbuf.Bytes()
+	_ = exporters.SplitRanges(events, x.maxBody, 160, x.appendLine, func(body []byte, lo, hi int) error {
+		err := x.post(ctx, &zbuf, body)
+		report(exporters.Outcome{Lo: lo, Hi: hi, Err: err})
+		if !exporters.Continue(err) {
+			return errStop
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.url, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		for k, v := range x.headers {
-			req.Header[k] = v
-		}
-		req.Header.Set("Content-Type", "application/json")
-		if x.gzip {
-			req.Header.Set("Content-Encoding", "gzip")
-		}
-		_, err = exporters.Do(x.client, req, 64<<10)
-		return err
+		return nil
 	})
+}
+
+func (x *Sumo) post(ctx context.Context, zbuf *bytes.Buffer, body []byte) error {
+	if x.gzip {
+		exporters.Gzip(zbuf, body)
+		body = zbuf.Bytes()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	for k, v := range x.headers {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if x.gzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	_, err = exporters.Do(x.client, req, 64<<10)
+	return err
 }

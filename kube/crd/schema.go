@@ -117,6 +117,7 @@ func rules() *Schema {
 
 func policyRef() *Schema {
 	return obj("The policy, by Flex name (rate-limiting-flex, jwt-validation-flex, ...).", map[string]*Schema{
+		"kind":      oneOf("Extension (Flex's kind for policies; optional).", `'must be Extension, got "' + self + '"'`, "Extension"),
 		"name":      str("Policy name."),
 		"namespace": str("Policy namespace (ignored; Flex's policies are built in)."),
 	}, "name")
@@ -226,11 +227,15 @@ func Kinds() []Kind {
 				"targetRef": obj("What the policy applies to.", map[string]*Schema{
 					// Ingress and HTTPRoute are targets only for the Kubernetes
 					// source, which maps them to the ApiInstance it derives.
-					"kind": oneOf("ApiInstance or Service (found by name when absent); in Kubernetes also Ingress or HTTPRoute.",
-						`'must be ApiInstance or Service, got "' + self + '"'`, "ApiInstance", "Service", "Ingress", "HTTPRoute"),
-					"name":      str("Target name."),
+					"kind": oneOf("ApiInstance, Service (found by name when absent) or Selector; in Kubernetes also Ingress or HTTPRoute.",
+						`'must be ApiInstance, Service or Selector, got "' + self + '"'`, "ApiInstance", "Service", "Selector", "Ingress", "HTTPRoute"),
+					"name":      str("Target name (not with kind Selector)."),
 					"namespace": str("Target namespace (default: the binding's)."),
-				}, "name"),
+					"selector": obj("With kind Selector: the ApiInstances the policy applies to.", map[string]*Schema{
+						"kind":   str("ApiInstance."),
+						"labels": dict("Labels the ApiInstances must have; none selects all.", str("")),
+					}),
+				}),
 				"policyRef": policyRef(),
 				"config":    free("The policy's configuration, or the route's destinations."),
 				"order":     intOrStr("Lower runs first (default 50)."),
@@ -260,25 +265,21 @@ func Kinds() []Kind {
 					"redis": obj("A Redis server.", map[string]*Schema{
 						"address":  str("host:port."),
 						"username": str(""),
+						"user":     str("Username (Flex's other spelling)."),
 						"password": str(""),
 						"db":       intOrStr("Database number."),
 						"DB":       intOrStr("Database number (Flex's example spells it DB)."),
-						"tls": obj("", map[string]*Schema{
-							"trustedCA": str("PEM CA bundle."),
-							"certificate": obj("", map[string]*Schema{
-								"key":           str(""),
-								"crt":           str(""),
-								"keyPassphrase": str(""),
-							}),
-							"alpn":           list("", str("")),
-							"skipValidation": boolean(""),
-							"minversion":     str(""),
-							"maxversion":     str(""),
-							"minVersion":     str(""),
-							"maxVersion":     str(""),
-							"ciphers":        list("", str("")),
-						}),
+						"tls":      tlsSchema(),
 					}, "address"),
+				}),
+				"timeouts": obj("Gateway-wide timeouts, in seconds.", map[string]*Schema{
+					"upstreamConnectionIdleSeconds": number(""),
+					"upstreamResponseSeconds":       number(""),
+					"streamIdleSeconds":             number(""),
+				}),
+				"circuitBreaker": obj("Default circuit breaker thresholds (directly or under thresholds).", cbProps(true)),
+				"defaultTLS": obj("", map[string]*Schema{
+					"outboundPolicyCalls": tlsSchema(),
 				}),
 				"tracing": obj("Distributed tracing (apiVersion v1beta1 only).", map[string]*Schema{
 					"provider": obj("", map[string]*Schema{
@@ -301,4 +302,36 @@ func Kinds() []Kind {
 			}),
 		},
 	}
+}
+
+// tlsSchema is a TLS context as config reads it (Redis, defaultTLS).
+func tlsSchema() *Schema {
+	return obj("", map[string]*Schema{
+		"trustedCA": str("PEM CA bundle."),
+		"certificate": obj("", map[string]*Schema{
+			"key":           str(""),
+			"crt":           str(""),
+			"keyPassphrase": str(""),
+		}),
+		"alpn":           list("", str("")),
+		"skipValidation": boolean(""),
+		"minversion":     str(""),
+		"maxversion":     str(""),
+		"minVersion":     str(""),
+		"maxVersion":     str(""),
+		"ciphers":        list("", str("")),
+	})
+}
+
+// cbProps is the circuit breaker thresholds, with the thresholds: nesting
+// Flex's policy uses when nested is set.
+func cbProps(nested bool) map[string]*Schema {
+	props := map[string]*Schema{}
+	for _, n := range []string{"maxConnections", "maxPendingRequests", "maxRequests", "maxRetries", "maxConnectionPools"} {
+		props[n] = intOrStr("")
+	}
+	if nested {
+		props["thresholds"] = obj("", cbProps(false))
+	}
+	return props
 }

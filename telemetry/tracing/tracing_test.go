@@ -267,6 +267,51 @@ func TestSampling(t *testing.T) {
 	}
 }
 
+// TestAnypointProvider: Flex's anypoint provider is accepted. Without a
+// collector address nothing can be exported in Local Mode, so tracing
+// stays off and Explain says why; with provider.properties.address the
+// spans go to that OTLP collector.
+func TestAnypointProvider(t *testing.T) {
+	off := &ir.Tracing{Provider: ir.TracingProvider{Type: "anypoint"}, Sampling: ir.TracingSampling{Client: 100, Random: 100, Overall: 100}}
+	if err := tracing.Validate(off); err != nil {
+		t.Fatalf("Validate(anypoint) = %v, want accepted", err)
+	}
+	tr := newTracer(t)
+	if err := tr.Configure(context.Background(), off); err != nil {
+		t.Fatal(err)
+	}
+	if tr.Enabled() || !strings.Contains(off.Explain(), "Anypoint Monitoring") {
+		t.Fatalf("anypoint without address: enabled=%v explain=%q", tr.Enabled(), off.Explain())
+	}
+
+	col, err := otlpstandin.StartGRPC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Close()
+	on := tracingConfig(col.Addr, "", 100)
+	on.Provider.Type = "anypoint"
+	if err := tr.Configure(context.Background(), on); err != nil {
+		t.Fatal(err)
+	}
+	if !tr.Enabled() {
+		t.Fatal("anypoint with an address: tracing off")
+	}
+	up := startUpstream(t)
+	g := startGateway(t, tr, up)
+	rec := g.get(t, "/a", nil)
+	if err := tr.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans, err := col.WaitSpans(2, waitFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spans[0].TraceID != rec.TraceID {
+		t.Errorf("collector got trace %s, want %s", spans[0].TraceID, rec.TraceID)
+	}
+}
+
 // TestReconfigure moves export to another collector on reload and turns
 // tracing off with a nil config.
 func TestReconfigure(t *testing.T) {
@@ -330,7 +375,8 @@ func TestConfigureErrors(t *testing.T) {
 		cfg  ir.Tracing
 		want string
 	}{
-		{"anypoint", ir.Tracing{Provider: ir.TracingProvider{Type: "anypoint"}}, `conf.d/tracing.yaml:4: spec.tracing.provider.type "anypoint": not supported`},
+		{"unknown provider", ir.Tracing{Provider: ir.TracingProvider{Type: "zipkin"}}, `conf.d/tracing.yaml:4: spec.tracing.provider.type "zipkin": not supported`},
+		{"anypoint bad address", ir.Tracing{Provider: ir.TracingProvider{Type: "anypoint", Properties: map[string]string{"address": "ftp://x:1"}}}, `properties.address: unsupported scheme "ftp"`},
 		{"no address", ir.Tracing{Provider: ir.TracingProvider{Type: "opentelemetry"}}, "conf.d/tracing.yaml:4: spec.tracing.provider.properties.address: required"},
 		{"bad scheme", ir.Tracing{Provider: ir.TracingProvider{Type: "opentelemetry", Properties: map[string]string{"address": "ftp://x:1"}}}, `properties.address: unsupported scheme "ftp"`},
 		{"bad service type", ir.Tracing{Provider: ir.TracingProvider{Type: "opentelemetry", Properties: map[string]string{"address": "h2://x:1", "serviceType": "thrift"}}}, `properties.serviceType: "thrift" is not grpc or http`},

@@ -1,0 +1,197 @@
+// Package chart tests charts/flexgw without a cluster: helm lint and what
+// helm template renders. kube/chart_test.go installs it into a real API
+// server.
+package chart
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+const chartDir = "../../charts/flexgw"
+
+// helmBin is scripts/k8s-tools.sh's helm (kubetest.ToolsDir, without
+// importing the client libraries).
+func helmBin(t *testing.T) string {
+	root := os.Getenv("FLEXGW_K8S_CACHE")
+	if root == "" {
+		root = "/var/cache/flexgw-k8s"
+	}
+	p := filepath.Join(root, "v1.37.2", "helm")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("helm missing (%v): run scripts/k8s-tools.sh, which `make test` runs first", err)
+	}
+	return p
+}
+
+func helm(t *testing.T, kubeconfig string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(helmBin(t), args...)
+	home := t.TempDir()
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home, "HELM_CONFIG_HOME="+home, "HELM_DATA_HOME="+home)
+	if kubeconfig != "" {
+		cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig)
+	}
+	// Stdout only: helm warns about the dashboards symlink on stderr.
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+	}
+	return string(out)
+}
+
+// rendered splits `helm template` output into objects by "Kind/name".
+func rendered(t *testing.T, out string) map[string]map[string]any {
+	t.Helper()
+	objs := map[string]map[string]any{}
+	dec := yaml.NewDecoder(bytes.NewReader([]byte(out)))
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return objs
+			}
+			t.Fatalf("helm output: %v", err)
+		}
+		if m == nil {
+			continue
+		}
+		md, _ := m["metadata"].(map[string]any)
+		name, _ := md["name"].(string)
+		kind, _ := m["kind"].(string)
+		objs[kind+"/"+name] = m
+	}
+}
+
+var allOn = []string{
+	"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.podMonitor.enabled=true",
+	"--set", "metrics.prometheusRule.enabled=true", "--set", "dashboards.enabled=true",
+	"--set", "autoscaling.enabled=true", "--set", "redis.address=redis:6379",
+	"--set", "redis.passwordSecret.name=redis",
+}
+
+// TestChartLintAndTemplate lints the chart and checks what it renders:
+// probes, least capabilities (eBPF's only when asked), PDB, HPA,
+// anti-affinity, monitors, the alert rules and dashboards of dashboards/.
+func TestChartLintAndTemplate(t *testing.T) {
+	helm(t, "", "lint", "--strict", chartDir)
+	helm(t, "", append([]string{"lint", "--strict", chartDir}, allOn...)...)
+
+	objs := rendered(t, helm(t, "", append([]string{"template", "gw", chartDir, "--namespace", "edge"}, allOn...)...))
+	dep := objs["Deployment/gw-flexgw"]
+	if dep == nil {
+		t.Fatalf("no Deployment; got %v", keys(objs))
+	}
+	c := nested(t, dep, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+	if p := nested(t, c, "readinessProbe", "httpGet", "path"); p != "/ready" {
+		t.Errorf("readiness probe path %v", p)
+	}
+	if p := nested(t, c, "livenessProbe", "httpGet", "path"); p != "/live" {
+		t.Errorf("liveness probe path %v", p)
+	}
+	caps := nested(t, c, "securityContext", "capabilities").(map[string]any)
+	if !reflect.DeepEqual(caps["drop"], []any{"ALL"}) || caps["add"] != nil {
+		t.Errorf("capabilities %v, want drop ALL and nothing added", caps)
+	}
+	if nested(t, c, "securityContext", "readOnlyRootFilesystem") != true || nested(t, c, "securityContext", "allowPrivilegeEscalation") != false {
+		t.Errorf("container securityContext %v", c["securityContext"])
+	}
+	if nested(t, dep, "spec", "template", "spec", "affinity", "podAntiAffinity") == nil {
+		t.Error("no pod anti-affinity")
+	}
+	for _, want := range []string{"PodDisruptionBudget/gw-flexgw", "HorizontalPodAutoscaler/gw-flexgw", "ServiceMonitor/gw-flexgw",
+		"PodMonitor/gw-flexgw", "PrometheusRule/gw-flexgw", "Service/gw-flexgw-http", "Service/gw-flexgw-admin", "IngressClass/flexgw",
+		"Configuration/gw-flexgw", "ClusterRole/gw-flexgw", "Role/gw-flexgw-lease"} {
+		if objs[want] == nil {
+			t.Errorf("%s not rendered", want)
+		}
+	}
+	// The PrometheusRule carries dashboards/alerts.yaml's groups unchanged.
+	var alerts map[string]any
+	b, err := os.ReadFile("../../dashboards/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &alerts); err != nil {
+		t.Fatal(err)
+	}
+	if got := nested(t, objs["PrometheusRule/gw-flexgw"], "spec", "groups"); !reflect.DeepEqual(normalize(t, got), normalize(t, alerts["groups"])) {
+		t.Error("PrometheusRule groups differ from dashboards/alerts.yaml")
+	}
+	dashboards, _ := filepath.Glob("../../dashboards/*.json")
+	n := 0
+	for k, o := range objs {
+		if strings.HasPrefix(k, "ConfigMap/gw-flexgw-dashboard-") {
+			n++
+			if nested(t, o, "metadata", "labels", "grafana_dashboard") != "1" {
+				t.Errorf("%s lacks the sidecar label", k)
+			}
+		}
+	}
+	if n != len(dashboards) || n == 0 {
+		t.Errorf("%d dashboard ConfigMaps for %d dashboards", n, len(dashboards))
+	}
+	// The Redis password reaches the Configuration as an environment reference.
+	if got := nested(t, objs["Configuration/gw-flexgw"], "spec", "sharedStorage", "redis", "password"); got != "$FLEXGW_REDIS_PASSWORD" {
+		t.Errorf("redis password %v", got)
+	}
+
+	// eBPF opt-in adds exactly the probe's capabilities.
+	objs = rendered(t, helm(t, "", "template", "gw", chartDir, "--set", "ebpf.enabled=true"))
+	c = nested(t, objs["Deployment/gw-flexgw"], "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+	if add := nested(t, c, "securityContext", "capabilities", "add"); !reflect.DeepEqual(add, []any{"BPF", "PERFMON", "NET_ADMIN"}) {
+		t.Errorf("eBPF capabilities %v", add)
+	}
+	// One namespace watched: a Role there, no ClusterRole for the resources.
+	objs = rendered(t, helm(t, "", "template", "gw", chartDir, "--set", "watch.namespace=team-a"))
+	if objs["Role/gw-flexgw"] == nil || objs["ClusterRole/gw-flexgw"] != nil {
+		t.Errorf("watch.namespace: got %v", keys(objs))
+	}
+}
+
+func nested(t *testing.T, o map[string]any, path ...string) any {
+	t.Helper()
+	var cur any = o
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[p]
+	}
+	return cur
+}
+
+func keys(m map[string]map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// normalize round-trips a value through YAML so int widths and map types
+// compare equal.
+func normalize(t *testing.T, v any) any {
+	t.Helper()
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := yaml.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
