@@ -59,6 +59,8 @@ func policyExamples(t *testing.T) map[string]map[string]any {
 		"xml-threat-protection":       {"maxNodeDepth": 10},
 		"tls":                         tlsCfg,
 		"tls-outbound":                map[string]any{"skipValidation": true, "certificate": map[string]any{"key": keyPEM, "crt": certPEM}},
+		"stream-idle-timeout-flex":    {"timeout": 30},
+		"idle-timeout-flex":           {"timeout": 30},
 		"response-timeout-flex":       {"timeout": 30},
 		"circuit-breaker-flex":        {"thresholds": map[string]any{"maxConnections": 100}},
 	}
