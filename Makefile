@@ -4,6 +4,8 @@ SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# Debian versions start with a digit: tags are v1.2.3, untagged builds 0.0.0~git<commit>.
+DEB_VERSION ?= $(shell v=$$(git describe --tags --exact-match 2>/dev/null) && echo $${v\#v} || echo 0.0.0~git$(COMMIT))
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN := bin
 
@@ -13,7 +15,7 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/flexgw ./cmd/flexgw
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/flexgw ./cmd/flexgw
 	$(GO) build -trimpath -o $(BIN)/demo-upstream ./examples/upstream
 
 # Starts a demo upstream on 127.0.0.1:9000 and the gateway on examples/.
@@ -56,13 +58,14 @@ plugin:
 	@mkdir -p $(BIN)
 	$(GO) build -buildmode=c-shared -o $(BIN)/out_flexgw.so ./cmd/flb-out-flexgw
 
-# Binary, systemd unit (only the capabilities the probe needs), /etc/flexgw/conf.d.
+# Binary (bin/flexgw as built: version flags, stripped), systemd unit (only
+# the capabilities the probe needs), /etc/default/flexgw, /etc/flexgw/conf.d.
 install: build
-	DESTDIR=$(DESTDIR) PREFIX=$(PREFIX) ./deploy/install.sh
+	DESTDIR=$(DESTDIR) PREFIX=$(PREFIX) ./deploy/install.sh $(BIN)/flexgw
 
-# A .deb with the same contents, built with nfpm (Go module).
-deb:
-	VERSION=0.1.0~git$(COMMIT) ./deploy/deb.sh dist
+# A .deb with the same contents (dpkg-deb), into dist/.
+deb: build
+	VERSION=$(DEB_VERSION) ./deploy/deb.sh dist $(BIN)/flexgw
 
 clean:
 	rm -rf $(BIN)

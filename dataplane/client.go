@@ -388,28 +388,56 @@ func (r *chunkedReader) advance(n int) error {
 	return nil
 }
 
+// crlf reads the CRLF that must follow chunk data (RFC 9112 7.1): any
+// other byte there means the two ends frame the body differently.
 func (r *chunkedReader) crlf() error {
-	b, err := r.br.ReadSlice('\n')
-	if err != nil {
-		return err
-	}
-	if len(b) != 2 && len(b) != 1 {
-		return errors.New("chunked: missing CRLF after chunk data")
-	}
-	return nil
-}
-
-func (r *chunkedReader) nextChunk() error {
-	line, err := r.br.ReadSlice('\n')
+	b, err := r.br.Peek(2)
 	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return err
 	}
+	if b[0] != '\r' || b[1] != '\n' {
+		return errChunkCRLF
+	}
+	_, _ = r.br.Discard(2)
+	return nil
+}
+
+var (
+	errChunkCRLF     = errors.New("chunked: missing CRLF after chunk data")
+	errChunkSizeLine = errors.New("chunked: malformed chunk size line")
+	errChunkTrailers = errors.New("chunked: malformed or too many trailer fields")
+)
+
+// maxTrailers bounds the trailer section of a chunked body (fields after
+// the last chunk, which the proxy reads and drops).
+const maxTrailers = 100
+
+// nextChunk reads a chunk-size line, RFC 9112 7.1:
+// 1*HEXDIG *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ) CRLF.
+// Anything else ("0x5", "5xyz", a bare LF) is an error: a lenient reader
+// frames the body differently from a strict one in front of or behind it.
+func (r *chunkedReader) nextChunk() error {
+	line, err := r.br.ReadSlice('\n')
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			err = errChunkSizeLine
+		}
+		return err
+	}
+	if len(line) < 3 || line[len(line)-2] != '\r' {
+		return errChunkSizeLine
+	}
+	line = line[:len(line)-2]
 	var n int64
-	digits := 0
-	for _, c := range line {
+	i := 0
+	for ; i < len(line); i++ {
+		c := line[i]
 		var d byte
 		switch {
 		case c >= '0' && c <= '9':
@@ -421,25 +449,48 @@ func (r *chunkedReader) nextChunk() error {
 		default:
 			goto done
 		}
-		if digits >= 15 {
+		if i >= 15 {
 			return errors.New("chunked: chunk size too large")
 		}
 		n = n<<4 | int64(d)
-		digits++
 	}
 done:
-	if digits == 0 {
-		return errors.New("chunked: bad chunk size line")
+	if i == 0 {
+		return errChunkSizeLine
+	}
+	if rest := line[i:]; len(rest) > 0 {
+		// Only an extension may follow: optional whitespace, then ';'.
+		j := 0
+		for j < len(rest) && (rest[j] == ' ' || rest[j] == '\t') {
+			j++
+		}
+		if j == len(rest) || rest[j] != ';' {
+			return errChunkSizeLine
+		}
+		for _, c := range rest[j:] {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return errChunkSizeLine
+			}
+		}
 	}
 	if n == 0 {
-		// Last chunk: skip trailers up to the empty line.
-		for {
+		// Last chunk: trailer fields (read and dropped) up to the empty line.
+		for k := 0; ; k++ {
 			t, err := r.br.ReadSlice('\n')
 			if err != nil {
+				if errors.Is(err, bufio.ErrBufferFull) {
+					err = errChunkTrailers
+				}
 				return err
 			}
-			if len(t) <= 2 && (len(t) == 1 || t[0] == '\r') {
+			if len(t) < 2 || t[len(t)-2] != '\r' {
+				return errChunkTrailers
+			}
+			if len(t) == 2 {
 				break
+			}
+			if k == maxTrailers || t[0] == ' ' || t[0] == '\t' || bytes.IndexByte(t, ':') <= 0 {
+				return errChunkTrailers
 			}
 		}
 		r.eof = true

@@ -38,6 +38,13 @@ type Options struct {
 	MaxHeaderBytes int
 	// IdleTimeout closes idle keep-alive client connections. Default 120s.
 	IdleTimeout time.Duration
+	// MaxHeaders caps the header fields of a request head (400 beyond,
+	// like Envoy's max_headers_count). Default 100.
+	MaxHeaders int
+	// BodyTimeout is how long a request body may stay silent between two
+	// reads before the request fails with 408 (nginx client_body_timeout).
+	// Default 60s.
+	BodyTimeout time.Duration
 	// EscapedSlashes is what %2F and %5C in a request path do (Envoy's
 	// path_with_escaped_slashes_action); the zero value rejects them (400).
 	EscapedSlashes ir.EscapedSlashes
@@ -113,6 +120,12 @@ func New(opts Options) *DataPlane {
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 120 * time.Second
+	}
+	if opts.MaxHeaders <= 0 {
+		opts.MaxHeaders = 100
+	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = 60 * time.Second
 	}
 	dp := &DataPlane{
 		opts:      opts,

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"testing"
+	"time"
 )
 
 // FuzzReadRequest feeds arbitrary bytes to the HTTP/1 request parser: it
@@ -49,6 +50,9 @@ func (fakeConn) RemoteAddr() net.Addr        { return &net.TCPAddr{IP: net.IPv4(
 func (fakeConn) LocalAddr() net.Addr         { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2} }
 func (fakeConn) Write(b []byte) (int, error) { return len(b), nil }
 func (fakeConn) Close() error                { return nil }
+
+func (fakeConn) SetReadDeadline(time.Time) error { return nil }
+func (fakeConn) SetDeadline(time.Time) error     { return nil }
 
 // FuzzResponseHead feeds arbitrary bytes to the upstream response parser
 // and the chunked decoder.

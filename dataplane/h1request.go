@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // This file parses HTTP/1.x requests for the h1server.
@@ -30,7 +31,7 @@ func badRequest(msg string) error { return &requestError{http.StatusBadRequest, 
 func (c *h1conn) readRequest() (*http.Request, int, error) {
 	limit := c.srv.dp.opts.MaxHeaderBytes
 	c.head = c.head[:0]
-	lines := 0
+	lines, empties := 0, 0
 	for {
 		line, err := c.br.ReadSlice('\n')
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
@@ -51,12 +52,20 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 		}
 		if empty := len(line) == 1 || len(line) == 2 && line[0] == '\r'; empty {
 			if len(c.head) == len(line) {
-				c.head = c.head[:0] // RFC 9112 2.2: ignore empty lines before a request
+				// RFC 9112 2.2: ignore at least one empty line before a
+				// request; a stream of them only holds the connection.
+				c.head = c.head[:0]
+				if empties++; empties > maxLeadingEmptyLines {
+					return nil, http.StatusBadRequest, badRequest("too many empty lines before the request line")
+				}
 				continue
 			}
 			break
 		}
 		lines++
+		if lines > c.srv.dp.opts.MaxHeaders+1 { // +1: the request line
+			return nil, http.StatusBadRequest, badRequest(fmt.Sprintf("more than %d header fields", c.srv.dp.opts.MaxHeaders))
+		}
 	}
 	head := string(c.head)
 	// Request line.
@@ -155,8 +164,13 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 	if hosts > 1 || (hosts == 0 && minor == 1) {
 		return nil, http.StatusBadRequest, badRequest("missing or repeated Host header")
 	}
-	if host == "" && r.URL.Host != "" {
+	if r.URL.Host != "" {
+		// Absolute form: the target's authority wins over Host (RFC 9112
+		// 3.2.2), so routing and X-Forwarded-Host agree with the target.
 		host = r.URL.Host
+	}
+	if !validHost(host) {
+		return nil, http.StatusBadRequest, badRequest("invalid Host")
 	}
 	r.Host = host
 	// Connection management.
@@ -167,6 +181,10 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 	}
 	// Body framing.
 	switch {
+	case te != "" && minor == 0:
+		// An HTTP/1.0 peer cannot send chunked; a 1.0 hop in front of us
+		// would frame this body by Content-Length or close (RFC 9112 6.1).
+		return nil, http.StatusBadRequest, badRequest("Transfer-Encoding in an HTTP/1.0 request")
 	case te != "":
 		if cl != "" {
 			return nil, http.StatusBadRequest, badRequest("both Transfer-Encoding and Content-Length")
@@ -205,6 +223,53 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 }
 
 var chunkedTE = []string{"chunked"}
+
+// maxLeadingEmptyLines bounds the empty lines tolerated before a request.
+const maxLeadingEmptyLines = 8
+
+// validHost checks a Host value against RFC 3986 authority (without
+// userinfo): reg-name, IPv4 or [IP-literal], optional :port. Empty is
+// valid (HTTP/1.0 without Host).
+func validHost(h string) bool {
+	if h == "" {
+		return true
+	}
+	hostPart, port := h, ""
+	if h[0] == '[' {
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return false
+		}
+		for _, c := range []byte(h[1:end]) {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == ':' || c == '.') {
+				return false
+			}
+		}
+		rest := h[end+1:]
+		if rest != "" {
+			if rest[0] != ':' {
+				return false
+			}
+			port = rest[1:]
+		}
+		hostPart = ""
+	} else if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		hostPart, port = h[:i], h[i+1:]
+	}
+	for i := 0; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
+			return false
+		}
+	}
+	for i := 0; i < len(hostPart); i++ {
+		c := hostPart[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			strings.IndexByte("-._~!$&'()*+,;=%", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
 
 // parseURI fills r.URL. An origin-form target is split without net/url:
 // RawPath keeps the path as sent (normalizeRequest works from it), Path is
@@ -306,6 +371,7 @@ func (b *h1body) Read(p []byte) (int, error) {
 		}
 	}
 	if b.chunked {
+		b.armTimeout()
 		data, err := b.cr.peek(len(p))
 		if err != nil {
 			b.err = err
@@ -323,6 +389,7 @@ func (b *h1body) Read(p []byte) (int, error) {
 	if int64(len(p)) > b.remaining {
 		p = p[:b.remaining]
 	}
+	b.armTimeout()
 	n, err := b.c.br.Read(p)
 	b.remaining -= int64(n)
 	if err == io.EOF {
@@ -334,6 +401,15 @@ func (b *h1body) Read(p []byte) (int, error) {
 		err = io.EOF
 	}
 	return n, err
+}
+
+// armTimeout gives the client BodyTimeout for its next bytes when none
+// are buffered: a body that stops half-way fails with 408 instead of
+// holding a goroutine and an upstream connection.
+func (b *h1body) armTimeout() {
+	if b.c.br.Buffered() == 0 {
+		_ = b.c.c.SetReadDeadline(time.Now().Add(b.c.srv.dp.opts.BodyTimeout))
+	}
 }
 
 // Close implements io.Closer; unread body is drained or the connection

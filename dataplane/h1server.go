@@ -225,11 +225,19 @@ func (c *h1conn) serve() {
 	}()
 	opts := &dp.opts
 	first := true
+	fromAccept := true // the head deadline set at accept still runs
 	for {
 		// Wait for the next request (idle), then give the head its own
 		// deadline once it starts (slow clients are cut off).
 		if c.br.Buffered() == 0 {
-			_ = c.c.SetReadDeadline(time.Now().Add(opts.IdleTimeout))
+			// The first request's head is due ReadHeaderTimeout after
+			// accept: a silent connection or a partial h2 preface is not
+			// held for the idle timeout.
+			wait := opts.IdleTimeout
+			if first {
+				wait = opts.ReadHeaderTimeout
+			}
+			_ = c.c.SetReadDeadline(time.Now().Add(wait))
 			if _, err := c.br.Peek(1); err != nil {
 				return
 			}
@@ -245,7 +253,10 @@ func (c *h1conn) serve() {
 				return
 			}
 		}
-		_ = c.c.SetReadDeadline(time.Now().Add(opts.ReadHeaderTimeout))
+		if !fromAccept {
+			_ = c.c.SetReadDeadline(time.Now().Add(opts.ReadHeaderTimeout))
+		}
+		fromAccept = false
 		r, status, err := c.readRequest()
 		if err != nil {
 			if status != 0 {
@@ -254,9 +265,10 @@ func (c *h1conn) serve() {
 			return
 		}
 		if r.Body != http.NoBody {
-			// Bodies have no deadline (net/http's default too); a
-			// bodiless request keeps the head deadline until the next
-			// wait replaces it, saving a timer update.
+			// A body read sets its own deadline (BodyTimeout) whenever it
+			// has to wait for the client; a bodiless request keeps the
+			// head deadline until the next wait replaces it, saving a
+			// timer update.
 			_ = c.c.SetReadDeadline(time.Time{})
 		}
 		w := c.w

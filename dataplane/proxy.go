@@ -48,6 +48,9 @@ type reqState struct {
 	rest     string
 	destPath string
 	upPath   string // the rewritten upstream path (rules with captures)
+	// upgrade is set for a WebSocket upgrade request (the only upgrade
+	// forwarded); its Upgrade and Connection headers are gone by then.
+	upgrade  bool
 	start    time.Time
 	reqID    string
 	xff      string
@@ -149,6 +152,7 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.dp, st.ln = dp, h
 
 	st.reqID = requestID(r)
+	st.stripHopByHop(r)
 	var rt *route
 	pathOK := h.normalizeRequest(st, w, r)
 	if lr := dp.table.Load().listeners[h.addr]; lr != nil && pathOK {
@@ -441,12 +445,19 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 		defer svc.active.Add(-1)
 	}
 	st.rec.UpstreamCluster = svc.key
+	if r.ProtoMajor == 2 && r.Context().Err() != nil {
+		// The client reset the stream before it was dispatched (h2 rapid
+		// reset): no upstream request for it.
+		st.addFlag(flagDownstreamClose)
+		st.status = 0
+		return
+	}
 	if !st.rewrite(r) {
 		st.writeError(w, http.StatusBadRequest, "", "the route's rewrite leaves its destination path")
 		return
 	}
 
-	if r.ProtoMajor == 1 && r.Header["Upgrade"] != nil && headerHasToken(r.Header["Connection"], "upgrade") {
+	if st.upgrade {
 		dp.forwardUpgrade(st, w, r, svc, prefix)
 		return
 	}
@@ -502,6 +513,10 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 				st.abort = true
 				return
 			}
+			if isTimeout(err) {
+				st.writeError(w, http.StatusRequestTimeout, flagDownstreamClose, "request body timed out")
+				return
+			}
 			st.writeError(w, http.StatusBadRequest, flagDownstreamClose, "invalid request body: "+errText(err))
 		}
 		return
@@ -526,6 +541,8 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+var errUnaskedSwitch = errors.New("upstream switched protocols without an upgrade request")
 
 // clientBodyError marks a failure to read the request body from the client.
 type clientBodyError struct{ err error }
@@ -602,6 +619,11 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 		}
 		if err == nil {
 			err = c.readResponseHead(&st.up, st.hdr)
+			if err == nil && st.up.status == http.StatusSwitchingProtocols {
+				// Only a WebSocket handshake (forwardUpgrade) may switch
+				// protocols; here it would open a tunnel nothing polices.
+				err = errUnaskedSwitch
+			}
 		}
 		if !stopWatch() && err == nil {
 			// The client left just as the head arrived; the deadline is

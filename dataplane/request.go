@@ -5,7 +5,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
+	"strings"
 )
 
 // skipRequestHeaders are never copied from the inbound request: hop-by-hop
@@ -28,6 +30,52 @@ var skipRequestHeaders = map[string]bool{
 	"X-Forwarded-Proto":   true,
 	"X-Forwarded-Host":    true,
 	"X-Request-Id":        true,
+}
+
+// hopByHop are the hop-by-hop request headers (RFC 9110 7.6.1, and the
+// legacy Keep-Alive and Proxy-Connection) removed before routing and
+// policies, with whatever Connection names. Te is kept when it is exactly
+// "trailers", the one value that means something end to end (gRPC).
+var hopByHop = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// stripHopByHop removes the hop-by-hop headers of r before routing and
+// any policy sees the request: a header a policy injects can then not be
+// stripped by naming it in Connection, and rules and policies never act on
+// a header that would not reach the upstream. A WebSocket upgrade
+// (GET, Connection: upgrade, Upgrade: websocket) is remembered in
+// st.upgrade; any other upgrade (h2c, TLS, ...) is dropped and the request
+// served as a plain one, so no tunnel bypasses routing and policies.
+func (st *reqState) stripHopByHop(r *http.Request) {
+	h := r.Header
+	if conn := h["Connection"]; len(conn) > 0 {
+		if r.ProtoMajor == 1 && r.ProtoMinor == 1 && r.Method == http.MethodGet &&
+			headerHasToken(conn, "upgrade") && headerHasToken(h["Upgrade"], "websocket") {
+			st.upgrade = true
+		}
+		for _, v := range conn {
+			for v != "" {
+				var f string
+				if i := strings.IndexByte(v, ','); i >= 0 {
+					f, v = v[:i], v[i+1:]
+				} else {
+					f, v = v, ""
+				}
+				f = trimSpace(f)
+				if f == "" || asciiEqualFold(f, "close") || asciiEqualFold(f, "keep-alive") || asciiEqualFold(f, "upgrade") {
+					continue
+				}
+				delete(h, textproto.CanonicalMIMEHeaderKey(f))
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		if v, ok := h[k]; ok {
+			if k == "Te" && len(v) == 1 && asciiEqualFold(v[0], "trailers") {
+				continue
+			}
+			delete(h, k)
+		}
+	}
 }
 
 // clientIP is the host part of RemoteAddr, without allocating.
@@ -128,9 +176,7 @@ func (dp *DataPlane) writeRequest(st *reqState, c *upConn, ep *endpoint, prefix 
 		bw.WriteString("\r\n")
 	}
 	if upgrade {
-		bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
-		bw.WriteString(r.Header.Get("Upgrade"))
-		bw.WriteString("\r\n\r\n")
+		bw.WriteString("Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 		return false, bw.Flush()
 	}
 

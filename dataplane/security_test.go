@@ -38,6 +38,10 @@ type secAttack struct {
 	upstream string
 	// check, when set, inspects what the upstream received.
 	check func(t *testing.T, got *http.Request)
+	// bodyOnly: the head may have reached the upstream before the body
+	// was found malformed (the request is streamed); only the status is
+	// checked.
+	bodyOnly bool
 }
 
 // upstreamLog records what an upstream received, by X-Case.
@@ -90,7 +94,12 @@ func securitySnapshot(ep ir.Endpoint) *ir.Snapshot {
 	secure := api("secure", "/secure", catchAll("all", "up"))
 	secure.Policies = []*ir.Policy{basicAuthPolicy()}
 	public := api("public", "/public", catchAll("all", "up"))
-	return snapshot(1, []*ir.Service{svc("up", ep)}, app, secure, public)
+	inject := api("inject", "/inject", catchAll("all", "up"))
+	cfg, _ := json.Marshal(map[string]any{"inboundHeaders": []map[string]string{
+		{"key": "X-Api-Key", "value": "gw-key"}, {"key": "Authorization", "value": "Bearer gw"},
+	}})
+	inject.Policies = []*ir.Policy{{Name: "header-injection-flex", Binding: "default/inject", Config: cfg}}
+	return snapshot(1, []*ir.Service{svc("up", ep)}, app, secure, public, inject)
 }
 
 // pathAttacks are the path normalisation cases; the Envoy equivalence
@@ -121,6 +130,137 @@ var pathAttacks = []secAttack{
 	{name: "fragment in the request target", target: "/a#frag", status: 400},
 }
 
+// headerAttacks are the hop-by-hop, header injection and upgrade cases.
+var headerAttacks = []secAttack{
+	{name: "client pre-empts an injected header", target: "/inject/a", head: "Authorization: Bearer client\r\n", status: 200, upstream: "/a",
+		check: wantHeader("Authorization", "Bearer gw")},
+	{name: "Connection strips an injected header", target: "/inject/a", head: "Connection: X-Api-Key\r\n", status: 200, upstream: "/a",
+		check: wantHeader("X-Api-Key", "gw-key")},
+	{name: "Connection-listed client header is hop-by-hop", target: "/public/a", head: "Connection: X-Foo\r\nX-Foo: 1\r\n", status: 200, upstream: "/a",
+		check: wantHeader("X-Foo")},
+	{name: "hop-by-hop headers do not reach the upstream", target: "/public/a", head: "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTe: gzip\r\n", status: 200, upstream: "/a",
+		check: func(t *testing.T, got *http.Request) {
+			wantHeader("Keep-Alive")(t, got)
+			wantHeader("Proxy-Connection")(t, got)
+			wantHeader("Te")(t, got)
+		}},
+	{name: "a policy never sees a hop-by-hop header (rule on Connection-listed header)", target: "/admin/x", head: "Connection: Authorization\r\n" + secAuth, status: 401},
+	{name: "h2c upgrade is served as a plain request", target: "/public/a",
+		head: "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n", status: 200, upstream: "/a",
+		check: func(t *testing.T, got *http.Request) {
+			wantHeader("Upgrade")(t, got)
+			wantHeader("Http2-Settings")(t, got)
+		}},
+	{name: "TLS upgrade is served as a plain request", target: "/public/a", head: "Connection: Upgrade\r\nUpgrade: TLS/1.2\r\n", status: 200, upstream: "/a",
+		check: wantHeader("Upgrade")},
+}
+
+// wantHeader checks that the upstream got exactly vals for key (none
+// when vals is empty).
+func wantHeader(key string, vals ...string) func(*testing.T, *http.Request) {
+	return func(t *testing.T, got *http.Request) {
+		t.Helper()
+		have := got.Header.Values(key)
+		if strings.Join(have, "\n") != strings.Join(vals, "\n") {
+			t.Errorf("upstream got %s %q, want %q", key, have, vals)
+		}
+	}
+}
+
+// parseAttacks are the lenient-parsing cases: each is a request a
+// stricter or laxer hop in front could frame differently.
+var parseAttacks = []secAttack{
+	{name: "chunk size with 0x prefix", raw: "POST /public/a HTTP/1.1\r\nHost: x\r\nX-Case: {case}\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", status: 400, bodyOnly: true},
+	{name: "chunk size with trailing garbage", raw: "POST /public/a HTTP/1.1\r\nHost: x\r\nX-Case: {case}\r\nTransfer-Encoding: chunked\r\n\r\n5xyz\r\nhello\r\n0\r\n\r\n", status: 400, bodyOnly: true},
+	{name: "chunk data not followed by CRLF", raw: "POST /public/a HTTP/1.1\r\nHost: x\r\nX-Case: {case}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXY0\r\n\r\n", status: 400, bodyOnly: true},
+	{name: "chunk size line ending in a bare LF", raw: "POST /public/a HTTP/1.1\r\nHost: x\r\nX-Case: {case}\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n", status: 400, bodyOnly: true},
+	{name: "chunk extension accepted", raw: "POST /public/a HTTP/1.1\r\nHost: x\r\nX-Case: {case}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5 ;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n", status: 200, upstream: "/a"},
+	{name: "HTTP/1.0 with Transfer-Encoding", raw: "POST /public/a HTTP/1.0\r\nHost: x\r\nX-Case: {case}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", status: 400},
+	{name: "Host that is no authority", raw: "GET /public/a HTTP/1.1\r\nHost: a b/c@d\"<x>\r\nX-Case: {case}\r\n\r\n", status: 400},
+	{name: "absolute-form authority wins over Host", raw: "GET http://auth.example/public/a HTTP/1.1\r\nHost: spoof.example\r\nX-Case: {case}\r\nConnection: close\r\n\r\n", status: 200, upstream: "/a",
+		check: wantHeader("X-Forwarded-Host", "auth.example")},
+	{name: "more than 100 header fields", raw: "GET /public/a HTTP/1.1\r\nHost: x\r\nX-Case: {case}\r\n" + strings.Repeat("X-H: 1\r\n", 100) + "\r\n", status: 400},
+	{name: "a stream of empty lines before the request", raw: strings.Repeat("\r\n", 9) + "GET /public/a HTTP/1.1\r\nHost: x\r\nX-Case: {case}\r\n\r\n", status: 400},
+	{name: "CL.TE", raw: "POST /public/a HTTP/1.1\r\nHost: x\r\nX-Case: {case}\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", status: 400},
+	{name: "obs-fold", raw: "GET /public/a HTTP/1.1\r\nHost: x\r\nX-Case: {case}\r\nX-A: 1\r\n 2\r\n\r\n", status: 400},
+	{name: "NUL in a value", raw: "GET /public/a HTTP/1.1\r\nHost: x\r\nX-Case: {case}\r\nX-A: 1\x002\r\n\r\n", status: 400},
+}
+
+func TestSecurityParseAttacks(t *testing.T) {
+	log, ep := newUpstreamLog(t)
+	g := startGateway(t, securitySnapshot(ep))
+	runAttacks(t, g, log, parseAttacks)
+}
+
+// TestSecurityTimeouts: a body that stops gets 408; a silent connection
+// and a partial h2 preface are closed after the header timeout counted
+// from accept, although the idle timeout is an hour.
+func TestSecurityTimeouts(t *testing.T) {
+	log, ep := newUpstreamLog(t)
+	g := startGateway(t, securitySnapshot(ep), func(o *Options) {
+		o.BodyTimeout = 300 * time.Millisecond
+		o.ReadHeaderTimeout = 300 * time.Millisecond
+		o.IdleTimeout = time.Hour
+	})
+	_ = log
+	status, body := sendRaw(t, g.addr, "POST /public/a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nx")
+	if status != http.StatusRequestTimeout {
+		t.Errorf("stalled body: %d (%s), want 408", status, body)
+	}
+	for _, pre := range []string{"", "PRI * HTTP/2.0\r\n"} {
+		c, err := net.Dial("tcp", g.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, pre)
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, err = io.ReadAll(c)
+		c.Close()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("connection sending %q held open", pre)
+		}
+	}
+}
+
+func TestSecurityHeaderAttacks(t *testing.T) {
+	log, ep := newUpstreamLog(t)
+	g := startGateway(t, securitySnapshot(ep))
+	runAttacks(t, g, log, headerAttacks)
+}
+
+// TestSecurityUnaskedSwitch: an upstream answering 101 to a request that
+// asked for no upgrade gets no tunnel (502).
+func TestSecurityUnaskedSwitch(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\nraw tunnel bytes")
+				io.Copy(io.Discard, br)
+			}()
+		}
+	}()
+	a := ln.Addr().(*net.TCPAddr)
+	g := startGateway(t, snapshot(1, []*ir.Service{svc("up", ir.Endpoint{Host: "127.0.0.1", Port: a.Port})}, api("api", "/", catchAll("r", "up"))))
+	status, body := sendRaw(t, g.addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+	if status != http.StatusBadGateway {
+		t.Fatalf("status %d (%s), want 502", status, body)
+	}
+}
+
 func TestSecurityPathAttacks(t *testing.T) {
 	log, ep := newUpstreamLog(t)
 	g := startGateway(t, securitySnapshot(ep))
@@ -145,6 +285,7 @@ func runAttacks(t *testing.T, g *gateway, log *upstreamLog, cases []secAttack) {
 		}
 		got := log.get(id)
 		switch {
+		case c.bodyOnly:
 		case c.upstream == "" && got != nil:
 			t.Errorf("%s: %q reached the upstream as %q", c.name, c.target, got.RequestURI)
 		case c.upstream != "" && got == nil:

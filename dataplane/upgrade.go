@@ -57,7 +57,7 @@ func (dp *DataPlane) forwardUpgrade(st *reqState, w http.ResponseWriter, r *http
 	cc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		c.conn.Close()
-		st.writeError(w, http.StatusInternalServerError, "", "cannot take over the connection for "+r.Header.Get("Upgrade"))
+		st.writeError(w, http.StatusInternalServerError, "", "cannot take over the connection for websocket")
 		return
 	}
 	st.status = http.StatusSwitchingProtocols

@@ -66,7 +66,7 @@ func TestCrashResume(t *testing.T) {
 		if n, err := strconv.Atoi(strings.TrimPrefix(sc.Text(), "accepted ")); err == nil {
 			accepted = n
 		}
-		if accepted >= 20000 && hec.Unique() > 0 {
+		if accepted >= 5000 && hec.Unique() > 0 {
 			break
 		}
 	}
@@ -74,7 +74,7 @@ func TestCrashResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	if accepted < 20000 {
+	if accepted < 5000 {
 		t.Fatalf("child stopped after %d records", accepted)
 	}
 	before := hec.Unique()

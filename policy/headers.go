@@ -108,6 +108,26 @@ func setHeader(h http.Header, k, v string) {
 	h.Add(k, v)
 }
 
+// injectRequestHeader sets an inbound header. Flex appends an injected
+// header to one the message already has; for the request that would let a
+// client pre-empt the gateway's value (an upstream reading the first
+// "Authorization" reads the client's), so an inbound header replaces the
+// client's values, and only a second entry for the same key in the
+// policy's own list adds to it. Outbound headers keep Flex's rule
+// (setHeader). docs/security.md records the difference.
+func injectRequestHeader(h http.Header, k, v string, earlier []compiledHeader, e *exprEnv) {
+	if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
+		return
+	}
+	for _, p := range earlier {
+		if strings.EqualFold(p.key.String(e), k) {
+			h.Add(k, v)
+			return
+		}
+	}
+	h.Set(k, v)
+}
+
 // Build implements Definition.
 func (d headerInjection) Build(env Env, p *ir.Policy) (Middleware, error) {
 	in, out, err := parseInjection(p.Config)
@@ -120,8 +140,8 @@ func (d headerInjection) Build(env Env, p *ir.Policy) (Middleware, error) {
 			Decide(r, name, Allowed)
 			if len(in) > 0 {
 				e := &exprEnv{r: r, api: api}
-				for _, h := range in {
-					setHeader(r.Header, h.key.String(e), h.value.String(e))
+				for i, h := range in {
+					injectRequestHeader(r.Header, h.key.String(e), h.value.String(e), in[:i], e)
 				}
 			}
 			if len(out) == 0 {
@@ -225,13 +245,28 @@ func (d headerInjection) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, erro
 		return extAuthzFilter(env, p)
 	}
 	m := &headermutationv3.Mutations{}
+	seen := map[string]bool{}
 	for _, h := range in {
+		// As injectRequestHeader: the first entry for a key replaces the
+		// client's values, later ones add to it.
+		k := http.CanonicalHeaderKey(h.key.src)
+		if !seen[k] {
+			seen[k] = true
+			m.RequestMutations = append(m.RequestMutations, overwriteHeader(h.key.src, h.value.src))
+			continue
+		}
 		m.RequestMutations = append(m.RequestMutations, appendHeader(h.key.src, h.value.src))
 	}
 	for _, h := range out {
 		m.ResponseMutations = append(m.ResponseMutations, appendHeader(h.key.src, h.value.src))
 	}
 	return []EnvoyFilter{{Name: FilterName(p), Config: &headermutationv3.HeaderMutation{Mutations: m}}}, nil
+}
+
+func overwriteHeader(k, v string) *mutationv3.HeaderMutation {
+	return &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Append{Append: &corev3.HeaderValueOption{
+		Header: &corev3.HeaderValue{Key: strings.ToLower(k), Value: v}, AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}}}
 }
 
 func appendHeader(k, v string) *mutationv3.HeaderMutation {

@@ -13,7 +13,12 @@ want=(
   bpftool:bpftool
   tmux:tmux                   # the interactive `flexgw top` test
   gcc:gcc                     # cgo: the Fluent Bit plugin and its C ABI test
-  dpkg-deb:dpkg
+  dpkg-deb:dpkg               # make deb and its test
+  systemd-analyze:systemd     # verify / security of the unit
+  strace:strace               # the unit's system call filter against what flexgw calls
+  zsh:zsh                     # flexgw completion zsh, driven in the real shell
+  fish:fish                   # flexgw completion fish
+  groff:groff-base            # the man page is formatted in its test
   etcd:etcd-server            # the Kubernetes tests' API server store (scripts/k8s-tools.sh)
 )
 if [[ "${1:-test}" == "bench" ]]; then

@@ -266,3 +266,27 @@ func (redisLog) Printf(ctx context.Context, format string, v ...any) {
 }
 
 func init() { redis.SetLogger(redisLog{}) }
+
+// SetPX stores value at key for ttl (http-caching-flex's shared entries).
+func (s *Redis) SetPX(ctx context.Context, key, value string, ttl time.Duration) error {
+	if err := s.gate(); err != nil {
+		return err
+	}
+	if err := s.client.Set(ctx, key, value, ttl).Err(); err != nil {
+		return s.fail("set", err)
+	}
+	s.ok()
+	return nil
+}
+
+// Del removes keys.
+func (s *Redis) Del(ctx context.Context, keys ...string) error {
+	if err := s.gate(); err != nil {
+		return err
+	}
+	if err := s.client.Del(ctx, keys...).Err(); err != nil {
+		return s.fail("del", err)
+	}
+	s.ok()
+	return nil
+}

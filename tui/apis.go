@@ -65,7 +65,10 @@ func (r *apiRow) id() string { return fmt.Sprintf("%d\x00%s\x00%s", r.kind, r.ap
 // apisView is the APIs tab: a sortable, filterable table of APIs with
 // expandable routes and services, and a drill-down page per API.
 type apisView struct {
-	sortCol  int
+	sortCol int
+	// nameWant is the NAME width the rows on screen asked for at the last
+	// render (clicks on the heading and the history query follow it).
+	nameWant int
 	desc     bool
 	filter   string
 	editing  bool
@@ -332,9 +335,11 @@ var apiCols = []apiCol{
 // dropOrder lists the columns given up first on narrow terminals.
 var dropOrder = []string{"P95ms", "GW ms", "2XX%", "UPSTR ms", "DENIED"}
 
-// apiColumns returns the columns that fit width w; sparklines take what is
-// left after the numbers and disappear on narrow terminals.
-func apiColumns(w int) (cols []apiCol, spark int) {
+// apiColumns returns the columns that fit width w; names longer than
+// minName take what they need (nameWant cells) before the sparklines get
+// what is left after the numbers; sparklines disappear on narrow
+// terminals.
+func apiColumns(w, nameWant int) (cols []apiCol, spark int) {
 	const minName = 22
 	cols = append(cols, apiCols...)
 	fixed := func() int {
@@ -355,7 +360,8 @@ func apiColumns(w int) (cols []apiCol, spark int) {
 			}
 		}
 	}
-	if spare := w - fixed() - minName; spare >= 2*(8+1) {
+	nameW := min(max(nameWant, minName), max(w-fixed(), minName))
+	if spare := w - fixed() - nameW; spare >= 2*(8+1) {
 		spark = min((spare-2)/2, 30)
 		cols = append(cols, apiCol{column: column{"RPS trend", spark, false}, sortIdx: -1}, apiCol{column: column{"P99 trend", spark, false}, sortIdx: -1})
 	}
@@ -385,7 +391,12 @@ func (v *apisView) render(m *model, w, h int) []string {
 	if m.top == nil {
 		return []string{"", "  no data yet"}
 	}
-	acols, spark := apiColumns(w)
+	nameWant := 0
+	for i := v.offset; i < len(v.rows) && i < v.offset+max(h-1, 1); i++ {
+		nameWant = max(nameWant, width(v.rowName(&v.rows[i]))+1)
+	}
+	v.nameWant = nameWant
+	acols, spark := apiColumns(w, nameWant)
 	cols := plainCols(acols)
 	titles := make([]string, len(cols))
 	for i, c := range cols {
@@ -420,19 +431,7 @@ func (v *apisView) render(m *model, w, h int) []string {
 	cells := make([]string, len(cols))
 	for i := v.offset; i < len(v.rows) && i < v.offset+rowsH; i++ {
 		r := &v.rows[i]
-		name := r.name
-		switch r.kind {
-		case rowAPI:
-			mark := "+"
-			if v.expanded[r.api] {
-				mark = "-"
-			}
-			name = fmt.Sprintf("%s %s (%d)", mark, r.name, r.nRoutes)
-		case rowRoute:
-			name = "   route " + r.name
-		case rowService:
-			name = "   svc " + r.name
-		}
+		name := v.rowName(r)
 		rt := &r.rates
 		cells = cells[:0]
 		for _, c := range acols {
@@ -445,11 +444,14 @@ func (v *apisView) render(m *model, w, h int) []string {
 		}
 		selected := i == v.cursor && !m.static
 		alarm := rt.Pct5xx >= 5
+		// Mostly refused requests (auth, rate limits, bad paths) are worth
+		// a look too, in a milder colour than server errors.
+		clientErrs := !alarm && rt.Pct4xx >= warn4xxPct
 		if spark > 0 {
 			rs, ps := sparkline(r.rpsH, spark, m.ascii), sparkline(r.p99H, spark, m.ascii)
 			// Colour only plain rows: a nested style would end the
 			// selection's reverse video or the alarm colour mid-line.
-			if !selected && !alarm {
+			if !selected && !alarm && !clientErrs {
 				rs, ps = m.st.sparkRPS.Render(rs), m.st.sparkP99.Render(ps)
 			}
 			cells = append(cells, rs, ps)
@@ -462,6 +464,8 @@ func (v *apisView) render(m *model, w, h int) []string {
 			line = m.st.selected.Render(line)
 		case alarm:
 			line = m.st.bad.Render(line)
+		case clientErrs:
+			line = m.st.warn.Render(line)
 		}
 		out = append(out, prefix+line)
 	}
@@ -473,7 +477,7 @@ func (v *apisView) click(m *model, x, y int) {
 		return
 	}
 	if y == 0 {
-		cols, _ := apiColumns(m.width)
+		cols, _ := apiColumns(m.width, v.nameWant)
 		pos := 2
 		for _, c := range cols {
 			if x >= pos && x < pos+c.width+1 && c.sortIdx >= 0 {
@@ -515,12 +519,12 @@ func (v *apisView) renderDrill(m *model, w, h int) []string {
 		}
 	}
 	if api == nil {
-		return []string{"", fmt.Sprintf("  API %s is not in the current snapshot (esc goes back)", v.drill)}
+		return []string{"", fmt.Sprintf("  API %s is not in the current snapshot (esc goes back)", clean(v.drill))}
 	}
 	st := m.st
 	r := &api.Rates
 	out := []string{
-		st.title.Render("API "+api.Name) + fmt.Sprintf("  base path %s · listener %s", orDash(api.BasePath), orDash(api.Listener)),
+		st.title.Render("API "+clean(api.Name)) + fmt.Sprintf("  base path %s · listener %s", clean(orDash(api.BasePath)), clean(orDash(api.Listener))),
 		fmt.Sprintf("  %s rps · 2xx %s%% · 4xx %s%% · 5xx %s%% · p50 %sms · p95 %sms · p99 %sms · upstream p99 %sms",
 			fmtRPS(r.RPS), fmtPct(r.Pct2xx), fmtPct(r.Pct4xx), fmtPct(r.Pct5xx), fmtMs(r.P50Ms), fmtMs(r.P95Ms), fmtMs(r.P99Ms), fmtMs(r.UpstreamP99Ms)),
 		fmt.Sprintf("  mean gateway %sms vs upstream %sms · denials %d in window, %d since start · %d requests since start",
@@ -537,7 +541,7 @@ func (v *apisView) renderDrill(m *model, w, h int) []string {
 	slices.SortFunc(routes, func(x, y topapi.Route) int { return v.compare(&x.Rates, &y.Rates, x.Name, y.Name) })
 	for _, rt := range routes {
 		x := &rt.Rates
-		body = append(body, "  "+row(cols, []string{rt.Name, fmtRPS(x.RPS), fmtPct(x.Pct2xx), fmtPct(x.Pct4xx), fmtPct(x.Pct5xx),
+		body = append(body, "  "+row(cols, []string{clean(rt.Name), fmtRPS(x.RPS), fmtPct(x.Pct2xx), fmtPct(x.Pct4xx), fmtPct(x.Pct5xx),
 			fmtMs(x.P50Ms), fmtMs(x.P99Ms), fmtCount(x.Denials), sparkline(rt.RPSHistory, 20, m.ascii), sparkline(rt.P99History, 20, m.ascii)}))
 	}
 	body = append(body, "")
@@ -545,7 +549,7 @@ func (v *apisView) renderDrill(m *model, w, h int) []string {
 	body = append(body, st.header.Render("  "+row(scols, []string{"SERVICE", "RPS", "5XX%", "P50ms", "P99ms", "UPSTR P99"})))
 	for _, s := range api.Services {
 		x := &s.Rates
-		body = append(body, "  "+row(scols, []string{s.Name, fmtRPS(x.RPS), fmtPct(x.Pct5xx), fmtMs(x.P50Ms), fmtMs(x.P99Ms), fmtMs(x.UpstreamP99Ms)}))
+		body = append(body, "  "+row(scols, []string{clean(s.Name), fmtRPS(x.RPS), fmtPct(x.Pct5xx), fmtMs(x.P50Ms), fmtMs(x.P99Ms), fmtMs(x.UpstreamP99Ms)}))
 	}
 	v.dOffset = min(v.dOffset, max(len(body)-(h-len(out)), 0))
 	return append(out, body[v.dOffset:]...)
@@ -557,4 +561,27 @@ func peak(v []float64) float64 {
 		p = max(p, x)
 	}
 	return p
+}
+
+// warn4xxPct is the 4xx share from which an APIs row is coloured as a
+// warning (5xx from 5 % are an alarm).
+const warn4xxPct = 20
+
+// rowName is the NAME cell of an APIs row: its tree mark and route count
+// for an API, indented for its routes and services.
+func (v *apisView) rowName(r *apiRow) string {
+	name := clean(r.name)
+	switch r.kind {
+	case rowAPI:
+		mark := "+"
+		if v.expanded[r.api] {
+			mark = "-"
+		}
+		return fmt.Sprintf("%s %s (%d)", mark, name, r.nRoutes)
+	case rowRoute:
+		return "   route " + name
+	case rowService:
+		return "   svc " + name
+	}
+	return name
 }

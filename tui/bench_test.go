@@ -26,7 +26,7 @@ import (
 func snapshot1000(b *testing.B, routes ...string) []byte {
 	b.Helper()
 	s := stats1000()
-	_, spark := apiColumns(200)
+	_, spark := apiColumns(200, 0)
 	body, err := json.Marshal(s.Top(stats.TopQuery{History: spark, Routes: routes}))
 	if err != nil {
 		b.Fatal(err)

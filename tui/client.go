@@ -270,6 +270,7 @@ func (c *client) streamLogs(ctx context.Context, gen uint64, query string, batch
 			case topapi.EventRecord:
 				var r logRecord
 				if json.Unmarshal([]byte(data), &r) == nil {
+					r.clean()
 					recs = append(recs, r)
 				}
 			case topapi.EventBatch:

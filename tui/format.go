@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -100,8 +101,35 @@ type column struct {
 }
 
 // layout fixes flexible columns so the row fits total cells.
-func layout(cols []column, total int) []column {
+func layout(cols []column, total int) []column { return layoutMin(cols, total, 8) }
+
+// layoutMin is layout for a table whose flexible column (its names) needs
+// at least minFlex cells: while it would get fewer, the columns named in
+// drop are given up, in that order.
+func layoutMin(cols []column, total, minFlex int, drop ...string) []column {
 	out := append([]column(nil), cols...)
+	need := func() int {
+		n := 1
+		for _, c := range out {
+			if c.width == 0 {
+				n += minFlex
+			} else {
+				n += c.width + 1
+			}
+		}
+		return n
+	}
+	for _, d := range drop {
+		if need() <= total {
+			break
+		}
+		for i := range out {
+			if out[i].title == d {
+				out = append(out[:i:i], out[i+1:]...)
+				break
+			}
+		}
+	}
 	used, flex := 0, -1
 	for i, c := range out {
 		if c.width == 0 {
@@ -161,11 +189,17 @@ func width(s string) int {
 	return n
 }
 
-// fit pads or truncates plain text s to exactly w cells.
+// fit pads or truncates plain text s to exactly w cells. Left-aligned
+// text (names, paths, addresses) is cut in the middle: names that share a
+// prefix (shop/catalog-eu, shop/catalog-us) differ at their end.
 func fit(s string, w int, right bool) string {
 	n := width(s)
 	if n > w {
-		s = ansi.Truncate(s, w, "…")
+		if !right && strings.IndexByte(s, 0x1b) < 0 {
+			s = truncMiddle(s, w)
+		} else {
+			s = ansi.Truncate(s, w, "…")
+		}
 		n = width(s)
 	}
 	pad := strings.Repeat(" ", max(w-n, 0))
@@ -287,4 +321,59 @@ func sparkline(v []float64, w int, ascii bool) string {
 		out = append(out, ramp[min(max(i, 0), len(ramp)-1)])
 	}
 	return string(out)
+}
+
+// truncMiddle shortens s to w cells with "…" in its middle, keeping more
+// of the end (the part that tells similar names apart) than of the start.
+func truncMiddle(s string, w int) string {
+	if width(s) <= w {
+		return s
+	}
+	if w <= 0 {
+		return ""
+	}
+	if w == 1 {
+		return "…"
+	}
+	tail := w * 3 / 5
+	head := w - 1 - tail
+	rs := []rune(s)
+	var h, t []rune
+	for i, n := 0, 0; i < len(rs); i++ {
+		rw := runewidth.RuneWidth(rs[i])
+		if n+rw > head {
+			break
+		}
+		h, n = append(h, rs[i]), n+rw
+	}
+	for i, n := len(rs)-1, 0; i >= 0; i-- {
+		rw := runewidth.RuneWidth(rs[i])
+		if n+rw > tail {
+			break
+		}
+		t, n = append(t, rs[i]), n+rw
+	}
+	slices.Reverse(t)
+	return string(h) + "…" + string(t)
+}
+
+// pick returns the cells of the columns layout kept: cells are given in
+// the order of all, the full list of column titles.
+func pick(cols []column, all, cells []string) []string {
+	if len(cols) == len(all) {
+		return cells
+	}
+	out := make([]string, 0, len(cols))
+	j := 0
+	for i, t := range all {
+		if j < len(cols) && cols[j].title == t {
+			if i < len(cells) {
+				out = append(out, cells[i])
+			} else {
+				out = append(out, "")
+			}
+			j++
+		}
+	}
+	return out
 }

@@ -16,12 +16,12 @@ func (m *model) header() []string {
 	var l1, l2, l3 string
 	if t := m.top; t != nil {
 		h := t.Header
-		parts := []string{st.title.Render("flexgw top"), orDash(h.GatewayID), orDash(h.Version), orDash(h.DataPlane),
+		parts := []string{st.title.Render("flexgw top"), clean(orDash(h.GatewayID)), clean(orDash(h.Version)), clean(orDash(h.DataPlane)),
 			"up " + fmtUptime(h.UptimeSeconds), fmt.Sprintf("snapshot v%d", h.SnapshotVersion)}
 		l1 = strings.Join(parts, " · ")
 		switch {
 		case h.Reload.Error != "":
-			l1 += " · " + st.bad.Render("reload FAILED: "+h.Reload.Error)
+			l1 += " · " + st.bad.Render("reload FAILED: "+clean(h.Reload.Error))
 		case h.Reload.OK:
 			l1 += " · " + st.good.Render("reload ok")
 		}

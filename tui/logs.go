@@ -250,9 +250,13 @@ func (v *logsView) render(m *model, w, h int) []string {
 	if v.detail {
 		return append(out, v.renderDetail(m)...)
 	}
-	cols := layout([]column{{"TIME", 12, false}, {"METHOD", 7, false}, {"STATUS", 6, true}, {"MS", 6, true}, {"API", 18, false},
-		{"ROUTE", 14, false}, {title: "PATH"}, {"UPSTREAM", 21, false}}, w-2)
-	out = append(out, st.header.Render("  "+row(cols, []string{"TIME", "METHOD", "STATUS", "MS", "API", "ROUTE", "PATH", "UPSTREAM"})))
+	cols := layoutMin([]column{{"TIME", 12, false}, {"METHOD", 7, false}, {"STATUS", 6, true}, {"MS", 6, true}, {"API", 18, false},
+		{"ROUTE", 14, false}, {title: "PATH"}, {"UPSTREAM", 21, false}}, w-2, logPathMin, logDrop...)
+	titles := make([]string, len(cols))
+	for i, c := range cols {
+		titles[i] = c.title
+	}
+	out = append(out, st.header.Render("  "+row(cols, titles)))
 	ms := v.matching()
 	rowsH := max(h-2, 1)
 	end := len(ms)
@@ -276,8 +280,8 @@ func (v *logsView) render(m *model, w, h int) []string {
 		if r.ResponseCode == 0 {
 			status = "-"
 		}
-		line := row(cols, []string{r.StartTime.UTC().Format("15:04:05.000"), r.Method, status, fmt.Sprint(r.DurationMs),
-			apiName(r.API), routeName(r), r.Path, orDash(r.UpstreamHost)})
+		line := row(cols, pick(cols, logTitles, []string{r.StartTime.UTC().Format("15:04:05.000"), r.Method, status, fmt.Sprint(r.DurationMs),
+			apiName(r.API), routeName(r), r.Path, orDash(r.UpstreamHost)}))
 		prefix := "  "
 		switch {
 		case !v.following && seq == v.sel:
@@ -350,3 +354,11 @@ func routeName(r *logRecord) string {
 	}
 	return r.Route
 }
+
+// logTitles are the Logs tab's columns; logDrop those given up first on
+// narrow terminals so the path keeps at least logPathMin cells.
+var (
+	logTitles  = []string{"TIME", "METHOD", "STATUS", "MS", "API", "ROUTE", "PATH", "UPSTREAM"}
+	logDrop    = []string{"UPSTREAM", "ROUTE", "MS"}
+	logPathMin = 24
+)

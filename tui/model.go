@@ -123,7 +123,7 @@ func (m *model) sparkWidth() int {
 	if m.apis.drill != "" {
 		return min(max(m.width-20, 10), 120)
 	}
-	_, spark := apiColumns(m.width)
+	_, spark := apiColumns(m.width, m.apis.nameWant)
 	return spark
 }
 

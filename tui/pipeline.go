@@ -35,8 +35,8 @@ func (v *pipelineView) render(m *model, w, h int) []string {
 				last = e.LastErrorAt.UTC().Format("15:04:05") + " " + last
 			}
 		}
-		line := row(cols, []string{e.Name, e.Type, fmt.Sprint(e.QueueDepth), fmtRPS(e.SentPerSec), fmtCount(e.Sent),
-			fmtCount(e.Retries), fmtCount(e.Dropped), fmtCount(e.DeadLettered), last})
+		line := row(cols, []string{clean(e.Name), clean(e.Type), fmt.Sprint(e.QueueDepth), fmtRPS(e.SentPerSec), fmtCount(e.Sent),
+			fmtCount(e.Retries), fmtCount(e.Dropped), fmtCount(e.DeadLettered), clean(last)})
 		if e.Dropped > 0 || e.DeadLettered > 0 {
 			line = st.bad.Render(line)
 		}

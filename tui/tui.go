@@ -61,7 +61,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Once {
 		t, err := c.top(ctx, frameQuery(frameWidth(opts)))
 		if err != nil {
-			return fmt.Errorf("flexgw top: gateway at %s: %w", c.base, err)
+			return fmt.Errorf("gateway at %s: %w", c.base, err)
 		}
 		_, err = io.WriteString(opts.Out, Frame(t, frameWidth(opts)))
 		return err
@@ -93,7 +93,9 @@ func frameWidth(opts Options) int {
 
 // frameQuery asks for every route and as much history as Frame draws.
 func frameQuery(width int) topQuery {
-	_, spark := apiColumns(width)
+	// Before the first snapshot no name is known: ask for the widest
+	// sparkline a frame of this width can draw.
+	_, spark := apiColumns(width, 0)
 	return topQuery{history: spark, routes: []string{allRoutes}}
 }
 
@@ -149,7 +151,7 @@ func runInteractive(ctx context.Context, c *client, opts Options) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("flexgw top: %w", err)
+		return err
 	}
 	return nil
 }

@@ -49,11 +49,15 @@ func (v *upstreamsView) render(m *model, w, h int) []string {
 	k := m.top.Kernel
 	probe := st.good.Render("eBPF probe on") + ": connect latency (ms) and RTT measured in the kernel"
 	if !k.Enabled {
-		probe = st.warn.Render("eBPF probe off") + ": " + orDash(k.Reason)
+		probe = st.warn.Render("eBPF probe off") + ": " + clean(orDash(k.Reason))
 	}
-	cols := layout([]column{{title: "SERVICE"}, {"ENDPOINT", 21, false}, {"HEALTH", 9, false}, {"ACTIVE", 9, false}, {"PASSIVE", 8, false},
-		{"CONNECTS", 8, true}, {"CONN P50", 8, true}, {"CONN P99", 8, true}, {"RTT P50", 8, true}, {"FAILED", 7, true}}, w-2)
-	out := []string{"  " + probe, st.header.Render("  " + row(cols, []string{"SERVICE", "ENDPOINT", "HEALTH", "ACTIVE", "PASSIVE", "CONNECTS", "CONN P50", "CONN P99", "RTT P50", "FAILED"}))}
+	cols := layoutMin([]column{{title: "SERVICE"}, {"ENDPOINT", 21, false}, {"HEALTH", 9, false}, {"ACTIVE", 9, false}, {"PASSIVE", 8, false},
+		{"CONNECTS", 8, true}, {"CONN P50", 8, true}, {"CONN P99", 8, true}, {"RTT P50", 8, true}, {"FAILED", 7, true}}, w-2, upstreamNameMin, upstreamDrop...)
+	titles := make([]string, len(cols))
+	for i, c := range cols {
+		titles[i] = c.title
+	}
+	out := []string{"  " + probe, st.header.Render("  " + row(cols, titles))}
 	ups := m.top.Upstreams
 	if len(ups) == 0 {
 		return append(out, "  no upstream endpoints")
@@ -72,7 +76,7 @@ func (v *upstreamsView) render(m *model, w, h int) []string {
 		if !u.Healthy {
 			health = "DOWN"
 		}
-		cells := []string{u.Service, u.Endpoint, health, orDash(u.Active), orDash(u.Passive)}
+		cells := []string{clean(u.Service), clean(u.Endpoint), health, clean(orDash(u.Active)), clean(orDash(u.Passive))}
 		switch {
 		case u.Kernel != nil:
 			ke := u.Kernel
@@ -82,7 +86,7 @@ func (v *upstreamsView) render(m *model, w, h int) []string {
 		default:
 			cells = append(cells, "no conns")
 		}
-		line := row(cols, cells)
+		line := row(cols, pick(cols, upstreamTitles, cells))
 		prefix := "  "
 		switch {
 		case i == v.cursor && !m.static:
@@ -94,3 +98,12 @@ func (v *upstreamsView) render(m *model, w, h int) []string {
 	}
 	return out
 }
+
+// upstreamTitles are the Upstreams tab's columns; upstreamDrop those given
+// up first on narrow terminals, so the service name keeps at least
+// upstreamNameMin cells (names are what tells the rows apart).
+var (
+	upstreamTitles  = []string{"SERVICE", "ENDPOINT", "HEALTH", "ACTIVE", "PASSIVE", "CONNECTS", "CONN P50", "CONN P99", "RTT P50", "FAILED"}
+	upstreamDrop    = []string{"CONN P50", "RTT P50", "PASSIVE", "ACTIVE", "CONNECTS"}
+	upstreamNameMin = 22
+)

@@ -48,6 +48,9 @@ func (t *translator) listener(l *ir.Listener, services map[string]*ir.Service) e
 		NormalizePath:                wrapperspb.Bool(true),
 		MergeSlashes:                 true,
 		PathWithEscapedSlashesAction: escapedSlashesAction(t.opts.EscapedSlashes),
+		// WebSocket is the one upgrade forwarded, as on the built-in data
+		// plane (dataplane/request.go stripHopByHop).
+		UpgradeConfigs: websocketOnly,
 	}
 	// Configuration spec.timeouts.streamIdleSeconds; unset keeps Envoy's
 	// 5 minutes, which is Flex's default too.
@@ -109,3 +112,5 @@ func escapedSlashesAction(es ir.EscapedSlashes) hcmv3.HttpConnectionManager_Path
 	}
 	return hcmv3.HttpConnectionManager_REJECT_REQUEST
 }
+
+var websocketOnly = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}}

@@ -32,7 +32,7 @@ func listenersSnapshot(version uint64, timeout time.Duration, ports ...int) *ir.
 	return s
 }
 
-// routeTimeout is the timeout of the first route of the named route
+// routeTimeout is the timeout of the forwarding route of the named route
 // configuration in r.
 func routeTimeout(t *testing.T, r *discoveryv3.DiscoveryResponse, name string) time.Duration {
 	t.Helper()
@@ -41,9 +41,19 @@ func routeTimeout(t *testing.T, r *discoveryv3.DiscoveryResponse, name string) t
 		if err := a.UnmarshalTo(rc); err != nil {
 			t.Fatal(err)
 		}
-		if rc.Name == name {
-			return rc.VirtualHosts[0].Routes[0].GetRoute().GetTimeout().AsDuration()
+		if rc.Name != name {
+			continue
 		}
+		// The API's forwarding route: the first with a timeout (routes
+		// before it may answer directly, e.g. path normalisation).
+		for _, vh := range rc.VirtualHosts {
+			for _, r := range vh.Routes {
+				if d := r.GetRoute().GetTimeout().AsDuration(); d > 0 {
+					return d
+				}
+			}
+		}
+		t.Fatalf("route configuration %s has no route with a timeout", name)
 	}
 	t.Fatalf("route configuration %s not in the response (%d resources)", name, len(r.Resources))
 	return 0
