@@ -60,6 +60,7 @@ func policyExamples(t *testing.T) map[string]map[string]any {
 		"tls":                         tlsCfg,
 		"tls-outbound":                map[string]any{"skipValidation": true, "certificate": map[string]any{"key": keyPEM, "crt": certPEM}},
 		"stream-idle-timeout-flex":    {"timeout": 30},
+		"http-caching-flex":           {"maxCacheEntries": 10},
 		"idle-timeout-flex":           {"timeout": 30},
 		"response-timeout-flex":       {"timeout": 30},
 		"circuit-breaker-flex":        {"thresholds": map[string]any{"maxConnections": 100}},
