@@ -241,6 +241,7 @@ func (a *Agent) run(ctx context.Context) error {
 	a.log.Info("serving", "config", a.opts.ConfigDir, "snapshot", first.Version, "summary", ir.Summary(first),
 		"dataplane", a.dataPlaneName, "admin", a.adminAddr)
 	a.logIfEmpty(first)
+	a.logWarnings(first)
 	if a.opts.OnReady != nil {
 		a.opts.OnReady(a.adminAddr)
 	}
@@ -349,6 +350,15 @@ func (a *Agent) reload(reason string) {
 		a.log.Info("config reloaded", "reason", reason, "snapshot", next.Version, "summary", ir.Summary(next))
 	}
 	a.logIfEmpty(next)
+	a.logWarnings(next)
+}
+
+// logWarnings logs each warning of an accepted configuration (a valid
+// setting that does not protect what its author likely expects).
+func (a *Agent) logWarnings(s *ir.Snapshot) {
+	for _, w := range s.Warnings {
+		a.log.Warn("config warning", "problem", w)
+	}
 }
 
 // logIfEmpty says so when a snapshot has no APIs: a fresh install's

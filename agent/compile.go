@@ -41,5 +41,6 @@ func Compile(dir string, version uint64) (*ir.Snapshot, error) {
 	if _, err := translate.Translate(snap, translate.Options{}); err != nil {
 		return nil, fmt.Errorf("envoy: %w", err)
 	}
+	snap.Warnings = policy.Warnings(snap)
 	return snap, nil
 }

@@ -205,7 +205,7 @@ type PolicyBinding struct {
 	// Selector is set when TargetRef.Kind is Selector (an automated
 	// policy): the binding applies to every ApiInstance it matches.
 	Selector *Selector
-	Policy    Policy
+	Policy   Policy
 	// Route is set when Policy.Ref.Name is route or route-weighted.
 	Route *Route
 }

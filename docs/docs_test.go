@@ -80,7 +80,12 @@ var flexgw = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "flexgw")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/flexgw").CombinedOutput()
+	// The flags of `make build` (CGO_ENABLED=0, -trimpath), which the
+	// deploy tests use too: a cold `make test` compiles the packages once
+	// for both instead of once per configuration.
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "../cmd/flexgw")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build ./cmd/flexgw: %v\n%s", err, out)
 	}

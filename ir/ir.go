@@ -33,6 +33,10 @@ type Snapshot struct {
 	// the TLS context of requests policies make themselves (JWKS fetches,
 	// introspection, external authorization); nil means system roots.
 	PolicyCallTLS *UpstreamTLS `json:"policyCallTLS,omitempty"`
+	// Warnings are problems of a valid configuration (a client-controlled
+	// header read as the client address), "FILE:LINE: text" each; they do
+	// not change behaviour and are not part of Hash.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Service returns the service with the given key (namespace/name), or nil.

@@ -9,9 +9,14 @@ import (
 
 // clientAddr chooses the address a policy attributes a request to.
 //
-// The TCP peer is the only address nobody can forge. A header such as
-// X-Forwarded-For (Flex's default ipExpression) is believed only when the
-// peer is one of trustedProxies; then X-Forwarded-For is read right to left,
+// Without trustedProxies it means what Flex documents: ipExpression
+// (default X-Forwarded-For) is evaluated on every request and, for
+// X-Forwarded-For, the first (leftmost) address is the client, falling
+// back to the TCP peer when the header is absent or unparsable. Any client
+// can write that header, so Warnings says so and gives the fix.
+//
+// With trustedProxies (flexgw's extension) a header is believed only when
+// the peer is a trusted proxy; X-Forwarded-For is then read right to left,
 // skipping trusted proxies, and the first untrusted hop is the client (a
 // client can prepend anything, but not what a trusted proxy appended).
 type clientAddr struct {
@@ -63,7 +68,13 @@ func (c *clientAddr) isTrusted(a netip.Addr) bool {
 // addr returns the client address, invalid when none could be parsed.
 func (c *clientAddr) addr(r *http.Request, api string) netip.Addr {
 	peer := peerAddr(r)
-	if c.peer || !peer.IsValid() || !c.isTrusted(peer) {
+	if c.peer || !peer.IsValid() {
+		return peer
+	}
+	if len(c.trusted) == 0 {
+		return c.flexAddr(r, api, peer)
+	}
+	if !c.isTrusted(peer) {
 		return peer
 	}
 	if c.xff {
@@ -94,6 +105,34 @@ func (c *clientAddr) addr(r *http.Request, api string) netip.Addr {
 		return ap.Addr().Unmap()
 	}
 	return peer
+}
+
+// flexAddr is Flex's reading of ipExpression: the expression's value, for
+// X-Forwarded-For its first address; the peer when there is none.
+func (c *clientAddr) flexAddr(r *http.Request, api string, peer netip.Addr) netip.Addr {
+	v := ""
+	if c.xff {
+		v = r.Header.Get("X-Forwarded-For")
+		if i := strings.IndexByte(v, ','); i >= 0 {
+			v = v[:i]
+		}
+	} else {
+		v = c.expr.String(&exprEnv{r: r, api: api})
+	}
+	v = strings.TrimSpace(v)
+	if a, err := netip.ParseAddr(v); err == nil {
+		return a.Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(v); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return peer
+}
+
+// spoofable reports whether a client can choose the address the policy
+// sees: a header is read and no proxy is trusted to have written it.
+func (c *clientAddr) spoofable() bool {
+	return !c.peer && len(c.trusted) == 0
 }
 
 func peerAddr(r *http.Request) netip.Addr {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 
 	mutationv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
@@ -158,7 +159,46 @@ func (d headerInjection) Build(env Env, p *ir.Policy) (Middleware, error) {
 	}, nil
 }
 
-func parseRemoval(raw json.RawMessage) (*headerRemovalConfig, error) {
+// headerPattern is one entry of header-removal-flex's lists: a header name
+// or, as Flex documents ("Access-Control.*"), a regular expression that
+// must match the whole name, case-insensitively (header names are).
+type headerPattern struct {
+	name string         // lower-case literal name, when no regexp
+	re   *regexp.Regexp // anchored, case-insensitive
+	src  string
+}
+
+// regexpMeta are the characters that make an entry a regular expression;
+// a plain header token has none of them (the token's '.' aside, which
+// matches itself either way).
+const regexpMeta = `*+?()[]{}|^$\`
+
+func compilePattern(field, s string) (headerPattern, error) {
+	if !strings.ContainsAny(s, regexpMeta) {
+		if !httpguts.ValidHeaderFieldName(s) {
+			return headerPattern{}, fieldErr(field, "%q is not a valid header name", s)
+		}
+		return headerPattern{name: strings.ToLower(s), src: s}, nil
+	}
+	re, err := regexp.Compile("(?i)^(?:" + s + ")$")
+	if err != nil {
+		return headerPattern{}, fieldErr(field, "%q is neither a header name nor a valid regular expression: %v", s, err)
+	}
+	return headerPattern{re: re, src: s}, nil
+}
+
+func (p headerPattern) matches(name string) bool {
+	if p.re != nil {
+		return p.re.MatchString(name)
+	}
+	return strings.EqualFold(name, p.name)
+}
+
+type headerRemovalPolicy struct {
+	in, out []headerPattern
+}
+
+func parseRemoval(raw json.RawMessage) (*headerRemovalPolicy, error) {
 	var c headerRemovalConfig
 	if err := decode(raw, &c); err != nil {
 		return nil, err
@@ -166,17 +206,21 @@ func parseRemoval(raw json.RawMessage) (*headerRemovalConfig, error) {
 	if len(c.InboundHeaders)+len(c.OutboundHeaders) == 0 {
 		return nil, fieldErr("inboundHeaders", "inboundHeaders and outboundHeaders cannot both be empty")
 	}
+	p := &headerRemovalPolicy{}
 	for _, set := range []struct {
-		f string
-		l []string
-	}{{"inboundHeaders", c.InboundHeaders}, {"outboundHeaders", c.OutboundHeaders}} {
+		f   string
+		l   []string
+		dst *[]headerPattern
+	}{{"inboundHeaders", c.InboundHeaders, &p.in}, {"outboundHeaders", c.OutboundHeaders, &p.out}} {
 		for i, h := range set.l {
-			if !httpguts.ValidHeaderFieldName(strings.TrimSuffix(h, "*")) {
-				return nil, fieldErr(fmt.Sprintf("%s[%d]", set.f, i), "%q is not a valid header name", h)
+			hp, err := compilePattern(fmt.Sprintf("%s[%d]", set.f, i), h)
+			if err != nil {
+				return nil, err
 			}
+			*set.dst = append(*set.dst, hp)
 		}
 	}
-	return &c, nil
+	return p, nil
 }
 
 // Validate implements Definition.
@@ -185,19 +229,18 @@ func (headerRemoval) Validate(raw json.RawMessage) error {
 	return err
 }
 
-// removeHeaders deletes names; a trailing "*" removes every header with that prefix.
-func removeHeaders(h http.Header, names []string) {
-	for _, n := range names {
-		if prefix, ok := strings.CutSuffix(n, "*"); ok {
-			prefix = strings.ToLower(prefix)
-			for k := range h {
-				if strings.HasPrefix(strings.ToLower(k), prefix) {
-					delete(h, k)
-				}
-			}
+// removeHeaders deletes every header matching one of the patterns.
+func removeHeaders(h http.Header, ps []headerPattern) {
+	for _, p := range ps {
+		if p.re == nil {
+			h.Del(p.name)
 			continue
 		}
-		h.Del(n)
+		for k := range h {
+			if p.re.MatchString(k) {
+				delete(h, k)
+			}
+		}
 	}
 }
 
@@ -211,12 +254,12 @@ func (d headerRemoval) Build(_ Env, p *ir.Policy) (Middleware, error) {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			Decide(r, name, Allowed)
-			removeHeaders(r.Header, c.InboundHeaders)
-			if len(c.OutboundHeaders) == 0 {
+			removeHeaders(r.Header, c.in)
+			if len(c.out) == 0 {
 				next.ServeHTTP(w, r)
 				return
 			}
-			next.ServeHTTP(newHookWriter(w, func(_ int, rh http.Header) { removeHeaders(rh, c.OutboundHeaders) }), r)
+			next.ServeHTTP(newHookWriter(w, func(_ int, rh http.Header) { removeHeaders(rh, c.out) }), r)
 		})
 	}, nil
 }
@@ -279,16 +322,17 @@ func appendHeader(k, v string) *mutationv3.HeaderMutation {
 	}}}
 }
 
-func removeMutations(names []string) []*mutationv3.HeaderMutation {
+func removeMutations(ps []headerPattern) []*mutationv3.HeaderMutation {
 	var out []*mutationv3.HeaderMutation
-	for _, n := range names {
-		if prefix, ok := strings.CutSuffix(n, "*"); ok {
+	for _, p := range ps {
+		if p.re != nil {
+			// The same anchored expression; RE2 on both data planes.
 			out = append(out, &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_RemoveOnMatch_{RemoveOnMatch: &mutationv3.HeaderMutation_RemoveOnMatch{
-				KeyMatcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: strings.ToLower(prefix)}, IgnoreCase: true},
+				KeyMatcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: "(?i)^(?:" + p.src + ")$"}}},
 			}}})
 			continue
 		}
-		out = append(out, &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Remove{Remove: strings.ToLower(n)}})
+		out = append(out, &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Remove{Remove: p.name}})
 	}
 	return out
 }
@@ -300,8 +344,8 @@ func (d headerRemoval) RenderEnvoy(_ Env, p *ir.Policy) ([]EnvoyFilter, error) {
 		return nil, err
 	}
 	return []EnvoyFilter{{Name: FilterName(p), Config: &headermutationv3.HeaderMutation{Mutations: &headermutationv3.Mutations{
-		RequestMutations:  removeMutations(c.InboundHeaders),
-		ResponseMutations: removeMutations(c.OutboundHeaders),
+		RequestMutations:  removeMutations(c.in),
+		ResponseMutations: removeMutations(c.out),
 	}}}}, nil
 }
 

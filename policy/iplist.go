@@ -67,6 +67,20 @@ func (d *ipList) parse(raw json.RawMessage) (*ipListPolicy, error) {
 	return p, nil
 }
 
+// Warnings implements Warner: Flex's default ipExpression reads a header
+// any client can write.
+func (d *ipList) Warnings(p *ir.Policy) []string {
+	pol, err := d.parse(p.Config)
+	if err != nil || !pol.addr.spoofable() {
+		return nil
+	}
+	expr := pol.cfg.IPExpression
+	if expr == "" {
+		expr = defaultIPExpression + " (the default)"
+	}
+	return []string{fmt.Sprintf("%s reads the client address from ipExpression %s, as Flex does; any client can set that header and choose the address the %s checks. Behind a load balancer or proxy, add trustedProxies: [<its address or CIDR>] so only what it appends is believed; facing clients directly, set ipExpression: \"#[attributes.remoteAddress]\"", d.name, expr, map[bool]string{true: "allowlist", false: "blocklist"}[d.allow])}
+}
+
 // Validate implements Definition.
 func (d *ipList) Validate(raw json.RawMessage) error {
 	_, err := d.parse(raw)
@@ -120,7 +134,11 @@ func (d *ipList) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(pol.addr.trusted) > 0 || pol.addr.expr != nil {
+	if !pol.addr.peer {
+		// The address comes from a header (Flex's X-Forwarded-For
+		// default, or trustedProxies' walk): rbac's remote_ip cannot
+		// express either, so Envoy asks the agent, which runs this
+		// policy's own code.
 		return extAuthzFilter(env, p)
 	}
 	var ids []*rbaccfgv3.Principal

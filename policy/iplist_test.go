@@ -4,8 +4,10 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -27,18 +29,49 @@ func TestIPAllowlist(t *testing.T) {
 	}
 }
 
-func TestIPAllowlistIgnoresSpoofedXFFFromUntrustedPeer(t *testing.T) {
+// TestIPListFlexDefaultExpression: without trustedProxies the policy
+// means what Flex documents: the first address of X-Forwarded-For is the
+// client (the peer when the header is absent), and
+// ipExpression "#[attributes.remoteAddress]" ignores the header.
+func TestIPListFlexDefaultExpression(t *testing.T) {
 	up := newUpstream(t)
-	// The client claims to be 10.1.2.3; the peer (127.0.0.1) is no trusted proxy.
 	g := newGateway(t, policy.Env{}, up, mkPolicy("ip-allowlist-flex", map[string]any{"ips": []string{"10.0.0.0/8"}}))
-	wantStatus(t, g.get(t, "/", "X-Forwarded-For", "10.1.2.3"), http.StatusForbidden)
-	if up.Hits() != 0 {
-		t.Fatal("denied request reached the upstream")
-	}
+	wantStatus(t, g.get(t, "/", "X-Forwarded-For", "10.1.2.3, 198.51.100.7"), http.StatusOK)
+	wantStatus(t, g.get(t, "/"), http.StatusForbidden) // peer 127.0.0.1
+	wantStatus(t, g.get(t, "/", "X-Forwarded-For", "198.51.100.7, 10.1.2.3"), http.StatusForbidden)
 
-	// Blocklist: a blocked client cannot escape by claiming another address.
-	b := newGateway(t, policy.Env{}, up, mkPolicy("ip-blocklist-flex", map[string]any{"ips": []string{"127.0.0.0/8"}}))
-	wantStatus(t, b.get(t, "/", "X-Forwarded-For", "8.8.8.8"), http.StatusForbidden)
+	peerOnly := newGateway(t, policy.Env{}, up, mkPolicy("ip-allowlist-flex", map[string]any{"ips": []string{"10.0.0.0/8"}, "ipExpression": "#[attributes.remoteAddress]"}))
+	wantStatus(t, peerOnly.get(t, "/", "X-Forwarded-For", "10.1.2.3"), http.StatusForbidden)
+
+	b := newGateway(t, policy.Env{}, up, mkPolicy("ip-blocklist-flex", map[string]any{"ips": []string{"203.0.113.0/24"}}))
+	wantStatus(t, b.get(t, "/", "X-Forwarded-For", "203.0.113.5"), http.StatusForbidden)
+	wantStatus(t, b.get(t, "/", "X-Forwarded-For", "8.8.8.8"), http.StatusOK)
+}
+
+// TestIPListWarnsWhenSpoofable: the Flex default reads a header any client
+// writes; Warnings says so and names both fixes. trustedProxies or the
+// peer address silence it.
+func TestIPListWarnsWhenSpoofable(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  map[string]any
+		warn bool
+	}{
+		{map[string]any{"ips": []string{"10.0.0.0/8"}}, true},
+		{map[string]any{"ips": []string{"10.0.0.0/8"}, "ipExpression": "#[attributes.headers['x-real-ip']]"}, true},
+		{map[string]any{"ips": []string{"10.0.0.0/8"}, "trustedProxies": []string{"10.0.0.1"}}, false},
+		{map[string]any{"ips": []string{"10.0.0.0/8"}, "ipExpression": "#[attributes.remoteAddress]"}, false},
+	} {
+		p := mkPolicy("ip-blocklist-flex", tc.cfg)
+		snap := &ir.Snapshot{Listeners: []*ir.Listener{{APIs: []*ir.API{{Name: "a", Namespace: "default", Policies: []*ir.Policy{p}}}}}}
+		ws := policy.Warnings(snap)
+		if got := len(ws) > 0; got != tc.warn {
+			t.Errorf("%v: warnings %q, want warning=%v", tc.cfg, ws, tc.warn)
+			continue
+		}
+		if tc.warn && (!strings.Contains(ws[0], "trustedProxies") || !strings.Contains(ws[0], "remoteAddress")) {
+			t.Errorf("warning does not give the fix: %s", ws[0])
+		}
+	}
 }
 
 func TestIPListTrustedProxyXFF(t *testing.T) {

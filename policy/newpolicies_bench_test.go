@@ -46,6 +46,11 @@ func BenchmarkNewPolicies(b *testing.B) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "bench-token", "token_type": "Bearer", "expires_in": 3600})
 	}))
 	defer as.Close()
+	introspect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"active":true,"scope":"read","client_id":"c"}`))
+	}))
+	defer introspect.Close()
 	cases := []struct {
 		name, policy string
 		cfg          any
@@ -56,6 +61,7 @@ func BenchmarkNewPolicies(b *testing.B) {
 		{"credential-injection-basic-auth-flex", "credential-injection-basic-auth-flex", map[string]any{"username": "u", "password": "p"}, "", ""},
 		{"credential-injection-api-key-flex", "credential-injection-api-key-flex", map[string]any{"authType": "apiKey", "apiKey": "k"}, "", ""},
 		{"credential-injection-oauth2-flex/cached", "credential-injection-oauth2-flex", map[string]any{"oauthService": as.URL, "clientId": "c", "clientSecret": "s"}, "", ""},
+		{"oauth2-token-introspection-flex/cached", "oauth2-token-introspection-flex", map[string]any{"introspectionURL": introspect.URL, "authorizationValue": "Basic x", "consumerBy": "client_id", "scopes": "read"}, "", ""},
 		{"json-threat-protection-flex/1KiB", "json-threat-protection-flex", map[string]any{"maxContainerDepth": 10, "maxObjectEntryCount": 50, "maxObjectEntryNameLength": 50, "maxArrayElementCount": 100, "maxStringValueLength": 100}, "application/json", benchJSON},
 		{"xml-threat-protection-flex/1KiB", "xml-threat-protection-flex", map[string]any{"maxNodeDepth": 10, "maxAttributeCountPerElement": 5, "maxChildCount": 20, "maxTextLength": 100, "maxAttributeLength": 50, "maxCommentLength": 50}, "application/xml", benchXML},
 	}
@@ -78,6 +84,7 @@ func BenchmarkNewPolicies(b *testing.B) {
 			body := []byte(c.body)
 			req := httptest.NewRequest(http.MethodPost, "http://gw/orders", nil)
 			req.RemoteAddr = "127.0.0.1:40000"
+			req.Header.Set("Authorization", "Bearer bench-token")
 			if c.ctype != "" {
 				req.Header.Set("Content-Type", c.ctype)
 			}

@@ -9,6 +9,7 @@ package policy
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -57,6 +58,41 @@ type Definition interface {
 	Validate(config json.RawMessage) error
 	// Build returns the middleware for one binding of the policy.
 	Build(env Env, p *ir.Policy) (Middleware, error)
+}
+
+// Warner is implemented by a policy whose valid configuration may still
+// not do what its author expects (a client-controlled header read as the
+// client address): `flexgw validate` prints each warning and `flexgw run`
+// logs it on every accepted configuration.
+type Warner interface {
+	Warnings(p *ir.Policy) []string
+}
+
+// Warnings returns every Warner warning of the snapshot's policies, each
+// "FILE:LINE: policy NAME (BINDING): text", once per binding.
+func Warnings(s *ir.Snapshot) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(ps []*ir.Policy) {
+		for _, p := range ps {
+			d, ok := Lookup(p.Name)
+			w, isW := d.(Warner)
+			if !ok || !isW || seen[p.Binding] {
+				continue
+			}
+			seen[p.Binding] = true
+			for _, msg := range w.Warnings(p) {
+				out = append(out, fmt.Sprintf("%s: policy %q (%s): %s", p.Source, p.Name, p.Binding, msg))
+			}
+		}
+	}
+	for _, a := range s.APIs() {
+		add(a.Policies)
+	}
+	for _, svc := range s.Services {
+		add(svc.Policies)
+	}
+	return out
 }
 
 var (

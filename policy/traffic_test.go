@@ -76,7 +76,7 @@ func TestHeaderInjectionAndRemoval(t *testing.T) {
 		"inboundHeaders":  []map[string]string{{"key": "x-path", "value": "#[attributes.requestPath]"}, {"key": "x-static", "value": "v1"}},
 		"outboundHeaders": []map[string]string{{"key": "x-out", "value": "#['status ' ++ attributes.statusCode]"}},
 	})
-	rem := mkPolicy("header-removal-flex", map[string]any{"inboundHeaders": []string{"x-secret", "x-debug-*"}, "outboundHeaders": []string{"server"}})
+	rem := mkPolicy("header-removal-flex", map[string]any{"inboundHeaders": []string{"x-secret", "x-debug-.*"}, "outboundHeaders": []string{"server"}})
 	g := newGateway(t, policy.Env{}, up, inj, rem)
 	r := g.get(t, "/orders/7", "X-Secret", "s", "X-Debug-A", "1", "X-Debug-B", "2", "X-Keep", "k")
 	wantStatus(t, r, http.StatusOK)
@@ -98,6 +98,36 @@ func TestHeaderInjectionAndRemoval(t *testing.T) {
 	}
 	if err := policy.Check(mkPolicy("header-injection-flex", `{"inboundHeaders":[{"key":"bad header","value":"x"}]}`)); err == nil || !contains(err.Error(), "config.inboundHeaders[0].key") {
 		t.Fatalf("bad header name: %v", err)
+	}
+}
+
+// TestHeaderRemovalRegexps: Flex's example removes Cache-Control and every
+// header matching Access-Control.* (the whole name, any case); a header
+// that only contains the pattern stays.
+func TestHeaderRemovalRegexps(t *testing.T) {
+	up := newUpstream(t)
+	rem := mkPolicy("header-removal-flex", map[string]any{
+		"inboundHeaders":  []string{"Cache-Control", "Access-Control.*"},
+		"outboundHeaders": []string{"X-Upstream"},
+	})
+	g := newGateway(t, policy.Env{}, up, rem)
+	r := g.get(t, "/", "Cache-Control", "no-cache", "Access-Control-Allow-Credentials", "true",
+		"access-control-allow-origin", "*", "X-Access-Control", "kept", "X-Keep", "k")
+	wantStatus(t, r, http.StatusOK)
+	h := up.LastHeader()
+	for _, gone := range []string{"Cache-Control", "Access-Control-Allow-Credentials", "Access-Control-Allow-Origin"} {
+		if h.Get(gone) != "" {
+			t.Errorf("%s reached the upstream: %v", gone, h)
+		}
+	}
+	if h.Get("X-Access-Control") != "kept" || h.Get("X-Keep") != "k" {
+		t.Errorf("headers that do not match were removed: %v", h)
+	}
+	if r.header.Get("X-Upstream") != "" {
+		t.Errorf("outbound X-Upstream not removed: %v", r.header)
+	}
+	if err := policy.Check(mkPolicy("header-removal-flex", `{"inboundHeaders":["Access-Control(.*"]}`)); err == nil || !contains(err.Error(), "config.inboundHeaders[0]") {
+		t.Errorf("broken expression: %v", err)
 	}
 }
 

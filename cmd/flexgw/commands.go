@@ -167,6 +167,9 @@ type validateResult struct {
 	Valid   bool     `json:"valid"`
 	Summary string   `json:"summary,omitempty"`
 	Errors  []string `json:"errors,omitempty"`
+	// Warnings are settings that are valid but likely not what was meant
+	// (a client-controlled header read as the client address).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func validateCommand() *cli.Command {
@@ -191,7 +194,7 @@ func validateCommand() *cli.Command {
 						res.Errors = []string{err.Error()}
 					}
 				} else {
-					res.Valid, res.Summary = true, ir.Summary(snap)
+					res.Valid, res.Summary, res.Warnings = true, ir.Summary(snap), snap.Warnings
 					if len(snap.APIs()) == 0 {
 						// Valid: a fresh install's conf.d is empty, and `run` serves it.
 						res.Summary = "no APIs configured (" + res.Summary + ")"
@@ -203,6 +206,9 @@ func validateCommand() *cli.Command {
 					}
 				} else if res.Valid {
 					fmt.Fprintf(stdout, "%s: valid: %s\n", dir, res.Summary)
+					for _, w := range res.Warnings {
+						fmt.Fprintln(stderr, "warning: "+w)
+					}
 				} else {
 					for _, e := range res.Errors {
 						fmt.Fprintln(stderr, e)

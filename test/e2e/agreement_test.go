@@ -203,3 +203,45 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Flex's default ipExpression reads X-Forwarded-For, which any client can
+// write: validate accepts the config and warns with the fix; run logs the
+// same warning at start-up, and the policy means what Flex documents.
+func TestIPAllowlistDefaultWarns(t *testing.T) {
+	up := startUpstream(t, "up", nil)
+	port := freePort(t)
+	dir := writeConfig(t, map[string]string{"api.yaml": fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
+kind: ApiInstance
+metadata:
+  name: internal
+spec:
+  address: http://127.0.0.1:%d
+  services:
+    upstream:
+      address: %s
+  policies:
+    - policyRef:
+        name: ip-allowlist-flex
+      config:
+        ips:
+          - 192.168.3.1
+          - 10.0.0.0/16
+`, port, up.URL)})
+	out, err := exec.Command(flexgwBin, "validate", dir).CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("warning: ")) || !bytes.Contains(out, []byte("trustedProxies")) {
+		t.Fatalf("validate: err=%v, want success with a warning naming trustedProxies:\n%s", err, out)
+	}
+	g := startGateway(t, dir)
+	eventually(t, 20*time.Second, func() string {
+		if !strings.Contains(g.logs(), "config warning") {
+			return "run did not log the warning:\n" + g.logs()
+		}
+		return ""
+	})
+	if code, _, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "X-Forwarded-For", "10.0.4.4, 127.0.0.1"); code != 200 {
+		t.Errorf("X-Forwarded-For 10.0.4.4 (allowlisted): status %d, want 200 as Flex", code)
+	}
+	if code, _, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); code != 403 {
+		t.Errorf("no X-Forwarded-For, peer 127.0.0.1: status %d, want 403", code)
+	}
+}
