@@ -30,6 +30,10 @@ import (
 // Options configure one agent; cmd/flexgw maps its flags onto them.
 type Options struct {
 	ConfigDir string
+	// Source, when set, replaces ConfigDir as where the configuration
+	// comes from (the Kubernetes API): the agent compiles its documents
+	// through the same path and reports every outcome back to it.
+	Source Source
 	// AdminAddr is host:port of the admin API.
 	AdminAddr string
 	// AdminToken, when set, is required as "Authorization: Bearer <token>"
@@ -200,15 +204,62 @@ func newAgent(o Options) (*Agent, error) {
 	}, nil
 }
 
-// load compiles the config directory into a snapshot with the next version.
+// Source is a configuration source other than the directory.
+type Source interface {
+	// Name says where the configuration comes from, for logs.
+	Name() string
+	// Files returns the current resources as YAML documents, one file each.
+	Files() []config.File
+	// Notify calls onChange whenever the resources change, until stop.
+	Notify(onChange func()) (stop func())
+	// Report tells the source how the documents Files returned last fared:
+	// served is the snapshot serving now, err why they were rejected (nil
+	// when they serve).
+	Report(served *ir.Snapshot, err error)
+}
+
+// load compiles the config directory (or the source's documents) into a
+// snapshot with the next version.
 func (a *Agent) load(version uint64) (*ir.Snapshot, error) {
+	if a.opts.Source != nil {
+		return CompileFiles(a.opts.Source.Files(), version)
+	}
 	return Compile(a.opts.ConfigDir, version)
+}
+
+// report passes a load's outcome to the source, if there is one.
+func (a *Agent) report(served *ir.Snapshot, err error) {
+	if a.opts.Source != nil {
+		a.opts.Source.Report(served, err)
+	}
+}
+
+// configName names the configuration's origin in logs and errors.
+func (a *Agent) configName() string {
+	if a.opts.Source != nil {
+		return a.opts.Source.Name()
+	}
+	return a.opts.ConfigDir
 }
 
 func (a *Agent) run(ctx context.Context) error {
 	// Fingerprint before reading, so an edit during start-up is reloaded.
-	fp := fingerprint(a.opts.ConfigDir)
+	fp := ""
+	if a.opts.Source == nil {
+		fp = fingerprint(a.opts.ConfigDir)
+	}
 	first, err := a.load(1)
+	var firstErr error
+	if err != nil && a.opts.Source != nil {
+		// A cluster's resources are fixed by kubectl, not by restarting
+		// the gateway: start with nothing, say why in the resources'
+		// status, and load again on the next change.
+		for _, l := range errorLines(err) {
+			a.log.Error("config rejected, starting with an empty configuration", "source", a.configName(), "problem", l)
+		}
+		firstErr = err
+		first, err = CompileFiles(nil, 1)
+	}
 	if err != nil {
 		// Every config error already names its file or the directory.
 		return fmt.Errorf("config: %w", err)
@@ -238,7 +289,8 @@ func (a *Agent) run(ctx context.Context) error {
 	a.state.last = Reload{Time: time.Now(), Result: resultSuccess, Reason: "startup"}
 	a.state.mu.Unlock()
 	a.notifyReload(true, first)
-	a.log.Info("serving", "config", a.opts.ConfigDir, "snapshot", first.Version, "summary", ir.Summary(first),
+	a.report(first, firstErr)
+	a.log.Info("serving", "config", a.configName(), "snapshot", first.Version, "summary", ir.Summary(first),
 		"dataplane", a.dataPlaneName, "admin", a.adminAddr)
 	a.logIfEmpty(first)
 	a.logWarnings(first)
@@ -319,6 +371,7 @@ func (a *Agent) reload(reason string) {
 		a.state.mu.Lock()
 		a.state.last = Reload{Time: time.Now(), Result: result, Reason: reason}
 		a.state.mu.Unlock()
+		a.report(cur, nil)
 		return
 	}
 	if err == nil {
@@ -333,6 +386,7 @@ func (a *Agent) reload(reason string) {
 		a.state.last = Reload{Time: time.Now(), Result: resultFailure, Reason: reason, Error: err.Error(), Errors: lines}
 		a.state.mu.Unlock()
 		a.notifyReload(false, cur)
+		a.report(cur, err)
 		return
 	}
 	result := resultSuccess
@@ -344,6 +398,7 @@ func (a *Agent) reload(reason string) {
 	a.state.last = Reload{Time: time.Now(), Result: result, Reason: reason}
 	a.state.mu.Unlock()
 	a.notifyReload(true, next)
+	a.report(next, nil)
 	if wasFailing {
 		a.log.Info("config recovered", "reason", reason, "snapshot", next.Version, "summary", ir.Summary(next))
 	} else {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/flexgw/flexgw/config"
 	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/envoy/translate"
 	"github.com/flexgw/flexgw/ir"
@@ -17,13 +18,26 @@ import (
 // policies (tls, timeouts, circuit breakers), log outputs and tracing. `flexgw
 // validate` calls it too, so both accept and reject exactly the same input.
 func Compile(dir string, version uint64) (*ir.Snapshot, error) {
-	snap, err := ir.LoadDir(dir, ir.CompileOptions{
+	return shape(ir.LoadDir(dir, compileOptions(version)))
+}
+
+// CompileFiles is Compile for documents that do not come from a directory
+// (the Kubernetes source): the same checks, the same snapshot.
+func CompileFiles(files []config.File, version uint64) (*ir.Snapshot, error) {
+	return shape(ir.LoadFiles(files, compileOptions(version)))
+}
+
+func compileOptions(version uint64) ir.CompileOptions {
+	return ir.CompileOptions{
 		Version:     version,
 		CheckPolicy: policy.Check,
 		CheckSnapshot: func(s *ir.Snapshot) error {
 			return errors.Join(logpipe.Validate(s.Logging), tracing.Validate(s.Tracing))
 		},
-	})
+	}
+}
+
+func shape(snap *ir.Snapshot, err error) (*ir.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}

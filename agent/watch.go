@@ -23,10 +23,19 @@ func (a *Agent) startWatch(fp string) stopFunc {
 	signal.Notify(hup, syscall.SIGHUP)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		watchDir(ctx, a.opts.ConfigDir, fp, a.opts.WatchInterval, func() { a.requestReload("file change") })
-	}()
+	if src := a.opts.Source; src != nil {
+		stopSource := src.Notify(func() { a.requestReload(src.Name() + " change") })
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			stopSource()
+		}()
+	} else {
+		go func() {
+			defer wg.Done()
+			watchDir(ctx, a.opts.ConfigDir, fp, a.opts.WatchInterval, func() { a.requestReload("file change") })
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		for {

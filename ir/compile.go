@@ -42,6 +42,17 @@ type CompileOptions struct {
 // Every problem is reported at once as a config.ErrorList.
 func LoadDir(dir string, opts CompileOptions) (*Snapshot, error) {
 	set, err := config.LoadDir(dir)
+	return compileLoaded(set, err, opts)
+}
+
+// LoadFiles is LoadDir for YAML documents that come from elsewhere (the
+// Kubernetes source gives one file per object).
+func LoadFiles(files []config.File, opts CompileOptions) (*Snapshot, error) {
+	set, err := config.Parse(files, config.Options{})
+	return compileLoaded(set, err, opts)
+}
+
+func compileLoaded(set *config.Set, err error, opts CompileOptions) (*Snapshot, error) {
 	if set == nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"runtime"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/flexgw/flexgw/internal/adminapi"
 	"github.com/flexgw/flexgw/internal/cli"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/kube"
 	"github.com/flexgw/flexgw/tui"
 )
 
@@ -97,6 +99,13 @@ func runCommand() *cli.Command {
 			fs.Var(logLevel, "log-level", "runtime log `LEVEL`: debug, info, warn, error")
 			logFormat := &cli.Enum{Values: []string{"text", "json"}, Value: "text"}
 			fs.Var(logFormat, "log-format", "runtime log `FORMAT`: text or json")
+			var ko kube.Options
+			kubernetes := fs.Bool("kubernetes", false, "read the configuration from the Kubernetes API (Flex CRDs, Ingress, Gateway API) instead of --config")
+			fs.StringVar(&ko.Kubeconfig, "kubeconfig", "", "with --kubernetes: kubeconfig `FILE` (default: the in-cluster config)")
+			fs.StringVar(&ko.Namespace, "namespace", "", "with --kubernetes: watch one `NAMESPACE` (default: all)")
+			fs.StringVar(&ko.Selector, "selector", "", "with --kubernetes: label `SELECTOR` the Flex resources must match")
+			fs.StringVar(&ko.IngressAddress, "ingress-address", "http://0.0.0.0:8080", "with --kubernetes: `ADDRESS` Ingresses of class flexgw are served on; its host is where Gateway listeners bind")
+			fs.StringVar(&ko.PublishAddress, "publish-address", "", "with --kubernetes: `IP` written into Ingress and Gateway status")
 			return func(ctx context.Context, _ []string, _, stderr io.Writer) error {
 				o.DataPlane, o.EBPF = dataplane.Value, ebpf.Value
 				o.Logger = newLogger(stderr, logLevel.Value, logFormat.Value)
@@ -112,6 +121,18 @@ func runCommand() *cli.Command {
 				}
 				if o.LogSample.Rate < 0 || o.LogSample.Rate > 1 {
 					return &cli.UsageError{Msg: "--log-sample-rate: must be between 0 and 1"}
+				}
+				if *kubernetes {
+					ko.Logger, ko.Identity = o.Logger, o.GatewayID
+					if u, err := url.Parse(ko.IngressAddress); err == nil && u.Hostname() != "" {
+						ko.GatewayHost = u.Hostname()
+					}
+					src, err := kube.New(ctx, ko)
+					if err != nil {
+						return err
+					}
+					defer src.Close()
+					o.Source = src
 				}
 				return agent.Run(ctx, o)
 			}

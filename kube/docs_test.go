@@ -1,0 +1,135 @@
+//go:build apiserver
+
+package kube_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flexgw/flexgw/kube/kubetest"
+)
+
+var fence = regexp.MustCompile("(?s)```(yaml|sh)\n(.*?)```")
+
+// TestDocsKubernetes runs docs/kubernetes.md against a real API server:
+// every YAML block is applied (the API server must accept it), every shell
+// line runs with the real helm, kubectl and flexgw, in page order. Port
+// 8080 is replaced by a free port, and a gateway started by the page's
+// `flexgw run` line writes the status `kubectl wait` waits for.
+func TestDocsKubernetes(t *testing.T) {
+	page, err := os.ReadFile("../docs/kubernetes.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := kubetest.Start(t)
+	c := kubetest.NewClient(t, cl.Kubeconfig)
+	installGatewayAPI(t, c)
+	// The backend the page's Ingress and HTTPRoute name, as a cluster
+	// would have it (a Service and its endpoints).
+	up := upstream(t, "web")
+	c.MustApply(t, fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  ports: [{name: http, port: 80}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-1
+  namespace: default
+  labels: {kubernetes.io/service-name: web}
+addressType: IPv4
+endpoints: [{addresses: [127.0.0.1], conditions: {ready: true}}]
+ports: [{name: http, port: %s}]
+`, strings.TrimPrefix(up, "http://127.0.0.1:")))
+
+	ports := map[string]string{}
+	for _, p := range []string{"8080", "8081", "8082"} {
+		ports[p] = strconv.Itoa(kubetest.FreePort(t))
+	}
+	work := t.TempDir()
+	home := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, ".kube"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	kc, _ := os.ReadFile(cl.Kubeconfig)
+	if err := os.WriteFile(filepath.Join(home, ".kube", "config"), kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	repo, _ := filepath.Abs("..")
+	bin := t.TempDir()
+	for _, tool := range []string{"helm", "kubectl"} {
+		if err := os.Symlink(kubetest.Tool(t, tool), filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(flexgwBin, filepath.Join(bin, "flexgw")); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "HOME="+home, "KUBECONFIG="+cl.Kubeconfig, "PATH="+bin+":"+os.Getenv("PATH"),
+		"HELM_CACHE_HOME="+home, "HELM_CONFIG_HOME="+home, "HELM_DATA_HOME="+home)
+
+	var lastYAML string
+	blocks := fence.FindAllStringSubmatch(string(page), -1)
+	if len(blocks) < 8 {
+		t.Fatalf("only %d snippets found", len(blocks))
+	}
+	for _, b := range blocks {
+		body := b[2]
+		for from, to := range ports {
+			body = strings.ReplaceAll(body, from, to)
+		}
+		if b[1] == "yaml" {
+			lastYAML = body
+			if err := c.Apply(t, body); err != nil {
+				t.Fatalf("docs snippet rejected by the API server: %v\n%s", err, body)
+			}
+			// kubectl apply -f NAME.yaml reads the block above it.
+			name := kubetest.Decode(t, body)[0].GetName()
+			if err := os.WriteFile(filepath.Join(work, name+".yaml"), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" {
+				continue
+			}
+			args := strings.Fields(strings.ReplaceAll(line, "charts/flexgw", filepath.Join(repo, "charts", "flexgw")))
+			for i, a := range args {
+				args[i] = strings.ReplaceAll(a, "~", home)
+			}
+			if args[0] == "flexgw" && args[1] == "run" {
+				// A server: started, checked serving, and left running for
+				// the status the next snippets wait for.
+				startGateway(t, args[4], append(args[5:], "--ingress-address", "http://127.0.0.1:"+ports["8080"])...)
+				continue
+			}
+			if args[0] == "kubectl" && args[1] == "wait" {
+				args = append(args, "--timeout=120s")
+			}
+			cmd := exec.Command(filepath.Join(bin, args[0]), args[1:]...)
+			cmd.Dir, cmd.Env = work, env
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("docs command %q: %v\n%s\n(last YAML block:\n%s)", line, err, out, lastYAML)
+			}
+			t.Logf("$ %s\n%s", line, out)
+		}
+	}
+	// What the page promises serves.
+	waitServed(t, "http://127.0.0.1:"+ports["8082"]+"/v1/x", "200 web /v1/x")
+	kubetest.Eventually(t, time.Minute, "Ingress of the page", func() (bool, string) {
+		got := getHost("http://127.0.0.1:"+ports["8080"]+"/api/x", "shop.example.com")
+		return got == "200 web /api/x", got
+	})
+}

@@ -1,0 +1,317 @@
+//go:build apiserver
+
+package kube_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flexgw/flexgw/config"
+	"github.com/flexgw/flexgw/kube/kubetest"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+var flexgwBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "flexgw-kube-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	flexgwBin = filepath.Join(dir, "flexgw")
+	build := exec.Command("go", "build", "-o", flexgwBin, "../cmd/flexgw")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building flexgw:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// gateway is one `flexgw run --kubernetes` process outside the cluster.
+type gateway struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	log    bytes.Buffer
+	exited chan struct{}
+}
+
+var servingRe = regexp.MustCompile(`msg=serving`)
+
+func startGateway(t testing.TB, kubeconfig string, extra ...string) *gateway {
+	t.Helper()
+	args := append([]string{"run", "--kubernetes", "--kubeconfig", kubeconfig, "--admin", "127.0.0.1:0",
+		"--access-log", "off", "--state-dir", t.TempDir(), "--dataplane", "builtin", "--ebpf", "off",
+		"--drain-timeout", "2s"}, extra...)
+	g := &gateway{cmd: exec.Command(flexgwBin, args...), exited: make(chan struct{})}
+	pr, pw := io.Pipe()
+	g.cmd.Stderr, g.cmd.Stdout = pw, pw
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	serving := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		once := sync.Once{}
+		for sc.Scan() {
+			g.mu.Lock()
+			g.log.WriteString(sc.Text() + "\n")
+			g.mu.Unlock()
+			if servingRe.MatchString(sc.Text()) {
+				once.Do(func() { close(serving) })
+			}
+		}
+	}()
+	go func() { _ = g.cmd.Wait(); pw.Close(); close(g.exited) }()
+	t.Cleanup(func() {
+		_ = g.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-g.exited:
+		case <-time.After(15 * time.Second):
+			_ = g.cmd.Process.Kill()
+			<-g.exited
+		}
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", g.logs())
+		}
+	})
+	select {
+	case <-serving:
+	case <-g.exited:
+		t.Fatalf("gateway exited before serving:\n%s", g.logs())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("gateway not serving within 2m:\n%s", g.logs())
+	}
+	return g
+}
+
+func (g *gateway) logs() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.log.String()
+}
+
+// upstream answers every request with its name and the path it got.
+func upstream(t testing.TB, name string) string {
+	t.Helper()
+	port := kubetest.FreePort(t)
+	srv := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s", name, r.URL.Path)
+	})}
+	ready := make(chan error, 1)
+	go func() { ready <- srv.ListenAndServe() }()
+	t.Cleanup(func() { _ = srv.Close() })
+	kubetest.Eventually(t, 10*time.Second, "upstream "+name+" listening", func() (bool, string) {
+		select {
+		case err := <-ready:
+			t.Fatalf("upstream %s: %v", name, err)
+		default:
+		}
+		resp, err := http.Get("http://" + srv.Addr + "/")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return true, ""
+	})
+	return "http://" + srv.Addr
+}
+
+// get returns "STATUS BODY" of a GET, or the error.
+func get(url string) string {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return fmt.Sprintf("%d %s", resp.StatusCode, b)
+}
+
+func waitServed(t testing.TB, url, want string) {
+	t.Helper()
+	kubetest.Eventually(t, time.Minute, "GET "+url, func() (bool, string) {
+		got := get(url)
+		return got == want, "got " + got + ", want " + want
+	})
+}
+
+// condition returns status, reason and message of an object's condition,
+// and whether status.observedGeneration is the object's generation.
+func condition(t *testing.T, c *kubetest.Client, manifest, typ string) (status, reason, msg string, current bool) {
+	t.Helper()
+	obj, err := c.Get(t, kubetest.Decode(t, manifest)[0])
+	if err != nil {
+		return "", "", err.Error(), false
+	}
+	og, _, _ := unstructured.NestedInt64(obj.Object, "status", "observedGeneration")
+	conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
+	for _, cd := range conds {
+		m, _ := cd.(map[string]any)
+		if m["type"] == typ {
+			s, _ := m["status"].(string)
+			r, _ := m["reason"].(string)
+			msg, _ := m["message"].(string)
+			cg, _ := m["observedGeneration"].(int64)
+			return s, r, msg, og == obj.GetGeneration() && cg == obj.GetGeneration()
+		}
+	}
+	return "", "", "no " + typ + " condition", false
+}
+
+func waitCondition(t *testing.T, c *kubetest.Client, manifest, typ, status string) (reason, msg string) {
+	t.Helper()
+	kubetest.Eventually(t, time.Minute, typ+"="+status, func() (bool, string) {
+		s, r, m, cur := condition(t, c, manifest, typ)
+		reason, msg = r, m
+		return s == status && cur, fmt.Sprintf("status=%q reason=%q message=%q current=%v", s, r, m, cur)
+	})
+	return reason, msg
+}
+
+func crdDir() string { return filepath.Join("..", "charts", "flexgw", "crds") }
+
+// TestAgainstAPIServer runs the gateway against a real kube-apiserver:
+// the CRDs install, the API server rejects what the schema can say with
+// the validate message, valid resources serve and reload, invalid ones
+// get Accepted=False with validate's text while the last good
+// configuration keeps serving, and status carries observedGeneration.
+func TestAgainstAPIServer(t *testing.T) {
+	cl := kubetest.Start(t)
+	c := kubetest.NewClient(t, cl.Kubeconfig)
+	c.InstallCRDs(t, crdDir())
+
+	// The API server rejects a wrong value with config's own words.
+	bad := `apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Service
+metadata: {name: bad, namespace: default}
+spec:
+  address: http://127.0.0.1:1
+  loadBalancer: random
+`
+	err := c.Apply(t, bad)
+	if err == nil {
+		t.Fatal("the API server accepted loadBalancer: random")
+	}
+	_, verr := config.Parse([]config.File{{Name: "bad.yaml", Data: []byte(bad)}}, config.Options{})
+	want := `unknown load balancer "random" (expected round-robin or least-request)`
+	if !strings.Contains(err.Error(), want) || verr == nil || !strings.Contains(verr.Error(), want) {
+		t.Fatalf("API server said %q, validate said %q; both should say %q", err, verr, want)
+	}
+	noProto := strings.Replace(bad, "loadBalancer: random", "", 1)
+	noProto = strings.Replace(noProto, "http://127.0.0.1:1", "127.0.0.1:1", 1)
+	if err := c.Apply(t, noProto); err == nil || !strings.Contains(err.Error(), `"127.0.0.1:1" has no protocol (expected http://host:port or https://host:port)`) {
+		t.Fatalf("address without protocol: API server said %v", err)
+	}
+
+	up1, up2 := upstream(t, "one"), upstream(t, "two")
+	port := kubetest.FreePort(t)
+	orders := fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
+kind: ApiInstance
+metadata: {name: orders, namespace: default}
+spec:
+  address: http://127.0.0.1:%d/orders
+  services:
+    backend:
+      address: %s
+`, port, up1)
+	c.MustApply(t, orders)
+
+	g := startGateway(t, cl.Kubeconfig)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitServed(t, base+"/orders/42", "200 one /42")
+	waitCondition(t, c, orders, "Accepted", "True")
+	waitCondition(t, c, orders, "Programmed", "True")
+
+	// A change reloads.
+	c.MustApply(t, strings.Replace(orders, up1, up2, 1))
+	waitServed(t, base+"/orders/42", "200 two /42")
+	waitCondition(t, c, orders, "Programmed", "True")
+
+	// Resource model: a Service and a route binding in another object.
+	c.MustApply(t, fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
+kind: ApiInstance
+metadata: {name: catalog, namespace: default}
+spec:
+  address: http://127.0.0.1:%d/catalog
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Service
+metadata: {name: catalog-svc, namespace: default}
+spec:
+  address: %s
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata: {name: catalog-route, namespace: default}
+spec:
+  targetRef: {name: catalog}
+  policyRef: {name: route}
+  config:
+    destinationRef: {name: catalog-svc}
+`, port, up1))
+	waitServed(t, base+"/catalog/x", "200 one /x")
+
+	// Valid for the schema, invalid for the gateway: a route to a Service
+	// that does not exist. Its status says what validate says; the last
+	// good configuration keeps serving.
+	broken := `apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata: {name: broken-route, namespace: default}
+spec:
+  targetRef: {name: catalog}
+  policyRef: {name: route}
+  rules: [{path: /nowhere}]
+  config:
+    destinationRef: {name: missing}
+`
+	c.MustApply(t, broken)
+	reason, msg := waitCondition(t, c, broken, "Accepted", "False")
+	wantMsg := `PolicyBinding/broken-route: spec.config.destinationRef: Service "missing" not found in namespace "default"`
+	if reason != "Invalid" || msg != wantMsg {
+		t.Fatalf("Accepted=False reason %q message %q, want Invalid %q", reason, msg, wantMsg)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "broken.yaml"), []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command(flexgwBin, "validate", dir).CombinedOutput()
+	if !strings.Contains(string(out), wantMsg) {
+		t.Fatalf("flexgw validate prints %q, status says %q", out, wantMsg)
+	}
+	if got := get(base + "/orders/1"); got != "200 two /1" {
+		t.Fatalf("last good configuration not serving: %s", got)
+	}
+	// Objects served before keep Programmed=True.
+	if s, _, m, _ := condition(t, c, orders, "Programmed"); s != "True" {
+		t.Fatalf("orders Programmed=%s (%s) while another object is invalid", s, m)
+	}
+
+	// Fixing it (deleting the binding) accepts everything again.
+	obj := kubetest.Decode(t, broken)[0]
+	if err := c.Resource(t, obj).Delete(context.Background(), obj.GetName(), deleteOpts); err != nil {
+		t.Fatal(err)
+	}
+	c.MustApply(t, strings.Replace(orders, up1, up1+"/v2", 1))
+	waitServed(t, base+"/orders/42", "200 one /v2/42")
+	waitCondition(t, c, orders, "Programmed", "True")
+	_ = g
+}

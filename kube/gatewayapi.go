@@ -1,0 +1,256 @@
+package kube
+
+import (
+	"fmt"
+	"sort"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// gatewayListener is one HTTP listener of a served Gateway.
+type gatewayListener struct {
+	gateway  *unstructured.Unstructured
+	name     string
+	port     int64
+	hostname string
+	api      string // the ApiInstance of its port
+}
+
+// ourGatewayClasses returns the GatewayClass names flexgw controls.
+func (s *Source) ourGatewayClasses() map[string]bool {
+	out := map[string]bool{}
+	st := s.stores["GatewayClass"]
+	if st == nil {
+		return out
+	}
+	for _, o := range st.List() {
+		u := o.(*unstructured.Unstructured)
+		if c, _, _ := unstructured.NestedString(u.Object, "spec", "controllerName"); c == GatewayController {
+			out[u.GetName()] = true
+		}
+	}
+	return out
+}
+
+// gatewayListeners returns the HTTP listeners of the Gateways flexgw
+// serves, and one ApiInstance per port (listeners sharing a port share
+// it, their hostnames becoming host rules of the routes).
+func (s *Source) gatewayListeners() ([]*gatewayListener, map[int64]string) {
+	st := s.stores["Gateway"]
+	if st == nil {
+		return nil, nil
+	}
+	classes := s.ourGatewayClasses()
+	var gws []*unstructured.Unstructured
+	for _, o := range st.List() {
+		u := o.(*unstructured.Unstructured)
+		if c, _, _ := unstructured.NestedString(u.Object, "spec", "gatewayClassName"); classes[c] {
+			gws = append(gws, u)
+		}
+	}
+	sortByAge(gws)
+	apis := map[int64]string{}
+	var out []*gatewayListener
+	for _, gw := range gws {
+		ls, _, _ := unstructured.NestedSlice(gw.Object, "spec", "listeners")
+		for _, l := range ls {
+			m, _ := l.(map[string]any)
+			if str(m["protocol"]) != "HTTP" {
+				continue // HTTPS and TLS listeners: not yet (listener status says so)
+			}
+			port := toInt64(m["port"])
+			if _, ok := apis[port]; !ok {
+				apis[port] = fmt.Sprintf("gateway-%d", port)
+			}
+			out = append(out, &gatewayListener{gateway: gw, name: str(m["name"]), port: port, hostname: str(m["hostname"]), api: apis[port]})
+		}
+	}
+	return out, apis
+}
+
+// routeParent is one parentRef of an HTTPRoute resolved to listeners.
+type routeParent struct {
+	ref       map[string]any
+	listeners []*gatewayListener
+}
+
+// parents resolves an HTTPRoute's parentRefs to served listeners.
+func parents(rt *unstructured.Unstructured, ls []*gatewayListener) []routeParent {
+	refs, _, _ := unstructured.NestedSlice(rt.Object, "spec", "parentRefs")
+	var out []routeParent
+	for _, r := range refs {
+		m, _ := r.(map[string]any)
+		if k := str(m["kind"]); k != "" && k != "Gateway" {
+			continue
+		}
+		ns := str(m["namespace"])
+		if ns == "" {
+			ns = rt.GetNamespace()
+		}
+		p := routeParent{ref: m}
+		for _, l := range ls {
+			if l.gateway.GetNamespace() != ns || l.gateway.GetName() != str(m["name"]) {
+				continue
+			}
+			if sn := str(m["sectionName"]); sn != "" && sn != l.name {
+				continue
+			}
+			if pt := toInt64(m["port"]); pt != 0 && pt != l.port {
+				continue
+			}
+			p.listeners = append(p.listeners, l)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// httpRoutes translates the HTTPRoutes attached to served listeners into
+// route entries, Flex Services for their backends, the Flex rules each
+// route covers, and the status each route and Gateway should report.
+func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (entries []*routeEntry, rulesOf map[string][]any, st map[string]*routeStatus) {
+	rulesOf, st = map[string][]any{}, map[string]*routeStatus{}
+	store := s.stores["HTTPRoute"]
+	if store == nil || len(ls) == 0 {
+		return nil, rulesOf, st
+	}
+	var routes []*unstructured.Unstructured
+	for _, o := range store.List() {
+		routes = append(routes, o.(*unstructured.Unstructured))
+	}
+	sortByAge(routes)
+	for _, rt := range routes {
+		ps := parents(rt, ls)
+		var attached []*gatewayListener
+		for _, p := range ps {
+			attached = append(attached, p.listeners...)
+		}
+		if len(attached) == 0 {
+			continue
+		}
+		ns, owner := rt.GetNamespace(), "HTTPRoute/"+rt.GetNamespace()+"/"+rt.GetName()
+		rs := &routeStatus{parents: ps, resolved: true}
+		st[owner] = rs
+		hostnames, _, _ := unstructured.NestedStringSlice(rt.Object, "spec", "hostnames")
+		rules, _, _ := unstructured.NestedSlice(rt.Object, "spec", "rules")
+		for _, r := range rules {
+			rm, _ := r.(map[string]any)
+			var dests []map[string]any
+			var ws []int64
+			brs, _ := rm["backendRefs"].([]any)
+			for _, b := range brs {
+				bm, _ := b.(map[string]any)
+				if k := str(bm["kind"]); (k != "" && k != "Service") || str(bm["group"]) != "" {
+					rs.resolved, rs.reason = false, "InvalidKind"
+					continue
+				}
+				bns := str(bm["namespace"])
+				if bns == "" {
+					bns = ns
+				}
+				w := int64(1)
+				if v, ok := bm["weight"]; ok {
+					w = toInt64(v)
+				}
+				if w == 0 {
+					continue
+				}
+				addrs, ok := s.backend(bns, str(bm["name"]), toInt64(bm["port"]), "")
+				if !ok || bns != ns { // cross-namespace needs a ReferenceGrant: not yet
+					rs.resolved, rs.reason = false, "BackendNotFound"
+					continue
+				}
+				svcName, doc := serviceDoc(bns, str(bm["name"]), toInt64(bm["port"]), "", addrs)
+				svcDocs[doc.name] = doc
+				dests = append(dests, map[string]any{"destinationRef": map[string]any{"name": svcName, "namespace": bns}})
+				ws = append(ws, w)
+			}
+			if len(dests) == 0 {
+				continue
+			}
+			for i, w := range weights(ws) {
+				dests[i]["weight"] = w
+			}
+			matches, _ := rm["matches"].([]any)
+			if len(matches) == 0 {
+				matches = []any{map[string]any{}}
+			}
+			for _, l := range attached {
+				hosts := hostnames
+				if len(hosts) == 0 && l.hostname != "" {
+					hosts = []string{l.hostname}
+				}
+				if len(hosts) == 0 {
+					hosts = []string{""}
+				}
+				for _, h := range hosts {
+					for _, m := range matches {
+						mm, _ := m.(map[string]any)
+						e := &routeEntry{owner: owner, api: l.api, dests: dests, rule: map[string]any{}}
+						path, _ := mm["path"].(map[string]any)
+						pv, pt := str(path["value"]), str(path["type"])
+						if pv == "" {
+							pv = "/"
+						}
+						switch pt {
+						case "Exact":
+							e.exact, e.rule["path"] = true, regexpQuote(pv)
+						case "RegularExpression":
+							e.rule["path"] = pv
+						default:
+							e.rule["path"] = prefixRegex(pv)
+						}
+						e.pathLen = len(pv)
+						if hr := hostRegex(h); hr != "" {
+							e.rule["host"] = hr
+						}
+						if mt := str(mm["method"]); mt != "" {
+							e.methods, e.rule["methods"] = true, regexpQuote(mt)
+						}
+						hs, _ := mm["headers"].([]any)
+						if len(hs) > 0 {
+							hm := map[string]any{}
+							for _, hv := range hs {
+								x, _ := hv.(map[string]any)
+								v := str(x["value"])
+								if str(x["type"]) != "RegularExpression" {
+									v = regexpQuote(v)
+								}
+								hm[str(x["name"])] = v
+							}
+							e.headers, e.rule["headers"] = len(hm), hm
+						}
+						entries = append(entries, e)
+						rulesOf[owner] = append(rulesOf[owner], e.rule)
+					}
+				}
+			}
+		}
+	}
+	return entries, rulesOf, st
+}
+
+// routeStatus is what an HTTPRoute's status.parents should say.
+type routeStatus struct {
+	parents  []routeParent
+	resolved bool
+	reason   string
+}
+
+// listenerAttachments counts the routes attached to each listener.
+func listenerAttachments(st map[string]*routeStatus) map[*gatewayListener]int64 {
+	out := map[*gatewayListener]int64{}
+	keys := make([]string, 0, len(st))
+	for k := range st {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		for _, p := range st[k].parents {
+			for _, l := range p.listeners {
+				out[l]++
+			}
+		}
+	}
+	return out
+}

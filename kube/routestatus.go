@@ -1,0 +1,132 @@
+package kube
+
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// gwCond is a Gateway API condition (metav1.Condition's shape).
+func gwCond(typ string, ok bool, reason, msg string, gen int64) map[string]any {
+	st := "False"
+	if ok {
+		st = "True"
+	}
+	return map[string]any{"type": typ, "status": st, "reason": reason, "message": msg,
+		"observedGeneration": gen, "lastTransitionTime": time.Now().UTC().Format(time.RFC3339)}
+}
+
+func refOf(u *unstructured.Unstructured, kind string) objRef {
+	gvr := map[string]objRef{
+		"Ingress": {gvr: gvrIngress}, "Gateway": {gvr: gvrGateway}, "HTTPRoute": {gvr: gvrHTTPRoute}, "GatewayClass": {gvr: gvrGatewayClass},
+	}[kind].gvr
+	return objRef{gvr: gvr, kind: kind, namespace: u.GetNamespace(), name: u.GetName(), generation: u.GetGeneration()}
+}
+
+// routingStatus builds the status of the served Ingresses, GatewayClasses,
+// Gateways and HTTPRoutes. programmed says whether the configuration
+// holding them serves.
+func (s *Source) routingStatus(ls []*gatewayListener, rs map[string]*routeStatus, programmed bool, why string) []desiredStatus {
+	var out []desiredStatus
+	progReason := "Programmed"
+	if !programmed {
+		progReason = "Pending"
+	}
+	if s.opts.PublishAddress != "" {
+		for _, ing := range s.ingresses() {
+			lb := map[string]any{"ip": s.opts.PublishAddress}
+			out = append(out, desiredStatus{ref: refOf(ing, "Ingress"), raw: map[string]any{"loadBalancer": map[string]any{"ingress": []any{lb}}}})
+		}
+	}
+	if st := s.stores["GatewayClass"]; st != nil {
+		for name := range s.ourGatewayClasses() {
+			o, ok, _ := st.GetByKey(name)
+			if !ok {
+				continue
+			}
+			u := o.(*unstructured.Unstructured)
+			out = append(out, desiredStatus{ref: refOf(u, "GatewayClass"), raw: map[string]any{
+				"conditions": []any{gwCond("Accepted", true, "Accepted", "", u.GetGeneration())}}})
+		}
+	}
+	attached := listenerAttachments(rs)
+	byGateway := map[*unstructured.Unstructured][]*gatewayListener{}
+	var gws []*unstructured.Unstructured
+	for _, l := range ls {
+		if _, ok := byGateway[l.gateway]; !ok {
+			gws = append(gws, l.gateway)
+		}
+		byGateway[l.gateway] = append(byGateway[l.gateway], l)
+	}
+	for _, gw := range gws {
+		gen := gw.GetGeneration()
+		http := map[string]*gatewayListener{}
+		for _, l := range byGateway[gw] {
+			http[l.name] = l
+		}
+		specLs, _, _ := unstructured.NestedSlice(gw.Object, "spec", "listeners")
+		var lsStatus []any
+		for _, x := range specLs {
+			m, _ := x.(map[string]any)
+			name := str(m["name"])
+			l := http[name]
+			if l == nil {
+				lsStatus = append(lsStatus, map[string]any{"name": name, "supportedKinds": []any{}, "attachedRoutes": int64(0),
+					"conditions": []any{
+						gwCond("Accepted", false, "UnsupportedProtocol", "flexgw serves HTTP listeners only", gen),
+						gwCond("Programmed", false, "Invalid", "not served", gen),
+						gwCond("ResolvedRefs", true, "ResolvedRefs", "", gen),
+					}})
+				continue
+			}
+			lsStatus = append(lsStatus, map[string]any{"name": name,
+				"supportedKinds": []any{map[string]any{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}},
+				"attachedRoutes": attached[l],
+				"conditions": []any{
+					gwCond("Accepted", true, "Accepted", "", gen),
+					gwCond("Programmed", programmed, progReason, why, gen),
+					gwCond("ResolvedRefs", true, "ResolvedRefs", "", gen),
+				}})
+		}
+		st := map[string]any{
+			"conditions": []any{gwCond("Accepted", true, "Accepted", "", gen), gwCond("Programmed", programmed, progReason, why, gen)},
+			"listeners":  lsStatus,
+		}
+		if s.opts.PublishAddress != "" {
+			st["addresses"] = []any{map[string]any{"type": "IPAddress", "value": s.opts.PublishAddress}}
+		}
+		out = append(out, desiredStatus{ref: refOf(gw, "Gateway"), raw: st})
+	}
+	for key, r := range rs {
+		o, ok, _ := s.stores["HTTPRoute"].GetByKey(key[len("HTTPRoute/"):])
+		if !ok {
+			continue
+		}
+		u := o.(*unstructured.Unstructured)
+		gen := u.GetGeneration()
+		var ps []any
+		for _, p := range r.parents {
+			ref := map[string]any{}
+			for k, v := range p.ref {
+				ref[k] = v
+			}
+			if _, ok := ref["group"]; !ok {
+				ref["group"] = "gateway.networking.k8s.io"
+			}
+			if _, ok := ref["kind"]; !ok {
+				ref["kind"] = "Gateway"
+			}
+			acc := gwCond("Accepted", true, "Accepted", "", gen)
+			if len(p.listeners) == 0 {
+				acc = gwCond("Accepted", false, "NoMatchingParent", "no HTTP listener of this Gateway matches", gen)
+			}
+			res := gwCond("ResolvedRefs", true, "ResolvedRefs", "", gen)
+			if !r.resolved {
+				res = gwCond("ResolvedRefs", false, r.reason, "a backendRef is not a Service in the route's namespace", gen)
+			}
+			ps = append(ps, map[string]any{"parentRef": ref, "controllerName": GatewayController, "conditions": []any{acc, res}})
+		}
+		out = append(out, desiredStatus{ref: refOf(u, "HTTPRoute"), raw: map[string]any{"parents": ps}})
+	}
+	return out
+}
