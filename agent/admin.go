@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/logpipe"
+	"github.com/flexgw/flexgw/policy"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -163,13 +165,17 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// secretKey matches configuration keys whose values must never leave the
-// process through the admin API.
+// secretKey matches configuration keys whose values look secret. It is the
+// second line of defence, behind the schema: each policy and log output
+// declares its secret fields (policy.Secrets, logpipe.SecretParams), and
+// those are what TestSecretsNeverLeave holds to account.
 var secretKey = regexp.MustCompile(`(?i)(password|passphrase|secret|token|api_?key|license_?key|private|credential|authorization|^key$)`)
 
-// redactedSnapshotJSON renders the snapshot with secret-looking values in
-// policy configs and log output parameters replaced. PEM material and the
-// Redis password are already excluded by the ir types' json tags.
+// redactedSnapshotJSON renders the snapshot with every declared secret
+// replaced: policy configs by their policy's SecretFields, log output
+// parameters by their type's SecretParams, then anything whose key looks
+// secret. PEM material and the Redis password never get this far: the ir
+// types leave them out of JSON.
 func redactedSnapshotJSON(s *ir.Snapshot) ([]byte, error) {
 	b, err := json.Marshal(s)
 	if err != nil {
@@ -179,8 +185,48 @@ func redactedSnapshotJSON(s *ir.Snapshot) ([]byte, error) {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return nil, err
 	}
+	redactBySchema(v)
 	redactValue(v)
 	return json.MarshalIndent(v, "", "  ")
+}
+
+// redactBySchema finds the policies (objects with name, binding and
+// config, as ir.Policy renders) and the log outputs (logging.outputs[])
+// wherever they sit in the snapshot and redacts their declared secrets.
+func redactBySchema(v any) {
+	switch t := v.(type) {
+	case map[string]any:
+		name, isName := t["name"].(string)
+		_, hasBinding := t["binding"]
+		if cfg, hasConfig := t["config"]; isName && hasBinding && hasConfig {
+			t["config"] = policy.RedactConfig(name, cfg)
+		}
+		if logging, ok := t["logging"].(map[string]any); ok {
+			outs, _ := logging["outputs"].([]any)
+			for _, o := range outs {
+				out, _ := o.(map[string]any)
+				typ, _ := out["type"].(string)
+				params, _ := out["parameters"].(map[string]any)
+				if params == nil {
+					continue
+				}
+				strs := make(map[string]string, len(params))
+				for k, p := range params {
+					strs[k], _ = p.(string)
+				}
+				for k, p := range logpipe.RedactParams(typ, strs) {
+					params[k] = p
+				}
+			}
+		}
+		for _, val := range t {
+			redactBySchema(val)
+		}
+	case []any:
+		for _, e := range t {
+			redactBySchema(e)
+		}
+	}
 }
 
 func redactValue(v any) {

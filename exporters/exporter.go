@@ -195,6 +195,13 @@ const maxErrBody = 64 << 10
 func Do(client *http.Client, req *http.Request, limit int64) ([]byte, error) {
 	resp, err := client.Do(req)
 	if err != nil {
+		// net/http quotes the whole URL in the error, and a Sumo Logic
+		// source's URL carries its token in the path: keep the host only,
+		// as this error reaches logs and /api/v1/status.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = hideURLPath(ue.URL)
+		}
 		return nil, &Error{Retryable: true, Err: err}
 	}
 	defer resp.Body.Close()
@@ -297,4 +304,16 @@ func SplitRanges(events []Event, maxBody, overhead int, appendEvent func([]byte,
 		return emit(buf, lo, len(events))
 	}
 	return nil
+}
+
+// hideURLPath keeps scheme and host of a URL and hides the rest.
+func hideURLPath(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "[redacted URL]"
+	}
+	if u.Path == "" && u.RawQuery == "" && u.User == nil {
+		return u.Scheme + "://" + u.Host
+	}
+	return u.Scheme + "://" + u.Host + "/[redacted]"
 }

@@ -106,3 +106,6 @@ func (d basicAuth) RenderEnvoy(_ Env, p *ir.Policy) ([]EnvoyFilter, error) {
 		},
 	}}, nil
 }
+
+// SecretFields implements Secrets: the values that authenticate.
+func (basicAuth) SecretFields() []string { return []string{"password"} }

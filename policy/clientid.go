@@ -218,3 +218,6 @@ func (d clientIDEnforcement) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, 
 	}
 	return extAuthzFilter(env, p)
 }
+
+// SecretFields implements Secrets: the values that authenticate.
+func (clientIDEnforcement) SecretFields() []string { return []string{"credentials.*.clientSecret"} }

@@ -305,3 +305,6 @@ func (d cors) RenderEnvoy(_ Env, p *ir.Policy) ([]EnvoyFilter, error) {
 	}
 	return []EnvoyFilter{{Name: FilterName(p), Config: &corsv3.Cors{}, PerRoute: pol}}, nil
 }
+
+// SecretFields implements Secrets: none: nothing in this config authenticates anyone.
+func (cors) SecretFields() []string { return []string{} }

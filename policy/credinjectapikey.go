@@ -95,3 +95,6 @@ func (d credInjectAPIKey) RenderEnvoy(_ Env, p *ir.Policy) ([]EnvoyFilter, error
 	}
 	return injectFilter(p, cs...), nil
 }
+
+// SecretFields implements Secrets: the values that authenticate.
+func (credInjectAPIKey) SecretFields() []string { return []string{"apiKey", "clientSecret"} }

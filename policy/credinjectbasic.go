@@ -100,3 +100,6 @@ func injectFilter(p *ir.Policy, cs ...*compiledInjection) []EnvoyFilter {
 	}
 	return []EnvoyFilter{{Name: FilterName(p), Config: &headermutationv3.HeaderMutation{Mutations: m}}}
 }
+
+// SecretFields implements Secrets: the values that authenticate.
+func (credInjectBasic) SecretFields() []string { return []string{"password"} }

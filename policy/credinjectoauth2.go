@@ -319,3 +319,6 @@ func (d credInjectOAuth2) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, err
 	}
 	return extAuthzFilter(env, p)
 }
+
+// SecretFields implements Secrets: the values that authenticate.
+func (credInjectOAuth2) SecretFields() []string { return []string{"clientSecret", "password"} }

@@ -348,3 +348,12 @@ func (d headerRemoval) RenderEnvoy(_ Env, p *ir.Policy) ([]EnvoyFilter, error) {
 		ResponseMutations: removeMutations(c.out),
 	}}}}, nil
 }
+
+// SecretFields implements Secrets: injected values are often credentials
+// (an API key for the upstream), so every value is one.
+func (headerInjection) SecretFields() []string {
+	return []string{"inboundHeaders.*.value", "outboundHeaders.*.value"}
+}
+
+// SecretFields implements Secrets: header names only, none secret.
+func (headerRemoval) SecretFields() []string { return []string{} }

@@ -545,3 +545,6 @@ func (d httpCaching) RenderEnvoy(_ Env, p *ir.Policy) ([]EnvoyFilter, error) {
 		},
 	}}}, nil
 }
+
+// SecretFields implements Secrets: none: cache keys and limits authenticate no one.
+func (httpCaching) SecretFields() []string { return []string{} }

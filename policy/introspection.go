@@ -307,3 +307,7 @@ func (d introspection) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error)
 	}
 	return extAuthzFilter(env, p)
 }
+
+// SecretFields implements Secrets: the credentials sent to the
+// introspection endpoint.
+func (introspection) SecretFields() []string { return []string{"authorizationValue"} }

@@ -162,3 +162,6 @@ func (d *ipList) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
 		}, RulesStatPrefix: statSafe(d.name) + "."},
 	}}, nil
 }
+
+// SecretFields implements Secrets: addresses only, none secret.
+func (*ipList) SecretFields() []string { return []string{} }

@@ -616,3 +616,6 @@ func localJWKS(alg string, key any) (string, error) {
 	b, err := json.Marshal(map[string]any{"keys": []any{k}})
 	return string(b), err
 }
+
+// SecretFields implements Secrets: the values that authenticate.
+func (jwtValidation) SecretFields() []string { return []string{"textKey"} }

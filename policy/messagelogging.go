@@ -160,3 +160,6 @@ func (d messageLogging) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error
 	}
 	return extAuthzFilter(env, p)
 }
+
+// SecretFields implements Secrets: none: nothing in this config authenticates anyone.
+func (messageLogging) SecretFields() []string { return []string{} }

@@ -372,3 +372,6 @@ func envoyKeyAction(sel string) (*routev3.RateLimit_Action, error) {
 		HeaderName: header, DescriptorKey: DescriptorKey, SkipIfAbsent: true,
 	}}}, nil
 }
+
+// SecretFields implements Secrets: none: nothing in this config authenticates anyone.
+func (rateLimiting) SecretFields() []string { return []string{} }

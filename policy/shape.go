@@ -412,3 +412,13 @@ func servicesOf(s *ir.Snapshot, routes []*ir.Route) []*ir.Service {
 // translator renders the snapshot fields Shape set (listener and cluster
 // TLS, route timeouts, cluster circuit breakers).
 func (s shaping) RenderEnvoy(Env, *ir.Policy) ([]EnvoyFilter, error) { return nil, nil }
+
+// SecretFields implements Secrets: the private keys of tls and
+// tls-outbound; timeouts and circuit breakers hold none.
+func (s shaping) SecretFields() []string {
+	switch s.name {
+	case "tls", "tls-outbound":
+		return []string{"certificate.key"}
+	}
+	return []string{}
+}

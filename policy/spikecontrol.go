@@ -167,3 +167,6 @@ func (d spikeControl) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) 
 	}
 	return extAuthzFilter(env, p)
 }
+
+// SecretFields implements Secrets: none: nothing in this config authenticates anyone.
+func (spikeControl) SecretFields() []string { return []string{} }

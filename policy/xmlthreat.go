@@ -174,3 +174,6 @@ func (d xmlThreat) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
 	}
 	return extAuthzBodyFilter(env, p)
 }
+
+// SecretFields implements Secrets: none: nothing in this config authenticates anyone.
+func (xmlThreat) SecretFields() []string { return []string{} }

@@ -49,6 +49,10 @@ var (
 	_ exporters.Prober          = (*NewRelic)(nil)
 )
 
+// SecretParams are the parameters that authenticate to New Relic: never
+// shown by the admin API, never quoted in logs or errors.
+var SecretParams = []string{"api_key", "license_key", "tls.key_passwd"}
+
 // New validates params and returns the exporter. It does no I/O.
 func New(name string, params map[string]string, s exporters.Settings) (*NewRelic, error) {
 	p := exporters.Normalize(params)

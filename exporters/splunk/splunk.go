@@ -58,6 +58,10 @@ var (
 	_ exporters.Prober          = (*Splunk)(nil)
 )
 
+// SecretParams are the parameters that authenticate to Splunk: never shown
+// by the admin API, never quoted in logs or errors.
+var SecretParams = []string{"splunk_token", "http_passwd", "tls.key_passwd"}
+
 // New validates params and returns the exporter. It does no I/O.
 func New(name string, params map[string]string, s exporters.Settings) (*Splunk, error) {
 	p := exporters.Normalize(params)

@@ -46,6 +46,12 @@ var (
 	_ exporters.Prober          = (*Sumo)(nil)
 )
 
+// SecretParams are the parameters that authenticate to Sumo Logic: an
+// HTTP source's URL carries its token in the path, so url, endpoint and uri
+// are secret; header may carry credentials too. Never shown by the admin
+// API, never quoted in logs or errors.
+var SecretParams = []string{"url", "endpoint", "uri", "header", "http_passwd", "tls.key_passwd"}
+
 // New validates params and returns the exporter. It does no I/O.
 func New(name string, params map[string]string, s exporters.Settings) (*Sumo, error) {
 	p := exporters.Normalize(params)
