@@ -9,7 +9,7 @@ DEB_VERSION ?= $(shell v=$$(git describe --tags --exact-match 2>/dev/null) && ec
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN := bin
 
-.PHONY: all build run test test-go lint bench generate plugin install deb clean deps
+.PHONY: all build run test test-kube test-go lint bench generate plugin install deb clean deps
 
 all: build
 
@@ -22,11 +22,17 @@ build:
 run: build
 	@./scripts/run-demo.sh
 
-# The Kubernetes tests' binaries (kube-apiserver, kubectl, helm) are built
-# once per version into /var/cache/flexgw-k8s (cold: 15-20 min on 2 cores).
+# helm (the chart's lint/template tests) is built once per version into
+# /var/cache/flexgw-k8s; the API-server tests (make test-kube) also need
+# kube-apiserver and kubectl (cold: 15-20 min on an idle 2-core machine).
 deps:
 	@./scripts/deps.sh test
-	@./scripts/k8s-tools.sh >/dev/null
+	@./scripts/k8s-tools.sh helm >/dev/null
+
+# The Kubernetes tests against a real kube-apiserver + etcd (build tag apiserver).
+test-kube: deps
+	@./scripts/k8s-tools.sh all >/dev/null
+	$(GO) test -race -count=1 -tags apiserver -timeout 30m ./kube/...
 
 # The whole suite: formatting, vet, and every test with the race detector.
 test: deps lint test-go
@@ -64,11 +70,11 @@ plugin:
 
 # Binary (bin/flexgw as built: version flags, stripped), systemd unit (only
 # the capabilities the probe needs), /etc/default/flexgw, /etc/flexgw/conf.d.
-install: build
+install: build plugin
 	DESTDIR=$(DESTDIR) PREFIX=$(PREFIX) ./deploy/install.sh $(BIN)/flexgw
 
 # A .deb with the same contents (dpkg-deb), into dist/.
-deb: build
+deb: build plugin
 	VERSION=$(DEB_VERSION) ./deploy/deb.sh dist $(BIN)/flexgw
 
 clean:

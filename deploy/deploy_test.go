@@ -43,7 +43,7 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 	// error fails both attempts.
 	var berr error
 	for attempt := 0; attempt < 2; attempt++ {
-		cmd := exec.Command("make", "-s", "build", "BIN="+dir, "VERSION="+testVersion, "COMMIT="+testCommit)
+		cmd := exec.Command("make", "-s", "build", "plugin", "BIN="+dir, "VERSION="+testVersion, "COMMIT="+testCommit)
 		cmd.Dir = ".."
 		out, err := cmd.CombinedOutput()
 		if err == nil {
@@ -99,6 +99,7 @@ var wantFiles = map[string]os.FileMode{
 	"etc/flexgw/conf.d/README":                        0o644,
 	"etc/default/flexgw":                              0o644,
 	"usr/share/doc/flexgw/ebpf.md":                    0o644,
+	"usr/lib/flexgw/out_flexgw.so":                    0o644,
 	"usr/share/man/man1/flexgw.1.gz":                  0o644,
 	"usr/share/bash-completion/completions/flexgw":    0o644,
 	"usr/share/zsh/vendor-completions/_flexgw":        0o644,

@@ -25,6 +25,15 @@ chmod 0644 "$DESTDIR$PREFIX/lib/systemd/system/flexgw.service"
 install -d -m 0755 "$DESTDIR/etc/flexgw/conf.d" "$DESTDIR/etc/default"
 [ -e "$DESTDIR/etc/flexgw/conf.d/README" ] || install -m 0644 "$root/deploy/conf.d/README" "$DESTDIR/etc/flexgw/conf.d/README"
 [ -e "$DESTDIR/etc/default/flexgw" ] || install -m 0644 "$root/deploy/default/flexgw" "$DESTDIR/etc/default/flexgw"
+# The Fluent Bit output plugin (`make plugin`, beside the binary): the
+# agent's --fluent-bit-plugin default. Its name must not start with flb-
+# (Fluent Bit loads those as C plugins and rejects a Go one).
+plugin=$(dirname "$bin")/out_flexgw.so
+if [ ! -f "$plugin" ]; then
+	echo "install.sh: $plugin: no such file; run make plugin first" >&2
+	exit 1
+fi
+install -D -m 0644 "$plugin" "$DESTDIR$PREFIX/lib/flexgw/out_flexgw.so"
 install -D -m 0644 "$root/docs/ebpf.md" "$DESTDIR$PREFIX/share/doc/flexgw/ebpf.md"
 # The man page and completions come from the binary's own command
 # declarations (flexgw man / completion), so they match it.

@@ -4,6 +4,8 @@
 # directory outside the work tree, keyed by version, so only the first run pays the
 # cold build (about 15-20 minutes on 2 cores for kube-apiserver). Prints the directory.
 #   scripts/k8s-tools.sh            build what is missing, print the cache dir
+#   scripts/k8s-tools.sh helm       only helm (what `make test` needs: kube/chart lints and
+#                                   renders the chart); the API-server tests need all of it
 # FLEXGW_K8S_CACHE overrides the cache root (default /var/cache/flexgw-k8s).
 set -euo pipefail
 
@@ -63,8 +65,11 @@ kbuild() {
   mv "$dir/$name.tmp" "$dir/$name"
   log "$name built in $(($(date +%s) - start)) s"
 }
-kbuild kube-apiserver
-kbuild kubectl
+want=${1:-all}
+if [[ $want == all ]]; then
+  kbuild kube-apiserver
+  kbuild kubectl
+fi
 
 if [[ ! -x $dir/helm ]]; then
   start=$(date +%s)
@@ -80,7 +85,7 @@ if [[ ! -x $dir/helm ]]; then
   log "helm built in $(($(date +%s) - start)) s"
 fi
 
-if [[ ! -x $dir/etcd ]]; then
+if [[ $want == all && ! -x $dir/etcd ]]; then
   etcd=$(command -v etcd || true)
   [[ -n $etcd ]] || { log "etcd missing: run scripts/deps.sh (Debian etcd-server)"; exit 1; }
   ln -sf "$etcd" "$dir/etcd"
