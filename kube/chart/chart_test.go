@@ -147,6 +147,44 @@ func TestChartLintAndTemplate(t *testing.T) {
 		t.Errorf("redis password %v", got)
 	}
 
+	// The pod binds the admin API beyond loopback, which flexgw refuses
+	// without a token: the chart always hands it one, its own Secret unless
+	// admin.tokenSecret names another, and the monitors send the same one.
+	for _, tc := range []struct {
+		args             []string
+		secret, generate string
+	}{
+		{nil, "gw-flexgw-admin-token", "Secret/gw-flexgw-admin-token"},
+		{[]string{"--set", "admin.tokenSecret=mine"}, "mine", ""},
+	} {
+		objs = rendered(t, helm(t, "", append(append([]string{"template", "gw", chartDir}, allOn...), tc.args...)...))
+		if tc.generate != "" && nested(t, objs[tc.generate], "data", "token") == nil {
+			t.Errorf("%v: no generated admin token Secret; got %v", tc.args, keys(objs))
+		}
+		if tc.generate == "" && objs["Secret/gw-flexgw-admin-token"] != nil {
+			t.Errorf("%v: a token Secret is generated although admin.tokenSecret is set", tc.args)
+		}
+		c = nested(t, objs["Deployment/gw-flexgw"], "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+		var ref any
+		for _, e := range c["env"].([]any) {
+			if e.(map[string]any)["name"] == "FLEXGW_ADMIN_TOKEN" {
+				ref = nested(t, e.(map[string]any), "valueFrom", "secretKeyRef", "name")
+			}
+		}
+		if ref != tc.secret {
+			t.Errorf("%v: FLEXGW_ADMIN_TOKEN from Secret %v, want %s", tc.args, ref, tc.secret)
+		}
+		for _, m := range []string{"ServiceMonitor/gw-flexgw", "PodMonitor/gw-flexgw"} {
+			ep := nested(t, objs[m], "spec", "podMetricsEndpoints")
+			if ep == nil {
+				ep = nested(t, objs[m], "spec", "endpoints")
+			}
+			if got := nested(t, ep.([]any)[0].(map[string]any), "authorization", "credentials", "name"); got != tc.secret {
+				t.Errorf("%v: %s sends the token of Secret %v, want %s", tc.args, m, got, tc.secret)
+			}
+		}
+	}
+
 	// eBPF opt-in adds exactly the probe's capabilities.
 	objs = rendered(t, helm(t, "", "template", "gw", chartDir, "--set", "ebpf.enabled=true"))
 	c = nested(t, objs["Deployment/gw-flexgw"], "spec", "template", "spec", "containers").([]any)[0].(map[string]any)

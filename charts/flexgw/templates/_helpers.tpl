@@ -25,3 +25,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "flexgw.watchNamespace" -}}
 {{- .Values.watch.namespace -}}
 {{- end -}}
+
+{{/*
+The Secret holding the admin API's bearer token. The pod binds the admin API
+to 0.0.0.0 (probes, scrapes), and flexgw refuses a non-loopback admin address
+without a token, so when admin.tokenSecret is empty the chart makes one.
+*/}}
+{{- define "flexgw.adminTokenSecret" -}}
+{{- .Values.admin.tokenSecret | default (printf "%s-admin-token" (include "flexgw.fullname" .)) -}}
+{{- end -}}
