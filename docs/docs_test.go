@@ -29,7 +29,10 @@ type snippet struct {
 	line int
 	lang string
 	// schema marks a block that shows a document's shape with
-	// placeholders ("```yaml schema"): parsed, not validated.
+	// placeholders ("```yaml schema"), or one that only the Kubernetes
+	// source accepts ("```yaml kubernetes": a PolicyBinding targeting an
+	// HTTPRoute or Ingress, which a conf.d has none of): parsed, not
+	// validated. The kube package's API-server tests cover the latter.
 	schema bool
 	body   string
 }
@@ -55,7 +58,7 @@ func snippets(t *testing.T) []snippet {
 			switch {
 			case cur == nil && strings.HasPrefix(trimmed, "```"):
 				lang, rest, _ := strings.Cut(strings.TrimPrefix(trimmed, "```"), " ")
-				cur = &snippet{file: f, line: i + 1, lang: lang, schema: strings.Contains(rest, "schema")}
+				cur = &snippet{file: f, line: i + 1, lang: lang, schema: strings.Contains(rest, "schema") || strings.Contains(rest, "kubernetes")}
 				body.Reset()
 			case cur != nil && trimmed == "```":
 				cur.body = body.String()

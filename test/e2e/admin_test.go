@@ -38,9 +38,7 @@ func TestAdminExposureNeedsToken(t *testing.T) {
 	if code, _, _ := get(t, g.adminURL("/api/v1/status")); code != 200 {
 		t.Errorf("--admin-insecure: %d", code)
 	}
-	if !strings.Contains(g.logs(), "without a token (--admin-insecure)") {
-		t.Errorf("--admin-insecure not warned about:\n%s", g.logs())
-	}
+	g.waitLog(t, "without a token (--admin-insecure)", "--admin-insecure not warned about")
 }
 
 // TestDockerfileAdminFollowsTheRule reads every stage of the Dockerfile

@@ -27,9 +27,7 @@ func TestEmptyConfigDirRunsAndValidates(t *testing.T) {
 	if code, body, _ := get(t, g.adminURL("/ready")); code != 200 {
 		t.Fatalf("/ready = %d %s, want 200", code, body)
 	}
-	if !strings.Contains(g.logs(), "no APIs configured") {
-		t.Errorf("no log line says nothing is configured:\n%s", g.logs())
-	}
+	g.waitLog(t, "no APIs configured", "no log line says nothing is configured")
 	up := startUpstream(t, "late", nil)
 	port := freePort(t)
 	writeFile(t, filepath.Join(dir, "api.yaml"), fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1

@@ -252,9 +252,7 @@ func TestHotReload(t *testing.T) {
 		}
 		return ""
 	})
-	if !strings.Contains(g.logs(), "api.yaml:") {
-		t.Errorf("rejection log does not name the file:\n%s", g.logs())
-	}
+	g.waitLog(t, "api.yaml:", "rejection log does not name the file")
 	if _, body, _ := get(t, url); !strings.HasPrefix(body, "b ") {
 		t.Errorf("after a rejected reload the gateway serves %q, want the last good config", body)
 	}

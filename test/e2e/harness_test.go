@@ -143,6 +143,19 @@ func (g *gateway) logs() string {
 	return g.stderr.String()
 }
 
+// waitLog waits until the gateway's output holds want. The output reaches
+// the test through a pipe, so a line written before the state the test just
+// observed (a reload status, /ready) may still be on its way.
+func (g *gateway) waitLog(t *testing.T, want, why string) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() string {
+		if strings.Contains(g.logs(), want) {
+			return ""
+		}
+		return why + ":\n" + g.logs()
+	})
+}
+
 func (g *gateway) kill() {
 	select {
 	case <-g.exited:
