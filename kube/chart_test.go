@@ -8,13 +8,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/flexgw/flexgw/kube/kubetest"
-	"go.yaml.in/yaml/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -98,40 +95,4 @@ spec:
 	if _, err := c.Get(t, dep); err == nil {
 		t.Fatal("Deployment still there after uninstall")
 	}
-}
-
-func nested(t *testing.T, o map[string]any, path ...string) any {
-	t.Helper()
-	var cur any = o
-	for _, p := range path {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil
-		}
-		cur = m[p]
-	}
-	return cur
-}
-
-func keys(m map[string]map[string]any) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
-// normalize round-trips a value through YAML so int widths and map types
-// compare equal.
-func normalize(t *testing.T, v any) any {
-	t.Helper()
-	b, err := yaml.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out any
-	if err := yaml.Unmarshal(b, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
