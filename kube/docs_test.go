@@ -1,5 +1,3 @@
-//go:build apiserver
-
 package kube_test
 
 import (
@@ -37,10 +35,17 @@ func TestDocsKubernetes(t *testing.T) {
 	c.MustApply(t, backendService(t, "default", "web"))
 
 	ports := map[string]string{}
-	for _, p := range []string{"8080", "8081", "8082"} {
+	for _, p := range []string{"8080", "8081", "8082", "8443"} {
 		ports[p] = strconv.Itoa(kubetest.FreePort(t))
 	}
 	work := t.TempDir()
+	// The certificate the page's `kubectl create secret tls` reads.
+	crt, key := kubetest.SelfSigned(t, "shop")
+	for f, b := range map[string]string{"shop.crt": crt, "shop.key": key} {
+		if err := os.WriteFile(filepath.Join(work, f), []byte(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	home := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(home, ".kube"), 0o755); err != nil {
 		t.Fatal(err)
@@ -127,6 +132,9 @@ func TestDocsKubernetes(t *testing.T) {
 				// What the page promises serves while the chart is installed
 				// (its IngressClass and GatewayClass go with it).
 				waitServed(t, "http://127.0.0.1:"+ports["8082"]+"/v1/x", "200 web /v1/x")
+				if cn := servedCN("127.0.0.1:" + ports["8443"]); cn != "shop" {
+					t.Fatalf("the page's HTTPS API serves certificate %q, want the Secret's (shop)", cn)
+				}
 				kubetest.Eventually(t, time.Minute, "Ingress of the page", func() (bool, string) {
 					got := getHost("http://127.0.0.1:"+ports["8080"]+"/api/x", "shop.example.com")
 					return got == "200 web /api/x", got

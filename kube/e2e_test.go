@@ -1,5 +1,3 @@
-//go:build apiserver
-
 package kube_test
 
 import (
@@ -22,6 +20,7 @@ import (
 
 	"github.com/flexgw/flexgw/config"
 	"github.com/flexgw/flexgw/kube/kubetest"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -331,7 +330,7 @@ spec:
 
 	// Fixing it (deleting the binding) accepts everything again.
 	obj := kubetest.Decode(t, broken)[0]
-	if err := c.Resource(t, obj).Delete(context.Background(), obj.GetName(), deleteOpts); err != nil {
+	if err := c.Resource(t, obj).Delete(context.Background(), obj.GetName(), metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	c.MustApply(t, strings.Replace(orders, up1, up1+"/v2", 1))
