@@ -529,4 +529,3 @@ func parseCredentialsINI(b []byte) map[string]aws.Credentials {
 	}
 	return out
 }
-
