@@ -210,14 +210,5 @@ func (cp *clientIDPolicy) middleware(next http.Handler) http.Handler {
 	})
 }
 
-// RenderEnvoy implements EnvoyRenderer through ext_authz: the credentials
-// (file or Redis) live with the agent.
-func (d clientIDEnforcement) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	if _, err := parseClientID(p.Config, false); err != nil {
-		return nil, err
-	}
-	return extAuthzFilter(env, p)
-}
-
 // SecretFields implements Secrets: the values that authenticate.
 func (clientIDEnforcement) SecretFields() []string { return []string{"credentials.*.clientSecret"} }

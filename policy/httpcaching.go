@@ -13,11 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	cachev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cache/v3"
-	simplecachev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/http/cache/simple_http_cache/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	"google.golang.org/protobuf/types/known/anypb"
-
 	"github.com/flexgw/flexgw/ir"
 )
 
@@ -514,37 +509,24 @@ func (c *cacheRecorder) Flush() {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (c *cacheRecorder) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
-// RenderEnvoy implements EnvoyRenderer with Envoy's cache filter and its
-// in-memory SimpleHttpCache, which follows RFC 9111 (Cache-Control, Vary
-// with the listed headers allowed, Age). Envoy keys by the request URL;
-// httpCachingKey, maxCacheEntries, ttl, the invalidation header, the
-// request/response expressions and `distributed` are built-in data plane
-// features; a config that needs them is refused here so Envoy never
-// silently caches differently.
-func (d httpCaching) RenderEnvoy(_ Env, p *ir.Policy) ([]EnvoyFilter, error) {
+// SecretFields implements Secrets: none: cache keys and limits authenticate no one.
+func (httpCaching) SecretFields() []string { return []string{} }
+
+// HTTPCachingSpec is what of an http-caching-flex binding's validated
+// configuration decides whether a per-replica RFC 9111 cache can stand in
+// for it.
+type HTTPCachingSpec struct {
+	// Distributed shares the cache through Redis.
+	Distributed bool
+	// InvalidationHeader names the request header that purges an entry.
+	InvalidationHeader string
+}
+
+// HTTPCachingSpecOf validates p's configuration and returns its HTTPCachingSpec.
+func HTTPCachingSpecOf(p *ir.Policy) (*HTTPCachingSpec, error) {
 	c, err := parseHTTPCaching(p.Config)
 	if err != nil {
 		return nil, err
 	}
-	if c.distributed {
-		return nil, fieldErr("distributed", "a cache shared through Redis needs the built-in data plane; Envoy's cache filter is per replica")
-	}
-	if c.invalidate != "" {
-		return nil, fieldErr("invalidationHeader", "not available on Envoy's cache filter; needs the built-in data plane")
-	}
-	simple, err := anypb.New(&simplecachev3.SimpleHttpCacheConfig{})
-	if err != nil {
-		return nil, err
-	}
-	return []EnvoyFilter{{Name: FilterName(p), Config: &cachev3.CacheConfig{
-		TypedConfig: simple,
-		AllowedVaryHeaders: []*matcherv3.StringMatcher{
-			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "accept-encoding"}},
-			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "accept-language"}},
-			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "accept"}},
-		},
-	}}}, nil
+	return &HTTPCachingSpec{Distributed: c.distributed, InvalidationHeader: c.invalidate}, nil
 }
-
-// SecretFields implements Secrets: none: cache keys and limits authenticate no one.
-func (httpCaching) SecretFields() []string { return []string{} }

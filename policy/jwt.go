@@ -11,15 +11,9 @@ import (
 	"math"
 	"math/big"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
-
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/flexgw/flexgw/ir"
 )
@@ -513,88 +507,6 @@ func anyOf(v any, want []string) bool {
 	return false
 }
 
-// RenderEnvoy implements EnvoyRenderer with Envoy's jwt_authn filter when
-// the configuration is one it can express: a bearer or plain header token,
-// one JWKS URL or a local key, at most one issuer, no nbf requirement and
-// no custom claims. Anything else asks the agent's policy engine
-// (ext_authz), which runs exactly the built-in middleware.
-func (d jwtValidation) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	jp, err := parseJWT(p.Config, true)
-	if err != nil {
-		return nil, err
-	}
-	c := jp.cfg
-	tokenHeader := ""
-	if jp.tokenExpr != nil {
-		n := strings.ReplaceAll(strings.ReplaceAll(c.JWTExpression, " ", ""), `"`, `'`)
-		if strings.HasPrefix(n, "#[attributes.headers['") && strings.HasSuffix(n, "']]") {
-			tokenHeader = n[len("#[attributes.headers['") : len(n)-3]
-		}
-	}
-	native := len(jp.issuers) <= 1 && !c.MandatoryNbfClaim && len(jp.mandatory)+len(jp.optional) == 0 &&
-		(jp.tokenExpr == nil || tokenHeader != "") && (jp.jwks == nil || len(jp.jwks.urls) == 1) &&
-		(!c.ValidateAudClaim || c.MandatoryAudClaim)
-	if !native {
-		return extAuthzFilter(env, p)
-	}
-	prov := &jwtv3.JwtProvider{
-		Audiences:         jp.audiences,
-		RequireExpiration: c.MandatoryExpClaim,
-		Forward:           true,
-		ClockSkewSeconds:  uint32(jp.skew / time.Second),
-	}
-	if len(jp.issuers) == 1 {
-		prov.Issuer = jp.issuers[0]
-	}
-	if tokenHeader != "" {
-		prov.FromHeaders = []*jwtv3.JwtHeader{{Name: tokenHeader}}
-	}
-	for _, h := range c.ClaimsToHeaders {
-		prov.ClaimToHeaders = append(prov.ClaimToHeaders, &jwtv3.JwtClaimToHeader{HeaderName: h.Header, ClaimName: h.Claim})
-	}
-	var clusters []*clusterv3.Cluster
-	if jp.jwks != nil {
-		u, err := url.Parse(jp.jwks.urls[0])
-		if err != nil {
-			return nil, fieldWrap("jwksUrl", err)
-		}
-		port := u.Port()
-		if port == "" {
-			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-		}
-		pn, _ := strconv.Atoi(port)
-		name := "flexgw_jwks_" + statSafe(u.Hostname()) + "_" + port
-		cl, err := hostCluster(name, u.Hostname(), uint32(pn), false, u.Scheme == "https")
-		if err != nil {
-			return nil, err
-		}
-		clusters = append(clusters, cl)
-		prov.JwksSourceSpecifier = &jwtv3.JwtProvider_RemoteJwks{RemoteJwks: &jwtv3.RemoteJwks{
-			HttpUri:       &corev3.HttpUri{Uri: jp.jwks.urls[0], HttpUpstreamType: &corev3.HttpUri_Cluster{Cluster: name}, Timeout: durationpb.New(jp.jwks.client.Timeout)},
-			CacheDuration: durationpb.New(jp.jwks.ttl),
-			AsyncFetch:    &jwtv3.JwksAsyncFetch{},
-		}}
-	} else {
-		doc, err := localJWKS(jp.alg, jp.localKey)
-		if err != nil {
-			return nil, fieldWrap("textKey", err)
-		}
-		prov.JwksSourceSpecifier = &jwtv3.JwtProvider_LocalJwks{LocalJwks: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: doc}}}
-	}
-	provider := statSafe(p.Binding)
-	return []EnvoyFilter{{
-		Name: FilterName(p),
-		Config: &jwtv3.JwtAuthentication{
-			Providers:      map[string]*jwtv3.JwtProvider{provider: prov},
-			RequirementMap: map[string]*jwtv3.JwtRequirement{"flexgw": {RequiresType: &jwtv3.JwtRequirement_ProviderName{ProviderName: provider}}},
-			// CORS preflights carry no token.
-			BypassCorsPreflight: true,
-		},
-		PerRoute: &jwtv3.PerRouteConfig{RequirementSpecifier: &jwtv3.PerRouteConfig_RequirementName{RequirementName: "flexgw"}},
-		Clusters: clusters,
-	}}, nil
-}
-
 // localJWKS renders the local key as a one-key JWKS whose "alg" pins the
 // policy's algorithm.
 func localJWKS(alg string, key any) (string, error) {
@@ -619,3 +531,69 @@ func localJWKS(alg string, key any) (string, error) {
 
 // SecretFields implements Secrets: the values that authenticate.
 func (jwtValidation) SecretFields() []string { return []string{"textKey"} }
+
+// JWTSpec is a jwt-validation-flex binding's validated configuration as
+// plain data, for a data plane that verifies tokens itself.
+type JWTSpec struct {
+	Issuers, Audiences []string
+	RequireExp         bool
+	RequireNbf         bool
+	ValidateAud        bool
+	RequireAud         bool
+	// CustomClaims counts the mandatory and optional claim rules.
+	CustomClaims int
+	// TokenExpression is the jwtExpression when the token does not come
+	// from the bearer Authorization header.
+	TokenExpression string
+	ClaimsToHeaders []JWTClaimHeader
+	// JWKSURLs is set when the keys come from JWKS endpoints; else the
+	// key is local (LocalJWKS).
+	JWKSURLs     []string
+	JWKSTimeout  time.Duration
+	JWKSCacheTTL time.Duration
+	ClockSkew    time.Duration
+
+	alg      string
+	localKey any
+}
+
+// JWTClaimHeader copies a claim of a valid token into a request header.
+type JWTClaimHeader struct{ Claim, Header string }
+
+// JWTSpecOf validates p's configuration (parsing its key) and returns it
+// as a JWTSpec.
+func JWTSpecOf(p *ir.Policy) (*JWTSpec, error) {
+	jp, err := parseJWT(p.Config, true)
+	if err != nil {
+		return nil, err
+	}
+	c := jp.cfg
+	s := &JWTSpec{
+		Issuers: jp.issuers, Audiences: jp.audiences,
+		RequireExp: c.MandatoryExpClaim, RequireNbf: c.MandatoryNbfClaim,
+		ValidateAud: c.ValidateAudClaim, RequireAud: c.MandatoryAudClaim,
+		CustomClaims: len(jp.mandatory) + len(jp.optional),
+		ClockSkew:    jp.skew,
+		alg:          jp.alg, localKey: jp.localKey,
+	}
+	if jp.tokenExpr != nil {
+		s.TokenExpression = c.JWTExpression
+	}
+	for _, h := range c.ClaimsToHeaders {
+		s.ClaimsToHeaders = append(s.ClaimsToHeaders, JWTClaimHeader{Claim: h.Claim, Header: h.Header})
+	}
+	if jp.jwks != nil {
+		s.JWKSURLs, s.JWKSTimeout, s.JWKSCacheTTL = jp.jwks.urls, jp.jwks.client.Timeout, jp.jwks.ttl
+	}
+	return s, nil
+}
+
+// LocalJWKS renders the local key as a one-key JWKS document whose "alg"
+// pins the policy's algorithm.
+func (s *JWTSpec) LocalJWKS() (string, error) {
+	doc, err := localJWKS(s.alg, s.localKey)
+	if err != nil {
+		return "", fieldWrap("textKey", err)
+	}
+	return doc, nil
+}

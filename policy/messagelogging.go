@@ -151,15 +151,5 @@ func (d messageLogging) Build(env Env, p *ir.Policy) (Middleware, error) {
 	}, nil
 }
 
-// RenderEnvoy implements EnvoyRenderer through ext_authz: the agent logs
-// the items of the request section (firstSection). Items logged only after
-// the response (secondSection) need the built-in data plane.
-func (d messageLogging) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	if _, err := parseMessageLogging(p.Config); err != nil {
-		return nil, err
-	}
-	return extAuthzFilter(env, p)
-}
-
 // SecretFields implements Secrets: none: nothing in this config authenticates anyone.
 func (messageLogging) SecretFields() []string { return []string{} }
