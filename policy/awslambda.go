@@ -529,3 +529,29 @@ func parseCredentialsINI(b []byte) map[string]aws.Credentials {
 	}
 	return out
 }
+
+// LambdaSpec is native-aws-lambda's checked configuration, for the Envoy
+// rendering (envoy/policyfilter), which maps it onto the aws_lambda filter.
+type LambdaSpec struct {
+	ARN                string
+	PayloadPassthrough bool
+	Async              bool
+	// AuthenticationMode is "default", "profile" or "credentials".
+	AuthenticationMode string
+	CredentialProfile  string
+	// Credentials are set in mode "credentials".
+	AccessKeyID, SecretAccessKey, SessionToken string
+}
+
+// LambdaSpecOf validates p's configuration and returns its spec.
+func LambdaSpecOf(p *ir.Policy) (LambdaSpec, error) {
+	c, err := parseLambda(p.Config)
+	if err != nil {
+		return LambdaSpec{}, err
+	}
+	s := LambdaSpec{ARN: c.arn, PayloadPassthrough: c.passthrough, Async: c.async, AuthenticationMode: c.mode, CredentialProfile: c.profile}
+	if c.static != nil {
+		s.AccessKeyID, s.SecretAccessKey, s.SessionToken = c.static.AccessKeyID, c.static.SecretAccessKey, c.static.SessionToken
+	}
+	return s, nil
+}
