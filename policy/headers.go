@@ -10,6 +10,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy/internal/dw"
 )
 
 // headerInjectionConfig is header-injection-flex's configuration. Keys and
@@ -35,7 +36,7 @@ var singleValued = map[string]bool{
 	"Access-Control-Allow-Origin": true, "Content-Type": true, "Content-Length": true, "Transfer-Encoding": true,
 }
 
-type compiledHeader struct{ key, value *Expr }
+type compiledHeader struct{ key, value *dw.Expr }
 
 type headerInjection struct{}
 type headerRemoval struct{}
@@ -112,7 +113,7 @@ func setHeader(h http.Header, k, v string) {
 // client's values, and only a second entry for the same key in the
 // policy's own list adds to it. Outbound headers keep Flex's rule
 // (setHeader). docs/security.md records the difference.
-func injectRequestHeader(h http.Header, k, v string, earlier []compiledHeader, e *exprEnv) {
+func injectRequestHeader(h http.Header, k, v string, earlier []compiledHeader, e *dw.Env) {
 	if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
 		return
 	}
@@ -136,7 +137,7 @@ func (d headerInjection) Build(env Env, p *ir.Policy) (Middleware, error) {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			Decide(r, name, Allowed)
 			if len(in) > 0 {
-				e := &exprEnv{r: r, api: api}
+				e := &dw.Env{Request: r, API: api}
 				for i, h := range in {
 					injectRequestHeader(r.Header, h.key.String(e), h.value.String(e), in[:i], e)
 				}
@@ -146,7 +147,7 @@ func (d headerInjection) Build(env Env, p *ir.Policy) (Middleware, error) {
 				return
 			}
 			next.ServeHTTP(newHookWriter(w, func(status int, rh http.Header) {
-				e := &exprEnv{r: r, api: api, status: status, respHdr: rh}
+				e := &dw.Env{Request: r, API: api, Status: status, RespHeader: rh}
 				for _, h := range out {
 					setHeader(rh, h.key.String(e), h.value.String(e))
 				}
@@ -290,7 +291,7 @@ func HeaderInjectionSpecOf(p *ir.Policy) (inbound, outbound []InjectedHeaderSpec
 	spec := func(hs []compiledHeader) []InjectedHeaderSpec {
 		var s []InjectedHeaderSpec
 		for _, h := range hs {
-			s = append(s, InjectedHeaderSpec{Name: h.key.src, Value: h.value.src, Literal: h.key.IsLiteral() && h.value.IsLiteral()})
+			s = append(s, InjectedHeaderSpec{Name: h.key.Source(), Value: h.value.Source(), Literal: h.key.IsLiteral() && h.value.IsLiteral()})
 		}
 		return s
 	}

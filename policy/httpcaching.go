@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy/internal/dw"
 )
 
 // httpCachingConfig is http-caching-flex's configuration.
@@ -48,13 +49,13 @@ func init() { Register(httpCaching{}) }
 func (httpCaching) Name() string { return "http-caching-flex" }
 
 type compiledCaching struct {
-	key         *Expr
+	key         *dw.Expr
 	maxEntries  int
 	ttl         time.Duration
 	headers     bool
 	invalidate  string
-	reqExpr     *Expr
-	respExpr    *Expr
+	reqExpr     *dw.Expr
+	respExpr    *dw.Expr
 	respCodes   map[int]bool // the status-list form of responseExpression
 	distributed bool
 }
@@ -317,7 +318,7 @@ func (d httpCaching) Build(env Env, p *ir.Policy) (Middleware, error) {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := r.Context()
-			e := &exprEnv{r: r, api: api}
+			e := &dw.Env{Request: r, API: api}
 			key := c.key.String(e)
 			if c.invalidate != "" {
 				switch strings.ToLower(strings.TrimSpace(r.Header.Get(c.invalidate))) {
@@ -371,7 +372,7 @@ func (c *compiledCaching) admit(r *http.Request, status int, h http.Header) *cac
 		if !c.respCodes[status] {
 			return nil
 		}
-	} else if !c.respExpr.Bool(&exprEnv{r: r, status: status, respHdr: h}) {
+	} else if !c.respExpr.Bool(&dw.Env{Request: r, Status: status, RespHeader: h}) {
 		return nil
 	}
 	if len(h.Values("Set-Cookie")) > 0 {

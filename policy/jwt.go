@@ -2,20 +2,19 @@ package policy
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"math/big"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy/internal/dw"
+	"github.com/flexgw/flexgw/policy/internal/jose"
 )
 
 // jwtConfig is jwt-validation-flex's configuration: Flex's fields, plus
@@ -84,9 +83,9 @@ type jwtPolicy struct {
 	cfg       jwtConfig
 	alg       string
 	localKey  any
-	jwks      *jwksCache
-	tokenExpr *Expr
-	clientID  *Expr
+	jwks      *jose.JWKS
+	tokenExpr *dw.Expr
+	clientID  *dw.Expr
 	audiences []string
 	issuers   []string
 	skew      time.Duration
@@ -100,7 +99,7 @@ type jwtPolicy struct {
 type compiledClaim struct {
 	key   string
 	value string
-	expr  *Expr // set when value is an expression
+	expr  *dw.Expr // set when value is an expression
 }
 
 func parseJWT(raw json.RawMessage, parseKey bool) (*jwtPolicy, error) {
@@ -155,7 +154,7 @@ func parseJWT(raw json.RawMessage, parseKey bool) (*jwtPolicy, error) {
 	switch c.JWTKeyOrigin {
 	case "", "text":
 		if parseKey {
-			k, err := parseTextKey(c.SigningMethod, c.TextKey)
+			k, err := jose.ParseTextKey(c.SigningMethod, c.TextKey)
 			if err != nil {
 				return nil, fieldWrap("textKey", err)
 			}
@@ -188,10 +187,10 @@ func parseJWT(raw json.RawMessage, parseKey bool) (*jwtPolicy, error) {
 		if every <= 0 {
 			every = 30
 		}
-		p.jwks = &jwksCache{
-			urls: urls, ttl: time.Duration(ttl) * time.Minute,
-			refetchEvery: time.Duration(every) * time.Second,
-			client:       &http.Client{Timeout: time.Duration(timeout) * time.Millisecond},
+		p.jwks = &jose.JWKS{
+			URLs: urls, TTL: time.Duration(ttl) * time.Minute,
+			RefetchEvery: time.Duration(every) * time.Second,
+			Client:       &http.Client{Timeout: time.Duration(timeout) * time.Millisecond},
 		}
 	default:
 		return nil, fieldErr("jwtKeyOrigin", "must be text or jwks, got %q", c.JWTKeyOrigin)
@@ -273,8 +272,8 @@ func (d jwtValidation) Build(env Env, p *ir.Policy) (Middleware, error) {
 	jp.log = logger(env).With("policy", d.Name(), "binding", p.Binding)
 	jp.api = apiName(env)
 	if jp.jwks != nil {
-		jp.jwks.log = jp.log
-		if jp.jwks.client, err = PolicyCallClient(env, jp.jwks.client.Timeout); err != nil {
+		jp.jwks.Log = jp.log
+		if jp.jwks.Client, err = PolicyCallClient(env, jp.jwks.Client.Timeout); err != nil {
 			return nil, err
 		}
 	}
@@ -319,7 +318,7 @@ func (jp *jwtPolicy) middleware(next http.Handler) http.Handler {
 		for _, h := range jp.cfg.ClaimsToHeaders {
 			r.Header.Del(h.Header)
 			if v, ok := claims[h.Claim]; ok {
-				r.Header.Set(h.Header, toString(v))
+				r.Header.Set(h.Header, dw.ToString(v))
 			}
 		}
 		Decide(r, jwtName, Allowed)
@@ -329,7 +328,7 @@ func (jp *jwtPolicy) middleware(next http.Handler) http.Handler {
 
 func (jp *jwtPolicy) token(r *http.Request) string {
 	if jp.tokenExpr != nil {
-		t := strings.TrimSpace(jp.tokenExpr.String(&exprEnv{r: r, api: jp.api}))
+		t := strings.TrimSpace(jp.tokenExpr.String(&dw.Env{Request: r, API: jp.api}))
 		if len(t) > 7 && strings.EqualFold(t[:7], "bearer ") {
 			t = strings.TrimSpace(t[7:])
 		}
@@ -344,18 +343,18 @@ func (jp *jwtPolicy) token(r *http.Request) string {
 
 // verify checks the signature and returns the claims.
 func (jp *jwtPolicy) verify(ctx context.Context, raw string) (map[string]any, error) {
-	t, err := parseJWS(raw)
+	t, err := jose.ParseJWS(raw)
 	if err != nil {
 		return nil, unauthorized("invalid token: %v", err)
 	}
-	if t.header.Alg != jp.alg {
-		return nil, unauthorized("invalid token: algorithm %q not allowed", t.header.Alg)
+	if t.Header.Alg != jp.alg {
+		return nil, unauthorized("invalid token: algorithm %q not allowed", t.Header.Alg)
 	}
 	keys := []any{jp.localKey}
 	if jp.jwks != nil {
-		keys, err = jp.jwks.lookup(ctx, t.header.Kid)
-		if errors.Is(err, errUnknownKid) {
-			return nil, unauthorized("invalid token: unknown key id %q", t.header.Kid)
+		keys, err = jp.jwks.Lookup(ctx, t.Header.Kid)
+		if errors.Is(err, jose.ErrUnknownKid) {
+			return nil, unauthorized("invalid token: unknown key id %q", t.Header.Kid)
 		}
 		if err != nil {
 			return nil, err
@@ -363,7 +362,7 @@ func (jp *jwtPolicy) verify(ctx context.Context, raw string) (map[string]any, er
 	}
 	verified := false
 	for _, k := range keys {
-		if verifyJWS(t, jp.alg, k) == nil {
+		if jose.Verify(t, jp.alg, k) == nil {
 			verified = true
 			break
 		}
@@ -372,7 +371,7 @@ func (jp *jwtPolicy) verify(ctx context.Context, raw string) (map[string]any, er
 		return nil, unauthorized("invalid token: signature verification failed")
 	}
 	var claims map[string]any
-	if err := json.Unmarshal(t.payload, &claims); err != nil || claims == nil {
+	if err := json.Unmarshal(t.Payload, &claims); err != nil || claims == nil {
 		return nil, unauthorized("invalid token: claims are not a JSON object")
 	}
 	return claims, nil
@@ -456,10 +455,10 @@ func (jp *jwtPolicy) checkClaims(r *http.Request, claims map[string]any) (*http.
 	}
 	r = r.WithContext(WithAuthentication(r.Context(), au))
 	if jp.clientID != nil {
-		au.ClientID = jp.clientID.String(&exprEnv{r: r, api: jp.api})
+		au.ClientID = jp.clientID.String(&dw.Env{Request: r, API: jp.api})
 	}
 	if jp.cfg.ValidateCustomClaim || len(jp.mandatory)+len(jp.optional) > 0 {
-		env := &exprEnv{r: r, api: jp.api}
+		env := &dw.Env{Request: r, API: jp.api}
 		for _, c := range jp.mandatory {
 			if _, ok := claims[c.key]; !ok {
 				return r, unauthorized("token has no %s claim", c.key)
@@ -477,7 +476,7 @@ func (jp *jwtPolicy) checkClaims(r *http.Request, claims map[string]any) (*http.
 	return r, nil
 }
 
-func (c compiledClaim) holds(env *exprEnv, claims map[string]any) bool {
+func (c compiledClaim) holds(env *dw.Env, claims map[string]any) bool {
 	if c.expr != nil {
 		return c.expr.Bool(env)
 	}
@@ -501,32 +500,10 @@ func anyOf(v any, want []string) bool {
 		}
 	default:
 		if v != nil {
-			return anyOf(toString(v), want)
+			return anyOf(dw.ToString(v), want)
 		}
 	}
 	return false
-}
-
-// localJWKS renders the local key as a one-key JWKS whose "alg" pins the
-// policy's algorithm.
-func localJWKS(alg string, key any) (string, error) {
-	k := map[string]string{"alg": alg, "use": "sig", "kid": "flexgw"}
-	switch pub := key.(type) {
-	case []byte:
-		k["kty"], k["k"] = "oct", b64.EncodeToString(pub)
-	case *rsa.PublicKey:
-		k["kty"], k["n"], k["e"] = "RSA", b64.EncodeToString(pub.N.Bytes()), b64.EncodeToString(big.NewInt(int64(pub.E)).Bytes())
-	case *ecdsa.PublicKey:
-		crv, size := map[int]string{256: "P-256", 384: "P-384", 521: "P-521"}[pub.Curve.Params().BitSize], (pub.Curve.Params().BitSize+7)/8
-		x, y := make([]byte, size), make([]byte, size)
-		pub.X.FillBytes(x)
-		pub.Y.FillBytes(y)
-		k["kty"], k["crv"], k["x"], k["y"] = "EC", crv, b64.EncodeToString(x), b64.EncodeToString(y)
-	default:
-		return "", fmt.Errorf("unsupported key %T", key)
-	}
-	b, err := json.Marshal(map[string]any{"keys": []any{k}})
-	return string(b), err
 }
 
 // SecretFields implements Secrets: the values that authenticate.
@@ -583,7 +560,7 @@ func JWTSpecOf(p *ir.Policy) (*JWTSpec, error) {
 		s.ClaimsToHeaders = append(s.ClaimsToHeaders, JWTClaimHeader{Claim: h.Claim, Header: h.Header})
 	}
 	if jp.jwks != nil {
-		s.JWKSURLs, s.JWKSTimeout, s.JWKSCacheTTL = jp.jwks.urls, jp.jwks.client.Timeout, jp.jwks.ttl
+		s.JWKSURLs, s.JWKSTimeout, s.JWKSCacheTTL = jp.jwks.URLs, jp.jwks.Client.Timeout, jp.jwks.TTL
 	}
 	return s, nil
 }
@@ -591,7 +568,7 @@ func JWTSpecOf(p *ir.Policy) (*JWTSpec, error) {
 // LocalJWKS renders the local key as a one-key JWKS document whose "alg"
 // pins the policy's algorithm.
 func (s *JWTSpec) LocalJWKS() (string, error) {
-	doc, err := localJWKS(s.alg, s.localKey)
+	doc, err := jose.LocalJWKS(s.alg, s.localKey)
 	if err != nil {
 		return "", fieldWrap("textKey", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy/internal/dw"
 	"github.com/flexgw/flexgw/sharedstore"
 )
 
@@ -47,7 +48,7 @@ func init() { Register(rateLimiting{}) }
 
 func (rateLimiting) Name() string { return "rate-limiting-flex" }
 
-func parseRateLimit(raw json.RawMessage) (*rateLimitConfig, *Expr, error) {
+func parseRateLimit(raw json.RawMessage) (*rateLimitConfig, *dw.Expr, error) {
 	var c rateLimitConfig
 	if err := decode(raw, &c); err != nil {
 		return nil, nil, err
@@ -63,7 +64,7 @@ func parseRateLimit(raw json.RawMessage) (*rateLimitConfig, *Expr, error) {
 			return nil, nil, fieldErr(fmt.Sprintf("rateLimits[%d].timePeriodInMilliseconds", i), "must be > 0, got %d", l.TimePeriodInMilliseconds)
 		}
 	}
-	var key *Expr
+	var key *dw.Expr
 	if c.KeySelector != "" {
 		k, err := compileExpr("keySelector", c.KeySelector)
 		if err != nil {
@@ -109,7 +110,7 @@ func (d rateLimiting) Build(env Env, p *ir.Policy) (Middleware, error) {
 type rateLimiter struct {
 	name     string
 	cfg      *rateLimitConfig
-	key      *Expr
+	key      *dw.Expr
 	store    SharedStore
 	log      *slog.Logger
 	api      string
@@ -121,7 +122,7 @@ func (rl *rateLimiter) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		group := ""
 		if rl.key != nil {
-			group = RateLimitGroup(rl.key.String(&exprEnv{r: r, api: rl.api}))
+			group = RateLimitGroup(rl.key.String(&dw.Env{Request: r, API: rl.api}))
 		}
 		// Every limit must have quota left; the headers report the one
 		// closest to exhaustion.
