@@ -8,6 +8,7 @@ func init() {
 		"credential-injection-oauth2-flex", // the agent holds and refreshes the token
 		"oauth2-token-introspection-flex",  // the agent calls the introspection endpoint and caches
 		"message-logging-flex",             // the agent logs the request section (firstSection); secondSection needs the built-in data plane
+		"message-logging-outbound-flex",    // the same, on the routes reaching the bound Service
 		"spike-control-flex",               // Envoy has no delaying limiter
 	)
 	// Body checkers: Envoy has no JSON or XML limits filter, so the agent
