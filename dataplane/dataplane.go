@@ -19,6 +19,7 @@ import (
 	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/dataplane/internal/h2guard"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -31,7 +32,7 @@ type Options struct {
 	// AccessLog receives one record per request; nil logs nothing.
 	AccessLog accesslog.Sink
 	// Hooks let telemetry observe requests, attempts, connections, health.
-	Hooks Hooks
+	Hooks observe.Hooks
 	// Shared is the replica-shared store for clusterizable policies.
 	Shared policy.SharedStore
 	// ReadHeaderTimeout closes connections whose request head is not
@@ -67,7 +68,7 @@ type Options struct {
 type DataPlane struct {
 	opts  Options
 	log   *slog.Logger
-	hooks Hooks
+	hooks observe.Hooks
 	sink  accesslog.Sink
 
 	table atomic.Pointer[table]
@@ -101,21 +102,6 @@ type server interface {
 	Serve(net.Listener) error
 	Shutdown(context.Context) error
 	Close() error
-}
-
-// EndpointStatus is one upstream endpoint's state, for the admin API.
-type EndpointStatus struct {
-	Service  string `json:"service"`
-	Endpoint string `json:"endpoint"`
-	// Healthy is true when the endpoint takes new requests.
-	Healthy bool `json:"healthy"`
-	// ActiveCheck is true when an active health check is configured;
-	// ActiveHealthy is its verdict (true without one).
-	ActiveCheck   bool `json:"activeCheck"`
-	ActiveHealthy bool `json:"activeHealthy"`
-	// Ejected is set while passive health keeps the endpoint out.
-	Ejected  bool  `json:"ejected"`
-	InFlight int64 `json:"inFlight"`
 }
 
 // New returns an idle data plane; Apply starts serving.
@@ -456,7 +442,7 @@ func (dp *DataPlane) Shutdown(ctx context.Context) error {
 }
 
 // Endpoints reports every endpoint of the current snapshot, sorted.
-func (dp *DataPlane) Endpoints() []EndpointStatus {
+func (dp *DataPlane) Endpoints() []observe.EndpointStatus {
 	dp.mu.Lock()
 	svcs := make([]*service, 0, len(dp.services))
 	for _, s := range dp.services {
@@ -464,10 +450,10 @@ func (dp *DataPlane) Endpoints() []EndpointStatus {
 	}
 	dp.mu.Unlock()
 	sort.Slice(svcs, func(i, j int) bool { return svcs[i].key < svcs[j].key })
-	var out []EndpointStatus
+	var out []observe.EndpointStatus
 	for _, s := range svcs {
 		for _, e := range s.endpoints {
-			out = append(out, EndpointStatus{
+			out = append(out, observe.EndpointStatus{
 				Service:       s.key,
 				Endpoint:      e.addr,
 				Healthy:       e.available(),

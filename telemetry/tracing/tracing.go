@@ -1,7 +1,7 @@
 // Package tracing is flexgw's OpenTelemetry tracing: from the IR's
 // Configuration.spec.tracing it builds a TracerProvider that exports over
 // OTLP (gRPC or HTTP) through a batch span processor, and it observes the
-// data plane through dataplane.Hooks — a server span per request (parent
+// data plane through observe.Hooks — a server span per request (parent
 // taken from the inbound W3C traceparent/tracestate and baggage) and a
 // client span per upstream attempt (propagated upstream in the same
 // headers). The request's trace id goes into the access-log record.
@@ -32,8 +32,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 )
 
 // ProviderOpenTelemetry is the only provider type flexgw exports to.
@@ -345,9 +345,9 @@ func (t *Tracer) Shutdown(ctx context.Context) error {
 // all while tracing is off: use it where the hooks are rebuilt after each
 // Configure. Hooks obtained while tracing was on become no-ops (one
 // atomic load) if it is later turned off.
-func (t *Tracer) Hooks() dataplane.Hooks {
+func (t *Tracer) Hooks() observe.Hooks {
 	if !t.Enabled() {
-		return dataplane.Hooks{}
+		return observe.Hooks{}
 	}
 	return t.ReloadableHooks()
 }
@@ -356,12 +356,12 @@ func (t *Tracer) Hooks() dataplane.Hooks {
 // data plane and follow every later Configure; while tracing is off each
 // call costs one atomic load. Use them where the data plane takes its
 // hooks once (dataplane.Options.Hooks) and a reload may turn tracing on.
-func (t *Tracer) ReloadableHooks() dataplane.Hooks {
-	return dataplane.Hooks{Request: t.request, UpstreamAttempt: t.attempt}
+func (t *Tracer) ReloadableHooks() observe.Hooks {
+	return observe.Hooks{Request: t.request, UpstreamAttempt: t.attempt}
 }
 
-func noopDone(*accesslog.Record, dataplane.Timings) {}
-func noopAttempt(int, error)                        {}
+func noopDone(*accesslog.Record, observe.Timings) {}
+func noopAttempt(int, error)                      {}
 
 // headerGetter adapts RequestInfo.Header to a propagation carrier.
 type headerGetter func(string) string
@@ -382,7 +382,7 @@ func (headerSetter) Get(string) string       { return "" }
 func (h headerSetter) Set(key, value string) { h(key, value) }
 func (headerSetter) Keys() []string          { return nil }
 
-func (t *Tracer) request(ctx context.Context, info dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings)) {
+func (t *Tracer) request(ctx context.Context, info observe.RequestInfo) (context.Context, observe.RequestDone) {
 	s := t.cur.Load()
 	if s == nil {
 		return ctx, noopDone
@@ -440,7 +440,7 @@ func (t *Tracer) request(ctx context.Context, info dataplane.RequestInfo) (conte
 		attrs = append(attrs, attribute.String(l.Name, v))
 	}
 	span.SetAttributes(attrs...)
-	return ctx, func(rec *accesslog.Record, _ dataplane.Timings) {
+	return ctx, func(rec *accesslog.Record, _ observe.Timings) {
 		if sc := span.SpanContext(); sc.IsValid() {
 			rec.TraceID = sc.TraceID().String()
 		}
@@ -483,18 +483,18 @@ func (u *unsampled) Value(k any) any {
 	return u.Context.Value(k)
 }
 
-func (u *unsampled) done(rec *accesslog.Record, _ dataplane.Timings) {
+func (u *unsampled) done(rec *accesslog.Record, _ observe.Timings) {
 	rec.TraceID = u.traceparent[3:35]
 }
 
 // traceIDDone logs the trace id of an unsampled request.
-func traceIDDone(tid trace.TraceID) func(*accesslog.Record, dataplane.Timings) {
-	return func(rec *accesslog.Record, _ dataplane.Timings) { rec.TraceID = tid.String() }
+func traceIDDone(tid trace.TraceID) func(*accesslog.Record, observe.Timings) {
+	return func(rec *accesslog.Record, _ observe.Timings) { rec.TraceID = tid.String() }
 }
 
 // requestHeader reads a label's header; Flex's ":method" pseudo-header
 // names the request method.
-func requestHeader(info dataplane.RequestInfo, key string) string {
+func requestHeader(info observe.RequestInfo, key string) string {
 	if key == ":method" {
 		return info.Method
 	}
@@ -515,7 +515,7 @@ func responseStatus(rec *accesslog.Record) string {
 	return strconv.Itoa(rec.ResponseCode) + " " + flags
 }
 
-func (t *Tracer) attempt(ctx context.Context, set func(key, value string), info dataplane.AttemptInfo) func(int, error) {
+func (t *Tracer) attempt(ctx context.Context, set func(key, value string), info observe.AttemptInfo) observe.AttemptDone {
 	s := t.cur.Load()
 	if s == nil {
 		return noopAttempt
