@@ -217,15 +217,15 @@ func TestNativeExtAuthzHTTP(t *testing.T) {
 func TestNativeExtAuthzConfigErrors(t *testing.T) {
 	d, _ := policy.Lookup("native-ext-authz-flex")
 	for cfg, want := range map[string]string{
-		`{}`: "config.uri: required",
-		`{"uri":"ftp://x:1"}`:                                 "config.uri: scheme",
-		`{"uri":"h2://x:1","serverType":"soap"}`:              "config.serverType",
-		`{"uri":"h2://x:1","serverVersion":"v2"}`:             "config.serverVersion: v2 is not supported",
-		`{"uri":"h2://x:1","requestTimeout":0}`:               "config.requestTimeout",
-		`{"uri":"h2://x:1","includePeerCertificate":"maybe"}`: "config.includePeerCertificate",
-		`{"uri":"h2://x:1","allowedHeaders":["bad header"]}`:  "config.allowedHeaders[0]",
+		`{}`:                                     "config.uri: required",
+		`{"uri":"ftp://x:1"}`:                    "config.uri: scheme",
+		`{"uri":"h2://x:1","serverType":"soap"}`: "config.serverType",
+		`{"uri":"h2://x:1","serverVersion":"v2"}`:                                                              "config.serverVersion: v2 is not supported",
+		`{"uri":"h2://x:1","requestTimeout":0}`:                                                                "config.requestTimeout",
+		`{"uri":"h2://x:1","includePeerCertificate":"maybe"}`:                                                  "config.includePeerCertificate",
+		`{"uri":"h2://x:1","allowedHeaders":["bad header"]}`:                                                   "config.allowedHeaders[0]",
 		`{"uri":"http://x:1","serverType":"http","serviceRequestHeadersToAdd":[{"key":"k","value":"a\r\nb"}]}`: "config.serviceRequestHeadersToAdd[0].value",
-		`{"uri":"h2://x:99999"}`: "config.uri: port",
+		`{"uri":"h2://x:99999"}`:                                                                               "config.uri: port",
 	} {
 		err := d.Validate([]byte(cfg))
 		if err == nil || !strings.Contains(err.Error(), want) {
