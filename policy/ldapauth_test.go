@@ -176,7 +176,6 @@ sn: service
 userPassword: search-secret
 `
 
-
 func TestLDAPAuthentication(t *testing.T) {
 	dir := startSlapd(t, directoryLDIF)
 	up := newUpstream(t)
