@@ -358,3 +358,74 @@ func TestEscapedSlashesActions(t *testing.T) {
 		})
 	}
 }
+
+// TestSecurityRequestReuse: the h1server reuses a connection's request,
+// header map, context and request state from request to request, also
+// through policy chains. Nothing of one request may reach the next on the
+// same connection: not its credentials (the second request is denied),
+// not its headers (the upstream never sees them again), not its request
+// id or policy decision (the access log tells each apart).
+func TestSecurityRequestReuse(t *testing.T) {
+	log, ep := newUpstreamLog(t)
+	g := startGateway(t, securitySnapshot(ep))
+	c, err := net.Dial("tcp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	send := func(req string) (int, http.Header) {
+		t.Helper()
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	for round := 0; round < 3; round++ {
+		r := fmt.Sprint(round)
+		if st, _ := send("GET /secure/a HTTP/1.1\r\nHost: x\r\nX-Case: ok" + r + "\r\nX-Leak: from-the-first\r\nX-Request-Id: first-" + r + "\r\n" + secAuth + "\r\n"); st != 200 {
+			t.Fatalf("round %s: authorised request: %d", r, st)
+		}
+		st, h := send("GET /secure/b HTTP/1.1\r\nHost: x\r\nX-Case: denied" + r + "\r\n\r\n")
+		if st != http.StatusUnauthorized {
+			t.Fatalf("round %s: request without credentials after an authorised one: %d, want 401", r, st)
+		}
+		if id := h.Get("X-Request-Id"); id == "" || id == "first-"+r {
+			t.Errorf("round %s: the denied request answered with request id %q", r, id)
+		}
+		if st, _ := send("GET /inject/c HTTP/1.1\r\nHost: x\r\nX-Case: next" + r + "\r\n\r\n"); st != 200 {
+			t.Fatalf("round %s: next request: %d", r, st)
+		}
+		got := log.get("next" + r)
+		if got == nil {
+			t.Fatalf("round %s: next request did not reach the upstream", r)
+		}
+		wantHeader("X-Leak")(t, got)
+		wantHeader("Authorization", "Bearer gw")(t, got)
+		if id := got.Header.Get("X-Request-Id"); id == "" || id == "first-"+r {
+			t.Errorf("round %s: upstream got request id %q", r, id)
+		}
+		if log.get("denied"+r) != nil {
+			t.Errorf("round %s: the denied request reached the upstream", r)
+		}
+	}
+	var denied, allowed int
+	for _, rec := range g.sink.all() {
+		switch {
+		case rec.Path == "/secure/b" && rec.ResponseCode == 401 && rec.PolicyOutcome == "denied":
+			denied++
+		case rec.Path == "/secure/a" && rec.ResponseCode == 200 && rec.PolicyOutcome == "allowed" && strings.HasPrefix(rec.RequestID, "first-"):
+			allowed++
+		}
+	}
+	if denied != 3 || allowed != 3 {
+		t.Errorf("access log: %d denied and %d allowed records as expected, want 3 and 3: %+v", denied, allowed, g.sink.all())
+	}
+}
