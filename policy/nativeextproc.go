@@ -167,10 +167,14 @@ type procStream struct {
 	// dead is set once the processor failed with failureModeAllow: the
 	// rest of the exchange goes on unprocessed.
 	dead bool
+	// abandoned: a message exchange was given up while in flight.
+	abandoned bool
 }
 
 func (s *procStream) close() {
-	if s.stream != nil {
+	// After a timeout a Send or Recv may still be running: CloseSend must
+	// not race it; cancelling the stream ends both.
+	if s.stream != nil && !s.abandoned {
 		_ = s.stream.CloseSend()
 	}
 	if s.cancel != nil {
@@ -181,13 +185,18 @@ func (s *procStream) close() {
 // exchange sends one message and waits messageTimeout for its answer.
 func (s *procStream) exchange(req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
 	if s.stream == nil {
-		ctx, cancel := context.WithCancel(s.ctx)
+		// The stream's context is its own, cancelled when the request's
+		// is: gRPC may look at it after the handler returned, when the
+		// data plane already reuses the request's (policy.Middleware).
+		ctx, cancel := context.WithCancel(context.Background())
+		stop := context.AfterFunc(s.ctx, cancel)
 		st, err := s.client.Process(ctx)
 		if err != nil {
+			stop()
 			cancel()
 			return nil, &extProcError{http.StatusInternalServerError, fmt.Errorf("open stream: %w", err)}
 		}
-		s.stream, s.cancel = st, cancel
+		s.stream, s.cancel = st, func() { stop(); cancel() }
 	}
 	type result struct {
 		res *extprocv3.ProcessingResponse
@@ -223,9 +232,11 @@ func (s *procStream) exchange(req *extprocv3.ProcessingRequest) (*extprocv3.Proc
 		}
 		return r.res, nil
 	case <-t.C:
+		s.abandoned = true
 		s.cancel() // the goroutine ends with the stream
 		return nil, &extProcError{http.StatusGatewayTimeout, errors.New("message timeout")}
 	case <-s.ctx.Done():
+		s.abandoned = true
 		return nil, &extProcError{http.StatusInternalServerError, s.ctx.Err()}
 	}
 }
