@@ -25,7 +25,7 @@ type slapd struct {
 
 const slapdSuffix = "dc=example,dc=org"
 
-func slapdBin(t *testing.T, name string) string {
+func slapdBin(t testing.TB, name string) string {
 	t.Helper()
 	for _, p := range []string{"/usr/sbin/" + name, "/usr/bin/" + name} {
 		if _, err := os.Stat(p); err == nil {
@@ -39,7 +39,7 @@ func slapdBin(t *testing.T, name string) string {
 	return ""
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -49,7 +49,7 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func startSlapd(t *testing.T, ldif string) *slapd {
+func startSlapd(t testing.TB, ldif string) *slapd {
 	t.Helper()
 	bin, ldapadd := slapdBin(t, "slapd"), slapdBin(t, "ldapadd")
 	dir := t.TempDir()

@@ -69,7 +69,7 @@ func (s *authzServer) Last() *authv3.CheckRequest {
 	return s.last
 }
 
-func newAuthzServer(t *testing.T) *authzServer {
+func newAuthzServer(t testing.TB) *authzServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -116,7 +116,7 @@ func (s *procServer) Process(st extprocv3.ExternalProcessor_ProcessServer) error
 	}
 }
 
-func newProcServer(t *testing.T) *procServer {
+func newProcServer(t testing.TB) *procServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -29,7 +29,7 @@ type oidcProvider struct {
 	down          atomic.Bool
 }
 
-func newOIDCProvider(t *testing.T, introspection bool) *oidcProvider {
+func newOIDCProvider(t testing.TB, introspection bool) *oidcProvider {
 	k, _ := rsaKeys(t)
 	p := &oidcProvider{introspection: introspection, tokens: map[string]map[string]any{}}
 	mux := http.NewServeMux()
