@@ -242,8 +242,12 @@ func (e *oidcStatusError) Error() string {
 
 // Flex's statuses: 401 when the provider cannot be reached, 500 for a bad
 // answer from it.
-func unreachable(err error) error { return &oidcStatusError{http.StatusUnauthorized, "authorization server unreachable", err} }
-func badAnswer(err error) error   { return &oidcStatusError{http.StatusInternalServerError, "bad response from the authorization server", err} }
+func unreachable(err error) error {
+	return &oidcStatusError{http.StatusUnauthorized, "authorization server unreachable", err}
+}
+func badAnswer(err error) error {
+	return &oidcStatusError{http.StatusInternalServerError, "bad response from the authorization server", err}
+}
 
 // oidcToken is a validated token: its scopes, client id, expiry and the
 // string properties exposeHeaders forwards.
