@@ -166,3 +166,12 @@ func Decide(r *http.Request, policy, outcome string) {
 		rec.Decide(policy, outcome)
 	}
 }
+
+// Context extension keys the Envoy ext_authz rendering sends with every
+// check and policy/extauthz reads, so the agent's policy engine knows
+// which binding to run.
+const (
+	ExtAuthzKeyAPI     = "flexgw_api"
+	ExtAuthzKeyPolicy  = "flexgw_policy"
+	ExtAuthzKeyBinding = "flexgw_binding"
+)

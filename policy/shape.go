@@ -408,11 +408,6 @@ func servicesOf(s *ir.Snapshot, routes []*ir.Route) []*ir.Service {
 	return out
 }
 
-// RenderEnvoy implements EnvoyRenderer: a shaping policy has no filter; the
-// translator renders the snapshot fields Shape set (listener and cluster
-// TLS, route timeouts, cluster circuit breakers).
-func (s shaping) RenderEnvoy(Env, *ir.Policy) ([]EnvoyFilter, error) { return nil, nil }
-
 // SecretFields implements Secrets: the private keys of tls and
 // tls-outbound; timeouts and circuit breakers hold none.
 func (s shaping) SecretFields() []string {
