@@ -65,6 +65,12 @@ func policyExamples(t *testing.T) map[string]map[string]any {
 		"idle-timeout-flex":               {"timeout": 30},
 		"response-timeout-flex":           {"timeout": 30},
 		"circuit-breaker-flex":            {"thresholds": map[string]any{"maxConnections": 100}},
+		"ldap-authentication-flex": {"ldapServerUserDn": "cn=admin,dc=example,dc=org", "ldapServerUserPassword": marker("ldap", "password"),
+			"ldapSearchBase": "dc=example,dc=org"},
+		"openidconnect-access-token-enforcement-flex": {"issuer": "http://127.0.0.1:1", "clientId": "gw", "clientSecret": marker("oidc", "clientSecret")},
+		"native-ext-authz-flex": {"uri": "http://127.0.0.1:1", "serverType": "http",
+			"serviceRequestHeadersToAdd": []any{map[string]any{"key": "x-gateway-key", "value": marker("extauthz", "header")}}},
+		"native-ext-proc-flex": {"uri": "h2://127.0.0.1:1"},
 	}
 }
 

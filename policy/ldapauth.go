@@ -25,7 +25,7 @@ type ldapAuthConfig struct {
 	LDAPServerUserPassword string   `json:"ldapServerUserPassword"`
 	LDAPSearchBase         string   `json:"ldapSearchBase"`
 	LDAPSearchFilter       string   `json:"ldapSearchFilter"`
-	LDAPSearchInSubtree    flexBool `json:"ldapSearchInSubtree"`
+	LDAPSearchInSubtree    FlexBool `json:"ldapSearchInSubtree"`
 }
 
 type ldapAuth struct{}
@@ -95,7 +95,7 @@ func parseLDAPAuth(raw json.RawMessage) (*compiledLDAP, error) {
 	if _, err := ldap.CompileFilter(strings.ReplaceAll(out.filter, "{0}", "user")); err != nil {
 		return nil, fieldWrap("ldapSearchFilter", fmt.Errorf("not an LDAP filter (RFC 4515): %w", err))
 	}
-	if c.LDAPSearchInSubtree.or(false) {
+	if c.LDAPSearchInSubtree.Or(false) {
 		out.scope = ldap.ScopeWholeSubtree
 	}
 	return out, nil

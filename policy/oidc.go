@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy/internal/jose"
 )
 
 // oidcConfig is openidconnect-access-token-enforcement-flex's
@@ -28,14 +29,14 @@ import (
 // from `clientId`/`clientSecret` (sent in the body, RFC 6749 §2.3.1, as
 // Flex sends them).
 type oidcConfig struct {
-	AuthenticationTimeout       flexInt  `json:"authenticationTimeout"` // milliseconds
+	AuthenticationTimeout       FlexInt  `json:"authenticationTimeout"` // milliseconds
 	Scopes                      string   `json:"scopes"`
-	SecureTrustStore            flexBool `json:"secureTrustStore"`
+	SecureTrustStore            FlexBool `json:"secureTrustStore"`
 	ScopeValidationCriteria     string   `json:"scopeValidationCriteria"`
-	ExposeHeaders               flexBool `json:"exposeHeaders"`
-	SkipClientIDValidation      flexBool `json:"skipClientIdValidation"`
-	MaxFederationExpirationTime flexInt  `json:"maxFederationExpirationTime"` // seconds, -1: the token's own expiry
-	MaxCacheSize                flexInt  `json:"maxCacheSize"`
+	ExposeHeaders               FlexBool `json:"exposeHeaders"`
+	SkipClientIDValidation      FlexBool `json:"skipClientIdValidation"`
+	MaxFederationExpirationTime FlexInt  `json:"maxFederationExpirationTime"` // seconds, -1: the token's own expiry
+	MaxCacheSize                FlexInt  `json:"maxCacheSize"`
 
 	Issuer       string `json:"issuer"`
 	ClientID     string `json:"clientId"`
@@ -66,13 +67,13 @@ func parseOIDC(raw json.RawMessage) (*compiledOIDC, error) {
 	if err := decode(raw, &c); err != nil {
 		return nil, err
 	}
-	out := &compiledOIDC{timeout: 10 * time.Second, maxCache: 1000, expose: c.ExposeHeaders.or(false),
-		skipClientIDValidation: c.SkipClientIDValidation.or(true), clientID: c.ClientID, secret: c.ClientSecret}
-	if c.AuthenticationTimeout.set {
-		if c.AuthenticationTimeout.v <= 0 {
-			return nil, fieldErr("authenticationTimeout", "must be > 0 milliseconds, got %d", c.AuthenticationTimeout.v)
+	out := &compiledOIDC{timeout: 10 * time.Second, maxCache: 1000, expose: c.ExposeHeaders.Or(false),
+		skipClientIDValidation: c.SkipClientIDValidation.Or(true), clientID: c.ClientID, secret: c.ClientSecret}
+	if c.AuthenticationTimeout.Set {
+		if c.AuthenticationTimeout.V <= 0 {
+			return nil, fieldErr("authenticationTimeout", "must be > 0 milliseconds, got %d", c.AuthenticationTimeout.V)
 		}
-		out.timeout = time.Duration(c.AuthenticationTimeout.v) * time.Millisecond
+		out.timeout = time.Duration(c.AuthenticationTimeout.V) * time.Millisecond
 	}
 	out.scopes = strings.Fields(c.Scopes)
 	switch strings.ToUpper(c.ScopeValidationCriteria) {
@@ -82,21 +83,21 @@ func parseOIDC(raw json.RawMessage) (*compiledOIDC, error) {
 	default:
 		return nil, fieldErr("scopeValidationCriteria", "must be AND or OR, got %q", c.ScopeValidationCriteria)
 	}
-	if c.MaxFederationExpirationTime.set && c.MaxFederationExpirationTime.v != -1 {
-		if c.MaxFederationExpirationTime.v < 0 {
-			return nil, fieldErr("maxFederationExpirationTime", "must be -1 (the token's expiry) or >= 0 seconds, got %d", c.MaxFederationExpirationTime.v)
+	if c.MaxFederationExpirationTime.Set && c.MaxFederationExpirationTime.V != -1 {
+		if c.MaxFederationExpirationTime.V < 0 {
+			return nil, fieldErr("maxFederationExpirationTime", "must be -1 (the token's expiry) or >= 0 seconds, got %d", c.MaxFederationExpirationTime.V)
 		}
-		out.maxFederation = time.Duration(c.MaxFederationExpirationTime.v) * time.Second
+		out.maxFederation = time.Duration(c.MaxFederationExpirationTime.V) * time.Second
 		if out.maxFederation == 0 {
 			out.maxCache = 0 // cached for no time at all
 		}
 	}
-	if c.MaxCacheSize.set {
-		if c.MaxCacheSize.v < 0 {
-			return nil, fieldErr("maxCacheSize", "must be >= 0 (0 disables caching), got %d", c.MaxCacheSize.v)
+	if c.MaxCacheSize.Set {
+		if c.MaxCacheSize.V < 0 {
+			return nil, fieldErr("maxCacheSize", "must be >= 0 (0 disables caching), got %d", c.MaxCacheSize.V)
 		}
 		if out.maxCache != 0 {
-			out.maxCache = int(c.MaxCacheSize.v)
+			out.maxCache = int(c.MaxCacheSize.V)
 		}
 	}
 	if c.Issuer != "" {
@@ -157,7 +158,7 @@ type oidcDiscovery struct {
 	client *http.Client
 	mu     sync.Mutex
 	meta   *oidcProvider
-	jwks   *jwksCache
+	jwks   *jose.JWKS
 	until  time.Time
 	err    error
 }
@@ -165,7 +166,7 @@ type oidcDiscovery struct {
 // maxDiscoveryDoc bounds the discovery and introspection documents read.
 const maxDiscoveryDoc = 1 << 20
 
-func (d *oidcDiscovery) get(ctx context.Context) (*oidcProvider, *jwksCache, error) {
+func (d *oidcDiscovery) get(ctx context.Context) (*oidcProvider, *jose.JWKS, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if time.Now().Before(d.until) {
@@ -183,7 +184,7 @@ func (d *oidcDiscovery) get(ctx context.Context) (*oidcProvider, *jwksCache, err
 	if d.meta == nil || d.meta.JWKSURI != meta.JWKSURI {
 		d.jwks = nil
 		if meta.JWKSURI != "" {
-			d.jwks = &jwksCache{urls: []string{meta.JWKSURI}, ttl: time.Hour, refetchEvery: 30 * time.Second, client: d.client}
+			d.jwks = &jose.JWKS{URLs: []string{meta.JWKSURI}, TTL: time.Hour, RefetchEvery: 30 * time.Second, Client: d.client}
 		}
 	}
 	d.meta, d.err, d.until = meta, nil, time.Now().Add(time.Hour)
@@ -359,13 +360,13 @@ var oidcAlgs = map[string]bool{"RS256": true, "RS384": true, "RS512": true, "PS2
 
 // verifyJWT validates a JWT access token with the provider's JWKS: the
 // signature, the issuer, and exp/nbf.
-func (c *compiledOIDC) verifyJWT(ctx context.Context, jwks *jwksCache, token string) (*oidcToken, error) {
-	t, err := parseJWS(token)
-	if err != nil || !oidcAlgs[t.header.Alg] {
+func (c *compiledOIDC) verifyJWT(ctx context.Context, jwks *jose.JWKS, token string) (*oidcToken, error) {
+	t, err := jose.ParseJWS(token)
+	if err != nil || !oidcAlgs[t.Header.Alg] {
 		return &oidcToken{}, nil // not a JWT this provider signs: invalid
 	}
-	keys, err := jwks.lookup(ctx, t.header.Kid)
-	if errors.Is(err, errUnknownKid) {
+	keys, err := jwks.Lookup(ctx, t.Header.Kid)
+	if errors.Is(err, jose.ErrUnknownKid) {
 		return &oidcToken{}, nil
 	}
 	if err != nil {
@@ -373,13 +374,13 @@ func (c *compiledOIDC) verifyJWT(ctx context.Context, jwks *jwksCache, token str
 	}
 	ok := false
 	for _, k := range keys {
-		if verifyJWS(t, t.header.Alg, k) == nil {
+		if jose.Verify(t, t.Header.Alg, k) == nil {
 			ok = true
 			break
 		}
 	}
 	var claims map[string]any
-	if !ok || json.Unmarshal(t.payload, &claims) != nil || claims == nil {
+	if !ok || json.Unmarshal(t.Payload, &claims) != nil || claims == nil {
 		return &oidcToken{}, nil
 	}
 	if iss, _ := claims["iss"].(string); strings.TrimSuffix(iss, "/") != c.issuer {

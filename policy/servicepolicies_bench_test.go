@@ -12,19 +12,15 @@ import (
 )
 
 // BenchmarkServicePolicies is the per-request cost, on the built-in data
-// plane, of the policies that ask another server: LDAP (a real slapd),
-// OpenID Connect (the stand-in provider), external authorization (real
-// gRPC and HTTP services) and external processing (a real gRPC
-// processor). Each case includes its round trips over loopback, so it
-// measures the policy and its peer together; "cached" cases do none.
+// plane, of the policies that ask another server: LDAP (a real slapd) and
+// OpenID Connect (the stand-in provider); policy/native has the same for
+// external authorization and processing. Each case includes its round
+// trips over loopback, so it measures the policy and its peer together;
+// "cached" cases do none.
 func BenchmarkServicePolicies(b *testing.B) {
 	dir := startSlapd(b, directoryLDIF)
 	op := newOIDCProvider(b, true)
 	op.issue("bench-token", map[string]any{"active": true, "scope": "read", "client_id": "c", "exp": time.Now().Add(time.Hour).Unix()})
-	as := newAuthzServer(b)
-	ps := newProcServer(b)
-	authzHTTP := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
-	b.Cleanup(authzHTTP.Close)
 	ldapCfg := map[string]any{"ldapServerURL": dir.url, "ldapServerUserDn": "cn=search," + slapdSuffix,
 		"ldapServerUserPassword": "search-secret", "ldapSearchBase": "ou=people," + slapdSuffix}
 	oidcCfg := func(cache int) map[string]any {
@@ -39,10 +35,6 @@ func BenchmarkServicePolicies(b *testing.B) {
 		{"ldap-authentication-flex", "ldap-authentication-flex", ldapCfg, basic("jane", "jane-secret"), ""},
 		{"openidconnect-access-token-enforcement-flex/cached", "openidconnect-access-token-enforcement-flex", oidcCfg(1000), bearer("bench-token"), ""},
 		{"openidconnect-access-token-enforcement-flex/introspected", "openidconnect-access-token-enforcement-flex", oidcCfg(0), bearer("bench-token"), ""},
-		{"native-ext-authz-flex/grpc", "native-ext-authz-flex", map[string]any{"uri": "h2://" + as.addr}, []string{"access-token", "good"}, ""},
-		{"native-ext-authz-flex/http", "native-ext-authz-flex", map[string]any{"uri": authzHTTP.URL, "serverType": "http"}, nil, ""},
-		{"native-ext-proc-flex/headers", "native-ext-proc-flex", map[string]any{"uri": "h2://" + ps.addr}, nil, ""},
-		{"native-ext-proc-flex/buffered-1KiB", "native-ext-proc-flex", map[string]any{"uri": "h2://" + ps.addr, "requestBodyMode": "buffered", "responseBodyMode": "buffered"}, nil, benchJSON},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

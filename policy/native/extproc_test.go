@@ -1,4 +1,4 @@
-package policy_test
+package native_test
 
 import (
 	"bytes"

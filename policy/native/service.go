@@ -1,13 +1,11 @@
-package policy
+package native
 
 import (
 	"crypto/sha256"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/flexgw/flexgw/policy"
 )
 
 // This file holds what the two native Envoy service policies
@@ -39,11 +39,11 @@ func (u serviceURI) hostPort() string { return net.JoinHostPort(u.host, strconv.
 // TLS; http/https are the HTTP authorization service's schemes.
 func parseServiceURI(field, s string, grpcService bool) (serviceURI, error) {
 	if s == "" {
-		return serviceURI{}, fieldErr(field, "required")
+		return serviceURI{}, policy.FieldErr(field, "required")
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || u.User != nil {
-		return serviceURI{}, fieldErr(field, "must be a URI like h2://host:port, got %q", s)
+		return serviceURI{}, policy.FieldErr(field, "must be a URI like h2://host:port, got %q", s)
 	}
 	out := serviceURI{host: u.Hostname(), path: u.EscapedPath(), raw: s}
 	var defPort uint32
@@ -61,76 +61,24 @@ func parseServiceURI(field, s string, grpcService bool) (serviceURI, error) {
 		if grpcService {
 			want = "h2 (cleartext HTTP/2) or h2s (TLS)"
 		}
-		return serviceURI{}, fieldErr(field, "scheme %q not supported: want %s, as in h2://authz.example.com:9001", u.Scheme, want)
+		return serviceURI{}, policy.FieldErr(field, "scheme %q not supported: want %s, as in h2://authz.example.com:9001", u.Scheme, want)
 	}
 	out.port = defPort
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n <= 0 || n > 65535 {
-			return serviceURI{}, fieldErr(field, "port %q out of range", p)
+			return serviceURI{}, policy.FieldErr(field, "port %q out of range", p)
 		}
 		out.port = uint32(n)
 	}
 	if grpcService && out.path != "" && out.path != "/" {
-		return serviceURI{}, fieldErr(field, "a gRPC service URI has no path, got %q", out.path)
+		return serviceURI{}, policy.FieldErr(field, "a gRPC service URI has no path, got %q", out.path)
 	}
 	if out.path == "/" {
 		out.path = ""
 	}
 	return out, nil
 }
-
-// flexBool is a boolean that also accepts the strings "true" and "false":
-// Flex's own examples quote booleans (includePeerCertificate: "true").
-type flexBool struct {
-	set, v bool
-}
-
-func (b *flexBool) UnmarshalJSON(d []byte) error {
-	switch strings.ToLower(strings.Trim(string(d), `"`)) {
-	case "true":
-		*b = flexBool{true, true}
-	case "false":
-		*b = flexBool{true, false}
-	case "null", "":
-		*b = flexBool{}
-	default:
-		return &json.UnmarshalTypeError{Value: "string " + string(d), Type: boolType}
-	}
-	return nil
-}
-
-func (b flexBool) or(def bool) bool {
-	if !b.set {
-		return def
-	}
-	return b.v
-}
-
-// flexInt is an integer that also accepts a numeric string.
-type flexInt struct {
-	set bool
-	v   int64
-}
-
-func (n *flexInt) UnmarshalJSON(d []byte) error {
-	s := strings.Trim(string(d), `"`)
-	if s == "null" || s == "" {
-		*n = flexInt{}
-		return nil
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f != float64(int64(f)) {
-		return &json.UnmarshalTypeError{Value: "number " + s, Type: int64Type}
-	}
-	*n = flexInt{true, int64(f)}
-	return nil
-}
-
-var (
-	boolType  = reflect.TypeOf(false)
-	int64Type = reflect.TypeOf(int64(0))
-)
 
 var (
 	grpcConnsMu sync.Mutex
@@ -142,13 +90,13 @@ var (
 
 // serviceConn returns the shared client connection to u. TLS uses the
 // policy-call TLS context (Configuration spec.defaultTLS.outboundPolicyCalls).
-func serviceConn(env Env, u serviceURI) (*grpc.ClientConn, error) {
+func serviceConn(env policy.Env, u serviceURI) (*grpc.ClientConn, error) {
 	creds := insecure.NewCredentials()
 	key := "h2://" + u.hostPort()
 	if u.tls {
 		cfg := &tls.Config{}
 		if env.Snapshot != nil && env.Snapshot.PolicyCallTLS != nil {
-			c, err := PolicyCallTLSConfig(env.Snapshot.PolicyCallTLS)
+			c, err := policy.PolicyCallTLSConfig(env.Snapshot.PolicyCallTLS)
 			if err != nil {
 				return nil, fmt.Errorf("defaultTLS.outboundPolicyCalls: %w", err)
 			}

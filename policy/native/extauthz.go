@@ -1,4 +1,4 @@
-package policy
+package native
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy"
 )
 
 // nativeExtAuthzConfig is native-ext-authz-flex's configuration, field for
@@ -28,17 +30,17 @@ import (
 // gRPC (envoy.service.auth.v3) or HTTP service, as Envoy's ext_authz
 // filter does.
 type nativeExtAuthzConfig struct {
-	URI                                    string      `json:"uri"`
-	ServerType                             string      `json:"serverType"`
-	ServerVersion                          string      `json:"serverVersion"`
-	ServiceRequestHeadersToAdd             []headerKV2 `json:"serviceRequestHeadersToAdd"`
-	ServiceResponseUpstreamHeaders         []string    `json:"serviceResponseUpstreamHeaders"`
-	ServiceResponseUpstreamHeadersToAppend []string    `json:"serviceResponseUpstreamHeadersToAppend"`
-	ServiceResponseClientHeaders           []string    `json:"serviceResponseClientHeaders"`
-	ServiceResponseClientHeadersOnSuccess  []string    `json:"serviceResponseClientHeadersOnSuccess"`
-	RequestTimeout                         flexInt     `json:"requestTimeout"` // milliseconds
-	IncludePeerCertificate                 flexBool    `json:"includePeerCertificate"`
-	AllowedHeaders                         []string    `json:"allowedHeaders"`
+	URI                                    string          `json:"uri"`
+	ServerType                             string          `json:"serverType"`
+	ServerVersion                          string          `json:"serverVersion"`
+	ServiceRequestHeadersToAdd             []headerKV2     `json:"serviceRequestHeadersToAdd"`
+	ServiceResponseUpstreamHeaders         []string        `json:"serviceResponseUpstreamHeaders"`
+	ServiceResponseUpstreamHeadersToAppend []string        `json:"serviceResponseUpstreamHeadersToAppend"`
+	ServiceResponseClientHeaders           []string        `json:"serviceResponseClientHeaders"`
+	ServiceResponseClientHeadersOnSuccess  []string        `json:"serviceResponseClientHeadersOnSuccess"`
+	RequestTimeout                         policy.FlexInt  `json:"requestTimeout"` // milliseconds
+	IncludePeerCertificate                 policy.FlexBool `json:"includePeerCertificate"`
+	AllowedHeaders                         []string        `json:"allowedHeaders"`
 }
 
 // headerKV2 is one key/value pair of serviceRequestHeadersToAdd.
@@ -49,7 +51,7 @@ type headerKV2 struct {
 
 type nativeExtAuthz struct{}
 
-func init() { Register(nativeExtAuthz{}) }
+func init() { policy.Register(nativeExtAuthz{}) }
 
 func (nativeExtAuthz) Name() string { return "native-ext-authz-flex" }
 
@@ -74,7 +76,7 @@ func headerList(field string, in []string) ([]string, error) {
 	for i, h := range in {
 		h = strings.TrimSpace(h)
 		if !httpguts.ValidHeaderFieldName(h) {
-			return nil, fieldErr(fmt.Sprintf("%s[%d]", field, i), "%q is not a valid header name", h)
+			return nil, policy.FieldErr(fmt.Sprintf("%s[%d]", field, i), "%q is not a valid header name", h)
 		}
 		out = append(out, strings.ToLower(h))
 	}
@@ -83,16 +85,16 @@ func headerList(field string, in []string) ([]string, error) {
 
 func parseNativeExtAuthz(raw json.RawMessage) (*compiledExtAuthz, error) {
 	var c nativeExtAuthzConfig
-	if err := decode(raw, &c); err != nil {
+	if err := policy.DecodeConfig(raw, &c); err != nil {
 		return nil, err
 	}
-	out := &compiledExtAuthz{timeout: 5 * time.Second, peerCrt: c.IncludePeerCertificate.or(false)}
+	out := &compiledExtAuthz{timeout: 5 * time.Second, peerCrt: c.IncludePeerCertificate.Or(false)}
 	switch strings.ToLower(c.ServerType) {
 	case "", "grpc":
 		out.grpc = true
 	case "http":
 	default:
-		return nil, fieldErr("serverType", "must be grpc or http, got %q", c.ServerType)
+		return nil, policy.FieldErr("serverType", "must be grpc or http, got %q", c.ServerType)
 	}
 	var err error
 	if out.uri, err = parseServiceURI("uri", c.URI, out.grpc); err != nil {
@@ -103,15 +105,15 @@ func parseNativeExtAuthz(raw json.RawMessage) (*compiledExtAuthz, error) {
 	case "v2":
 		// Envoy removed the v2 transport API in 1.18; no current server
 		// or Envoy speaks it.
-		return nil, fieldErr("serverVersion", "v2 is not supported (Envoy removed the v2 API in 1.18): use v3")
+		return nil, policy.FieldErr("serverVersion", "v2 is not supported (Envoy removed the v2 API in 1.18): use v3")
 	default:
-		return nil, fieldErr("serverVersion", "must be v3, got %q", c.ServerVersion)
+		return nil, policy.FieldErr("serverVersion", "must be v3, got %q", c.ServerVersion)
 	}
-	if c.RequestTimeout.set {
-		if c.RequestTimeout.v <= 0 {
-			return nil, fieldErr("requestTimeout", "must be > 0 milliseconds, got %d", c.RequestTimeout.v)
+	if c.RequestTimeout.Set {
+		if c.RequestTimeout.V <= 0 {
+			return nil, policy.FieldErr("requestTimeout", "must be > 0 milliseconds, got %d", c.RequestTimeout.V)
 		}
-		out.timeout = time.Duration(c.RequestTimeout.v) * time.Millisecond
+		out.timeout = time.Duration(c.RequestTimeout.V) * time.Millisecond
 	}
 	if c.AllowedHeaders != nil {
 		names, err := headerList("allowedHeaders", c.AllowedHeaders)
@@ -126,10 +128,10 @@ func parseNativeExtAuthz(raw json.RawMessage) (*compiledExtAuthz, error) {
 	for i, h := range c.ServiceRequestHeadersToAdd {
 		f := fmt.Sprintf("serviceRequestHeadersToAdd[%d]", i)
 		if !httpguts.ValidHeaderFieldName(h.Key) {
-			return nil, fieldErr(f+".key", "%q is not a valid header name", h.Key)
+			return nil, policy.FieldErr(f+".key", "%q is not a valid header name", h.Key)
 		}
-		if err := checkHeaderValue(f+".value", h.Value); err != nil {
-			return nil, err
+		if !httpguts.ValidHeaderFieldValue(h.Value) {
+			return nil, policy.FieldErr(f+".value", "contains characters not allowed in an HTTP header value")
 		}
 	}
 	out.addToCheck = c.ServiceRequestHeadersToAdd
@@ -183,13 +185,13 @@ type authzVerdict struct {
 }
 
 // Build implements Definition.
-func (d nativeExtAuthz) Build(env Env, p *ir.Policy) (Middleware, error) {
+func (d nativeExtAuthz) Build(env policy.Env, p *ir.Policy) (policy.Middleware, error) {
 	c, err := parseNativeExtAuthz(p.Config)
 	if err != nil {
 		return nil, err
 	}
 	name := d.Name()
-	log := logger(env).With("policy", name, "binding", p.Binding)
+	log := policy.Logger(env).With("policy", name, "binding", p.Binding)
 	var check func(r *http.Request) (*authzVerdict, error)
 	if c.grpc {
 		conn, err := serviceConn(env, c.uri)
@@ -199,7 +201,7 @@ func (d nativeExtAuthz) Build(env Env, p *ir.Policy) (Middleware, error) {
 		client := authv3.NewAuthorizationClient(conn)
 		check = func(r *http.Request) (*authzVerdict, error) { return c.checkGRPC(r, client) }
 	} else {
-		hc, err := PolicyCallClient(env, c.timeout)
+		hc, err := policy.PolicyCallClient(env, c.timeout)
 		if err != nil {
 			return nil, err
 		}
@@ -212,7 +214,7 @@ func (d nativeExtAuthz) Build(env Env, p *ir.Policy) (Middleware, error) {
 			if err != nil {
 				// Envoy's status_on_error default, failure_mode_allow false.
 				log.Warn("authorization service failed", "uri", c.uri.raw, "err", err)
-				deny(w, r, name, Error, http.StatusForbidden, "forbidden: authorization service unavailable")
+				policy.Deny(w, r, name, policy.Error, http.StatusForbidden, "forbidden: authorization service unavailable")
 				return
 			}
 			if !v.allow {
@@ -225,19 +227,19 @@ func (d nativeExtAuthz) Build(env Env, p *ir.Policy) (Middleware, error) {
 					status = http.StatusForbidden
 				}
 				if v.body == "" && h.Get("Content-Type") == "" {
-					deny(w, r, name, Denied, status, "forbidden: denied by the authorization service")
+					policy.Deny(w, r, name, policy.Denied, status, "forbidden: denied by the authorization service")
 					return
 				}
 				h.Del("Content-Length")
-				Decide(r, name, Denied)
+				policy.Decide(r, name, policy.Denied)
 				w.WriteHeader(status)
 				_, _ = io.WriteString(w, v.body)
 				return
 			}
 			applyAuthzToRequest(r, v)
-			Decide(r, name, Allowed)
+			policy.Decide(r, name, policy.Allowed)
 			if len(v.clientHdr) > 0 || len(v.appendClient) > 0 {
-				w = newHookWriter(w, func(_ int, h http.Header) {
+				w = policy.OnResponseHeader(w, func(_ int, h http.Header) {
 					for k, vs := range v.clientHdr {
 						h[k] = vs
 					}
@@ -506,4 +508,45 @@ func (c *compiledExtAuthz) checkHTTP(r *http.Request, hc *http.Client) (*authzVe
 		pick(v.clientHdr, append([]string{"content-type", "www-authenticate", "location"}, c.client...))
 	}
 	return v, nil
+}
+
+// ExtAuthzSpec is a validated native-ext-authz-flex binding, for
+// the Envoy rendering (Envoy's own ext_authz filter).
+type ExtAuthzSpec struct {
+	// GRPC: an envoy.service.auth.v3 service; else an HTTP one.
+	GRPC bool
+	Host string
+	Port uint32
+	TLS  bool
+	// URI is the configured URI; PathPrefix its path (HTTP only).
+	URI, PathPrefix string
+	Timeout         time.Duration
+	IncludePeerCert bool
+	// AllowedHeaders is nil when not configured (the server type's default).
+	AllowedHeaders []string
+	// RequestHeadersToAdd are key/value pairs (HTTP only).
+	RequestHeadersToAdd                                                             [][2]string
+	UpstreamHeaders, UpstreamHeadersToAppend, ClientHeaders, ClientHeadersOnSuccess []string
+}
+
+// ExtAuthzSpecOf validates p's configuration and returns its spec.
+func ExtAuthzSpecOf(p *ir.Policy) (*ExtAuthzSpec, error) {
+	c, err := parseNativeExtAuthz(p.Config)
+	if err != nil {
+		return nil, err
+	}
+	s := &ExtAuthzSpec{GRPC: c.grpc, Host: c.uri.host, Port: c.uri.port, TLS: c.uri.tls, URI: c.uri.raw, PathPrefix: c.uri.path,
+		Timeout: c.timeout, IncludePeerCert: c.peerCrt, UpstreamHeaders: c.upstream, UpstreamHeadersToAppend: c.upstreamAppend,
+		ClientHeaders: c.client, ClientHeadersOnSuccess: c.clientOnSuccess}
+	if c.allowed != nil {
+		s.AllowedHeaders = []string{}
+		for h := range c.allowed {
+			s.AllowedHeaders = append(s.AllowedHeaders, h)
+		}
+		sort.Strings(s.AllowedHeaders)
+	}
+	for _, h := range c.addToCheck {
+		s.RequestHeadersToAdd = append(s.RequestHeadersToAdd, [2]string{h.Key, h.Value})
+	}
+	return s, nil
 }

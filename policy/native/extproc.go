@@ -1,4 +1,4 @@
-package policy
+package native
 
 import (
 	"bytes"
@@ -21,28 +21,29 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy"
 )
 
 // nativeExtProcConfig is native-ext-proc-flex's configuration as Flex
 // documents it: parts of the request and response go to an external
 // envoy.service.ext_proc.v3 processor, which may change or answer them.
 type nativeExtProcConfig struct {
-	URI                 string   `json:"uri"`
-	MessageTimeout      flexInt  `json:"messageTimeout"` // milliseconds
-	RequestHeaderMode   string   `json:"requestHeaderMode"`
-	ResponseHeaderMode  string   `json:"responseHeaderMode"`
-	RequestBodyMode     string   `json:"requestBodyMode"`
-	ResponseBodyMode    string   `json:"responseBodyMode"`
-	RequestTrailerMode  string   `json:"requestTrailerMode"`
-	ResponseTrailerMode string   `json:"responseTrailerMode"`
-	FailureModeAllow    flexBool `json:"failureModeAllow"`
-	MaxMessageTimeout   flexInt  `json:"maxMessageTimeout"` // milliseconds
-	AllowModeOverride   flexBool `json:"allowModeOverride"`
+	URI                 string          `json:"uri"`
+	MessageTimeout      policy.FlexInt  `json:"messageTimeout"` // milliseconds
+	RequestHeaderMode   string          `json:"requestHeaderMode"`
+	ResponseHeaderMode  string          `json:"responseHeaderMode"`
+	RequestBodyMode     string          `json:"requestBodyMode"`
+	ResponseBodyMode    string          `json:"responseBodyMode"`
+	RequestTrailerMode  string          `json:"requestTrailerMode"`
+	ResponseTrailerMode string          `json:"responseTrailerMode"`
+	FailureModeAllow    policy.FlexBool `json:"failureModeAllow"`
+	MaxMessageTimeout   policy.FlexInt  `json:"maxMessageTimeout"` // milliseconds
+	AllowModeOverride   policy.FlexBool `json:"allowModeOverride"`
 }
 
 type nativeExtProc struct{}
 
-func init() { Register(nativeExtProc{}) }
+func init() { policy.Register(nativeExtProc{}) }
 
 func (nativeExtProc) Name() string { return "native-ext-proc-flex" }
 
@@ -65,7 +66,7 @@ func headerMode(field, s, def string) (extprocfilterv3.ProcessingMode_HeaderSend
 	case "skip":
 		return extprocfilterv3.ProcessingMode_SKIP, nil
 	}
-	return 0, fieldErr(field, "must be send or skip, got %q", s)
+	return 0, policy.FieldErr(field, "must be send or skip, got %q", s)
 }
 
 func bodyMode(field, s string) (extprocfilterv3.ProcessingMode_BodySendMode, error) {
@@ -79,30 +80,30 @@ func bodyMode(field, s string) (extprocfilterv3.ProcessingMode_BodySendMode, err
 	case "bufferedpartial", "buffered_partial":
 		return extprocfilterv3.ProcessingMode_BUFFERED_PARTIAL, nil
 	}
-	return 0, fieldErr(field, "must be none, streamed, buffered or bufferedPartial, got %q", s)
+	return 0, policy.FieldErr(field, "must be none, streamed, buffered or bufferedPartial, got %q", s)
 }
 
 func parseNativeExtProc(raw json.RawMessage) (*compiledExtProc, error) {
 	var c nativeExtProcConfig
-	if err := decode(raw, &c); err != nil {
+	if err := policy.DecodeConfig(raw, &c); err != nil {
 		return nil, err
 	}
-	out := &compiledExtProc{timeout: time.Second, failOpen: c.FailureModeAllow.or(false), allowOverride: c.AllowModeOverride.or(true), mode: &extprocfilterv3.ProcessingMode{}}
+	out := &compiledExtProc{timeout: time.Second, failOpen: c.FailureModeAllow.Or(false), allowOverride: c.AllowModeOverride.Or(true), mode: &extprocfilterv3.ProcessingMode{}}
 	var err error
 	if out.uri, err = parseServiceURI("uri", c.URI, true); err != nil {
 		return nil, err
 	}
-	if c.MessageTimeout.set {
-		if c.MessageTimeout.v <= 0 {
-			return nil, fieldErr("messageTimeout", "must be > 0 milliseconds, got %d", c.MessageTimeout.v)
+	if c.MessageTimeout.Set {
+		if c.MessageTimeout.V <= 0 {
+			return nil, policy.FieldErr("messageTimeout", "must be > 0 milliseconds, got %d", c.MessageTimeout.V)
 		}
-		out.timeout = time.Duration(c.MessageTimeout.v) * time.Millisecond
+		out.timeout = time.Duration(c.MessageTimeout.V) * time.Millisecond
 	}
-	if c.MaxMessageTimeout.set {
-		if c.MaxMessageTimeout.v < 0 {
-			return nil, fieldErr("maxMessageTimeout", "must be >= 0 milliseconds, got %d", c.MaxMessageTimeout.v)
+	if c.MaxMessageTimeout.Set {
+		if c.MaxMessageTimeout.V < 0 {
+			return nil, policy.FieldErr("maxMessageTimeout", "must be >= 0 milliseconds, got %d", c.MaxMessageTimeout.V)
 		}
-		out.maxTimout = time.Duration(c.MaxMessageTimeout.v) * time.Millisecond
+		out.maxTimout = time.Duration(c.MaxMessageTimeout.V) * time.Millisecond
 	}
 	m := out.mode
 	if m.RequestHeaderMode, err = headerMode("requestHeaderMode", c.RequestHeaderMode, "send"); err != nil {
@@ -348,7 +349,7 @@ func common(res *extprocv3.ProcessingResponse) *extprocv3.CommonResponse {
 }
 
 // Build implements Definition.
-func (d nativeExtProc) Build(env Env, p *ir.Policy) (Middleware, error) {
+func (d nativeExtProc) Build(env policy.Env, p *ir.Policy) (policy.Middleware, error) {
 	c, err := parseNativeExtProc(p.Config)
 	if err != nil {
 		return nil, err
@@ -359,7 +360,7 @@ func (d nativeExtProc) Build(env Env, p *ir.Policy) (Middleware, error) {
 	}
 	client := extprocv3.NewExternalProcessorClient(conn)
 	name := d.Name()
-	log := logger(env).With("policy", name, "binding", p.Binding)
+	log := policy.Logger(env).With("policy", name, "binding", p.Binding)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			mode := proto.Clone(c.mode).(*extprocfilterv3.ProcessingMode) // per request: the processor may override it
@@ -382,13 +383,13 @@ func (d nativeExtProc) Build(env Env, p *ir.Policy) (Middleware, error) {
 					return false
 				}
 				log.Warn("external processor failed", "uri", c.uri.raw, "err", err)
-				deny(w, r, name, Error, code, "external processing failed")
+				policy.Deny(w, r, name, policy.Error, code, "external processing failed")
 				return true
 			}
 			if err := s.request(r); err != nil && fail(err) {
 				return
 			}
-			Decide(r, name, Allowed)
+			policy.Decide(r, name, policy.Allowed)
 			if s.dead || (s.mode.ResponseHeaderMode == extprocfilterv3.ProcessingMode_SKIP && s.mode.ResponseBodyMode == extprocfilterv3.ProcessingMode_NONE && s.mode.ResponseTrailerMode != extprocfilterv3.ProcessingMode_SEND) {
 				next.ServeHTTP(w, r)
 				return
@@ -589,7 +590,7 @@ func (s *procStream) response(cw *captureWriter) error {
 
 // writeImmediate sends the processor's ImmediateResponse to the client.
 func writeImmediate(w http.ResponseWriter, r *http.Request, name string, im *extprocv3.ImmediateResponse) {
-	Decide(r, name, Denied)
+	policy.Decide(r, name, policy.Denied)
 	h := w.Header()
 	mutateHeaders(h, im.GetHeaders())
 	code := int(im.GetStatus().GetCode())
@@ -624,4 +625,51 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 		return 0, errors.New("response body over 64 MiB held for the external processor")
 	}
 	return c.body.Write(b)
+}
+
+// ExtProcSpec is a validated native-ext-proc-flex binding, for the
+// Envoy rendering (Envoy's own ext_proc filter).
+type ExtProcSpec struct {
+	Host string
+	Port uint32
+	TLS  bool
+	// MessageTimeout and MaxMessageTimeout (0: the processor may not
+	// override the timeout).
+	MessageTimeout, MaxMessageTimeout   time.Duration
+	FailureModeAllow, AllowModeOverride bool
+	// Modes are Flex's: send/skip for headers and trailers;
+	// none/streamed/buffered/bufferedPartial for bodies.
+	RequestHeaderMode, ResponseHeaderMode, RequestTrailerMode, ResponseTrailerMode string
+	RequestBodyMode, ResponseBodyMode                                              string
+}
+
+// ExtProcSpecOf validates p's configuration and returns its spec.
+func ExtProcSpecOf(p *ir.Policy) (*ExtProcSpec, error) {
+	c, err := parseNativeExtProc(p.Config)
+	if err != nil {
+		return nil, err
+	}
+	hm := func(m extprocfilterv3.ProcessingMode_HeaderSendMode) string {
+		if m == extprocfilterv3.ProcessingMode_SKIP {
+			return "skip"
+		}
+		return "send"
+	}
+	bm := func(m extprocfilterv3.ProcessingMode_BodySendMode) string {
+		switch m {
+		case extprocfilterv3.ProcessingMode_STREAMED:
+			return "streamed"
+		case extprocfilterv3.ProcessingMode_BUFFERED:
+			return "buffered"
+		case extprocfilterv3.ProcessingMode_BUFFERED_PARTIAL:
+			return "bufferedPartial"
+		}
+		return "none"
+	}
+	m := c.mode
+	return &ExtProcSpec{Host: c.uri.host, Port: c.uri.port, TLS: c.uri.tls, MessageTimeout: c.timeout, MaxMessageTimeout: c.maxTimout,
+		FailureModeAllow: c.failOpen, AllowModeOverride: c.allowOverride,
+		RequestHeaderMode: hm(m.RequestHeaderMode), ResponseHeaderMode: hm(m.ResponseHeaderMode),
+		RequestTrailerMode: hm(m.RequestTrailerMode), ResponseTrailerMode: hm(m.ResponseTrailerMode),
+		RequestBodyMode: bm(m.RequestBodyMode), ResponseBodyMode: bm(m.ResponseBodyMode)}, nil
 }

@@ -1,4 +1,4 @@
-package policy_test
+package native_test
 
 import (
 	"context"
@@ -87,7 +87,7 @@ func TestNativeExtAuthzGRPC(t *testing.T) {
 	as := newAuthzServer(t)
 	up := newUpstream(t)
 	// The configuration as Flex's page shows it, quoted boolean included.
-	g := newGateway(t, policy.Env{}, up, mkPolicy("native-ext-authz-flex", `{
+	g := newGateway(t, up, mkPolicy("native-ext-authz-flex", `{
 		"uri": "h2://`+as.addr+`", "serverType": "grpc", "includePeerCertificate": "true",
 		"allowedHeaders": ["access-token", "x-tag"]}`))
 
@@ -131,7 +131,7 @@ func TestNativeExtAuthzGRPC(t *testing.T) {
 	}
 
 	// Without allowedHeaders a gRPC service gets every client header.
-	all := newGateway(t, policy.Env{}, up, mkPolicy("native-ext-authz-flex", map[string]any{"uri": "h2://" + as.addr}))
+	all := newGateway(t, up, mkPolicy("native-ext-authz-flex", map[string]any{"uri": "h2://" + as.addr}))
 	wantStatus(t, all.get(t, "/", "access-token", "good", "x-secret", "s3"), 200)
 	if as.Last().GetAttributes().GetRequest().GetHttp().GetHeaders()["x-secret"] != "s3" {
 		t.Errorf("default gRPC check lacks client headers: %v", as.Last().GetAttributes().GetRequest().GetHttp().GetHeaders())
@@ -148,7 +148,7 @@ func TestNativeExtAuthzServiceDown(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	up := newUpstream(t)
-	g := newGateway(t, policy.Env{}, up, mkPolicy("native-ext-authz-flex", map[string]any{"uri": "h2://" + addr, "requestTimeout": 2000}))
+	g := newGateway(t, up, mkPolicy("native-ext-authz-flex", map[string]any{"uri": "h2://" + addr, "requestTimeout": 2000}))
 	wantStatus(t, g.get(t, "/", "access-token", "good"), 403)
 	if up.Hits() != 0 {
 		t.Fatal("request reached the upstream with the authorization service down")
@@ -180,7 +180,7 @@ func TestNativeExtAuthzHTTP(t *testing.T) {
 	}))
 	t.Cleanup(authz.Close)
 	up := newUpstream(t)
-	g := newGateway(t, policy.Env{}, up, mkPolicy("native-ext-authz-flex", map[string]any{
+	g := newGateway(t, up, mkPolicy("native-ext-authz-flex", map[string]any{
 		"uri": authz.URL + "/check", "serverType": "http", "serverVersion": "v3", "requestTimeout": 5000,
 		"serviceRequestHeadersToAdd":             []map[string]string{{"key": "x-gateway-key", "value": "k1"}},
 		"serviceResponseUpstreamHeaders":         []string{"x-user"},
