@@ -348,8 +348,9 @@ func (c *h1conn) handOffH2() {
 	if dp.hooks.Conn != nil {
 		pc.onClose = func() { dp.hooks.Conn(name, -1) }
 	}
-	if !c.srv.handoff.put(pc) {
-		pc.Close()
+	gc := dp.h2Guard(pc, name)
+	if !c.srv.handoff.put(gc) {
+		gc.Close()
 	}
 }
 

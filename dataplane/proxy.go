@@ -17,6 +17,7 @@ import (
 
 	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -172,9 +173,9 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.route = rt
 
-	var done func(*accesslog.Record, Timings)
+	var done observe.RequestDone
 	if dp.hooks.Request != nil {
-		info := RequestInfo{Listener: h.name, Method: r.Method, Header: r.Header.Get}
+		info := observe.RequestInfo{Listener: h.name, Method: r.Method, Header: r.Header.Get}
 		if rt != nil {
 			info.API, info.Route = rt.api.key, rt.name
 		}
@@ -241,7 +242,7 @@ func (dp *DataPlane) proxyFromChain(w http.ResponseWriter, r *http.Request) {
 }
 
 // finish writes the access-log record, ends the hooks and recycles st.
-func (h *lnHandler) finish(st *reqState, r *http.Request, done func(*accesslog.Record, Timings)) {
+func (h *lnHandler) finish(st *reqState, r *http.Request, done observe.RequestDone) {
 	dp := h.dp
 	if dp.sink != nil || done != nil {
 		rec := &st.rec
@@ -274,7 +275,7 @@ func (h *lnHandler) finish(st *reqState, r *http.Request, done func(*accesslog.R
 		rec.GatewayID = dp.opts.GatewayID
 		rec.Policy, rec.PolicyOutcome = st.policyName, st.policyOutcome
 		if done != nil {
-			t := Timings{Total: rec.Duration, Upstream: st.upTime, RequestBytes: st.bytesIn, ResponseBytes: st.bytesOut}
+			t := observe.Timings{Total: rec.Duration, Upstream: st.upTime, RequestBytes: st.bytesIn, ResponseBytes: st.bytesOut}
 			if st.svc != nil {
 				t.Service = st.svc.key
 			}
@@ -566,10 +567,10 @@ func (e clientBodyError) Unwrap() error { return e.err }
 
 // attempt runs one exchange with ep over a pooled (or new) connection.
 func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.ResponseWriter, r *http.Request, deadline time.Time, n int) (out outcome, err error) {
-	var hookDone func(int, error)
+	var hookDone observe.AttemptDone
 	st.extra = st.extra[:0]
 	if dp.hooks.UpstreamAttempt != nil {
-		hookDone = dp.hooks.UpstreamAttempt(r.Context(), st.setHdr, AttemptInfo{
+		hookDone = dp.hooks.UpstreamAttempt(r.Context(), st.setHdr, observe.AttemptInfo{
 			API: st.route.api.key, Route: st.route.name, Service: ep.svc.key,
 			Endpoint: ep.addr, Attempt: n, Method: r.Method, Path: r.URL.Path,
 		})

@@ -125,6 +125,9 @@ type Route struct {
 	// this route (`stream-idle-timeout-flex`); 0 keeps the listener's.
 	StreamIdleTimeout time.Duration `json:"streamIdleTimeout,omitempty"`
 	Retry             RetryPolicy   `json:"retry"`
+	// Tracing overrides Configuration spec.tracing for this route's
+	// requests (`tracing-flex` on the API); nil keeps the global setting.
+	Tracing *TracingOverride `json:"tracing,omitempty"`
 	// Policies bound to a Service apply to the routes that reach it.
 	Policies []*Policy `json:"policies,omitempty"`
 	Source   Source    `json:"source"`
@@ -432,6 +435,16 @@ type TracingSampling struct {
 	Client  float64 `json:"client"`
 	Random  float64 `json:"random"`
 	Overall float64 `json:"overall"`
+}
+
+// TracingOverride is an API's `tracing-flex` policy: its sampling replaces
+// the global one, its labels are added to the global labels (a label of
+// the same name replaces the global one), and SpanName, when set, names
+// the request's server span. It only acts where spec.tracing exports.
+type TracingOverride struct {
+	Sampling TracingSampling `json:"sampling"`
+	SpanName string          `json:"spanName,omitempty"`
+	Labels   []TracingLabel  `json:"labels,omitempty"`
 }
 
 // TracingLabel adds an attribute to every span.

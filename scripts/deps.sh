@@ -24,7 +24,7 @@ want=(
   ldapadd:ldap-utils
 )
 if [[ "${1:-test}" == "bench" ]]; then
-  want+=(nginx:nginx-light wrk:wrk haproxy:haproxy hyperfine:hyperfine)
+  want+=(nginx:nginx-light wrk:wrk h2load:nghttp2-client haproxy:haproxy hyperfine:hyperfine)
 fi
 
 missing=()

@@ -14,5 +14,7 @@ func init() {
 	)
 	// Body checkers: Envoy has no JSON or XML limits filter, so the agent
 	// runs the same checker on the buffered body.
-	registerAll(ExtAuthzBody, "json-threat-protection-flex", "xml-threat-protection-flex", "xml-threat-protection")
+	registerAll(ExtAuthzBody, "json-threat-protection-flex", "xml-threat-protection-flex", "xml-threat-protection",
+		"spec-validation-flex", // kin-openapi in the agent validates the request and its body against the spec
+	)
 }
