@@ -247,7 +247,7 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 	// add appends a route; unique says its rewrite is its own (not
 	// interned), so its action is too.
 	add := func(name string, v variant, m *routev3.RouteMatch, rewrite *matcherv3.RegexMatchAndSubstitute, unique bool) {
-		k := actionKey{weighted: v.weighted, timeout: timeout, idle: idle, retry: retry}
+		k := actionKey{weighted: v.weighted, timeout: timeout, idle: idle, retry: retry, noWebSocket: !a.WebSocketAllowed(r)}
 		if v.weighted == nil {
 			k.cluster = t.in.cluster(v.cluster)
 		}
