@@ -241,6 +241,23 @@ func TestFlexDocsFixturesThroughBinary(t *testing.T) {
 		// No Configuration spec.tracing in the set: tracing-flex only
 		// overrides the global tracing (as in Flex), the request is served.
 		"tracing-flex": {{method: "GET", path: "/tracing/t", check: wantCode(200)}},
+		// No credentials: refused before any LDAP or provider call.
+		"ldap-authentication-flex":                    {{method: "GET", path: "/ldap/l", check: wantCode(401)}},
+		"openidconnect-access-token-enforcement-flex": {{method: "GET", path: "/oidc/o", check: wantCode(401)}},
+		// The page's services do not exist here: the request fails closed
+		// with Envoy's statuses (ext_authz 403, ext_proc 500), never upstream.
+		"native-ext-authz-flex": {{method: "GET", path: "/extauthz/e", check: func(s int, b string, _ http.Header) string {
+			if s != 403 || upHits("/e") != 0 {
+				return fmt.Sprintf("status %d (%q), upstream hits %d", s, b, upHits("/e"))
+			}
+			return ""
+		}}},
+		"native-ext-proc-flex": {{method: "GET", path: "/extproc/p", check: func(s int, b string, _ http.Header) string {
+			if s != 500 || upHits("/p") != 0 {
+				return fmt.Sprintf("status %d (%q), upstream hits %d", s, b, upHits("/p"))
+			}
+			return ""
+		}}},
 		"native-aws-lambda": {{method: "GET", path: "/lambda/orders?id=7", check: func(s int, b string, h http.Header) string {
 			if s != 201 || h.Get("X-Lambda") != "orders" || b != "lambda saw /lambda/orders?id=7" {
 				return fmt.Sprintf("status %d %q %v (stand-in refused: %q)", s, b, h, lambda.Rejected())
