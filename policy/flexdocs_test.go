@@ -8,6 +8,7 @@ import (
 
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
+	_ "github.com/flexgw/flexgw/policy/native" // native-ext-*-flex fixtures and docs
 )
 
 // compileDir compiles a config directory with the policy checks the agent
