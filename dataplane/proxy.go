@@ -191,6 +191,10 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Answered by normalizeRequest.
 	case rt == nil:
 		st.writeError(w, http.StatusNotFound, flagNoRoute, "no route for "+r.Method+" "+requestPath(r))
+	case st.upgrade && rt.noWS:
+		// Refused before any policy runs, as Envoy refuses an upgrade
+		// its route disables (403, upgrade_failed).
+		st.writeError(w, http.StatusForbidden, "", "WebSocket upgrades are disabled for this route")
 	case rt.chain != nil:
 		// Policies run after routing, so an unknown path is a plain 404
 		// without paying for authentication or rate limiting.

@@ -19,6 +19,9 @@ import (
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/logpipe"
 	"github.com/flexgw/flexgw/policy"
+	// The native-ext-*-flex policies speak Envoy's service protocols, so
+	// they live apart from the policy engine; compiling registers them.
+	_ "github.com/flexgw/flexgw/policy/native"
 	"github.com/flexgw/flexgw/telemetry/tracing"
 )
 

@@ -56,7 +56,7 @@ func (t *Telemetry) Handler() http.Handler { return t.Metrics.Handler() }
 func (t *Telemetry) Apply(ctx context.Context, snap *ir.Snapshot) error {
 	t.Metrics.Prune(snap)
 	t.Metrics.ReloadResult(true, snap.Version, time.Now())
-	if err := t.Tracer.Configure(ctx, snap.Tracing); err != nil {
+	if err := t.Tracer.ConfigureSnapshot(ctx, snap); err != nil {
 		return fmt.Errorf("telemetry: snapshot %d: %w", snap.Version, err)
 	}
 	return nil

@@ -112,7 +112,9 @@ func None(Env, *ir.Policy) ([]Filter, error) { return nil, nil }
 // renders (stream-idle-timeout-flex as the route's idle_timeout).
 func init() {
 	registerAll(None, "tls", "tls-outbound", "response-timeout-flex", "circuit-breaker-flex",
-		"idle-timeout-flex", "stream-idle-timeout-flex")
+		"idle-timeout-flex", "stream-idle-timeout-flex",
+		"tracing-flex", // the route's tracing (sampling, custom tags) and decorator (span name)
+	)
 }
 
 // fieldErr is policy.FieldError for what only Envoy cannot express.
