@@ -45,8 +45,8 @@ test-go:
 	$(GO) test ./logpipe -run '^$$' -fuzz FuzzDecodeMsgpack -fuzztime 5s
 	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime 5s
 	@# The HTTP/1.1 wire code and the request-path normalisation (docs/security.md).
-	$(GO) test ./dataplane -run '^$$' -fuzz FuzzReadRequest -fuzztime 5s
-	$(GO) test ./dataplane -run '^$$' -fuzz FuzzResponseHead -fuzztime 5s
+	$(GO) test ./dataplane/internal/h1 -run '^$$' -fuzz FuzzReadRequest -fuzztime 5s
+	$(GO) test ./dataplane/internal/h1 -run '^$$' -fuzz FuzzResponseHead -fuzztime 5s
 	$(GO) test ./ir -run '^$$' -fuzz FuzzNormalizePath -fuzztime 5s
 
 lint:
