@@ -22,6 +22,7 @@ import (
 	"github.com/flexgw/flexgw/envoy/plane"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/logpipe"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/stats"
 	"github.com/flexgw/flexgw/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
@@ -108,7 +109,7 @@ type Agent struct {
 	stopLogFollowers func()
 	accessLog        accesslog.Sink
 	// hooks are telemetry's request hooks for the built-in data plane.
-	hooks dataplane.Hooks
+	hooks observe.Hooks
 	// envoyPath is the Envoy binary chosen with the data plane.
 	envoyPath string
 	// adminAddr is the bound admin API address (--admin may end in :0).

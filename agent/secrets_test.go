@@ -65,6 +65,11 @@ func policyExamples(t *testing.T) map[string]map[string]any {
 		"idle-timeout-flex":               {"timeout": 30},
 		"response-timeout-flex":           {"timeout": 30},
 		"circuit-breaker-flex":            {"thresholds": map[string]any{"maxConnections": 100}},
+		"tracing-flex":                    {"sampling": map[string]any{"client": 10, "random": 10, "overall": 10}},
+		"spec-validation-flex": {"source": "inline", "blockOperation": true,
+			"spec": `{"openapi":"3.0.0","info":{"title":"t","version":"1"},"paths":{"/a":{"get":{"responses":{"200":{"description":"ok"}}}}}}`},
+		"native-aws-lambda": {"arn": "arn:aws:lambda:us-east-1:123456789012:function:f", "authenticationMode": "credentials",
+			"credentials": map[string]any{"accessKeyId": "AKID", "secretAccessKey": marker("lambda", "secretAccessKey"), "sessionToken": marker("lambda", "sessionToken")}},
 	}
 }
 

@@ -95,6 +95,9 @@ type ApiInstance struct {
 	Services []*InlineService
 	// Policies are the inline spec.policies[].
 	Policies []*Policy
+	// WebSocket is the `websocket` extension: false refuses WebSocket
+	// upgrades on every route of the API that does not set its own.
+	WebSocket *bool
 }
 
 // InlineService is one spec.services.<name> of an ApiInstance.
@@ -145,7 +148,9 @@ type Route struct {
 	Destinations []*Destination
 	Timeout      time.Duration
 	Retries      int
-	Line         int
+	// WebSocket is the `websocket` extension (nil: the API's setting).
+	WebSocket *bool
+	Line      int
 }
 
 // Destination is one weighted target of a route binding.

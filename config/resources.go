@@ -13,7 +13,12 @@ var upstreamFields = []string{"address", "endpoints", "loadBalancer", "http2", "
 func (d *decoder) apiInstance(spec *yaml.Node) *ApiInstance {
 	api := &ApiInstance{Meta: *d.meta}
 	d.meta = &api.Meta
-	fs := d.fields(spec, "spec", "address", "services", "policies")
+	fs := d.fields(spec, "spec", "address", "services", "policies", "websocket")
+	if f, ok := fs["websocket"]; ok {
+		if v, ok := d.boolean(f.value, "spec.websocket"); ok {
+			api.WebSocket = &v
+		}
+	}
 	if f, ok := fs["address"]; ok {
 		if s, ok := d.str(f.value, "spec.address"); ok {
 			a, err := parseAddress(s)
@@ -94,13 +99,19 @@ func (d *decoder) inlineRoute(n *yaml.Node, path string) *Route {
 	r := &Route{Line: n.Line}
 	fs := d.fields(n, path, "rules", "config")
 	r.Rules = d.rules(fs["rules"].value, path+".rules")
-	cf := d.fields(fs["config"].value, path+".config", "destinationPath", "timeout", "retries")
+	cf := d.fields(fs["config"].value, path+".config", "destinationPath", "timeout", "retries", "websocket")
 	d.routeOptions(r, cf, path+".config")
 	return r
 }
 
-// routeOptions decodes destinationPath and the timeout/retries extensions.
+// routeOptions decodes destinationPath and the timeout, retries and
+// websocket extensions.
 func (d *decoder) routeOptions(r *Route, cf map[string]field, path string) {
+	if f, ok := cf["websocket"]; ok {
+		if v, ok := d.boolean(f.value, path+".websocket"); ok {
+			r.WebSocket = &v
+		}
+	}
 	if f, ok := cf["destinationPath"]; ok {
 		r.DestinationPath = d.destinationPath(f.value, path+".destinationPath")
 	}
@@ -444,7 +455,7 @@ func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
 		return r
 	}
 	if !weighted {
-		cf := d.fields(cfg.value, "spec.config", "destinationRef", "destinationPath", "timeout", "retries")
+		cf := d.fields(cfg.value, "spec.config", "destinationRef", "destinationPath", "timeout", "retries", "websocket")
 		d.routeOptions(r, cf, "spec.config")
 		f, ok := cf["destinationRef"]
 		if !ok {
@@ -454,7 +465,7 @@ func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
 		r.Destinations = []*Destination{{Ref: d.destRef(f.value, "spec.config.destinationRef"), Weight: 100, Line: f.value.Line}}
 		return r
 	}
-	cf := d.fields(cfg.value, "spec.config", "routes", "timeout", "retries")
+	cf := d.fields(cfg.value, "spec.config", "routes", "timeout", "retries", "websocket")
 	d.routeOptions(r, cf, "spec.config")
 	items := d.seq(cf["routes"].value, "spec.config.routes")
 	if len(items) == 0 {

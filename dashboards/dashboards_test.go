@@ -25,7 +25,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/telemetry/metrics"
 )
 
@@ -320,9 +320,9 @@ func scrapeFlexgw(t *testing.T) map[string]family {
 	h.Conn("http_0.0.0.0_8081", 1)
 	h.EndpointHealth("default/orders-svc", "10.0.0.1:80", true)
 	for i, code := range []int{200, 404, 503, 0} {
-		_, done := h.Request(context.Background(), dataplane.RequestInfo{Listener: "http_0.0.0.0_8081", API: "orders", Route: "orders-0", Method: "GET"})
+		_, done := h.Request(context.Background(), observe.RequestInfo{Listener: "http_0.0.0.0_8081", API: "orders", Route: "orders-0", Method: "GET"})
 		done(&accesslog.Record{ResponseCode: code, UpstreamHost: "10.0.0.1:80", Path: fmt.Sprintf("/o/%d", i), Policy: "rate-limiting-flex", PolicyOutcome: "allow"},
-			dataplane.Timings{Total: 12 * time.Millisecond, Upstream: 9 * time.Millisecond, Service: "default/orders-svc", RequestBytes: 300, ResponseBytes: 2048})
+			observe.Timings{Total: 12 * time.Millisecond, Upstream: 9 * time.Millisecond, Service: "default/orders-svc", RequestBytes: 300, ResponseBytes: 2048})
 	}
 	m.ReloadResult(true, 3, time.Now())
 	m.ReloadResult(false, 0, time.Now())

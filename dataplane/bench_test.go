@@ -3,11 +3,17 @@ package dataplane
 import (
 	"bufio"
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/flexgw/flexgw/ir"
 )
@@ -97,22 +103,67 @@ func BenchmarkServeHTTP(b *testing.B) {
 	}
 }
 
-// BenchmarkEndToEnd drives the full path (net/http server included) with
-// parallel keep-alive clients writing raw requests.
+// benchChains are the policy chains BenchmarkEndToEnd runs: none, a
+// per-replica rate limit alone, and a realistic chain (JWT validation,
+// a local rate limit, header injection), as issue 16 measures them.
+func benchChains(b *testing.B) []struct {
+	name   string
+	pols   []*ir.Policy
+	header string
+} {
+	secret := "0123456789abcdef0123456789abcdef"
+	seg := func(v any) string { j, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(j) }
+	in := seg(map[string]string{"alg": "HS256", "typ": "JWT"}) + "." + seg(map[string]any{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()})
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(in))
+	tok := in + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	pol := func(name string, order int, cfg any) *ir.Policy {
+		raw, err := json.Marshal(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return &ir.Policy{Name: name, Binding: "default/" + name + "-" + b.Name(), Order: order, Config: raw}
+	}
+	limit := map[string]any{"rateLimits": []map[string]any{{"maximumRequests": 1 << 40, "timePeriodInMilliseconds": 3600000}}, "clusterizable": false}
+	return []struct {
+		name   string
+		pols   []*ir.Policy
+		header string
+	}{
+		{"no-policy", nil, ""},
+		{"rate-limit-local", []*ir.Policy{pol("rate-limiting-flex", 1, limit)}, ""},
+		{"jwt+rate-limit+header-injection", []*ir.Policy{
+			pol("jwt-validation-flex", 1, map[string]any{"signingMethod": "hmac", "textKey": secret}),
+			pol("rate-limiting-flex", 2, limit),
+			pol("header-injection-flex", 3, map[string]any{"inboundHeaders": []map[string]string{{"key": "x-gw", "value": "flexgw"}}}),
+		}, "Authorization: Bearer " + tok + "\r\n"},
+	}
+}
+
+// BenchmarkEndToEnd drives the full path (the h1server included) with
+// parallel keep-alive clients writing raw requests, with no policy and
+// with policy chains.
 func BenchmarkEndToEnd(b *testing.B) {
 	ep := rawUpstream(b)
-	s := &ir.Snapshot{
-		Version:   1,
-		Listeners: []*ir.Listener{{Name: "bench", Protocol: ir.HTTP, Host: "127.0.0.1", Port: 0, APIs: []*ir.API{{Name: "api", Namespace: "default", BasePath: "/", Routes: []*ir.Route{{Name: "r", Destinations: []ir.Destination{{Service: "default/up", Weight: 100}}}}}}}},
-		Services:  []*ir.Service{{Name: "up", Namespace: "default", Protocol: ir.HTTP, Endpoints: []ir.Endpoint{ep}, LB: ir.RoundRobin}},
+	for _, c := range benchChains(b) {
+		b.Run(c.name, func(b *testing.B) {
+			api := &ir.API{Name: "api", Namespace: "default", BasePath: "/", Policies: c.pols, Routes: []*ir.Route{{Name: "r", Destinations: []ir.Destination{{Service: "default/up", Weight: 100}}}}}
+			s := &ir.Snapshot{
+				Version:   1,
+				Listeners: []*ir.Listener{{Name: "bench", Protocol: ir.HTTP, Host: "127.0.0.1", Port: 0, APIs: []*ir.API{api}}},
+				Services:  []*ir.Service{{Name: "up", Namespace: "default", Protocol: ir.HTTP, Endpoints: []ir.Endpoint{ep}, LB: ir.RoundRobin}},
+			}
+			dp := New(Options{Logger: testLoggerB()})
+			if err := dp.Apply(s); err != nil {
+				b.Fatal(err)
+			}
+			defer dp.Shutdown(b.Context())
+			endToEnd(b, dp.Addr("127.0.0.1:0"), []byte("GET /items/42 HTTP/1.1\r\nHost: gw\r\nUser-Agent: bench\r\n"+c.header+"\r\n"))
+		})
 	}
-	dp := New(Options{Logger: testLoggerB()})
-	if err := dp.Apply(s); err != nil {
-		b.Fatal(err)
-	}
-	defer dp.Shutdown(b.Context())
-	addr := dp.Addr("127.0.0.1:0")
-	reqBytes := []byte("GET /items/42 HTTP/1.1\r\nHost: gw\r\nUser-Agent: bench\r\n\r\n")
+}
+
+func endToEnd(b *testing.B, addr string, reqBytes []byte) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -129,11 +180,15 @@ func BenchmarkEndToEnd(b *testing.B) {
 				return
 			}
 			n := -1
+			status := ""
 			for {
 				line, err := br.ReadSlice('\n')
 				if err != nil {
 					b.Error(err)
 					return
+				}
+				if status == "" {
+					status = string(line)
 				}
 				if len(line) <= 2 {
 					break
@@ -141,6 +196,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 				if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
 					n, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
 				}
+			}
+			if !strings.HasPrefix(status, "HTTP/1.1 200 ") {
+				b.Errorf("status %q", status)
+				return
 			}
 			if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {
 				b.Error(err)

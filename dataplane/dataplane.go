@@ -14,8 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/dataplane/internal/h2guard"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -28,7 +32,7 @@ type Options struct {
 	// AccessLog receives one record per request; nil logs nothing.
 	AccessLog accesslog.Sink
 	// Hooks let telemetry observe requests, attempts, connections, health.
-	Hooks Hooks
+	Hooks observe.Hooks
 	// Shared is the replica-shared store for clusterizable policies.
 	Shared policy.SharedStore
 	// ReadHeaderTimeout closes connections whose request head is not
@@ -45,6 +49,14 @@ type Options struct {
 	// reads before the request fails with 408 (nginx client_body_timeout).
 	// Default 60s.
 	BodyTimeout time.Duration
+	// H2MaxResets and H2ResetWindow close an HTTP/2 connection (GOAWAY
+	// ENHANCE_YOUR_CALM) on which more than H2MaxResets streams were
+	// reset within H2ResetWindow, by the client or by the server for a
+	// protocol error the client caused, when they are over half the
+	// streams it opened (rapid reset, MadeYouReset; see
+	// internal/h2guard). Defaults 200 and 10s.
+	H2MaxResets   int
+	H2ResetWindow time.Duration
 	// EscapedSlashes is what %2F and %5C in a request path do (Envoy's
 	// path_with_escaped_slashes_action); the zero value rejects them (400).
 	EscapedSlashes ir.EscapedSlashes
@@ -56,7 +68,7 @@ type Options struct {
 type DataPlane struct {
 	opts  Options
 	log   *slog.Logger
-	hooks Hooks
+	hooks observe.Hooks
 	sink  accesslog.Sink
 
 	table atomic.Pointer[table]
@@ -92,21 +104,6 @@ type server interface {
 	Close() error
 }
 
-// EndpointStatus is one upstream endpoint's state, for the admin API.
-type EndpointStatus struct {
-	Service  string `json:"service"`
-	Endpoint string `json:"endpoint"`
-	// Healthy is true when the endpoint takes new requests.
-	Healthy bool `json:"healthy"`
-	// ActiveCheck is true when an active health check is configured;
-	// ActiveHealthy is its verdict (true without one).
-	ActiveCheck   bool `json:"activeCheck"`
-	ActiveHealthy bool `json:"activeHealthy"`
-	// Ejected is set while passive health keeps the endpoint out.
-	Ejected  bool  `json:"ejected"`
-	InFlight int64 `json:"inFlight"`
-}
-
 // New returns an idle data plane; Apply starts serving.
 func New(opts Options) *DataPlane {
 	if opts.Logger == nil {
@@ -123,6 +120,12 @@ func New(opts Options) *DataPlane {
 	}
 	if opts.MaxHeaders <= 0 {
 		opts.MaxHeaders = 100
+	}
+	if opts.H2MaxResets <= 0 {
+		opts.H2MaxResets = 200
+	}
+	if opts.H2ResetWindow <= 0 {
+		opts.H2ResetWindow = 10 * time.Second
 	}
 	if opts.BodyTimeout <= 0 {
 		opts.BodyTimeout = 60 * time.Second
@@ -301,9 +304,38 @@ func (dp *DataPlane) bind(l *ir.Listener, tc *tls.Config) (*listener, error) {
 		// config offers h2.
 		NextProtos: []string{"h2", "http/1.1"},
 	}
+	// HTTP/2 negotiated by ALPN is served by x/net's server on the
+	// connection behind the reset guard (net/http's own h2 server takes
+	// only a bare *tls.Conn). ConfigureServer also ties graceful
+	// shutdown (GOAWAY) to srv.Shutdown.
+	h2s := &http2.Server{IdleTimeout: dp.opts.IdleTimeout}
+	if err := http2.ConfigureServer(srv, h2s); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	srv.TLSNextProto[http2.NextProtoTLS] = func(hs *http.Server, c *tls.Conn, h http.Handler) {
+		ctx := context.Background()
+		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
+			ctx = bc.BaseContext()
+		}
+		h2s.ServeConn(dp.h2Guard(c, l.Name), &http2.ServeConnOpts{Context: ctx, BaseConfig: hs, Handler: h})
+	}
 	nl.ln = tls.NewListener(ln, srv.TLSConfig)
 	nl.srv = srv
 	return nl, nil
+}
+
+// h2Guard wraps an HTTP/2 connection in the reset counter.
+func (dp *DataPlane) h2Guard(c net.Conn, listener string) net.Conn {
+	remote := c.RemoteAddr().String()
+	return h2guard.New(c, h2guard.Options{
+		MaxResets: dp.opts.H2MaxResets,
+		Window:    dp.opts.H2ResetWindow,
+		OnTrip: func(resets, streams int) {
+			dp.log.Warn("HTTP/2 connection closed: too many stream resets (rapid reset)",
+				"listener", listener, "remote", remote, "resets", resets, "streams", streams)
+		},
+	})
 }
 
 // netHTTPHeaderLimit converts the request-head limit into net/http's
@@ -410,7 +442,7 @@ func (dp *DataPlane) Shutdown(ctx context.Context) error {
 }
 
 // Endpoints reports every endpoint of the current snapshot, sorted.
-func (dp *DataPlane) Endpoints() []EndpointStatus {
+func (dp *DataPlane) Endpoints() []observe.EndpointStatus {
 	dp.mu.Lock()
 	svcs := make([]*service, 0, len(dp.services))
 	for _, s := range dp.services {
@@ -418,10 +450,10 @@ func (dp *DataPlane) Endpoints() []EndpointStatus {
 	}
 	dp.mu.Unlock()
 	sort.Slice(svcs, func(i, j int) bool { return svcs[i].key < svcs[j].key })
-	var out []EndpointStatus
+	var out []observe.EndpointStatus
 	for _, s := range svcs {
 		for _, e := range s.endpoints {
-			out = append(out, EndpointStatus{
+			out = append(out, observe.EndpointStatus{
 				Service:       s.key,
 				Endpoint:      e.addr,
 				Healthy:       e.available(),

@@ -27,6 +27,7 @@ import (
 
 	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -87,13 +88,13 @@ func TestPassiveEjectionAndRecovery(t *testing.T) {
 	}
 }
 
-func endpointStatus(dp *DataPlane, addr string) EndpointStatus {
+func endpointStatus(dp *DataPlane, addr string) observe.EndpointStatus {
 	for _, e := range dp.Endpoints() {
 		if e.Endpoint == addr {
 			return e
 		}
 	}
-	return EndpointStatus{}
+	return observe.EndpointStatus{}
 }
 
 func TestActiveHealthCheck(t *testing.T) {
@@ -459,27 +460,27 @@ func TestPolicyChain(t *testing.T) {
 func TestHooks(t *testing.T) {
 	up := echoUpstream(t, "a")
 	var mu sync.Mutex
-	var infos []RequestInfo
-	var attempts []AttemptInfo
+	var infos []observe.RequestInfo
+	var attempts []observe.AttemptInfo
 	var statuses []int
-	var timings []Timings
+	var timings []observe.Timings
 	var conns atomic.Int64
 	type ctxKey struct{}
 	g := startGateway(t, simple(t, up), func(o *Options) {
-		o.Hooks = Hooks{
-			Request: func(ctx context.Context, info RequestInfo) (context.Context, func(*accesslog.Record, Timings)) {
+		o.Hooks = observe.Hooks{
+			Request: func(ctx context.Context, info observe.RequestInfo) (context.Context, observe.RequestDone) {
 				mu.Lock()
 				infos = append(infos, info)
 				mu.Unlock()
 				ctx = context.WithValue(ctx, ctxKey{}, "span-1")
-				return ctx, func(rec *accesslog.Record, tm Timings) {
+				return ctx, func(rec *accesslog.Record, tm observe.Timings) {
 					rec.TraceID = "trace-" + info.Header("X-Trace")
 					mu.Lock()
 					timings = append(timings, tm)
 					mu.Unlock()
 				}
 			},
-			UpstreamAttempt: func(ctx context.Context, set func(k, v string), info AttemptInfo) func(int, error) {
+			UpstreamAttempt: func(ctx context.Context, set func(k, v string), info observe.AttemptInfo) observe.AttemptDone {
 				set("Traceparent", fmt.Sprint(ctx.Value(ctxKey{})))
 				mu.Lock()
 				attempts = append(attempts, info)

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/flexgw/flexgw/policy"
 )
 
 // h1server serves a plain-HTTP listener. HTTP/1.x is handled here: the
@@ -165,25 +167,41 @@ type h1conn struct {
 	// base carries the connection's context (http.LocalAddrContextKey, as
 	// net/http provides); requests start as a copy of it.
 	base *http.Request
-	// The per-request objects are reused from request to request unless
-	// a policy chain saw them (a policy may keep the *http.Request, its
-	// header or body); then fresh ones are made (see fresh).
-	req      *http.Request
-	url      *url.URL
-	hdr      http.Header
-	body     *h1body
-	w        *h1writer
-	reuseReq bool
+	// The per-request objects are reused from request to request: no
+	// handler keeps them past its return (see policy.Middleware).
+	req  *http.Request
+	url  *url.URL
+	hdr  http.Header
+	body *h1body
+	w    *h1writer
 }
 
-// fresh gives the connection new per-request objects.
-func (c *h1conn) fresh() {
-	c.req = new(http.Request)
-	c.url = new(url.URL)
-	c.hdr = make(http.Header, 16)
-	c.body = new(h1body)
-	c.w = &h1writer{hdr: make(http.Header, 8)}
-	c.reuseReq = true
+// connCtx is the context of every request on one h1server connection:
+// no deadline or cancellation (a client that leaves is noticed by the
+// proxy's own watch), the local address net/http provides, and the
+// current request's state, set by lnHandler for the request's duration,
+// so a policy chain needs no per-request context or request copy.
+type connCtx struct {
+	local net.Addr
+	st    *reqState
+}
+
+func (*connCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*connCtx) Done() <-chan struct{}       { return nil }
+func (*connCtx) Err() error                  { return nil }
+
+func (c *connCtx) Value(k any) any {
+	switch k.(type) {
+	case stateKey, policy.RecorderKey:
+		if c.st != nil {
+			return c.st
+		}
+		return nil
+	}
+	if k == any(http.LocalAddrContextKey) {
+		return c.local
+	}
+	return nil
 }
 
 var h1bufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
@@ -191,12 +209,16 @@ var h1wbufPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<
 
 func newH1Conn(s *h1server, c net.Conn) *h1conn {
 	hc := &h1conn{srv: s, c: c, remote: c.RemoteAddr().String()}
-	hc.base = (&http.Request{}).WithContext(context.WithValue(context.Background(), http.LocalAddrContextKey, c.LocalAddr()))
+	hc.base = (&http.Request{}).WithContext(&connCtx{local: c.LocalAddr()})
 	hc.br = h1bufPool.Get().(*bufio.Reader)
 	hc.br.Reset(c)
 	hc.bw = h1wbufPool.Get().(*bufio.Writer)
 	hc.bw.Reset(c)
-	hc.fresh()
+	hc.req = new(http.Request)
+	hc.url = new(url.URL)
+	hc.hdr = make(http.Header, 16)
+	hc.body = new(h1body)
+	hc.w = &h1writer{hdr: make(http.Header, 8)}
 	return hc
 }
 
@@ -294,9 +316,6 @@ func (c *h1conn) serve() {
 				return
 			}
 		}
-		if !c.reuseReq {
-			c.fresh()
-		}
 		c.state.Store(stateIdle)
 		if c.srv.shutdown.Load() {
 			return
@@ -329,8 +348,9 @@ func (c *h1conn) handOffH2() {
 	if dp.hooks.Conn != nil {
 		pc.onClose = func() { dp.hooks.Conn(name, -1) }
 	}
-	if !c.srv.handoff.put(pc) {
-		pc.Close()
+	gc := dp.h2Guard(pc, name)
+	if !c.srv.handoff.put(gc) {
+		gc.Close()
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -78,9 +79,9 @@ func (dp *DataPlane) forwardH2(st *reqState, w http.ResponseWriter, r *http.Requ
 	out.Header.Set("X-Forwarded-Proto", st.ln.scheme)
 	out.Header.Set("X-Forwarded-Host", r.Host)
 	out.Header.Set("X-Request-Id", st.reqID)
-	var hookDone func(int, error)
+	var hookDone observe.AttemptDone
 	if dp.hooks.UpstreamAttempt != nil {
-		hookDone = dp.hooks.UpstreamAttempt(r.Context(), out.Header.Set, AttemptInfo{
+		hookDone = dp.hooks.UpstreamAttempt(r.Context(), out.Header.Set, observe.AttemptInfo{
 			API: st.route.api.key, Route: st.route.name, Service: svc.key,
 			Endpoint: ep.addr, Method: r.Method, Path: out.URL.Path,
 		})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -34,9 +35,10 @@ const (
 	flagStreamIdle      = "SI"
 )
 
-// reqState is the per-request scratch of the proxy, pooled. When the
-// route has policies it doubles as the request context (so the proxy at
-// the end of the chain finds it) and as the policy.Recorder.
+// reqState is the per-request scratch of the proxy, pooled. It is the
+// policy.Recorder, and it is found through the request context (stateKey)
+// by the proxy at the end of a policy chain: on the h1server through the
+// connection's connCtx, elsewhere by being the request's context itself.
 type reqState struct {
 	context.Context
 
@@ -53,6 +55,7 @@ type reqState struct {
 	upgrade  bool
 	start    time.Time
 	reqID    string
+	reqIDv   [1]string // backs the X-Request-Id header policies see
 	xff      string
 	flags    string
 	status   int
@@ -104,9 +107,11 @@ var statePool = sync.Pool{New: func() any {
 
 func (st *reqState) addExtra(k, v string) { st.extra = append(st.extra, k, v) }
 
-// Value makes reqState a context whose stateKey is itself.
+// Value makes reqState a context whose stateKey and policy.RecorderKey
+// are itself.
 func (st *reqState) Value(k any) any {
-	if _, ok := k.(stateKey); ok {
+	switch k.(type) {
+	case stateKey, policy.RecorderKey:
 		return st
 	}
 	return st.Context.Value(k)
@@ -150,6 +155,14 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := statePool.Get().(*reqState)
 	st.start = time.Now()
 	st.dp, st.ln = dp, h
+	// On the h1server the request's context is the connection's connCtx:
+	// pointing it at st makes st reachable (proxyFromChain, policy
+	// decisions) without wrapping the request. Elsewhere (net/http) the
+	// policy chain gets a request whose context is st.
+	cc, inline := r.Context().(*connCtx)
+	if inline {
+		cc.st = st
+	}
 
 	st.reqID = requestID(r)
 	st.stripHopByHop(r)
@@ -160,9 +173,9 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.route = rt
 
-	var done func(*accesslog.Record, Timings)
+	var done observe.RequestDone
 	if dp.hooks.Request != nil {
-		info := RequestInfo{Listener: h.name, Method: r.Method, Header: r.Header.Get}
+		info := observe.RequestInfo{Listener: h.name, Method: r.Method, Header: r.Header.Get}
 		if rt != nil {
 			info.API, info.Route = rt.api.key, rt.name
 		}
@@ -178,13 +191,13 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Answered by normalizeRequest.
 	case rt == nil:
 		st.writeError(w, http.StatusNotFound, flagNoRoute, "no route for "+r.Method+" "+requestPath(r))
+	case st.upgrade && rt.noWS:
+		// Refused before any policy runs, as Envoy refuses an upgrade
+		// its route disables (403, upgrade_failed).
+		st.writeError(w, http.StatusForbidden, "", "WebSocket upgrades are disabled for this route")
 	case rt.chain != nil:
 		// Policies run after routing, so an unknown path is a plain 404
 		// without paying for authentication or rate limiting.
-		if hw, ok := w.(*h1writer); ok {
-			hw.c.reuseReq = false // policies may keep the request
-		}
-		st.Context = policy.WithRecorder(r.Context(), st)
 		// Policies see the request id in the request headers, generated
 		// or kept, as Envoy's filters do (message logging, expressions,
 		// denial bodies). The upstream request writes st.reqID itself.
@@ -192,10 +205,15 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if r.Header == nil {
 				r.Header = http.Header{}
 			}
-			r.Header["X-Request-Id"] = []string{st.reqID}
+			st.reqIDv[0] = st.reqID
+			r.Header["X-Request-Id"] = st.reqIDv[:1:1]
 		}
 		st.sw = statusWriter{ResponseWriter: w}
-		rt.chain.ServeHTTP(&st.sw, r.WithContext(st))
+		if !inline {
+			st.Context = r.Context()
+			r = r.WithContext(st)
+		}
+		rt.chain.ServeHTTP(&st.sw, r)
 		if st.sw.status != 0 {
 			st.status = st.sw.status
 		}
@@ -204,9 +222,12 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		dp.forward(st, w, r)
 	}
 	abort := st.abort
-	// A policy may have kept the request context (st) beyond the request,
-	// so only states that never became a context go back to the pool.
-	h.finish(st, r, done, rt == nil || rt.chain == nil)
+	// Policies do not keep the request or its context past their return
+	// (policy.Middleware), so the state is always recycled.
+	h.finish(st, r, done)
+	if inline {
+		cc.st = nil
+	}
 	if abort {
 		// The response was cut short after its head was sent: make the
 		// client see a broken response, not a complete-looking one.
@@ -225,7 +246,7 @@ func (dp *DataPlane) proxyFromChain(w http.ResponseWriter, r *http.Request) {
 }
 
 // finish writes the access-log record, ends the hooks and recycles st.
-func (h *lnHandler) finish(st *reqState, r *http.Request, done func(*accesslog.Record, Timings), recycle bool) {
+func (h *lnHandler) finish(st *reqState, r *http.Request, done observe.RequestDone) {
 	dp := h.dp
 	if dp.sink != nil || done != nil {
 		rec := &st.rec
@@ -258,7 +279,7 @@ func (h *lnHandler) finish(st *reqState, r *http.Request, done func(*accesslog.R
 		rec.GatewayID = dp.opts.GatewayID
 		rec.Policy, rec.PolicyOutcome = st.policyName, st.policyOutcome
 		if done != nil {
-			t := Timings{Total: rec.Duration, Upstream: st.upTime, RequestBytes: st.bytesIn, ResponseBytes: st.bytesOut}
+			t := observe.Timings{Total: rec.Duration, Upstream: st.upTime, RequestBytes: st.bytesIn, ResponseBytes: st.bytesOut}
 			if st.svc != nil {
 				t.Service = st.svc.key
 			}
@@ -268,10 +289,8 @@ func (h *lnHandler) finish(st *reqState, r *http.Request, done func(*accesslog.R
 			dp.sink.Write(rec)
 		}
 	}
-	if recycle {
-		st.reset()
-		statePool.Put(st)
-	}
+	st.reset()
+	statePool.Put(st)
 }
 
 // writeError answers with the JSON error body every gateway error uses.
@@ -552,10 +571,10 @@ func (e clientBodyError) Unwrap() error { return e.err }
 
 // attempt runs one exchange with ep over a pooled (or new) connection.
 func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.ResponseWriter, r *http.Request, deadline time.Time, n int) (out outcome, err error) {
-	var hookDone func(int, error)
+	var hookDone observe.AttemptDone
 	st.extra = st.extra[:0]
 	if dp.hooks.UpstreamAttempt != nil {
-		hookDone = dp.hooks.UpstreamAttempt(r.Context(), st.setHdr, AttemptInfo{
+		hookDone = dp.hooks.UpstreamAttempt(r.Context(), st.setHdr, observe.AttemptInfo{
 			API: st.route.api.key, Route: st.route.name, Service: ep.svc.key,
 			Endpoint: ep.addr, Attempt: n, Method: r.Method, Path: r.URL.Path,
 		})

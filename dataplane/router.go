@@ -49,6 +49,8 @@ type route struct {
 	// stream_idle_timeout).
 	streamIdle time.Duration
 	retries    int
+	// noWS refuses WebSocket upgrades (403; the websocket extension).
+	noWS bool
 	// chain runs the policies and ends in the proxy; nil when the route
 	// has no policies, so such requests skip the context plumbing.
 	chain http.Handler
@@ -239,6 +241,7 @@ func (dp *DataPlane) buildRoute(s *ir.Snapshot, a *ir.API, ar *apiRoutes, r *ir.
 		rules:   r.Rules,
 		timeout: r.EffectiveTimeout(),
 		retries: r.Retry.Attempts,
+		noWS:    !a.WebSocketAllowed(r),
 	}
 	var total uint32
 	var svcPolicies []*ir.Policy

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -356,5 +357,134 @@ func TestEscapedSlashesActions(t *testing.T) {
 				t.Fatalf("upstream received %v, want %q", got, tc.upstream)
 			}
 		})
+	}
+}
+
+// TestSecurityRequestReuse: the h1server reuses a connection's request,
+// header map, context and request state from request to request, also
+// through policy chains. Nothing of one request may reach the next on the
+// same connection: not its credentials (the second request is denied),
+// not its headers (the upstream never sees them again), not its request
+// id or policy decision (the access log tells each apart).
+func TestSecurityRequestReuse(t *testing.T) {
+	log, ep := newUpstreamLog(t)
+	g := startGateway(t, securitySnapshot(ep))
+	c, err := net.Dial("tcp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	send := func(req string) (int, http.Header) {
+		t.Helper()
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	for round := 0; round < 3; round++ {
+		r := fmt.Sprint(round)
+		if st, _ := send("GET /secure/a HTTP/1.1\r\nHost: x\r\nX-Case: ok" + r + "\r\nX-Leak: from-the-first\r\nX-Request-Id: first-" + r + "\r\n" + secAuth + "\r\n"); st != 200 {
+			t.Fatalf("round %s: authorised request: %d", r, st)
+		}
+		st, h := send("GET /secure/b HTTP/1.1\r\nHost: x\r\nX-Case: denied" + r + "\r\n\r\n")
+		if st != http.StatusUnauthorized {
+			t.Fatalf("round %s: request without credentials after an authorised one: %d, want 401", r, st)
+		}
+		if id := h.Get("X-Request-Id"); id == "" || id == "first-"+r {
+			t.Errorf("round %s: the denied request answered with request id %q", r, id)
+		}
+		if st, _ := send("GET /inject/c HTTP/1.1\r\nHost: x\r\nX-Case: next" + r + "\r\n\r\n"); st != 200 {
+			t.Fatalf("round %s: next request: %d", r, st)
+		}
+		got := log.get("next" + r)
+		if got == nil {
+			t.Fatalf("round %s: next request did not reach the upstream", r)
+		}
+		wantHeader("X-Leak")(t, got)
+		wantHeader("Authorization", "Bearer gw")(t, got)
+		if id := got.Header.Get("X-Request-Id"); id == "" || id == "first-"+r {
+			t.Errorf("round %s: upstream got request id %q", r, id)
+		}
+		if log.get("denied"+r) != nil {
+			t.Errorf("round %s: the denied request reached the upstream", r)
+		}
+	}
+	var denied, allowed int
+	for _, rec := range g.sink.all() {
+		switch {
+		case rec.Path == "/secure/b" && rec.ResponseCode == 401 && rec.PolicyOutcome == "denied":
+			denied++
+		case rec.Path == "/secure/a" && rec.ResponseCode == 200 && rec.PolicyOutcome == "allowed" && strings.HasPrefix(rec.RequestID, "first-"):
+			allowed++
+		}
+	}
+	if denied != 3 || allowed != 3 {
+		t.Errorf("access log: %d denied and %d allowed records as expected, want 3 and 3: %+v", denied, allowed, g.sink.all())
+	}
+}
+
+// TestSecurityWebSocketOptOut: an API or route with websocket: false
+// answers a WebSocket upgrade 403 before any policy runs, and nothing
+// reaches the upstream; a route's own setting wins over its API's; plain
+// requests are served as usual.
+func TestSecurityWebSocketOptOut(t *testing.T) {
+	var upgrades atomic.Int64
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			io.WriteString(w, "plain")
+			return
+		}
+		upgrades.Add(1)
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+	})
+	ep := endpointOf(t, up)
+	no, yes := false, true
+	live := &ir.Route{Name: "live", Rules: []ir.Rule{{Path: ir.MustRegexp("/live(/.*)?")}}, WebSocket: &yes,
+		Destinations: []ir.Destination{{Service: "default/up", Weight: 100}}}
+	closed := api("closed", "/closed", live, catchAll("all", "up"))
+	closed.WebSocket = &no
+	closed.Policies = []*ir.Policy{basicAuthPolicy()}
+	nows := &ir.Route{Name: "nows", Rules: []ir.Rule{{Path: ir.MustRegexp("/nows(/.*)?")}}, WebSocket: &no,
+		Destinations: []ir.Destination{{Service: "default/up", Weight: 100}}}
+	mixed := api("mixed", "/mixed", nows, catchAll("all", "up"))
+	open := api("open", "/open", catchAll("all", "up"))
+	g := startGateway(t, snapshot(1, []*ir.Service{svc("up", ep)}, closed, mixed, open))
+	const ws = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	for _, c := range []struct {
+		name, target, head string
+		status             int
+		upgraded           bool
+	}{
+		{"default: upgrades allowed", "/open/chat", ws, 101, true},
+		{"API refuses, before its policy (no credentials)", "/closed/chat", ws, 403, false},
+		{"API refuses, with credentials", "/closed/chat", ws + secAuth, 403, false},
+		{"route allows on a refusing API", "/closed/live/x", ws + secAuth, 101, true},
+		{"route refuses on an allowing API", "/mixed/nows/x", ws, 403, false},
+		{"other routes of that API allow", "/mixed/other", ws, 101, true},
+		{"plain request on a refusing route", "/mixed/nows/x", "", 200, false},
+		{"plain request on a refusing API (policy runs)", "/closed/chat", "", 401, false},
+	} {
+		before := upgrades.Load()
+		status, body := sendRaw(t, g.addr, "GET "+c.target+" HTTP/1.1\r\nHost: gw\r\n"+c.head+"\r\n")
+		if status != c.status {
+			t.Errorf("%s: %s got %d (%s), want %d", c.name, c.target, status, body, c.status)
+		}
+		if got := upgrades.Load() - before; (got == 1) != c.upgraded {
+			t.Errorf("%s: %d upgrade requests reached the upstream", c.name, got)
+		}
 	}
 }

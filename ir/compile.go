@@ -302,6 +302,7 @@ func (c *compiler) api(a *config.ApiInstance, snap *Snapshot) *API {
 		BasePath:  a.Address.Path,
 		Routes:    []*Route{},
 		Labels:    a.Labels,
+		WebSocket: a.WebSocket,
 		Source:    source(&a.Meta, a.Line),
 	}
 	if api.BasePath == "" {
@@ -338,6 +339,7 @@ func (c *compiler) route(r *config.Route, name string, m *config.Meta) *Route {
 		DestinationPath: r.DestinationPath,
 		Timeout:         r.Timeout,
 		Retry:           RetryPolicy{Attempts: r.Retries},
+		WebSocket:       r.WebSocket,
 		Source:          source(m, r.Line),
 	}
 }

@@ -254,7 +254,7 @@ spec:
 	}
 	_, err := LoadDir(dir, CompileOptions{CheckPolicy: checkPolicy})
 	f := filepath.Join(dir, "a.yaml")
-	want := f + ":7: ApiInstance/api: spec.adress: unknown field (expected one of address, services, policies)\n" +
+	want := f + ":7: ApiInstance/api: spec.adress: unknown field (expected one of address, services, policies, websocket)\n" +
 		f + ":9: ApiInstance/api: spec.policies[0].config: policy \"no-such-policy\": unknown policy"
 	if err == nil || err.Error() != want {
 		t.Errorf("got:\n%v\nwant:\n%s", err, want)

@@ -103,7 +103,24 @@ type API struct {
 	// Policies apply to every request of this API, sorted by Order (stable).
 	Policies []*Policy         `json:"policies,omitempty"`
 	Labels   map[string]string `json:"labels,omitempty"`
-	Source   Source            `json:"source"`
+	// WebSocket false refuses WebSocket upgrades on the routes that do
+	// not decide for themselves (nil: allowed).
+	WebSocket *bool  `json:"websocket,omitempty"`
+	Source    Source `json:"source"`
+}
+
+// WebSocketAllowed reports whether r (a route of a) forwards WebSocket
+// upgrades: the route's own setting, else the API's, else yes. Refused
+// upgrades get 403 on both data planes, as Envoy answers a route whose
+// upgrade_configs disable them.
+func (a *API) WebSocketAllowed(r *Route) bool {
+	switch {
+	case r != nil && r.WebSocket != nil:
+		return *r.WebSocket
+	case a.WebSocket != nil:
+		return *a.WebSocket
+	}
+	return true
 }
 
 // Key is "namespace/name", the identity used in references.
@@ -125,6 +142,12 @@ type Route struct {
 	// this route (`stream-idle-timeout-flex`); 0 keeps the listener's.
 	StreamIdleTimeout time.Duration `json:"streamIdleTimeout,omitempty"`
 	Retry             RetryPolicy   `json:"retry"`
+	// WebSocket is the route's own upgrade setting (see
+	// API.WebSocketAllowed); nil leaves it to the API.
+	WebSocket *bool `json:"websocket,omitempty"`
+	// Tracing overrides Configuration spec.tracing for this route's
+	// requests (`tracing-flex` on the API); nil keeps the global setting.
+	Tracing *TracingOverride `json:"tracing,omitempty"`
 	// Policies bound to a Service apply to the routes that reach it.
 	Policies []*Policy `json:"policies,omitempty"`
 	Source   Source    `json:"source"`
@@ -432,6 +455,16 @@ type TracingSampling struct {
 	Client  float64 `json:"client"`
 	Random  float64 `json:"random"`
 	Overall float64 `json:"overall"`
+}
+
+// TracingOverride is an API's `tracing-flex` policy: its sampling replaces
+// the global one, its labels are added to the global labels (a label of
+// the same name replaces the global one), and SpanName, when set, names
+// the request's server span. It only acts where spec.tracing exports.
+type TracingOverride struct {
+	Sampling TracingSampling `json:"sampling"`
+	SpanName string          `json:"spanName,omitempty"`
+	Labels   []TracingLabel  `json:"labels,omitempty"`
 }
 
 // TracingLabel adds an attribute to every span.

@@ -1,14 +1,10 @@
 package policy
 
 import (
-	"crypto/sha1" //nolint:gosec // see RenderEnvoy
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strings"
-
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	basicauthv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/basic_auth/v3"
 
 	"github.com/flexgw/flexgw/ir"
 )
@@ -89,23 +85,15 @@ func basicCredentials(r *http.Request) (user, pass string, ok bool) {
 	return user, pass, ok
 }
 
-// RenderEnvoy implements EnvoyRenderer with Envoy's basic_auth filter. Its
-// users list is htpasswd with {SHA} hashes (the only scheme it accepts).
-func (d basicAuth) RenderEnvoy(_ Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	c, err := parseBasicAuth(p.Config)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha1.Sum([]byte(c.Password)) //nolint:gosec // Envoy's basic_auth only verifies {SHA}
-	users := c.Username + ":{SHA}" + base64.StdEncoding.EncodeToString(sum[:]) + "\n"
-	return []EnvoyFilter{{
-		Name: FilterName(p),
-		Config: &basicauthv3.BasicAuth{
-			Users: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: users}},
-			Realm: "flexgw",
-		},
-	}}, nil
-}
-
 // SecretFields implements Secrets: the values that authenticate.
 func (basicAuth) SecretFields() []string { return []string{"password"} }
+
+// BasicAuthOf validates p's http-basic-authentication-flex configuration
+// and returns the one user it admits.
+func BasicAuthOf(p *ir.Policy) (username, password string, err error) {
+	c, err := parseBasicAuth(p.Config)
+	if err != nil {
+		return "", "", err
+	}
+	return c.Username, c.Password, nil
+}

@@ -8,10 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-
-	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
-
-	"github.com/flexgw/flexgw/ir"
 )
 
 // This file holds what the body-inspecting policies (JSON and XML threat
@@ -137,16 +133,4 @@ func bodyCheckMiddleware(name string, matches func(*http.Request) bool, check fu
 			next.ServeHTTP(w, r)
 		})
 	}
-}
-
-// extAuthzBodyFilter is extAuthzFilter with the request body sent to the
-// agent: Envoy buffers up to MaxInspectedBody and answers 413 beyond it.
-func extAuthzBodyFilter(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	fs, err := extAuthzFilter(env, p)
-	if err != nil {
-		return nil, err
-	}
-	cfg := fs[0].Config.(*extauthzv3.ExtAuthz)
-	cfg.WithRequestBody = &extauthzv3.BufferSettings{MaxRequestBytes: MaxInspectedBody, PackAsBytes: true}
-	return fs, nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy/internal/dw"
 )
 
 // clientIDConfig is client-id-enforcement's configuration. Flex checks
@@ -54,8 +55,8 @@ func (clientIDEnforcement) Name() string { return "client-id-enforcement" }
 
 type clientIDPolicy struct {
 	cfg     clientIDConfig
-	idExpr  *Expr
-	secExpr *Expr
+	idExpr  *dw.Expr
+	secExpr *dw.Expr
 	creds   map[string]string
 	kv      KVStore
 	log     *slog.Logger
@@ -167,7 +168,7 @@ func (cp *clientIDPolicy) middleware(next http.Handler) http.Handler {
 		var id, secret string
 		var ok bool
 		if cp.idExpr != nil {
-			env := &exprEnv{r: r, api: cp.api}
+			env := &dw.Env{Request: r, API: cp.api}
 			id = cp.idExpr.String(env)
 			if cp.secExpr != nil {
 				secret = cp.secExpr.String(env)
@@ -208,15 +209,6 @@ func (cp *clientIDPolicy) middleware(next http.Handler) http.Handler {
 		Decide(r, clientIDName, Allowed)
 		next.ServeHTTP(w, r)
 	})
-}
-
-// RenderEnvoy implements EnvoyRenderer through ext_authz: the credentials
-// (file or Redis) live with the agent.
-func (d clientIDEnforcement) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	if _, err := parseClientID(p.Config, false); err != nil {
-		return nil, err
-	}
-	return extAuthzFilter(env, p)
 }
 
 // SecretFields implements Secrets: the values that authenticate.

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/flexgw/flexgw/policy/internal/dw"
 )
 
 // clientAddr chooses the address a policy attributes a request to.
@@ -20,7 +22,7 @@ import (
 // skipping trusted proxies, and the first untrusted hop is the client (a
 // client can prepend anything, but not what a trusted proxy appended).
 type clientAddr struct {
-	expr    *Expr
+	expr    *dw.Expr
 	xff     bool // expr reads x-forwarded-for: use the right-to-left walk
 	peer    bool // expr is the peer address itself
 	trusted []netip.Prefix
@@ -97,7 +99,7 @@ func (c *clientAddr) addr(r *http.Request, api string) netip.Addr {
 		}
 		return peer
 	}
-	v := strings.TrimSpace(c.expr.String(&exprEnv{r: r, api: api}))
+	v := strings.TrimSpace(c.expr.String(&dw.Env{Request: r, API: api}))
 	if a, err := netip.ParseAddr(v); err == nil {
 		return a.Unmap()
 	}
@@ -117,7 +119,7 @@ func (c *clientAddr) flexAddr(r *http.Request, api string, peer netip.Addr) neti
 			v = v[:i]
 		}
 	} else {
-		v = c.expr.String(&exprEnv{r: r, api: api})
+		v = c.expr.String(&dw.Env{Request: r, API: api})
 	}
 	v = strings.TrimSpace(v)
 	if a, err := netip.ParseAddr(v); err == nil {
@@ -135,17 +137,7 @@ func (c *clientAddr) spoofable() bool {
 	return !c.peer && len(c.trusted) == 0
 }
 
-func peerAddr(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return a.Unmap()
-}
+func peerAddr(r *http.Request) netip.Addr { return dw.PeerAddr(r) }
 
 // parseIPRange accepts an address, a CIDR, or Flex's partial IPv4 form
 // ("192.168" = 192.168.0.0/16).

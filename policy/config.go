@@ -2,6 +2,8 @@ package policy
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy/internal/dw"
 )
 
 // ErrInvalidConfig is wrapped by every configuration error of a policy.
@@ -202,4 +205,21 @@ func deny(w http.ResponseWriter, r *http.Request, policy, outcome string, status
 	w.WriteHeader(status)
 	b, _ := json.Marshal(errorBody{Error: msg, Policy: policy, RequestID: id})
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// compileExpr compiles a DataWeave template; field names the config field
+// for errors.
+func compileExpr(field, src string) (*dw.Expr, error) {
+	e, err := dw.Compile(src)
+	if err != nil {
+		return nil, fieldErr(field, "%s", err.Error())
+	}
+	return e, nil
+}
+
+// constantTimeEqual compares secrets without leaking where they differ.
+func constantTimeEqual(a, b string) bool {
+	// Hash first so lengths leak nothing either.
+	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
+	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
 }

@@ -8,10 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	"google.golang.org/protobuf/types/known/wrapperspb"
-
 	"github.com/flexgw/flexgw/ir"
 )
 
@@ -249,62 +245,47 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// RenderEnvoy implements EnvoyRenderer with Envoy's cors filter; the
-// policy is the per-route CorsPolicy. The translator must place the filter
-// first (CORSOrder), as the built-in data plane does.
-func (d cors) RenderEnvoy(_ Env, p *ir.Policy) ([]EnvoyFilter, error) {
+// SecretFields implements Secrets: none: nothing in this config authenticates anyone.
+func (cors) SecretFields() []string { return []string{} }
+
+// DefaultCORSMethods are the methods an origin group allows when it lists none.
+var DefaultCORSMethods = defaultCORSMethods
+
+// CORSSpec is a cors-flex binding's validated configuration as plain data.
+type CORSSpec struct {
+	// Public allows every origin.
+	Public      bool
+	Credentials bool
+	Groups      []CORSGroupSpec
+}
+
+// CORSGroupSpec is one origin group.
+type CORSGroupSpec struct {
+	// Origins are lower-case, without a trailing slash, sorted.
+	Origins []string
+	// Wildcard is set when the group lists "*".
+	Wildcard bool
+	// MaxAge is Access-Control-Max-Age's value.
+	MaxAge           string
+	Methods, Headers []string
+	// Exposed is Access-Control-Expose-Headers's value (", "-separated).
+	Exposed string
+}
+
+// CORSSpecOf validates p's configuration and returns it as a CORSSpec.
+func CORSSpecOf(p *ir.Policy) (*CORSSpec, error) {
 	cp, err := parseCORS(p.Config)
 	if err != nil {
 		return nil, err
 	}
-	pol := &corsv3.CorsPolicy{AllowCredentials: wrapperspb.Bool(cp.credentials), MaxAge: "30"}
-	if cp.public {
-		pol.AllowOriginStringMatch = []*matcherv3.StringMatcher{{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: ".*"}}}}
-		pol.AllowMethods = strings.Join(defaultCORSMethods, ",")
-		pol.AllowHeaders = "*"
-	} else {
-		// Envoy has one CorsPolicy per route: origins of every group are
-		// allowed, with the first group's methods, headers and max age.
-		methods, headers, exposed := map[string]bool{}, map[string]bool{}, map[string]bool{}
-		var ml, hl, el []string
-		for _, g := range cp.groups {
-			if g.wildcard {
-				pol.AllowOriginStringMatch = append(pol.AllowOriginStringMatch, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: ".*"}}})
-			}
-			origins := make([]string, 0, len(g.origins))
-			for o := range g.origins {
-				origins = append(origins, o)
-			}
-			sort.Strings(origins)
-			for _, o := range origins {
-				pol.AllowOriginStringMatch = append(pol.AllowOriginStringMatch, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: o}, IgnoreCase: true})
-			}
-			for _, m := range g.methods {
-				if !methods[m] {
-					methods[m] = true
-					ml = append(ml, m)
-				}
-			}
-			for _, h := range g.headers {
-				if !headers[h] {
-					headers[h] = true
-					hl = append(hl, h)
-				}
-			}
-			for _, h := range strings.Split(g.exposed, ", ") {
-				if h != "" && !exposed[h] {
-					exposed[h] = true
-					el = append(el, h)
-				}
-			}
+	s := &CORSSpec{Public: cp.public, Credentials: cp.credentials}
+	for _, g := range cp.groups {
+		origins := make([]string, 0, len(g.origins))
+		for o := range g.origins {
+			origins = append(origins, o)
 		}
-		pol.AllowMethods = strings.Join(ml, ",")
-		pol.AllowHeaders = strings.Join(hl, ",")
-		pol.ExposeHeaders = strings.Join(el, ",")
-		pol.MaxAge = cp.groups[0].maxAge
+		sort.Strings(origins)
+		s.Groups = append(s.Groups, CORSGroupSpec{Origins: origins, Wildcard: g.wildcard, MaxAge: g.maxAge, Methods: g.methods, Headers: g.headers, Exposed: g.exposed})
 	}
-	return []EnvoyFilter{{Name: FilterName(p), Config: &corsv3.Cors{}, PerRoute: pol}}, nil
+	return s, nil
 }
-
-// SecretFields implements Secrets: none: nothing in this config authenticates anyone.
-func (cors) SecretFields() []string { return []string{} }

@@ -1,11 +1,10 @@
 package policy
 
 import (
+	"fmt"
 	"net/http"
-	"strings"
 
-	mutationv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/flexgw/flexgw/ir"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -20,17 +19,6 @@ func injectHeader(h http.Header, name, value string, overwrite bool) {
 		return
 	}
 	h.Set(name, value)
-}
-
-// injectMutation is injectHeader as an Envoy header_mutation entry.
-func injectMutation(name, value string, overwrite bool) *mutationv3.HeaderMutation {
-	action := corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-	if !overwrite {
-		action = corev3.HeaderValueOption_ADD_IF_ABSENT
-	}
-	return &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Append{Append: &corev3.HeaderValueOption{
-		Header: &corev3.HeaderValue{Key: strings.ToLower(name), Value: value}, AppendAction: action,
-	}}}
 }
 
 // checkHeaderName validates an optional custom header name field.
@@ -56,4 +44,39 @@ func boolOr(b *bool, def bool) bool {
 		return def
 	}
 	return *b
+}
+
+// InjectedCredential is one upstream request header a static
+// credential-injection policy sets.
+type InjectedCredential struct {
+	Header, Value string
+	// Overwrite replaces a value the client sent; false keeps it.
+	Overwrite bool
+}
+
+// CredentialInjectionsOf validates the configuration of a static
+// credential-injection binding (basic auth or API key; the OAuth2 one
+// fetches its token at run time) and returns the headers it sets.
+func CredentialInjectionsOf(p *ir.Policy) ([]InjectedCredential, error) {
+	var cs []*compiledInjection
+	switch p.Name {
+	case credInjectBasic{}.Name():
+		c, err := parseCredInjectBasic(p.Config)
+		if err != nil {
+			return nil, err
+		}
+		cs = []*compiledInjection{c}
+	case credInjectAPIKey{}.Name():
+		var err error
+		if cs, err = parseCredInjectAPIKey(p.Config); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("policy %q injects no static credential", p.Name)
+	}
+	out := make([]InjectedCredential, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, InjectedCredential{Header: c.header, Value: c.value, Overwrite: c.overwrite})
+	}
+	return out, nil
 }

@@ -87,14 +87,5 @@ func (d credInjectAPIKey) Build(_ Env, p *ir.Policy) (Middleware, error) {
 	return injectMiddleware(d.Name(), cs...), nil
 }
 
-// RenderEnvoy implements EnvoyRenderer with Envoy's header_mutation filter.
-func (d credInjectAPIKey) RenderEnvoy(_ Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	cs, err := parseCredInjectAPIKey(p.Config)
-	if err != nil {
-		return nil, err
-	}
-	return injectFilter(p, cs...), nil
-}
-
 // SecretFields implements Secrets: the values that authenticate.
 func (credInjectAPIKey) SecretFields() []string { return []string{"apiKey", "clientSecret"} }

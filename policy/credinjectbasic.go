@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
-
 	"github.com/flexgw/flexgw/ir"
 )
 
@@ -82,23 +80,6 @@ func injectMiddleware(name string, cs ...*compiledInjection) Middleware {
 			next.ServeHTTP(w, r)
 		})
 	}
-}
-
-// RenderEnvoy implements EnvoyRenderer with Envoy's header_mutation filter.
-func (d credInjectBasic) RenderEnvoy(_ Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	c, err := parseCredInjectBasic(p.Config)
-	if err != nil {
-		return nil, err
-	}
-	return injectFilter(p, c), nil
-}
-
-func injectFilter(p *ir.Policy, cs ...*compiledInjection) []EnvoyFilter {
-	m := &headermutationv3.Mutations{}
-	for _, c := range cs {
-		m.RequestMutations = append(m.RequestMutations, injectMutation(c.header, c.value, c.overwrite))
-	}
-	return []EnvoyFilter{{Name: FilterName(p), Config: &headermutationv3.HeaderMutation{Mutations: m}}}
 }
 
 // SecretFields implements Secrets: the values that authenticate.

@@ -311,14 +311,5 @@ func (d credInjectOAuth2) Build(env Env, p *ir.Policy) (Middleware, error) {
 	}, nil
 }
 
-// RenderEnvoy implements EnvoyRenderer through ext_authz: the agent holds
-// the token cache and returns the Authorization header to set.
-func (d credInjectOAuth2) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	if _, err := parseCredInjectOAuth2(p.Config); err != nil {
-		return nil, err
-	}
-	return extAuthzFilter(env, p)
-}
-
 // SecretFields implements Secrets: the values that authenticate.
 func (credInjectOAuth2) SecretFields() []string { return []string{"clientSecret", "password"} }

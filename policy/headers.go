@@ -7,13 +7,10 @@ import (
 	"regexp"
 	"strings"
 
-	mutationv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy/internal/dw"
 )
 
 // headerInjectionConfig is header-injection-flex's configuration. Keys and
@@ -39,7 +36,7 @@ var singleValued = map[string]bool{
 	"Access-Control-Allow-Origin": true, "Content-Type": true, "Content-Length": true, "Transfer-Encoding": true,
 }
 
-type compiledHeader struct{ key, value *Expr }
+type compiledHeader struct{ key, value *dw.Expr }
 
 type headerInjection struct{}
 type headerRemoval struct{}
@@ -116,7 +113,7 @@ func setHeader(h http.Header, k, v string) {
 // client's values, and only a second entry for the same key in the
 // policy's own list adds to it. Outbound headers keep Flex's rule
 // (setHeader). docs/security.md records the difference.
-func injectRequestHeader(h http.Header, k, v string, earlier []compiledHeader, e *exprEnv) {
+func injectRequestHeader(h http.Header, k, v string, earlier []compiledHeader, e *dw.Env) {
 	if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
 		return
 	}
@@ -140,7 +137,7 @@ func (d headerInjection) Build(env Env, p *ir.Policy) (Middleware, error) {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			Decide(r, name, Allowed)
 			if len(in) > 0 {
-				e := &exprEnv{r: r, api: api}
+				e := &dw.Env{Request: r, API: api}
 				for i, h := range in {
 					injectRequestHeader(r.Header, h.key.String(e), h.value.String(e), in[:i], e)
 				}
@@ -150,7 +147,7 @@ func (d headerInjection) Build(env Env, p *ir.Policy) (Middleware, error) {
 				return
 			}
 			next.ServeHTTP(newHookWriter(w, func(status int, rh http.Header) {
-				e := &exprEnv{r: r, api: api, status: status, respHdr: rh}
+				e := &dw.Env{Request: r, API: api, Status: status, RespHeader: rh}
 				for _, h := range out {
 					setHeader(rh, h.key.String(e), h.value.String(e))
 				}
@@ -264,91 +261,6 @@ func (d headerRemoval) Build(_ Env, p *ir.Policy) (Middleware, error) {
 	}, nil
 }
 
-// RenderEnvoy implements EnvoyRenderer: literal headers render to Envoy's
-// header_mutation filter; headers computed by expressions are computed by
-// the agent (ext_authz adds them to the request; response headers with
-// expressions are not supported on Envoy and are rejected here).
-func (d headerInjection) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	in, out, err := parseInjection(p.Config)
-	if err != nil {
-		return nil, err
-	}
-	literal := func(hs []compiledHeader) bool {
-		for _, h := range hs {
-			if !h.key.IsLiteral() || !h.value.IsLiteral() {
-				return false
-			}
-		}
-		return true
-	}
-	if !literal(out) {
-		return nil, fieldErr("outboundHeaders", "expressions in outbound headers are not supported on Envoy; use literal values")
-	}
-	if !literal(in) {
-		return extAuthzFilter(env, p)
-	}
-	m := &headermutationv3.Mutations{}
-	seen := map[string]bool{}
-	for _, h := range in {
-		// As injectRequestHeader: the first entry for a key replaces the
-		// client's values, later ones add to it.
-		k := http.CanonicalHeaderKey(h.key.src)
-		if !seen[k] {
-			seen[k] = true
-			m.RequestMutations = append(m.RequestMutations, overwriteHeader(h.key.src, h.value.src))
-			continue
-		}
-		m.RequestMutations = append(m.RequestMutations, appendHeader(h.key.src, h.value.src))
-	}
-	for _, h := range out {
-		m.ResponseMutations = append(m.ResponseMutations, appendHeader(h.key.src, h.value.src))
-	}
-	return []EnvoyFilter{{Name: FilterName(p), Config: &headermutationv3.HeaderMutation{Mutations: m}}}, nil
-}
-
-func overwriteHeader(k, v string) *mutationv3.HeaderMutation {
-	return &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Append{Append: &corev3.HeaderValueOption{
-		Header: &corev3.HeaderValue{Key: strings.ToLower(k), Value: v}, AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-	}}}
-}
-
-func appendHeader(k, v string) *mutationv3.HeaderMutation {
-	action := corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
-	if singleValued[http.CanonicalHeaderKey(k)] {
-		action = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-	}
-	return &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Append{Append: &corev3.HeaderValueOption{
-		Header: &corev3.HeaderValue{Key: strings.ToLower(k), Value: v}, AppendAction: action,
-	}}}
-}
-
-func removeMutations(ps []headerPattern) []*mutationv3.HeaderMutation {
-	var out []*mutationv3.HeaderMutation
-	for _, p := range ps {
-		if p.re != nil {
-			// The same anchored expression; RE2 on both data planes.
-			out = append(out, &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_RemoveOnMatch_{RemoveOnMatch: &mutationv3.HeaderMutation_RemoveOnMatch{
-				KeyMatcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: "(?i)^(?:" + p.src + ")$"}}},
-			}}})
-			continue
-		}
-		out = append(out, &mutationv3.HeaderMutation{Action: &mutationv3.HeaderMutation_Remove{Remove: p.name}})
-	}
-	return out
-}
-
-// RenderEnvoy implements EnvoyRenderer with Envoy's header_mutation filter.
-func (d headerRemoval) RenderEnvoy(_ Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	c, err := parseRemoval(p.Config)
-	if err != nil {
-		return nil, err
-	}
-	return []EnvoyFilter{{Name: FilterName(p), Config: &headermutationv3.HeaderMutation{Mutations: &headermutationv3.Mutations{
-		RequestMutations:  removeMutations(c.in),
-		ResponseMutations: removeMutations(c.out),
-	}}}}, nil
-}
-
 // SecretFields implements Secrets: injected values are often credentials
 // (an API key for the upstream), so every value is one.
 func (headerInjection) SecretFields() []string {
@@ -357,3 +269,60 @@ func (headerInjection) SecretFields() []string {
 
 // SecretFields implements Secrets: header names only, none secret.
 func (headerRemoval) SecretFields() []string { return []string{} }
+
+// SingleValued reports whether header-injection-flex overwrites the header
+// name rather than adding a value to it (Flex's rule, on both data planes).
+func SingleValued(name string) bool { return singleValued[http.CanonicalHeaderKey(name)] }
+
+// InjectedHeaderSpec is one header-injection-flex entry as source text.
+type InjectedHeaderSpec struct {
+	Name, Value string
+	// Literal is true when neither Name nor Value holds an expression.
+	Literal bool
+}
+
+// HeaderInjectionSpecOf validates p's configuration and returns its
+// inbound and outbound headers in configuration order.
+func HeaderInjectionSpecOf(p *ir.Policy) (inbound, outbound []InjectedHeaderSpec, err error) {
+	in, out, err := parseInjection(p.Config)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec := func(hs []compiledHeader) []InjectedHeaderSpec {
+		var s []InjectedHeaderSpec
+		for _, h := range hs {
+			s = append(s, InjectedHeaderSpec{Name: h.key.Source(), Value: h.value.Source(), Literal: h.key.IsLiteral() && h.value.IsLiteral()})
+		}
+		return s
+	}
+	return spec(in), spec(out), nil
+}
+
+// HeaderPatternSpec is one header-removal-flex entry: a literal lower-case
+// Name, or (Name empty) Regexp, the configured expression, which must match
+// a whole header name case-insensitively.
+type HeaderPatternSpec struct {
+	Name   string
+	Regexp string
+}
+
+// HeaderRemovalSpecOf validates p's configuration and returns the inbound
+// and outbound patterns in configuration order.
+func HeaderRemovalSpecOf(p *ir.Policy) (inbound, outbound []HeaderPatternSpec, err error) {
+	c, err := parseRemoval(p.Config)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec := func(ps []headerPattern) []HeaderPatternSpec {
+		var s []HeaderPatternSpec
+		for _, hp := range ps {
+			if hp.re != nil {
+				s = append(s, HeaderPatternSpec{Regexp: hp.src})
+				continue
+			}
+			s = append(s, HeaderPatternSpec{Name: hp.name})
+		}
+		return s
+	}
+	return spec(c.in), spec(c.out), nil
+}

@@ -13,12 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	cachev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cache/v3"
-	simplecachev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/http/cache/simple_http_cache/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	"google.golang.org/protobuf/types/known/anypb"
-
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy/internal/dw"
 )
 
 // httpCachingConfig is http-caching-flex's configuration.
@@ -53,13 +49,13 @@ func init() { Register(httpCaching{}) }
 func (httpCaching) Name() string { return "http-caching-flex" }
 
 type compiledCaching struct {
-	key         *Expr
+	key         *dw.Expr
 	maxEntries  int
 	ttl         time.Duration
 	headers     bool
 	invalidate  string
-	reqExpr     *Expr
-	respExpr    *Expr
+	reqExpr     *dw.Expr
+	respExpr    *dw.Expr
 	respCodes   map[int]bool // the status-list form of responseExpression
 	distributed bool
 }
@@ -322,7 +318,7 @@ func (d httpCaching) Build(env Env, p *ir.Policy) (Middleware, error) {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := r.Context()
-			e := &exprEnv{r: r, api: api}
+			e := &dw.Env{Request: r, API: api}
 			key := c.key.String(e)
 			if c.invalidate != "" {
 				switch strings.ToLower(strings.TrimSpace(r.Header.Get(c.invalidate))) {
@@ -376,7 +372,7 @@ func (c *compiledCaching) admit(r *http.Request, status int, h http.Header) *cac
 		if !c.respCodes[status] {
 			return nil
 		}
-	} else if !c.respExpr.Bool(&exprEnv{r: r, status: status, respHdr: h}) {
+	} else if !c.respExpr.Bool(&dw.Env{Request: r, Status: status, RespHeader: h}) {
 		return nil
 	}
 	if len(h.Values("Set-Cookie")) > 0 {
@@ -514,37 +510,24 @@ func (c *cacheRecorder) Flush() {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (c *cacheRecorder) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
-// RenderEnvoy implements EnvoyRenderer with Envoy's cache filter and its
-// in-memory SimpleHttpCache, which follows RFC 9111 (Cache-Control, Vary
-// with the listed headers allowed, Age). Envoy keys by the request URL;
-// httpCachingKey, maxCacheEntries, ttl, the invalidation header, the
-// request/response expressions and `distributed` are built-in data plane
-// features; a config that needs them is refused here so Envoy never
-// silently caches differently.
-func (d httpCaching) RenderEnvoy(_ Env, p *ir.Policy) ([]EnvoyFilter, error) {
+// SecretFields implements Secrets: none: cache keys and limits authenticate no one.
+func (httpCaching) SecretFields() []string { return []string{} }
+
+// HTTPCachingSpec is what of an http-caching-flex binding's validated
+// configuration decides whether a per-replica RFC 9111 cache can stand in
+// for it.
+type HTTPCachingSpec struct {
+	// Distributed shares the cache through Redis.
+	Distributed bool
+	// InvalidationHeader names the request header that purges an entry.
+	InvalidationHeader string
+}
+
+// HTTPCachingSpecOf validates p's configuration and returns its HTTPCachingSpec.
+func HTTPCachingSpecOf(p *ir.Policy) (*HTTPCachingSpec, error) {
 	c, err := parseHTTPCaching(p.Config)
 	if err != nil {
 		return nil, err
 	}
-	if c.distributed {
-		return nil, fieldErr("distributed", "a cache shared through Redis needs the built-in data plane; Envoy's cache filter is per replica")
-	}
-	if c.invalidate != "" {
-		return nil, fieldErr("invalidationHeader", "not available on Envoy's cache filter; needs the built-in data plane")
-	}
-	simple, err := anypb.New(&simplecachev3.SimpleHttpCacheConfig{})
-	if err != nil {
-		return nil, err
-	}
-	return []EnvoyFilter{{Name: FilterName(p), Config: &cachev3.CacheConfig{
-		TypedConfig: simple,
-		AllowedVaryHeaders: []*matcherv3.StringMatcher{
-			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "accept-encoding"}},
-			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "accept-language"}},
-			{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "accept"}},
-		},
-	}}}, nil
+	return &HTTPCachingSpec{Distributed: c.distributed, InvalidationHeader: c.invalidate}, nil
 }
-
-// SecretFields implements Secrets: none: cache keys and limits authenticate no one.
-func (httpCaching) SecretFields() []string { return []string{} }

@@ -299,15 +299,6 @@ func (d introspection) Build(env Env, p *ir.Policy) (Middleware, error) {
 	}, nil
 }
 
-// RenderEnvoy implements EnvoyRenderer through ext_authz: the agent calls
-// the introspection endpoint and keeps the cache.
-func (d introspection) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	if _, err := parseIntrospection(p.Config); err != nil {
-		return nil, err
-	}
-	return extAuthzFilter(env, p)
-}
-
 // SecretFields implements Secrets: the credentials sent to the
 // introspection endpoint.
 func (introspection) SecretFields() []string { return []string{"authorizationValue"} }

@@ -6,11 +6,6 @@ import (
 	"net/http"
 	"net/netip"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	rbaccfgv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
-	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
-	"google.golang.org/protobuf/types/known/wrapperspb"
-
 	"github.com/flexgw/flexgw/ir"
 )
 
@@ -125,43 +120,30 @@ func apiName(env Env) string {
 	return ""
 }
 
-// RenderEnvoy implements EnvoyRenderer with the rbac filter on the TCP
-// peer address. With trustedProxies the client address comes from
-// X-Forwarded-For walked against CIDRs, which rbac cannot express (its
-// remote_ip trusts a hop count), so Envoy asks the agent (ext_authz).
-func (d *ipList) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	pol, err := d.parse(p.Config)
+// SecretFields implements Secrets: addresses only, none secret.
+func (*ipList) SecretFields() []string { return []string{} }
+
+// IPListSpec is an ip-allowlist-flex or ip-blocklist-flex binding's
+// validated configuration as plain data.
+type IPListSpec struct {
+	// Allow denies addresses not listed; otherwise listed ones are denied.
+	Allow bool
+	// PeerAddress is set when the client address is the TCP peer's; else
+	// it comes from a header (ipExpression, trustedProxies).
+	PeerAddress bool
+	Ranges      []netip.Prefix
+}
+
+// IPListSpecOf validates p's configuration and returns it as an IPListSpec.
+func IPListSpecOf(p *ir.Policy) (*IPListSpec, error) {
+	d, ok := Lookup(p.Name)
+	il, isIPList := d.(*ipList)
+	if !ok || !isIPList {
+		return nil, fmt.Errorf("policy %q is not an IP list", p.Name)
+	}
+	pol, err := il.parse(p.Config)
 	if err != nil {
 		return nil, err
 	}
-	if !pol.addr.peer {
-		// The address comes from a header (Flex's X-Forwarded-For
-		// default, or trustedProxies' walk): rbac's remote_ip cannot
-		// express either, so Envoy asks the agent, which runs this
-		// policy's own code.
-		return extAuthzFilter(env, p)
-	}
-	var ids []*rbaccfgv3.Principal
-	for _, r := range pol.ranges {
-		ids = append(ids, &rbaccfgv3.Principal{Identifier: &rbaccfgv3.Principal_DirectRemoteIp{DirectRemoteIp: &corev3.CidrRange{
-			AddressPrefix: r.Addr().String(), PrefixLen: wrapperspb.UInt32(uint32(r.Bits())),
-		}}})
-	}
-	action := rbaccfgv3.RBAC_DENY
-	if d.allow {
-		action = rbaccfgv3.RBAC_ALLOW
-	}
-	return []EnvoyFilter{{
-		Name: FilterName(p),
-		Config: &rbacv3.RBAC{Rules: &rbaccfgv3.RBAC{
-			Action: action,
-			Policies: map[string]*rbaccfgv3.Policy{d.name: {
-				Permissions: []*rbaccfgv3.Permission{{Rule: &rbaccfgv3.Permission_Any{Any: true}}},
-				Principals:  []*rbaccfgv3.Principal{{Identifier: &rbaccfgv3.Principal_OrIds{OrIds: &rbaccfgv3.Principal_Set{Ids: ids}}}},
-			}},
-		}, RulesStatPrefix: statSafe(d.name) + "."},
-	}}, nil
+	return &IPListSpec{Allow: il.allow, PeerAddress: pol.addr.peer, Ranges: pol.ranges}, nil
 }
-
-// SecretFields implements Secrets: addresses only, none secret.
-func (*ipList) SecretFields() []string { return []string{} }

@@ -166,14 +166,5 @@ func (d jsonThreat) Build(_ Env, p *ir.Policy) (Middleware, error) {
 	return bodyCheckMiddleware(d.Name(), isJSONRequest, l.check), nil
 }
 
-// RenderEnvoy implements EnvoyRenderer through ext_authz with the body:
-// Envoy has no JSON limits filter, so the agent runs the same checker.
-func (d jsonThreat) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	if _, err := parseJSONThreat(p.Config); err != nil {
-		return nil, err
-	}
-	return extAuthzBodyFilter(env, p)
-}
-
 // SecretFields implements Secrets: none: nothing in this config authenticates anyone.
 func (jsonThreat) SecretFields() []string { return []string{} }

@@ -2,26 +2,19 @@ package policy
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"math/big"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
-	"google.golang.org/protobuf/types/known/durationpb"
-
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy/internal/dw"
+	"github.com/flexgw/flexgw/policy/internal/jose"
 )
 
 // jwtConfig is jwt-validation-flex's configuration: Flex's fields, plus
@@ -90,9 +83,9 @@ type jwtPolicy struct {
 	cfg       jwtConfig
 	alg       string
 	localKey  any
-	jwks      *jwksCache
-	tokenExpr *Expr
-	clientID  *Expr
+	jwks      *jose.JWKS
+	tokenExpr *dw.Expr
+	clientID  *dw.Expr
 	audiences []string
 	issuers   []string
 	skew      time.Duration
@@ -106,7 +99,7 @@ type jwtPolicy struct {
 type compiledClaim struct {
 	key   string
 	value string
-	expr  *Expr // set when value is an expression
+	expr  *dw.Expr // set when value is an expression
 }
 
 func parseJWT(raw json.RawMessage, parseKey bool) (*jwtPolicy, error) {
@@ -161,7 +154,7 @@ func parseJWT(raw json.RawMessage, parseKey bool) (*jwtPolicy, error) {
 	switch c.JWTKeyOrigin {
 	case "", "text":
 		if parseKey {
-			k, err := parseTextKey(c.SigningMethod, c.TextKey)
+			k, err := jose.ParseTextKey(c.SigningMethod, c.TextKey)
 			if err != nil {
 				return nil, fieldWrap("textKey", err)
 			}
@@ -194,10 +187,10 @@ func parseJWT(raw json.RawMessage, parseKey bool) (*jwtPolicy, error) {
 		if every <= 0 {
 			every = 30
 		}
-		p.jwks = &jwksCache{
-			urls: urls, ttl: time.Duration(ttl) * time.Minute,
-			refetchEvery: time.Duration(every) * time.Second,
-			client:       &http.Client{Timeout: time.Duration(timeout) * time.Millisecond},
+		p.jwks = &jose.JWKS{
+			URLs: urls, TTL: time.Duration(ttl) * time.Minute,
+			RefetchEvery: time.Duration(every) * time.Second,
+			Client:       &http.Client{Timeout: time.Duration(timeout) * time.Millisecond},
 		}
 	default:
 		return nil, fieldErr("jwtKeyOrigin", "must be text or jwks, got %q", c.JWTKeyOrigin)
@@ -279,8 +272,8 @@ func (d jwtValidation) Build(env Env, p *ir.Policy) (Middleware, error) {
 	jp.log = logger(env).With("policy", d.Name(), "binding", p.Binding)
 	jp.api = apiName(env)
 	if jp.jwks != nil {
-		jp.jwks.log = jp.log
-		if jp.jwks.client, err = PolicyCallClient(env, jp.jwks.client.Timeout); err != nil {
+		jp.jwks.Log = jp.log
+		if jp.jwks.Client, err = PolicyCallClient(env, jp.jwks.Client.Timeout); err != nil {
 			return nil, err
 		}
 	}
@@ -325,7 +318,7 @@ func (jp *jwtPolicy) middleware(next http.Handler) http.Handler {
 		for _, h := range jp.cfg.ClaimsToHeaders {
 			r.Header.Del(h.Header)
 			if v, ok := claims[h.Claim]; ok {
-				r.Header.Set(h.Header, toString(v))
+				r.Header.Set(h.Header, dw.ToString(v))
 			}
 		}
 		Decide(r, jwtName, Allowed)
@@ -335,7 +328,7 @@ func (jp *jwtPolicy) middleware(next http.Handler) http.Handler {
 
 func (jp *jwtPolicy) token(r *http.Request) string {
 	if jp.tokenExpr != nil {
-		t := strings.TrimSpace(jp.tokenExpr.String(&exprEnv{r: r, api: jp.api}))
+		t := strings.TrimSpace(jp.tokenExpr.String(&dw.Env{Request: r, API: jp.api}))
 		if len(t) > 7 && strings.EqualFold(t[:7], "bearer ") {
 			t = strings.TrimSpace(t[7:])
 		}
@@ -350,18 +343,18 @@ func (jp *jwtPolicy) token(r *http.Request) string {
 
 // verify checks the signature and returns the claims.
 func (jp *jwtPolicy) verify(ctx context.Context, raw string) (map[string]any, error) {
-	t, err := parseJWS(raw)
+	t, err := jose.ParseJWS(raw)
 	if err != nil {
 		return nil, unauthorized("invalid token: %v", err)
 	}
-	if t.header.Alg != jp.alg {
-		return nil, unauthorized("invalid token: algorithm %q not allowed", t.header.Alg)
+	if t.Header.Alg != jp.alg {
+		return nil, unauthorized("invalid token: algorithm %q not allowed", t.Header.Alg)
 	}
 	keys := []any{jp.localKey}
 	if jp.jwks != nil {
-		keys, err = jp.jwks.lookup(ctx, t.header.Kid)
-		if errors.Is(err, errUnknownKid) {
-			return nil, unauthorized("invalid token: unknown key id %q", t.header.Kid)
+		keys, err = jp.jwks.Lookup(ctx, t.Header.Kid)
+		if errors.Is(err, jose.ErrUnknownKid) {
+			return nil, unauthorized("invalid token: unknown key id %q", t.Header.Kid)
 		}
 		if err != nil {
 			return nil, err
@@ -369,7 +362,7 @@ func (jp *jwtPolicy) verify(ctx context.Context, raw string) (map[string]any, er
 	}
 	verified := false
 	for _, k := range keys {
-		if verifyJWS(t, jp.alg, k) == nil {
+		if jose.Verify(t, jp.alg, k) == nil {
 			verified = true
 			break
 		}
@@ -378,7 +371,7 @@ func (jp *jwtPolicy) verify(ctx context.Context, raw string) (map[string]any, er
 		return nil, unauthorized("invalid token: signature verification failed")
 	}
 	var claims map[string]any
-	if err := json.Unmarshal(t.payload, &claims); err != nil || claims == nil {
+	if err := json.Unmarshal(t.Payload, &claims); err != nil || claims == nil {
 		return nil, unauthorized("invalid token: claims are not a JSON object")
 	}
 	return claims, nil
@@ -462,10 +455,10 @@ func (jp *jwtPolicy) checkClaims(r *http.Request, claims map[string]any) (*http.
 	}
 	r = r.WithContext(WithAuthentication(r.Context(), au))
 	if jp.clientID != nil {
-		au.ClientID = jp.clientID.String(&exprEnv{r: r, api: jp.api})
+		au.ClientID = jp.clientID.String(&dw.Env{Request: r, API: jp.api})
 	}
 	if jp.cfg.ValidateCustomClaim || len(jp.mandatory)+len(jp.optional) > 0 {
-		env := &exprEnv{r: r, api: jp.api}
+		env := &dw.Env{Request: r, API: jp.api}
 		for _, c := range jp.mandatory {
 			if _, ok := claims[c.key]; !ok {
 				return r, unauthorized("token has no %s claim", c.key)
@@ -483,7 +476,7 @@ func (jp *jwtPolicy) checkClaims(r *http.Request, claims map[string]any) (*http.
 	return r, nil
 }
 
-func (c compiledClaim) holds(env *exprEnv, claims map[string]any) bool {
+func (c compiledClaim) holds(env *dw.Env, claims map[string]any) bool {
 	if c.expr != nil {
 		return c.expr.Bool(env)
 	}
@@ -507,115 +500,77 @@ func anyOf(v any, want []string) bool {
 		}
 	default:
 		if v != nil {
-			return anyOf(toString(v), want)
+			return anyOf(dw.ToString(v), want)
 		}
 	}
 	return false
 }
 
-// RenderEnvoy implements EnvoyRenderer with Envoy's jwt_authn filter when
-// the configuration is one it can express: a bearer or plain header token,
-// one JWKS URL or a local key, at most one issuer, no nbf requirement and
-// no custom claims. Anything else asks the agent's policy engine
-// (ext_authz), which runs exactly the built-in middleware.
-func (d jwtValidation) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
+// SecretFields implements Secrets: the values that authenticate.
+func (jwtValidation) SecretFields() []string { return []string{"textKey"} }
+
+// JWTSpec is a jwt-validation-flex binding's validated configuration as
+// plain data, for a data plane that verifies tokens itself.
+type JWTSpec struct {
+	Issuers, Audiences []string
+	RequireExp         bool
+	RequireNbf         bool
+	ValidateAud        bool
+	RequireAud         bool
+	// CustomClaims counts the mandatory and optional claim rules.
+	CustomClaims int
+	// TokenExpression is the jwtExpression when the token does not come
+	// from the bearer Authorization header.
+	TokenExpression string
+	ClaimsToHeaders []JWTClaimHeader
+	// JWKSURLs is set when the keys come from JWKS endpoints; else the
+	// key is local (LocalJWKS).
+	JWKSURLs     []string
+	JWKSTimeout  time.Duration
+	JWKSCacheTTL time.Duration
+	ClockSkew    time.Duration
+
+	alg      string
+	localKey any
+}
+
+// JWTClaimHeader copies a claim of a valid token into a request header.
+type JWTClaimHeader struct{ Claim, Header string }
+
+// JWTSpecOf validates p's configuration (parsing its key) and returns it
+// as a JWTSpec.
+func JWTSpecOf(p *ir.Policy) (*JWTSpec, error) {
 	jp, err := parseJWT(p.Config, true)
 	if err != nil {
 		return nil, err
 	}
 	c := jp.cfg
-	tokenHeader := ""
+	s := &JWTSpec{
+		Issuers: jp.issuers, Audiences: jp.audiences,
+		RequireExp: c.MandatoryExpClaim, RequireNbf: c.MandatoryNbfClaim,
+		ValidateAud: c.ValidateAudClaim, RequireAud: c.MandatoryAudClaim,
+		CustomClaims: len(jp.mandatory) + len(jp.optional),
+		ClockSkew:    jp.skew,
+		alg:          jp.alg, localKey: jp.localKey,
+	}
 	if jp.tokenExpr != nil {
-		n := strings.ReplaceAll(strings.ReplaceAll(c.JWTExpression, " ", ""), `"`, `'`)
-		if strings.HasPrefix(n, "#[attributes.headers['") && strings.HasSuffix(n, "']]") {
-			tokenHeader = n[len("#[attributes.headers['") : len(n)-3]
-		}
-	}
-	native := len(jp.issuers) <= 1 && !c.MandatoryNbfClaim && len(jp.mandatory)+len(jp.optional) == 0 &&
-		(jp.tokenExpr == nil || tokenHeader != "") && (jp.jwks == nil || len(jp.jwks.urls) == 1) &&
-		(!c.ValidateAudClaim || c.MandatoryAudClaim)
-	if !native {
-		return extAuthzFilter(env, p)
-	}
-	prov := &jwtv3.JwtProvider{
-		Audiences:         jp.audiences,
-		RequireExpiration: c.MandatoryExpClaim,
-		Forward:           true,
-		ClockSkewSeconds:  uint32(jp.skew / time.Second),
-	}
-	if len(jp.issuers) == 1 {
-		prov.Issuer = jp.issuers[0]
-	}
-	if tokenHeader != "" {
-		prov.FromHeaders = []*jwtv3.JwtHeader{{Name: tokenHeader}}
+		s.TokenExpression = c.JWTExpression
 	}
 	for _, h := range c.ClaimsToHeaders {
-		prov.ClaimToHeaders = append(prov.ClaimToHeaders, &jwtv3.JwtClaimToHeader{HeaderName: h.Header, ClaimName: h.Claim})
+		s.ClaimsToHeaders = append(s.ClaimsToHeaders, JWTClaimHeader{Claim: h.Claim, Header: h.Header})
 	}
-	var clusters []*clusterv3.Cluster
 	if jp.jwks != nil {
-		u, err := url.Parse(jp.jwks.urls[0])
-		if err != nil {
-			return nil, fieldWrap("jwksUrl", err)
-		}
-		port := u.Port()
-		if port == "" {
-			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-		}
-		pn, _ := strconv.Atoi(port)
-		name := "flexgw_jwks_" + statSafe(u.Hostname()) + "_" + port
-		cl, err := hostCluster(name, u.Hostname(), uint32(pn), false, u.Scheme == "https")
-		if err != nil {
-			return nil, err
-		}
-		clusters = append(clusters, cl)
-		prov.JwksSourceSpecifier = &jwtv3.JwtProvider_RemoteJwks{RemoteJwks: &jwtv3.RemoteJwks{
-			HttpUri:       &corev3.HttpUri{Uri: jp.jwks.urls[0], HttpUpstreamType: &corev3.HttpUri_Cluster{Cluster: name}, Timeout: durationpb.New(jp.jwks.client.Timeout)},
-			CacheDuration: durationpb.New(jp.jwks.ttl),
-			AsyncFetch:    &jwtv3.JwksAsyncFetch{},
-		}}
-	} else {
-		doc, err := localJWKS(jp.alg, jp.localKey)
-		if err != nil {
-			return nil, fieldWrap("textKey", err)
-		}
-		prov.JwksSourceSpecifier = &jwtv3.JwtProvider_LocalJwks{LocalJwks: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: doc}}}
+		s.JWKSURLs, s.JWKSTimeout, s.JWKSCacheTTL = jp.jwks.URLs, jp.jwks.Client.Timeout, jp.jwks.TTL
 	}
-	provider := statSafe(p.Binding)
-	return []EnvoyFilter{{
-		Name: FilterName(p),
-		Config: &jwtv3.JwtAuthentication{
-			Providers:      map[string]*jwtv3.JwtProvider{provider: prov},
-			RequirementMap: map[string]*jwtv3.JwtRequirement{"flexgw": {RequiresType: &jwtv3.JwtRequirement_ProviderName{ProviderName: provider}}},
-			// CORS preflights carry no token.
-			BypassCorsPreflight: true,
-		},
-		PerRoute: &jwtv3.PerRouteConfig{RequirementSpecifier: &jwtv3.PerRouteConfig_RequirementName{RequirementName: "flexgw"}},
-		Clusters: clusters,
-	}}, nil
+	return s, nil
 }
 
-// localJWKS renders the local key as a one-key JWKS whose "alg" pins the
-// policy's algorithm.
-func localJWKS(alg string, key any) (string, error) {
-	k := map[string]string{"alg": alg, "use": "sig", "kid": "flexgw"}
-	switch pub := key.(type) {
-	case []byte:
-		k["kty"], k["k"] = "oct", b64.EncodeToString(pub)
-	case *rsa.PublicKey:
-		k["kty"], k["n"], k["e"] = "RSA", b64.EncodeToString(pub.N.Bytes()), b64.EncodeToString(big.NewInt(int64(pub.E)).Bytes())
-	case *ecdsa.PublicKey:
-		crv, size := map[int]string{256: "P-256", 384: "P-384", 521: "P-521"}[pub.Curve.Params().BitSize], (pub.Curve.Params().BitSize+7)/8
-		x, y := make([]byte, size), make([]byte, size)
-		pub.X.FillBytes(x)
-		pub.Y.FillBytes(y)
-		k["kty"], k["crv"], k["x"], k["y"] = "EC", crv, b64.EncodeToString(x), b64.EncodeToString(y)
-	default:
-		return "", fmt.Errorf("unsupported key %T", key)
+// LocalJWKS renders the local key as a one-key JWKS document whose "alg"
+// pins the policy's algorithm.
+func (s *JWTSpec) LocalJWKS() (string, error) {
+	doc, err := jose.LocalJWKS(s.alg, s.localKey)
+	if err != nil {
+		return "", fieldWrap("textKey", err)
 	}
-	b, err := json.Marshal(map[string]any{"keys": []any{k}})
-	return string(b), err
+	return doc, nil
 }
-
-// SecretFields implements Secrets: the values that authenticate.
-func (jwtValidation) SecretFields() []string { return []string{"textKey"} }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy/internal/dw"
 )
 
 // messageLoggingConfig is message-logging-flex's configuration.
@@ -34,8 +35,8 @@ type compiledLogItem struct {
 	name     string
 	category string
 	level    slog.Level
-	message  *Expr
-	cond     *Expr
+	message  *dw.Expr
+	cond     *dw.Expr
 	before   bool
 	after    bool
 }
@@ -114,7 +115,7 @@ func (d messageLogging) Build(env Env, p *ir.Policy) (Middleware, error) {
 	for _, it := range items {
 		anyAfter = anyAfter || it.after
 	}
-	emit := func(ctx context.Context, e *exprEnv, section string, after bool) {
+	emit := func(ctx context.Context, e *dw.Env, section string, after bool) {
 		for _, it := range items {
 			if after && !it.after || !after && !it.before {
 				continue
@@ -122,15 +123,15 @@ func (d messageLogging) Build(env Env, p *ir.Policy) (Middleware, error) {
 			if it.cond != nil && !it.cond.Bool(e) {
 				continue
 			}
-			attrs := []any{"item", it.name, "section", section, "method", e.r.Method, "path", e.r.URL.Path}
+			attrs := []any{"item", it.name, "section", section, "method", e.Request.Method, "path", e.Request.URL.Path}
 			if it.category != "" {
 				attrs = append(attrs, "category", it.category)
 			}
-			if id := e.r.Header.Get("X-Request-Id"); id != "" {
+			if id := e.Request.Header.Get("X-Request-Id"); id != "" {
 				attrs = append(attrs, "request_id", id)
 			}
 			if after {
-				attrs = append(attrs, "status", e.status)
+				attrs = append(attrs, "status", e.Status)
 			}
 			log.Log(ctx, it.level, it.message.String(e), attrs...)
 		}
@@ -138,27 +139,17 @@ func (d messageLogging) Build(env Env, p *ir.Policy) (Middleware, error) {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			Decide(r, name, Allowed)
-			emit(r.Context(), &exprEnv{r: r, api: api}, "before", false)
+			emit(r.Context(), &dw.Env{Request: r, API: api}, "before", false)
 			if !anyAfter {
 				next.ServeHTTP(w, r)
 				return
 			}
 			hw := newHookWriter(w, func(status int, h http.Header) {
-				emit(r.Context(), &exprEnv{r: r, api: api, status: status, respHdr: h}, "after", true)
+				emit(r.Context(), &dw.Env{Request: r, API: api, Status: status, RespHeader: h}, "after", true)
 			})
 			next.ServeHTTP(hw, r)
 		})
 	}, nil
-}
-
-// RenderEnvoy implements EnvoyRenderer through ext_authz: the agent logs
-// the items of the request section (firstSection). Items logged only after
-// the response (secondSection) need the built-in data plane.
-func (d messageLogging) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	if _, err := parseMessageLogging(p.Config); err != nil {
-		return nil, err
-	}
-	return extAuthzFilter(env, p)
 }
 
 // SecretFields implements Secrets: none: nothing in this config authenticates anyone.

@@ -21,6 +21,13 @@ import (
 // Middleware wraps the next handler of the built-in data plane. It either
 // calls next (possibly with a changed request and a wrapped writer, which
 // is how a policy acts on the response) or writes a response itself.
+//
+// Nothing of a request may be used after the handler returns: not the
+// *http.Request, its Header, URL or Body, not its Context (values,
+// Done), not the ResponseWriter. The built-in data plane reuses all of
+// them for the connection's next request, as net/http already does for
+// the writer and the body. A policy that needs something later (a
+// cache entry, a background refresh) copies it and uses its own context.
 type Middleware func(next http.Handler) http.Handler
 
 // Env is what a policy may use when it is built for one snapshot.
@@ -143,16 +150,28 @@ type Recorder interface {
 	Decide(policy, outcome string)
 }
 
-type recorderKey struct{}
+// RecorderKey is the context key a Recorder is found under. WithRecorder
+// sets it; a context may also answer it itself (the built-in data plane's
+// request state does, saving an allocation per request).
+type RecorderKey struct{}
 
 // WithRecorder returns ctx carrying rec.
 func WithRecorder(ctx context.Context, rec Recorder) context.Context {
-	return context.WithValue(ctx, recorderKey{}, rec)
+	return context.WithValue(ctx, RecorderKey{}, rec)
 }
 
 // Decide records a policy's outcome for the request, if anyone listens.
 func Decide(r *http.Request, policy, outcome string) {
-	if rec, ok := r.Context().Value(recorderKey{}).(Recorder); ok {
+	if rec, ok := r.Context().Value(RecorderKey{}).(Recorder); ok {
 		rec.Decide(policy, outcome)
 	}
 }
+
+// Context extension keys the Envoy ext_authz rendering sends with every
+// check and policy/extauthz reads, so the agent's policy engine knows
+// which binding to run.
+const (
+	ExtAuthzKeyAPI     = "flexgw_api"
+	ExtAuthzKeyPolicy  = "flexgw_policy"
+	ExtAuthzKeyBinding = "flexgw_binding"
+)

@@ -36,7 +36,7 @@ func (s shaping) Build(Env, *ir.Policy) (Middleware, error) {
 // data plane may leave out of its middleware chain.
 func IsShaping(name string) bool {
 	switch name {
-	case "tls", "tls-outbound", "response-timeout-flex", "circuit-breaker-flex", "idle-timeout-flex":
+	case "tls", "tls-outbound", "response-timeout-flex", "circuit-breaker-flex", "idle-timeout-flex", "tracing-flex":
 		return true
 	}
 	return false
@@ -306,6 +306,15 @@ func Shape(s *ir.Snapshot) error {
 					for _, r := range a.Routes {
 						r.Timeout = d
 					}
+				case "tracing-flex":
+					o, err := parseTracingPolicy(p.Config)
+					if err != nil {
+						fail(p, err)
+						continue
+					}
+					for _, r := range a.Routes {
+						r.Tracing = o
+					}
 				case "stream-idle-timeout-flex":
 					d, err := parseStreamIdle(p.Config)
 					if err != nil {
@@ -361,6 +370,8 @@ func Shape(s *ir.Snapshot) error {
 				}
 			case "tls":
 				fail(p, errors.New("tls is inbound TLS and binds to an ApiInstance; use tls-outbound for a Service"))
+			case "tracing-flex":
+				fail(p, errors.New("tracing-flex overrides tracing for an API: bind it to the ApiInstance"))
 			}
 		}
 	}
@@ -407,11 +418,6 @@ func servicesOf(s *ir.Snapshot, routes []*ir.Route) []*ir.Service {
 	}
 	return out
 }
-
-// RenderEnvoy implements EnvoyRenderer: a shaping policy has no filter; the
-// translator renders the snapshot fields Shape set (listener and cluster
-// TLS, route timeouts, cluster circuit breakers).
-func (s shaping) RenderEnvoy(Env, *ir.Policy) ([]EnvoyFilter, error) { return nil, nil }
 
 // SecretFields implements Secrets: the private keys of tls and
 // tls-outbound; timeouts and circuit breakers hold none.

@@ -159,14 +159,5 @@ func (d spikeControl) Build(_ Env, p *ir.Policy) (Middleware, error) {
 	}, nil
 }
 
-// RenderEnvoy implements EnvoyRenderer: Envoy has no delaying limiter, so
-// it asks the agent's policy engine, which runs this middleware (ext_authz).
-func (d spikeControl) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	if _, err := parseSpike(p.Config); err != nil {
-		return nil, err
-	}
-	return extAuthzFilter(env, p)
-}
-
 // SecretFields implements Secrets: none: nothing in this config authenticates anyone.
 func (spikeControl) SecretFields() []string { return []string{} }

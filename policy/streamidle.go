@@ -99,10 +99,6 @@ func (d streamIdle) Build(_ Env, p *ir.Policy) (Middleware, error) {
 	}, nil
 }
 
-// RenderEnvoy implements EnvoyRenderer: no filter; the translator renders
-// Route.StreamIdleTimeout as the route's idle_timeout.
-func (streamIdle) RenderEnvoy(Env, *ir.Policy) ([]EnvoyFilter, error) { return nil, nil }
-
 // idleTimer is a timer restarted by activity, stopped for good once.
 type idleTimer struct {
 	mu      sync.Mutex

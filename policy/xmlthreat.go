@@ -167,13 +167,5 @@ func (d xmlThreat) Build(_ Env, p *ir.Policy) (Middleware, error) {
 	return bodyCheckMiddleware(d.Name(), isXMLRequest, l.check), nil
 }
 
-// RenderEnvoy implements EnvoyRenderer through ext_authz with the body.
-func (d xmlThreat) RenderEnvoy(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
-	if _, err := parseXMLThreat(p.Config); err != nil {
-		return nil, err
-	}
-	return extAuthzBodyFilter(env, p)
-}
-
 // SecretFields implements Secrets: none: nothing in this config authenticates anyone.
 func (xmlThreat) SecretFields() []string { return []string{} }

@@ -22,7 +22,7 @@ want=(
   etcd:etcd-server            # the Kubernetes tests' API server store (scripts/k8s-tools.sh)
 )
 if [[ "${1:-test}" == "bench" ]]; then
-  want+=(nginx:nginx-light wrk:wrk haproxy:haproxy hyperfine:hyperfine)
+  want+=(nginx:nginx-light wrk:wrk h2load:nghttp2-client haproxy:haproxy hyperfine:hyperfine)
 fi
 
 missing=()

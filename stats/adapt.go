@@ -1,11 +1,11 @@
 package stats
 
-import "github.com/flexgw/flexgw/dataplane"
+import "github.com/flexgw/flexgw/observe"
 
 // DataPlaneEndpoints adapts the built-in data plane's endpoint report
-// ((*dataplane.DataPlane).Endpoints) to Options.Endpoints, splitting
+// ((*dataplane.DataPlane).Endpoints, an observe.EndpointStatus list) to Options.Endpoints, splitting
 // health into its active-check and passive (outlier ejection) parts.
-func DataPlaneEndpoints(list func() []dataplane.EndpointStatus) func() []EndpointHealth {
+func DataPlaneEndpoints(list func() []observe.EndpointStatus) func() []EndpointHealth {
 	return func() []EndpointHealth {
 		eps := list()
 		out := make([]EndpointHealth, 0, len(eps))

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/observe"
 )
 
 // BenchmarkRequestHook is the per-request cost the dashboard adds to the
@@ -24,8 +24,8 @@ func BenchmarkRequestHook(b *testing.B) {
 		for pb.Next() {
 			i++
 			api := apiNames[i%len(apiNames)]
-			_, done := h.Request(context.Background(), dataplane.RequestInfo{API: api, Route: "r"})
-			done(rec, dataplane.Timings{Total: time.Duration(i%5000) * time.Microsecond, Upstream: time.Millisecond, Service: "ns/svc"})
+			_, done := h.Request(context.Background(), observe.RequestInfo{API: api, Route: "r"})
+			done(rec, observe.Timings{Total: time.Duration(i%5000) * time.Microsecond, Upstream: time.Millisecond, Service: "ns/svc"})
 		}
 	})
 }
@@ -80,8 +80,8 @@ func stats1000() *Stats {
 	h := s.Hooks()
 	rec := &accesslog.Record{ResponseCode: 200}
 	for i := range 1000 {
-		_, done := h.Request(context.Background(), dataplane.RequestInfo{API: fmt.Sprintf("ns/api-%02d", i/20), Route: fmt.Sprintf("route-%d", i)})
-		done(rec, dataplane.Timings{Total: time.Millisecond, Service: "ns/svc"})
+		_, done := h.Request(context.Background(), observe.RequestInfo{API: fmt.Sprintf("ns/api-%02d", i/20), Route: fmt.Sprintf("route-%d", i)})
+		done(rec, observe.Timings{Total: time.Millisecond, Service: "ns/svc"})
 	}
 	c.add(time.Second)
 	return s

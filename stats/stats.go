@@ -1,5 +1,5 @@
 // Package stats is the agent-side aggregator behind `flexgw top`. It observes
-// the data plane through dataplane.Hooks and access-log records through the
+// the data plane through observe.Hooks and access-log records through the
 // accesslog sink interface, keeps per-API, per-route and per-service rolling
 // one-second buckets (rates, status classes, latency histograms, policy
 // denials) and a ring of recent records, and serves them on the admin API:
@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/stats/topapi"
 )
 
@@ -98,7 +98,7 @@ type entry struct {
 	name  string
 	api   *series
 	route *series
-	done  func(rec *accesslog.Record, t dataplane.Timings)
+	done  observe.RequestDone
 }
 
 // Stats aggregates request statistics and recent access-log records.
@@ -165,9 +165,9 @@ func New(opts Options) *Stats {
 
 // Hooks returns the data-plane hooks that feed the statistics. Combine them
 // with the metrics and tracing hooks; these never block.
-func (s *Stats) Hooks() dataplane.Hooks {
-	return dataplane.Hooks{
-		Request: func(ctx context.Context, info dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings)) {
+func (s *Stats) Hooks() observe.Hooks {
+	return observe.Hooks{
+		Request: func(ctx context.Context, info observe.RequestInfo) (context.Context, observe.RequestDone) {
 			return ctx, s.entry(info.API, info.Route).done
 		},
 		EndpointHealth: func(service, endpoint string, healthy bool) {
@@ -219,11 +219,11 @@ func (s *Stats) service(api, svc string) *series {
 	return ss
 }
 
-func (e *entry) finish(rec *accesslog.Record, t dataplane.Timings) {
+func (e *entry) finish(rec *accesslog.Record, t observe.Timings) {
 	e.observe(e.st.now().Unix(), rec, t)
 }
 
-func (e *entry) observe(sec int64, rec *accesslog.Record, t dataplane.Timings) {
+func (e *entry) observe(sec int64, rec *accesslog.Record, t observe.Timings) {
 	o := observation{
 		sec:     sec,
 		totalUs: t.Total.Microseconds(),
@@ -257,7 +257,7 @@ func (s *Stats) Write(rec *accesslog.Record) {
 		if now := s.now().Unix(); rec.StartTime.IsZero() || sec > now || sec <= now-historySeconds {
 			sec = now
 		}
-		s.entry(rec.APIInstance, rec.Route).observe(sec, rec, dataplane.Timings{
+		s.entry(rec.APIInstance, rec.Route).observe(sec, rec, observe.Timings{
 			Total: rec.Duration, Upstream: rec.UpstreamServiceTime, Service: rec.UpstreamCluster,
 		})
 	}

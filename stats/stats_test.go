@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/stats/topapi"
 )
 
@@ -36,10 +36,10 @@ func newClock() *clock {
 }
 
 // request drives the hooks exactly as the data plane does.
-func request(h dataplane.Hooks, api, route, svc string, status int, total, upstream time.Duration, outcome string) {
-	_, done := h.Request(context.Background(), dataplane.RequestInfo{API: api, Route: route, Method: "GET"})
+func request(h observe.Hooks, api, route, svc string, status int, total, upstream time.Duration, outcome string) {
+	_, done := h.Request(context.Background(), observe.RequestInfo{API: api, Route: route, Method: "GET"})
 	rec := &accesslog.Record{ResponseCode: status, APIInstance: api, Route: route, PolicyOutcome: outcome}
-	done(rec, dataplane.Timings{Total: total, Upstream: upstream, Service: svc})
+	done(rec, observe.Timings{Total: total, Upstream: upstream, Service: svc})
 }
 
 func near(got, want, tol float64) bool { return math.Abs(got-want) <= tol*want }
@@ -461,8 +461,8 @@ func TestLogStreamRate(t *testing.T) {
 }
 
 func TestDataPlaneEndpoints(t *testing.T) {
-	s := New(Options{Endpoints: DataPlaneEndpoints(func() []dataplane.EndpointStatus {
-		return []dataplane.EndpointStatus{
+	s := New(Options{Endpoints: DataPlaneEndpoints(func() []observe.EndpointStatus {
+		return []observe.EndpointStatus{
 			{Service: "ns/a", Endpoint: "10.0.0.1:80", Healthy: true, ActiveCheck: true, ActiveHealthy: true},
 			{Service: "ns/a", Endpoint: "10.0.0.2:80", Healthy: false, ActiveCheck: true, ActiveHealthy: true, Ejected: true},
 			{Service: "ns/b", Endpoint: "10.0.1.1:80", Healthy: true},

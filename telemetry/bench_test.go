@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/telemetry"
 	"github.com/flexgw/flexgw/telemetry/internal/hookproxy"
 	"github.com/flexgw/flexgw/telemetry/internal/otlpstandin"
@@ -40,9 +40,9 @@ var benchSetups = []benchSetup{
 	{"metrics+tracing100pct", true, 100},
 }
 
-func benchHooks(b *testing.B, s benchSetup) dataplane.Hooks {
+func benchHooks(b *testing.B, s benchSetup) observe.Hooks {
 	b.Helper()
-	var parts []dataplane.Hooks
+	var parts []observe.Hooks
 	if s.randomPct >= 0 {
 		col, err := otlpstandin.StartGRPC()
 		if err != nil {
@@ -75,9 +75,9 @@ func BenchmarkHookPath(b *testing.B) {
 		b.Run(s.name, func(b *testing.B) {
 			h := benchHooks(b, s)
 			hdr := http.Header{"User-Agent": {"bench"}}
-			info := dataplane.RequestInfo{Listener: "l", API: "orders", Route: "orders-0", Method: "GET", Header: hdr.Get}
-			ai := dataplane.AttemptInfo{API: "orders", Route: "orders-0", Service: "ns/svc", Endpoint: "10.0.0.1:80", Method: "GET", Path: "/x"}
-			tm := dataplane.Timings{Total: 3 * time.Millisecond, Upstream: 2 * time.Millisecond, Service: "ns/svc", RequestBytes: 200, ResponseBytes: 1000}
+			info := observe.RequestInfo{Listener: "l", API: "orders", Route: "orders-0", Method: "GET", Header: hdr.Get}
+			ai := observe.AttemptInfo{API: "orders", Route: "orders-0", Service: "ns/svc", Endpoint: "10.0.0.1:80", Method: "GET", Path: "/x"}
+			tm := observe.Timings{Total: 3 * time.Millisecond, Upstream: 2 * time.Millisecond, Service: "ns/svc", RequestBytes: 200, ResponseBytes: 1000}
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -85,7 +85,7 @@ func BenchmarkHookPath(b *testing.B) {
 				var rec accesslog.Record
 				for pb.Next() {
 					ctx := context.Background()
-					var done func(*accesslog.Record, dataplane.Timings)
+					var done observe.RequestDone
 					if h.Request != nil {
 						ctx, done = h.Request(ctx, info)
 					}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/telemetry/metrics"
 	"github.com/flexgw/flexgw/telemetry/tracing"
 )
@@ -41,8 +41,8 @@ func New(reg prometheus.Registerer, logger *slog.Logger) *Telemetry {
 // Hooks returns the hooks for dataplane.Options.Hooks: tracing (installed
 // for good, so a reload can turn it on; one atomic load per request while
 // off) then metrics, plus any extra observers (the `flexgw top` stats).
-func (t *Telemetry) Hooks(extra ...dataplane.Hooks) dataplane.Hooks {
-	return Combine(append([]dataplane.Hooks{t.Tracer.ReloadableHooks(), t.Metrics.Hooks()}, extra...)...)
+func (t *Telemetry) Hooks(extra ...observe.Hooks) observe.Hooks {
+	return Combine(append([]observe.Hooks{t.Tracer.ReloadableHooks(), t.Metrics.Hooks()}, extra...)...)
 }
 
 // Handler serves /metrics.
@@ -56,7 +56,7 @@ func (t *Telemetry) Handler() http.Handler { return t.Metrics.Handler() }
 func (t *Telemetry) Apply(ctx context.Context, snap *ir.Snapshot) error {
 	t.Metrics.Prune(snap)
 	t.Metrics.ReloadResult(true, snap.Version, time.Now())
-	if err := t.Tracer.Configure(ctx, snap.Tracing); err != nil {
+	if err := t.Tracer.ConfigureSnapshot(ctx, snap); err != nil {
 		return fmt.Errorf("telemetry: snapshot %d: %w", snap.Version, err)
 	}
 	return nil

@@ -1,7 +1,7 @@
 // Package telemetry composes flexgw's observers of the request path —
 // Prometheus metrics (telemetry/metrics), OpenTelemetry traces
 // (telemetry/tracing) and the live stats behind `flexgw top` — into the one
-// dataplane.Hooks value the data plane calls. Telemetry (bundle.go) is the
+// observe.Hooks value the data plane calls. Telemetry (bundle.go) is the
 // one value the agent wires: hooks for the data plane, /metrics, and Apply
 // per accepted snapshot.
 package telemetry
@@ -10,7 +10,7 @@ import (
 	"context"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/observe"
 )
 
 // Combine returns hooks that call each of hooks in order. Request hooks run
@@ -23,10 +23,10 @@ import (
 // Nil hooks are skipped, and when at most one set of hooks has a given
 // field it is returned as is, so combining with disabled telemetry costs
 // nothing on the request path.
-func Combine(hooks ...dataplane.Hooks) dataplane.Hooks {
+func Combine(hooks ...observe.Hooks) observe.Hooks {
 	var (
-		reqs     []func(context.Context, dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings))
-		attempts []func(context.Context, func(string, string), dataplane.AttemptInfo) func(int, error)
+		reqs     []observe.RequestHook
+		attempts []observe.AttemptHook
 		conns    []func(string, int)
 		healths  []func(string, string, bool)
 	)
@@ -44,7 +44,7 @@ func Combine(hooks ...dataplane.Hooks) dataplane.Hooks {
 			healths = append(healths, h.EndpointHealth)
 		}
 	}
-	var out dataplane.Hooks
+	var out observe.Hooks
 	switch len(reqs) {
 	case 0:
 	case 1:
@@ -84,15 +84,15 @@ func Combine(hooks ...dataplane.Hooks) dataplane.Hooks {
 	return out
 }
 
-func combineRequest(reqs []func(context.Context, dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings))) func(context.Context, dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings)) {
+func combineRequest(reqs []observe.RequestHook) observe.RequestHook {
 	if len(reqs) == 2 {
 		// Tracing + metrics, the common case: the done closure holds just
 		// the two done functions.
 		first, second := reqs[0], reqs[1]
-		return func(ctx context.Context, info dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings)) {
+		return func(ctx context.Context, info observe.RequestInfo) (context.Context, observe.RequestDone) {
 			ctx, d1 := first(ctx, info)
 			ctx, d2 := second(ctx, info)
-			return ctx, func(rec *accesslog.Record, t dataplane.Timings) {
+			return ctx, func(rec *accesslog.Record, t observe.Timings) {
 				if d2 != nil {
 					d2(rec, t)
 				}
@@ -102,17 +102,17 @@ func combineRequest(reqs []func(context.Context, dataplane.RequestInfo) (context
 			}
 		}
 	}
-	return func(ctx context.Context, info dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings)) {
-		var dones [4]func(*accesslog.Record, dataplane.Timings)
+	return func(ctx context.Context, info observe.RequestInfo) (context.Context, observe.RequestDone) {
+		var dones [4]observe.RequestDone
 		done := dones[:0]
 		for _, f := range reqs {
-			var d func(*accesslog.Record, dataplane.Timings)
+			var d observe.RequestDone
 			ctx, d = f(ctx, info)
 			if d != nil {
 				done = append(done, d)
 			}
 		}
-		return ctx, func(rec *accesslog.Record, t dataplane.Timings) {
+		return ctx, func(rec *accesslog.Record, t observe.Timings) {
 			for i := len(done) - 1; i >= 0; i-- {
 				done[i](rec, t)
 			}
@@ -120,9 +120,9 @@ func combineRequest(reqs []func(context.Context, dataplane.RequestInfo) (context
 	}
 }
 
-func combineAttempt(attempts []func(context.Context, func(string, string), dataplane.AttemptInfo) func(int, error)) func(context.Context, func(string, string), dataplane.AttemptInfo) func(int, error) {
-	return func(ctx context.Context, set func(string, string), info dataplane.AttemptInfo) func(int, error) {
-		var dones [4]func(int, error)
+func combineAttempt(attempts []observe.AttemptHook) observe.AttemptHook {
+	return func(ctx context.Context, set func(string, string), info observe.AttemptInfo) observe.AttemptDone {
+		var dones [4]observe.AttemptDone
 		done := dones[:0]
 		for _, f := range attempts {
 			if d := f(ctx, set, info); d != nil {

@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/telemetry"
 	"github.com/flexgw/flexgw/telemetry/internal/hookproxy"
 	"github.com/flexgw/flexgw/telemetry/internal/otlpstandin"
@@ -24,15 +24,15 @@ import (
 )
 
 // recorder is a hook set that logs the order of calls.
-func recorder(name string, log *[]string) dataplane.Hooks {
+func recorder(name string, log *[]string) observe.Hooks {
 	type key struct{}
-	return dataplane.Hooks{
-		Request: func(ctx context.Context, info dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings)) {
+	return observe.Hooks{
+		Request: func(ctx context.Context, info observe.RequestInfo) (context.Context, observe.RequestDone) {
 			*log = append(*log, name+".request saw "+func() string { v, _ := ctx.Value(key{}).(string); return v }())
 			ctx = context.WithValue(ctx, key{}, name)
-			return ctx, func(*accesslog.Record, dataplane.Timings) { *log = append(*log, name+".done") }
+			return ctx, func(*accesslog.Record, observe.Timings) { *log = append(*log, name+".done") }
 		},
-		UpstreamAttempt: func(_ context.Context, set func(string, string), _ dataplane.AttemptInfo) func(int, error) {
+		UpstreamAttempt: func(_ context.Context, set func(string, string), _ observe.AttemptInfo) observe.AttemptDone {
 			set("x-"+name, "1")
 			*log = append(*log, name+".attempt")
 			return func(int, error) { *log = append(*log, name+".attemptDone") }
@@ -44,12 +44,12 @@ func recorder(name string, log *[]string) dataplane.Hooks {
 
 func TestCombineOrder(t *testing.T) {
 	var log []string
-	h := telemetry.Combine(recorder("a", &log), dataplane.Hooks{}, recorder("b", &log))
-	_, done := h.Request(context.Background(), dataplane.RequestInfo{})
+	h := telemetry.Combine(recorder("a", &log), observe.Hooks{}, recorder("b", &log))
+	_, done := h.Request(context.Background(), observe.RequestInfo{})
 	set := map[string]string{}
-	ad := h.UpstreamAttempt(context.Background(), func(k, v string) { set[k] = v }, dataplane.AttemptInfo{})
+	ad := h.UpstreamAttempt(context.Background(), func(k, v string) { set[k] = v }, observe.AttemptInfo{})
 	ad(200, nil)
-	done(&accesslog.Record{}, dataplane.Timings{})
+	done(&accesslog.Record{}, observe.Timings{})
 	h.Conn("l", 1)
 	h.EndpointHealth("s", "e", true)
 	want := []string{
@@ -65,9 +65,9 @@ func TestCombineOrder(t *testing.T) {
 	// Three observers take the general path.
 	log = nil
 	h = telemetry.Combine(recorder("a", &log), recorder("b", &log), recorder("c", &log))
-	_, done = h.Request(context.Background(), dataplane.RequestInfo{})
-	h.UpstreamAttempt(context.Background(), func(string, string) {}, dataplane.AttemptInfo{})(200, nil)
-	done(&accesslog.Record{}, dataplane.Timings{})
+	_, done = h.Request(context.Background(), observe.RequestInfo{})
+	h.UpstreamAttempt(context.Background(), func(string, string) {}, observe.AttemptInfo{})(200, nil)
+	done(&accesslog.Record{}, observe.Timings{})
 	want = []string{
 		"a.request saw ", "b.request saw a", "c.request saw b",
 		"a.attempt", "b.attempt", "c.attempt", "c.attemptDone", "b.attemptDone", "a.attemptDone",
@@ -76,7 +76,7 @@ func TestCombineOrder(t *testing.T) {
 	if !reflect.DeepEqual(log, want) {
 		t.Fatalf("call order with three\n got %q\nwant %q", log, want)
 	}
-	if z := telemetry.Combine(dataplane.Hooks{}, dataplane.Hooks{}); z.Request != nil || z.UpstreamAttempt != nil || z.Conn != nil || z.EndpointHealth != nil {
+	if z := telemetry.Combine(observe.Hooks{}, observe.Hooks{}); z.Request != nil || z.UpstreamAttempt != nil || z.Conn != nil || z.EndpointHealth != nil {
 		t.Fatal("combining empty hooks must install nothing")
 	}
 }

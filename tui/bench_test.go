@@ -16,7 +16,7 @@ import (
 	uv "github.com/charmbracelet/ultraviolet"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/stats"
 	"github.com/flexgw/flexgw/stats/topapi"
 )
@@ -44,8 +44,8 @@ func stats1000() *stats.Stats {
 	h := s.Hooks()
 	for i := range 1000 {
 		for j := range 5 {
-			_, done := h.Request(context.Background(), dataplane.RequestInfo{API: fmt.Sprintf("default/api-%02d", i/20), Route: fmt.Sprintf("route-%04d", i)})
-			done(&accesslog.Record{ResponseCode: 200 + 100*(j%4)}, dataplane.Timings{Total: time.Duration(i+j) * 10 * time.Microsecond, Service: "default/svc"})
+			_, done := h.Request(context.Background(), observe.RequestInfo{API: fmt.Sprintf("default/api-%02d", i/20), Route: fmt.Sprintf("route-%04d", i)})
+			done(&accesslog.Record{ResponseCode: 200 + 100*(j%4)}, observe.Timings{Total: time.Duration(i+j) * 10 * time.Microsecond, Service: "default/svc"})
 		}
 	}
 	next := at.Add(time.Second + 500*time.Millisecond)

@@ -1,7 +1,6 @@
 package tui
 
 import (
-	tea "charm.land/bubbletea/v2"
 	"context"
 	"net"
 	"net/http"
@@ -10,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/stats"
 	"github.com/flexgw/flexgw/tui/tuitest"
 )
@@ -87,9 +88,9 @@ func traffic(s *liveGateway, n int, status int) {
 	defer s.clock.add(time.Second)
 	h := s.Hooks()
 	for i := range n {
-		_, done := h.Request(context.Background(), dataplane.RequestInfo{API: "default/orders", Route: "orders-0", Method: "GET"})
+		_, done := h.Request(context.Background(), observe.RequestInfo{API: "default/orders", Route: "orders-0", Method: "GET"})
 		rec := &accesslog.Record{StartTime: time.Now(), Method: "GET", Path: "/orders/" + string(rune('a'+i%26)), ResponseCode: status, APIInstance: "default/orders", Route: "orders-0", TraceID: "trace-e2e"}
-		done(rec, dataplane.Timings{Total: 3 * time.Millisecond, Upstream: 2 * time.Millisecond, Service: "default/backend"})
+		done(rec, observe.Timings{Total: 3 * time.Millisecond, Upstream: 2 * time.Millisecond, Service: "default/backend"})
 		s.Write(rec)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/stats"
 	"github.com/flexgw/flexgw/stats/topapi"
 	"github.com/flexgw/flexgw/telemetry/metrics"
@@ -25,9 +25,9 @@ func TestUnmatchedHasOneName(t *testing.T) {
 	func() {
 		defer s.clock.add(time.Second)
 		rec := &accesslog.Record{StartTime: time.Now(), Method: "GET", Path: "/nowhere", ResponseCode: 404}
-		for _, h := range []dataplane.Hooks{s.Hooks(), met.Hooks()} {
-			_, done := h.Request(context.Background(), dataplane.RequestInfo{Method: "GET"})
-			done(rec, dataplane.Timings{Total: time.Millisecond})
+		for _, h := range []observe.Hooks{s.Hooks(), met.Hooks()} {
+			_, done := h.Request(context.Background(), observe.RequestInfo{Method: "GET"})
+			done(rec, observe.Timings{Total: time.Millisecond})
 		}
 		s.Write(rec)
 	}()

@@ -10,8 +10,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/stats"
 )
 
@@ -52,10 +52,10 @@ func TestHostileTextIsShownEscaped(t *testing.T) {
 	send := func() {
 		defer g.clock.add(time.Second)
 		h := g.Hooks()
-		_, done := h.Request(context.Background(), dataplane.RequestInfo{API: "default/evil\u202eipa", Route: "r\x1b[31m", Method: "GET"})
+		_, done := h.Request(context.Background(), observe.RequestInfo{API: "default/evil\u202eipa", Route: "r\x1b[31m", Method: "GET"})
 		rec := &accesslog.Record{StartTime: time.Now(), Method: "GET", Path: hostile, ResponseCode: 200,
 			APIInstance: "default/evil\u202eipa", Route: "r\x1b[31m", UserAgent: "ua\x1b[1A\u0085", Authority: "h\u202e", RequestID: "id\x00x"}
-		done(rec, dataplane.Timings{Total: time.Millisecond})
+		done(rec, observe.Timings{Total: time.Millisecond})
 		g.Write(rec)
 	}
 

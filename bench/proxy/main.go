@@ -1,31 +1,37 @@
 // Command proxy benchmarks flexgw's built-in data plane against nginx as
-// the equivalent reverse proxy in front of the same upstream.
+// the equivalent reverse proxy in front of the same upstream, scenario by
+// scenario (scenarios.go): keep-alive small requests with and without an
+// access log, a realistic policy chain (against flexgw without one),
+// connection per request, 1 KB and 100 KB bodies, TLS keep-alive, new TLS
+// connections and HTTP/2.
 //
-// The upstream is a separate nginx serving a fixed 13-byte body with
-// `return 200`: the cheapest possible upstream, so the proxies (not the
-// upstream) dominate the CPU both runs share. Both proxies keep upstream
-// and client connections alive (nginx: `keepalive 64`, HTTP/1.1,
-// unlimited keepalive_requests; flexgw: its pool), log nothing, and are
-// driven by the same `wrk -t2 -c64 -d10s --latency` after a 2s warm-up.
-// flexgw runs as a child process (this binary with -serve) on a Local Mode
-// config directory compiled by ir.LoadDir, exactly as the agent would.
+// The upstream is a separate nginx (one worker) answering with `return
+// 200` or a static file: the cheapest possible upstream, shared by both
+// proxies. Both keep upstream connections alive (nginx: `keepalive 64`;
+// flexgw: its pool). HTTP/1.1 load is `wrk -t2 -c64 --latency`, HTTP/2
+// load `h2load -c16 -m10` over TLS with ALPN h2, each after a 1 s
+// warm-up. flexgw runs as a child process (this binary with -serve) on a
+// Local Mode config directory.
 //
-// It prints req/s, p50/p99 latency, CPU time per request (user+system
-// from /proc, which unlike req/s does not depend on what else the machine
-// runs) and peak RSS (VmHWM; nginx: master plus workers), then the
-// flexgw/nginx ratios. With -rounds N the two alternate N times and the
-// best run of each is kept, which tames a noisy shared machine.
+// Rounds alternate the two proxies of a scenario (the order flips every
+// round), and the medians over the rounds are compared. Next to req/s and
+// p50/p99 latency it prints the CPU time each proxy spent per request
+// (user+system from /proc, nginx's master and workers summed): on a shared
+// machine req/s follows whatever else runs, CPU per request much less.
+// Finally flexgw runs once more per profiled scenario with pprof CPU and
+// allocation profiles, kept in -out, whose top entries are printed.
 //
-//	go run ./bench/proxy                      # the comparison
-//	go run ./bench/proxy -rounds 3 -with-access-log
-//	go run ./bench/proxy -serve DIR           # only flexgw's data plane on DIR
+//	go run ./bench/proxy                                   # everything, 5 rounds
+//	go run ./bench/proxy -scenarios keepalive,chain -rounds 3
+//	go run ./bench/proxy -baseline /tmp/old-proxy-bench    # also an older build's data plane
+//	go run ./bench/proxy -serve DIR                        # only flexgw's data plane on DIR
 //
-// Needs nginx (Debian nginx-light) and wrk on PATH.
+// Needs nginx (Debian nginx-light), wrk and h2load (nghttp2-client).
 package main
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -36,26 +42,33 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/pprof"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/agent"
 	"github.com/flexgw/flexgw/dataplane"
-	"github.com/flexgw/flexgw/ir"
 )
 
 func main() {
 	serve := flag.String("serve", "", "run only the data plane on this config directory")
 	accessLog := flag.String("access-log", "off", "access log for -serve: path, - or off")
-	duration := flag.Duration("d", 10*time.Second, "wrk duration per run")
+	cpuProfile := flag.String("cpuprofile", "", "with -serve: write a CPU profile here on exit")
+	memProfile := flag.String("memprofile", "", "with -serve: write an allocation profile here on exit")
+	duration := flag.Duration("d", 5*time.Second, "load duration per run")
 	conns := flag.Int("c", 64, "wrk connections")
 	threads := flag.Int("t", 2, "wrk threads")
-	rounds := flag.Int("rounds", 1, "alternate nginx/flexgw runs this many times; the best run of each is reported")
-	withLog := flag.Bool("with-access-log", false, "also run flexgw with its access log to a file")
-	cpuProfile := flag.String("cpuprofile", "", "with -serve: write a CPU profile here on exit")
+	rounds := flag.Int("rounds", 5, "rounds; each runs every scenario on both proxies, medians are compared")
+	only := flag.String("scenarios", "", "comma-separated scenario names (default: all)")
+	baseline := flag.String("baseline", "", "another build of this command: its data plane also runs the keep-alive scenarios (before/after)")
+	out := flag.String("out", "", "directory for profiles and logs (default: a new temp dir, kept)")
+	profile := flag.Bool("profile", true, "profile flexgw (CPU, allocations) after the rounds")
 	flag.Parse()
 	if *serve != "" {
 		if *cpuProfile != "" {
@@ -67,14 +80,33 @@ func main() {
 			_ = pprof.StartCPUProfile(f)
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
+		if *memProfile != "" {
+			runtime.MemProfileRate = 64 << 10
+			defer func() {
+				if f, err := os.Create(*memProfile); err == nil {
+					_ = pprof.Lookup("allocs").WriteTo(f, 0)
+					f.Close()
+				}
+			}()
+		}
 		if err := serveDir(*serve, *accessLog); err != nil {
 			fmt.Fprintln(os.Stderr, "serve:", err)
 			os.Exit(1)
 		}
 		return
 	}
-	b := bench{duration: *duration, conns: *conns, threads: *threads}
-	if err := b.run(*rounds, *withLog); err != nil {
+	b := bench{duration: *duration, conns: *conns, threads: *threads, baseline: *baseline, out: *out}
+	var sel []scenario
+	for _, sc := range scenarios {
+		if *only == "" || slices.Contains(strings.Split(*only, ","), sc.name) {
+			sel = append(sel, sc)
+		}
+	}
+	if len(sel) == 0 {
+		fmt.Fprintln(os.Stderr, "bench: no scenario matches", *only)
+		os.Exit(2)
+	}
+	if err := b.run(sel, *rounds, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -83,7 +115,8 @@ func main() {
 // serveDir runs the data plane on dir until SIGTERM/SIGINT.
 func serveDir(dir, accessLog string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := ir.LoadDir(dir, ir.CompileOptions{Version: 1})
+	s, err := agent.Compile(dir, 1) // what `flexgw run` serves
+
 	if err != nil {
 		return err
 	}
@@ -111,13 +144,16 @@ func serveDir(dir, accessLog string) error {
 type bench struct {
 	duration       time.Duration
 	conns, threads int
+	baseline       string
+	out            string
 	dir            string
+	keyFile        string
+	crtFile        string
 	upstreamPort   int
 	procs          []*exec.Cmd
 }
 
 type result struct {
-	name     string
 	rps      float64
 	requests int64
 	// cpuPerReq is the proxy's CPU time (user+system) per request: unlike
@@ -128,10 +164,24 @@ type result struct {
 	errors    string
 }
 
-func (b *bench) run(rounds int, withLog bool) (err error) {
-	for _, tool := range []string{"nginx", "wrk"} {
+// runner is one proxy of a scenario: "nginx", "flexgw", "flexgw-chain"
+// or "baseline" (the -baseline build).
+type runner struct {
+	sc   scenario
+	name string
+}
+
+func (b *bench) run(sel []scenario, rounds int, profile bool) (err error) {
+	tools := []string{"nginx", "wrk"}
+	for _, sc := range sel {
+		if sc.h2 {
+			tools = append(tools, "h2load")
+			break
+		}
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found (apt-get install nginx-light wrk): %w", tool, err)
+			return fmt.Errorf("%s not found (scripts/deps.sh bench installs nginx-light, wrk, nghttp2-client): %w", tool, err)
 		}
 	}
 	b.dir, err = os.MkdirTemp("", "flexgw-bench-")
@@ -140,146 +190,279 @@ func (b *bench) run(rounds int, withLog bool) (err error) {
 	}
 	defer os.RemoveAll(b.dir)
 	defer b.stopAll()
-
+	if b.out == "" {
+		if b.out, err = os.MkdirTemp("", "flexgw-bench-out-"); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(b.out, 0o755); err != nil {
+		return err
+	}
+	if b.keyFile, b.crtFile, err = certFiles(b.dir); err != nil {
+		return err
+	}
+	root := filepath.Join(b.dir, "www")
+	if err := os.MkdirAll(filepath.Join(root, "b"), 0o755); err != nil {
+		return err
+	}
+	for name, n := range map[string]int{"1k": 1 << 10, "100k": 100 << 10} {
+		if err := os.WriteFile(filepath.Join(root, "b", name), []byte(strings.Repeat("x", n)), 0o644); err != nil {
+			return err
+		}
+	}
 	b.upstreamPort = freePort()
 	if _, err := b.startNginx("upstream", fmt.Sprintf(`
 worker_processes 1;
 events { worker_connections 4096; }
 http {
   access_log off;
-  keepalive_requests 100000;
+  keepalive_requests 1000000;
+  sendfile on;
   server {
     listen 127.0.0.1:%d;
-    location / { default_type text/plain; return 200 "hello, world\n"; }
+    default_type text/plain;
+    location / { return 200 "hello, world\n"; }
+    location /b/ { root %s; }
   }
-}`, b.upstreamPort), b.upstreamPort); err != nil {
+}`, b.upstreamPort, root), b.upstreamPort, false); err != nil {
 		return err
 	}
 
-	var best = map[string]result{}
-	keep := func(r result) {
-		if old, ok := best[r.name]; !ok || r.rps > old.rps {
-			best[r.name] = r
-		}
-	}
+	results := map[string]map[string][]result{} // scenario → runner → rounds
 	for i := 0; i < rounds; i++ {
-		r, err := b.runNginx()
-		if err != nil {
-			return err
-		}
-		keep(r)
-		r, err = b.runFlexgw("flexgw", "off")
-		if err != nil {
-			return err
-		}
-		keep(r)
-		if withLog {
-			r, err = b.runFlexgw("flexgw+log", filepath.Join(b.dir, "access.log"))
-			if err != nil {
-				return err
+		for _, sc := range sel {
+			rs := []runner{{sc, sc.peer}, {sc, "flexgw"}}
+			if sc.chain {
+				rs[1].name = "flexgw-chain"
 			}
-			keep(r)
+			if b.baseline != "" && !sc.chain {
+				rs = append(rs, runner{sc, "baseline"})
+			}
+			if i%2 == 1 {
+				slices.Reverse(rs)
+			}
+			for _, r := range rs {
+				res, err := b.runOne(r, "", "")
+				if err != nil {
+					return fmt.Errorf("%s/%s: %w", sc.name, r.name, err)
+				}
+				if results[sc.name] == nil {
+					results[sc.name] = map[string][]result{}
+				}
+				results[sc.name][r.name] = append(results[sc.name][r.name], res)
+				fmt.Fprintf(os.Stderr, "round %d %-16s %-13s %9.0f req/s  p99 %-9s CPU/req %s\n", i+1, sc.name, r.name, res.rps, res.p99, res.cpuPerReq)
+			}
 		}
 	}
-
-	ng := best["nginx"]
-	fmt.Printf("\nproxy benchmark: wrk -t%d -c%d -d%s --latency, GET / (13-byte body), upstream nginx on loopback, %d CPUs\n\n",
-		b.threads, b.conns, b.duration, numCPU())
-	fmt.Printf("%-12s %12s %10s %10s %12s %10s   %s\n", "proxy", "req/s", "p50", "p99", "CPU/request", "peak RSS", "errors")
-	names := []string{"nginx", "flexgw"}
-	if withLog {
-		names = append(names, "flexgw+log")
+	b.report(sel, results, rounds)
+	if profile {
+		return b.profiles(sel)
 	}
-	for _, n := range names {
-		r := best[n]
-		fmt.Printf("%-12s %12.0f %10s %10s %12s %6.1f MiB   %s\n", n, r.rps, r.p50, r.p99, r.cpuPerReq, float64(r.rssKiB)/1024, r.errors)
-	}
-	fg := best["flexgw"]
-	fmt.Printf("\nflexgw/nginx: req/s %.2fx (target >= 0.5x)  p99 %.2fx (target <= 2x)  CPU/request %.2fx  RSS %.1f MiB (target <= 60 MiB)\n",
-		fg.rps/ng.rps, float64(fg.p99)/float64(ng.p99), float64(fg.cpuPerReq)/float64(ng.cpuPerReq), float64(fg.rssKiB)/1024)
 	return nil
 }
 
-func (b *bench) runNginx() (result, error) {
+func (b *bench) report(sel []scenario, results map[string]map[string][]result, rounds int) {
+	fmt.Printf("\nproxy benchmark: medians of %d alternating rounds, %s each, %d CPUs; upstream nginx on loopback\n", rounds, b.duration, numCPU())
+	fmt.Printf("HTTP/1.1: wrk -t%d -c%d --latency; HTTP/2: h2load -c16 -m10 (TLS, ALPN h2)\n\n", b.threads, b.conns)
+	fmt.Printf("%-17s %-13s %10s %10s %10s %12s %9s   %s\n", "scenario", "proxy", "req/s", "p50", "p99", "CPU/request", "peak RSS", "errors")
+	for _, sc := range sel {
+		names := []string{sc.peer, "flexgw"}
+		if sc.chain {
+			names[1] = "flexgw-chain"
+		}
+		if b.baseline != "" && !sc.chain {
+			names = append(names, "baseline")
+		}
+		for _, n := range names {
+			m := median(results[sc.name][n])
+			fmt.Printf("%-17s %-13s %10.0f %10s %10s %12s %5.1f MiB   %s\n", sc.name, n, m.rps, m.p50, m.p99, m.cpuPerReq, float64(m.rssKiB)/1024, m.errors)
+		}
+	}
+	fmt.Printf("\n%-17s %-22s %12s %10s %12s   %s\n", "scenario", "ratio", "req/s", "p99", "CPU/request", "target (req/s)")
+	for _, sc := range sel {
+		peer := median(results[sc.name][sc.peer])
+		self := "flexgw"
+		if sc.chain {
+			self = "flexgw-chain"
+		}
+		pairs := [][2]string{{self, sc.peer}}
+		if b.baseline != "" && !sc.chain {
+			pairs = append(pairs, [2]string{"flexgw", "baseline"})
+		}
+		for _, p := range pairs {
+			a, base := median(results[sc.name][p[0]]), peer
+			if p[1] != sc.peer {
+				base = median(results[sc.name][p[1]])
+			}
+			target := fmt.Sprintf(">= %.2fx", sc.target)
+			if p[1] == "baseline" {
+				target = "(before/after; hardening budget >= 0.98x)"
+			}
+			fmt.Printf("%-17s %-22s %11.2fx %9.2fx %11.2fx   %s\n", sc.name, p[0]+"/"+p[1],
+				a.rps/base.rps, ratio(a.p99, base.p99), ratio(a.cpuPerReq, base.cpuPerReq), target)
+		}
+	}
+	fmt.Println("\nreq/s and latency depend on the machine's other load; CPU/request much less (see the package doc).")
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// median takes each field's median over the rounds independently.
+func median(rs []result) result {
+	if len(rs) == 0 {
+		return result{errors: "no runs"}
+	}
+	pick := func(get func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = get(r)
+		}
+		sort.Float64s(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	m := result{
+		rps:       pick(func(r result) float64 { return r.rps }),
+		p50:       time.Duration(pick(func(r result) float64 { return float64(r.p50) })),
+		p99:       time.Duration(pick(func(r result) float64 { return float64(r.p99) })),
+		cpuPerReq: time.Duration(pick(func(r result) float64 { return float64(r.cpuPerReq) })),
+		rssKiB:    int64(pick(func(r result) float64 { return float64(r.rssKiB) })),
+	}
+	var errs []string
+	for _, r := range rs {
+		if r.errors != "none" && !slices.Contains(errs, r.errors) {
+			errs = append(errs, r.errors)
+		}
+	}
+	m.errors = strings.Join(errs, " | ")
+	if m.errors == "" {
+		m.errors = "none"
+	}
+	return m
+}
+
+// profiles runs flexgw once more for the keep-alive and chain scenarios
+// with CPU and allocation profiles, keeps them in b.out and prints their
+// top entries.
+func (b *bench) profiles(sel []scenario) error {
+	for _, sc := range sel {
+		if sc.name != "keepalive" && sc.name != "chain" {
+			continue
+		}
+		name := "flexgw"
+		if sc.chain {
+			name = "flexgw-chain"
+		}
+		cpu := filepath.Join(b.out, sc.name+".cpu.pprof")
+		mem := filepath.Join(b.out, sc.name+".alloc.pprof")
+		if _, err := b.runOne(runner{sc, name}, cpu, mem); err != nil {
+			return fmt.Errorf("profile %s: %w", sc.name, err)
+		}
+		self, _ := os.Executable()
+		for _, p := range []struct{ file, index string }{{cpu, "cpu"}, {mem, "alloc_space"}} {
+			args := []string{"tool", "pprof", "-top", "-nodecount=20", "-sample_index=" + p.index, self, p.file}
+			if p.index == "cpu" {
+				args = []string{"tool", "pprof", "-top", "-nodecount=20", self, p.file}
+			}
+			outp, err := exec.Command("go", args...).CombinedOutput()
+			fmt.Printf("\n=== %s: %s profile (%s) ===\n", sc.name, p.index, p.file)
+			if err != nil {
+				fmt.Printf("go tool pprof: %v\n", err)
+			}
+			fmt.Print(string(outp))
+		}
+	}
+	fmt.Printf("\nprofiles kept in %s (go tool pprof -http=: FILE)\n", b.out)
+	return nil
+}
+
+// runOne starts r's proxy, measures it and stops it.
+func (b *bench) runOne(r runner, cpuProf, memProf string) (result, error) {
 	port := freePort()
-	cmd, err := b.startNginx("proxy", fmt.Sprintf(`
-worker_processes auto;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  # Like flexgw, never close a busy client connection.
-  keepalive_requests 1000000;
-  upstream backend { server 127.0.0.1:%d; keepalive 64; }
-  server {
-    listen 127.0.0.1:%d;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    }
-  }
-}`, b.upstreamPort, port), port)
+	logFile := filepath.Join(b.dir, "access-"+strconv.Itoa(port)+".log")
+	defer os.Remove(logFile)
+	var cmd *exec.Cmd
+	var err error
+	withChildren := false
+	switch r.name {
+	case "nginx":
+		cmd, err = b.startNginx("proxy", nginxProxyConfig(r.sc, port, b.upstreamPort, b.keyFile, b.crtFile, logFile), port, r.sc.tls)
+		withChildren = true
+	default:
+		cmd, err = b.startFlexgw(r, port, logFile, cpuProf, memProf)
+	}
 	if err != nil {
 		return result{}, err
 	}
 	defer stop(cmd)
-	return b.measure("nginx", port, cmd.Process.Pid, true)
+	return b.measure(r.sc, port, cmd.Process.Pid, withChildren)
 }
 
-func (b *bench) runFlexgw(name, accessLog string) (result, error) {
-	port := freePort()
+func (b *bench) startFlexgw(r runner, port int, logFile, cpuProf, memProf string) (*exec.Cmd, error) {
 	cfgDir := filepath.Join(b.dir, "conf.d-"+strconv.Itoa(port))
 	if err := os.MkdirAll(cfgDir, 0o755); err != nil {
-		return result{}, err
+		return nil, err
 	}
-	cfg := fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
-kind: ApiInstance
-metadata:
-  name: bench
-spec:
-  address: http://127.0.0.1:%d
-  services:
-    upstream:
-      address: http://127.0.0.1:%d
-`, port, b.upstreamPort)
-	if err := os.WriteFile(filepath.Join(cfgDir, "api.yaml"), []byte(cfg), 0o644); err != nil {
-		return result{}, err
-	}
-	self, err := os.Executable()
+	sc := r.sc
+	sc.chain = r.name == "flexgw-chain"
+	cfg, err := flexgwConfig(sc, port, b.upstreamPort, b.keyFile, b.crtFile)
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
-	cmd := exec.Command(self, "-serve", cfgDir, "-access-log", accessLog)
+	if err := os.WriteFile(filepath.Join(cfgDir, "api.yaml"), []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	if r.name == "baseline" {
+		bin = b.baseline
+	}
+	al := "off"
+	if sc.log {
+		al = logFile
+	}
+	args := []string{"-serve", cfgDir, "-access-log", al}
+	if cpuProf != "" {
+		args = append(args, "-cpuprofile", cpuProf, "-memprofile", memProf)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return result{}, err
+		return nil, err
 	}
 	b.procs = append(b.procs, cmd)
-	defer stop(cmd)
-	if err := waitHTTP(port); err != nil {
-		return result{}, fmt.Errorf("flexgw: %w", err)
+	if err := waitHTTP(port, sc.tls); err != nil {
+		stop(cmd)
+		return nil, fmt.Errorf("flexgw: %w", err)
 	}
-	return b.measure(name, port, cmd.Process.Pid, false)
+	return cmd, nil
 }
 
-// measure warms up, runs wrk and reads peak RSS.
-func (b *bench) measure(name string, port, pid int, withChildren bool) (result, error) {
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	if _, err := b.wrk(url, 2*time.Second); err != nil {
+// measure warms up, runs the load and reads CPU time and peak RSS.
+func (b *bench) measure(sc scenario, port, pid int, withChildren bool) (result, error) {
+	scheme := "http"
+	if sc.tls {
+		scheme = "https"
+	}
+	url := fmt.Sprintf("%s://127.0.0.1:%d%s", scheme, port, sc.path)
+	if _, err := b.load(sc, url, time.Second); err != nil {
 		return result{}, err
 	}
 	cpu0 := cpuTime(pid, withChildren)
-	out, err := b.wrk(url, b.duration)
+	r, err := b.load(sc, url, b.duration)
 	if err != nil {
 		return result{}, err
 	}
 	cpu := cpuTime(pid, withChildren) - cpu0
-	r, err := parseWrk(out)
-	if err != nil {
-		return result{}, fmt.Errorf("%s: %w\n%s", name, err, out)
-	}
-	r.name = name
 	if r.requests > 0 {
 		r.cpuPerReq = cpu / time.Duration(r.requests)
 	}
@@ -287,14 +470,31 @@ func (b *bench) measure(name string, port, pid int, withChildren bool) (result, 
 	return r, nil
 }
 
-func (b *bench) wrk(url string, d time.Duration) (string, error) {
-	cmd := exec.Command("wrk", "-t"+strconv.Itoa(b.threads), "-c"+strconv.Itoa(b.conns),
-		"-d"+strconv.Itoa(int(d.Seconds()))+"s", "--latency", url)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("wrk: %w\n%s", err, out)
+// load runs wrk (HTTP/1.1) or h2load (HTTP/2) against url for d.
+func (b *bench) load(sc scenario, url string, d time.Duration) (result, error) {
+	secs := strconv.Itoa(max(1, int(d.Seconds())))
+	if sc.h2 {
+		logFile := filepath.Join(b.dir, "h2load.log")
+		defer os.Remove(logFile)
+		cmd := exec.Command("h2load", "-D", secs, "-c16", "-m10", "-t"+strconv.Itoa(b.threads), "--log-file="+logFile, url)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return result{}, fmt.Errorf("h2load: %w\n%s", err, out)
+		}
+		return parseH2load(string(out), logFile)
 	}
-	return string(out), nil
+	args := []string{"-t" + strconv.Itoa(b.threads), "-c" + strconv.Itoa(b.conns), "-d" + secs + "s", "--latency"}
+	if sc.close {
+		args = append(args, "-H", "Connection: close")
+	}
+	if sc.chain {
+		args = append(args, "-H", "Authorization: Bearer "+chainToken())
+	}
+	out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("wrk: %w\n%s", err, out)
+	}
+	return parseWrk(string(out))
 }
 
 var (
@@ -302,13 +502,15 @@ var (
 	reTotal   = regexp.MustCompile(`(\d+) requests in`)
 	reLatency = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
 	reErrors  = regexp.MustCompile(`(?m)^\s+(Socket errors:.*|Non-2xx or 3xx responses:.*)$`)
+	reH2RPS   = regexp.MustCompile(`finished in [0-9.]+\w+, ([0-9.]+) req/s`)
+	reH2Done  = regexp.MustCompile(`requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored`)
 )
 
 func parseWrk(out string) (result, error) {
 	var r result
 	m := reRPS.FindStringSubmatch(out)
 	if m == nil {
-		return r, errors.New("no Requests/sec in wrk output")
+		return r, fmt.Errorf("no Requests/sec in wrk output:\n%s", out)
 	}
 	r.rps, _ = strconv.ParseFloat(m[1], 64)
 	if m := reTotal.FindStringSubmatch(out); m != nil {
@@ -335,8 +537,46 @@ func parseWrk(out string) (result, error) {
 	return r, nil
 }
 
+// parseH2load reads req/s and counts from h2load's summary and the
+// latency percentiles from its per-request log (start µs, status,
+// duration µs).
+func parseH2load(out, logFile string) (result, error) {
+	var r result
+	m := reH2RPS.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("no req/s in h2load output:\n%s", out)
+	}
+	r.rps, _ = strconv.ParseFloat(m[1], 64)
+	r.errors = "none"
+	if d := reH2Done.FindStringSubmatch(out); d != nil {
+		r.requests, _ = strconv.ParseInt(d[2], 10, 64)
+		if d[3] != "0" || d[4] != "0" {
+			r.errors = "failed " + d[3] + ", errored " + d[4]
+		}
+	}
+	data, err := os.ReadFile(logFile)
+	if err != nil {
+		return r, err
+	}
+	var lat []int
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 {
+			if us, err := strconv.Atoi(f[2]); err == nil {
+				lat = append(lat, us)
+			}
+		}
+	}
+	if len(lat) > 0 {
+		sort.Ints(lat)
+		r.p50 = time.Duration(lat[len(lat)/2]) * time.Microsecond
+		r.p99 = time.Duration(lat[len(lat)*99/100]) * time.Microsecond
+	}
+	return r, nil
+}
+
 // startNginx runs nginx in the foreground with conf in its own prefix.
-func (b *bench) startNginx(name, conf string, port int) (*exec.Cmd, error) {
+func (b *bench) startNginx(name, conf string, port int, tls bool) (*exec.Cmd, error) {
 	prefix := filepath.Join(b.dir, "nginx-"+name+"-"+strconv.Itoa(port))
 	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
 		return nil, err
@@ -354,7 +594,8 @@ func (b *bench) startNginx(name, conf string, port int) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("nginx %s: %w", name, err)
 	}
 	b.procs = append(b.procs, cmd)
-	if err := waitHTTP(port); err != nil {
+	if err := waitHTTP(port, tls); err != nil {
+		stop(cmd)
 		return nil, fmt.Errorf("nginx %s: %w (see %s/logs/error.log)", name, err, prefix)
 	}
 	return cmd, nil
@@ -382,20 +623,25 @@ func stop(c *exec.Cmd) {
 	}
 }
 
-func waitHTTP(port int) error {
+// waitHTTP waits until the proxy on port answers anything (the chain
+// answers 401 without a token).
+func waitHTTP(port int, useTLS bool) error {
 	deadline := time.Now().Add(15 * time.Second)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	client := &http.Client{Timeout: 5 * time.Second}
+	if useTLS {
+		url = "https" + url[4:]
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	}
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
+		resp, err := client.Get(url)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("no 200 from %s within 15s", url)
+	return fmt.Errorf("no answer from %s within 15s", url)
 }
 
 func freePort() int {

@@ -2,8 +2,9 @@ package translate
 
 import (
 	"fmt"
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"sort"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/flexgw/flexgw/envoy/policyfilter"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 )
@@ -34,7 +36,7 @@ type filterChain struct {
 }
 
 type chainEntry struct {
-	filter policy.EnvoyFilter
+	filter policyfilter.Filter
 	order  int
 	seq    int
 }
@@ -47,23 +49,22 @@ type enabledFilter struct {
 
 func newFilterChain() *filterChain { return &filterChain{byName: map[string]*chainEntry{}} }
 
-// policyFilters renders bindings through their definitions' EnvoyRenderer,
+// policyFilters renders bindings through their policies' renderings (envoy/policyfilter),
 // adds the filters to the chain and returns what the route must enable.
 // svc is set for bindings that target a Service.
 func (t *translator) policyFilters(chain *filterChain, a *ir.API, svc *ir.Service, bound []*ir.Policy) ([]enabledFilter, error) {
 	var out []enabledFilter
 	for _, p := range bound {
-		def, ok := policy.Lookup(p.Name)
-		if !ok {
+		if _, ok := policy.Lookup(p.Name); !ok {
 			t.warn("policy %q (%s, %s): not registered; not enforced by Envoy", p.Name, p.Binding, p.Source)
 			continue
 		}
-		r, ok := def.(policy.EnvoyRenderer)
+		render, ok := policyfilter.Lookup(p.Name)
 		if !ok {
 			t.warn("policy %q (%s, %s): has no Envoy rendering; not enforced by Envoy", p.Name, p.Binding, p.Source)
 			continue
 		}
-		fs, err := r.RenderEnvoy(policy.Env{Snapshot: t.snap, API: a, Service: svc}, p)
+		fs, err := render(policyfilter.Env{Snapshot: t.snap, API: a, Service: svc}, p)
 		if err != nil {
 			return nil, fmt.Errorf("policy %q (binding %s, %s): render for Envoy: %w", p.Name, p.Binding, p.Source, err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 
+	"github.com/flexgw/flexgw/envoy/policyfilter"
 	"github.com/flexgw/flexgw/envoy/translate/translatetest"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
@@ -24,17 +25,18 @@ func (testRenderer) Validate(json.RawMessage) error { return nil }
 func (testRenderer) Build(policy.Env, *ir.Policy) (policy.Middleware, error) {
 	return nil, errors.New("not used")
 }
-func (testRenderer) RenderEnvoy(env policy.Env, p *ir.Policy) ([]policy.EnvoyFilter, error) {
-	return []policy.EnvoyFilter{{
+func renderTestPolicy(env policyfilter.Env, p *ir.Policy) ([]policyfilter.Filter, error) {
+	return []policyfilter.Filter{{
 		Name:     "flexgw." + testPolicyName + "." + p.Binding,
 		Config:   &corsv3.Cors{},
 		PerRoute: &corsv3.CorsPolicy{AllowMethods: "GET"},
 	}}, nil
 }
 
-var _ policy.EnvoyRenderer = testRenderer{}
-
-func init() { policy.Register(testRenderer{}) }
+func init() {
+	policy.Register(testRenderer{})
+	policyfilter.Register(testPolicyName, renderTestPolicy)
+}
 
 func src(kind, name string) ir.Source {
 	return ir.Source{File: "conf.d/" + name + ".yaml", Line: 1, Kind: kind, Name: name}

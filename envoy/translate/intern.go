@@ -74,6 +74,8 @@ type actionKey struct {
 	idle     *durationpb.Duration // stream idle timeout (stream-idle-timeout-flex)
 	retry    *routev3.RetryPolicy
 	rewrite  *matcherv3.RegexMatchAndSubstitute
+	// noWebSocket refuses WebSocket upgrades on the route (403).
+	noWebSocket bool
 }
 
 // metadataKey is an ir route (its metadata names the API and the route) or,
@@ -220,6 +222,9 @@ func (in *interned) action(k actionKey) *routev3.Route_Route {
 // build makes the action k stands for.
 func (k actionKey) build() *routev3.Route_Route {
 	act := &routev3.RouteAction{Timeout: k.timeout, IdleTimeout: k.idle, RetryPolicy: k.retry, RegexRewrite: k.rewrite}
+	if k.noWebSocket {
+		act.UpgradeConfigs = noWebSocket
+	}
 	if k.weighted != nil {
 		act.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: k.weighted}
 	} else {
@@ -227,6 +232,10 @@ func (k actionKey) build() *routev3.Route_Route {
 	}
 	return &routev3.Route_Route{Route: act}
 }
+
+// noWebSocket overrides the listener's websocket upgrade_config on a
+// route that refuses upgrades (the websocket extension).
+var noWebSocket = []*routev3.RouteAction_UpgradeConfig{{UpgradeType: "websocket", Enabled: wrapperspb.Bool(false)}}
 
 func (in *interned) cluster(name string) *routev3.RouteAction_Cluster {
 	p, ok := in.clusters[name]

@@ -239,11 +239,15 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 		idle = t.in.duration(r.StreamIdleTimeout)
 	}
 	retry := t.in.retry(r.Retry.Attempts, grpc)
+	rtTracing, decorator, err := t.routeTracing(r)
+	if err != nil {
+		return nil, fmt.Errorf("tracing-flex: %w", err)
+	}
 	out := make([]*routev3.Route, 0, 2*len(rules)*len(variants))
 	// add appends a route; unique says its rewrite is its own (not
 	// interned), so its action is too.
 	add := func(name string, v variant, m *routev3.RouteMatch, rewrite *matcherv3.RegexMatchAndSubstitute, unique bool) {
-		k := actionKey{weighted: v.weighted, timeout: timeout, idle: idle, retry: retry}
+		k := actionKey{weighted: v.weighted, timeout: timeout, idle: idle, retry: retry, noWebSocket: !a.WebSocketAllowed(r)}
 		if v.weighted == nil {
 			k.cluster = t.in.cluster(v.cluster)
 		}
@@ -262,6 +266,8 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 			Action:     act,
 			Metadata:   md,
 			StatPrefix: statPrefix,
+			Tracing:    rtTracing,
+			Decorator:  decorator,
 		})
 	}
 	namePrefix := a.Key() + "/" + r.Name + "/"

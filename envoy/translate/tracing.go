@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
@@ -73,6 +75,59 @@ func makeOTLPCluster(t *ir.Tracing, name string) (*clusterv3.Cluster, error) {
 	}, nil
 }
 
+// routeTracing renders a route's tracing-flex override as the route's own
+// tracing (sampling percentages and custom tags, which Envoy merges over
+// the connection manager's, a route tag replacing one of the same name)
+// and decorator (the span name). Without exporting global tracing there
+// is nothing to override, as in Flex.
+func (t *translator) routeTracing(r *ir.Route) (*routev3.Tracing, *routev3.Decorator, error) {
+	o := r.Tracing
+	if o == nil || t.snap.Tracing == nil || !tracingEnabled(t.snap.Tracing) {
+		return nil, nil, nil
+	}
+	out := &routev3.Tracing{
+		ClientSampling:  fractional(o.Sampling.Client),
+		RandomSampling:  fractional(o.Sampling.Random),
+		OverallSampling: fractional(o.Sampling.Overall),
+	}
+	tags, err := customTags(o.Labels)
+	if err != nil {
+		return nil, nil, err
+	}
+	out.CustomTags = tags
+	var dec *routev3.Decorator
+	if o.SpanName != "" {
+		dec = &routev3.Decorator{Operation: o.SpanName}
+	}
+	return out, dec, nil
+}
+
+// fractional is a percentage (0-100, fractions kept to a millionth) as
+// the FractionalPercent route tracing takes.
+func fractional(pct float64) *typev3.FractionalPercent {
+	return &typev3.FractionalPercent{Numerator: uint32(math.Round(pct * 10000)), Denominator: typev3.FractionalPercent_MILLION}
+}
+
+// customTags renders Flex's tracing labels as Envoy custom tags.
+func customTags(labels []ir.TracingLabel) ([]*tracingtypev3.CustomTag, error) {
+	var out []*tracingtypev3.CustomTag
+	for i, l := range labels {
+		tag := &tracingtypev3.CustomTag{Tag: l.Name}
+		switch l.Type {
+		case "literal":
+			tag.Type = &tracingtypev3.CustomTag_Literal_{Literal: &tracingtypev3.CustomTag_Literal{Value: l.Value}}
+		case "environment":
+			tag.Type = &tracingtypev3.CustomTag_Environment_{Environment: &tracingtypev3.CustomTag_Environment{Name: l.Key, DefaultValue: l.DefaultValue}}
+		case "requestHeader":
+			tag.Type = &tracingtypev3.CustomTag_RequestHeader{RequestHeader: &tracingtypev3.CustomTag_Header{Name: l.Key, DefaultValue: l.DefaultValue}}
+		default:
+			return nil, fmt.Errorf("labels[%d].type %q: unknown (literal, environment, requestHeader)", i, l.Type)
+		}
+		out = append(out, tag)
+	}
+	return out, nil
+}
+
 // hcmTracing renders Flex's sampling percentages and labels as the HTTP
 // connection manager's OpenTelemetry tracing.
 func hcmTracing(t *ir.Tracing, cluster string) (*hcmv3.HttpConnectionManager_Tracing, error) {
@@ -98,19 +153,8 @@ func hcmTracing(t *ir.Tracing, cluster string) (*hcmv3.HttpConnectionManager_Tra
 			ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: cfg},
 		},
 	}
-	for i, l := range t.Labels {
-		tag := &tracingtypev3.CustomTag{Tag: l.Name}
-		switch l.Type {
-		case "literal":
-			tag.Type = &tracingtypev3.CustomTag_Literal_{Literal: &tracingtypev3.CustomTag_Literal{Value: l.Value}}
-		case "environment":
-			tag.Type = &tracingtypev3.CustomTag_Environment_{Environment: &tracingtypev3.CustomTag_Environment{Name: l.Key, DefaultValue: l.DefaultValue}}
-		case "requestHeader":
-			tag.Type = &tracingtypev3.CustomTag_RequestHeader{RequestHeader: &tracingtypev3.CustomTag_Header{Name: l.Key, DefaultValue: l.DefaultValue}}
-		default:
-			return nil, fmt.Errorf("labels[%d].type %q: unknown (literal, environment, requestHeader)", i, l.Type)
-		}
-		out.CustomTags = append(out.CustomTags, tag)
+	if out.CustomTags, err = customTags(t.Labels); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -159,6 +159,7 @@ func routeConfig() map[string]*Schema {
 		"destinationPath": str("Prefix of the upstream path."),
 		"timeout":         intOrStr("Route timeout (flexgw extension)."),
 		"retries":         intOrStr("Retries on failure, 0 to 10 (flexgw extension)."),
+		"websocket":       boolean("false refuses WebSocket upgrades on this route with 403 (flexgw extension; default: the ApiInstance's, else allowed)."),
 	}
 }
 
@@ -208,6 +209,7 @@ func Kinds() []Kind {
 					"rules":     rules(),
 					"order":     intOrStr("Lower runs first (default 50)."),
 				}, "policyRef")),
+				"websocket": boolean("false refuses WebSocket upgrades with 403 on the routes that do not set their own (flexgw extension; default allowed)."),
 			}, "address"),
 		},
 		{

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/telemetry/metrics"
 )
 
@@ -33,9 +33,9 @@ func BenchmarkScrape1000Routes(b *testing.B) {
 				h.EndpointHealth("ns/svc-"+api, "10.0.0.1:80", true)
 				for r := 0; r < 10; r++ {
 					for _, code := range []int{200, 503} {
-						_, done := h.Request(context.Background(), dataplane.RequestInfo{API: api, Route: fmt.Sprintf("route-%d", r), Method: "GET"})
+						_, done := h.Request(context.Background(), observe.RequestInfo{API: api, Route: fmt.Sprintf("route-%d", r), Method: "GET"})
 						done(&accesslog.Record{ResponseCode: code, UpstreamHost: "10.0.0.1:80", Policy: "rate-limiting-flex", PolicyOutcome: "allow"},
-							dataplane.Timings{Total: 5 * time.Millisecond, Upstream: 4 * time.Millisecond, Service: "ns/svc-" + api, RequestBytes: 100, ResponseBytes: 900})
+							observe.Timings{Total: 5 * time.Millisecond, Upstream: 4 * time.Millisecond, Service: "ns/svc-" + api, RequestBytes: 100, ResponseBytes: 900})
 					}
 				}
 			}
@@ -66,8 +66,8 @@ func BenchmarkScrape1000Routes(b *testing.B) {
 func BenchmarkRequestHook(b *testing.B) {
 	m := metrics.New(prometheus.NewRegistry(), metrics.Options{NoRuntimeCollectors: true})
 	h := m.Hooks()
-	info := dataplane.RequestInfo{API: "orders", Route: "orders-0", Method: "GET"}
-	tm := dataplane.Timings{Total: 3 * time.Millisecond, Upstream: 2 * time.Millisecond, Service: "ns/svc"}
+	info := observe.RequestInfo{API: "orders", Route: "orders-0", Method: "GET"}
+	tm := observe.Timings{Total: 3 * time.Millisecond, Upstream: 2 * time.Millisecond, Service: "ns/svc"}
 	rec := &accesslog.Record{ResponseCode: 200, UpstreamHost: "10.0.0.1:80"}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {

@@ -1,6 +1,6 @@
 // Package metrics is flexgw's Prometheus instrumentation: the flexgw_*
 // request, upstream, connection, policy and config metrics, fed by the
-// built-in data plane's telemetry hooks (dataplane.Hooks) or, with Envoy as
+// built-in data plane's telemetry hooks (observe.Hooks) or, with Envoy as
 // the data plane, by the access-log records Envoy writes (ObserveRecord),
 // and served on the admin API's /metrics, in the Prometheus text format or,
 // when the scraper asks for it, OpenMetrics with trace-id exemplars on the
@@ -26,8 +26,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 )
 
 // Unmatched is the api and route label of a request no API (or no route of
@@ -228,15 +228,15 @@ func (s slogErrorLog) Println(v ...any) { s.l.Error("serving metrics", "error", 
 // Hooks returns the data-plane hooks that feed these metrics. Compose them
 // with tracing's hooks using telemetry.Combine, tracing first, so the
 // exemplars find the request's span in the context.
-func (m *Metrics) Hooks() dataplane.Hooks {
-	return dataplane.Hooks{
+func (m *Metrics) Hooks() observe.Hooks {
+	return observe.Hooks{
 		Request:        m.request,
 		Conn:           m.conn,
 		EndpointHealth: m.endpointHealth,
 	}
 }
 
-func (m *Metrics) request(ctx context.Context, info dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings)) {
+func (m *Metrics) request(ctx context.Context, info observe.RequestInfo) (context.Context, observe.RequestDone) {
 	ro := m.route(info.API, info.Route)
 	mi := methodIndex(info.Method)
 	// Only a sampled span is worth an exemplar: an unsampled trace id
@@ -245,7 +245,7 @@ func (m *Metrics) request(ctx context.Context, info dataplane.RequestInfo) (cont
 	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
 		traceID = sc.TraceID()
 	}
-	return ctx, func(rec *accesslog.Record, t dataplane.Timings) {
+	return ctx, func(rec *accesslog.Record, t observe.Timings) {
 		var exemplar prometheus.Labels
 		if traceID.IsValid() {
 			exemplar = prometheus.Labels{"trace_id": traceID.String()}
@@ -257,7 +257,7 @@ func (m *Metrics) request(ctx context.Context, info dataplane.RequestInfo) (cont
 // observe records one finished request on the observers of its route. It
 // is the one code path behind both the request hook (built-in data plane)
 // and ObserveRecord (Envoy's access log), so the two cannot drift apart.
-func (m *Metrics) observe(ro *routeObs, mi int, exemplar prometheus.Labels, rec *accesslog.Record, t dataplane.Timings) {
+func (m *Metrics) observe(ro *routeObs, mi int, exemplar prometheus.Labels, rec *accesslog.Record, t observe.Timings) {
 	ci := classIndex(rec.ResponseCode)
 	ref := ro.requests[mi][ci].Load()
 	if ref == nil {
@@ -267,19 +267,19 @@ func (m *Metrics) observe(ro *routeObs, mi int, exemplar prometheus.Labels, rec 
 	}
 	ref.c.Inc()
 
-	observe(ro.duration, t.Total.Seconds(), exemplar)
+	observeWithExemplar(ro.duration, t.Total.Seconds(), exemplar)
 	if t.Service != "" && (t.Upstream > 0 || rec.UpstreamHost != "") {
 		svc := t.Service
 		up := ro.upstream.get(svc, func() prometheus.Observer {
 			return m.upstream.WithLabelValues(ro.api, ro.route, svc)
 		})
-		observe(up, t.Upstream.Seconds(), exemplar)
+		observeWithExemplar(up, t.Upstream.Seconds(), exemplar)
 	}
 	overhead := t.Total - t.Upstream
 	if overhead < 0 {
 		overhead = 0
 	}
-	observe(ro.apiObs.overhead, overhead.Seconds(), exemplar)
+	observeWithExemplar(ro.apiObs.overhead, overhead.Seconds(), exemplar)
 	ro.apiObs.reqSize.Observe(float64(t.RequestBytes))
 	ro.apiObs.respSize.Observe(float64(t.ResponseBytes))
 	if rec.Policy != "" {
@@ -287,7 +287,7 @@ func (m *Metrics) observe(ro *routeObs, mi int, exemplar prometheus.Labels, rec 
 	}
 }
 
-func observe(o prometheus.Observer, v float64, exemplar prometheus.Labels) {
+func observeWithExemplar(o prometheus.Observer, v float64, exemplar prometheus.Labels) {
 	if exemplar != nil {
 		if eo, ok := o.(prometheus.ExemplarObserver); ok {
 			eo.ObserveWithExemplar(v, exemplar)

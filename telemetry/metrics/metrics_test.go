@@ -21,8 +21,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/telemetry/internal/hookproxy"
 	"github.com/flexgw/flexgw/telemetry/metrics"
 )
@@ -339,9 +339,9 @@ func TestExemplarsInOpenMetrics(t *testing.T) {
 	}))
 	h := m.Hooks()
 	for _, ctx := range []context.Context{sampled, unsampled} {
-		_, done := h.Request(ctx, dataplane.RequestInfo{API: "orders", Route: "r0", Method: "GET"})
+		_, done := h.Request(ctx, observe.RequestInfo{API: "orders", Route: "r0", Method: "GET"})
 		done(&accesslog.Record{ResponseCode: 200, UpstreamHost: "10.0.0.1:80"},
-			dataplane.Timings{Total: 30 * time.Millisecond, Upstream: 20 * time.Millisecond, Service: "default/svc"})
+			observe.Timings{Total: 30 * time.Millisecond, Upstream: 20 * time.Millisecond, Service: "default/svc"})
 	}
 
 	get := func(accept string) string {
@@ -411,8 +411,8 @@ func TestPrune(t *testing.T) {
 	defer admin.Close()
 	h := m.Hooks()
 	for _, api := range []string{"keep", "gone"} {
-		_, done := h.Request(context.Background(), dataplane.RequestInfo{API: api, Route: "r", Method: "GET"})
-		done(&accesslog.Record{ResponseCode: 200, Policy: "cors", PolicyOutcome: "allow"}, dataplane.Timings{Total: time.Millisecond})
+		_, done := h.Request(context.Background(), observe.RequestInfo{API: api, Route: "r", Method: "GET"})
+		done(&accesslog.Record{ResponseCode: 200, Policy: "cors", PolicyOutcome: "allow"}, observe.Timings{Total: time.Millisecond})
 	}
 	h.EndpointHealth("ns/svc", "10.0.0.1:80", true)
 	h.EndpointHealth("ns/old", "10.0.0.9:80", true)
@@ -435,8 +435,8 @@ func TestPrune(t *testing.T) {
 	find(t, fams, "flexgw_upstream_endpoint_healthy", map[string]string{"service": "ns/svc"})
 
 	// A pruned API that comes back is counted again from zero.
-	_, done := h.Request(context.Background(), dataplane.RequestInfo{API: "gone", Route: "r", Method: "GET"})
-	done(&accesslog.Record{ResponseCode: 200}, dataplane.Timings{Total: time.Millisecond})
+	_, done := h.Request(context.Background(), observe.RequestInfo{API: "gone", Route: "r", Method: "GET"})
+	done(&accesslog.Record{ResponseCode: 200}, observe.Timings{Total: time.Millisecond})
 	fams = scrape(t, admin.URL)
 	if got := find(t, fams, "flexgw_requests_total", map[string]string{"api": "gone"}).GetCounter().GetValue(); got != 1 {
 		t.Errorf("re-added api counted %v, want 1", got)

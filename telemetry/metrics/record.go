@@ -4,7 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/observe"
 )
 
 // ObserveRecord counts one finished request from its access-log record: the
@@ -30,8 +30,8 @@ func (m *Metrics) ObserveRecord(rec *accesslog.Record) {
 // request hook for the request rec describes: the record holds the same
 // numbers (Envoy's at millisecond resolution), and its upstream_cluster is
 // the service key (envoy/translate names clusters after services).
-func RecordTimings(rec *accesslog.Record) dataplane.Timings {
-	return dataplane.Timings{
+func RecordTimings(rec *accesslog.Record) observe.Timings {
+	return observe.Timings{
 		Total:         rec.Duration,
 		Upstream:      rec.UpstreamServiceTime,
 		Service:       rec.UpstreamCluster,

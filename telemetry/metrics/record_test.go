@@ -19,6 +19,7 @@ import (
 	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/telemetry/metrics"
 )
 
@@ -68,9 +69,9 @@ func dump(t *testing.T, reg *prometheus.Registry) string {
 // metrics hook turns into an exemplar) and, after the metrics hook's done
 // function, writes that trace id into the access-log record (as the real
 // tracer does).
-func traceHook(next dataplane.Hooks) dataplane.Hooks {
+func traceHook(next observe.Hooks) observe.Hooks {
 	inner := next.Request
-	next.Request = func(ctx context.Context, info dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings)) {
+	next.Request = func(ctx context.Context, info observe.RequestInfo) (context.Context, observe.RequestDone) {
 		var tid trace.TraceID
 		if h := info.Header("X-Test-Trace"); h != "" {
 			tid, _ = trace.TraceIDFromHex(h)
@@ -79,7 +80,7 @@ func traceHook(next dataplane.Hooks) dataplane.Hooks {
 			}))
 		}
 		ctx, done := inner(ctx, info)
-		return ctx, func(rec *accesslog.Record, t dataplane.Timings) {
+		return ctx, func(rec *accesslog.Record, t observe.Timings) {
 			done(rec, t)
 			if tid.IsValid() {
 				rec.TraceID = tid.String()
@@ -374,7 +375,7 @@ func TestObserveRecordTraceIDs(t *testing.T) {
 func TestRecordTimings(t *testing.T) {
 	rec := &accesslog.Record{Duration: 12 * time.Millisecond, UpstreamServiceTime: 9 * time.Millisecond,
 		UpstreamCluster: "default/orders", BytesReceived: 3, BytesSent: 4}
-	want := dataplane.Timings{Total: 12 * time.Millisecond, Upstream: 9 * time.Millisecond, Service: "default/orders", RequestBytes: 3, ResponseBytes: 4}
+	want := observe.Timings{Total: 12 * time.Millisecond, Upstream: 9 * time.Millisecond, Service: "default/orders", RequestBytes: 3, ResponseBytes: 4}
 	if got := metrics.RecordTimings(rec); got != want {
 		t.Errorf("RecordTimings = %+v, want %+v", got, want)
 	}

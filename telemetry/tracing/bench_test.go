@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/telemetry/internal/otlpstandin"
 	"github.com/flexgw/flexgw/telemetry/tracing"
 )
@@ -37,8 +37,8 @@ func BenchmarkRequest(b *testing.B) {
 			}
 			h := tr.Hooks()
 			in := http.Header{"User-Agent": {"bench"}}
-			info := dataplane.RequestInfo{Listener: "l", API: "orders", Route: "r0", Method: "GET", Header: in.Get}
-			ai := dataplane.AttemptInfo{API: "orders", Route: "r0", Service: "ns/svc", Endpoint: "10.0.0.1:80", Method: "GET", Path: "/x"}
+			info := observe.RequestInfo{Listener: "l", API: "orders", Route: "r0", Method: "GET", Header: in.Get}
+			ai := observe.AttemptInfo{API: "orders", Route: "r0", Service: "ns/svc", Endpoint: "10.0.0.1:80", Method: "GET", Path: "/x"}
 			var extra []string
 			set := func(k, v string) { extra = append(extra, k, v) }
 			rec := &accesslog.Record{}
@@ -49,7 +49,7 @@ func BenchmarkRequest(b *testing.B) {
 				ctx, done := h.Request(context.Background(), info)
 				h.UpstreamAttempt(ctx, set, ai)(200, nil)
 				*rec = accesslog.Record{ResponseCode: 200}
-				done(rec, dataplane.Timings{})
+				done(rec, observe.Timings{})
 			}
 		})
 	}

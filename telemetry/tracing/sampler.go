@@ -60,6 +60,11 @@ func (s *flexSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.Sampl
 	if psc.IsValid() {
 		return decide(psc.IsSampled(), psc)
 	}
+	if _, decided := p.ParentContext.Value(presetTraceIDKey{}).(trace.TraceID); decided {
+		// The request hook sampled this root already, with the route's
+		// own sampler where tracing-flex gives one.
+		return decide(true, psc)
+	}
 	forced, _ := p.ParentContext.Value(clientTraceKey{}).(bool)
 	return decide(s.sampleRoot(p.TraceID, forced), psc)
 }

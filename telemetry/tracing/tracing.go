@@ -1,7 +1,7 @@
 // Package tracing is flexgw's OpenTelemetry tracing: from the IR's
 // Configuration.spec.tracing it builds a TracerProvider that exports over
 // OTLP (gRPC or HTTP) through a batch span processor, and it observes the
-// data plane through dataplane.Hooks — a server span per request (parent
+// data plane through observe.Hooks — a server span per request (parent
 // taken from the inbound W3C traceparent/tracestate and baggage) and a
 // client span per upstream attempt (propagated upstream in the same
 // headers). The request's trace id goes into the access-log record.
@@ -32,8 +32,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 )
 
 // ProviderOpenTelemetry is the only provider type flexgw exports to.
@@ -72,7 +72,11 @@ type Tracer struct {
 
 // setup is one configuration's provider; immutable once published.
 type setup struct {
-	cfg      ir.Tracing // Source cleared, for change detection
+	cfg ir.Tracing // Source cleared, for change detection
+	// overrides are the routes' tracing-flex settings, for change detection.
+	overrides map[RouteKey]ir.TracingOverride
+	// routes hold what tracing-flex changes for a route's requests.
+	routes   map[RouteKey]*routeSetup
 	endpoint Endpoint
 	tp       *sdktrace.TracerProvider
 	tracer   trace.Tracer
@@ -82,6 +86,36 @@ type setup struct {
 	static []attribute.KeyValue
 	// headerLabels are read from each request.
 	headerLabels []ir.TracingLabel
+}
+
+// RouteKey names a route as the data plane reports it (RequestInfo.API,
+// RequestInfo.Route).
+type RouteKey struct{ API, Route string }
+
+// routeSetup is one route's tracing-flex override, resolved: its own
+// sampler, the global labels merged with its own, and its span name.
+type routeSetup struct {
+	sampler      *flexSampler
+	static       []attribute.KeyValue
+	headerLabels []ir.TracingLabel
+	spanName     string
+}
+
+// Overrides collects the tracing-flex override of every route of snap.
+func Overrides(snap *ir.Snapshot) map[RouteKey]ir.TracingOverride {
+	var out map[RouteKey]ir.TracingOverride
+	for _, a := range snap.APIs() {
+		for _, r := range a.Routes {
+			if r.Tracing == nil {
+				continue
+			}
+			if out == nil {
+				out = map[RouteKey]ir.TracingOverride{}
+			}
+			out[RouteKey{API: a.Key(), Route: r.Name}] = *r.Tracing
+		}
+	}
+	return out
 }
 
 // New returns a Tracer with tracing off. It points OpenTelemetry's global
@@ -108,6 +142,16 @@ func (t *Tracer) Enabled() bool { return t.cur.Load() != nil }
 // background, so a reload never blocks on the collector. On error the
 // previous setup keeps running.
 func (t *Tracer) Configure(ctx context.Context, cfg *ir.Tracing) error {
+	return t.configure(ctx, cfg, nil)
+}
+
+// ConfigureSnapshot is Configure with the snapshot's spec.tracing and the
+// tracing-flex overrides Shape put on its routes.
+func (t *Tracer) ConfigureSnapshot(ctx context.Context, snap *ir.Snapshot) error {
+	return t.configure(ctx, snap.Tracing, Overrides(snap))
+}
+
+func (t *Tracer) configure(ctx context.Context, cfg *ir.Tracing, overrides map[RouteKey]ir.TracingOverride) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.cur.Load()
@@ -121,7 +165,7 @@ func (t *Tracer) Configure(ctx context.Context, cfg *ir.Tracing) error {
 	}
 	norm := *cfg
 	norm.Source = ir.Source{}
-	if old != nil && reflect.DeepEqual(old.cfg, norm) {
+	if old != nil && reflect.DeepEqual(old.cfg, norm) && reflect.DeepEqual(old.overrides, overrides) {
 		return nil
 	}
 	if _, err := validate(cfg); err != nil {
@@ -137,11 +181,12 @@ func (t *Tracer) Configure(ctx context.Context, cfg *ir.Tracing) error {
 		t.log.Warn("tracing not exported", "reason", cfg.Explain())
 		return nil
 	}
-	s, err := t.build(ctx, cfg)
+	s, err := t.build(ctx, cfg, overrides)
 	if err != nil {
 		return err
 	}
 	s.cfg = norm
+	s.overrides = overrides
 	t.cur.Store(s)
 	if old != nil {
 		t.retire(old)
@@ -172,7 +217,7 @@ func validate(cfg *ir.Tracing) (Endpoint, error) {
 	return ParseEndpoint(cfg)
 }
 
-func (t *Tracer) build(ctx context.Context, cfg *ir.Tracing) (*setup, error) {
+func (t *Tracer) build(ctx context.Context, cfg *ir.Tracing, overrides map[RouteKey]ir.TracingOverride) (*setup, error) {
 	ep, err := validate(cfg)
 	if err != nil {
 		return nil, err
@@ -214,25 +259,53 @@ func (t *Tracer) build(ctx context.Context, cfg *ir.Tracing) (*setup, error) {
 		tracer:   tp.Tracer("github.com/flexgw/flexgw/telemetry/tracing"),
 		prop:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
-	for _, l := range cfg.Labels {
+	s.static, s.headerLabels = resolveLabels(cfg.Labels)
+	for k, o := range overrides {
+		if s.routes == nil {
+			s.routes = map[RouteKey]*routeSetup{}
+		}
+		// A route label replaces the global label of the same name (as
+		// Envoy merges route-level custom tags over the manager's).
+		merged := make([]ir.TracingLabel, 0, len(cfg.Labels)+len(o.Labels))
+		mine := map[string]bool{}
+		for _, l := range o.Labels {
+			mine[l.Name] = true
+		}
+		for _, l := range cfg.Labels {
+			if !mine[l.Name] {
+				merged = append(merged, l)
+			}
+		}
+		merged = append(merged, o.Labels...)
+		rs := &routeSetup{sampler: newFlexSampler(o.Sampling), spanName: o.SpanName}
+		rs.static, rs.headerLabels = resolveLabels(merged)
+		s.routes[k] = rs
+	}
+	return s, nil
+}
+
+// resolveLabels reads literal and environment labels once; header labels
+// are read from each request.
+func resolveLabels(labels []ir.TracingLabel) (static []attribute.KeyValue, header []ir.TracingLabel) {
+	for _, l := range labels {
 		switch l.Type {
 		case "literal":
 			v := l.Value
 			if v == "" {
 				v = l.DefaultValue
 			}
-			s.static = append(s.static, attribute.String(l.Name, v))
+			static = append(static, attribute.String(l.Name, v))
 		case "environment":
 			v, ok := os.LookupEnv(l.Key)
 			if !ok {
 				v = l.DefaultValue
 			}
-			s.static = append(s.static, attribute.String(l.Name, v))
+			static = append(static, attribute.String(l.Name, v))
 		case "requestHeader":
-			s.headerLabels = append(s.headerLabels, l)
+			header = append(header, l)
 		}
 	}
-	return s, nil
+	return static, header
 }
 
 // retire flushes and stops an old provider without blocking the caller.
@@ -272,9 +345,9 @@ func (t *Tracer) Shutdown(ctx context.Context) error {
 // all while tracing is off: use it where the hooks are rebuilt after each
 // Configure. Hooks obtained while tracing was on become no-ops (one
 // atomic load) if it is later turned off.
-func (t *Tracer) Hooks() dataplane.Hooks {
+func (t *Tracer) Hooks() observe.Hooks {
 	if !t.Enabled() {
-		return dataplane.Hooks{}
+		return observe.Hooks{}
 	}
 	return t.ReloadableHooks()
 }
@@ -283,12 +356,12 @@ func (t *Tracer) Hooks() dataplane.Hooks {
 // data plane and follow every later Configure; while tracing is off each
 // call costs one atomic load. Use them where the data plane takes its
 // hooks once (dataplane.Options.Hooks) and a reload may turn tracing on.
-func (t *Tracer) ReloadableHooks() dataplane.Hooks {
-	return dataplane.Hooks{Request: t.request, UpstreamAttempt: t.attempt}
+func (t *Tracer) ReloadableHooks() observe.Hooks {
+	return observe.Hooks{Request: t.request, UpstreamAttempt: t.attempt}
 }
 
-func noopDone(*accesslog.Record, dataplane.Timings) {}
-func noopAttempt(int, error)                        {}
+func noopDone(*accesslog.Record, observe.Timings) {}
+func noopAttempt(int, error)                      {}
 
 // headerGetter adapts RequestInfo.Header to a propagation carrier.
 type headerGetter func(string) string
@@ -309,7 +382,7 @@ func (headerSetter) Get(string) string       { return "" }
 func (h headerSetter) Set(key, value string) { h(key, value) }
 func (headerSetter) Keys() []string          { return nil }
 
-func (t *Tracer) request(ctx context.Context, info dataplane.RequestInfo) (context.Context, func(*accesslog.Record, dataplane.Timings)) {
+func (t *Tracer) request(ctx context.Context, info observe.RequestInfo) (context.Context, observe.RequestDone) {
 	s := t.cur.Load()
 	if s == nil {
 		return ctx, noopDone
@@ -324,31 +397,42 @@ func (t *Tracer) request(ctx context.Context, info dataplane.RequestInfo) (conte
 	// SDK: no span object, no attributes, just a trace context that is
 	// propagated upstream and logged — a few hundred nanoseconds.
 	parent := trace.SpanContextFromContext(ctx)
+	sampler, static, headerLabels, spanName := s.sampler, s.static, s.headerLabels, ""
+	if s.routes != nil {
+		if rs := s.routes[RouteKey{API: info.API, Route: info.Route}]; rs != nil {
+			sampler, static, headerLabels, spanName = rs.sampler, rs.static, rs.headerLabels, rs.spanName
+		}
+	}
 	switch {
 	case parent.IsValid() && !parent.IsSampled():
 		// The caller decided not to trace: pass its context through.
 		return ctx, traceIDDone(parent.TraceID())
 	case !parent.IsValid():
 		tid := newTraceID()
-		if !s.sampler.sampleRoot(tid, hdr.Get(ClientTraceHeader) != "") {
+		if !sampler.sampleRoot(tid, hdr.Get(ClientTraceHeader) != "") {
 			u := &unsampled{Context: ctx, traceparent: formatTraceparent(tid, newSpanID(), false)}
 			return u, u.done
 		}
+		// Decided here (with the route's sampler when tracing-flex set
+		// one): the SDK's sampler keeps the decision.
 		ctx = context.WithValue(ctx, presetTraceIDKey{}, tid)
 	}
 	if hdr.Get(ClientTraceHeader) != "" {
 		ctx = withClientTrace(ctx)
 	}
-	ctx, span := s.tracer.Start(ctx, info.Method+" "+info.API+" "+info.Route, trace.WithSpanKind(trace.SpanKindServer))
-	attrs := make([]attribute.KeyValue, 0, 4+len(s.static)+len(s.headerLabels))
+	if spanName == "" {
+		spanName = info.Method + " " + info.API + " " + info.Route
+	}
+	ctx, span := s.tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindServer))
+	attrs := make([]attribute.KeyValue, 0, 4+len(static)+len(headerLabels))
 	attrs = append(attrs,
 		attribute.String("http.request.method", info.Method),
 		attribute.String("flexgw.listener", info.Listener),
 		attribute.String("flexgw.api", info.API),
 		attribute.String("flexgw.route", info.Route),
 	)
-	attrs = append(attrs, s.static...)
-	for _, l := range s.headerLabels {
+	attrs = append(attrs, static...)
+	for _, l := range headerLabels {
 		v := requestHeader(info, l.Key)
 		if v == "" {
 			v = l.DefaultValue
@@ -356,7 +440,7 @@ func (t *Tracer) request(ctx context.Context, info dataplane.RequestInfo) (conte
 		attrs = append(attrs, attribute.String(l.Name, v))
 	}
 	span.SetAttributes(attrs...)
-	return ctx, func(rec *accesslog.Record, _ dataplane.Timings) {
+	return ctx, func(rec *accesslog.Record, _ observe.Timings) {
 		if sc := span.SpanContext(); sc.IsValid() {
 			rec.TraceID = sc.TraceID().String()
 		}
@@ -399,18 +483,18 @@ func (u *unsampled) Value(k any) any {
 	return u.Context.Value(k)
 }
 
-func (u *unsampled) done(rec *accesslog.Record, _ dataplane.Timings) {
+func (u *unsampled) done(rec *accesslog.Record, _ observe.Timings) {
 	rec.TraceID = u.traceparent[3:35]
 }
 
 // traceIDDone logs the trace id of an unsampled request.
-func traceIDDone(tid trace.TraceID) func(*accesslog.Record, dataplane.Timings) {
-	return func(rec *accesslog.Record, _ dataplane.Timings) { rec.TraceID = tid.String() }
+func traceIDDone(tid trace.TraceID) func(*accesslog.Record, observe.Timings) {
+	return func(rec *accesslog.Record, _ observe.Timings) { rec.TraceID = tid.String() }
 }
 
 // requestHeader reads a label's header; Flex's ":method" pseudo-header
 // names the request method.
-func requestHeader(info dataplane.RequestInfo, key string) string {
+func requestHeader(info observe.RequestInfo, key string) string {
 	if key == ":method" {
 		return info.Method
 	}
@@ -431,7 +515,7 @@ func responseStatus(rec *accesslog.Record) string {
 	return strconv.Itoa(rec.ResponseCode) + " " + flags
 }
 
-func (t *Tracer) attempt(ctx context.Context, set func(key, value string), info dataplane.AttemptInfo) func(int, error) {
+func (t *Tracer) attempt(ctx context.Context, set func(key, value string), info observe.AttemptInfo) observe.AttemptDone {
 	s := t.cur.Load()
 	if s == nil {
 		return noopAttempt

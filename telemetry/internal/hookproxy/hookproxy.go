@@ -1,6 +1,6 @@
 // Package hookproxy is a stand-in for flexgw's built-in data plane, used by
 // the telemetry tests and benchmarks: a minimal reverse proxy to one
-// upstream that calls dataplane.Hooks exactly as dataplane/hooks.go
+// upstream that calls observe.Hooks exactly as the built-in data plane
 // specifies (Request at routing time, UpstreamAttempt around each upstream
 // round trip with header injection, the done function once before the
 // access-log record is handed on, Conn on connection open/close). It lets
@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/observe"
 )
 
 // Decision is a stand-in policy outcome: Status > 0 answers the request
@@ -28,7 +28,7 @@ type Decision struct {
 
 // Proxy forwards every request to Upstream as API/Route/Service.
 type Proxy struct {
-	Hooks    dataplane.Hooks
+	Hooks    observe.Hooks
 	Upstream *url.URL
 	Listener string
 	API      string
@@ -58,9 +58,9 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ctx := r.Context()
-	var done func(*accesslog.Record, dataplane.Timings)
+	var done observe.RequestDone
 	if p.Hooks.Request != nil {
-		ctx, done = p.Hooks.Request(ctx, dataplane.RequestInfo{
+		ctx, done = p.Hooks.Request(ctx, observe.RequestInfo{
 			Listener: p.Listener, API: p.API, Route: p.Route, Method: r.Method, Header: r.Header.Get,
 		})
 	}
@@ -69,7 +69,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		APIInstance: p.API, Route: p.Route, UserAgent: r.UserAgent(), Authority: r.Host,
 		DownstreamRemoteAddress: r.RemoteAddr,
 	}
-	var tm dataplane.Timings
+	var tm observe.Timings
 	cw := &countingWriter{ResponseWriter: w}
 	func() {
 		if p.Decide != nil {
@@ -98,7 +98,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.ContentLength = r.ContentLength
 		attemptDone := func(int, error) {}
 		if p.Hooks.UpstreamAttempt != nil {
-			attemptDone = p.Hooks.UpstreamAttempt(ctx, out.Header.Set, dataplane.AttemptInfo{
+			attemptDone = p.Hooks.UpstreamAttempt(ctx, out.Header.Set, observe.AttemptInfo{
 				API: p.API, Route: p.Route, Service: p.Service, Endpoint: p.Upstream.Host,
 				Method: r.Method, Path: out.URL.Path,
 			})

@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/accesslog"
-	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/stats"
 	"github.com/flexgw/flexgw/stats/topapi"
 	"github.com/flexgw/flexgw/tui"
@@ -155,7 +155,7 @@ func gateway(ctx context.Context, addr string, nAPIs, nRoutes, rps int) (string,
 				base := 2 + 3*float64((n/100)%7)
 				up := time.Duration((base + rand.ExpFloat64()*base) * float64(time.Millisecond))
 				total := up + time.Duration(200+rand.IntN(300))*time.Microsecond
-				_, done := h.Request(ctx, dataplane.RequestInfo{API: t.api, Route: t.route, Method: "GET"})
+				_, done := h.Request(ctx, observe.RequestInfo{API: t.api, Route: t.route, Method: "GET"})
 				rec := &accesslog.Record{
 					StartTime: time.Now(), Method: methods[rand.IntN(len(methods))], Path: fmt.Sprintf("/%s/%d", t.route, rand.IntN(1000)),
 					Protocol: "HTTP/1.1", ResponseCode: status, Duration: total, UpstreamServiceTime: up, UpstreamHost: t.ep,
@@ -165,7 +165,7 @@ func gateway(ctx context.Context, addr string, nAPIs, nRoutes, rps int) (string,
 				if status == 429 {
 					rec.Policy, rec.PolicyOutcome = "rate-limiting-flex", "denied"
 				}
-				done(rec, dataplane.Timings{Total: total, Upstream: up, Service: t.svc})
+				done(rec, observe.Timings{Total: total, Upstream: up, Service: t.svc})
 				s.Write(rec)
 				sent++
 			}

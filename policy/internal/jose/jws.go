@@ -1,4 +1,9 @@
-package policy
+// Package jose verifies compact JWS tokens (RFC 7515, algorithms of RFC
+// 7518) and reads JSON Web Key sets (RFC 7517), fetched and cached from
+// JWKS endpoints or given as a PEM or secret, with only the standard
+// library. It knows nothing of policies: jwt-validation-flex pins the
+// algorithm and key source and decides what a failure means.
+package jose
 
 import (
 	"crypto"
@@ -8,7 +13,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -18,8 +22,7 @@ import (
 	"strings"
 )
 
-// This file verifies compact JWS (RFC 7515) with the algorithms of RFC 7518
-// using only the standard library. The caller pins one algorithm; the
+// The caller pins one algorithm; the
 // token's own "alg" must equal it, and the key's Go type must fit it, so
 // neither "alg":"none" nor RS256→HS256 key confusion (an RSA public key
 // used as an HMAC secret) can verify.
@@ -31,34 +34,36 @@ var (
 	errKeyType   = errors.New("key does not fit the algorithm")
 )
 
-// jwsToken is a parsed, not yet verified, compact JWS.
-type jwsToken struct {
-	header struct {
+// Token is a parsed, not yet verified, compact JWS.
+type Token struct {
+	Header struct {
 		Alg string `json:"alg"`
 		Kid string `json:"kid"`
 		Typ string `json:"typ"`
 	}
 	signingInput string
-	payload      []byte
-	sig          []byte
+	// Payload is the decoded payload (the claims of a JWT).
+	Payload []byte
+	sig     []byte
 }
 
 var b64 = base64.RawURLEncoding
 
-func parseJWS(tok string) (*jwsToken, error) {
+// ParseJWS splits and decodes a compact JWS without verifying it.
+func ParseJWS(tok string) (*Token, error) {
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("%w: want 3 dot-separated parts, got %d", errMalformed, len(parts))
 	}
-	t := &jwsToken{signingInput: parts[0] + "." + parts[1]}
+	t := &Token{signingInput: parts[0] + "." + parts[1]}
 	hb, err := b64.DecodeString(parts[0])
 	if err != nil {
 		return nil, fmt.Errorf("%w: header: %v", errMalformed, err)
 	}
-	if err := json.Unmarshal(hb, &t.header); err != nil {
+	if err := json.Unmarshal(hb, &t.Header); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", errMalformed, err)
 	}
-	if t.payload, err = b64.DecodeString(parts[1]); err != nil {
+	if t.Payload, err = b64.DecodeString(parts[1]); err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", errMalformed, err)
 	}
 	if t.sig, err = b64.DecodeString(parts[2]); err != nil {
@@ -85,10 +90,10 @@ func algHash(alg string) (crypto.Hash, func() hash.Hash) {
 	return crypto.SHA256, sha256.New
 }
 
-// verifyJWS checks t's signature with key under the pinned algorithm.
-func verifyJWS(t *jwsToken, alg string, key any) error {
-	if t.header.Alg != alg || !jwsAlgs[alg] {
-		return fmt.Errorf("%w: token alg %q, policy allows %q", errAlg, t.header.Alg, alg)
+// Verify checks t's signature with key under the pinned algorithm.
+func Verify(t *Token, alg string, key any) error {
+	if t.Header.Alg != alg || !jwsAlgs[alg] {
+		return fmt.Errorf("%w: token alg %q, policy allows %q", errAlg, t.Header.Alg, alg)
 	}
 	h, newHash := algHash(alg)
 	input := []byte(t.signingInput)
@@ -155,11 +160,4 @@ func esCurve(alg string) (elliptic.Curve, int) {
 		return elliptic.P521(), 66
 	}
 	return elliptic.P256(), 32
-}
-
-// constantTimeEqual compares secrets without leaking where they differ.
-func constantTimeEqual(a, b string) bool {
-	// Hash first so lengths leak nothing either.
-	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
-	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
 }

@@ -1,4 +1,9 @@
-package dataplane
+// Package observe is what a data plane tells its observers: the hooks
+// telemetry (metrics, tracing, `flexgw top`'s stats) installs and the
+// records they receive. It is a leaf, imported by both data planes (the
+// built-in proxy and the Envoy mode's access-log and stats readers) and by
+// every observer, so no observer depends on a data plane to get them.
+package observe
 
 import (
 	"context"
@@ -16,13 +21,13 @@ type Hooks struct {
 	// continues with (a tracer stores its span there) and a function the data
 	// plane calls exactly once when the request ends, before the access-log
 	// record is written, so it may fill rec.TraceID.
-	Request func(ctx context.Context, info RequestInfo) (context.Context, func(rec *accesslog.Record, t Timings))
+	Request RequestHook
 
 	// UpstreamAttempt is called before every attempt to reach an upstream.
 	// set adds a header to the upstream request (trace propagation). The
 	// returned function is called with the attempt's outcome: the response
 	// status, or err when no response arrived.
-	UpstreamAttempt func(ctx context.Context, set func(key, value string), info AttemptInfo) func(status int, err error)
+	UpstreamAttempt AttemptHook
 
 	// Conn is called with +1 when a downstream connection opens on a
 	// listener and -1 when it closes.
@@ -33,6 +38,20 @@ type Hooks struct {
 	// is applied.
 	EndpointHealth func(service, endpoint string, healthy bool)
 }
+
+// RequestHook observes one request from routing on; see Hooks.Request.
+type RequestHook func(ctx context.Context, info RequestInfo) (context.Context, RequestDone)
+
+// RequestDone is called exactly once when the request ends, before its
+// access-log record is written.
+type RequestDone func(rec *accesslog.Record, t Timings)
+
+// AttemptHook observes one upstream attempt; see Hooks.UpstreamAttempt.
+type AttemptHook func(ctx context.Context, set func(key, value string), info AttemptInfo) AttemptDone
+
+// AttemptDone is called with an attempt's outcome: the response status, or
+// err when no response arrived.
+type AttemptDone func(status int, err error)
 
 // RequestInfo describes a request at routing time. Values come from config
 // (API, Route) so they are safe to use as metric labels; Method is the
@@ -65,4 +84,20 @@ type Timings struct {
 	Service       string
 	RequestBytes  int64
 	ResponseBytes int64
+}
+
+// EndpointStatus is one upstream endpoint's state as the built-in data
+// plane reports it, for the admin API and `flexgw top`.
+type EndpointStatus struct {
+	Service  string `json:"service"`
+	Endpoint string `json:"endpoint"`
+	// Healthy is true when the endpoint takes new requests.
+	Healthy bool `json:"healthy"`
+	// ActiveCheck is true when an active health check is configured;
+	// ActiveHealthy is its verdict (true without one).
+	ActiveCheck   bool `json:"activeCheck"`
+	ActiveHealthy bool `json:"activeHealthy"`
+	// Ejected is set while passive health keeps the endpoint out.
+	Ejected  bool  `json:"ejected"`
+	InFlight int64 `json:"inFlight"`
 }

@@ -1,4 +1,4 @@
-package policy
+package policyfilter
 
 import (
 	"fmt"
@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/policy"
 )
 
 // AgentClusterName is the Envoy cluster of the agent's gRPC policy
@@ -27,14 +28,6 @@ const AgentClusterName = "flexgw_policy_engine"
 // DefaultAgentGRPC is where the policy services listen unless Env.AgentGRPC
 // says otherwise: the agent registers them on its xDS gRPC server.
 const DefaultAgentGRPC = "127.0.0.1:18000"
-
-// Context extension keys the ext_authz rendering sends with every check, so
-// the agent's policy engine knows which binding to run.
-const (
-	ExtAuthzKeyAPI     = "flexgw_api"
-	ExtAuthzKeyPolicy  = "flexgw_policy"
-	ExtAuthzKeyBinding = "flexgw_binding"
-)
 
 // FilterName is the listener-unique Envoy filter name of a binding.
 func FilterName(p *ir.Policy, suffix ...string) string {
@@ -104,10 +97,13 @@ func hostCluster(name, host string, port uint32, h2, tlsOn bool) (*clusterv3.Clu
 	return c, nil
 }
 
-// extAuthzFilter renders a policy Envoy has no native filter for: Envoy
+// ExtAuthz renders a policy Envoy has no native filter for: Envoy
 // asks the agent's policy engine (the same Go middleware the built-in data
 // plane runs) through ext_authz, naming the binding in the check context.
-func extAuthzFilter(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
+func ExtAuthz(env Env, p *ir.Policy) ([]Filter, error) {
+	if err := validate(p); err != nil {
+		return nil, err
+	}
 	cl, err := AgentCluster(env)
 	if err != nil {
 		return nil, err
@@ -116,7 +112,7 @@ func extAuthzFilter(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
 	if env.API != nil {
 		api = env.API.Key()
 	}
-	return []EnvoyFilter{{
+	return []Filter{{
 		Name: FilterName(p),
 		Config: &extauthzv3.ExtAuthz{
 			Services: &extauthzv3.ExtAuthz_GrpcService{GrpcService: &corev3.GrpcService{
@@ -130,7 +126,7 @@ func extAuthzFilter(env Env, p *ir.Policy) ([]EnvoyFilter, error) {
 			StatPrefix:       statSafe(p.Name),
 		},
 		PerRoute: &extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: &extauthzv3.CheckSettings{
-			ContextExtensions: map[string]string{ExtAuthzKeyAPI: api, ExtAuthzKeyPolicy: p.Name, ExtAuthzKeyBinding: p.Binding},
+			ContextExtensions: map[string]string{policy.ExtAuthzKeyAPI: api, policy.ExtAuthzKeyPolicy: p.Name, policy.ExtAuthzKeyBinding: p.Binding},
 		}}},
 		Clusters: []*clusterv3.Cluster{cl},
 	}}, nil
@@ -166,4 +162,34 @@ func upstreamTLSSocket(sni string) (*corev3.TransportSocket, error) {
 		return nil, err
 	}
 	return &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: ctx}}, nil
+}
+
+// ExtAuthzBody is ExtAuthz with the request body sent to the agent: Envoy
+// buffers up to policy.MaxInspectedBody and answers 413 beyond it.
+func ExtAuthzBody(env Env, p *ir.Policy) ([]Filter, error) {
+	fs, err := ExtAuthz(env, p)
+	if err != nil {
+		return nil, err
+	}
+	cfg := fs[0].Config.(*extauthzv3.ExtAuthz)
+	cfg.WithRequestBody = &extauthzv3.BufferSettings{MaxRequestBytes: policy.MaxInspectedBody, PackAsBytes: true}
+	return fs, nil
+}
+
+// apiName is the key of the binding's API ("" for none).
+func apiName(env Env) string {
+	if env.API != nil {
+		return env.API.Key()
+	}
+	return ""
+}
+
+// validate checks p's configuration with its definition, as the renderings
+// that read a Spec do through it.
+func validate(p *ir.Policy) error {
+	d, ok := policy.Lookup(p.Name)
+	if !ok {
+		return fmt.Errorf("policy %q is not registered", p.Name)
+	}
+	return d.Validate(p.Config)
 }

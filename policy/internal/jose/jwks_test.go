@@ -1,4 +1,4 @@
-package policy
+package jose
 
 import (
 	"context"
@@ -54,9 +54,9 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // a failing JWKS server is retried with backoff, not on every request.
 func TestJWKSCacheStaleWhileRefreshing(t *testing.T) {
 	stub := newJWKSStub(t)
-	c := &jwksCache{urls: []string{stub.URL}, ttl: 50 * time.Millisecond, refetchEvery: time.Hour, client: stub.Client()}
+	c := &JWKS{URLs: []string{stub.URL}, TTL: 50 * time.Millisecond, RefetchEvery: time.Hour, Client: stub.Client()}
 	ctx := context.Background()
-	if _, err := c.lookup(ctx, "k1"); err != nil {
+	if _, err := c.Lookup(ctx, "k1"); err != nil {
 		t.Fatal(err)
 	}
 	if stub.hits.Load() != 1 {
@@ -64,7 +64,7 @@ func TestJWKSCacheStaleWhileRefreshing(t *testing.T) {
 	}
 	// After the TTL a lookup answers from the cache and refreshes behind.
 	waitUntil(t, "the set to expire and be refreshed", func() bool {
-		if _, err := c.lookup(ctx, "k1"); err != nil {
+		if _, err := c.Lookup(ctx, "k1"); err != nil {
 			t.Fatal(err)
 		}
 		return stub.hits.Load() >= 2
@@ -73,7 +73,7 @@ func TestJWKSCacheStaleWhileRefreshing(t *testing.T) {
 	stub.fail.Store(true)
 	before := stub.hits.Load()
 	waitUntil(t, "a failed background refresh", func() bool {
-		if _, err := c.lookup(ctx, "k1"); err != nil {
+		if _, err := c.Lookup(ctx, "k1"); err != nil {
 			t.Fatalf("stale keys must keep serving: %v", err)
 		}
 		return stub.hits.Load() > before
@@ -81,7 +81,7 @@ func TestJWKSCacheStaleWhileRefreshing(t *testing.T) {
 	// Backoff: a burst of lookups right after the failure does not refetch.
 	after := stub.hits.Load()
 	for i := 0; i < 50; i++ {
-		if _, err := c.lookup(ctx, "k1"); err != nil {
+		if _, err := c.Lookup(ctx, "k1"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -93,13 +93,13 @@ func TestJWKSCacheStaleWhileRefreshing(t *testing.T) {
 func TestJWKSCacheFirstFetchFailsFast(t *testing.T) {
 	stub := newJWKSStub(t)
 	stub.fail.Store(true)
-	c := &jwksCache{urls: []string{stub.URL}, ttl: time.Hour, refetchEvery: time.Hour, client: stub.Client()}
+	c := &JWKS{URLs: []string{stub.URL}, TTL: time.Hour, RefetchEvery: time.Hour, Client: stub.Client()}
 	ctx := context.Background()
-	if _, err := c.lookup(ctx, "k1"); err == nil {
+	if _, err := c.Lookup(ctx, "k1"); err == nil {
 		t.Fatal("want an error with the JWKS server down")
 	}
 	for i := 0; i < 10; i++ {
-		if _, err := c.lookup(ctx, "k1"); err == nil {
+		if _, err := c.Lookup(ctx, "k1"); err == nil {
 			t.Fatal("want an error")
 		}
 	}
@@ -109,7 +109,7 @@ func TestJWKSCacheFirstFetchFailsFast(t *testing.T) {
 	// When the server is back, the next attempt after the backoff succeeds.
 	stub.fail.Store(false)
 	waitUntil(t, "recovery after backoff", func() bool {
-		_, err := c.lookup(ctx, "k1")
+		_, err := c.Lookup(ctx, "k1")
 		return err == nil
 	})
 }

@@ -1,4 +1,4 @@
-package policy
+package jose
 
 import (
 	"context"
@@ -20,7 +20,8 @@ import (
 )
 
 var (
-	errUnknownKid      = errors.New("no key with the token's kid")
+	// ErrUnknownKid: no key of the set has the token's kid.
+	ErrUnknownKid      = errors.New("no key with the token's kid")
 	errJWKSUnavailable = errors.New("JWKS could not be fetched")
 )
 
@@ -114,7 +115,7 @@ func (k jwk) public() (any, error) {
 	return nil, nil
 }
 
-// jwksCache fetches JWKS documents and keeps them for ttl. Once keys are
+// JWKS fetches JWKS documents and keeps them for ttl. Once keys are
 // cached no request waits on the JWKS server: an expired set is refreshed
 // in the background while requests keep using it, and a failed refresh is
 // retried with exponential backoff (1s, 2s, 4s, ... up to ttl) — what Flex
@@ -124,12 +125,13 @@ func (k jwk) public() (any, error) {
 // A token naming an unknown kid (key rotation) triggers one synchronous
 // refetch, then at most one per refetchEvery, so a flood of made-up kids
 // cannot hammer the JWKS server.
-type jwksCache struct {
-	urls         []string
-	ttl          time.Duration
-	refetchEvery time.Duration
-	client       *http.Client
-	log          *slog.Logger
+type JWKS struct {
+	URLs         []string
+	TTL          time.Duration
+	RefetchEvery time.Duration
+	Client       *http.Client
+	// Log receives failed fetches; nil is slog.Default().
+	Log *slog.Logger
 
 	fetchMu sync.Mutex // serialises fetches
 
@@ -142,9 +144,9 @@ type jwksCache struct {
 }
 
 // backoff is 1s, 2s, 4s, ... capped at the TTL (but never under 1s).
-func (c *jwksCache) backoff() time.Duration {
+func (c *JWKS) backoff() time.Duration {
 	d := time.Second << min(c.failures-1, 16)
-	if limit := max(c.ttl, time.Second); d > limit {
+	if limit := max(c.TTL, time.Second); d > limit {
 		d = limit
 	}
 	return d
@@ -153,7 +155,7 @@ func (c *jwksCache) backoff() time.Duration {
 // fetchNow fetches synchronously (one fetch at a time) and records the
 // outcome. Without force, a set another caller fetched while this one
 // waited is used as is.
-func (c *jwksCache) fetchNow(ctx context.Context, force bool) error {
+func (c *JWKS) fetchNow(ctx context.Context, force bool) error {
 	c.fetchMu.Lock()
 	defer c.fetchMu.Unlock()
 	if !force {
@@ -172,11 +174,11 @@ func (c *jwksCache) fetchNow(ctx context.Context, force bool) error {
 		c.nextRefresh = time.Now().Add(c.backoff())
 		return err
 	}
-	c.set, c.failures, c.nextRefresh = set, 0, time.Now().Add(c.ttl)
+	c.set, c.failures, c.nextRefresh = set, 0, time.Now().Add(c.TTL)
 	return nil
 }
 
-func (c *jwksCache) lookup(ctx context.Context, kid string) ([]any, error) {
+func (c *JWKS) Lookup(ctx context.Context, kid string) ([]any, error) {
 	c.mu.Lock()
 	now := time.Now()
 	set := c.set
@@ -204,7 +206,7 @@ func (c *jwksCache) lookup(ctx context.Context, kid string) ([]any, error) {
 		return keys, nil
 	}
 	c.mu.Lock()
-	allowed := c.lastRefetch.IsZero() || now.Sub(c.lastRefetch) >= c.refetchEvery
+	allowed := c.lastRefetch.IsZero() || now.Sub(c.lastRefetch) >= c.RefetchEvery
 	if allowed {
 		c.lastRefetch = now
 	}
@@ -214,10 +216,10 @@ func (c *jwksCache) lookup(ctx context.Context, kid string) ([]any, error) {
 			return keys, nil
 		}
 	}
-	return nil, errUnknownKid
+	return nil, ErrUnknownKid
 }
 
-func (c *jwksCache) find(kid string) []any {
+func (c *JWKS) find(kid string) []any {
 	c.mu.Lock()
 	set := c.set
 	c.mu.Unlock()
@@ -238,31 +240,31 @@ func (c *jwksCache) find(kid string) []any {
 }
 
 // refresh fetches every URL; it succeeds when at least one answered.
-func (c *jwksCache) refresh(ctx context.Context) (*jwkSet, error) {
+func (c *JWKS) refresh(ctx context.Context) (*jwkSet, error) {
 	set := &jwkSet{byKid: map[string]any{}}
 	var errs []error
-	for _, u := range c.urls {
+	for _, u := range c.URLs {
 		if err := c.fetch(ctx, u, set); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if len(errs) == len(c.urls) {
+	if len(errs) == len(c.URLs) {
 		err := fmt.Errorf("%w: %w", errJWKSUnavailable, errors.Join(errs...))
-		if c.log != nil {
-			c.log.Warn("JWKS refresh failed; keeping previous keys", "err", err)
+		if c.Log != nil {
+			c.Log.Warn("JWKS refresh failed; keeping previous keys", "err", err)
 		}
 		return nil, err
 	}
 	return set, nil
 }
 
-func (c *jwksCache) fetch(ctx context.Context, url string, into *jwkSet) error {
+func (c *JWKS) fetch(ctx context.Context, url string, into *jwkSet) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
-	res, err := c.client.Do(req)
+	res, err := c.Client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -283,7 +285,7 @@ func (c *jwksCache) fetch(ctx context.Context, url string, into *jwkSet) error {
 // parseTextKey reads a local key: the HMAC secret itself, or a PEM public
 // key or certificate (Flex also accepts the base64 body without the
 // BEGIN/END lines).
-func parseTextKey(method, text string) (any, error) {
+func ParseTextKey(method, text string) (any, error) {
 	if method == "hmac" {
 		if text == "" {
 			return nil, errors.New("required for hmac")
@@ -327,4 +329,26 @@ func parseTextKey(method, text string) (any, error) {
 		return nil, fmt.Errorf("unsupported key type %T", pub)
 	}
 	return pub, nil
+}
+
+// LocalJWKS renders the local key as a one-key JWKS whose "alg" pins the
+// policy's algorithm.
+func LocalJWKS(alg string, key any) (string, error) {
+	k := map[string]string{"alg": alg, "use": "sig", "kid": "flexgw"}
+	switch pub := key.(type) {
+	case []byte:
+		k["kty"], k["k"] = "oct", b64.EncodeToString(pub)
+	case *rsa.PublicKey:
+		k["kty"], k["n"], k["e"] = "RSA", b64.EncodeToString(pub.N.Bytes()), b64.EncodeToString(big.NewInt(int64(pub.E)).Bytes())
+	case *ecdsa.PublicKey:
+		crv, size := map[int]string{256: "P-256", 384: "P-384", 521: "P-521"}[pub.Curve.Params().BitSize], (pub.Curve.Params().BitSize+7)/8
+		x, y := make([]byte, size), make([]byte, size)
+		pub.X.FillBytes(x)
+		pub.Y.FillBytes(y)
+		k["kty"], k["crv"], k["x"], k["y"] = "EC", crv, b64.EncodeToString(x), b64.EncodeToString(y)
+	default:
+		return "", fmt.Errorf("unsupported key %T", key)
+	}
+	b, err := json.Marshal(map[string]any{"keys": []any{k}})
+	return string(b), err
 }

@@ -1,18 +1,23 @@
-package policy
+// Package dw is the small subset of DataWeave that Flex policy
+// configurations use in keySelector, ipExpression, jwtExpression, header
+// values and logging conditions: templates compiled once and evaluated
+// against a request (and its response). It knows nothing of policies; the
+// policy engine compiles its fields with it and reports errors by field.
+package dw
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
 )
 
-// This file is the small subset of DataWeave that Flex configurations use in
-// keySelector, ipExpression, jwtExpression, header values and logging
-// conditions. An expression is "#[...]"; any other string is a literal.
+// An expression is "#[...]"; any other string is a literal.
 //
 //	expr    := or
 //	or      := and ("or" and)*
@@ -36,35 +41,37 @@ type Expr struct {
 	node    node
 }
 
-// exprEnv is what an expression sees: the request, and the response once
+// Env is what an expression sees: the request, and the response once
 // the upstream answered.
-type exprEnv struct {
-	r       *http.Request
-	api     string
-	status  int
-	respHdr http.Header
-	// violation is the policy that denied the request, "" when processed.
-	violation string
+type Env struct {
+	Request *http.Request
+	// API is the ApiInstance's key (vars.apiName).
+	API string
+	// Status and RespHeader are the upstream's answer, zero before it.
+	Status     int
+	RespHeader http.Header
+	// Violation is the policy that denied the request, "" when processed.
+	Violation string
 }
 
-type node func(env *exprEnv) any
+type node func(env *Env) any
 
-// compileExpr compiles src; field names the config field for errors.
-func compileExpr(field, src string) (*Expr, error) {
+// Compile compiles src; its errors quote src and say what is wrong.
+func Compile(src string) (*Expr, error) {
 	t := strings.TrimSpace(src)
 	if !strings.HasPrefix(t, "#[") || !strings.HasSuffix(t, "]") {
 		return &Expr{src: src, literal: true}, nil
 	}
 	p := &parser{src: t[2 : len(t)-1]}
 	if err := p.lex(); err != nil {
-		return nil, fieldErr(field, "expression %q: %v", src, err)
+		return nil, fmt.Errorf("expression %q: %v", src, err)
 	}
 	n, err := p.parseOr()
 	if err == nil && p.pos < len(p.toks) {
 		err = fmt.Errorf("unexpected %q", p.toks[p.pos].text)
 	}
 	if err != nil {
-		return nil, fieldErr(field, "expression %q: %v", src, err)
+		return nil, fmt.Errorf("expression %q: %v", src, err)
 	}
 	return &Expr{src: src, node: n}, nil
 }
@@ -72,7 +79,10 @@ func compileExpr(field, src string) (*Expr, error) {
 // IsLiteral reports whether the template holds no expression.
 func (e *Expr) IsLiteral() bool { return e.literal }
 
-func (e *Expr) eval(env *exprEnv) any {
+// Source is the template as configured.
+func (e *Expr) Source() string { return e.src }
+
+func (e *Expr) eval(env *Env) any {
 	if e.literal {
 		return e.src
 	}
@@ -80,10 +90,10 @@ func (e *Expr) eval(env *exprEnv) any {
 }
 
 // String evaluates to text.
-func (e *Expr) String(env *exprEnv) string { return toString(e.eval(env)) }
+func (e *Expr) String(env *Env) string { return ToString(e.eval(env)) }
 
 // Bool evaluates to a condition.
-func (e *Expr) Bool(env *exprEnv) bool { return truthy(e.eval(env)) }
+func (e *Expr) Bool(env *Env) bool { return truthy(e.eval(env)) }
 
 type token struct {
 	kind byte // 's' string, 'n' number, 'i' ident, 'o' operator
@@ -164,7 +174,7 @@ func (p *parser) parseOr() (node, error) {
 			return nil, err
 		}
 		a, b := l, r
-		l = func(env *exprEnv) any { return truthy(a(env)) || truthy(b(env)) }
+		l = func(env *Env) any { return truthy(a(env)) || truthy(b(env)) }
 	}
 	return l, nil
 }
@@ -180,7 +190,7 @@ func (p *parser) parseAnd() (node, error) {
 			return nil, err
 		}
 		a, b := l, r
-		l = func(env *exprEnv) any { return truthy(a(env)) && truthy(b(env)) }
+		l = func(env *Env) any { return truthy(a(env)) && truthy(b(env)) }
 	}
 	return l, nil
 }
@@ -197,7 +207,7 @@ func (p *parser) parseCmp() (node, error) {
 				return nil, err
 			}
 			eq := op == "=="
-			return func(env *exprEnv) any { return (toString(l(env)) == toString(r(env))) == eq }, nil
+			return func(env *Env) any { return (ToString(l(env)) == ToString(r(env))) == eq }, nil
 		}
 	}
 	return l, nil
@@ -214,7 +224,7 @@ func (p *parser) parseConcat() (node, error) {
 			return nil, err
 		}
 		a, b := l, r
-		l = func(env *exprEnv) any { return toString(a(env)) + toString(b(env)) }
+		l = func(env *Env) any { return ToString(a(env)) + ToString(b(env)) }
 	}
 	return l, nil
 }
@@ -225,7 +235,7 @@ func (p *parser) parseUnary() (node, error) {
 		if err != nil {
 			return nil, err
 		}
-		return func(env *exprEnv) any { return !truthy(n(env)) }, nil
+		return func(env *Env) any { return !truthy(n(env)) }, nil
 	}
 	return p.parsePrimary()
 }
@@ -238,14 +248,14 @@ func (p *parser) parsePrimary() (node, error) {
 	case t.kind == 's':
 		p.pos++
 		v := t.text
-		return func(*exprEnv) any { return v }, nil
+		return func(*Env) any { return v }, nil
 	case t.kind == 'n':
 		p.pos++
 		f, err := strconv.ParseFloat(t.text, 64)
 		if err != nil {
 			return nil, fmt.Errorf("bad number %q", t.text)
 		}
-		return func(*exprEnv) any { return f }, nil
+		return func(*Env) any { return f }, nil
 	case t.kind == 'o' && t.text == "(":
 		p.pos++
 		n, err := p.parseOr()
@@ -261,10 +271,10 @@ func (p *parser) parsePrimary() (node, error) {
 		case "true", "false":
 			p.pos++
 			b := t.text == "true"
-			return func(*exprEnv) any { return b }, nil
+			return func(*Env) any { return b }, nil
 		case "null":
 			p.pos++
-			return func(*exprEnv) any { return nil }, nil
+			return func(*Env) any { return nil }, nil
 		case "attributes", "authentication", "vars":
 			return p.parsePath()
 		case "payload":
@@ -277,7 +287,7 @@ func (p *parser) parsePrimary() (node, error) {
 				}
 				p.accept('o', "]")
 			}
-			return func(*exprEnv) any { return nil }, nil
+			return func(*Env) any { return nil }, nil
 		}
 		return nil, fmt.Errorf("unknown name %q (want attributes, authentication, vars or payload)", t.text)
 	}
@@ -312,7 +322,7 @@ func (p *parser) parsePath() (node, error) {
 		}
 		break
 	}
-	return func(env *exprEnv) any {
+	return func(env *Env) any {
 		var v any
 		switch root {
 		case "attributes":
@@ -351,10 +361,10 @@ func index(v any, k string) any {
 	return nil
 }
 
-type attributesObj struct{ env *exprEnv }
+type attributesObj struct{ env *Env }
 
 func (a attributesObj) field(name string) any {
-	r := a.env.r
+	r := a.env.Request
 	switch name {
 	case "method":
 		return r.Method
@@ -383,17 +393,17 @@ func (a attributesObj) field(name string) any {
 	case "host":
 		return r.Host
 	case "headers":
-		if a.env.respHdr != nil {
-			return headerObj(a.env.respHdr)
+		if a.env.RespHeader != nil {
+			return headerObj(a.env.RespHeader)
 		}
 		return headerObj(r.Header)
 	case "queryParams":
 		return queryObj{r}
 	case "statusCode":
-		if a.env.status == 0 {
+		if a.env.Status == 0 {
 			return nil
 		}
-		return float64(a.env.status)
+		return float64(a.env.Status)
 	}
 	return nil
 }
@@ -418,10 +428,10 @@ func (q queryObj) field(name string) any {
 	return v[0]
 }
 
-type authObj struct{ env *exprEnv }
+type authObj struct{ env *Env }
 
 func (a authObj) field(name string) any {
-	au := AuthenticationFrom(a.env.r.Context())
+	au := AuthenticationFrom(a.env.Request.Context())
 	if au == nil {
 		return nil
 	}
@@ -436,10 +446,10 @@ func (a authObj) field(name string) any {
 	return nil
 }
 
-type varsObj struct{ env *exprEnv }
+type varsObj struct{ env *Env }
 
 func (v varsObj) field(name string) any {
-	r := v.env.r
+	r := v.env.Request
 	switch name {
 	case "claimSet":
 		if au := AuthenticationFrom(r.Context()); au != nil && au.Claims != nil {
@@ -447,7 +457,7 @@ func (v varsObj) field(name string) any {
 		}
 		return nil
 	case "apiName", "apiInstanceName":
-		return v.env.api
+		return v.env.API
 	case "method":
 		return r.Method
 	case "requestPath":
@@ -457,20 +467,22 @@ func (v varsObj) field(name string) any {
 	case "reqId":
 		return r.Header.Get("X-Request-Id")
 	case "requestDisposition":
-		if v.env.violation != "" {
+		if v.env.Violation != "" {
 			return "VIOLATION"
 		}
 		return "PROCESSED"
 	case "violation":
-		if v.env.violation == "" {
+		if v.env.Violation == "" {
 			return nil
 		}
-		return map[string]any{"policyName": v.env.violation, "violationType": "VIOLATION"}
+		return map[string]any{"policyName": v.env.Violation, "violationType": "VIOLATION"}
 	}
 	return nil
 }
 
-func toString(v any) string {
+// ToString renders a value as an expression renders it: JSON for
+// structures, "k=v, ..." for header maps, plain text for scalars.
+func ToString(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return ""
@@ -516,7 +528,7 @@ func truthy(v any) bool {
 }
 
 // Authentication is what an authentication policy learned about the
-// caller; later policies (rate-limit keys, logging) read it.
+// caller; expressions read it from the request's context.
 type Authentication struct {
 	Principal string
 	ClientID  string
@@ -538,8 +550,22 @@ func AuthenticationFrom(ctx context.Context) *Authentication {
 }
 
 func remoteIP(r *http.Request) string {
-	if a := peerAddr(r); a.IsValid() {
+	if a := PeerAddr(r); a.IsValid() {
 		return a.String()
 	}
 	return r.RemoteAddr
+}
+
+// PeerAddr is the request's TCP peer address, IPv4-mapped addresses
+// unmapped; the zero Addr when RemoteAddr is not an address.
+func PeerAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
 }

@@ -1,4 +1,4 @@
-package policy_test
+package policyfilter_test
 
 import (
 	"bytes"
@@ -12,11 +12,12 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/flexgw/flexgw/envoy/policyfilter"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/envoy/out golden files")
+var update = flag.Bool("update", false, "rewrite testdata/out golden files")
 
 type envoyFixture struct {
 	Name          string          `json:"name"`
@@ -49,11 +50,11 @@ func protoJSON(t *testing.T, m proto.Message) any {
 	return map[string]any{"@type": string(m.ProtoReflect().Descriptor().FullName()), "value": v}
 }
 
-// TestEnvoyGolden renders every fixture in testdata/envoy/in, checks each
-// proto with ValidateAll, and compares with testdata/envoy/out (regenerate
-// with go test ./policy -run TestEnvoyGolden -update).
+// TestEnvoyGolden renders every fixture in testdata/in, checks each
+// proto with ValidateAll, and compares with testdata/out (regenerate
+// with go test ./envoy/policyfilter -run TestEnvoyGolden -update).
 func TestEnvoyGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/envoy/in/*.json")
+	files, err := filepath.Glob("testdata/in/*.json")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no fixtures: %v", err)
 	}
@@ -72,8 +73,7 @@ func TestEnvoyGolden(t *testing.T) {
 			if err := policy.Check(p); err != nil {
 				t.Fatalf("fixture invalid: %v", err)
 			}
-			d, _ := policy.Lookup(fx.Name)
-			r, ok := d.(policy.EnvoyRenderer)
+			render, ok := policyfilter.Lookup(fx.Name)
 			if !ok {
 				t.Fatalf("%s does not render to Envoy", fx.Name)
 			}
@@ -81,7 +81,7 @@ func TestEnvoyGolden(t *testing.T) {
 			if fx.SharedStorage {
 				snap.SharedStorage = &ir.SharedStorage{Redis: &ir.Redis{Address: "127.0.0.1:6379"}}
 			}
-			fs, err := r.RenderEnvoy(policy.Env{Snapshot: snap, API: testAPI()}, p)
+			fs, err := render(policyfilter.Env{Snapshot: snap, API: testAPI()}, p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +108,7 @@ func TestEnvoyGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got = append(got, '\n')
-			golden := filepath.Join("testdata/envoy/out", name+".json")
+			golden := filepath.Join("testdata/out", name+".json")
 			if *update {
 				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
 					t.Fatal(err)
@@ -129,25 +129,29 @@ func TestEnvoyGolden(t *testing.T) {
 	}
 }
 
-// Every registered Flex policy renders (or is shaping and renders nothing).
+// Every registered Flex policy renders (or is shaping and renders
+// nothing), and every rendering belongs to a registered policy.
 func TestEveryPolicyRendersForEnvoy(t *testing.T) {
 	for _, n := range policy.Names() {
-		if strings.HasPrefix(n, "flexgw-test") {
-			continue
+		if _, ok := policyfilter.Lookup(n); !ok {
+			t.Errorf("%s has no Envoy rendering: add envoy/policyfilter/<policy>.go", n)
 		}
-		d, _ := policy.Lookup(n)
-		if _, ok := d.(policy.EnvoyRenderer); !ok {
-			t.Errorf("%s has no Envoy rendering", n)
+	}
+	for _, n := range policyfilter.Names() {
+		if _, ok := policy.Lookup(n); !ok {
+			t.Errorf("rendering %s has no policy definition", n)
 		}
 	}
 }
 
 func TestEnvoyRefusesClaimKeyedRateLimit(t *testing.T) {
-	p := mkPolicy("rate-limiting-flex", `{"rateLimits":[{"maximumRequests":1,"timePeriodInMilliseconds":1000}],"keySelector":"#[authentication.properties.claims.sub]"}`)
-	d, _ := policy.Lookup(p.Name)
+	p := &ir.Policy{Name: "rate-limiting-flex", Binding: "default/rate-limiting-flex", Order: 50, Config: json.RawMessage(`{"rateLimits":[{"maximumRequests":1,"timePeriodInMilliseconds":1000}],"keySelector":"#[authentication.properties.claims.sub]"}`)}
+	render, _ := policyfilter.Lookup(p.Name)
 	snap := &ir.Snapshot{SharedStorage: &ir.SharedStorage{Redis: &ir.Redis{Address: "127.0.0.1:6379"}}}
-	_, err := d.(policy.EnvoyRenderer).RenderEnvoy(policy.Env{Snapshot: snap, API: testAPI()}, p)
-	if err == nil || !contains(err.Error(), "claimsToHeaders") {
+	_, err := render(policyfilter.Env{Snapshot: snap, API: testAPI()}, p)
+	if err == nil || !strings.Contains(err.Error(), "claimsToHeaders") {
 		t.Fatalf("got %v, want advice to use claimsToHeaders", err)
 	}
 }
+
+func testAPI() *ir.API { return &ir.API{Name: "api", Namespace: "default", BasePath: "/"} }

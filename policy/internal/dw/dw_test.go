@@ -1,4 +1,4 @@
-package policy
+package dw
 
 import (
 	"net/http/httptest"
@@ -12,7 +12,7 @@ func TestExpressions(t *testing.T) {
 	r.Header.Add("X-Multi", "a")
 	r.Header.Add("X-Multi", "b")
 	r = r.WithContext(WithAuthentication(r.Context(), &Authentication{ClientID: "app-1", Claims: map[string]any{"sub": "alice", "roles": []any{"a", "b"}, "n": 3.0}}))
-	env := &exprEnv{r: r, api: "default/orders", status: 201}
+	env := &Env{Request: r, API: "default/orders", Status: 201}
 	for src, want := range map[string]string{
 		"plain literal":                                                 "plain literal",
 		"#[attributes.method]":                                          "POST",
@@ -41,7 +41,7 @@ func TestExpressions(t *testing.T) {
 		"#[payload]":                                                    "",
 		"#[vars.requestDisposition]":                                    "PROCESSED",
 	} {
-		e, err := compileExpr("f", src)
+		e, err := Compile(src)
 		if err != nil {
 			t.Errorf("%s: %v", src, err)
 			continue
@@ -51,7 +51,7 @@ func TestExpressions(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"#[attributes.headers['x']", "#[foo.bar]", "#[attributes.]", "#['unterminated]", "#[attributes.method ==]", "#[a $ b]"} {
-		if _, err := compileExpr("f", bad); err == nil {
+		if _, err := Compile(bad); err == nil {
 			t.Errorf("%s: compiled, want an error", bad)
 		}
 	}

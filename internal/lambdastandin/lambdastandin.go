@@ -1,0 +1,222 @@
+// Package lambdastandin is a stand-in for the AWS Lambda Invoke API
+// (POST /2015-03-31/functions/{FunctionName}/invocations), for tests: AWS
+// cannot be reached from here. It does what the real service does before
+// running a function — it verifies the request's AWS Signature Version 4
+// by signing the same canonical request again with the AWS SDK's signer
+// and the secret key it was given — and answers 403 to anything not signed
+// right. A verified request is handed to the test's Function.
+package lambdastandin
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+)
+
+// Invocation is one verified call.
+type Invocation struct {
+	// Function is the FunctionName path parameter (a name or an ARN).
+	Function string
+	// Type is X-Amz-Invocation-Type (RequestResponse, Event, DryRun).
+	Type         string
+	Payload      []byte
+	ContentType  string
+	AccessKeyID  string
+	SessionToken string
+}
+
+// Function answers a verified invocation: the HTTP status and payload the
+// Invoke API returns, and whether it is a function error
+// (X-Amz-Function-Error: Unhandled).
+type Function func(inv Invocation) (status int, payload []byte, functionError bool)
+
+// Server is a running stand-in.
+type Server struct {
+	*httptest.Server
+	// Region the stand-in serves; a signature scoped to another is refused.
+	Region string
+
+	mu       sync.Mutex
+	keys     map[string]string // access key id -> secret
+	fn       Function
+	calls    []Invocation
+	rejected []string
+}
+
+// Start starts a stand-in for region that accepts signatures by the given
+// access key ids (id -> secret access key).
+func Start(region string, keys map[string]string, fn Function) *Server {
+	s := &Server{Region: region, keys: keys, fn: fn}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// Calls returns the verified invocations so far.
+func (s *Server) Calls() []Invocation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Invocation(nil), s.calls...)
+}
+
+// Rejected returns why each refused request was refused.
+func (s *Server) Rejected() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.rejected...)
+}
+
+func (s *Server) refuse(w http.ResponseWriter, status int, why string) {
+	s.mu.Lock()
+	s.rejected = append(s.rejected, why)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amzn-ErrorType", "InvalidSignatureException")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"message":%q}`, why)
+}
+
+const maxPayload = 6 << 20
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	fn, ok := strings.CutPrefix(r.URL.Path, "/2015-03-31/functions/")
+	fn, ok2 := strings.CutSuffix(fn, "/invocations")
+	if !ok || !ok2 || fn == "" || r.Method != http.MethodPost {
+		s.refuse(w, http.StatusNotFound, "not the Invoke API: "+r.Method+" "+r.URL.Path)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxPayload+1))
+	if err != nil || len(body) > maxPayload {
+		s.refuse(w, http.StatusRequestEntityTooLarge, "payload too large or unreadable")
+		return
+	}
+	keyID, err := s.verify(r, body)
+	if err != nil {
+		s.refuse(w, http.StatusForbidden, err.Error())
+		return
+	}
+	inv := Invocation{
+		Function: fn, Type: r.Header.Get("X-Amz-Invocation-Type"), Payload: body, ContentType: r.Header.Get("Content-Type"),
+		AccessKeyID: keyID, SessionToken: r.Header.Get("X-Amz-Security-Token"),
+	}
+	if inv.Type == "" {
+		inv.Type = "RequestResponse"
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, inv)
+	s.mu.Unlock()
+	if inv.Type == "Event" {
+		w.WriteHeader(http.StatusAccepted) // the Invoke API's answer to an asynchronous call
+		return
+	}
+	status, out, fnErr := s.fn(inv)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amz-Executed-Version", "$LATEST")
+	if fnErr {
+		w.Header().Set("X-Amz-Function-Error", "Unhandled")
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(out)
+}
+
+// verify checks r's SigV4 Authorization header and returns its key id.
+func (s *Server) verify(r *http.Request, body []byte) (string, error) {
+	auth := r.Header.Get("Authorization")
+	rest, ok := strings.CutPrefix(auth, "AWS4-HMAC-SHA256 ")
+	if !ok {
+		return "", fmt.Errorf("missing or non-SigV4 Authorization header")
+	}
+	var cred, signed, sig string
+	for _, part := range strings.Split(rest, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "Credential":
+			cred = v
+		case "SignedHeaders":
+			signed = v
+		case "Signature":
+			sig = v
+		}
+	}
+	scope := strings.Split(cred, "/")
+	if len(scope) != 5 || scope[4] != "aws4_request" {
+		return "", fmt.Errorf("malformed credential scope %q", cred)
+	}
+	keyID, day, region, service := scope[0], scope[1], scope[2], scope[3]
+	secret, known := s.keys[keyID]
+	if !known {
+		return "", fmt.Errorf("unknown access key id %q", keyID)
+	}
+	if service != "lambda" || region != s.Region {
+		return "", fmt.Errorf("signature scoped to %s/%s, want lambda/%s", service, region, s.Region)
+	}
+	at, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
+	if err != nil || at.Format("20060102") != day {
+		return "", fmt.Errorf("X-Amz-Date %q does not match the credential scope", r.Header.Get("X-Amz-Date"))
+	}
+	// AWS refuses signatures more than 5 minutes off.
+	if d := time.Since(at); d > 5*time.Minute || d < -5*time.Minute {
+		return "", fmt.Errorf("signature time %s is too far from now", at)
+	}
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
+	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && h != hash {
+		return "", fmt.Errorf("X-Amz-Content-Sha256 does not match the payload")
+	}
+	names := strings.Split(signed, ";")
+	if !contains(names, "host") || !contains(names, "x-amz-date") {
+		return "", fmt.Errorf("SignedHeaders %q must include host and x-amz-date", signed)
+	}
+	if r.Header.Get("X-Amz-Security-Token") != "" && !contains(names, "x-amz-security-token") {
+		return "", fmt.Errorf("the session token is not signed")
+	}
+	// Rebuild the request as signed: only the signed headers, the same
+	// URL, method, host and length; sign it again and compare.
+	u := *r.URL
+	u.Scheme, u.Host = "http", r.Host
+	again, err := http.NewRequest(r.Method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	again.Host = r.Host
+	again.ContentLength = r.ContentLength
+	for _, n := range names {
+		if n == "host" || n == "content-length" {
+			continue
+		}
+		vs := r.Header.Values(n)
+		if len(vs) == 0 {
+			return "", fmt.Errorf("signed header %q is missing", n)
+		}
+		again.Header[http.CanonicalHeaderKey(n)] = vs
+	}
+	creds := aws.Credentials{AccessKeyID: keyID, SecretAccessKey: secret, SessionToken: r.Header.Get("X-Amz-Security-Token")}
+	if err := v4.NewSigner().SignHTTP(r.Context(), creds, again, hash, service, region, at); err != nil {
+		return "", err
+	}
+	want := again.Header.Get("Authorization")
+	_, wantSig, _ := strings.Cut(want, "Signature=")
+	if subtle.ConstantTimeCompare([]byte(wantSig), []byte(sig)) != 1 {
+		return "", fmt.Errorf("signature does not match")
+	}
+	return keyID, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
