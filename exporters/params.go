@@ -2,8 +2,8 @@ package exporters
 
 import (
 	"crypto/tls"
-	"io"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
