@@ -182,5 +182,21 @@ func ParamKeys(typ string) []string {
 	return nil
 }
 
+// NativeFluentBit returns the Fluent Bit output that serves o when the
+// agent runs Fluent Bit ("" when flexgw's plugin does): file and stdout,
+// and http unless pointed at Sumo Logic. These write or send exactly what
+// Fluent Bit would, so Fluent Bit's own implementation is the reference.
+func NativeFluentBit(o ir.LogOutput) string {
+	switch t := strings.ToLower(o.Type); t {
+	case "file", "stdout":
+		return t
+	case "http":
+		if !isSumo(o.Parameters) {
+			return t
+		}
+	}
+	return ""
+}
+
 // PluginName is the name the Fluent Bit output plugin registers.
 const PluginName = "flexgw"
