@@ -50,6 +50,10 @@ func Load(dir string, opts Options) (*Set, error) {
 type File struct {
 	Name string
 	Data []byte
+	// LookupEnv, when set, resolves this file's $VAR references instead of
+	// Options.LookupEnv: the Kubernetes source resolves a resource's
+	// variables from the Secrets of its own namespace.
+	LookupEnv func(name string) (string, bool)
 }
 
 // Parse decodes and validates files in the order given. The returned Set
@@ -63,7 +67,11 @@ func Parse(files []File, opts Options) (*Set, error) {
 	var errs ErrorList
 	for _, f := range files {
 		set.Files = append(set.Files, f.Name)
-		parseFile(set, f, lookup, &errs)
+		l := lookup
+		if f.LookupEnv != nil {
+			l = f.LookupEnv
+		}
+		parseFile(set, f, l, &errs)
 	}
 	validate(set, &errs)
 	return set, errs.Err()
@@ -176,9 +184,11 @@ func parseResource(set *Set, file string, n *yaml.Node, lookup func(string) (str
 		meta.APIVersion, _ = d.raw(av.value, "apiVersion")
 		switch {
 		case meta.APIVersion == V1Alpha1:
-		case meta.APIVersion == V1Beta1 && kind == KindConfiguration:
+		// Flex's newer pages write PolicyBinding as v1beta1 too (outbound
+		// message logging), with the same schema.
+		case meta.APIVersion == V1Beta1 && (kind == KindConfiguration || kind == KindPolicyBinding):
 		case meta.APIVersion == V1Beta1:
-			d.errorf(av.value, "apiVersion", "%s is only valid for Configuration; use %s", V1Beta1, V1Alpha1)
+			d.errorf(av.value, "apiVersion", "%s is only valid for Configuration and PolicyBinding; use %s", V1Beta1, V1Alpha1)
 		default:
 			d.errorf(av.value, "apiVersion", "unsupported apiVersion %q (expected %s)", meta.APIVersion, V1Alpha1)
 		}

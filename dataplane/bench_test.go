@@ -140,7 +140,7 @@ func benchChains(b *testing.B) []struct {
 	}
 }
 
-// BenchmarkEndToEnd drives the full path (the h1server included) with
+// BenchmarkEndToEnd drives the full path (the h1 server included) with
 // parallel keep-alive clients writing raw requests, with no policy and
 // with policy chains.
 func BenchmarkEndToEnd(b *testing.B) {

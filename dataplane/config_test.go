@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/flexgw/flexgw/ir"
+	servedsnapshot "github.com/flexgw/flexgw/snapshot"
 )
 
 // TestServesLocalModeConfigDir compiles a real Flex Local Mode directory
-// (both models) with ir.LoadDir and serves it.
+// (both models) with snapshot.LoadDir (what the agent serves) and serves it.
 func TestServesLocalModeConfigDir(t *testing.T) {
 	orders, users := echoUpstream(t, "orders"), echoUpstream(t, "users")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -73,7 +73,7 @@ spec:
 	if err := os.WriteFile(filepath.Join(dir, "20-resources.yaml"), []byte(resources), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := ir.LoadDir(dir, ir.CompileOptions{Version: 1})
+	s, err := servedsnapshot.LoadDir(dir, 1)
 	if err != nil {
 		t.Fatalf("LoadDir: %v", err)
 	}

@@ -97,7 +97,7 @@ type listener struct {
 }
 
 // server is what serves one listener: net/http's server (TLS) or the
-// h1server (plain HTTP).
+// h1 server (plain HTTP).
 type server interface {
 	Serve(net.Listener) error
 	Shutdown(context.Context) error
@@ -285,10 +285,10 @@ func (dp *DataPlane) bind(l *ir.Listener, tc *tls.Config) (*listener, error) {
 		Protocols:         new(http.Protocols),
 	}
 	if l.Protocol != ir.HTTPS {
-		// Plain HTTP: HTTP/1.x on the h1server, h2c (prior knowledge)
+		// Plain HTTP: HTTP/1.x on the h1 server, h2c (prior knowledge)
 		// handed to net/http, which counts no connections itself.
 		srv.Protocols.SetUnencryptedHTTP2(true)
-		nl.srv = newH1Server(dp, h, srv)
+		nl.srv = newH1Listener(dp, h, srv)
 		return nl, nil
 	}
 	h.scheme = "https"

@@ -5,25 +5,30 @@
 //
 // # Request path
 //
-// Plain-HTTP listeners are served by this package's HTTP/1.1 server
-// (h1server.go): the request head is parsed into one string per request,
-// the http.Request, URL, header map, body reader and response writer are
-// the connection's own and reused (fresh ones are made after a request a
-// policy chain saw, since a policy may keep them), and the response is
-// framed straight into the connection's buffer. Connections that open
-// with the HTTP/2 preface (h2c, prior knowledge) are handed to net/http's
-// server; TLS listeners (h2 by ALPN and HTTP/1.1) are served by net/http
-// entirely. Both feed the same http.Handler, so routing, policies and the
-// upstream side are shared. net/http's own HTTP/1 server spent a goroutine,
-// a read syscall, a context and about twenty allocations per request on top
-// of the proxy's work; see bench/proxy for the numbers.
+// Plain-HTTP listeners are served by the HTTP/1.1 server of internal/h1
+// (h1listener.go wires it): the request head is parsed into one string per
+// request, the http.Request, URL, header map, body reader and response
+// writer are the connection's own and reused for every request, policy
+// chains included (a policy keeps nothing of a request past its return),
+// and the response is framed straight into the connection's buffer. The
+// request's context is the connection's connCtx, which points at the
+// request's state, so a policy chain needs no wrapped request. Connections
+// that open with the HTTP/2 preface (h2c, prior knowledge) are handed to
+// net/http's server; TLS listeners are served by net/http (HTTP/1.1) and
+// x/net's HTTP/2 server (h2 by ALPN). Every HTTP/2 connection passes the
+// reset counter of internal/h2guard. All feed the same http.Handler, so
+// routing, policies and the upstream side are shared. net/http's own
+// HTTP/1 server spent a goroutine, a read syscall, a context and about
+// twenty allocations per request on top of the proxy's work; see
+// bench/proxy for the numbers.
 //
 // Routing picks the listener's API by base path (longest first, on a
 // path-segment boundary), then the first route whose rules match
 // (ir.Rule.Matches, path relative to the base path), then a destination by
 // weight. Policies run after routing, so a path no API serves is a plain
 // 404 (NR) and costs no authentication or rate limit. The upstream side is
-// this package's own HTTP/1.1 client (client.go, request.go): pooled
+// this package's own HTTP/1.1 client (client.go, request.go; the response
+// head and chunked parsers are internal/h1's): pooled
 // keep-alive connections per endpoint (checked for an upstream close when
 // idle over a second), the request head written straight from the inbound
 // header map, the response head parsed into one string, bodies streamed
@@ -34,7 +39,7 @@
 //
 // A client that disconnects while its request waits for the upstream is
 // noticed (DC) through the request context on net/http listeners, and on
-// the h1server by a watcher started only once the upstream has taken more
+// the h1 server by a watcher (h1.Conn.Watch) started only once the upstream has taken more
 // than a second, so fast requests never pay for it.
 //
 // # Decisions

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flexgw/flexgw/dataplane/internal/h1"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/policy"
@@ -71,7 +72,7 @@ func (dp *DataPlane) forwardH2(st *reqState, w http.ResponseWriter, r *http.Requ
 		}
 		out.Header[k] = vv
 	}
-	if te := r.Header.Get("Te"); asciiEqualFold(te, "trailers") {
+	if te := r.Header.Get("Te"); h1.EqualFold(te, "trailers") {
 		out.Header.Set("Te", "trailers") // gRPC needs it end to end
 	}
 	st.xff = forwardedFor(r)
@@ -117,7 +118,7 @@ func (dp *DataPlane) forwardH2(st *reqState, w http.ResponseWriter, r *http.Requ
 	ep.reportResult(resp.StatusCode == 502 || resp.StatusCode == 503 || resp.StatusCode == 504)
 	dst := w.Header()
 	for k, vv := range resp.Header {
-		if hopHeaders[k] {
+		if h1.HopHeaders[k] {
 			continue
 		}
 		dst[k] = vv

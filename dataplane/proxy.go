@@ -10,12 +10,11 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/dataplane/internal/h1"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/policy"
@@ -37,7 +36,7 @@ const (
 
 // reqState is the per-request scratch of the proxy, pooled. It is the
 // policy.Recorder, and it is found through the request context (stateKey)
-// by the proxy at the end of a policy chain: on the h1server through the
+// by the proxy at the end of a policy chain: on the h1 server through the
 // connection's connCtx, elsewhere by being the request's context itself.
 type reqState struct {
 	context.Context
@@ -65,7 +64,7 @@ type reqState struct {
 	bytesOut int64
 	abort    bool
 	// clientGone is set when the client closed its connection while we
-	// waited for the upstream (h1server's watch).
+	// waited for the upstream (the h1 server's watch).
 	clientGone bool
 
 	policyName, policyOutcome string
@@ -74,8 +73,8 @@ type reqState struct {
 	extra   []string    // headers added by the UpstreamAttempt hook (k, v pairs)
 	setHdr  func(k, v string)
 	sw      statusWriter
-	chunked chunkedReader
-	up      upResponse
+	chunked h1.ChunkedReader
+	up      h1.Response
 	// idleConn and idleUntil arm the stream idle timeout while a response
 	// body is relayed: before each wait for the upstream the read deadline
 	// becomes the sooner of the route deadline and now + stream idle.
@@ -155,7 +154,7 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := statePool.Get().(*reqState)
 	st.start = time.Now()
 	st.dp, st.ln = dp, h
-	// On the h1server the request's context is the connection's connCtx:
+	// On the h1 server the request's context is the connection's connCtx:
 	// pointing it at st makes st reachable (proxyFromChain, policy
 	// decisions) without wrapping the request. Elsewhere (net/http) the
 	// policy chain gets a request whose context is st.
@@ -323,32 +322,16 @@ var jsonContentType = []string{"application/json"}
 func noWatch() bool { return true }
 
 // watchClientAfter is how long an upstream may take to start answering
-// before the h1server also watches the client connection for a close.
+// before the h1 server also watches the client connection for a close.
 // Fast answers (nearly all) cost no watcher goroutine at all; net/http
 // pays one per request.
 const watchClientAfter = time.Second
 
-// clientConn returns the h1server connection behind w (through policy
-// wrappers that implement Unwrap), if any.
-func clientConn(w http.ResponseWriter) *h1conn {
-	for i := 0; i < 16; i++ {
-		switch x := w.(type) {
-		case *h1writer:
-			return x.c
-		case interface{ Unwrap() http.ResponseWriter }:
-			w = x.Unwrap()
-		default:
-			return nil
-		}
-	}
-	return nil
-}
-
 // awaitResponse waits for the first byte of the upstream response. When
-// it takes longer than watchClientAfter, a goroutine watches the client
-// connection meanwhile; a client that leaves ends the wait at once (DC)
+// it takes longer than watchClientAfter, the h1 client connection is
+// watched meanwhile; a client that leaves ends the wait at once (DC)
 // instead of holding the upstream until the route timeout.
-func (st *reqState) awaitResponse(ctx context.Context, up *upConn, client *h1conn, deadline time.Time) error {
+func (st *reqState) awaitResponse(ctx context.Context, up *upConn, client *h1.Conn, deadline time.Time) error {
 	_, err := up.br.Peek(1)
 	if err == nil {
 		return up.conn.SetReadDeadline(deadline)
@@ -358,27 +341,15 @@ func (st *reqState) awaitResponse(ctx context.Context, up *upConn, client *h1con
 	if !isTimeout(err) || !time.Now().Before(deadline) || ctx.Err() != nil {
 		return err
 	}
-	var gone atomic.Bool
-	stopped := make(chan struct{})
-	_ = client.c.SetReadDeadline(time.Time{}) // the head deadline may still be armed
 	// Arm the route deadline before the watcher may poison it.
 	_ = up.conn.SetReadDeadline(deadline)
 	if ctx.Err() != nil {
 		// Cancelled while re-arming: poison it again.
 		_ = up.conn.SetReadDeadline(aLongTimeAgo)
 	}
-	go func() {
-		defer close(stopped)
-		if _, err := client.br.Peek(1); err != nil && !isTimeout(err) {
-			gone.Store(true)
-			_ = up.conn.SetReadDeadline(aLongTimeAgo)
-		}
-	}()
+	stop := client.Watch(func() { _ = up.conn.SetReadDeadline(aLongTimeAgo) })
 	_, err = up.br.Peek(1)
-	_ = client.c.SetReadDeadline(aLongTimeAgo)
-	<-stopped
-	_ = client.c.SetReadDeadline(time.Time{})
-	if gone.Load() {
+	if stop() {
 		st.clientGone = true
 		return context.Canceled
 	}
@@ -601,9 +572,9 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 		// cannot block on writing (its head fits the socket buffer), so
 		// only reads need the timer; each deadline is one runtime timer
 		// update on the hot path.
-		// On the h1server a slow upstream is first given watchClientAfter;
+		// On the h1 server a slow upstream is first given watchClientAfter;
 		// past that, awaitResponse watches the client too.
-		hc := clientConn(w)
+		hc := h1.ClientOf(w)
 		readDeadline := deadline
 		if hc != nil {
 			if short := time.Now().Add(watchClientAfter); short.Before(deadline) {
@@ -638,7 +609,7 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 		}
 		if err == nil {
 			err = c.readResponseHead(&st.up, st.hdr)
-			if err == nil && st.up.status == http.StatusSwitchingProtocols {
+			if err == nil && st.up.Status == http.StatusSwitchingProtocols {
 				// Only a WebSocket handshake (forwardUpgrade) may switch
 				// protocols; here it would open a tunnel nothing polices.
 				err = errUnaskedSwitch
@@ -680,9 +651,9 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 	}
 	res := &st.up
 	if hookDone != nil {
-		hookDone(res.status, nil)
+		hookDone(res.Status, nil)
 	}
-	ep.reportResult(res.status == 502 || res.status == 503 || res.status == 504)
+	ep.reportResult(res.Status == 502 || res.Status == 503 || res.Status == 504)
 	// A stream idle timeout shorter than what is left of the route
 	// deadline bounds each wait for the next body bytes.
 	if idle := st.route.streamIdle; idle > 0 && time.Now().Add(idle).Before(deadline) {
@@ -703,30 +674,30 @@ func (dp *DataPlane) attempt(st *reqState, ep *endpoint, prefix string, w http.R
 
 // relayResponse writes the upstream response head and streams its body to
 // w. It reports whether the upstream connection may be reused.
-func (dp *DataPlane) relayResponse(st *reqState, c *upConn, w http.ResponseWriter, r *http.Request, res *upResponse) bool {
+func (dp *DataPlane) relayResponse(st *reqState, c *upConn, w http.ResponseWriter, r *http.Request, res *h1.Response) bool {
 	dst := w.Header()
 	for k, v := range st.hdr {
 		dst[k] = v
 	}
-	st.status = res.status
-	w.WriteHeader(res.status)
+	st.status = res.Status
+	w.WriteHeader(res.Status)
 
-	noBody := r.Method == http.MethodHead || res.status == 204 || res.status == 304 || res.status < 200
+	noBody := r.Method == http.MethodHead || res.Status == 204 || res.Status == 304 || res.Status < 200
 	if noBody {
-		return !res.close
+		return !res.Close
 	}
 	var err error
 	var werr bool
 	switch {
-	case res.contentLength >= 0:
-		err, werr = st.copyLength(w, c.br, res.contentLength)
-	case res.chunked:
-		st.chunked.reset(c.br)
+	case res.ContentLength >= 0:
+		err, werr = st.copyLength(w, c.br, res.ContentLength)
+	case res.Chunked:
+		st.chunked.Reset(c.br)
 		err, werr = st.copyChunked(w)
 	default:
 		// Close-delimited body: read to EOF, never reuse.
 		err, werr = st.copyUntilEOF(w, c.br)
-		res.close = true
+		res.Close = true
 	}
 	if err != nil {
 		if werr {
@@ -741,7 +712,7 @@ func (dp *DataPlane) relayResponse(st *reqState, c *upConn, w http.ResponseWrite
 		}
 		return false
 	}
-	return !res.close
+	return !res.Close
 }
 
 // flushTo flushes w if it can be flushed (through wrappers too).
@@ -786,10 +757,10 @@ func (st *reqState) copyLength(w http.ResponseWriter, br *bufio.Reader, n int64)
 func (st *reqState) copyChunked(w http.ResponseWriter) (err error, writeErr bool) {
 	cr := &st.chunked
 	for {
-		if cr.br.Buffered() == 0 {
+		if cr.Buffered() == 0 {
 			st.armIdle()
 		}
-		b, err := cr.peek(upReadBufSize)
+		b, err := cr.Peek(upReadBufSize)
 		if err == io.EOF {
 			return nil, false
 		}
@@ -801,10 +772,10 @@ func (st *reqState) copyChunked(w http.ResponseWriter) (err error, writeErr bool
 		if werr != nil {
 			return werr, true
 		}
-		if err := cr.advance(len(b)); err != nil {
+		if err := cr.Advance(len(b)); err != nil {
 			return err, false
 		}
-		if cr.br.Buffered() == 0 {
+		if cr.Buffered() == 0 {
 			flushTo(w)
 		}
 	}
@@ -862,24 +833,6 @@ func (s *statusWriter) Flush() { flushTo(s.ResponseWriter) }
 
 // Unwrap lets http.ResponseController reach the server's writer (Hijack).
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// headerHasToken reports whether a comma-separated header contains tok.
-func headerHasToken(vals []string, tok string) bool {
-	for _, v := range vals {
-		for v != "" {
-			var f string
-			if i := strings.IndexByte(v, ','); i >= 0 {
-				f, v = v[:i], v[i+1:]
-			} else {
-				f, v = v, ""
-			}
-			if asciiEqualFold(trimSpace(f), tok) {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 var (
 	_ policy.Recorder = (*reqState)(nil)

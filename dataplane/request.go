@@ -8,6 +8,8 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+
+	"github.com/flexgw/flexgw/dataplane/internal/h1"
 )
 
 // skipRequestHeaders are never copied from the inbound request: hop-by-hop
@@ -49,7 +51,7 @@ func (st *reqState) stripHopByHop(r *http.Request) {
 	h := r.Header
 	if conn := h["Connection"]; len(conn) > 0 {
 		if r.ProtoMajor == 1 && r.ProtoMinor == 1 && r.Method == http.MethodGet &&
-			headerHasToken(conn, "upgrade") && headerHasToken(h["Upgrade"], "websocket") {
+			h1.HasToken(conn, "upgrade") && h1.HasToken(h["Upgrade"], "websocket") {
 			st.upgrade = true
 		}
 		for _, v := range conn {
@@ -60,8 +62,8 @@ func (st *reqState) stripHopByHop(r *http.Request) {
 				} else {
 					f, v = v, ""
 				}
-				f = trimSpace(f)
-				if f == "" || asciiEqualFold(f, "close") || asciiEqualFold(f, "keep-alive") || asciiEqualFold(f, "upgrade") {
+				f = h1.TrimSpace(f)
+				if f == "" || h1.EqualFold(f, "close") || h1.EqualFold(f, "keep-alive") || h1.EqualFold(f, "upgrade") {
 					continue
 				}
 				delete(h, textproto.CanonicalMIMEHeaderKey(f))
@@ -70,7 +72,7 @@ func (st *reqState) stripHopByHop(r *http.Request) {
 	}
 	for _, k := range hopByHop {
 		if v, ok := h[k]; ok {
-			if k == "Te" && len(v) == 1 && asciiEqualFold(v[0], "trailers") {
+			if k == "Te" && len(v) == 1 && h1.EqualFold(v[0], "trailers") {
 				continue
 			}
 			delete(h, k)
@@ -112,7 +114,7 @@ func forwardedFor(r *http.Request) string {
 // upstream would join the client's span instead of the gateway's.
 func setByHook(extra []string, key string) bool {
 	for i := 0; i+1 < len(extra); i += 2 {
-		if asciiEqualFold(extra[i], key) {
+		if h1.EqualFold(extra[i], key) {
 			return true
 		}
 	}
@@ -122,7 +124,7 @@ func setByHook(extra []string, key string) bool {
 // connectionListed reports whether the Connection header names key
 // (which makes key hop-by-hop for this request).
 func connectionListed(conn []string, key string) bool {
-	return headerHasToken(conn, key)
+	return h1.HasToken(conn, key)
 }
 
 // writeRequest writes the request head and streams its body to c. The
@@ -145,7 +147,7 @@ func (dp *DataPlane) writeRequest(st *reqState, c *upConn, ep *endpoint, prefix 
 	bw.WriteString("\r\n")
 
 	connHdr := r.Header["Connection"]
-	checkConn := len(connHdr) > 0 && !(len(connHdr) == 1 && (asciiEqualFold(connHdr[0], "keep-alive") || asciiEqualFold(connHdr[0], "close")))
+	checkConn := len(connHdr) > 0 && !(len(connHdr) == 1 && (h1.EqualFold(connHdr[0], "keep-alive") || h1.EqualFold(connHdr[0], "close")))
 	for k, vv := range r.Header {
 		if skipRequestHeaders[k] || (checkConn && connectionListed(connHdr, k)) || setByHook(st.extra, k) {
 			continue

@@ -360,7 +360,7 @@ func TestEscapedSlashesActions(t *testing.T) {
 	}
 }
 
-// TestSecurityRequestReuse: the h1server reuses a connection's request,
+// TestSecurityRequestReuse: the h1 server reuses a connection's request,
 // header map, context and request state from request to request, also
 // through policy chains. Nothing of one request may reach the next on the
 // same connection: not its credentials (the second request is denied),

@@ -48,7 +48,7 @@ func (dp *DataPlane) forwardUpgrade(st *reqState, w http.ResponseWriter, r *http
 	st.upTime = time.Since(upStart)
 	ep.reportResult(false)
 	res := &st.up
-	if res.status != http.StatusSwitchingProtocols {
+	if res.Status != http.StatusSwitchingProtocols {
 		dp.relayResponse(st, c, w, r, res)
 		c.conn.Close()
 		return

@@ -36,6 +36,14 @@ type CompileOptions struct {
 	// reported in one list; it must only read. Error lines of the form
 	// "FILE:LINE: rest" keep their place in the sorted list.
 	CheckSnapshot func(s *Snapshot) error
+	// Shape applies the config-shaping policies (TLS, timeouts, circuit
+	// breakers; policy.Shape) to a snapshot that compiled cleanly, before
+	// Compile returns it: the only change a snapshot ever sees. Its error
+	// is returned as is.
+	Shape func(s *Snapshot) error
+	// Warnings lists the problems of a valid snapshot (policy.Warnings);
+	// Compile stores them in Snapshot.Warnings.
+	Warnings func(s *Snapshot) []string
 }
 
 // LoadDir reads, validates and compiles the configuration directory dir.
@@ -72,7 +80,9 @@ func compileLoaded(set *config.Set, err error, opts CompileOptions) (*Snapshot, 
 	return nil, list.Err()
 }
 
-// Compile turns a validated configuration set into an immutable snapshot.
+// Compile turns a validated configuration set into an immutable snapshot:
+// compiled, checked and shaped. snapshot.Options gives the options every
+// caller that wants the snapshot flexgw serves must use.
 // Errors (policy checks) are returned as a config.ErrorList.
 func Compile(set *config.Set, opts CompileOptions) (*Snapshot, error) {
 	c := &compiler{set: set, opts: opts, services: map[string]*Service{}}
@@ -89,6 +99,16 @@ func Compile(set *config.Set, opts CompileOptions) (*Snapshot, error) {
 		snap.CreatedAt = time.Now()
 	}
 	snap.Hash = hashSnapshot(snap)
+	// Shaping rewrites the snapshot, so it runs only on a configuration
+	// that compiled cleanly, and here, before anyone holds the snapshot.
+	if opts.Shape != nil {
+		if err := opts.Shape(snap); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Warnings != nil {
+		snap.Warnings = opts.Warnings(snap)
+	}
 	return snap, nil
 }
 

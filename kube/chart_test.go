@@ -1,11 +1,11 @@
-//go:build apiserver
-
 package kube_test
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,6 +97,153 @@ spec:
 	helm(t, cl.Kubeconfig, "uninstall", "gw", "--namespace", "edge")
 	if _, err := c.Get(t, dep); err == nil {
 		t.Fatal("Deployment still there after uninstall")
+	}
+}
+
+// rendered splits `helm template` output into objects by "Kind/name".
+func rendered(t *testing.T, out string) map[string]map[string]any {
+	t.Helper()
+	objs := map[string]map[string]any{}
+	dec := yaml.NewDecoder(bytes.NewReader([]byte(out)))
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return objs
+			}
+			t.Fatalf("helm output: %v", err)
+		}
+		if m == nil {
+			continue
+		}
+		md, _ := m["metadata"].(map[string]any)
+		name, _ := md["name"].(string)
+		kind, _ := m["kind"].(string)
+		objs[kind+"/"+name] = m
+	}
+}
+
+var allOn = []string{
+	"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.podMonitor.enabled=true",
+	"--set", "metrics.prometheusRule.enabled=true", "--set", "dashboards.enabled=true",
+	"--set", "autoscaling.enabled=true", "--set", "redis.address=redis:6379",
+	"--set", "redis.passwordSecret.name=redis",
+}
+
+// TestChartLintAndTemplate lints the chart and checks what it renders:
+// probes, least capabilities (eBPF's only when asked), PDB, HPA,
+// anti-affinity, monitors, the alert rules and dashboards of dashboards/.
+func TestChartLintAndTemplate(t *testing.T) {
+	helm(t, "", "lint", "--strict", chartDir)
+	helm(t, "", append([]string{"lint", "--strict", chartDir}, allOn...)...)
+
+	objs := rendered(t, helm(t, "", append([]string{"template", "gw", chartDir, "--namespace", "edge"}, allOn...)...))
+	dep := objs["Deployment/gw-flexgw"]
+	if dep == nil {
+		t.Fatalf("no Deployment; got %v", keys(objs))
+	}
+	c := nested(t, dep, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+	if p := nested(t, c, "readinessProbe", "httpGet", "path"); p != "/ready" {
+		t.Errorf("readiness probe path %v", p)
+	}
+	if p := nested(t, c, "livenessProbe", "httpGet", "path"); p != "/live" {
+		t.Errorf("liveness probe path %v", p)
+	}
+	caps := nested(t, c, "securityContext", "capabilities").(map[string]any)
+	if !reflect.DeepEqual(caps["drop"], []any{"ALL"}) || caps["add"] != nil {
+		t.Errorf("capabilities %v, want drop ALL and nothing added", caps)
+	}
+	if nested(t, c, "securityContext", "readOnlyRootFilesystem") != true || nested(t, c, "securityContext", "allowPrivilegeEscalation") != false {
+		t.Errorf("container securityContext %v", c["securityContext"])
+	}
+	if nested(t, dep, "spec", "template", "spec", "affinity", "podAntiAffinity") == nil {
+		t.Error("no pod anti-affinity")
+	}
+	for _, want := range []string{"PodDisruptionBudget/gw-flexgw", "HorizontalPodAutoscaler/gw-flexgw", "ServiceMonitor/gw-flexgw",
+		"PodMonitor/gw-flexgw", "PrometheusRule/gw-flexgw", "Service/gw-flexgw-http", "Service/gw-flexgw-admin", "IngressClass/flexgw",
+		"Configuration/gw-flexgw", "ClusterRole/gw-flexgw", "Role/gw-flexgw-lease"} {
+		if objs[want] == nil {
+			t.Errorf("%s not rendered", want)
+		}
+	}
+	// The PrometheusRule carries dashboards/alerts.yaml's groups unchanged.
+	var alerts map[string]any
+	b, err := os.ReadFile("../dashboards/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &alerts); err != nil {
+		t.Fatal(err)
+	}
+	if got := nested(t, objs["PrometheusRule/gw-flexgw"], "spec", "groups"); !reflect.DeepEqual(normalize(t, got), normalize(t, alerts["groups"])) {
+		t.Error("PrometheusRule groups differ from dashboards/alerts.yaml")
+	}
+	dashboards, _ := filepath.Glob("../dashboards/*.json")
+	n := 0
+	for k, o := range objs {
+		if strings.HasPrefix(k, "ConfigMap/gw-flexgw-dashboard-") {
+			n++
+			if nested(t, o, "metadata", "labels", "grafana_dashboard") != "1" {
+				t.Errorf("%s lacks the sidecar label", k)
+			}
+		}
+	}
+	if n != len(dashboards) || n == 0 {
+		t.Errorf("%d dashboard ConfigMaps for %d dashboards", n, len(dashboards))
+	}
+	// The Redis password reaches the Configuration as an environment reference.
+	if got := nested(t, objs["Configuration/gw-flexgw"], "spec", "sharedStorage", "redis", "password"); got != "$FLEXGW_REDIS_PASSWORD" {
+		t.Errorf("redis password %v", got)
+	}
+
+	// The pod binds the admin API beyond loopback, which flexgw refuses
+	// without a token: the chart always hands it one, its own Secret unless
+	// admin.tokenSecret names another, and the monitors send the same one.
+	for _, tc := range []struct {
+		args             []string
+		secret, generate string
+	}{
+		{nil, "gw-flexgw-admin-token", "Secret/gw-flexgw-admin-token"},
+		{[]string{"--set", "admin.tokenSecret=mine"}, "mine", ""},
+	} {
+		objs = rendered(t, helm(t, "", append(append([]string{"template", "gw", chartDir}, allOn...), tc.args...)...))
+		if tc.generate != "" && nested(t, objs[tc.generate], "data", "token") == nil {
+			t.Errorf("%v: no generated admin token Secret; got %v", tc.args, keys(objs))
+		}
+		if tc.generate == "" && objs["Secret/gw-flexgw-admin-token"] != nil {
+			t.Errorf("%v: a token Secret is generated although admin.tokenSecret is set", tc.args)
+		}
+		c = nested(t, objs["Deployment/gw-flexgw"], "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+		var ref any
+		for _, e := range c["env"].([]any) {
+			if e.(map[string]any)["name"] == "FLEXGW_ADMIN_TOKEN" {
+				ref = nested(t, e.(map[string]any), "valueFrom", "secretKeyRef", "name")
+			}
+		}
+		if ref != tc.secret {
+			t.Errorf("%v: FLEXGW_ADMIN_TOKEN from Secret %v, want %s", tc.args, ref, tc.secret)
+		}
+		for _, m := range []string{"ServiceMonitor/gw-flexgw", "PodMonitor/gw-flexgw"} {
+			ep := nested(t, objs[m], "spec", "podMetricsEndpoints")
+			if ep == nil {
+				ep = nested(t, objs[m], "spec", "endpoints")
+			}
+			if got := nested(t, ep.([]any)[0].(map[string]any), "authorization", "credentials", "name"); got != tc.secret {
+				t.Errorf("%v: %s sends the token of Secret %v, want %s", tc.args, m, got, tc.secret)
+			}
+		}
+	}
+
+	// eBPF opt-in adds exactly the probe's capabilities.
+	objs = rendered(t, helm(t, "", "template", "gw", chartDir, "--set", "ebpf.enabled=true"))
+	c = nested(t, objs["Deployment/gw-flexgw"], "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+	if add := nested(t, c, "securityContext", "capabilities", "add"); !reflect.DeepEqual(add, []any{"BPF", "PERFMON", "NET_ADMIN"}) {
+		t.Errorf("eBPF capabilities %v", add)
+	}
+	// One namespace watched: a Role there, no ClusterRole for the resources.
+	objs = rendered(t, helm(t, "", "template", "gw", chartDir, "--set", "watch.namespace=team-a"))
+	if objs["Role/gw-flexgw"] == nil || objs["ClusterRole/gw-flexgw"] != nil {
+		t.Errorf("watch.namespace: got %v", keys(objs))
 	}
 }
 

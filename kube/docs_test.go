@@ -1,9 +1,6 @@
-//go:build apiserver
-
 package kube_test
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,11 +13,13 @@ import (
 	"github.com/flexgw/flexgw/kube/kubetest"
 )
 
-var fence = regexp.MustCompile("(?s)```(yaml|sh)\n(.*?)```")
+var fence = regexp.MustCompile("(?s)```(yaml|sh)( kubernetes)?\n(.*?)```")
 
 // TestDocsKubernetes runs docs/kubernetes.md against a real API server:
-// every YAML block is applied (the API server must accept it), every shell
-// line runs with the real helm, kubectl and flexgw, in page order. Port
+// every YAML block goes through `kubectl apply --dry-run=server`, then
+// `kubectl apply` (the API server must accept it), every shell line runs
+// with the real helm, kubectl and flexgw, in page order, each helm
+// install/upgrade line after a `helm lint --strict` with the same values. Port
 // 8080 is replaced by a free port, and a gateway started by the page's
 // `flexgw run` line writes the status `kubectl wait` waits for.
 func TestDocsKubernetes(t *testing.T) {
@@ -33,29 +32,20 @@ func TestDocsKubernetes(t *testing.T) {
 	installGatewayAPI(t, c)
 	// The backend the page's Ingress and HTTPRoute name, as a cluster
 	// would have it (a Service and its endpoints).
-	up := upstream(t, "web")
-	c.MustApply(t, fmt.Sprintf(`apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  ports: [{name: http, port: 80}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-1
-  namespace: default
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-endpoints: [{addresses: [127.0.0.1], conditions: {ready: true}}]
-ports: [{name: http, port: %s}]
-`, strings.TrimPrefix(up, "http://127.0.0.1:")))
+	c.MustApply(t, backendService(t, "default", "web"))
 
 	ports := map[string]string{}
-	for _, p := range []string{"8080", "8081", "8082"} {
+	for _, p := range []string{"8080", "8081", "8082", "8443"} {
 		ports[p] = strconv.Itoa(kubetest.FreePort(t))
 	}
 	work := t.TempDir()
+	// The certificate the page's `kubectl create secret tls` reads.
+	crt, key := kubetest.SelfSigned(t, "shop")
+	for f, b := range map[string]string{"shop.crt": crt, "shop.key": key} {
+		if err := os.WriteFile(filepath.Join(work, f), []byte(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	home := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(home, ".kube"), 0o755); err != nil {
 		t.Fatal(err)
@@ -78,25 +68,36 @@ ports: [{name: http, port: %s}]
 		"HELM_CACHE_HOME="+home, "HELM_CONFIG_HOME="+home, "HELM_DATA_HOME="+home)
 
 	var lastYAML string
+	served := false
 	blocks := fence.FindAllStringSubmatch(string(page), -1)
 	if len(blocks) < 8 {
 		t.Fatalf("only %d snippets found", len(blocks))
 	}
 	for _, b := range blocks {
-		body := b[2]
+		body := b[3]
 		for from, to := range ports {
 			body = strings.ReplaceAll(body, from, to)
 		}
+		run := func(args ...string) string {
+			t.Helper()
+			cmd := exec.Command(filepath.Join(bin, args[0]), args[1:]...)
+			cmd.Dir, cmd.Env = work, env
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("docs command %q: %v\n%s\n(last YAML block:\n%s)", strings.Join(args, " "), err, out, lastYAML)
+			}
+			return string(out)
+		}
 		if b[1] == "yaml" {
 			lastYAML = body
-			if err := c.Apply(t, body); err != nil {
-				t.Fatalf("docs snippet rejected by the API server: %v\n%s", err, body)
-			}
 			// kubectl apply -f NAME.yaml reads the block above it.
 			name := kubetest.Decode(t, body)[0].GetName()
-			if err := os.WriteFile(filepath.Join(work, name+".yaml"), []byte(body), 0o644); err != nil {
+			file := filepath.Join(work, name+".yaml")
+			if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
 				t.Fatal(err)
 			}
+			run("kubectl", "apply", "--dry-run=server", "-f", file)
+			run("kubectl", "apply", "-f", file)
 			continue
 		}
 		for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
@@ -117,19 +118,38 @@ ports: [{name: http, port: %s}]
 			if args[0] == "kubectl" && args[1] == "wait" {
 				args = append(args, "--timeout=120s")
 			}
-			cmd := exec.Command(filepath.Join(bin, args[0]), args[1:]...)
-			cmd.Dir, cmd.Env = work, env
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("docs command %q: %v\n%s\n(last YAML block:\n%s)", line, err, out, lastYAML)
+			if args[0] == "helm" && (args[1] == "install" || args[1] == "upgrade") {
+				var sets []string
+				for i := 0; i+1 < len(args); i++ {
+					if args[i] == "--set" {
+						sets = append(sets, args[i], args[i+1])
+					}
+				}
+				run(append([]string{"helm", "lint", "--strict", args[3]}, sets...)...)
 			}
-			t.Logf("$ %s\n%s", line, out)
+			uninstall := args[0] == "helm" && args[1] == "uninstall"
+			if uninstall {
+				// What the page promises serves while the chart is installed
+				// (its IngressClass and GatewayClass go with it).
+				waitServed(t, "http://127.0.0.1:"+ports["8082"]+"/v1/x", "200 web /v1/x")
+				if cn := servedCN("127.0.0.1:" + ports["8443"]); cn != "shop" {
+					t.Fatalf("the page's HTTPS API serves certificate %q, want the Secret's (shop)", cn)
+				}
+				kubetest.Eventually(t, time.Minute, "Ingress of the page", func() (bool, string) {
+					got := getHost("http://127.0.0.1:"+ports["8080"]+"/api/x", "shop.example.com")
+					return got == "200 web /api/x", got
+				})
+				served = true
+			}
+			t.Logf("$ %s\n%s", line, run(args...))
+			if uninstall {
+				// "helm uninstall leaves the CRDs and your resources in place".
+				run("kubectl", "get", "crd", "apiinstances.gateway.mulesoft.com")
+				run("kubectl", "get", "apiinstance", "orders")
+			}
 		}
 	}
-	// What the page promises serves.
-	waitServed(t, "http://127.0.0.1:"+ports["8082"]+"/v1/x", "200 web /v1/x")
-	kubetest.Eventually(t, time.Minute, "Ingress of the page", func() (bool, string) {
-		got := getHost("http://127.0.0.1:"+ports["8080"]+"/api/x", "shop.example.com")
-		return got == "200 web /api/x", got
-	})
+	if !served {
+		t.Fatal("the page never uninstalls the chart: the serving checks did not run")
+	}
 }

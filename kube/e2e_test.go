@@ -1,5 +1,3 @@
-//go:build apiserver
-
 package kube_test
 
 import (
@@ -8,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/flexgw/flexgw/config"
 	"github.com/flexgw/flexgw/kube/kubetest"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -108,30 +108,52 @@ func (g *gateway) logs() string {
 	return g.log.String()
 }
 
-// upstream answers every request with its name and the path it got.
+// upstream answers every request with its name and the path it got, on
+// 127.0.0.1.
 func upstream(t testing.TB, name string) string {
 	t.Helper()
-	port := kubetest.FreePort(t)
-	srv := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return upstreamOn(t, "127.0.0.1", name)
+}
+
+// upstreamOn is upstream on the address ip.
+func upstreamOn(t testing.TB, ip, name string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatalf("upstream %s: %v", name, err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %s", name, r.URL.Path)
-	})}
-	ready := make(chan error, 1)
-	go func() { ready <- srv.ListenAndServe() }()
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	kubetest.Eventually(t, 10*time.Second, "upstream "+name+" listening", func() (bool, string) {
-		select {
-		case err := <-ready:
-			t.Fatalf("upstream %s: %v", name, err)
-		default:
-		}
-		resp, err := http.Get("http://" + srv.Addr + "/")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return true, ""
-	})
-	return "http://" + srv.Addr
+	return "http://" + l.Addr().String()
+}
+
+// backendService is a Service named name with one port 80 ("http") and an
+// EndpointSlice of one ready endpoint, a stand-in pod that is an upstream
+// on the host's address (EndpointSlices may not point at loopback), as a
+// cluster's controllers would write them.
+func backendService(t testing.TB, ns, name string) string {
+	t.Helper()
+	up := upstreamOn(t, kubetest.HostIP(t), name)
+	host, port, _ := net.SplitHostPort(strings.TrimPrefix(up, "http://"))
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: %[1]s, namespace: %[2]s}
+spec:
+  ports: [{name: http, port: 80}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: %[1]s-1
+  namespace: %[2]s
+  labels: {kubernetes.io/service-name: %[1]s}
+addressType: IPv4
+endpoints: [{addresses: [%[3]s], conditions: {ready: true}}]
+ports: [{name: http, port: %[4]s}]
+`, name, ns, host, port)
 }
 
 // get returns "STATUS BODY" of a GET, or the error.
@@ -247,7 +269,7 @@ spec:
 	waitCondition(t, c, orders, "Programmed", "True")
 
 	// Resource model: a Service and a route binding in another object.
-	c.MustApply(t, fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
+	catalog := fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
 kind: ApiInstance
 metadata: {name: catalog, namespace: default}
 spec:
@@ -267,7 +289,8 @@ spec:
   policyRef: {name: route}
   config:
     destinationRef: {name: catalog-svc}
-`, port, up1))
+`, port, up1)
+	c.MustApply(t, catalog)
 	waitServed(t, base+"/catalog/x", "200 one /x")
 
 	// Valid for the schema, invalid for the gateway: a route to a Service
@@ -290,7 +313,7 @@ spec:
 		t.Fatalf("Accepted=False reason %q message %q, want Invalid %q", reason, msg, wantMsg)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "broken.yaml"), []byte(broken), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "broken.yaml"), []byte(catalog+"---\n"+broken), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out, _ := exec.Command(flexgwBin, "validate", dir).CombinedOutput()
@@ -307,7 +330,7 @@ spec:
 
 	// Fixing it (deleting the binding) accepts everything again.
 	obj := kubetest.Decode(t, broken)[0]
-	if err := c.Resource(t, obj).Delete(context.Background(), obj.GetName(), deleteOpts); err != nil {
+	if err := c.Resource(t, obj).Delete(context.Background(), obj.GetName(), metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	c.MustApply(t, strings.Replace(orders, up1, up1+"/v2", 1))

@@ -1,5 +1,3 @@
-//go:build apiserver
-
 package kube_test
 
 import (
@@ -65,26 +63,9 @@ func TestIngressAndGatewayAPI(t *testing.T) {
 	c.InstallCRDs(t, crdDir())
 	installGatewayAPI(t, c)
 
-	up := upstream(t, "web")
-	upPort := strings.TrimPrefix(up, "http://127.0.0.1:")
 	ingPort, gwPort := kubetest.FreePort(t), kubetest.FreePort(t)
-	c.MustApply(t, fmt.Sprintf(`apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  ports: [{name: http, port: 80}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-1
-  namespace: default
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-endpoints: [{addresses: [127.0.0.1], conditions: {ready: true}}]
-ports: [{name: http, port: %s}]
----
-apiVersion: networking.k8s.io/v1
+	c.MustApply(t, backendService(t, "default", "web"))
+	c.MustApply(t, fmt.Sprintf(`apiVersion: networking.k8s.io/v1
 kind: IngressClass
 metadata: {name: flexgw}
 spec: {controller: flexgw.io/ingress-controller}
@@ -120,7 +101,7 @@ spec:
   rules:
   - matches: [{path: {type: PathPrefix, value: /v1}}]
     backendRefs: [{name: web, port: 80}]
-`, upPort, gwPort))
+`, gwPort))
 
 	startGateway(t, cl.Kubeconfig, "--ingress-address", fmt.Sprintf("http://127.0.0.1:%d", ingPort), "--publish-address", "127.0.0.1")
 

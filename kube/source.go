@@ -83,6 +83,7 @@ type Source struct {
 	factory dynamicinformer.DynamicSharedInformerFactory
 	routing dynamicinformer.DynamicSharedInformerFactory
 	classes dynamicinformer.DynamicSharedInformerFactory
+	secrets dynamicinformer.DynamicSharedInformerFactory
 	stores  map[string]cache.Store // by kind
 	cancel  context.CancelFunc
 	done    sync.WaitGroup
@@ -188,6 +189,16 @@ func New(ctx context.Context, o Options) (*Source, error) {
 	// does not serve (Gateway API without its CRDs) is not watched.
 	s.routing = dynamicinformer.NewFilteredDynamicSharedInformerFactory(client, 0, o.Namespace, nil)
 	s.classes = dynamicinformer.NewFilteredDynamicSharedInformerFactory(client, 0, "", nil)
+	// Only the Secrets labelled as variables (variables.go) are listed and
+	// cached, not every Secret of the cluster.
+	s.secrets = dynamicinformer.NewFilteredDynamicSharedInformerFactory(client, 0, o.Namespace, func(lo *metav1.ListOptions) {
+		lo.LabelSelector = VariablesLabel + "=true"
+	})
+	sec := s.secrets.ForResource(gvrSecret).Informer()
+	if _, err := sec.AddEventHandler(s.handler()); err != nil {
+		return nil, err
+	}
+	s.stores["Secret"] = sec.GetStore()
 	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes discovery: %w", err)
@@ -215,7 +226,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 	s.cancel = cancel
 	sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer scancel()
-	for _, f := range []dynamicinformer.DynamicSharedInformerFactory{s.factory, s.routing, s.classes} {
+	for _, f := range []dynamicinformer.DynamicSharedInformerFactory{s.factory, s.routing, s.classes, s.secrets} {
 		f.Start(rctx.Done())
 		for gvr, ok := range f.WaitForCacheSync(sctx.Done()) {
 			if !ok {
@@ -235,6 +246,7 @@ func (s *Source) Close() {
 	s.factory.Shutdown()
 	s.routing.Shutdown()
 	s.classes.Shutdown()
+	s.secrets.Shutdown()
 	s.done.Wait()
 }
 
@@ -320,6 +332,7 @@ func (s *Source) Files() []config.File {
 	for k, v := range rtRules {
 		rulesOf[k] = v
 	}
+	vars := s.variables()
 	for _, k := range flexKinds {
 		objs := s.stores[k.kind].List()
 		sort.Slice(objs, func(i, j int) bool {
@@ -349,7 +362,7 @@ func (s *Source) Files() []config.File {
 				data = []byte(fmt.Sprintf("apiVersion: %s\nkind: %s\nmetadata: {name: %q, namespace: %q}\nspec: {}\n# %v\n",
 					u.GetAPIVersion(), k.kind, u.GetName(), u.GetNamespace(), err))
 			}
-			files = append(files, config.File{Name: name, Data: data})
+			files = append(files, config.File{Name: name, Data: data, LookupEnv: lookupIn(vars[u.GetNamespace()])})
 			pending[name] = ref
 		}
 	}

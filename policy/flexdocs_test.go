@@ -8,13 +8,12 @@ import (
 
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
+	"github.com/flexgw/flexgw/snapshot"
 )
 
-// compileDir compiles a config directory with the policy checks the agent
-// and `flexgw validate` use.
-func compileDir(dir string) (*ir.Snapshot, error) {
-	return ir.LoadDir(dir, ir.CompileOptions{Version: 1, CheckPolicy: policy.Check})
-}
+// compileDir builds a config directory's snapshot as the agent and
+// `flexgw validate` do (checked and shaped).
+func compileDir(dir string) (*ir.Snapshot, error) { return snapshot.LoadDir(dir, 1) }
 
 // TestFlexDocsConfigs: every testdata/flexdocs/*.yaml is an ApiInstance
 // carrying a policy exactly as Flex's Local Mode page documents it; each
@@ -38,14 +37,20 @@ func TestFlexDocsConfigs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := policy.Shape(s); err != nil {
-				t.Fatal(err)
-			}
 			n := 0
 			for _, a := range s.APIs() {
 				for _, p := range a.Policies {
 					d, _ := policy.Lookup(p.Name)
 					if _, err := d.Build(policy.Env{Snapshot: s, API: a}, p); err != nil {
+						t.Fatalf("%s: build: %v", p.Name, err)
+					}
+					n++
+				}
+			}
+			for _, svc := range s.Services { // outbound policies
+				for _, p := range svc.Policies {
+					d, _ := policy.Lookup(p.Name)
+					if _, err := d.Build(policy.Env{Snapshot: s, Service: svc}, p); err != nil {
 						t.Fatalf("%s: build: %v", p.Name, err)
 					}
 					n++

@@ -75,7 +75,7 @@ var (
 	rsaKey2 *rsa.PrivateKey
 )
 
-func rsaKeys(t *testing.T) (*rsa.PrivateKey, *rsa.PrivateKey) {
+func rsaKeys(t testing.TB) (*rsa.PrivateKey, *rsa.PrivateKey) {
 	rsaOnce.Do(func() {
 		var err error
 		if rsaKey1, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {

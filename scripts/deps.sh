@@ -20,6 +20,8 @@ want=(
   fish:fish                   # flexgw completion fish
   groff:groff-base            # the man page is formatted in its test
   etcd:etcd-server            # the Kubernetes tests' API server store (scripts/k8s-tools.sh)
+  slapd:slapd                 # ldap-authentication-flex's tests start their own OpenLDAP server
+  ldapadd:ldap-utils
 )
 if [[ "${1:-test}" == "bench" ]]; then
   want+=(nginx:nginx-light wrk:wrk h2load:nghttp2-client haproxy:haproxy hyperfine:hyperfine)

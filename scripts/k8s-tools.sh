@@ -3,9 +3,9 @@
 # kubectl, helm — and links etcd (Debian's etcd-server, installed by deps.sh) into one cache
 # directory outside the work tree, keyed by version, so only the first run pays the
 # cold build (about 15-20 minutes on 2 cores for kube-apiserver). Prints the directory.
-#   scripts/k8s-tools.sh            build what is missing, print the cache dir
-#   scripts/k8s-tools.sh helm       only helm (what `make test` needs: kube/chart lints and
-#                                   renders the chart); the API-server tests need all of it
+#   scripts/k8s-tools.sh            build what is missing, print the cache dir (`make test`
+#                                   runs this: kube/'s tests need all of it)
+#   scripts/k8s-tools.sh helm       only helm (enough to lint and render the chart)
 # FLEXGW_K8S_CACHE overrides the cache root (default /var/cache/flexgw-k8s).
 set -euo pipefail
 

@@ -6,8 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flexgw/flexgw/config"
-	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/snapshot"
 	"github.com/flexgw/flexgw/telemetry/tracing"
 )
 
@@ -30,11 +29,7 @@ func TestDocsTracingExample(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "tracing.yaml"), []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	set, err := config.LoadDir(dir)
-	if err != nil {
-		t.Fatalf("docs example: %v", err)
-	}
-	snap, err := ir.Compile(set, ir.CompileOptions{})
+	snap, err := snapshot.LoadDir(dir, 1)
 	if err != nil {
 		t.Fatalf("docs example: %v", err)
 	}

@@ -11,7 +11,7 @@ COUNT=${COUNT:-5}
 BENCHTIME=${BENCHTIME:-3s}
 
 echo "== per-policy overhead: one request through one policy's middleware"
-go test -run '^$' -bench 'BenchmarkPolicyOverhead|BenchmarkNewPolicies|BenchmarkHTTPCaching|BenchmarkRateLimitRedis' -benchmem ./policy/ | grep -E '^Benchmark'
+go test -run '^$' -bench 'BenchmarkPolicyOverhead|BenchmarkNewPolicies|BenchmarkServicePolicies|BenchmarkHTTPCaching|BenchmarkRateLimitRedis' -benchmem ./policy/ ./policy/native/ | grep -E '^Benchmark'
 
 echo
 echo "== throughput through the built-in data plane (8 concurrent clients per core, real upstream)"

@@ -17,6 +17,7 @@ import (
 	"github.com/flexgw/flexgw/envoy"
 	"github.com/flexgw/flexgw/envoy/supervisor"
 	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/snapshot"
 )
 
 // fakeEnvoy is the supervisor's stand-in Envoy (Envoy cannot be installed
@@ -75,7 +76,7 @@ spec:
 	if err := os.WriteFile(filepath.Join(dir, "orders.yaml"), []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := ir.LoadDir(dir, ir.CompileOptions{Version: uint64(port)})
+	s, err := snapshot.LoadDir(dir, uint64(port))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/flexgw/flexgw/envoy/translate"
 	"github.com/flexgw/flexgw/envoy/translate/translatetest"
-	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/snapshot"
 )
 
 // BenchmarkTranslate1000APIs5000Routes: one full translation (target < 1 s).
@@ -88,7 +88,7 @@ spec:
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		snap, err := ir.LoadDir(dir, ir.CompileOptions{Version: uint64(i + 1)})
+		snap, err := snapshot.LoadDir(dir, uint64(i+1))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -11,14 +11,13 @@ import (
 	"time"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/flexgw/flexgw/snapshot"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/xds"
-
-	"github.com/flexgw/flexgw/ir"
 )
 
 // startBackend serves gRPC health on a :0 port; the caller tells backends
@@ -117,7 +116,7 @@ spec:
 
 func loadAndPush(t *testing.T, srv *Server, dir string, version uint64) {
 	t.Helper()
-	snap, err := ir.LoadDir(dir, ir.CompileOptions{Version: version})
+	snap, err := snapshot.LoadDir(dir, version)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@
 // CRD files of charts/flexgw/crds; crd_test.go fails when they are stale.
 package crd
 
+import "fmt"
+
 //go:generate go run ./gen -out ../../charts/flexgw/crds
 
 // Schema is the subset of OpenAPI v3 (plus the x-kubernetes extensions) a
@@ -29,7 +31,12 @@ type Schema struct {
 	Minimum              *int     `yaml:"minimum,omitempty"`
 	Maximum              *int     `yaml:"maximum,omitempty"`
 	MinItems             *int     `yaml:"minItems,omitempty"`
-	MaxLength            *int     `yaml:"maxLength,omitempty"`
+	// MaxItems and MaxProperties bound the lists and maps whose entries
+	// carry CEL rules: the API server refuses a CRD whose rules, times the
+	// entries they may run on, exceed its cost budget.
+	MaxItems      *int `yaml:"maxItems,omitempty"`
+	MaxProperties *int `yaml:"maxProperties,omitempty"`
+	MaxLength     *int `yaml:"maxLength,omitempty"`
 	// IntOrString admits an integer or a string ("5s", "$RETRIES"): config
 	// expands environment variables and reads durations both ways.
 	IntOrString bool `yaml:"x-kubernetes-int-or-string,omitempty"`
@@ -104,6 +111,17 @@ func address(desc string) *Schema {
 
 func ptr(i int) *int { return &i }
 
+// bounded sets a list's maxItems or a map's maxProperties to n.
+func bounded(n int, s *Schema) *Schema {
+	if s.Type == "array" {
+		s.MaxItems = ptr(n)
+	} else {
+		s.MaxProperties = ptr(n)
+	}
+	s.Description += fmt.Sprintf(" At most %d in Kubernetes (the API server's CEL cost budget).", n)
+	return s
+}
+
 // rules is a Flex rules list: regular expressions on path, methods, host
 // and headers.
 func rules() *Schema {
@@ -163,6 +181,10 @@ func routeConfig() map[string]*Schema {
 	}
 }
 
+// maxEntries bounds the inline services and policies of an ApiInstance
+// and a tracing configuration's labels.
+const maxEntries = 256
+
 // Kind is one CRD: its names and the schema of its spec.
 type Kind struct {
 	Kind     string
@@ -197,18 +219,18 @@ func Kinds() []Kind {
 			Columns:  append([]Column{{Name: "Address", Type: "string", JSONPath: ".spec.address"}}, status...),
 			Spec: obj("An API the gateway serves on an address, with inline services, routes and policies.", map[string]*Schema{
 				"address": address("protocol://host:port[/path] the API listens on; the path is its base path."),
-				"services": dict("Inline services by name.", obj("", upstream(map[string]*Schema{
+				"services": bounded(maxEntries, dict("Inline services by name.", obj("", upstream(map[string]*Schema{
 					"routes": list("Routes to this service; none means a catch-all route.", obj("", map[string]*Schema{
 						"rules":  rules(),
 						"config": obj("", routeConfig()),
 					})),
-				}))),
-				"policies": list("Inline policies, applied in order.", obj("", map[string]*Schema{
+				})))),
+				"policies": bounded(maxEntries, list("Inline policies, applied in order.", obj("", map[string]*Schema{
 					"policyRef": policyRef(),
 					"config":    free("The policy's configuration; the gateway checks it when it compiles."),
 					"rules":     rules(),
 					"order":     intOrStr("Lower runs first (default 50)."),
-				}, "policyRef")),
+				}, "policyRef"))),
 				"websocket": boolean("false refuses WebSocket upgrades with 403 on the routes that do not set their own (flexgw extension; default allowed)."),
 			}, "address"),
 		},
@@ -293,13 +315,13 @@ func Kinds() []Kind {
 						"random":  number("Percentage."),
 						"overall": number("Percentage."),
 					}),
-					"labels": list("", obj("", map[string]*Schema{
+					"labels": bounded(maxEntries, list("Span labels.", obj("", map[string]*Schema{
 						"name": str(""),
 						"type": oneOf("literal, environment or requestHeader.",
 							`'must be one of literal, environment, requestHeader, got "' + self + '"'`, "literal", "environment", "requestHeader"),
 						"keyName":      str(""),
 						"defaultValue": str(""),
-					}, "name")),
+					}, "name"))),
 				}, "provider"),
 			}),
 		},

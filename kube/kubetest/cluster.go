@@ -87,7 +87,7 @@ func Start(t testing.TB) *Cluster {
 
 	etcdClient, etcdPeer := freePort(t), freePort(t)
 	etcdURL := "http://127.0.0.1:" + etcdClient
-	start(t, "etcd", filepath.Join(dir, "etcd.log"), Tool(t, "etcd"),
+	etcdDone := start(t, "etcd", filepath.Join(dir, "etcd.log"), Tool(t, "etcd"),
 		"--name", "default", "--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
 		"--listen-peer-urls", "http://127.0.0.1:"+etcdPeer,
@@ -102,7 +102,7 @@ func Start(t testing.TB) *Cluster {
 	writeRSAKey(t, saKey)
 	port := freePort(t)
 	c.URL = "https://127.0.0.1:" + port
-	start(t, "kube-apiserver", filepath.Join(dir, "apiserver.log"), Tool(t, "kube-apiserver"),
+	apiDone := start(t, "kube-apiserver", filepath.Join(dir, "apiserver.log"), Tool(t, "kube-apiserver"),
 		"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", port,
 		"--tls-cert-file", c.CAFile, "--tls-private-key-file", keyFile,
@@ -115,11 +115,14 @@ func Start(t testing.TB) *Cluster {
 		// No controller-manager mints service account tokens here.
 		"--disable-admission-plugins", "ServiceAccount",
 		"--allow-privileged=true",
+		// The default reconciler refuses a loopback advertise address; no
+		// pod reaches the API server through the kubernetes Service here.
+		"--endpoint-reconciler-type", "none",
 		"--v", "0")
 
 	c.Kubeconfig = filepath.Join(dir, "admin.kubeconfig")
 	c.writeKubeconfig(t, c.Kubeconfig, "admin", c.AdminToken)
-	c.waitReady(t)
+	c.waitReady(t, etcdDone, apiDone)
 	c.Started = time.Since(begin)
 	t.Logf("kube-apiserver %s ready at %s in %v (logs in %s)", Version, c.URL, c.Started.Round(time.Millisecond), dir)
 	return c
@@ -164,7 +167,9 @@ func (c *Cluster) KubeconfigFor(t testing.TB, user, token string) string {
 	return path
 }
 
-func (c *Cluster) waitReady(t testing.TB) {
+// waitReady polls /readyz until it answers 200, failing at once (with the
+// log's tail) when etcd or the API server exits.
+func (c *Cluster) waitReady(t testing.TB, etcdDone, apiDone <-chan struct{}) {
 	t.Helper()
 	pool := x509.NewCertPool()
 	ca, _ := os.ReadFile(c.CAFile)
@@ -191,19 +196,27 @@ func (c *Cluster) waitReady(t testing.TB) {
 		}
 		select {
 		case <-ctx.Done():
+		case <-etcdDone:
+			t.Fatalf("etcd exited:\n%s", c.logTail("etcd.log"))
+		case <-apiDone:
+			t.Fatalf("kube-apiserver exited:\n%s", c.logTail("apiserver.log"))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	log, _ := os.ReadFile(filepath.Join(c.Dir, "apiserver.log"))
+	t.Fatalf("kube-apiserver not ready: %s\n%s", last, c.logTail("apiserver.log"))
+}
+
+func (c *Cluster) logTail(name string) string {
+	log, _ := os.ReadFile(filepath.Join(c.Dir, name))
 	if len(log) > 4000 {
 		log = log[len(log)-4000:]
 	}
-	t.Fatalf("kube-apiserver not ready: %s\n%s", last, log)
+	return string(log)
 }
 
 // start runs a process with its output in logFile and stops it (SIGTERM,
-// then SIGKILL) at cleanup.
-func start(t testing.TB, name, logFile, bin string, args ...string) {
+// then SIGKILL) at cleanup. The channel closes when the process exits.
+func start(t testing.TB, name, logFile, bin string, args ...string) <-chan struct{} {
 	t.Helper()
 	f, err := os.Create(logFile)
 	if err != nil {
@@ -227,6 +240,7 @@ func start(t testing.TB, name, logFile, bin string, args ...string) {
 			<-done
 		}
 	})
+	return done
 }
 
 // FreePort returns a loopback port nothing listens on right now.
@@ -247,13 +261,29 @@ func freePort(t testing.TB) string {
 
 func writeServingCert(t testing.TB, certFile, keyFile string) {
 	t.Helper()
+	cert, key := SelfSigned(t, "kube-apiserver (flexgw test)")
+	for f, b := range map[string]string{certFile: cert, keyFile: key} {
+		if err := os.WriteFile(f, []byte(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// SelfSigned returns a new self-signed CA certificate for 127.0.0.1 and
+// localhost, and its key, PEM-encoded; cn tells certificates apart.
+func SelfSigned(t testing.TB, cn string) (certPEM, keyPEM string) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "kube-apiserver (flexgw test)"},
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cn},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
 		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
@@ -271,8 +301,8 @@ func writeServingCert(t testing.TB, certFile, keyFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "EC PRIVATE KEY", kder)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
 }
 
 func writeRSAKey(t testing.TB, path string) {
@@ -302,4 +332,28 @@ func randHex(t testing.TB) string {
 
 func b64(b []byte) string {
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// HostIP is the machine's first non-loopback IPv4 address. EndpointSlices
+// may not point at loopback, so a backend that stands in for a pod (no
+// kubelet runs pods here) listens on it.
+func HostIP(t testing.TB) string {
+	t.Helper()
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+				return n.IP.String()
+			}
+		}
+	}
+	t.Fatal("no non-loopback IPv4 address on this machine: EndpointSlices cannot point at loopback")
+	return ""
 }

@@ -1,4 +1,4 @@
-package dataplane
+package h1
 
 import (
 	"bufio"
@@ -6,14 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// This file parses HTTP/1.x requests for the h1server.
+// This file parses HTTP/1.x requests (RFC 9112, strictly).
 
 // requestError carries the status a malformed request is answered with.
 type requestError struct {
@@ -28,8 +30,9 @@ func badRequest(msg string) error { return &requestError{http.StatusBadRequest, 
 // readRequest parses one request head. Keys and values are substrings of
 // one string per head; the Request, URL and Header are the connection's
 // own and reused.
-func (c *h1conn) readRequest() (*http.Request, int, error) {
-	limit := c.srv.dp.opts.MaxHeaderBytes
+func (c *Conn) readRequest() (*http.Request, int, error) {
+	opts := &c.srv.opts
+	limit := opts.MaxHeaderBytes
 	c.head = c.head[:0]
 	lines, empties := 0, 0
 	for {
@@ -55,7 +58,7 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 				// RFC 9112 2.2: ignore at least one empty line before a
 				// request; a stream of them only holds the connection.
 				c.head = c.head[:0]
-				if empties++; empties > maxLeadingEmptyLines {
+				if empties++; empties > opts.MaxLeadingEmptyLines {
 					return nil, http.StatusBadRequest, badRequest("too many empty lines before the request line")
 				}
 				continue
@@ -63,8 +66,8 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 			break
 		}
 		lines++
-		if lines > c.srv.dp.opts.MaxHeaders+1 { // +1: the request line
-			return nil, http.StatusBadRequest, badRequest(fmt.Sprintf("more than %d header fields", c.srv.dp.opts.MaxHeaders))
+		if lines > opts.MaxHeaders+1 { // +1: the request line
+			return nil, http.StatusBadRequest, badRequest(fmt.Sprintf("more than %d header fields", opts.MaxHeaders))
 		}
 	}
 	head := string(c.head)
@@ -131,11 +134,11 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 		if colon <= 0 || !validToken(line[:colon]) {
 			return nil, http.StatusBadRequest, badRequest("malformed header line")
 		}
-		v := trimSpace(line[colon+1:])
+		v := TrimSpace(line[colon+1:])
 		if !validValue(v) {
 			return nil, http.StatusBadRequest, badRequest("invalid header value")
 		}
-		key := canonicalString(line[:colon])
+		key := CanonicalKey(line[:colon])
 		switch key {
 		case "Host":
 			host = v
@@ -175,9 +178,9 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 	r.Host = host
 	// Connection management.
 	if minor == 0 {
-		r.Close = !headerHasToken([]string{connHdr}, "keep-alive")
+		r.Close = !HasToken([]string{connHdr}, "keep-alive")
 	} else {
-		r.Close = connHdr != "" && headerHasToken([]string{connHdr}, "close")
+		r.Close = connHdr != "" && HasToken([]string{connHdr}, "close")
 	}
 	// Body framing.
 	switch {
@@ -189,7 +192,7 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 		if cl != "" {
 			return nil, http.StatusBadRequest, badRequest("both Transfer-Encoding and Content-Length")
 		}
-		if !asciiEqualFold(te, "chunked") {
+		if !EqualFold(te, "chunked") {
 			return nil, http.StatusNotImplemented, &requestError{http.StatusNotImplemented, "unsupported Transfer-Encoding " + te}
 		}
 		r.TransferEncoding = chunkedTE
@@ -214,7 +217,7 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 		c.body.reset(c, 0, false)
 	}
 	if e := h["Expect"]; len(e) > 0 {
-		if !asciiEqualFold(e[0], "100-continue") {
+		if !EqualFold(e[0], "100-continue") {
 			return nil, http.StatusExpectationFailed, &requestError{http.StatusExpectationFailed, "unsupported Expect " + e[0]}
 		}
 		c.body.expectContinue = r.Body != http.NoBody && minor == 1
@@ -223,9 +226,6 @@ func (c *h1conn) readRequest() (*http.Request, int, error) {
 }
 
 var chunkedTE = []string{"chunked"}
-
-// maxLeadingEmptyLines bounds the empty lines tolerated before a request.
-const maxLeadingEmptyLines = 8
 
 // validHost checks a Host value against RFC 3986 authority (without
 // userinfo): reg-name, IPv4 or [IP-literal], optional :port. Empty is
@@ -275,7 +275,7 @@ func validHost(h string) bool {
 // RawPath keeps the path as sent (normalizeRequest works from it), Path is
 // its decoded form (allocated only when it holds an escape). Absolute form
 // and "*" go through net/url.
-func (c *h1conn) parseURI(r *http.Request, uri string) error {
+func (c *Conn) parseURI(r *http.Request, uri string) error {
 	if len(uri) > 0 && uri[0] == '/' {
 		u := c.url
 		*u = url.URL{}
@@ -335,26 +335,26 @@ func validValue(s string) bool {
 	return true
 }
 
-// h1body is the request body reader: Content-Length or chunked framing
+// requestBody is the request body reader: Content-Length or chunked framing
 // over the connection's buffer, with Expect: 100-continue answered on the
 // first read.
-type h1body struct {
-	c              *h1conn
+type requestBody struct {
+	c              *Conn
 	remaining      int64 // for Content-Length bodies
 	chunked        bool
-	cr             chunkedReader
+	cr             ChunkedReader
 	expectContinue bool
 	err            error
 }
 
-func (b *h1body) reset(c *h1conn, n int64, chunked bool) {
-	*b = h1body{c: c, remaining: n, chunked: chunked}
+func (b *requestBody) reset(c *Conn, n int64, chunked bool) {
+	*b = requestBody{c: c, remaining: n, chunked: chunked}
 	if chunked {
-		b.cr.reset(c.br)
+		b.cr.Reset(c.br)
 	}
 }
 
-func (b *h1body) Read(p []byte) (int, error) {
+func (b *requestBody) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
@@ -372,13 +372,13 @@ func (b *h1body) Read(p []byte) (int, error) {
 	}
 	if b.chunked {
 		b.armTimeout()
-		data, err := b.cr.peek(len(p))
+		data, err := b.cr.Peek(len(p))
 		if err != nil {
 			b.err = err
 			return 0, err
 		}
 		n := copy(p, data)
-		if err := b.cr.advance(n); err != nil {
+		if err := b.cr.Advance(n); err != nil {
 			b.err = err
 		}
 		return n, nil
@@ -406,19 +406,19 @@ func (b *h1body) Read(p []byte) (int, error) {
 // armTimeout gives the client BodyTimeout for its next bytes when none
 // are buffered: a body that stops half-way fails with 408 instead of
 // holding a goroutine and an upstream connection.
-func (b *h1body) armTimeout() {
+func (b *requestBody) armTimeout() {
 	if b.c.br.Buffered() == 0 {
-		_ = b.c.c.SetReadDeadline(time.Now().Add(b.c.srv.dp.opts.BodyTimeout))
+		_ = b.c.c.SetReadDeadline(time.Now().Add(b.c.srv.opts.BodyTimeout))
 	}
 }
 
 // Close implements io.Closer; unread body is drained or the connection
 // closed after the response.
-func (b *h1body) Close() error { return nil }
+func (b *requestBody) Close() error { return nil }
 
 // drain discards what the handler left unread so the connection can carry
 // the next request; it gives up (closing the connection) past 256 KiB.
-func (b *h1body) drain() bool {
+func (b *requestBody) drain() bool {
 	if b.err != nil && b.err != io.EOF {
 		return false
 	}
@@ -440,4 +440,9 @@ func (b *h1body) drain() bool {
 		}
 	}
 	return false
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }

@@ -1,4 +1,4 @@
-package dataplane
+package h1
 
 import (
 	"bufio"
@@ -10,11 +10,11 @@ import (
 	"time"
 )
 
-// This file frames HTTP/1.1 responses for the h1server.
+// This file frames HTTP/1.1 responses.
 
-// h1writer is the http.ResponseWriter of h1conn.
-type h1writer struct {
-	c           *h1conn
+// responseWriter is the http.ResponseWriter of Conn.
+type responseWriter struct {
+	c           *Conn
 	req         *http.Request
 	hdr         http.Header
 	status      int
@@ -28,13 +28,13 @@ type h1writer struct {
 	hijacked    bool
 }
 
-func (w *h1writer) reset(c *h1conn, r *http.Request) {
+func (w *responseWriter) reset(c *Conn, r *http.Request) {
 	hdr := w.hdr
 	clear(hdr)
-	*w = h1writer{c: c, req: r, hdr: hdr, cl: -1}
+	*w = responseWriter{c: c, req: r, hdr: hdr, cl: -1}
 }
 
-func (w *h1writer) Header() http.Header { return w.hdr }
+func (w *responseWriter) Header() http.Header { return w.hdr }
 
 // SetReadDeadline lets a policy cut a request body read short through
 // http.ResponseController (stream-idle-timeout-flex, from a timer
@@ -42,11 +42,11 @@ func (w *h1writer) Header() http.Header { return w.hdr }
 // concurrently). A body left unread closes the connection after the
 // response; otherwise the server sets its own deadline before the next
 // read of a kept-alive one.
-func (w *h1writer) SetReadDeadline(t time.Time) error {
+func (w *responseWriter) SetReadDeadline(t time.Time) error {
 	return w.c.c.SetReadDeadline(t)
 }
 
-func (w *h1writer) WriteHeader(code int) {
+func (w *responseWriter) WriteHeader(code int) {
 	if w.hijacked || w.wroteHeader {
 		return
 	}
@@ -62,7 +62,7 @@ func (w *h1writer) WriteHeader(code int) {
 	w.status = code
 }
 
-func (w *h1writer) Write(p []byte) (int, error) {
+func (w *responseWriter) Write(p []byte) (int, error) {
 	if w.hijacked {
 		return 0, http.ErrHijacked
 	}
@@ -95,7 +95,7 @@ func (w *h1writer) Write(p []byte) (int, error) {
 }
 
 // Flush sends what is buffered to the client.
-func (w *h1writer) Flush() {
+func (w *responseWriter) Flush() {
 	if w.hijacked {
 		return
 	}
@@ -109,7 +109,7 @@ func (w *h1writer) Flush() {
 }
 
 // Hijack hands the connection to the caller (WebSocket tunnels).
-func (w *h1writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.headerSent {
 		return nil, nil, errors.New("hijack after the response head was sent")
 	}
@@ -121,7 +121,7 @@ func (w *h1writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // sendHeader writes the status line and headers; final is set when the
 // handler has returned, so a body-less response gets Content-Length: 0.
-func (w *h1writer) sendHeader(final bool) {
+func (w *responseWriter) sendHeader(final bool) {
 	w.headerSent = true
 	h := w.hdr
 	code := w.status
@@ -174,7 +174,7 @@ func (w *h1writer) sendHeader(final bool) {
 var zeroLength = []string{"0"}
 
 // finish completes the response after the handler returned.
-func (w *h1writer) finish() error {
+func (w *responseWriter) finish() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}

@@ -1,4 +1,4 @@
-package dataplane
+package h1
 
 import (
 	"bufio"
@@ -7,32 +7,90 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/flexgw/flexgw/policy"
 )
 
-// h1server serves a plain-HTTP listener. HTTP/1.x is handled here: the
-// request head is parsed into a per-connection http.Request that is reused
-// while no policy could have kept it, and the response is framed straight
-// into the connection's buffer. net/http's server spends a goroutine, a
-// read syscall, a context and a dozen allocations per request on top of
-// that; for a proxy forwarding small requests that was a third of the CPU.
-// h2c prior-knowledge connections are handed to a net/http server (h2),
-// as are all TLS listeners (see bind).
-type h1server struct {
-	dp      *DataPlane
-	handler *lnHandler
-	h2      *http.Server
-	handoff *connQueue
+// Options configure a Server. Zero values take the defaults noted.
+type Options struct {
+	// Handler serves every request.
+	Handler http.Handler
+	// MaxHeaderBytes caps a request head; larger ones get 431. Default 64 KiB.
+	MaxHeaderBytes int
+	// MaxHeaders caps the header fields of a request head (400 beyond,
+	// like Envoy's max_headers_count). Default 100.
+	MaxHeaders int
+	// MaxLeadingEmptyLines is how many empty lines may precede a request
+	// line (RFC 9112 2.2 asks to ignore at least one); more get 400.
+	// Default 8.
+	MaxLeadingEmptyLines int
+	// ReadHeaderTimeout bounds a request head: from accept for the first
+	// request (a silent connection is closed then), from its first byte
+	// for later ones; 408. Default 10s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long. Default 120s.
+	IdleTimeout time.Duration
+	// BodyTimeout is how long a request body may stay silent between two
+	// reads before the read fails (the handler answers 408). Default 60s.
+	BodyTimeout time.Duration
+	// ConnContext returns the context of every request on c (net/http's
+	// Server.ConnContext); nil: one carrying http.LocalAddrContextKey.
+	ConnContext func(c net.Conn) context.Context
+	// H2 takes a connection that opened with the HTTP/2 client preface
+	// (h2c prior knowledge), replaying what was read of it; nil closes
+	// such connections.
+	H2 func(c net.Conn)
+	// OnConn is told of every connection accepted (+1) and closed (-1);
+	// one handed to H2 counts as closed when it is closed.
+	OnConn func(delta int)
+	// Logger receives panics of the handler; nil uses slog.Default.
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 64 << 10
+	}
+	if o.MaxHeaders <= 0 {
+		o.MaxHeaders = 100
+	}
+	if o.MaxLeadingEmptyLines <= 0 {
+		o.MaxLeadingEmptyLines = 8
+	}
+	if o.ReadHeaderTimeout <= 0 {
+		o.ReadHeaderTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 120 * time.Second
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = 60 * time.Second
+	}
+	if o.OnConn == nil {
+		o.OnConn = func(int) {}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Server serves HTTP/1.x connections: the request head is parsed into a
+// per-connection http.Request that is reused from request to request, and
+// the response is framed straight into the connection's buffer. net/http's
+// server spends a goroutine, a read syscall, a context and a dozen
+// allocations per request on top of that; for a proxy forwarding small
+// requests that was a third of the CPU. Connections that open with the
+// HTTP/2 preface go to Options.H2.
+type Server struct {
+	opts Options
 
 	mu       sync.Mutex
-	conns    map[*h1conn]struct{}
+	conns    map[*Conn]struct{}
 	ln       net.Listener
 	shutdown atomic.Bool
 	active   sync.WaitGroup
@@ -47,14 +105,14 @@ const (
 
 var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 
-func newH1Server(dp *DataPlane, h *lnHandler, h2 *http.Server) *h1server {
-	s := &h1server{dp: dp, handler: h, h2: h2, handoff: newConnQueue(), conns: map[*h1conn]struct{}{}}
-	go func() { _ = h2.Serve(s.handoff) }()
-	return s
+// NewServer returns a server that serves nothing until Serve.
+func NewServer(opts Options) *Server {
+	opts.defaults()
+	return &Server{opts: opts, conns: map[*Conn]struct{}{}}
 }
 
 // Serve accepts connections until the listener is closed.
-func (s *h1server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.ln = ln
 	s.mu.Unlock()
@@ -78,7 +136,7 @@ func (s *h1server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		hc := newH1Conn(s, c)
+		hc := newConn(s, c)
 		s.mu.Lock()
 		if s.shutdown.Load() {
 			s.mu.Unlock()
@@ -94,15 +152,13 @@ func (s *h1server) Serve(ln net.Listener) error {
 
 // Shutdown stops accepting, closes idle connections and waits for active
 // ones until ctx ends.
-func (s *h1server) Shutdown(ctx context.Context) error {
+func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Store(true)
 	s.mu.Lock()
 	if s.ln != nil {
 		s.ln.Close()
 	}
 	s.mu.Unlock()
-	h2err := make(chan error, 1)
-	go func() { h2err <- s.h2.Shutdown(ctx) }()
 	done := make(chan struct{})
 	go func() { s.active.Wait(); close(done) }()
 	t := time.NewTicker(10 * time.Millisecond)
@@ -111,17 +167,16 @@ func (s *h1server) Shutdown(ctx context.Context) error {
 		s.closeIdle()
 		select {
 		case <-done:
-			return <-h2err
+			return nil
 		case <-ctx.Done():
 			s.Close()
-			<-h2err
 			return ctx.Err()
 		case <-t.C:
 		}
 	}
 }
 
-func (s *h1server) closeIdle() {
+func (s *Server) closeIdle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
@@ -132,7 +187,7 @@ func (s *h1server) closeIdle() {
 }
 
 // Close closes the listener and every connection at once.
-func (s *h1server) Close() error {
+func (s *Server) Close() error {
 	s.shutdown.Store(true)
 	s.mu.Lock()
 	if s.ln != nil {
@@ -143,20 +198,19 @@ func (s *h1server) Close() error {
 		c.c.Close()
 	}
 	s.mu.Unlock()
-	s.h2.Close()
 	return nil
 }
 
-func (s *h1server) forget(c *h1conn) {
+func (s *Server) forget(c *Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
 	s.active.Done()
 }
 
-// h1conn is one client connection.
-type h1conn struct {
-	srv    *h1server
+// Conn is one client connection of a Server.
+type Conn struct {
+	srv    *Server
 	c      net.Conn
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -172,44 +226,22 @@ type h1conn struct {
 	req  *http.Request
 	url  *url.URL
 	hdr  http.Header
-	body *h1body
-	w    *h1writer
-}
-
-// connCtx is the context of every request on one h1server connection:
-// no deadline or cancellation (a client that leaves is noticed by the
-// proxy's own watch), the local address net/http provides, and the
-// current request's state, set by lnHandler for the request's duration,
-// so a policy chain needs no per-request context or request copy.
-type connCtx struct {
-	local net.Addr
-	st    *reqState
-}
-
-func (*connCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (*connCtx) Done() <-chan struct{}       { return nil }
-func (*connCtx) Err() error                  { return nil }
-
-func (c *connCtx) Value(k any) any {
-	switch k.(type) {
-	case stateKey, policy.RecorderKey:
-		if c.st != nil {
-			return c.st
-		}
-		return nil
-	}
-	if k == any(http.LocalAddrContextKey) {
-		return c.local
-	}
-	return nil
+	body *requestBody
+	w    *responseWriter
 }
 
 var h1bufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
 var h1wbufPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 
-func newH1Conn(s *h1server, c net.Conn) *h1conn {
-	hc := &h1conn{srv: s, c: c, remote: c.RemoteAddr().String()}
-	hc.base = (&http.Request{}).WithContext(&connCtx{local: c.LocalAddr()})
+func newConn(s *Server, c net.Conn) *Conn {
+	hc := &Conn{srv: s, c: c, remote: c.RemoteAddr().String()}
+	var ctx context.Context
+	if s.opts.ConnContext != nil {
+		ctx = s.opts.ConnContext(c)
+	} else {
+		ctx = context.WithValue(context.Background(), http.LocalAddrContextKey, c.LocalAddr())
+	}
+	hc.base = (&http.Request{}).WithContext(ctx)
 	hc.br = h1bufPool.Get().(*bufio.Reader)
 	hc.br.Reset(c)
 	hc.bw = h1wbufPool.Get().(*bufio.Writer)
@@ -217,27 +249,22 @@ func newH1Conn(s *h1server, c net.Conn) *h1conn {
 	hc.req = new(http.Request)
 	hc.url = new(url.URL)
 	hc.hdr = make(http.Header, 16)
-	hc.body = new(h1body)
-	hc.w = &h1writer{hdr: make(http.Header, 8)}
+	hc.body = new(requestBody)
+	hc.w = &responseWriter{hdr: make(http.Header, 8)}
 	return hc
 }
 
-func (c *h1conn) serve() {
-	dp := c.srv.dp
-	name := c.srv.handler.name
-	if dp.hooks.Conn != nil {
-		dp.hooks.Conn(name, 1)
-	}
+func (c *Conn) serve() {
+	opts := &c.srv.opts
+	opts.OnConn(1)
 	hijacked, handedOff := false, false
 	defer func() {
 		if p := recover(); p != nil && p != http.ErrAbortHandler {
-			dp.log.Error("panic serving request", "listener", name, "remote", c.remote, "panic", fmt.Sprint(p))
+			opts.Logger.Error("panic serving request", "remote", c.remote, "panic", fmt.Sprint(p))
 		}
 		if !hijacked && !handedOff {
 			c.c.Close()
-			if dp.hooks.Conn != nil {
-				dp.hooks.Conn(name, -1)
-			}
+			opts.OnConn(-1)
 			c.br.Reset(nil)
 			h1bufPool.Put(c.br)
 			c.bw.Reset(nil)
@@ -245,7 +272,6 @@ func (c *h1conn) serve() {
 		}
 		c.srv.forget(c)
 	}()
-	opts := &dp.opts
 	first := true
 	fromAccept := true // the head deadline set at accept still runs
 	for {
@@ -295,7 +321,7 @@ func (c *h1conn) serve() {
 		}
 		w := c.w
 		w.reset(c, r)
-		c.srv.handler.ServeHTTP(w, r)
+		opts.Handler.ServeHTTP(w, r)
 		if w.hijacked {
 			hijacked = true
 			return
@@ -326,7 +352,7 @@ func (c *h1conn) serve() {
 // isH2Preface reports whether the connection starts with the HTTP/2
 // client preface. It blocks for more bytes only while what arrived is a
 // prefix of the preface, so a short HTTP/1 request is not held up.
-func (c *h1conn) isH2Preface() bool {
+func (c *Conn) isH2Preface() bool {
 	b, _ := c.br.Peek(c.br.Buffered())
 	n := min(len(b), len(h2Preface))
 	if !bytes.Equal(b[:n], h2Preface[:n]) {
@@ -338,66 +364,27 @@ func (c *h1conn) isH2Preface() bool {
 
 // handOffH2 gives the connection (and what was read of it) to net/http's
 // h2c server.
-func (c *h1conn) handOffH2() {
+func (c *Conn) handOffH2() {
 	buffered, _ := c.br.Peek(c.br.Buffered())
 	pre := append([]byte(nil), buffered...)
 	_ = c.c.SetReadDeadline(time.Time{})
 	pc := &prefixConn{Conn: c.c, r: io.MultiReader(bytes.NewReader(pre), c.c)}
-	dp := c.srv.dp
-	name := c.srv.handler.name
-	if dp.hooks.Conn != nil {
-		pc.onClose = func() { dp.hooks.Conn(name, -1) }
+	opts := &c.srv.opts
+	pc.onClose = func() { opts.OnConn(-1) }
+	if opts.H2 == nil {
+		pc.Close()
+		return
 	}
-	gc := dp.h2Guard(pc, name)
-	if !c.srv.handoff.put(gc) {
-		gc.Close()
-	}
+	opts.H2(pc)
 }
 
 // writeRawError answers a request that could not be parsed and closes.
-func (c *h1conn) writeRawError(status int, err error) {
+func (c *Conn) writeRawError(status int, err error) {
 	msg := http.StatusText(status)
 	body := msg + ": " + err.Error() + "\n"
 	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", status, msg, len(body), body)
 	_ = c.bw.Flush()
 }
-
-// connQueue is a net.Listener fed by hand: connections the h1 server
-// passes to net/http (h2c).
-type connQueue struct {
-	ch     chan net.Conn
-	closed chan struct{}
-	once   sync.Once
-}
-
-func newConnQueue() *connQueue {
-	return &connQueue{ch: make(chan net.Conn), closed: make(chan struct{})}
-}
-
-func (q *connQueue) put(c net.Conn) bool {
-	select {
-	case q.ch <- c:
-		return true
-	case <-q.closed:
-		return false
-	}
-}
-
-func (q *connQueue) Accept() (net.Conn, error) {
-	select {
-	case c := <-q.ch:
-		return c, nil
-	case <-q.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (q *connQueue) Close() error {
-	q.once.Do(func() { close(q.closed) })
-	return nil
-}
-
-func (q *connQueue) Addr() net.Addr { return &net.TCPAddr{} }
 
 // prefixConn replays bytes already read before the connection's own.
 type prefixConn struct {
@@ -420,7 +407,52 @@ func (p *prefixConn) Close() error {
 }
 
 var (
-	_ http.ResponseWriter = (*h1writer)(nil)
-	_ http.Flusher        = (*h1writer)(nil)
-	_ http.Hijacker       = (*h1writer)(nil)
+	_ http.ResponseWriter = (*responseWriter)(nil)
+	_ http.Flusher        = (*responseWriter)(nil)
+	_ http.Hijacker       = (*responseWriter)(nil)
 )
+
+// ClientOf returns the connection a ResponseWriter of this package writes
+// to (through wrappers that implement Unwrap, as policies' do), or nil.
+func ClientOf(w http.ResponseWriter) *Conn {
+	for i := 0; i < 16; i++ {
+		switch x := w.(type) {
+		case *responseWriter:
+			return x.c
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// Watch watches the connection for the client going away (EOF, reset)
+// while the handler waits for something else, such as an upstream that
+// is slow to answer; onGone runs (on the watcher's goroutine) when it
+// does. stop ends the watch, reports whether the client left, and leaves
+// the connection as it was (a request the client pipelined meanwhile
+// stays buffered). Nothing may read the connection between Watch and
+// stop.
+func (c *Conn) Watch(onGone func()) (stop func() (gone bool)) {
+	var left atomic.Bool
+	stopped := make(chan struct{})
+	_ = c.c.SetReadDeadline(time.Time{}) // the head deadline may still be armed
+	go func() {
+		defer close(stopped)
+		if _, err := c.br.Peek(1); err != nil && !isTimeout(err) {
+			left.Store(true)
+			onGone()
+		}
+	}()
+	return func() bool {
+		_ = c.c.SetReadDeadline(aLongTimeAgo)
+		<-stopped
+		_ = c.c.SetReadDeadline(time.Time{})
+		return left.Load()
+	}
+}
+
+// aLongTimeAgo is a deadline in the past: setting it unblocks I/O at once.
+var aLongTimeAgo = time.Unix(1, 0)

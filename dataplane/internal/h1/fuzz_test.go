@@ -1,4 +1,4 @@
-package dataplane
+package h1
 
 import (
 	"bufio"
@@ -24,10 +24,9 @@ func FuzzReadRequest(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	dp := New(Options{Logger: testLoggerB()})
-	srv := &h1server{dp: dp, handler: &lnHandler{dp: dp, name: "fuzz"}}
+	srv := NewServer(Options{Handler: http.NotFoundHandler()})
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		c := newH1Conn(srv, fakeConn{})
+		c := newConn(srv, fakeConn{})
 		c.br = bufio.NewReader(bytes.NewReader(raw))
 		r, status, err := c.readRequest()
 		if err != nil {
@@ -66,24 +65,25 @@ func FuzzResponseHead(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		c := &upConn{br: bufio.NewReader(bytes.NewReader(raw))}
-		var res upResponse
+		br := bufio.NewReader(bytes.NewReader(raw))
+		var res Response
+		var scratch []byte
 		h := http.Header{}
-		if err := c.readResponseHead(&res, h); err != nil {
+		if err := ReadResponseHead(br, &scratch, &res, h); err != nil {
 			return
 		}
-		if res.status < 100 || res.status > 599 || (res.chunked && res.contentLength != -1) {
+		if res.Status < 100 || res.Status > 599 || (res.Chunked && res.ContentLength != -1) {
 			t.Fatalf("inconsistent response %+v", res)
 		}
-		if res.chunked {
-			var cr chunkedReader
-			cr.reset(c.br)
+		if res.Chunked {
+			var cr ChunkedReader
+			cr.Reset(br)
 			for i := 0; i < 1000; i++ {
-				b, err := cr.peek(7)
+				b, err := cr.Peek(7)
 				if err != nil {
 					return
 				}
-				if cr.advance(len(b)) != nil {
+				if cr.Advance(len(b)) != nil {
 					return
 				}
 			}

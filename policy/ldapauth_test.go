@@ -1,0 +1,155 @@
+package policy_test
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/flexgw/flexgw/internal/slapdtest"
+	"github.com/flexgw/flexgw/policy"
+)
+
+// directory: jane at the search base's first level, paul one level
+// further down, and two entries sharing a mail for the ambiguity test.
+const directoryLDIF = `dn: dc=example,dc=org
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+
+dn: ou=people,dc=example,dc=org
+objectClass: organizationalUnit
+ou: people
+
+dn: uid=jane,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: jane
+cn: Jane Doe
+sn: Doe
+mail: shared@example.org
+userPassword: jane-secret
+
+dn: ou=staff,ou=people,dc=example,dc=org
+objectClass: organizationalUnit
+ou: staff
+
+dn: uid=paul,ou=staff,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: paul
+cn: Paul Roe
+sn: Roe
+mail: shared@example.org
+userPassword: paul-secret
+
+dn: cn=search,dc=example,dc=org
+objectClass: inetOrgPerson
+cn: search
+sn: service
+userPassword: search-secret
+`
+
+func TestLDAPAuthentication(t *testing.T) {
+	dir := slapdtest.Start(t, directoryLDIF)
+	up := newUpstream(t)
+	cfg := func(subtree any, filter string) map[string]any {
+		c := map[string]any{
+			"ldapServerURL": dir.URL, "ldapServerUserDn": "cn=search," + slapdtest.Suffix, "ldapServerUserPassword": "search-secret",
+			"ldapSearchBase": "ou=people," + slapdtest.Suffix,
+		}
+		if subtree != nil {
+			c["ldapSearchInSubtree"] = subtree
+		}
+		if filter != "" {
+			c["ldapSearchFilter"] = filter
+		}
+		return c
+	}
+	// One level (Flex's default): jane is found, paul (one level deeper) is not.
+	g := newGateway(t, policy.Env{}, up, mkPolicy("ldap-authentication-flex", cfg(nil, "")))
+	wantStatus(t, g.get(t, "/", basic("jane", "jane-secret")...), 200)
+	wantStatus(t, g.get(t, "/", basic("jane", "jane-secret")...), 200) // a pooled connection
+	r := g.get(t, "/", basic("jane", "wrong")...)
+	wantStatus(t, r, 401)
+	if r.header.Get("WWW-Authenticate") != `Basic realm="mule-realm"` {
+		t.Errorf("challenge %q, want Flex's", r.header.Get("WWW-Authenticate"))
+	}
+	wantErrorBody(t, r, "ldap-authentication-flex")
+	wantStatus(t, g.get(t, "/", basic("paul", "paul-secret")...), 401)
+	wantStatus(t, g.get(t, "/"), 401)
+	wantStatus(t, g.get(t, "/", basic("nobody", "x")...), 401)
+
+	// Attacks: filter injection matches no one (the username is escaped),
+	// and an empty password is never an (unauthenticated) bind.
+	for _, user := range []string{"*", "jane)(uid=*", "*)(|(uid=*"} {
+		wantStatus(t, g.get(t, "/", basic(user, "jane-secret")...), 401)
+	}
+	wantStatus(t, g.get(t, "/", basic("jane", "")...), 401)
+	if up.Hits() != 2 {
+		t.Fatalf("upstream hits %d, want the 2 authenticated requests", up.Hits())
+	}
+
+	// Subtree (Flex's example quotes nothing; a quoted "true" works too).
+	sub := newGateway(t, policy.Env{}, up, mkPolicy("ldap-authentication-flex", cfg("true", "")))
+	wantStatus(t, sub.get(t, "/", basic("paul", "paul-secret")...), 200)
+	wantStatus(t, sub.get(t, "/", basic("jane", "jane-secret")...), 200)
+	// A filter matching two entries authenticates no one.
+	amb := newGateway(t, policy.Env{}, up, mkPolicy("ldap-authentication-flex", cfg(true, "(mail={0})")))
+	wantStatus(t, amb.get(t, "/", basic("shared@example.org", "jane-secret")...), 401)
+
+	// The service account's password wrong: 401 as Flex, recorded as an error.
+	bad := cfg(nil, "")
+	bad["ldapServerUserPassword"] = "nope"
+	bg := newGateway(t, policy.Env{}, up, mkPolicy("ldap-authentication-flex", bad))
+	wantStatus(t, bg.get(t, "/", basic("jane", "jane-secret")...), 401)
+	if d := bg.rec.All(); len(d) != 1 || d[0] != "ldap-authentication-flex=error" {
+		t.Errorf("decisions %v, want one error", d)
+	}
+}
+
+// TestLDAPAuthenticationDirectoryDown: nothing listens; requests are
+// refused, none reaches the upstream.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestLDAPAuthenticationDirectoryDown(t *testing.T) {
+	up := newUpstream(t)
+	g := newGateway(t, policy.Env{}, up, mkPolicy("ldap-authentication-flex", map[string]any{
+		"ldapServerURL": fmt.Sprintf("ldap://127.0.0.1:%d", freePort(t)), "ldapServerUserDn": "cn=search," + slapdtest.Suffix,
+		"ldapServerUserPassword": "x", "ldapSearchBase": slapdtest.Suffix,
+	}))
+	wantStatus(t, g.get(t, "/", basic("jane", "jane-secret")...), 401)
+	if up.Hits() != 0 {
+		t.Fatal("request reached the upstream with the directory down")
+	}
+}
+
+func TestLDAPAuthenticationConfigErrors(t *testing.T) {
+	d, _ := policy.Lookup("ldap-authentication-flex")
+	ok := `"ldapServerUserDn":"cn=a,dc=x","ldapServerUserPassword":"p","ldapSearchBase":"dc=x"`
+	for cfg, want := range map[string]string{
+		`{}`: "config.ldapServerUserDn: required",
+		`{"ldapServerUserDn":"cn=a,dc=x","ldapSearchBase":"dc=x"}`:                             "config.ldapServerUserPassword: required",
+		`{"ldapServerUserDn":"cn=a,dc=x","ldapServerUserPassword":"p"}`:                        "config.ldapSearchBase: required",
+		`{"ldapServerUserDn":"not a dn","ldapServerUserPassword":"p","ldapSearchBase":"dc=x"}`: "config.ldapServerUserDn: not a distinguished name",
+		`{"ldapServerURL":"http://x",` + ok + `}`:                                              "config.ldapServerURL: scheme",
+		`{"ldapSearchFilter":"(uid=jane)",` + ok + `}`:                                         "config.ldapSearchFilter: must contain {0}",
+		`{"ldapSearchFilter":"(uid={0}",` + ok + `}`:                                           "config.ldapSearchFilter: not an LDAP filter",
+		`{"ldapSearchInSubtree":"often",` + ok + `}`:                                           "config.ldapSearchInSubtree",
+	} {
+		err := d.Validate([]byte(cfg))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", cfg, err, want)
+		}
+	}
+	if err := d.Validate([]byte(`{` + ok + `}`)); err != nil {
+		t.Errorf("minimal config: %v", err)
+	}
+}
