@@ -78,6 +78,7 @@ spec:
       key: ${SHOP_TLS_KEY}
 `
 	c.MustApply(t, shopAPI+"---\n"+shopTLS)
+	t.Setenv("FLEXGW_TEST_GATEWAY_SECRET", "gateway-only")
 	startGateway(t, cl.Kubeconfig)
 
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -121,7 +122,10 @@ spec:
 	// Another namespace's resource cannot read default's Secrets, nor a
 	// resource an unlabelled Secret: validate's "not set", and the last
 	// good configuration keeps serving.
-	for _, tc := range []struct{ ns, name, ref string }{{"team-b", "thief", "BACKEND_URL"}, {"default", "peek", "OTHER"}} {
+	// Nor does a resource of another namespace than the gateway's read the
+	// gateway's own environment (its admin token lives there).
+	for _, tc := range []struct{ ns, name, ref string }{{"team-b", "thief", "BACKEND_URL"}, {"default", "peek", "OTHER"},
+		{"team-b", "env-thief", "FLEXGW_TEST_GATEWAY_SECRET"}} {
 		api := fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
 kind: ApiInstance
 metadata: {name: %s, namespace: %s}

@@ -362,7 +362,7 @@ func (s *Source) Files() []config.File {
 				data = []byte(fmt.Sprintf("apiVersion: %s\nkind: %s\nmetadata: {name: %q, namespace: %q}\nspec: {}\n# %v\n",
 					u.GetAPIVersion(), k.kind, u.GetName(), u.GetNamespace(), err))
 			}
-			files = append(files, config.File{Name: name, Data: data, LookupEnv: lookupIn(vars[u.GetNamespace()])})
+			files = append(files, config.File{Name: name, Data: data, LookupEnv: lookupIn(vars[u.GetNamespace()], u.GetNamespace() == s.opts.LeaseNamespace)})
 			pending[name] = ref
 		}
 	}

@@ -15,8 +15,12 @@ import (
 // on restart. So the source watches the Secrets labelled VariablesLabel and
 // resolves a resource's variables from the labelled Secrets of its own
 // namespace first — a resource never reads another namespace's Secret —
-// then from the process environment (the chart's logging.secretEnv). A
-// change to such a Secret reloads like a change to a resource.
+// and, for resources of the gateway's own namespace only (the chart's
+// Configuration with logging.secretEnv and the Redis password), from the
+// process environment: the pod's environment holds the gateway's own
+// secrets (the admin token), which a resource of another namespace could
+// otherwise copy into a header sent upstream. A change to such a Secret
+// reloads like a change to a resource.
 const (
 	// VariablesLabel (value "true") marks a Secret whose keys are
 	// variables for the Flex resources of its namespace.
@@ -103,11 +107,15 @@ func (s *Source) variables() map[string]map[string]string {
 	return out
 }
 
-// lookupIn resolves a variable from vars, then the process environment.
-func lookupIn(vars map[string]string) func(string) (string, bool) {
+// lookupIn resolves a variable from vars, then (withEnv) the process
+// environment.
+func lookupIn(vars map[string]string, withEnv bool) func(string) (string, bool) {
 	return func(name string) (string, bool) {
 		if v, ok := vars[name]; ok {
 			return v, true
+		}
+		if !withEnv {
+			return "", false
 		}
 		return os.LookupEnv(name)
 	}
