@@ -54,6 +54,7 @@ func policyExamples(t *testing.T) map[string]map[string]any {
 		"json-threat-protection-flex":     {"maxContainerDepth": 10},
 		"jwt-validation-flex":             {"signingMethod": "hmac", "textKey": marker("jwt", "textKey-0123456789abcdef")},
 		"message-logging-flex":            {"loggingConfiguration": []any{map[string]any{"itemName": "m", "itemData": map[string]any{"message": "#[attributes.method]", "level": "INFO"}}}},
+		"message-logging-outbound-flex":   {"loggingConfiguration": []any{map[string]any{"itemName": "m", "itemData": map[string]any{"message": "#[attributes.method]", "level": "INFO"}}}},
 		"rate-limiting-flex":              {"rateLimits": []any{map[string]any{"maximumRequests": 100, "timePeriodInMilliseconds": 1000}}},
 		"spike-control-flex":              {"maximumRequests": 100, "timePeriodInMilliseconds": 1000},
 		"xml-threat-protection-flex":      {"maxNodeDepth": 10},

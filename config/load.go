@@ -184,9 +184,11 @@ func parseResource(set *Set, file string, n *yaml.Node, lookup func(string) (str
 		meta.APIVersion, _ = d.raw(av.value, "apiVersion")
 		switch {
 		case meta.APIVersion == V1Alpha1:
-		case meta.APIVersion == V1Beta1 && kind == KindConfiguration:
+		// Flex's newer pages write PolicyBinding as v1beta1 too (outbound
+		// message logging), with the same schema.
+		case meta.APIVersion == V1Beta1 && (kind == KindConfiguration || kind == KindPolicyBinding):
 		case meta.APIVersion == V1Beta1:
-			d.errorf(av.value, "apiVersion", "%s is only valid for Configuration; use %s", V1Beta1, V1Alpha1)
+			d.errorf(av.value, "apiVersion", "%s is only valid for Configuration and PolicyBinding; use %s", V1Beta1, V1Alpha1)
 		default:
 			d.errorf(av.value, "apiVersion", "unsupported apiVersion %q (expected %s)", meta.APIVersion, V1Alpha1)
 		}

@@ -47,6 +47,15 @@ func TestFlexDocsConfigs(t *testing.T) {
 					n++
 				}
 			}
+			for _, svc := range s.Services { // outbound policies
+				for _, p := range svc.Policies {
+					d, _ := policy.Lookup(p.Name)
+					if _, err := d.Build(policy.Env{Snapshot: s, Service: svc}, p); err != nil {
+						t.Fatalf("%s: build: %v", p.Name, err)
+					}
+					n++
+				}
+			}
 			if n == 0 {
 				t.Fatal("no policy in fixture")
 			}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/flexgw/flexgw/ir"
@@ -94,6 +95,52 @@ type jwtPolicy struct {
 	now       func() time.Time
 	log       *slog.Logger
 	api       string
+	verified  verifiedCache
+}
+
+// verifiedCache remembers tokens whose signature verified, with their
+// claims, as Envoy's jwt_authn does (jwt_cache_config): a client sends the
+// same token with every request, and parsing and verifying it again was
+// most of the policy's cost. Only the signature check and the claims
+// parse are skipped; exp, nbf and every other claim rule are checked on
+// each request. A token verified against a JWKS is trusted for at most
+// jwksCacheFor, so a key removed from the set stops working soon. The
+// cached claims are shared by the requests that send the token: nothing
+// may change them (Authentication.Claims is read-only).
+type verifiedCache struct {
+	mu sync.RWMutex
+	m  map[string]verifiedToken
+}
+
+type verifiedToken struct {
+	claims map[string]any
+	until  time.Time
+}
+
+const (
+	verifiedCacheSize = 1024
+	jwksCacheFor      = time.Minute
+)
+
+func (c *verifiedCache) get(raw string, now time.Time) (map[string]any, bool) {
+	c.mu.RLock()
+	v, ok := c.m[raw]
+	c.mu.RUnlock()
+	if !ok || now.After(v.until) {
+		return nil, false
+	}
+	return v.claims, true
+}
+
+func (c *verifiedCache) put(raw string, claims map[string]any, until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= verifiedCacheSize {
+		// Only tokens with a valid signature get here, so the map cannot
+		// be flooded by forged ones; starting over is simpler than LRU.
+		c.m = make(map[string]verifiedToken, 64)
+	}
+	c.m[raw] = verifiedToken{claims: claims, until: until}
 }
 
 type compiledClaim struct {
@@ -343,6 +390,29 @@ func (jp *jwtPolicy) token(r *http.Request) string {
 
 // verify checks the signature and returns the claims.
 func (jp *jwtPolicy) verify(ctx context.Context, raw string) (map[string]any, error) {
+	now := jp.now()
+	if claims, ok := jp.verified.get(raw, now); ok {
+		return claims, nil
+	}
+	claims, err := jp.verifyJWS(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	// Kept until the token expires (checkClaims refuses it from then on
+	// anyway), bounded for JWKS keys; a token without exp for an hour.
+	until := now.Add(time.Hour)
+	if exp, ok := numericDate(claims["exp"]); ok && exp.Before(until) {
+		until = exp
+	}
+	if jp.jwks != nil && now.Add(jwksCacheFor).Before(until) {
+		until = now.Add(jwksCacheFor)
+	}
+	jp.verified.put(raw, claims, until)
+	return claims, nil
+}
+
+// verifyJWS parses raw, checks its signature and decodes its claims.
+func (jp *jwtPolicy) verifyJWS(ctx context.Context, raw string) (map[string]any, error) {
 	t, err := jose.ParseJWS(raw)
 	if err != nil {
 		return nil, unauthorized("invalid token: %v", err)

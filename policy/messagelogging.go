@@ -41,11 +41,19 @@ type compiledLogItem struct {
 	after    bool
 }
 
-type messageLogging struct{}
+// messageLogging is message-logging-flex and its outbound twin,
+// message-logging-outbound-flex (Flex 1.11), which takes the same
+// configuration bound to a Service: on the built-in data plane a
+// Service's policies run last in the chain, so its sections see the
+// request as it goes to the upstream and the upstream's response.
+type messageLogging struct{ name string }
 
-func init() { Register(messageLogging{}) }
+func init() {
+	Register(messageLogging{"message-logging-flex"})
+	Register(messageLogging{"message-logging-outbound-flex"})
+}
 
-func (messageLogging) Name() string { return "message-logging-flex" }
+func (d messageLogging) Name() string { return d.name }
 
 func parseMessageLogging(raw json.RawMessage) ([]compiledLogItem, error) {
 	var c messageLoggingConfig

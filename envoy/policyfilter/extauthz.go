@@ -8,6 +8,7 @@ func init() {
 		"credential-injection-oauth2-flex",            // the agent holds and refreshes the token
 		"oauth2-token-introspection-flex",             // the agent calls the introspection endpoint and caches
 		"message-logging-flex",                        // the agent logs the request section (firstSection); secondSection needs the built-in data plane
+		"message-logging-outbound-flex",               // the same, on the routes reaching the bound Service
 		"spike-control-flex",                          // Envoy has no delaying limiter
 		"ldap-authentication-flex",                    // Envoy has no LDAP filter: the agent searches and binds
 		"openidconnect-access-token-enforcement-flex", // the agent runs discovery, introspection or JWKS, and the cache

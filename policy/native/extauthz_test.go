@@ -1,13 +1,25 @@
 package native_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -230,6 +242,62 @@ func TestNativeExtAuthzConfigErrors(t *testing.T) {
 		err := d.Validate([]byte(cfg))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", cfg, err, want)
+		}
+	}
+}
+
+// TestNativeExtAuthzPeerCertificate: with includePeerCertificate the
+// service gets the client's TLS certificate, URL-encoded PEM as Envoy
+// sends it; without it, nothing.
+func TestNativeExtAuthzPeerCertificate(t *testing.T) {
+	as := newAuthzServer(t)
+	up := newUpstream(t)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "client-7"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	for _, include := range []bool{true, false} {
+		target, _ := url.Parse(up.URL)
+		p := mkPolicy("native-ext-authz-flex", map[string]any{"uri": "h2://" + as.addr, "includePeerCertificate": include})
+		d, _ := policy.Lookup(p.Name)
+		mw, err := d.Build(policy.Env{API: testAPI()}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw := httptest.NewUnstartedServer(mw(httputil.NewSingleHostReverseProxy(target)))
+		gw.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+		gw.StartTLS()
+		client := gw.Client()
+		client.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{clientCert}
+		req, _ := http.NewRequest(http.MethodGet, gw.URL+"/", nil)
+		req.Header.Set("access-token", "good")
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		gw.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+		got := as.Last().GetAttributes().GetSource().GetCertificate()
+		if !include {
+			if got != "" {
+				t.Errorf("certificate sent without includePeerCertificate")
+			}
+			continue
+		}
+		pemText, err := url.QueryUnescape(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode([]byte(pemText))
+		if blk == nil || !bytes.Equal(blk.Bytes, der) {
+			t.Errorf("source.certificate %q is not the client's certificate", got)
 		}
 	}
 }

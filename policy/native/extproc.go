@@ -394,6 +394,13 @@ func (d nativeExtProc) Build(env policy.Env, p *ir.Policy) (policy.Middleware, e
 				next.ServeHTTP(w, r)
 				return
 			}
+			if s.mode.ResponseBodyMode == extprocfilterv3.ProcessingMode_NONE {
+				// Only the headers go to the processor: the body streams
+				// through (a download or server-sent events are never held).
+				pw := &procWriter{ResponseWriter: w, s: s, fail: fail, head: r.Method == http.MethodHead}
+				next.ServeHTTP(pw, r)
+				return
+			}
 			cw := &captureWriter{header: http.Header{}}
 			next.ServeHTTP(cw, r)
 			if err := s.response(cw); err != nil && fail(err) {
@@ -543,6 +550,34 @@ func (s *procStream) body(rd io.Reader, mode extprocfilterv3.ProcessingMode_Body
 	}
 }
 
+// responseHeaders sends the response headers (unless skipped) and
+// applies the answer to h; it returns the status to send and, for
+// CONTINUE_AND_REPLACE, the body that replaces the upstream's.
+func (s *procStream) responseHeaders(status int, h http.Header, eos bool) (int, *[]byte, error) {
+	if s.mode.ResponseHeaderMode == extprocfilterv3.ProcessingMode_SKIP {
+		return status, nil, nil
+	}
+	res, err := s.exchange(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+		Headers:     headerMap(h, ":status", strconv.Itoa(status)),
+		EndOfStream: eos,
+	}}})
+	if err != nil {
+		return status, nil, err
+	}
+	cr := common(res)
+	if ps := mutateHeaders(h, cr.GetHeaderMutation()); ps[":status"] != "" {
+		if n, err := strconv.Atoi(ps[":status"]); err == nil && n >= 200 && n <= 599 {
+			status = n
+		}
+	}
+	s.overrideMode(res)
+	if cr.GetStatus() == extprocv3.CommonResponse_CONTINUE_AND_REPLACE {
+		b := applyBody(nil, cr.GetBodyMutation())
+		return status, &b, nil
+	}
+	return status, nil, nil
+}
+
 // response runs the response phases on the captured upstream response.
 func (s *procStream) response(cw *captureWriter) error {
 	m := s.mode
@@ -550,26 +585,15 @@ func (s *procStream) response(cw *captureWriter) error {
 		cw.status = http.StatusOK
 	}
 	hasBody := cw.body.Len() > 0
-	if m.ResponseHeaderMode != extprocfilterv3.ProcessingMode_SKIP {
-		res, err := s.exchange(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
-			Headers:     headerMap(cw.header, ":status", strconv.Itoa(cw.status)),
-			EndOfStream: !hasBody,
-		}}})
-		if err != nil {
-			return err
-		}
-		cr := common(res)
-		if ps := mutateHeaders(cw.header, cr.GetHeaderMutation()); ps[":status"] != "" {
-			if n, err := strconv.Atoi(ps[":status"]); err == nil && n >= 200 && n <= 599 {
-				cw.status = n
-			}
-		}
-		s.overrideMode(res)
-		if cr.GetStatus() == extprocv3.CommonResponse_CONTINUE_AND_REPLACE {
-			cw.body.Reset()
-			cw.body.Write(applyBody(nil, cr.GetBodyMutation()))
-			return nil
-		}
+	status, replace, err := s.responseHeaders(cw.status, cw.header, !hasBody)
+	if err != nil {
+		return err
+	}
+	cw.status = status
+	if replace != nil {
+		cw.body.Reset()
+		cw.body.Write(*replace)
+		return nil
 	}
 	if !hasBody || m.ResponseBodyMode == extprocfilterv3.ProcessingMode_NONE {
 		return nil
@@ -673,3 +697,76 @@ func ExtProcSpecOf(p *ir.Policy) (*ExtProcSpec, error) {
 		RequestTrailerMode: hm(m.RequestTrailerMode), ResponseTrailerMode: hm(m.ResponseTrailerMode),
 		RequestBodyMode: bm(m.RequestBodyMode), ResponseBodyMode: bm(m.ResponseBodyMode)}, nil
 }
+
+// procWriter runs the response headers phase when the upstream's header
+// is written and streams the body through untouched.
+type procWriter struct {
+	http.ResponseWriter
+	s    *procStream
+	fail func(error) bool
+	head bool
+	// started: the header phase ran; swallow: the client already got
+	// another response (the processor's, or an error), the upstream's
+	// body is dropped.
+	started, swallow bool
+}
+
+func (w *procWriter) WriteHeader(code int) {
+	if w.started {
+		if !w.swallow {
+			w.ResponseWriter.WriteHeader(code)
+		}
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.started = true
+	h := w.ResponseWriter.Header()
+	eos := w.head || code == http.StatusNoContent || code == http.StatusNotModified || h.Get("Content-Length") == "0"
+	status, replace, err := w.s.responseHeaders(code, h, eos)
+	if err != nil {
+		var im immediate
+		if !errors.As(err, &im) && w.s.c.failOpen {
+			w.fail(err)   // logs; the rest of the exchange goes unprocessed
+			status = code // the upstream's response as it was
+		} else {
+			clear(h) // the upstream's headers are not the answer's
+			w.fail(err)
+			w.swallow = true
+			return
+		}
+	}
+	if replace != nil {
+		h.Set("Content-Length", strconv.Itoa(len(*replace)))
+		w.ResponseWriter.WriteHeader(status)
+		_, _ = w.ResponseWriter.Write(*replace)
+		w.swallow = true
+		return
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *procWriter) Write(b []byte) (int, error) {
+	if !w.started {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.swallow {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush keeps streaming responses streaming.
+func (w *procWriter) Flush() {
+	if !w.started {
+		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok && !w.swallow {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *procWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

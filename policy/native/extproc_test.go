@@ -1,7 +1,9 @@
 package native_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
@@ -271,5 +274,43 @@ func TestNativeExtProcConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", cfg, err, want)
 		}
+	}
+}
+
+// TestNativeExtProcStreamsResponse: with only headers going to the
+// processor (Flex's default), the response body streams: the client reads
+// the first event while the upstream still holds the second.
+func TestNativeExtProcStreamsResponse(t *testing.T) {
+	ps := newProcServer(t)
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, "data: two\n\n")
+	}))
+	t.Cleanup(up.Close)
+	gw := procGateway(t, up.URL, mkPolicy("native-ext-proc-flex", map[string]any{"uri": "h2://" + ps.addr}))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, gw.URL+"/events", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		close(release)
+		t.Fatalf("no response head while the upstream holds its body: %v", err)
+	}
+	defer res.Body.Close()
+	if res.Header.Get("X-Resp-Proc") != "yes" {
+		t.Errorf("response headers not processed: %v", res.Header)
+	}
+	line, err := bufio.NewReader(res.Body).ReadString('\n')
+	close(release)
+	if err != nil || line != "data: one\n" {
+		t.Fatalf("first event %q, %v: the body did not stream", line, err)
 	}
 }

@@ -532,7 +532,8 @@ func truthy(v any) bool {
 type Authentication struct {
 	Principal string
 	ClientID  string
-	// Claims are a validated JWT's claims.
+	// Claims are a validated JWT's claims, shared by every request that
+	// sends the same token (jwt-validation-flex caches them): read-only.
 	Claims map[string]any
 }
 
