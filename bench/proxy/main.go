@@ -201,6 +201,11 @@ func (b *bench) run(sel []scenario, rounds int, profile bool) (err error) {
 	if b.keyFile, b.crtFile, err = certFiles(b.dir); err != nil {
 		return err
 	}
+	// nginx's workers run as an unprivileged user: the static bodies
+	// (and the way to them) must be world-readable.
+	if err := os.Chmod(b.dir, 0o755); err != nil {
+		return err
+	}
 	root := filepath.Join(b.dir, "www")
 	if err := os.MkdirAll(filepath.Join(root, "b"), 0o755); err != nil {
 		return err
