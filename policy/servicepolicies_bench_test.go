@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/slapdtest"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -18,11 +19,11 @@ import (
 // trips over loopback, so it measures the policy and its peer together;
 // "cached" cases do none.
 func BenchmarkServicePolicies(b *testing.B) {
-	dir := startSlapd(b, directoryLDIF)
+	dir := slapdtest.Start(b, directoryLDIF)
 	op := newOIDCProvider(b, true)
 	op.issue("bench-token", map[string]any{"active": true, "scope": "read", "client_id": "c", "exp": time.Now().Add(time.Hour).Unix()})
-	ldapCfg := map[string]any{"ldapServerURL": dir.url, "ldapServerUserDn": "cn=search," + slapdSuffix,
-		"ldapServerUserPassword": "search-secret", "ldapSearchBase": "ou=people," + slapdSuffix}
+	ldapCfg := map[string]any{"ldapServerURL": dir.URL, "ldapServerUserDn": "cn=search," + slapdtest.Suffix,
+		"ldapServerUserPassword": "search-secret", "ldapSearchBase": "ou=people," + slapdtest.Suffix}
 	oidcCfg := func(cache int) map[string]any {
 		return map[string]any{"issuer": op.URL, "clientId": "gateway", "clientSecret": "gw-secret", "scopes": "read", "maxCacheSize": cache}
 	}
