@@ -94,12 +94,19 @@ func outputExamples() map[string]map[string]string {
 		"sumologic": {"url": sumoURL},
 		"http": {"host": "endpoint1.collection.sumologic.com", "port": "443", "tls": "on",
 			"uri": "/receiver/v1/http/" + marker("http", "uri")},
+		"http-generic": {"host": "127.0.0.1", "port": "1", "format": "json", "http_user": "u",
+			"http_passwd": marker("http", "http_passwd"), "header": "Authorization Api-Token " + marker("http", "header")},
+		"file":   {"file": "/dev/null", "format": "plain"},
+		"stdout": {"format": "json_lines"},
 	}
 }
 
 func outputType(example string) string {
-	if example == "splunk-basic" {
+	switch example {
+	case "splunk-basic":
 		return "splunk"
+	case "http-generic":
+		return "http"
 	}
 	return example
 }
