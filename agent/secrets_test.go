@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/logpipe"
 	"github.com/flexgw/flexgw/policy"
 )
@@ -93,12 +94,19 @@ func outputExamples() map[string]map[string]string {
 		"sumologic": {"url": sumoURL},
 		"http": {"host": "endpoint1.collection.sumologic.com", "port": "443", "tls": "on",
 			"uri": "/receiver/v1/http/" + marker("http", "uri")},
+		"http-generic": {"host": "127.0.0.1", "port": "1", "format": "json", "http_user": "u",
+			"http_passwd": marker("http", "http_passwd"), "header": "Authorization Api-Token " + marker("http", "header")},
+		"file":   {"file": "/dev/null", "format": "plain"},
+		"stdout": {"format": "json_lines"},
 	}
 }
 
 func outputType(example string) string {
-	if example == "splunk-basic" {
+	switch example {
+	case "splunk-basic":
 		return "splunk"
+	case "http-generic":
+		return "http"
 	}
 	return example
 }
@@ -278,7 +286,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 		t.Fatalf("the example configuration does not compile:\n%v", err)
 	}
 
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	o := testOptions(t, dir, &logs)
 	ta := startAgent(t, o, &logs)
 

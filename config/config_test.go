@@ -2,14 +2,13 @@ package config
 
 import (
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata")
+	"github.com/flexgw/flexgw/internal/testutil"
+)
 
 // testEnv is the fixed environment fixtures expand $VARs against.
 func testEnv(name string) (string, bool) {
@@ -71,19 +70,7 @@ func TestValidFixtures(t *testing.T) {
 
 func golden(t *testing.T, path, got string) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("missing golden file (run go test -update): %v", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s mismatch (run go test -update to accept)\n--- got ---\n%s--- want ---\n%s", path, got, want)
-	}
+	testutil.Golden(t, path, []byte(got))
 }
 
 func TestLoadDirProblems(t *testing.T) {
@@ -237,5 +224,48 @@ func TestErrorFormat(t *testing.T) {
 		if got := tc.e.Error(); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)
 		}
+	}
+}
+
+// TestLoggingParameterLists: Flex's Dynatrace example writes the http
+// output's header as a list; each item is kept (joined by newlines, one
+// Fluent Bit Header line each). An item spanning lines is an error.
+func TestLoggingParameterLists(t *testing.T) {
+	dir := t.TempDir()
+	doc := `apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Configuration
+metadata:
+  name: dynatrace-config
+spec:
+  logging:
+    outputs:
+    - name: dynatrace
+      type: http
+      parameters:
+        host: env1.live.dynatrace.com
+        Port: "443"
+        header:
+          - Content-Type application/json; charset=utf-8
+          - Authorization Api-Token tok
+        URI: /api/v2/logs/ingest
+        Format: json
+`
+	if err := os.WriteFile(filepath.Join(dir, "log.yaml"), []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	set, err := Load(dir, Options{LookupEnv: testEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := set.Configurations[0].Logging.Outputs[0].Parameters
+	if p["header"] != "Content-Type application/json; charset=utf-8\nAuthorization Api-Token tok" || p["Port"] != "443" {
+		t.Fatalf("parameters %q", p)
+	}
+	bad := strings.Replace(doc, "- Authorization Api-Token tok", "- \"Authorization\\nX-Evil: 1\"", 1)
+	if err := os.WriteFile(filepath.Join(dir, "log.yaml"), []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir, Options{LookupEnv: testEnv}); err == nil || !strings.Contains(err.Error(), "parameters.header[1]: must be one line") {
+		t.Fatalf("a header item with a newline: %v", err)
 	}
 }

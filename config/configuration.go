@@ -121,8 +121,9 @@ func (d *decoder) logging(n *yaml.Node) *Logging {
 		if o.Type == "" {
 			d.errorf(on, p+".type", "required (a Fluent Bit output type such as splunk, nrlogs, http, file, stdout)")
 		}
-		// Fluent Bit sees every parameter as a string.
-		o.Parameters = d.stringMap(of["parameters"].value, p+".parameters")
+		// Fluent Bit sees every parameter as a string; lists (header) are
+		// joined by newlines.
+		o.Parameters = d.paramMap(of["parameters"].value, p+".parameters")
 		l.Outputs = append(l.Outputs, o)
 	}
 	refs := func(n *yaml.Node, path string) []string {

@@ -259,6 +259,36 @@ func (d *decoder) stringMap(n *yaml.Node, path string) map[string]string {
 	return out
 }
 
+// paramMap decodes logging output parameters: Fluent Bit sees every value
+// as a string, and a key it repeats (the http output's header) is written
+// as a list, as in Flex's Dynatrace example; its items are joined with
+// newlines, which no Fluent Bit value contains, and each becomes one line
+// of Fluent Bit's config again.
+func (d *decoder) paramMap(n *yaml.Node, path string) map[string]string {
+	ps := d.pairs(n, path)
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(ps))
+	for _, p := range ps {
+		at := join(path, p.key.Value)
+		if v := resolve(p.value); v != nil && v.Kind == yaml.SequenceNode {
+			items := d.strList(v, at)
+			for i, it := range items {
+				if strings.ContainsAny(it, "\r\n") {
+					d.errorf(resolveItem(v, i), fmt.Sprintf("%s[%d]", at, i), "must be one line")
+				}
+			}
+			out[p.key.Value] = strings.Join(items, "\n")
+			continue
+		}
+		if v, ok := d.str(p.value, at); ok {
+			out[p.key.Value] = v
+		}
+	}
+	return out
+}
+
 // flatStringMap is stringMap that also accepts nested maps, flattened to
 // dotted keys: Flex writes tracing's `resourceAttributes: {k: v}` nested,
 // and the tracer reads `resourceAttributes.k`.

@@ -7,7 +7,6 @@ package exporters
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/flexgw/flexgw/accesslog"
 )
@@ -47,8 +48,10 @@ type Event struct {
 	Time time.Time
 	Kind Kind
 	// Message is a one-line human summary ("GET /x 200" or the runtime
-	// log message) for aggregators that want a message field.
-	Message string
+	// log message) for aggregators that want a message field. Like JSON
+	// it is bytes, so reading a batch from the queue allocates nothing
+	// per event.
+	Message []byte
 	JSON    []byte
 }
 
@@ -190,9 +193,77 @@ func RetryableStatus(code int) bool {
 // maxErrBody bounds how much of an error response is kept.
 const maxErrBody = 64 << 10
 
+// NewRequest is http.NewRequestWithContext for a body in a buffer the
+// caller reuses once Do returns (exporters pool their request buffers).
+// net/http may still read a request body after the response arrived (a
+// server that answers before reading it all); Do cuts such a body off, so
+// the transport never reads the buffer after Do returns.
+func NewRequest(ctx context.Context, method, url string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Body = &reusedBody{b: body}
+	req.ContentLength = int64(len(body))
+	return req, nil
+}
+
+// reusedBody reads a caller's buffer until detached (Do, Close).
+type reusedBody struct {
+	mu  sync.Mutex
+	b   []byte
+	off int
+}
+
+func (r *reusedBody) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.off >= len(r.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// WriteTo lets the transport write the body in large pieces (net/http
+// otherwise copies it through a fresh 32 KiB buffer, a write each). Each
+// piece is copied out under the lock, so the buffer is never read after
+// Close, and the write itself holds no lock.
+func (r *reusedBody) WriteTo(w io.Writer) (int64, error) {
+	chunk := chunkPool.Get()
+	defer chunkPool.Put(chunk)
+	var total int64
+	for {
+		n, err := r.Read(*chunk)
+		if n > 0 {
+			m, werr := w.Write((*chunk)[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err != nil {
+			return total, nil // io.EOF: all written, or cut off by Close
+		}
+	}
+}
+
+var chunkPool = NewFreeList(4, func() *[]byte { b := make([]byte, 256<<10); return &b })
+
+func (r *reusedBody) Close() error {
+	r.mu.Lock()
+	r.b = nil
+	r.mu.Unlock()
+	return nil
+}
+
 // Do sends req and turns every non-2xx answer or transport failure into an
 // *Error. On success it returns the response body (bounded by limit).
 func Do(client *http.Client, req *http.Request, limit int64) ([]byte, error) {
+	if rb, ok := req.Body.(*reusedBody); ok {
+		defer rb.Close()
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		// net/http quotes the whole URL in the error, and a Sumo Logic
@@ -245,16 +316,54 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-var gzPool = sync.Pool{New: func() any {
+// FreeList keeps up to a few reusable objects alive across garbage
+// collections, unlike sync.Pool, which empties at every GC: the objects
+// here are buffers of about 1 MiB and compressor states, and building
+// them again after each GC costs their allocation and, worse, page
+// faults on memory the runtime has meanwhile returned to the kernel.
+type FreeList[T any] struct {
+	ch  chan T
+	new func() T
+}
+
+// NewFreeList keeps up to n objects; mk builds one when none is free.
+func NewFreeList[T any](n int, mk func() T) *FreeList[T] {
+	return &FreeList[T]{ch: make(chan T, n), new: mk}
+}
+
+// Get returns a free object or a new one.
+func (l *FreeList[T]) Get() T {
+	select {
+	case v := <-l.ch:
+		return v
+	default:
+		return l.new()
+	}
+}
+
+// Put keeps v for a later Get, or drops it when the list is full.
+func (l *FreeList[T]) Put(v T) {
+	select {
+	case l.ch <- v:
+	default:
+	}
+}
+
+var gzPool = NewFreeList(4, func() *gzip.Writer {
 	w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
 	return w
-}}
+})
 
 // Gzip compresses src into dst (reset first) at BestSpeed: log bodies are
-// repetitive JSON and speed matters more than the last few percent.
+// repetitive JSON and speed matters more than the last few percent. It
+// uses klauspost/compress, whose level 1 is about twice as fast as the
+// standard library's on HEC bodies (1 MiB of access-log envelopes: 534
+// vs 242 MB/s on one core) and compresses them better (14.0:1 vs 12.7:1);
+// compression is the largest share of an export's CPU. Writers are pooled:
+// one holds about 1 MiB of state.
 func Gzip(dst *bytes.Buffer, src []byte) {
 	dst.Reset()
-	w := gzPool.Get().(*gzip.Writer)
+	w := gzPool.Get()
 	w.Reset(dst)
 	_, _ = w.Write(src) // bytes.Buffer writes cannot fail
 	_ = w.Close()
@@ -274,6 +383,27 @@ func EstimateSize(events []Event, overhead int) int {
 	return n
 }
 
+// bodyPool holds request-body buffers: a batch's bodies are about 1 MiB,
+// and allocating one per batch drives the garbage collector.
+var bodyPool = NewFreeList(4, func() *[]byte { return new([]byte) })
+
+// zPool holds compressed-body buffers (GetBuffer, PutBuffer).
+var zPool = NewFreeList(4, func() *bytes.Buffer { return new(bytes.Buffer) })
+
+// GetBuffer returns an empty pooled buffer for a compressed body.
+func GetBuffer() *bytes.Buffer {
+	b := zPool.Get()
+	b.Reset()
+	return b
+}
+
+// PutBuffer returns b to the pool once no request reads it (after Do).
+func PutBuffer(b *bytes.Buffer) {
+	if b.Cap() <= 4<<20 {
+		zPool.Put(b)
+	}
+}
+
 // SplitBodies appends events to request bodies with appendEvent and calls
 // emit once per body of at most maxBody bytes (an event larger than that on
 // its own still gets a body of its own, for the aggregator to refuse). n is
@@ -287,7 +417,17 @@ func SplitBodies(events []Event, maxBody, overhead int, appendEvent func([]byte,
 // SplitRanges is SplitBodies telling emit which events, events[lo:hi],
 // the body holds.
 func SplitRanges(events []Event, maxBody, overhead int, appendEvent func([]byte, *Event) []byte, emit func(body []byte, lo, hi int) error) error {
-	buf := make([]byte, 0, min(EstimateSize(events, overhead), maxBody+64<<10))
+	bp := bodyPool.Get()
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= 4<<20 {
+			*bp = buf[:0]
+			bodyPool.Put(bp)
+		}
+	}()
+	if want := min(EstimateSize(events, overhead), maxBody+64<<10); cap(buf) < want {
+		buf = make([]byte, 0, want)
+	}
 	lo := 0
 	for i := range events {
 		start := len(buf)

@@ -3,6 +3,7 @@ package exporters
 import (
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -137,6 +138,8 @@ type Settings struct {
 	Client *http.Client
 	// Hostname is the gateway host, used where the protocol has a host field.
 	Hostname string
+	// Stdout is where the stdout output writes (nil: os.Stdout).
+	Stdout io.Writer
 }
 
 // HTTPClient returns s.Client or a default client. tls.verify=off turns

@@ -7,8 +7,11 @@ import (
 	"strings"
 
 	"github.com/flexgw/flexgw/exporters"
+	"github.com/flexgw/flexgw/exporters/file"
+	"github.com/flexgw/flexgw/exporters/httpout"
 	"github.com/flexgw/flexgw/exporters/newrelic"
 	"github.com/flexgw/flexgw/exporters/splunk"
+	"github.com/flexgw/flexgw/exporters/stdout"
 	"github.com/flexgw/flexgw/exporters/sumologic"
 	"github.com/flexgw/flexgw/ir"
 )
@@ -31,29 +34,42 @@ var factories = map[string]factory{
 	"sumologic": func(n string, p map[string]string, s exporters.Settings) (exporters.Exporter, error) {
 		return sumologic.New(n, p, s)
 	},
-	"http": newHTTPSumo,
+	"http": newHTTP,
+	"file": func(n string, p map[string]string, s exporters.Settings) (exporters.Exporter, error) {
+		return file.New(n, p, s)
+	},
+	"stdout": func(n string, p map[string]string, s exporters.Settings) (exporters.Exporter, error) {
+		return stdout.New(n, p, s)
+	},
 }
 
-// newHTTPSumo accepts Fluent Bit's http output only where Flex's docs use
-// it: pointed at a Sumo Logic collector.
-func newHTTPSumo(n string, p map[string]string, s exporters.Settings) (exporters.Exporter, error) {
-	host := strings.ToLower(exporters.Normalize(p).Get("host"))
-	if !strings.HasSuffix(host, ".sumologic.com") && !strings.HasSuffix(host, ".sumologic.net") {
-		return nil, fmt.Errorf("parameter %q: %q is not a Sumo Logic collector; the http type is supported only for Sumo Logic HTTP sources (use type splunk, newrelic or sumologic otherwise)", "host", host)
+// newHTTP is Fluent Bit's generic http output, except pointed at a Sumo
+// Logic collector (Flex's HTTP example), where the Sumo Logic exporter adds
+// the source's metadata headers.
+func newHTTP(n string, p map[string]string, s exporters.Settings) (exporters.Exporter, error) {
+	if isSumo(p) {
+		return sumologic.New(n, p, s)
 	}
-	return sumologic.New(n, p, s)
+	return httpout.New(n, p, s)
 }
 
-// Types lists the accepted output types.
+func isSumo(p map[string]string) bool {
+	host := strings.ToLower(exporters.Normalize(p).Get("host"))
+	return strings.HasSuffix(host, ".sumologic.com") || strings.HasSuffix(host, ".sumologic.net")
+}
+
+// Types lists the accepted output types. Flex passes any Fluent Bit output
+// through; these are the ones flexgw implements (in process and, under
+// Fluent Bit, as Fluent Bit's own outputs or flexgw's plugin).
 func Types() []string {
-	return []string{"http", "newrelic", "nrlogs", "splunk", "sumologic"}
+	return []string{"file", "http", "newrelic", "nrlogs", "splunk", "stdout", "sumologic"}
 }
 
 // NewExporter builds the exporter for one output.
 func NewExporter(o ir.LogOutput, s exporters.Settings) (exporters.Exporter, error) {
 	f, ok := factories[strings.ToLower(o.Type)]
 	if !ok {
-		return nil, fmt.Errorf("type %q is not supported (use one of %s)", o.Type, strings.Join(Types(), ", "))
+		return nil, fmt.Errorf("type %q is not supported: flexgw implements the Fluent Bit outputs %s", o.Type, strings.Join(Types(), ", "))
 	}
 	return f(o.Name, o.Parameters, s)
 }
@@ -154,10 +170,32 @@ func ParamKeys(typ string) []string {
 		return splunk.Keys
 	case "newrelic", "nrlogs":
 		return newrelic.Keys
-	case "sumologic", "http":
+	case "sumologic":
 		return sumologic.Keys
+	case "http":
+		return union(httpout.Keys, sumologic.Keys)
+	case "file":
+		return file.Keys
+	case "stdout":
+		return stdout.Keys
 	}
 	return nil
+}
+
+// NativeFluentBit returns the Fluent Bit output that serves o when the
+// agent runs Fluent Bit ("" when flexgw's plugin does): file and stdout,
+// and http unless pointed at Sumo Logic. These write or send exactly what
+// Fluent Bit would, so Fluent Bit's own implementation is the reference.
+func NativeFluentBit(o ir.LogOutput) string {
+	switch t := strings.ToLower(o.Type); t {
+	case "file", "stdout":
+		return t
+	case "http":
+		if !isSumo(o.Parameters) {
+			return t
+		}
+	}
+	return ""
 }
 
 // PluginName is the name the Fluent Bit output plugin registers.

@@ -80,11 +80,32 @@ func (e *Entry) AppendJSON(b []byte) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = accesslog.AppendString(b, f.Key)
-		b = append(b, ':')
+		b = appendKey(b, f.Key)
 		b = append(b, f.Val...)
 	}
 	return append(b, '}')
+}
+
+// plainKey marks the bytes a key may hold to be copied between quotes as
+// it is.
+var plainKey = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// appendKey appends k as a JSON string and a colon. Keys are almost
+// always plain ASCII: checked by table, copied in one go.
+func appendKey(b []byte, k string) []byte {
+	for i := 0; i < len(k); i++ {
+		if !plainKey[k[i]] {
+			return append(accesslog.AppendString(b, k), ':')
+		}
+	}
+	b = append(b, '"')
+	b = append(b, k...)
+	return append(b, '"', ':')
 }
 
 // Message is a one-line summary: "GET /path 200" for access logs, the

@@ -28,7 +28,7 @@ func DecodeMsgpack(data []byte, fn func(*Entry) error) error {
 	var e Entry
 	var scratch []byte
 	var offs []int
-	var keys []string
+	var keys, prev []string
 	for d.i < len(d.b) {
 		n, err := d.arrayLen()
 		if err != nil {
@@ -67,7 +67,7 @@ func DecodeMsgpack(data []byte, fn func(*Entry) error) error {
 		// so a growing buffer never leaves a field pointing at old memory.
 		offs, keys = offs[:0], keys[:0]
 		for k := 0; k < mn; k++ {
-			key, err := d.key()
+			key, err := d.topKey(k, prev)
 			if err != nil {
 				return err
 			}
@@ -81,6 +81,7 @@ func DecodeMsgpack(data []byte, fn func(*Entry) error) error {
 		for k, key := range keys {
 			e.Fields = append(e.Fields, Field{Key: key, Val: scratch[offs[2*k]:offs[2*k+1]]})
 		}
+		keys, prev = prev, keys
 		if line := embeddedLine(&e); line != nil {
 			if inner, err := DecodeJSON(line); err == nil {
 				inner.Time = entryTime(&inner, ts)
@@ -307,6 +308,37 @@ func (d *mpDecoder) integer() (int64, bool, error) {
 	return 0, false, nil
 }
 
+// topKey reads the key of a record's k-th field. The records of a chunk
+// mostly repeat one shape, so the previous record's k-th key (prev[k]) is
+// tried first: the key costs a compare, not a map lookup or a string, and
+// later stages see the same string again (redaction caches by it).
+func (d *mpDecoder) topKey(k int, prev []string) (string, error) {
+	if k < len(prev) && d.i < len(d.b) {
+		c, n, hdr := d.b[d.i], -1, 1
+		switch {
+		case c&0xe0 == 0xa0:
+			n = int(c & 0x1f)
+		case c == 0xd9 && d.i+1 < len(d.b):
+			n, hdr = int(d.b[d.i+1]), 2
+		}
+		if n >= 0 && n <= len(d.b)-d.i-hdr {
+			b := d.b[d.i+hdr : d.i+hdr+n]
+			if string(b) == prev[k] {
+				d.i += hdr + n
+				return prev[k], nil
+			}
+			// Same keys in another order (a map re-encoded by a filter).
+			for _, p := range prev {
+				if string(b) == p {
+					d.i += hdr + n
+					return p, nil
+				}
+			}
+		}
+	}
+	return d.key()
+}
+
 // key reads a map key; non-string keys are rendered as JSON text.
 func (d *mpDecoder) key() (string, error) {
 	if err := d.need(1); err != nil {
@@ -391,7 +423,7 @@ func (d *mpDecoder) json(b []byte, depth int) ([]byte, error) {
 		if err != nil {
 			return b, err
 		}
-		return accesslog.AppendString(b, string(s)), nil
+		return exporters.AppendStringBytes(b, s), nil
 	case c == 0xc4 || c == 0xc5 || c == 0xc6: // bin: base64 string
 		n, err := d.strLen(c)
 		if err != nil {

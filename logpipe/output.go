@@ -1,6 +1,7 @@
 package logpipe
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -120,19 +121,61 @@ func (o *output) setErr(err error) {
 	o.errMu.Unlock()
 }
 
-// encodeItem is the queue record: unix nanos, kind, message, JSON.
+// encodeItem is the queue record: unix nanos, kind, message, JSON. It
+// appends to b and allocates nothing unless a message needs unescaping.
 func encodeItem(b []byte, e *Entry) []byte {
 	b = binary.LittleEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
-	b = append(b, byte(e.Kind))
-	msg := e.Message()
-	if len(msg) > 0xffff {
-		msg = msg[:0xffff]
+	b = append(b, byte(e.Kind), 0, 0)
+	at := len(b)
+	b = appendMessage(b, e)
+	n := len(b) - at
+	if n > 0xffff {
+		n = 0xffff
+		b = b[:at+n]
 	}
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(msg)))
-	b = append(b, msg...)
+	binary.LittleEndian.PutUint16(b[at-2:], uint16(n))
 	return e.AppendJSON(b)
 }
 
+// appendMessage appends e.Message() without building strings.
+func appendMessage(b []byte, e *Entry) []byte {
+	if e.Kind == exporters.Runtime {
+		return appendUnquoted(b, e.Get("message"))
+	}
+	m, p := e.Get("method"), e.Get("path")
+	if emptyString(m) && emptyString(p) {
+		if l := e.Get("log"); !emptyString(l) {
+			return appendUnquoted(b, l)
+		}
+		return appendUnquoted(b, e.Get("message"))
+	}
+	b = appendUnquoted(b, m)
+	b = append(b, ' ')
+	b = appendUnquoted(b, p)
+	b = append(b, ' ')
+	return append(b, e.Get("response_code")...)
+}
+
+// emptyString reports whether Entry.String would return "" for v.
+func emptyString(v []byte) bool { return len(v) <= 2 || v[0] != '"' }
+
+// appendUnquoted appends what Entry.String returns for the raw value v.
+func appendUnquoted(b, v []byte) []byte {
+	if emptyString(v) {
+		return b
+	}
+	inner := v[1 : len(v)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return append(b, inner...)
+	}
+	s, err := unquote(v)
+	if err != nil {
+		return b
+	}
+	return append(b, s...)
+}
+
+// decodeItem reads a queue record; the event aliases b.
 func decodeItem(b []byte) (exporters.Event, bool) {
 	if len(b) < 11 {
 		return exporters.Event{}, false
@@ -144,7 +187,7 @@ func decodeItem(b []byte) (exporters.Event, bool) {
 	return exporters.Event{
 		Time:    time.Unix(0, int64(binary.LittleEndian.Uint64(b))),
 		Kind:    exporters.Kind(b[8]),
-		Message: string(b[11 : 11+ml]),
+		Message: b[11 : 11+ml : 11+ml],
 		JSON:    b[11+ml:],
 	}, true
 }
@@ -287,6 +330,7 @@ func (o *output) run(ctx context.Context) {
 	bo := o.opts.Batch
 	var first time.Time
 	var cur *batch
+	var spare batch // the slices of the last batch, for the next
 	attempt := 0
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -315,6 +359,31 @@ func (o *output) run(ctx context.Context) {
 			return
 		}
 		if cur == nil {
+			// Decide from the queue's counters whether a batch is due, and
+			// read only then: every append wakes this loop, and reading a
+			// partial batch each time would read it over and over.
+			st := o.q.Stats()
+			if st.Depth == 0 {
+				first = time.Time{}
+				if o.isClosing() {
+					return
+				}
+				if !wait(time.Hour, true) {
+					return
+				}
+				continue
+			}
+			if st.Depth < bo.MaxRecords && st.Bytes-int64(st.Depth)*queue.FrameOverhead < int64(bo.MaxBytes) && !o.isClosing() {
+				if first.IsZero() {
+					first = time.Now()
+				}
+				if d := bo.FlushInterval - time.Since(first); d > 0 {
+					if !wait(d, true) {
+						return
+					}
+					continue
+				}
+			}
 			items, c, err := o.q.Read(bo.MaxRecords, bo.MaxBytes)
 			if err != nil {
 				if errors.Is(err, queue.ErrClosed) {
@@ -328,38 +397,20 @@ func (o *output) run(ctx context.Context) {
 				continue
 			}
 			if len(items) == 0 {
-				first = time.Time{}
-				if o.isClosing() {
-					return
-				}
-				if !wait(time.Hour, true) {
-					return
-				}
-				continue
-			}
-			size := 0
-			for _, it := range items {
-				size += len(it)
-			}
-			if len(items) < bo.MaxRecords && size < bo.MaxBytes && !o.isClosing() {
-				if first.IsZero() {
-					first = time.Now()
-				}
-				if d := bo.FlushInterval - time.Since(first); d > 0 {
-					if !wait(d, true) {
-						return
-					}
-					continue
-				}
+				continue // dropped by the size cap since Stats
 			}
 			first = time.Time{}
-			events := make([]exporters.Event, 0, len(items))
+			// The batch's slices are reused: it lives until acknowledged,
+			// and the next one is read only then.
+			events := spare.events[:0]
 			for _, it := range items {
 				if ev, ok := decodeItem(it); ok {
 					events = append(events, ev)
 				}
 			}
-			cur = &batch{cur: c, events: events, settled: make([]bool, len(events)), left: len(events)}
+			settled := append(spare.settled[:0], make([]bool, len(events))...)
+			spare = batch{}
+			cur = &batch{cur: c, events: events, settled: settled, left: len(events)}
 		}
 		r := o.send(ctx, cur)
 		if ctx.Err() != nil {
@@ -369,6 +420,8 @@ func (o *output) run(ctx context.Context) {
 			if err := o.q.Ack(cur.cur); err != nil {
 				o.setErr(err)
 			}
+			clear(cur.events) // drop references into the queue's buffer
+			spare = batch{events: cur.events, settled: cur.settled}
 			cur, attempt = nil, 0
 			continue
 		}

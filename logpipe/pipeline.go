@@ -303,7 +303,7 @@ func (p *Pipeline) ingestLoop() {
 	defer close(p.inDone)
 	const group = 512
 	var recs []accesslog.Record
-	var items [][]byte
+	var s scratch
 	for {
 		var rt *Entry
 		select {
@@ -316,8 +316,7 @@ func (p *Pipeline) ingestLoop() {
 			for {
 				select {
 				case r := <-p.in:
-					items = p.appendRecords(items[:0], []accesslog.Record{r})
-					p.enqueue(p.route.Load().access, items)
+					_ = p.enqueue(p.route.Load().access, p.encodeRecords(&s, []accesslog.Record{r}))
 				case e := <-p.rt:
 					p.enqueueRuntime(&e)
 				default:
@@ -338,22 +337,23 @@ func (p *Pipeline) ingestLoop() {
 				break more
 			}
 		}
-		items = p.appendRecords(items[:0], recs)
-		p.enqueue(p.route.Load().access, items)
+		_ = p.enqueue(p.route.Load().access, p.encodeRecords(&s, recs))
 	}
 }
 
-func (p *Pipeline) appendRecords(items [][]byte, recs []accesslog.Record) [][]byte {
+// encodeRecords encodes recs into s and returns their queue records
+// (valid until s is reused).
+func (p *Pipeline) encodeRecords(s *scratch, recs []accesslog.Record) [][]byte {
+	s.buf, s.ends, s.items = s.buf[:0], s.ends[:0], s.items[:0]
 	for i := range recs {
 		e := FromRecord(&recs[i])
-		if item := p.process(&e); item != nil {
-			items = append(items, item)
-		}
+		p.processInto(s, &e)
 	}
-	return items
+	return s.slices()
 }
 
-// process runs enrich, redact and sample; nil means sampled out.
+// process runs enrich, redact and sample on one entry; nil means sampled
+// out.
 func (p *Pipeline) process(e *Entry) []byte {
 	if e.Kind == exporters.Access && !p.opts.Sample.keep(e) {
 		p.sampled.Add(1)
@@ -362,6 +362,57 @@ func (p *Pipeline) process(e *Entry) []byte {
 	p.enrich.apply(e)
 	p.redact.apply(e)
 	return encodeItem(make([]byte, 0, 768), e)
+}
+
+// scratch holds what one synchronous ingest call (a Fluent Bit chunk, a
+// block of lines) builds: its records encoded back to back in one buffer,
+// and the redaction rules of the last record's fields. Pooled, so a
+// chunk allocates nothing per record.
+type scratch struct {
+	buf   []byte
+	ends  []int
+	items [][]byte
+	rules []keyRule
+}
+
+var scratchPool = exporters.NewFreeList(4, func() *scratch { return new(scratch) })
+
+func getScratch() *scratch {
+	s := scratchPool.Get()
+	s.buf, s.ends, s.items = s.buf[:0], s.ends[:0], s.items[:0]
+	return s
+}
+
+func putScratch(s *scratch) {
+	if cap(s.buf) > 16<<20 {
+		return // one huge chunk: do not pin its buffer
+	}
+	clear(s.items) // drop references into buf
+	scratchPool.Put(s)
+}
+
+// processInto runs enrich, redact and sample and appends the queue record
+// to s.buf; false means sampled out.
+func (p *Pipeline) processInto(s *scratch, e *Entry) bool {
+	if e.Kind == exporters.Access && !p.opts.Sample.keep(e) {
+		p.sampled.Add(1)
+		return false
+	}
+	p.enrich.apply(e)
+	p.redact.applyCached(e, &s.rules)
+	s.buf = encodeItem(s.buf, e)
+	s.ends = append(s.ends, len(s.buf))
+	return true
+}
+
+// slices returns the records of s.buf (valid while s is held).
+func (s *scratch) slices() [][]byte {
+	start := 0
+	for _, end := range s.ends {
+		s.items = append(s.items, s.buf[start:end:end])
+		start = end
+	}
+	return s.items
 }
 
 // enqueue appends items to each output's queue.
@@ -396,7 +447,11 @@ func (p *Pipeline) enqueueRuntime(e *Entry) {
 // kept line is in every access output's durable queue. Lines that are not
 // JSON objects are counted and skipped (returned as the count).
 func (p *Pipeline) IngestJSONLines(data []byte) (bad int, err error) {
-	var items [][]byte
+	s := getScratch()
+	defer putScratch(s)
+	if want := len(data) + len(data)/4 + 4096; cap(s.buf) < want {
+		s.buf = make([]byte, 0, want)
+	}
 	for len(data) > 0 {
 		line := data
 		if i := indexByte(data, '\n'); i >= 0 {
@@ -412,28 +467,30 @@ func (p *Pipeline) IngestJSONLines(data []byte) (bad int, err error) {
 			bad++
 			continue
 		}
-		if item := p.process(&e); item != nil {
-			items = append(items, item)
-		}
+		p.processInto(s, &e)
 	}
-	return bad, p.enqueueAccess(items)
+	return bad, p.enqueueAccess(s.slices())
 }
 
 // IngestMsgpack takes one Fluent Bit chunk synchronously (see
 // DecodeMsgpack). It returns queue.ErrFull (wrapped) when a queue refused
 // the records, so the plugin can ask Fluent Bit to retry the chunk.
 func (p *Pipeline) IngestMsgpack(data []byte) error {
-	var items [][]byte
+	s := getScratch()
+	defer putScratch(s)
+	// A record's JSON is about its msgpack size plus the queue header and
+	// enrichment: size the buffer once rather than grow (copy) it.
+	if want := len(data) + len(data)/4 + 4096; cap(s.buf) < want {
+		s.buf = make([]byte, 0, want)
+	}
 	err := DecodeMsgpack(data, func(e *Entry) error {
-		if item := p.process(e); item != nil {
-			items = append(items, item)
-		}
+		p.processInto(s, e)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return p.enqueueAccess(items)
+	return p.enqueueAccess(s.slices())
 }
 
 func (p *Pipeline) enqueueAccess(items [][]byte) error {

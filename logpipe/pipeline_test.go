@@ -289,7 +289,7 @@ func TestValidate(t *testing.T) {
 		{Name: "h", Type: "http", Parameters: map[string]string{"host": "example.com", "uri": "/x"}},
 	}, AccessLogOutputs: []string{"missing"}, RuntimeLogLevel: "loud"}
 	err := Validate(bad)
-	for _, want := range []string{`conf.d/logging.yaml:7`, `conf.d/logging.yaml:7: Configuration/logging: spec.logging.outputs[0]: output "s" (type splunk): unknown parameter "splunk_tokn"`, `type "kafka" is not supported`, `not a Sumo Logic collector`, `"missing" is not a name`, `runtimeLogs.logLevel`} {
+	for _, want := range []string{`conf.d/logging.yaml:7`, `conf.d/logging.yaml:7: Configuration/logging: spec.logging.outputs[0]: output "s" (type splunk): unknown parameter "splunk_tokn"`, `type "kafka" is not supported: flexgw implements the Fluent Bit outputs file, http, newrelic, nrlogs, splunk, stdout, sumologic`, `output "h" (type http): parameter "format": msgpack (Fluent Bit's default) is not supported`, `"missing" is not a name`, `runtimeLogs.logLevel`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}

@@ -1,10 +1,14 @@
 package logpipe
 
 import (
+	"slices"
 	"strings"
 
+	"github.com/flexgw/flexgw/exporters/file"
+	"github.com/flexgw/flexgw/exporters/httpout"
 	"github.com/flexgw/flexgw/exporters/newrelic"
 	"github.com/flexgw/flexgw/exporters/splunk"
+	"github.com/flexgw/flexgw/exporters/stdout"
 	"github.com/flexgw/flexgw/exporters/sumologic"
 )
 
@@ -18,7 +22,19 @@ var secretParams = map[string][]string{
 	"newrelic":  newrelic.SecretParams,
 	"nrlogs":    newrelic.SecretParams,
 	"sumologic": sumologic.SecretParams,
-	"http":      sumologic.SecretParams, // accepted only for Sumo Logic sources
+	"http":      union(sumologic.SecretParams, httpout.SecretParams), // Sumo Logic sources or generic
+	"file":      file.SecretParams,
+	"stdout":    stdout.SecretParams,
+}
+
+func union(a, b []string) []string {
+	out := append([]string{}, a...)
+	for _, s := range b {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // SecretParams returns the secret parameter names (lowercase) of output

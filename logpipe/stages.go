@@ -98,11 +98,43 @@ func (r *redactor) matchHeader(key string) bool {
 	return false
 }
 
+// keyRule is what redaction does with a top-level field, decided once
+// per key.
+type keyRule struct {
+	key    string
+	redact bool // a redacted header or field: the value goes
+	query  bool // a path or URL: configured query parameters go
+}
+
+func (r *redactor) rule(key string) keyRule {
+	kr := keyRule{key: key, redact: r.fields[key] || r.isHeader(key)}
+	switch key {
+	case "path", "url", "uri", "query", "request_uri", "original_path", "Path", "URL", "URI":
+		kr.query = true
+	}
+	return kr
+}
+
 // apply redacts e in place.
-func (r *redactor) apply(e *Entry) {
+func (r *redactor) apply(e *Entry) { r.applyCached(e, nil) }
+
+// applyCached is apply with the rules of the previous record's fields, by
+// position, in *rules (nil: none): records repeat one shape, so a field
+// costs a string compare (usually of identical strings) instead of map
+// lookups.
+func (r *redactor) applyCached(e *Entry, rules *[]keyRule) {
 	for i := range e.Fields {
 		f := &e.Fields[i]
-		if r.fields[f.Key] || r.isHeader(f.Key) {
+		var kr keyRule
+		switch {
+		case rules == nil:
+			kr = r.rule(f.Key)
+		case i < len(*rules) && (*rules)[i].key == f.Key:
+			kr = (*rules)[i]
+		default:
+			kr = r.cachedRule(rules, i, f.Key)
+		}
+		if kr.redact {
 			if string(f.Val) != "null" {
 				f.Val = []byte(Redacted)
 			}
@@ -111,13 +143,38 @@ func (r *redactor) apply(e *Entry) {
 		switch {
 		case len(f.Val) > 0 && f.Val[0] == '{':
 			f.Val = r.object(f.Val, 0)
-		case len(f.Val) > 0 && f.Val[0] == '"':
-			switch f.Key {
-			case "path", "url", "uri", "query", "request_uri", "original_path", "Path", "URL", "URI":
-				f.Val = r.queryValue(f.Val)
-			}
+		case kr.query && len(f.Val) > 0 && f.Val[0] == '"':
+			f.Val = r.queryValue(f.Val)
 		}
 	}
+}
+
+// cachedRule finds key's rule elsewhere in *rules (fields in another
+// order) or decides it, and moves it to position i for the next record.
+// The cache holds each key once and at most 256 keys (hostile records
+// with ever-new keys only cost a decision each).
+func (r *redactor) cachedRule(rules *[]keyRule, i int, key string) keyRule {
+	rs := *rules
+	for j := range rs {
+		if kr := rs[j]; kr.key == key {
+			if i < len(rs) {
+				rs[i], rs[j] = rs[j], rs[i]
+			}
+			return kr
+		}
+	}
+	kr := r.rule(key)
+	switch {
+	case i < len(rs) && len(rs) < 256:
+		rs = append(rs, rs[i])
+		rs[i] = kr
+	case i < len(rs):
+		rs[i] = kr
+	case len(rs) < 256:
+		rs = append(rs, kr)
+	}
+	*rules = rs
+	return kr
 }
 
 // object redacts header-named members of a nested object (e.g. a

@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,6 +50,8 @@ var (
 	rounds  = flag.Int("rounds", 3, "alternating rounds")
 	child   = flag.String("pipeline-child", "", "internal: run the in-process pipeline on this log, send to -hec")
 	hecURL  = flag.String("hec", "", "internal: HEC URL for -pipeline-child")
+	only    = flag.String("only", "", "comma-separated configs to run (null, plugin, native, inprocess; default all); ratios need null, plugin and native")
+	noDups  = flag.Bool("no-dups", false, "skip the runs with 503s (for profiling)")
 )
 
 const token = "bench-tok"
@@ -90,6 +93,10 @@ func run() error {
 	} else {
 		fmt.Println("fluent-bit: NOT RUN (no Fluent Bit: set FLUENT_BIT; it has no Debian package) — only the in-process pipeline is measured")
 	}
+	if *only != "" {
+		configs = strings.Split(*only, ",")
+	}
+	has := func(c string) bool { return slices.Contains(configs, c) }
 	cpu := map[string][]float64{}
 	for r := 0; r < *rounds; r++ {
 		// Rotate the order each round so drift on the shared machine
@@ -108,7 +115,7 @@ func run() error {
 	row := func(name string, sec float64) {
 		fmt.Printf("%-44s %12.2f %16.0f\n", name, sec, n/sec)
 	}
-	if *flbBin != "" {
+	if has("null") && has("plugin") && has("native") {
 		null := median(cpu["null"])
 		var pShare, nShare []float64
 		for i := range cpu["null"] {
@@ -134,7 +141,17 @@ func run() error {
 		fmt.Printf("plugin output-stage CPU / native output-stage CPU: %.2fx (median of per-round ratios %v; target <= 0.5x: %s)\n",
 			median(ratios), fmtList(ratios), verdict)
 	}
-	row("in-process pipeline (logpipe, no Fluent Bit)", median(cpu["inprocess"]))
+	for _, c := range []string{"null", "plugin", "native"} {
+		if has(c) && !(has("null") && has("plugin") && has("native")) {
+			row("fluent-bit, "+c+" (whole process)", median(cpu[c]))
+		}
+	}
+	if has("inprocess") {
+		row("in-process pipeline (logpipe, no Fluent Bit)", median(cpu["inprocess"]))
+	}
+	if *noDups {
+		return nil
+	}
 
 	fmt.Printf("\n%-44s %10s %10s %10s\n", "duplicates under 30% random 503s", "records", "dups", "dup %")
 	for _, c := range configs {

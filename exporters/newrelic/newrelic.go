@@ -159,7 +159,7 @@ func appendLog(b []byte, e *exporters.Event) []byte {
 	b = append(b, `{"timestamp":`...)
 	b = strconv.AppendInt(b, e.Time.UnixMilli(), 10)
 	b = append(b, `,"message":`...)
-	b = exporters.AppendString(b, e.Message)
+	b = exporters.AppendStringBytes(b, e.Message)
 	b = append(b, `,"attributes":`...)
 	// Splice logtype into the record object so its fields become
 	// attributes without decoding it.
@@ -200,9 +200,10 @@ func (x *NewRelic) ExportRequests(ctx context.Context, events []exporters.Event,
 // compressed form is over the Log API's limit, and reports each request.
 // It returns errStop when the Log API could not be reached.
 func (x *NewRelic) post(ctx context.Context, events []exporters.Event, lo, hi int, body []byte, report func(exporters.Outcome)) error {
-	var zbuf bytes.Buffer
 	if x.gzip {
-		exporters.Gzip(&zbuf, body)
+		zbuf := exporters.GetBuffer()
+		defer exporters.PutBuffer(zbuf)
+		exporters.Gzip(zbuf, body)
 		body = zbuf.Bytes()
 	}
 	if len(body) > x.maxBody {
@@ -231,7 +232,7 @@ func (x *NewRelic) post(ctx context.Context, events []exporters.Event, lo, hi in
 
 // send posts one compressed (or plain) payload.
 func (x *NewRelic) send(ctx context.Context, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.url, bytes.NewReader(body))
+	req, err := exporters.NewRequest(ctx, http.MethodPost, x.url, body)
 	if err != nil {
 		return err
 	}

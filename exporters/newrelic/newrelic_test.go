@@ -21,7 +21,7 @@ func events(n, size int, random bool) []exporters.Event {
 			_, _ = rand.Read(pad)
 		}
 		out[i] = exporters.Event{
-			Time: time.UnixMilli(1700000000123), Kind: exporters.Access, Message: "GET / 200",
+			Time: time.UnixMilli(1700000000123), Kind: exporters.Access, Message: []byte("GET / 200"),
 			JSON: []byte(fmt.Sprintf(`{"request_id":"r%d","pad":"%s"}`, i, hex.EncodeToString(pad))),
 		}
 	}

@@ -247,10 +247,11 @@ type sentReq struct {
 // most max_body_bytes is confirmed on its own, by its 2xx answer or, with
 // indexer acknowledgement, by its ackId turning true.
 func (x *Splunk) ExportRequests(ctx context.Context, events []exporters.Event, report func(exporters.Outcome)) {
-	var zbuf bytes.Buffer
+	zbuf := exporters.GetBuffer()
+	defer exporters.PutBuffer(zbuf)
 	var waiting []sentReq
 	_ = exporters.SplitRanges(events, x.maxBody, 160, x.appendEvent, func(body []byte, lo, hi int) error {
-		id, err := x.post(ctx, &zbuf, body)
+		id, err := x.post(ctx, zbuf, body)
 		switch {
 		case err != nil:
 			report(exporters.Outcome{Lo: lo, Hi: hi, Err: err})
@@ -275,7 +276,7 @@ func (x *Splunk) post(ctx context.Context, zbuf *bytes.Buffer, body []byte) (int
 		exporters.Gzip(zbuf, body)
 		body = zbuf.Bytes()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.eventURL, bytes.NewReader(body))
+	req, err := exporters.NewRequest(ctx, http.MethodPost, x.eventURL, body)
 	if err != nil {
 		return 0, err
 	}

@@ -19,7 +19,7 @@ func events(n, size int) []exporters.Event {
 	pad := strings.Repeat("x", size)
 	for i := range out {
 		out[i] = exporters.Event{
-			Time: time.UnixMilli(1700000000123 + int64(i)), Kind: exporters.Access, Message: "GET / 200",
+			Time: time.UnixMilli(1700000000123 + int64(i)), Kind: exporters.Access, Message: []byte("GET / 200"),
 			JSON: []byte(fmt.Sprintf(`{"request_id":"r%d","pad":%q}`, i, pad)),
 		}
 	}

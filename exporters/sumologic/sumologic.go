@@ -166,9 +166,10 @@ var errStop = errors.New("stop")
 // ExportRequests implements exporters.RequestExporter: every body of at
 // most max_body_bytes is confirmed (2xx) or failed on its own.
 func (x *Sumo) ExportRequests(ctx context.Context, events []exporters.Event, report func(exporters.Outcome)) {
-	var zbuf bytes.Buffer
+	zbuf := exporters.GetBuffer()
+	defer exporters.PutBuffer(zbuf)
 	_ = exporters.SplitRanges(events, x.maxBody, 160, x.appendLine, func(body []byte, lo, hi int) error {
-		err := x.post(ctx, &zbuf, body)
+		err := x.post(ctx, zbuf, body)
 		report(exporters.Outcome{Lo: lo, Hi: hi, Err: err})
 		if !exporters.Continue(err) {
 			return errStop
@@ -182,7 +183,7 @@ func (x *Sumo) post(ctx context.Context, zbuf *bytes.Buffer, body []byte) error 
 		exporters.Gzip(zbuf, body)
 		body = zbuf.Bytes()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.url, bytes.NewReader(body))
+	req, err := exporters.NewRequest(ctx, http.MethodPost, x.url, body)
 	if err != nil {
 		return err
 	}

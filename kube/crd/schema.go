@@ -275,7 +275,7 @@ func Kinds() []Kind {
 					"outputs": list("Named Fluent Bit outputs.", obj("", map[string]*Schema{
 						"name":       str("Output name, referenced by accessLogs and runtimeLogs."),
 						"type":       str("Fluent Bit output type (splunk, nrlogs, http, file, stdout, ...)."),
-						"parameters": dict("Output parameters.", &Schema{IntOrString: true}),
+						"parameters": dict("Output parameters: strings (numbers and booleans as Fluent Bit reads them), or a list of strings for a key Fluent Bit repeats (the http output's header).", &Schema{Preserve: true}),
 					}, "name", "type")),
 					"accessLogs": obj("", map[string]*Schema{"outputs": list("Output names.", str(""))}),
 					"runtimeLogs": obj("", map[string]*Schema{

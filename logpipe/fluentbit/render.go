@@ -44,13 +44,27 @@ type Files struct {
 	Main []byte
 	// Plugins is plugins.conf, which Main names in plugins_file.
 	Plugins []byte
+	// Parsers is parsers.conf (ParsersPath of the plugins file), which
+	// Main names in parsers_file: the JSON parser native outputs need.
+	Parsers []byte
 }
+
+// ParsersPath is where parsers.conf goes: beside plugins.conf.
+func ParsersPath(pluginsFile string) string {
+	return filepath.Join(filepath.Dir(pluginsFile), "parsers.conf")
+}
+
+// JSONParser is the parser that turns an access-log line into the record.
+const JSONParser = "flexgw_json"
 
 // Tag is the tag of the access-log stream.
 const Tag = "flexgw.access"
 
 // Render produces the configuration; it is pure. Outputs are rendered in
-// config order; every parameter is passed to the plugin as Param.<key>.
+// config order. Splunk, New Relic and Sumo Logic outputs go through
+// flexgw's plugin (durable queue, per-request retries), every parameter
+// passed as Param.<key>; file, stdout and generic http outputs are Fluent
+// Bit's own, with the parameters as written.
 func Render(c Config, pluginsFile string) (Files, error) {
 	for name, p := range map[string]string{"AccessLogPath": c.AccessLogPath, "StateDir": c.StateDir, "PluginPath": c.PluginPath, "QueueDir": c.QueueDir} {
 		if !filepath.IsAbs(p) {
@@ -74,6 +88,7 @@ func Render(c Config, pluginsFile string) (Files, error) {
 	kv("Daemon", "Off")
 	kv("Log_Level", level)
 	kv("plugins_file", pluginsFile)
+	kv("parsers_file", ParsersPath(pluginsFile))
 	kv("storage.path", filepath.Join(c.StateDir, "storage"))
 	// Durable across SIGKILL (TestRenderedConfigSurvivesSIGKILL): chunks
 	// are mmap'd files, so what Fluent Bit appended is in the page cache
@@ -112,6 +127,18 @@ func Render(c Config, pluginsFile string) (Files, error) {
 	for _, n := range c.Logging.AccessLogOutputs {
 		access[n] = true
 	}
+	for _, o := range c.Logging.Outputs {
+		if (len(access) == 0 || access[o.Name]) && logpipe.NativeFluentBit(o) != "" {
+			// Fluent Bit's own outputs write the record they get: parse
+			// the line into its fields first (the plugin decodes either).
+			b.WriteString("\n[FILTER]\n")
+			kv("Name", "parser")
+			kv("Match", Tag)
+			kv("Key_Name", "log")
+			kv("Parser", JSONParser)
+			break
+		}
+	}
 	n := 0
 	for _, o := range c.Logging.Outputs {
 		if len(access) > 0 && !access[o.Name] {
@@ -119,6 +146,24 @@ func Render(c Config, pluginsFile string) (Files, error) {
 		}
 		n++
 		b.WriteString("\n[OUTPUT]\n")
+		if native := logpipe.NativeFluentBit(o); native != "" {
+			// Fluent Bit's own output: its parameters are Fluent Bit's,
+			// passed as written; a list (header) is one line per item.
+			kv("Name", native)
+			kv("Match", Tag)
+			kv("Alias", o.Name)
+			kv("Retry_Limit", "False")
+			for _, k := range sortedKeys(o.Parameters) {
+				// A YAML block scalar (Flex's template: |) ends in a newline.
+				for _, v := range strings.Split(strings.TrimRight(o.Parameters[k], "\n"), "\n") {
+					if strings.ContainsRune(v, '\r') {
+						return Files{}, fmt.Errorf("fluentbit: output %q parameter %q: value spans lines", o.Name, k)
+					}
+					kv(k, v)
+				}
+			}
+			continue
+		}
 		kv("Name", logpipe.PluginName)
 		kv("Match", Tag)
 		kv("Alias", o.Name)
@@ -129,12 +174,7 @@ func Render(c Config, pluginsFile string) (Files, error) {
 		if c.GatewayID != "" {
 			kv("Gateway_ID", c.GatewayID)
 		}
-		keys := make([]string, 0, len(o.Parameters))
-		for k := range o.Parameters {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range sortedKeys(o.Parameters) {
 			v := o.Parameters[k]
 			if strings.ContainsAny(v, "\n\r") {
 				return Files{}, fmt.Errorf("fluentbit: output %q parameter %q: value spans lines", o.Name, k)
@@ -146,5 +186,15 @@ func Render(c Config, pluginsFile string) (Files, error) {
 		return Files{}, errors.New("fluentbit: no access-log outputs configured")
 	}
 	plugins := fmt.Sprintf("[PLUGINS]\n    Path %s\n", c.PluginPath)
-	return Files{Main: []byte(b.String()), Plugins: []byte(plugins)}, nil
+	parsers := "[PARSER]\n    Name   " + JSONParser + "\n    Format json\n"
+	return Files{Main: []byte(b.String()), Plugins: []byte(plugins), Parsers: []byte(parsers)}, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -2,17 +2,15 @@ package fluentbit
 
 import (
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/ir"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func config() Config {
 	return Config{
@@ -26,7 +24,10 @@ func config() Config {
 			{Name: "splunk-out", Type: "splunk", Parameters: map[string]string{"host": "splunk.example.com", "port": "8088", "splunk_token": "TOKEN", "tls": "On"}},
 			{Name: "sumo", Type: "http", Parameters: map[string]string{"host": "endpoint1.collection.sumologic.com", "port": "443", "uri": "/receiver/v1/http/X", "format": "json_lines", "tls": "On"}},
 			{Name: "runtime-only", Type: "nrlogs", Parameters: map[string]string{"license_key": "K"}},
-		}, AccessLogOutputs: []string{"splunk-out", "sumo"}, RuntimeLogOutputs: []string{"runtime-only"}},
+			{Name: "default", Type: "file", Parameters: map[string]string{"file": "/var/log/log.txt", "format": "template", "template": "[{time}] {method} {path}"}},
+			{Name: "dynatrace", Type: "http", Parameters: map[string]string{"host": "env1.live.dynatrace.com", "Port": "443", "header": "Content-Type application/json; charset=utf-8\nAuthorization Api-Token T", "URI": "/api/v2/logs/ingest", "Format": "json", "tls": "on"}},
+			{Name: "console", Type: "stdout", Parameters: map[string]string{"format": "json_lines"}},
+		}, AccessLogOutputs: []string{"splunk-out", "sumo", "default", "dynatrace", "console"}, RuntimeLogOutputs: []string{"runtime-only"}},
 	}
 }
 
@@ -35,20 +36,9 @@ func TestRenderGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := string(files.Main) + "----\n" + string(files.Plugins)
+	got := string(files.Main) + "----\n" + string(files.Plugins) + "----\n" + string(files.Parsers)
 	golden := filepath.Join("testdata", "fluent-bit.conf.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Fatalf("render differs from %s (run with -update):\n%s", golden, got)
-	}
+	testutil.Golden(t, golden, []byte(got))
 }
 
 func TestRenderErrors(t *testing.T) {

@@ -57,7 +57,7 @@ func (s *Supervisor) WriteConfig() (string, error) {
 		return "", fmt.Errorf("fluentbit: %w", err)
 	}
 	main := filepath.Join(s.Dir, "fluent-bit.conf")
-	for path, b := range map[string][]byte{main: files.Main, pluginsPath: files.Plugins} {
+	for path, b := range map[string][]byte{main: files.Main, pluginsPath: files.Plugins, ParsersPath(pluginsPath): files.Parsers} {
 		if err := os.WriteFile(path, b, 0o640); err != nil {
 			return "", fmt.Errorf("fluentbit: %w", err)
 		}

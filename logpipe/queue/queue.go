@@ -78,6 +78,10 @@ var ErrClosed = errors.New("queue closed")
 // ErrTooLarge is returned for a single item bigger than a segment.
 var ErrTooLarge = errors.New("item larger than a queue segment")
 
+// FrameOverhead is what the queue adds to each item on disk (Stats.Bytes
+// counts it).
+const FrameOverhead = frameHeader
+
 const (
 	frameHeader = 8 // uint32 length, uint32 CRC32C, little endian
 	segSuffix   = ".wal"
@@ -118,6 +122,12 @@ type Queue struct {
 	dirty   bool
 	head    Cursor // first unacknowledged record
 	cur     *os.File
+	cf      *os.File // the cursor file, open once written
+	seq     uint64   // sequence number of the last cursor slot written
+	wbuf    []byte   // Append's framing buffer, reused
+	rbuf    []byte   // Read's buffer, reused (see Read)
+	rused   int      // bytes of rbuf handed out by the current Read
+	items   [][]byte // Read's result, reused
 	dropped int64
 	closed  bool
 	notify  chan struct{}
@@ -187,7 +197,8 @@ func Open(opts Options) (*Queue, error) {
 		q.segs = []segment{{id: 1}}
 	}
 	q.head = Cursor{Seg: q.segs[0].id}
-	if c, ok := readCursor(filepath.Join(opts.Dir, cursorFile)); ok {
+	if c, seq, ok := readCursor(filepath.Join(opts.Dir, cursorFile)); ok {
+		q.seq = seq
 		for _, s := range q.segs {
 			if s.id == c.Seg && c.Off <= s.size && c.N <= s.count {
 				q.head = c
@@ -238,19 +249,63 @@ func scan(path string) (segment, error) {
 	return s, nil
 }
 
-func readCursor(path string) (Cursor, bool) {
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) != 28 {
-		return Cursor{}, false
-	}
-	if crc32.Checksum(b[:24], castagnoli) != binary.LittleEndian.Uint32(b[24:]) {
-		return Cursor{}, false
+// The cursor file holds two slots written in turn (slot = seq % 2), each
+// with a sequence number and a CRC; the valid slot with the higher
+// sequence wins. A torn write spoils only the slot being written, so the
+// previous position survives (the batch since is sent again: a duplicate,
+// never a loss), and no file is created or renamed per acknowledgement,
+// which costs an inode and a directory update each time on ext4.
+const (
+	slotSize   = 40 // seg, off, n, seq (uint64 each), CRC32C, 4 spare
+	legacySize = 28 // an older release's single record: seg, off, n, CRC32C
+)
+
+func encodeSlot(c Cursor, seq uint64) []byte {
+	b := make([]byte, slotSize)
+	binary.LittleEndian.PutUint64(b, c.Seg)
+	binary.LittleEndian.PutUint64(b[8:], uint64(c.Off))
+	binary.LittleEndian.PutUint64(b[16:], uint64(c.N))
+	binary.LittleEndian.PutUint64(b[24:], seq)
+	binary.LittleEndian.PutUint32(b[32:], crc32.Checksum(b[:32], castagnoli))
+	return b
+}
+
+func decodeSlot(b []byte) (Cursor, uint64, bool) {
+	if len(b) < slotSize || crc32.Checksum(b[:32], castagnoli) != binary.LittleEndian.Uint32(b[32:]) {
+		return Cursor{}, 0, false
 	}
 	return Cursor{
 		Seg: binary.LittleEndian.Uint64(b),
 		Off: int64(binary.LittleEndian.Uint64(b[8:])),
 		N:   int(binary.LittleEndian.Uint64(b[16:])),
-	}, true
+	}, binary.LittleEndian.Uint64(b[24:]), true
+}
+
+// readCursor returns the last persisted position and its sequence number.
+func readCursor(path string) (Cursor, uint64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Cursor{}, 0, false
+	}
+	if len(b) == legacySize {
+		if crc32.Checksum(b[:24], castagnoli) != binary.LittleEndian.Uint32(b[24:]) {
+			return Cursor{}, 0, false
+		}
+		return Cursor{
+			Seg: binary.LittleEndian.Uint64(b),
+			Off: int64(binary.LittleEndian.Uint64(b[8:])),
+			N:   int(binary.LittleEndian.Uint64(b[16:])),
+		}, 0, true
+	}
+	var best Cursor
+	var bestSeq uint64
+	found := false
+	for off := 0; off+slotSize <= len(b) && off < 2*slotSize; off += slotSize {
+		if c, seq, ok := decodeSlot(b[off:]); ok && (!found || seq > bestSeq) {
+			best, bestSeq, found = c, seq, true
+		}
+	}
+	return best, bestSeq, found
 }
 
 // Notify returns a channel that receives after appends.
@@ -276,7 +331,12 @@ func (q *Queue) Append(items ...[]byte) error {
 	if q.opts.RejectWhenFull && q.bytesLocked()-q.head.Off+size > q.opts.MaxBytes {
 		return ErrFull
 	}
-	buf := make([]byte, 0, min(size, 1<<20))
+	buf := q.wbuf[:0]
+	defer func() {
+		if cap(buf) <= 2<<20 {
+			q.wbuf = buf[:0] // keep it for the next Append
+		}
+	}()
 	for _, it := range items {
 		last := &q.segs[len(q.segs)-1]
 		if last.size > 0 && last.size+int64(len(buf))+int64(len(it)+frameHeader) > q.opts.SegmentBytes {
@@ -389,16 +449,21 @@ func (q *Queue) enforceCapLocked() {
 // Read returns up to maxItems items (and about maxBytes) from the first
 // unacknowledged record, and the cursor just past them to pass to Ack.
 // Reading again without Ack returns the same items. It does not block.
+//
+// The items alias a buffer the queue reuses: they are valid until the
+// next Read. The one consumer reads a batch, delivers it and acknowledges
+// it before reading again, so nothing is copied or allocated per batch.
 func (q *Queue) Read(maxItems int, maxBytes int) ([][]byte, Cursor, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		return nil, q.head, ErrClosed
 	}
-	var items [][]byte
+	q.items = q.items[:0]
+	q.rused = 0
 	c := q.head
 	total := 0
-	for si := 0; si < len(q.segs) && len(items) < maxItems; si++ {
+	for si := 0; si < len(q.segs) && len(q.items) < maxItems && total < maxBytes; si++ {
 		s := q.segs[si]
 		if s.id < c.Seg {
 			continue
@@ -420,45 +485,67 @@ func (q *Queue) Read(maxItems int, maxBytes int) ([][]byte, Cursor, error) {
 			}
 			q.cur = f
 		}
-		want := min(s.size-c.Off, int64(max(maxBytes-total, 64<<10)))
-		data := make([]byte, want)
-		n, err := q.cur.ReadAt(data, c.Off)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, q.head, fmt.Errorf("queue read: %w", err)
-		}
-		data = data[:n]
-		off := 0
-		for len(items) < maxItems && len(data)-off >= frameHeader {
-			ln := int(binary.LittleEndian.Uint32(data[off:]))
-			if len(data)-off-frameHeader < ln {
-				if off == 0 { // one frame bigger than the window
-					big := make([]byte, frameHeader+ln)
-					if _, err := q.cur.ReadAt(big, c.Off); err != nil {
+		for c.Off < s.size && len(q.items) < maxItems && total < maxBytes {
+			want := min(s.size-c.Off, int64(max(maxBytes-total, 64<<10)))
+			if s.count > 0 {
+				// Records are alike in size: read about what maxItems
+				// needs rather than maxBytes, which is often far more.
+				avg := s.size / int64(s.count)
+				want = min(want, max(avg*int64(maxItems-len(q.items))+avg/2, 64<<10))
+			}
+			data := q.window(int(want))
+			n, err := q.cur.ReadAt(data, c.Off)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return nil, q.head, fmt.Errorf("queue read: %w", err)
+			}
+			data = data[:n]
+			if len(data) >= frameHeader {
+				if ln := int(binary.LittleEndian.Uint32(data)); len(data)-frameHeader < ln {
+					// One frame bigger than the window: read it whole.
+					data = q.window(frameHeader + ln)
+					if _, err := q.cur.ReadAt(data, c.Off); err != nil {
 						return nil, q.head, fmt.Errorf("queue read: %w", err)
 					}
-					data, off = big, 0
-					continue
 				}
-				break
 			}
-			item := data[off+frameHeader : off+frameHeader+ln]
-			if crc32.Checksum(item, castagnoli) != binary.LittleEndian.Uint32(data[off+4:]) {
-				return nil, q.head, fmt.Errorf("queue read: checksum mismatch in segment %d at offset %d", s.id, c.Off)
+			off := 0
+			for len(q.items) < maxItems && total < maxBytes && len(data)-off >= frameHeader {
+				ln := int(binary.LittleEndian.Uint32(data[off:]))
+				if len(data)-off-frameHeader < ln {
+					break // the rest comes with the next window
+				}
+				item := data[off+frameHeader : off+frameHeader+ln : off+frameHeader+ln]
+				if crc32.Checksum(item, castagnoli) != binary.LittleEndian.Uint32(data[off+4:]) {
+					return nil, q.head, fmt.Errorf("queue read: checksum mismatch in segment %d at offset %d", s.id, c.Off)
+				}
+				q.items = append(q.items, item)
+				off += frameHeader + ln
+				c.Off += int64(frameHeader + ln)
+				c.N++
+				total += ln
 			}
-			items = append(items, item)
-			off += frameHeader + ln
-			c.Off += int64(frameHeader + ln)
-			c.N++
-			total += ln
-			if total >= maxBytes {
-				return items, c, nil
+			if off == 0 {
+				// Scan validated every frame up to s.size; a frame that
+				// does not fit means the file changed under us.
+				return nil, q.head, fmt.Errorf("queue read: segment %d is shorter than scanned at offset %d", s.id, c.Off)
 			}
-		}
-		if c.Off < s.size {
-			break // window exhausted; the rest comes next Read
+			q.rused -= len(data) - off // hand the unparsed tail back to the buffer
 		}
 	}
-	return items, c, nil
+	return q.items, c, nil
+}
+
+// window returns n bytes of the read buffer after what this Read already
+// handed out. When the buffer is too small a bigger one replaces it; the
+// items already returned keep the old one alive until the next Read.
+func (q *Queue) window(n int) []byte {
+	if len(q.rbuf)-q.rused < n {
+		q.rbuf = make([]byte, max(n, 2*len(q.rbuf), 256<<10))
+		q.rused = 0
+	}
+	b := q.rbuf[q.rused : q.rused+n : q.rused+n]
+	q.rused += n
+	return b
 }
 
 // Ack marks everything before c as delivered, persisting the position and
@@ -480,12 +567,7 @@ func (q *Queue) Ack(c Cursor) error {
 			q.head = Cursor{Seg: q.segs[i+1].id}
 		}
 	}
-	var b [28]byte
-	binary.LittleEndian.PutUint64(b[:], q.head.Seg)
-	binary.LittleEndian.PutUint64(b[8:], uint64(q.head.Off))
-	binary.LittleEndian.PutUint64(b[16:], uint64(q.head.N))
-	binary.LittleEndian.PutUint32(b[24:], crc32.Checksum(b[:24], castagnoli))
-	if err := writeFileAtomic(filepath.Join(q.opts.Dir, cursorFile), b[:], q.opts.Fsync == FsyncAlways); err != nil {
+	if err := q.writeCursorLocked(); err != nil {
 		return err
 	}
 	for len(q.segs) > 1 && q.segs[0].id < q.head.Seg {
@@ -499,24 +581,23 @@ func (q *Queue) Ack(c Cursor) error {
 	return nil
 }
 
-func writeFileAtomic(path string, b []byte, sync bool) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-	if err != nil {
+// writeCursorLocked persists q.head in the next cursor slot.
+func (q *Queue) writeCursorLocked() error {
+	if q.cf == nil {
+		f, err := os.OpenFile(filepath.Join(q.opts.Dir, cursorFile), os.O_CREATE|os.O_RDWR, 0o640)
+		if err != nil {
+			return fmt.Errorf("queue cursor: %w", err)
+		}
+		q.cf = f
+	}
+	q.seq++
+	if _, err := q.cf.WriteAt(encodeSlot(q.head, q.seq), int64(q.seq%2)*slotSize); err != nil {
 		return fmt.Errorf("queue cursor: %w", err)
 	}
-	_, err = f.Write(b)
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("queue cursor: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("queue cursor: %w", err)
+	if q.opts.Fsync == FsyncAlways {
+		if err := q.cf.Sync(); err != nil {
+			return fmt.Errorf("queue cursor: %w", err)
+		}
 	}
 	return nil
 }
@@ -577,6 +658,12 @@ func (q *Queue) Close() error {
 	}
 	if q.cur != nil {
 		_ = q.cur.Close()
+	}
+	if q.cf != nil {
+		if q.opts.Fsync != FsyncNever {
+			_ = q.cf.Sync()
+		}
+		_ = q.cf.Close()
 	}
 	q.mu.Unlock()
 	close(q.stop)
