@@ -421,6 +421,11 @@ func (a *Agent) logWarnings(s *ir.Snapshot) {
 // conf.d is empty, and the gateway serves its admin API and waits for files.
 func (a *Agent) logIfEmpty(s *ir.Snapshot) {
 	if len(s.APIs()) == 0 {
+		if a.opts.Source != nil {
+			a.log.Info("no APIs configured: apply Flex Gateway resources (or Ingresses, HTTPRoutes) to the source; they are loaded as they appear",
+				"config", a.opts.Source.Name(), "snapshot", s.Version)
+			return
+		}
 		a.log.Info("no APIs configured: add Flex Gateway *.yaml files to the config directory; they are loaded as they appear",
 			"config", a.opts.ConfigDir, "snapshot", s.Version)
 	}

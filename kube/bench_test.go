@@ -100,7 +100,7 @@ spec:
 			return done == n, fmt.Sprintf("%d of %d", done, n)
 		})
 		statuses := time.Since(start)
-		rss := rssKB(b, g.cmd.Process.Pid)
+		rss := rssKB(b, g.Cmd.Process.Pid)
 
 		up2 := upstream(b, "changed")
 		start = time.Now()

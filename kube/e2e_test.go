@@ -1,8 +1,6 @@
 package kube_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,14 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/flexgw/flexgw/config"
+	"github.com/flexgw/flexgw/internal/gatewaytest"
 	"github.com/flexgw/flexgw/kube/kubetest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -26,86 +22,16 @@ import (
 
 var flexgwBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "flexgw-kube-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	flexgwBin = filepath.Join(dir, "flexgw")
-	build := exec.Command("go", "build", "-o", flexgwBin, "../cmd/flexgw")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building flexgw:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { gatewaytest.Main(m, &flexgwBin) }
 
-// gateway is one `flexgw run --kubernetes` process outside the cluster.
-type gateway struct {
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	log    bytes.Buffer
-	exited chan struct{}
-}
-
-var servingRe = regexp.MustCompile(`msg=serving`)
-
-func startGateway(t testing.TB, kubeconfig string, extra ...string) *gateway {
+// startGateway runs `flexgw run --kubernetes` outside the cluster with
+// kubeconfig and waits until it serves.
+func startGateway(t testing.TB, kubeconfig string, extra ...string) *gatewaytest.Process {
 	t.Helper()
 	args := append([]string{"run", "--kubernetes", "--kubeconfig", kubeconfig, "--admin", "127.0.0.1:0",
 		"--access-log", "off", "--state-dir", t.TempDir(), "--dataplane", "builtin", "--ebpf", "off",
 		"--drain-timeout", "2s"}, extra...)
-	g := &gateway{cmd: exec.Command(flexgwBin, args...), exited: make(chan struct{})}
-	pr, pw := io.Pipe()
-	g.cmd.Stderr, g.cmd.Stdout = pw, pw
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	serving := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		once := sync.Once{}
-		for sc.Scan() {
-			g.mu.Lock()
-			g.log.WriteString(sc.Text() + "\n")
-			g.mu.Unlock()
-			if servingRe.MatchString(sc.Text()) {
-				once.Do(func() { close(serving) })
-			}
-		}
-	}()
-	go func() { _ = g.cmd.Wait(); pw.Close(); close(g.exited) }()
-	t.Cleanup(func() {
-		_ = g.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-g.exited:
-		case <-time.After(15 * time.Second):
-			_ = g.cmd.Process.Kill()
-			<-g.exited
-		}
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", g.logs())
-		}
-	})
-	select {
-	case <-serving:
-	case <-g.exited:
-		t.Fatalf("gateway exited before serving:\n%s", g.logs())
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("gateway not serving within 2m:\n%s", g.logs())
-	}
-	return g
-}
-
-func (g *gateway) logs() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.log.String()
+	return gatewaytest.Start(t, flexgwBin, args, gatewaytest.Options{Timeout: 2 * time.Minute})
 }
 
 // upstream answers every request with its name and the path it got, on
@@ -257,7 +183,7 @@ spec:
 `, port, up1)
 	c.MustApply(t, orders)
 
-	g := startGateway(t, cl.Kubeconfig)
+	startGateway(t, cl.Kubeconfig)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitServed(t, base+"/orders/42", "200 one /42")
 	waitCondition(t, c, orders, "Accepted", "True")
@@ -336,5 +262,4 @@ spec:
 	c.MustApply(t, strings.Replace(orders, up1, up1+"/v2", 1))
 	waitServed(t, base+"/orders/42", "200 one /v2/42")
 	waitCondition(t, c, orders, "Programmed", "True")
-	_ = g
 }

@@ -1,12 +1,21 @@
 package policy_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flexgw/flexgw/internal/slapdtest"
+	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -151,5 +160,40 @@ func TestLDAPAuthenticationConfigErrors(t *testing.T) {
 	}
 	if err := d.Validate([]byte(`{` + ok + `}`)); err != nil {
 		t.Errorf("minimal config: %v", err)
+	}
+}
+
+// TestLDAPAuthenticationLDAPS: ldaps:// verifies the directory's
+// certificate against Configuration spec.defaultTLS.outboundPolicyCalls;
+// a certificate it does not trust authenticates no one.
+func TestLDAPAuthenticationLDAPS(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "directory"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+	dir := slapdtest.StartTLS(t, directoryLDIF, certPEM, keyPEM)
+	up := newUpstream(t)
+	cfg := map[string]any{"ldapServerURL": dir.TLSURL, "ldapServerUserDn": "cn=search," + slapdtest.Suffix,
+		"ldapServerUserPassword": "search-secret", "ldapSearchBase": "ou=people," + slapdtest.Suffix}
+	trusted := &ir.Snapshot{PolicyCallTLS: &ir.UpstreamTLS{CAPEM: certPEM}}
+	g := newGateway(t, policy.Env{Snapshot: trusted}, up, mkPolicy("ldap-authentication-flex", cfg))
+	wantStatus(t, g.get(t, "/", basic("jane", "jane-secret")...), 200)
+	wantStatus(t, g.get(t, "/", basic("jane", "wrong")...), 401)
+	// The system roots do not know this certificate.
+	untrusted := newGateway(t, policy.Env{}, up, mkPolicy("ldap-authentication-flex", cfg))
+	wantStatus(t, untrusted.get(t, "/", basic("jane", "jane-secret")...), 401)
+	if d := untrusted.rec.All(); len(d) != 1 || d[0] != "ldap-authentication-flex=error" {
+		t.Errorf("decisions %v, want one error (certificate refused)", d)
+	}
+	if up.Hits() != 1 {
+		t.Errorf("upstream hits %d, want 1", up.Hits())
 	}
 }

@@ -25,6 +25,8 @@ import (
 type Server struct {
 	// URL is ldap://127.0.0.1:<port>.
 	URL string
+	// TLSURL is ldaps://127.0.0.1:<port> when started with StartTLS.
+	TLSURL string
 }
 
 // Suffix is the directory's base DN.
@@ -55,7 +57,15 @@ func freePort(t testing.TB) int {
 }
 
 // Start runs slapd until t ends and loads ldif (which must create Suffix).
-func Start(t testing.TB, ldif string) *Server {
+func Start(t testing.TB, ldif string) *Server { return start(t, ldif, "", "") }
+
+// StartTLS is Start with an ldaps:// listener too, serving the PEM
+// certificate and key given (for 127.0.0.1).
+func StartTLS(t testing.TB, ldif, certPEM, keyPEM string) *Server {
+	return start(t, ldif, certPEM, keyPEM)
+}
+
+func start(t testing.TB, ldif, certPEM, keyPEM string) *Server {
 	t.Helper()
 	bin, ldapadd := slapdBin(t, "slapd"), slapdBin(t, "ldapadd")
 	dir := t.TempDir()
@@ -78,19 +88,33 @@ directory %[1]s/data
 access to attrs=userPassword by anonymous auth by * none
 access to * by * read
 `, dir, Suffix)
+	if certPEM != "" {
+		for name, content := range map[string]string{"cert.pem": certPEM, "key.pem": keyPEM} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// TLS directives are global: they go before the database section.
+		conf = fmt.Sprintf("TLSCertificateFile %[1]s/cert.pem\nTLSCertificateKeyFile %[1]s/key.pem\n", dir) + conf
+	}
 	confPath := filepath.Join(dir, "slapd.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var url string
+	var url, tlsURL string
 	var cmd *exec.Cmd
 	var stderr bytes.Buffer
 	// A port picked free may be taken before slapd binds it: try again.
 	for attempt := 0; ; attempt++ {
 		url = fmt.Sprintf("ldap://127.0.0.1:%d", freePort(t))
+		listen := url + "/"
+		if certPEM != "" {
+			tlsURL = fmt.Sprintf("ldaps://127.0.0.1:%d", freePort(t))
+			listen += " " + tlsURL + "/"
+		}
 		stderr.Reset()
 		// -d 0: stay in the foreground (the test owns the process), log nothing.
-		cmd = exec.Command(bin, "-f", confPath, "-h", url+"/", "-d", "0")
+		cmd = exec.Command(bin, "-f", confPath, "-h", listen, "-d", "0")
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -115,7 +139,12 @@ access to * by * read
 	if out, err := add.CombinedOutput(); err != nil {
 		t.Fatalf("ldapadd: %v\n%s", err, out)
 	}
-	return &Server{URL: url}
+	if tlsURL != "" {
+		if err := waitLDAP("ldap://"+strings.TrimPrefix(tlsURL, "ldaps://"), nil); err != nil {
+			t.Fatalf("slapd's ldaps listener: %v", err)
+		}
+	}
+	return &Server{URL: url, TLSURL: tlsURL}
 }
 
 // waitLDAP waits until something accepts connections at url, or slapd exits.

@@ -3,8 +3,6 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -12,33 +10,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flexgw/flexgw/internal/gatewaytest"
 )
 
 var flexgwBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "flexgw-e2e-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	flexgwBin = filepath.Join(dir, "flexgw")
-	build := exec.Command("go", "build", "-race", "-ldflags", "-X main.version=e2e -X main.commit=test", "-o", flexgwBin, "../../cmd/flexgw")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building flexgw:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { gatewaytest.Main(m, &flexgwBin) }
 
 // freePort returns a loopback port that was free a moment ago. The config
 // format needs a concrete port, so the gateway cannot listen on :0 itself.
@@ -76,72 +58,25 @@ func writeFile(t *testing.T, path, content string) {
 
 // gateway is one running flexgw process.
 type gateway struct {
-	t         *testing.T
-	cmd       *exec.Cmd
+	*gatewaytest.Process
 	admin     string
 	accessLog string
-	mu        sync.Mutex
-	stderr    bytes.Buffer
-	exited    chan struct{}
-	exitErr   error
 }
-
-var adminRe = regexp.MustCompile(`admin=(\S+)`)
 
 // startGateway runs `flexgw run` on dir and waits until it serves.
 func startGateway(t *testing.T, dir string, extra ...string) *gateway {
 	t.Helper()
-	g := &gateway{t: t, accessLog: filepath.Join(t.TempDir(), "access.log"), exited: make(chan struct{})}
+	g := &gateway{accessLog: filepath.Join(t.TempDir(), "access.log")}
 	args := append([]string{"run", "--config", dir, "--admin", "127.0.0.1:0",
 		"--access-log", g.accessLog, "--state-dir", t.TempDir(), "--watch-interval", "50ms",
 		"--dataplane", "builtin", "--ebpf", "off", "--drain-timeout", "10s"}, extra...)
-	g.cmd = exec.Command(flexgwBin, args...)
-	pr, pw := io.Pipe()
-	g.cmd.Stderr = pw
-	g.cmd.Stdout = os.Stdout
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	adminCh := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			g.mu.Lock()
-			g.stderr.WriteString(line + "\n")
-			g.mu.Unlock()
-			if strings.Contains(line, "msg=serving") {
-				if m := adminRe.FindStringSubmatch(line); m != nil {
-					select {
-					case adminCh <- m[1]:
-					default:
-					}
-				}
-			}
-		}
-	}()
-	go func() {
-		g.exitErr = g.cmd.Wait()
-		pw.Close()
-		close(g.exited)
-	}()
-	t.Cleanup(g.kill)
-	select {
-	case g.admin = <-adminCh:
-	case <-g.exited:
-		t.Fatalf("flexgw exited before serving: %v\n%s", g.exitErr, g.logs())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("flexgw did not report serving within 60s\n%s", g.logs())
-	}
+	g.Process = gatewaytest.Start(t, flexgwBin, args, gatewaytest.Options{Stdout: os.Stdout})
+	g.admin = g.Admin
+	t.Cleanup(g.kill) // before gatewaytest's graceful stop: these tests need no drain
 	return g
 }
 
-func (g *gateway) logs() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.stderr.String()
-}
+func (g *gateway) logs() string { return g.Logs() }
 
 // waitLog waits until the gateway's output holds want. The output reaches
 // the test through a pipe, so a line written before the state the test just
@@ -156,34 +91,26 @@ func (g *gateway) waitLog(t *testing.T, want, why string) {
 	})
 }
 
-func (g *gateway) kill() {
-	select {
-	case <-g.exited:
-	default:
-		_ = g.cmd.Process.Kill()
-		<-g.exited
-	}
-}
+func (g *gateway) kill() { g.Kill() }
 
-func (g *gateway) signal(sig syscall.Signal) {
-	_ = g.cmd.Process.Signal(sig)
-}
+func (g *gateway) signal(sig syscall.Signal) { g.Signal(sig) }
 
 // waitExit waits for the process to end and returns its exit code.
 func (g *gateway) waitExit(t *testing.T, within time.Duration) int {
 	t.Helper()
 	select {
-	case <-g.exited:
+	case <-g.Exited():
 	case <-time.After(within):
 		t.Fatalf("flexgw still running after %s\n%s", within, g.logs())
 	}
-	if g.exitErr == nil {
+	err := g.ExitErr()
+	if err == nil {
 		return 0
 	}
-	if ee, ok := g.exitErr.(*exec.ExitError); ok {
+	if ee, ok := err.(*exec.ExitError); ok {
 		return ee.ExitCode()
 	}
-	t.Fatalf("wait: %v", g.exitErr)
+	t.Fatalf("wait: %v", err)
 	return -1
 }
 
