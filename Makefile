@@ -24,8 +24,9 @@ run: build
 
 # kube-apiserver, kubectl and helm (the Kubernetes tests in kube/ run
 # against a real kube-apiserver + etcd) are built once per version into
-# /var/cache/flexgw-k8s: a cold build takes 13-20 min on 2 cores, later
-# runs find them there.
+# /var/cache/flexgw-k8s: the first build took 10 min for kube-apiserver
+# and 2.5 min for kubectl on 2 cores shared with other builds (load ~10);
+# later runs find them there.
 deps:
 	@./scripts/deps.sh test
 	@./scripts/k8s-tools.sh all >/dev/null
