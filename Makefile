@@ -9,7 +9,7 @@ DEB_VERSION ?= $(shell v=$$(git describe --tags --exact-match 2>/dev/null) && ec
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN := bin
 
-.PHONY: all build run test test-kube test-go lint bench generate plugin install deb clean deps
+.PHONY: all build run test test-kube test-go lint bench generate plugin install deb clean deps golden
 
 all: build
 
@@ -49,6 +49,14 @@ test-go:
 	$(GO) test ./dataplane/internal/h1 -run '^$$' -fuzz FuzzReadRequest -fuzztime 5s
 	$(GO) test ./dataplane/internal/h1 -run '^$$' -fuzz FuzzResponseHead -fuzztime 5s
 	$(GO) test ./ir -run '^$$' -fuzz FuzzNormalizePath -fuzztime 5s
+
+# Rewrites every golden file (translator and policy renderings, config and
+# IR fixtures, TUI frames, dashboards, Fluent Bit config) from the current
+# output: the tests that call testutil.Golden, run with -update. Review the
+# diff before committing it.
+GOLDEN_PKGS = $(shell grep -rl --include='*_test.go' 'testutil.Golden' . | xargs -n1 dirname | sort -u)
+golden:
+	$(GO) test -count=1 $(GOLDEN_PKGS) -update
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

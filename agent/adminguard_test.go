@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 func TestAdminExposureRule(t *testing.T) {
@@ -64,7 +66,7 @@ func hostStatus(t *testing.T, addr, host, token string) int {
 // does: the connection reaches the loopback port, but the Host header
 // carries the attacker's name.
 func TestAdminHostGuard(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	o := testOptions(t, t.TempDir(), &logs)
 	o.AdminHosts = []string{"gw-1.example.com"}
 	ta := startAgent(t, o, &logs)
@@ -115,7 +117,7 @@ func TestAdminHostGuard(t *testing.T) {
 // scraper addressing the gateway by any IP gets through to the token
 // check; a name that is not configured is still refused first.
 func TestAdminHostGuardWildcardBind(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	o := testOptions(t, t.TempDir(), &logs)
 	o.AdminAddr = "0.0.0.0:0"
 	o.AdminToken = "s3cret-token"

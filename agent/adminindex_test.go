@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 // hecStandIn is a stand-in for a Splunk HEC endpoint (the real one is
@@ -55,7 +57,7 @@ func TestAdminNaming(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	writeConfig(t, dir, "api.yaml", apiYAML(port, upstream(t, "a").URL)+splunkConfig(hecStandIn(t).URL))
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	o := testOptions(t, dir, logs)
 	o.Version, o.Commit = "v9.9.9-test", "abc1234"
 	ta := startAgent(t, o, logs)

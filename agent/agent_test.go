@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,32 +17,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
-// syncBuffer is a bytes.Buffer safe for the agent's goroutines to log into
+// testutil.SyncBuffer is a bytes.Buffer safe for the agent's goroutines to log into
 // while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testAgent is one agent running in this process on the built-in data plane.
 type testAgent struct {
 	a      *Agent
 	admin  string
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -104,7 +88,7 @@ func testOptions(t *testing.T, dir string, logs io.Writer) Options {
 }
 
 // startAgent runs an agent until it serves; the test's cleanup stops it.
-func startAgent(t *testing.T, o Options, logs *syncBuffer) *testAgent {
+func startAgent(t *testing.T, o Options, logs *testutil.SyncBuffer) *testAgent {
 	t.Helper()
 	ready := make(chan string, 1)
 	o.OnReady = func(addr string) { ready <- addr }
@@ -201,7 +185,7 @@ func TestReloadAppliesValidKeepsLastGoodAndSkipsUnchanged(t *testing.T) {
 	port := freePort(t)
 	dir := t.TempDir()
 	writeConfig(t, dir, "api.yaml", apiYAML(port, upA.URL))
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	ta := startAgent(t, testOptions(t, dir, &logs), &logs)
 	gw := fmt.Sprintf("http://127.0.0.1:%d/x", port)
 
@@ -318,7 +302,7 @@ func TestShutdownDrainsInFlightThenCloses(t *testing.T) {
 	port := freePort(t)
 	dir := t.TempDir()
 	writeConfig(t, dir, "api.yaml", apiYAML(port, slow.URL))
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	o := testOptions(t, dir, &logs)
 	ta := startAgent(t, o, &logs)
 
@@ -404,7 +388,7 @@ func TestStartFailureNamesThePartAndStops(t *testing.T) {
 	port := freePort(t)
 	dir := t.TempDir()
 	writeConfig(t, dir, "api.yaml", apiYAML(port, "http://127.0.0.1:9"))
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	o := testOptions(t, dir, &logs)
 	o.AdminAddr = busy.Addr().String()
 	o.OnReady = func(string) { t.Error("OnReady called although start-up failed") }
@@ -431,7 +415,7 @@ func TestFirstSnapshotRejectedByTheDataPlane(t *testing.T) {
 	port := busy.Addr().(*net.TCPAddr).Port
 	dir := t.TempDir()
 	writeConfig(t, dir, "api.yaml", apiYAML(port, "http://127.0.0.1:9"))
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	o := testOptions(t, dir, &logs)
 	o.OnReady = func(string) { t.Error("OnReady called although the listener could not bind") }
 	a, err := newAgent(o)
@@ -457,7 +441,7 @@ func TestFirstSnapshotRejectedByTheDataPlane(t *testing.T) {
 func TestBadDataPlaneFlagStartsNothing(t *testing.T) {
 	dir := t.TempDir()
 	writeConfig(t, dir, "api.yaml", apiYAML(freePort(t), "http://127.0.0.1:9"))
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	o := testOptions(t, dir, &logs)
 	o.DataPlane = "nginx"
 	a, err := newAgent(o)

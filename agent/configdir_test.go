@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 func basicAuthBindingYAML(password string) string {
@@ -42,7 +44,7 @@ func TestEmptyConfigDirServes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "README"), []byte("Put Flex Gateway *.yaml files here.\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	ta := startAgent(t, testOptions(t, dir, &logs), &logs)
 	if code, body := get(t, "http://"+ta.admin+"/ready"); code != http.StatusOK {
 		t.Fatalf("/ready with no APIs = %d %s, want 200", code, body)
@@ -74,7 +76,7 @@ func TestConfigDirAttacksKeepLastGood(t *testing.T) {
 	dir := t.TempDir()
 	writeConfig(t, dir, "10-api.yaml", apiYAML(port, up.URL))
 	writeConfig(t, dir, "20-auth.yaml", basicAuthBindingYAML("pw1"))
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	ta := startAgent(t, testOptions(t, dir, &logs), &logs)
 	gw := fmt.Sprintf("http://127.0.0.1:%d/x", port)
 	if code := getStatus(t, gw); code != http.StatusUnauthorized {

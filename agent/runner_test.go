@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 // fakeRunner records its lifecycle calls in a shared event list.
@@ -40,8 +42,8 @@ func (f *fakeDrainer) Drain(context.Context) error {
 	return nil
 }
 
-func testLifecycle(t *testing.T) (*lifecycle, *syncBuffer) {
-	var buf syncBuffer
+func testLifecycle(t *testing.T) (*lifecycle, *testutil.SyncBuffer) {
+	var buf testutil.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	return &lifecycle{log: func() *slog.Logger { return log }}, &buf
 }

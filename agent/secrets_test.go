@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/logpipe"
 	"github.com/flexgw/flexgw/policy"
 )
@@ -285,7 +286,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 		t.Fatalf("the example configuration does not compile:\n%v", err)
 	}
 
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	o := testOptions(t, dir, &logs)
 	ta := startAgent(t, o, &logs)
 

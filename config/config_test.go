@@ -2,14 +2,13 @@ package config
 
 import (
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata")
+	"github.com/flexgw/flexgw/internal/testutil"
+)
 
 // testEnv is the fixed environment fixtures expand $VARs against.
 func testEnv(name string) (string, bool) {
@@ -71,19 +70,7 @@ func TestValidFixtures(t *testing.T) {
 
 func golden(t *testing.T, path, got string) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("missing golden file (run go test -update): %v", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s mismatch (run go test -update to accept)\n--- got ---\n%s--- want ---\n%s", path, got, want)
-	}
+	testutil.Golden(t, path, []byte(got))
 }
 
 func TestLoadDirProblems(t *testing.T) {

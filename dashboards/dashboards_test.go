@@ -1,10 +1,8 @@
 package dashboards
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -25,11 +23,10 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/telemetry/metrics"
 )
-
-var update = flag.Bool("update", false, "rewrite the dashboard JSON files from dashboards.go")
 
 // rateInterval stands in for Grafana's $__rate_interval when parsing; an
 // odd value, so a hard-coded range is told apart from the variable.
@@ -42,19 +39,7 @@ func TestGoldenJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range all {
-		if *update {
-			if err := os.WriteFile(d.File, d.JSON, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(d.File)
-		if err != nil {
-			t.Fatalf("%v (run go test ./dashboards -update)", err)
-		}
-		if !bytes.Equal(got, d.JSON) {
-			t.Errorf("%s differs from dashboards.go; run go test ./dashboards -update", d.File)
-		}
+		testutil.Golden(t, d.File, d.JSON)
 	}
 }
 

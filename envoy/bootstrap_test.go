@@ -1,15 +1,14 @@
 package envoy
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	"github.com/flexgw/flexgw/internal/testutil"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -18,8 +17,6 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/fixed_heap/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // parseBootstrap reads the YAML back as Envoy would: YAML → JSON → proto.
 func parseBootstrap(t *testing.T, y []byte) *bootstrapv3.Bootstrap {
@@ -58,20 +55,7 @@ func TestBootstrapGolden(t *testing.T) {
 			if b.Node.Id != opts.NodeID {
 				t.Errorf("node id %q", b.Node.Id)
 			}
-			path := filepath.Join("testdata", name+".yaml")
-			if *update {
-				if err := os.WriteFile(path, y, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(y, want) {
-				t.Errorf("%s differs; go test ./envoy -update and review:\n%s", path, y)
-			}
+			testutil.Golden(t, filepath.Join("testdata", name+".yaml"), y)
 		})
 	}
 }

@@ -3,7 +3,6 @@ package ir
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,9 +11,8 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/config"
+	"github.com/flexgw/flexgw/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/out")
 
 var fixedNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
@@ -90,19 +88,7 @@ func TestGolden(t *testing.T) {
 
 func golden(t *testing.T, path, got string) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("missing golden file (run go test -update): %v", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s mismatch (run go test ./ir -update to accept)\n--- got ---\n%s--- want ---\n%s", path, got, want)
-	}
+	testutil.Golden(t, path, []byte(got))
 }
 
 // TestSnapshotJSONRoundTrip checks a snapshot survives JSON (the admin API

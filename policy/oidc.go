@@ -161,6 +161,8 @@ type oidcDiscovery struct {
 	jwks   *jose.JWKS
 	until  time.Time
 	err    error
+	// refreshing: a background refresh of known metadata is running.
+	refreshing bool
 }
 
 // maxDiscoveryDoc bounds the discovery and introspection documents read.
@@ -168,18 +170,42 @@ const maxDiscoveryDoc = 1 << 20
 
 func (d *oidcDiscovery) get(ctx context.Context) (*oidcProvider, *jose.JWKS, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if time.Now().Before(d.until) {
+	if time.Now().Before(d.until) || (d.meta != nil && d.refreshing) {
+		defer d.mu.Unlock()
 		return d.meta, d.jwks, d.err
 	}
+	if d.meta != nil {
+		// Known metadata is due: refresh it in the background and keep
+		// answering with it, so no request waits on the provider.
+		d.refreshing = true
+		d.mu.Unlock()
+		go func() {
+			meta, err := d.fetch(context.Background())
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			d.refreshing = false
+			d.store(meta, err)
+		}()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.meta, d.jwks, nil
+	}
+	// The first fetch: one at a time; the others wait for its outcome.
+	defer d.mu.Unlock()
 	meta, err := d.fetch(ctx)
+	d.store(meta, err)
+	return d.meta, d.jwks, d.err
+}
+
+// store records a fetch's outcome (d.mu held). A failure keeps metadata
+// that worked before and retries after 5 seconds.
+func (d *oidcDiscovery) store(meta *oidcProvider, err error) {
 	if err != nil {
-		if d.meta != nil { // keep serving with what worked before
-			d.until = time.Now().Add(5 * time.Second)
-			return d.meta, d.jwks, nil
+		if d.meta == nil {
+			d.err = err
 		}
-		d.err, d.until = err, time.Now().Add(5*time.Second)
-		return nil, nil, err
+		d.until = time.Now().Add(5 * time.Second)
+		return
 	}
 	if d.meta == nil || d.meta.JWKSURI != meta.JWKSURI {
 		d.jwks = nil
@@ -188,7 +214,6 @@ func (d *oidcDiscovery) get(ctx context.Context) (*oidcProvider, *jose.JWKS, err
 		}
 	}
 	d.meta, d.err, d.until = meta, nil, time.Now().Add(time.Hour)
-	return d.meta, d.jwks, nil
 }
 
 func (d *oidcDiscovery) fetch(ctx context.Context) (*oidcProvider, error) {

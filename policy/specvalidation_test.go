@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -169,7 +170,7 @@ func TestSpecValidationStrictParams(t *testing.T) {
 // blockOperation false: the request goes through and the violation is logged.
 func TestSpecValidationLogOnly(t *testing.T) {
 	up := newBodyUpstream(t)
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	env := policy.Env{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
 	g := newGateway(t, env, &upstream{Server: up.Server}, mkPolicy("spec-validation-flex", specCfg(map[string]any{"blockOperation": false})))
 	r := send(t, "POST", g.URL+"/pets", "application/json", `{"name":"Rex"}`)

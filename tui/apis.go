@@ -211,94 +211,54 @@ func (v *apisView) selected() *apiRow {
 }
 
 func (v *apisView) key(m *model, k tea.KeyPressMsg) tea.Cmd {
-	s := k.String()
 	if v.editing {
 		v.editing = editLine(&v.filter, k)
 		v.cursor = 0
 		v.rebuild(m.top)
 		return nil
 	}
+	keys := &apiKeys
 	if v.drill != "" {
-		switch s {
-		case "esc", "backspace", "left", "h":
-			v.drill, v.dOffset = "", 0
-			return m.fetchCmd()
-		case "up", "k":
-			v.move(-1)
-		case "down", "j":
-			v.move(1)
-		case "pgup":
-			v.move(-m.bodyHeight())
-		case "pgdown":
-			v.move(m.bodyHeight())
-		}
+		keys = &apiDrillKeys
+	}
+	cmd, _ := keys.dispatch(m, k.String())
+	return cmd
+}
+
+// toggle expands or collapses the selected row's API.
+func (v *apisView) toggle(m *model) tea.Cmd {
+	r := v.selected()
+	if r == nil {
 		return nil
 	}
-	switch s {
-	case "up", "k":
-		v.move(-1)
-	case "down", "j":
-		v.move(1)
-	case "pgup":
-		v.move(-m.bodyHeight())
-	case "pgdown":
-		v.move(m.bodyHeight())
-	case "home", "g":
-		v.cursor = 0
-	case "end", "G":
-		v.cursor = max(len(v.rows)-1, 0)
-	case "s", "S":
-		d := 1
-		if s == "S" {
-			d = len(apiSortCols) - 1
-		}
-		v.setSort((v.sortCol+d)%len(apiSortCols), m)
-	case "r":
-		v.desc = !v.desc
-		v.rebuild(m.top)
-	case "/":
-		v.editing = true
-	case "esc":
-		if v.filter != "" {
-			v.filter = ""
-			v.rebuild(m.top)
-		}
-	case "space", "right", "l":
-		if r := v.selected(); r != nil {
-			v.expanded[r.api] = !v.expanded[r.api]
-			if r.kind != rowAPI || !v.expanded[r.api] {
-				// Collapsing from a child keeps the selection on its API.
-				for i := range v.rows {
-					if v.rows[i].kind == rowAPI && v.rows[i].api == r.api {
-						v.cursor = i
-						break
-					}
-				}
+	v.expanded[r.api] = !v.expanded[r.api]
+	if r.kind != rowAPI || !v.expanded[r.api] {
+		// Collapsing from a child keeps the selection on its API.
+		for i := range v.rows {
+			if v.rows[i].kind == rowAPI && v.rows[i].api == r.api {
+				v.cursor = i
+				break
 			}
-			v.rebuild(m.top)
-			// The snapshot carries routes only for expanded APIs: fetch now.
-			return m.fetchCmd()
-		}
-	case "E":
-		// Expand every API, or collapse them all when all are expanded.
-		all := true
-		for _, r := range v.rows {
-			all = all && (r.kind != rowAPI || v.expanded[r.api])
-		}
-		for _, r := range v.rows {
-			if r.kind == rowAPI {
-				v.expanded[r.api] = !all
-			}
-		}
-		v.rebuild(m.top)
-		return m.fetchCmd()
-	case "enter":
-		if r := v.selected(); r != nil {
-			v.drill, v.dOffset = r.api, 0
-			return m.fetchCmd()
 		}
 	}
-	return nil
+	v.rebuild(m.top)
+	// The snapshot carries routes only for expanded APIs: fetch now.
+	return m.fetchCmd()
+}
+
+// toggleAll expands every API, or collapses them all when all are expanded.
+func (v *apisView) toggleAll(m *model) tea.Cmd {
+	all := true
+	for _, r := range v.rows {
+		all = all && (r.kind != rowAPI || v.expanded[r.api])
+	}
+	for _, r := range v.rows {
+		if r.kind == rowAPI {
+			v.expanded[r.api] = !all
+		}
+	}
+	v.rebuild(m.top)
+	return m.fetchCmd()
 }
 
 // setSort sorts by col: names ascending, numbers descending first.

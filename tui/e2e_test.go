@@ -12,6 +12,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/stats"
@@ -242,28 +243,11 @@ func TestExpandFetchesOnlyVisibleRoutes(t *testing.T) {
 	}
 }
 
-// syncBuffer is a goroutine-safe strings.Builder.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
+// testutil.SyncBuffer is a goroutine-safe strings.Builder.
 func TestPlainModeFramesUntilCancelled(t *testing.T) {
 	s, url := liveStats(t)
 	traffic(s, 20, 200)
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {

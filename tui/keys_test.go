@@ -2,11 +2,13 @@ package tui
 
 import (
 	"context"
+
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/flexgw/flexgw/stats/topapi"
 	"strings"
 	"testing"
+
+	"github.com/flexgw/flexgw/stats/topapi"
 
 	tea "charm.land/bubbletea/v2"
 )
@@ -188,6 +190,48 @@ func TestWidthMatchesAnsi(t *testing.T) {
 	for _, s := range []string{"", "plain", "a·b…c▼", "▁▂▃█", st.bad.Render("reload FAILED: x"), st.selected.Render("row ▇▆"), "tab\tx", "日本語", "\x1b[1;7m 1 APIs \x1b[0m"} {
 		if got, want := width(s), ansi.StringWidth(s); got != want {
 			t.Errorf("width(%q) = %d, ansi.StringWidth = %d", s, got, want)
+		}
+	}
+}
+
+// The keymap tables are the single source of dispatch and help: no key is
+// bound twice in one scope, no view binds a key the global table takes
+// first (it would never reach the view), and every help line names keys.
+func TestKeymapTables(t *testing.T) {
+	global := map[string]bool{"ctrl+c": true}
+	for _, b := range globalKeys.bindings {
+		for _, k := range b.keys {
+			global[k] = true
+		}
+	}
+	for name, km := range map[string]*keymap{"global": &globalKeys, "APIs": &apiKeys, "API detail": &apiDrillKeys, "Upstreams": &upstreamKeys, "Logs": &logKeys} {
+		seen := map[string]bool{}
+		for _, b := range km.bindings {
+			if b.do != nil && len(b.keys) == 0 {
+				t.Errorf("%s: a binding with an action has no key", name)
+			}
+			if b.help != "" && b.label == "" && len(b.keys) == 0 {
+				t.Errorf("%s: help %q names no key", name, b.help)
+			}
+			for _, k := range b.keys {
+				if seen[k] {
+					t.Errorf("%s: %q bound twice", name, k)
+				}
+				seen[k] = true
+				if km != &globalKeys && global[k] {
+					t.Errorf("%s: %q is taken by the global keys first and never reaches the view", name, k)
+				}
+			}
+		}
+	}
+	// The overlay shows every documented binding of the tables it lists.
+	m := fixtureModel(t)
+	help := ansi.Strip(strings.Join(m.helpLines(), "\n"))
+	for _, km := range []*keymap{&globalKeys, &apiKeys, &logKeys} {
+		for _, b := range km.bindings {
+			if b.help != "" && !strings.Contains(help, b.help) {
+				t.Errorf("help overlay misses %q", b.help)
+			}
 		}
 	}
 }

@@ -147,51 +147,21 @@ func (v *logsView) move(d int) {
 	v.sel = ms[max(i, 0)]
 }
 
-func (v *logsView) key(k tea.KeyPressMsg) {
-	s := k.String()
+func (v *logsView) key(m *model, k tea.KeyPressMsg) {
 	if v.editing {
 		v.editing = editLine(&v.text, k)
 		return
 	}
-	switch s {
-	case "up", "k":
-		v.move(-1)
-	case "down", "j":
-		v.move(1)
-	case "pgup":
-		v.move(-10)
-	case "pgdown":
-		v.move(10)
-	case "end", "G":
-		v.following = true
-	case "e":
-		v.errorsOnly = !v.errorsOnly
-	case "a":
-		switch {
-		case v.api != "":
-			v.api = ""
-		case v.current() != nil:
-			v.api = apiName(v.current().API)
-		}
-	case "c":
-		v.errorsOnly, v.api, v.text = false, "", ""
-	case "/":
-		v.editing = true
-	case "p", "space":
-		v.paused = !v.paused
-		if !v.paused {
-			p := v.pending
-			v.pending = nil
-			v.add(p)
-		}
-	case "enter":
-		v.detail = v.current() != nil
-	case "esc":
-		if v.detail {
-			v.detail = false
-		} else {
-			v.following = true
-		}
+	logKeys.dispatch(m, k.String())
+}
+
+// togglePause pauses the stream, or resumes it with what arrived meanwhile.
+func (v *logsView) togglePause() {
+	v.paused = !v.paused
+	if !v.paused {
+		p := v.pending
+		v.pending = nil
+		v.add(p)
 	}
 }
 

@@ -270,21 +270,8 @@ func (m *model) key(k tea.KeyPressMsg) tea.Cmd {
 		}
 		return nil
 	}
-	switch s {
-	case "q":
-		return tea.Quit
-	case "?":
-		m.help = true
-		return nil
-	case "tab":
-		m.view = (m.view + 1) % numViews
-		return nil
-	case "shift+tab":
-		m.view = (m.view + numViews - 1) % numViews
-		return nil
-	case "1", "2", "3", "4":
-		m.view = viewID(s[0] - '1')
-		return nil
+	if cmd, ok := globalKeys.dispatch(m, s); ok {
+		return cmd
 	}
 	return m.viewKey(k)
 }
@@ -322,7 +309,7 @@ func (m *model) viewKey(k tea.KeyPressMsg) tea.Cmd {
 	case viewUpstreams:
 		m.ups.key(m, k)
 	case viewLogs:
-		m.logs.key(k)
+		m.logs.key(m, k)
 	case viewPipeline:
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,9 +17,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
+	"github.com/flexgw/flexgw/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/golden/*.txt from the current output")
 
 const adminLabel = "http://127.0.0.1:9180"
 
@@ -134,23 +132,7 @@ func keyMsg(k string) tea.KeyPressMsg {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name+".txt")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./tui -run %s -update to create it)", err, t.Name())
-	}
-	if got != string(want) {
-		t.Errorf("frame %s differs from %s (rerun with -update if intended)\n--- got ---\n%s\n--- want ---\n%s", name, path, got, want)
-	}
+	testutil.Golden(t, filepath.Join("testdata", "golden", name+".txt"), []byte(got))
 }
 
 // plainFrame is the frame with colours and attributes removed: the plain

@@ -22,16 +22,7 @@ func (v *upstreamsView) move(m *model, d int) {
 }
 
 func (v *upstreamsView) key(m *model, k tea.KeyPressMsg) {
-	switch k.String() {
-	case "up", "k":
-		v.move(m, -1)
-	case "down", "j":
-		v.move(m, 1)
-	case "pgup":
-		v.move(m, -m.bodyHeight())
-	case "pgdown":
-		v.move(m, m.bodyHeight())
-	}
+	upstreamKeys.dispatch(m, k.String())
 }
 
 func (v *upstreamsView) click(y int) {

@@ -66,7 +66,7 @@ func main() {
 	threads := flag.Int("t", 2, "wrk threads")
 	rounds := flag.Int("rounds", 5, "rounds; each runs every scenario on both proxies, medians are compared")
 	only := flag.String("scenarios", "", "comma-separated scenario names (default: all)")
-	baseline := flag.String("baseline", "", "another build of this command: its data plane also runs the keep-alive scenarios (before/after)")
+	baseline := flag.String("baseline", "", "another build of this command: its data plane also runs the plain-HTTP scenarios without policies (before/after)")
 	out := flag.String("out", "", "directory for profiles and logs (default: a new temp dir, kept)")
 	profile := flag.Bool("profile", true, "profile flexgw (CPU, allocations) after the rounds")
 	flag.Parse()
@@ -201,6 +201,11 @@ func (b *bench) run(sel []scenario, rounds int, profile bool) (err error) {
 	if b.keyFile, b.crtFile, err = certFiles(b.dir); err != nil {
 		return err
 	}
+	// nginx's workers run as an unprivileged user: the static bodies
+	// (and the way to them) must be world-readable.
+	if err := os.Chmod(b.dir, 0o755); err != nil {
+		return err
+	}
 	root := filepath.Join(b.dir, "www")
 	if err := os.MkdirAll(filepath.Join(root, "b"), 0o755); err != nil {
 		return err
@@ -235,7 +240,7 @@ http {
 			if sc.chain {
 				rs[1].name = "flexgw-chain"
 			}
-			if b.baseline != "" && !sc.chain {
+			if b.baseline != "" && !sc.chain && !sc.tls {
 				rs = append(rs, runner{sc, "baseline"})
 			}
 			if i%2 == 1 {
@@ -270,7 +275,7 @@ func (b *bench) report(sel []scenario, results map[string]map[string][]result, r
 		if sc.chain {
 			names[1] = "flexgw-chain"
 		}
-		if b.baseline != "" && !sc.chain {
+		if b.baseline != "" && !sc.chain && !sc.tls {
 			names = append(names, "baseline")
 		}
 		for _, n := range names {
@@ -286,7 +291,7 @@ func (b *bench) report(sel []scenario, results map[string]map[string][]result, r
 			self = "flexgw-chain"
 		}
 		pairs := [][2]string{{self, sc.peer}}
-		if b.baseline != "" && !sc.chain {
+		if b.baseline != "" && !sc.chain && !sc.tls {
 			pairs = append(pairs, [2]string{"flexgw", "baseline"})
 		}
 		for _, p := range pairs {

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/flexgw/flexgw/envoy"
 	"github.com/flexgw/flexgw/envoy/supervisor"
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/snapshot"
 )
@@ -29,10 +29,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	fakeEnvoy = filepath.Join(dir, "envoy")
-	out, err := exec.Command("go", "build", "-o", fakeEnvoy, "../supervisor/testdata/fakeenvoy").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build fakeenvoy: %v\n%s", err, out)
+	if fakeEnvoy, err = testutil.FakeEnvoy(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -1,9 +1,7 @@
 package policyfilter_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,11 +11,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/flexgw/flexgw/envoy/policyfilter"
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/out golden files")
 
 type envoyFixture struct {
 	Name          string          `json:"name"`
@@ -108,23 +105,7 @@ func TestEnvoyGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got = append(got, '\n')
-			golden := filepath.Join("testdata/out", name+".json")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("rendering differs from %s (run with -update after checking):\n%s", golden, got)
-			}
+			testutil.Golden(t, filepath.Join("testdata/out", name+".json"), got)
 		})
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/envoy"
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 // fakeEnvoy is the stand-in binary built once for the package's tests.
@@ -25,10 +25,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	fakeEnvoy = filepath.Join(dir, "envoy")
-	out, err := exec.Command("go", "build", "-o", fakeEnvoy, "./testdata/fakeenvoy").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build fakeenvoy: %v\n%s", err, out)
+	if fakeEnvoy, err = testutil.FakeEnvoy(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -1,10 +1,6 @@
 package translate
 
 import (
-	"bytes"
-	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -12,9 +8,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/flexgw/flexgw/envoy/internal/protoyaml"
+	"github.com/flexgw/flexgw/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/out golden files")
 
 // goldenYAML renders a Result as YAML: every resource through protojson
 // (field order is the proto's), then re-encoded as block YAML so diffs read
@@ -75,38 +70,5 @@ func protoNode(t testing.TB, m proto.Message) *yaml.Node {
 
 func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "out", name+".yaml")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run go test ./envoy/translate -update to create it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file; run go test ./envoy/translate -update and review the diff\n%s", path, firstDiff(want, got))
-	}
+	testutil.Golden(t, filepath.Join("testdata", "out", name+".yaml"), got)
 }
-
-func firstDiff(want, got []byte) string {
-	wl := bytes.Split(want, []byte("\n"))
-	gl := bytes.Split(got, []byte("\n"))
-	for i := 0; i < len(wl) || i < len(gl); i++ {
-		var w, g []byte
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if !bytes.Equal(w, g) {
-			return "line " + itoa(i+1) + ":\n- " + string(w) + "\n+ " + string(g)
-		}
-	}
-	return ""
-}
-
-func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/flexgw/flexgw/envoy/translate/translatetest"
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 // allMessages lists every resource of r.
@@ -40,7 +41,7 @@ func TestGRPCPassLeavesEnvoyResourcesAlone(t *testing.T) {
 			alone.GRPC, both.GRPC = Resources{}, Resources{}
 			alone.Warnings, both.Warnings = nil, nil
 			if a, b := goldenYAML(t, alone), goldenYAML(t, both); !bytes.Equal(a, b) {
-				t.Errorf("the Envoy resources differ when the gRPC resources are built too:\n%s", firstDiff(a, b))
+				t.Errorf("the Envoy resources differ when the gRPC resources are built too:\n%s", testutil.FirstDiff(a, b))
 			}
 		})
 	}

@@ -2,17 +2,15 @@ package fluentbit
 
 import (
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/ir"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func config() Config {
 	return Config{
@@ -40,18 +38,7 @@ func TestRenderGolden(t *testing.T) {
 	}
 	got := string(files.Main) + "----\n" + string(files.Plugins) + "----\n" + string(files.Parsers)
 	golden := filepath.Join("testdata", "fluent-bit.conf.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Fatalf("render differs from %s (run with -update):\n%s", golden, got)
-	}
+	testutil.Golden(t, golden, []byte(got))
 }
 
 func TestRenderErrors(t *testing.T) {

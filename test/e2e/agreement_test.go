@@ -19,9 +19,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 // selfSigned returns a PEM certificate and key for 127.0.0.1 and localhost;
@@ -90,7 +91,7 @@ func runServes(t *testing.T, dir string) (bool, string) {
 	cmd := exec.Command(flexgwBin, "run", "--config", dir, "--admin", "127.0.0.1:0",
 		"--access-log", filepath.Join(t.TempDir(), "access.log"), "--state-dir", t.TempDir(),
 		"--dataplane", "builtin", "--ebpf", "off", "--drain-timeout", "1s")
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -186,25 +187,8 @@ func TestFlexCipherListServes(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the process's writes and the
+// testutil.SyncBuffer is a bytes.Buffer safe for the process's writes and the
 // test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Flex's default ipExpression reads X-Forwarded-For, which any client can
 // write: validate accepts the config and warns with the fix; run logs the
 // same warning at start-up, and the policy means what Flex documents.

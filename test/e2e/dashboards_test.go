@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgw/flexgw/exporters/exportertest"
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/sharedstore/redistest"
 )
 
@@ -251,10 +252,7 @@ spec:
 }
 
 func scrapeEnvoy(t *testing.T) map[string]bool {
-	bin := filepath.Join(t.TempDir(), "envoy")
-	if out, err := runGo("build", "-o", bin, "../../envoy/supervisor/testdata/fakeenvoy"); err != nil {
-		t.Fatalf("build stand-in envoy: %v\n%s", err, out)
-	}
+	bin := testutil.FakeEnvoyT(t)
 	t.Setenv("FAKE_ENVOY_ADS", "1")
 	port := freePort(t)
 	g := startGateway(t, writeConfig(t, map[string]string{"api.yaml": inlineAPI("dash-envoy", port, "", "http://127.0.0.1:9")}),

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/flexgw/flexgw/exporters/exportertest"
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 // In Envoy mode the access-log lines of requests Envoy finishes while the
@@ -22,10 +22,7 @@ import (
 // gRPC server (ADS, and the rate-limit and ext_authz services requests in
 // flight still call) was up until then.
 func TestEnvoyModeShipsLinesWrittenWhileDraining(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "envoy")
-	if out, err := runGo("build", "-o", bin, "../../envoy/supervisor/testdata/fakeenvoy"); err != nil {
-		t.Fatalf("build stand-in envoy: %v\n%s", err, out)
-	}
+	bin := testutil.FakeEnvoyT(t)
 	t.Setenv("FAKE_ENVOY_ADS", "1")
 	hec := exportertest.NewHEC("drain-token")
 	defer hec.Close()

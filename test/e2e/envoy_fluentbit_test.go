@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/exporters/exportertest"
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/logpipe/fluentbit/flbtest"
 )
 
@@ -35,10 +36,7 @@ func TestEnvoyModeShipsThroughRealFluentBit(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", pathDir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	envoyBin := filepath.Join(t.TempDir(), "envoy")
-	if out, err := runGo("build", "-o", envoyBin, "../../envoy/supervisor/testdata/fakeenvoy"); err != nil {
-		t.Fatalf("build stand-in envoy: %v\n%s", err, out)
-	}
+	envoyBin := testutil.FakeEnvoyT(t)
 	t.Setenv("FAKE_ENVOY_ADS", "1")
 	hec := exportertest.NewHEC("flb-e2e")
 	defer hec.Close()

@@ -8,11 +8,11 @@ import (
 	"math"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -50,10 +50,7 @@ func emMs(v int64) *int64 { return &v }
 // histograms with the record's trace id as exemplar, the policy denial,
 // and no method="ANY" series from Envoy's stats.
 func TestEnvoyModeRequestMetricsFromAccessLog(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "envoy")
-	if out, err := runGo("build", "-o", bin, "../../envoy/supervisor/testdata/fakeenvoy"); err != nil {
-		t.Fatalf("build stand-in envoy: %v\n%s", err, out)
-	}
+	bin := testutil.FakeEnvoyT(t)
 	t.Setenv("FAKE_ENVOY_ADS", "1")
 	envoyAdmin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	g := startGateway(t, writeConfig(t, map[string]string{"api.yaml": inlineAPI("em", freePort(t), "", "http://127.0.0.1:9")}),

@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/tui/tuitest"
 )
 
@@ -20,10 +20,7 @@ import (
 // ACKing what the agent pushes. The access-log lines Envoy would write are
 // appended to the log file by the test, in the json_format shape.
 func TestEnvoyDataPlaneWithStandIn(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "envoy")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../envoy/supervisor/testdata/fakeenvoy").CombinedOutput(); err != nil {
-		t.Fatalf("build stand-in envoy: %v\n%s", err, out)
-	}
+	bin := testutil.FakeEnvoyT(t)
 	t.Setenv("FAKE_ENVOY_ADS", "1")
 	port := freePort(t)
 	dir := writeConfig(t, map[string]string{"api.yaml": inlineAPI("via-envoy", port, "", "http://127.0.0.1:9")})
