@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -100,29 +101,40 @@ func Start(t testing.TB) *Cluster {
 	writeServingCert(t, c.CAFile, keyFile)
 	saKey := filepath.Join(dir, "sa.key")
 	writeRSAKey(t, saKey)
-	port := freePort(t)
-	c.URL = "https://127.0.0.1:" + port
-	apiDone := start(t, "kube-apiserver", filepath.Join(dir, "apiserver.log"), Tool(t, "kube-apiserver"),
-		"--etcd-servers", etcdURL,
-		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", port,
-		"--tls-cert-file", c.CAFile, "--tls-private-key-file", keyFile,
-		"--cert-dir", filepath.Join(dir, "certs"),
-		"--token-auth-file", c.tokens,
-		"--authorization-mode", "RBAC",
-		"--service-cluster-ip-range", "10.0.0.0/24",
-		"--service-account-issuer", "https://kubernetes.default.svc",
-		"--service-account-key-file", saKey, "--service-account-signing-key-file", saKey,
-		// No controller-manager mints service account tokens here.
-		"--disable-admission-plugins", "ServiceAccount",
-		"--allow-privileged=true",
-		// The default reconciler refuses a loopback advertise address; no
-		// pod reaches the API server through the kubernetes Service here.
-		"--endpoint-reconciler-type", "none",
-		"--v", "0")
+	// The port is free when chosen, but another process (tests run in
+	// parallel) may bind it first: then the API server exits at once and
+	// gets another port.
+	for attempt := 0; ; attempt++ {
+		ready := func() bool {
+			port := freePort(t)
+			c.URL = "https://127.0.0.1:" + port
+			apiDone := start(t, "kube-apiserver", filepath.Join(dir, "apiserver.log"), Tool(t, "kube-apiserver"),
+				"--etcd-servers", etcdURL,
+				"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", port,
+				"--tls-cert-file", c.CAFile, "--tls-private-key-file", keyFile,
+				"--cert-dir", filepath.Join(dir, "certs"),
+				"--token-auth-file", c.tokens,
+				"--authorization-mode", "RBAC",
+				"--service-cluster-ip-range", "10.0.0.0/24",
+				"--service-account-issuer", "https://kubernetes.default.svc",
+				"--service-account-key-file", saKey, "--service-account-signing-key-file", saKey,
+				// No controller-manager mints service account tokens here.
+				"--disable-admission-plugins", "ServiceAccount",
+				"--allow-privileged=true",
+				// The default reconciler refuses a loopback advertise address; no
+				// pod reaches the API server through the kubernetes Service here.
+				"--endpoint-reconciler-type", "none",
+				"--v", "0")
 
-	c.Kubeconfig = filepath.Join(dir, "admin.kubeconfig")
-	c.writeKubeconfig(t, c.Kubeconfig, "admin", c.AdminToken)
-	c.waitReady(t, etcdDone, apiDone)
+			c.Kubeconfig = filepath.Join(dir, "admin.kubeconfig")
+			c.writeKubeconfig(t, c.Kubeconfig, "admin", c.AdminToken)
+			return !c.waitReady(t, etcdDone, apiDone, attempt < 2)
+		}()
+		if ready {
+			break
+		}
+		t.Logf("kube-apiserver's port was taken; trying another")
+	}
 	c.Started = time.Since(begin)
 	t.Logf("kube-apiserver %s ready at %s in %v (logs in %s)", Version, c.URL, c.Started.Round(time.Millisecond), dir)
 	return c
@@ -169,7 +181,9 @@ func (c *Cluster) KubeconfigFor(t testing.TB, user, token string) string {
 
 // waitReady polls /readyz until it answers 200, failing at once (with the
 // log's tail) when etcd or the API server exits.
-func (c *Cluster) waitReady(t testing.TB, etcdDone, apiDone <-chan struct{}) {
+// With retry, an API server that exits because its port is taken is not
+// a failure: waitReady returns true for the caller to pick another port.
+func (c *Cluster) waitReady(t testing.TB, etcdDone, apiDone <-chan struct{}, retry bool) (portTaken bool) {
 	t.Helper()
 	pool := x509.NewCertPool()
 	ca, _ := os.ReadFile(c.CAFile)
@@ -199,11 +213,16 @@ func (c *Cluster) waitReady(t testing.TB, etcdDone, apiDone <-chan struct{}) {
 		case <-etcdDone:
 			t.Fatalf("etcd exited:\n%s", c.logTail("etcd.log"))
 		case <-apiDone:
-			t.Fatalf("kube-apiserver exited:\n%s", c.logTail("apiserver.log"))
+			log := c.logTail("apiserver.log")
+			if retry && strings.Contains(log, "address already in use") {
+				return true
+			}
+			t.Fatalf("kube-apiserver exited:\n%s", log)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 	t.Fatalf("kube-apiserver not ready: %s\n%s", last, c.logTail("apiserver.log"))
+	return false
 }
 
 func (c *Cluster) logTail(name string) string {
