@@ -3,4 +3,4 @@
 # wrk keep-alive load: req/s, p50/p99, CPU per request, peak RSS and ratios.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-go run ./bench/proxy -rounds "${ROUNDS:-3}" -with-access-log
+go run ./bench/proxy -rounds "${ROUNDS:-5}"
