@@ -1,11 +1,16 @@
-// Package extauthz is the agent's Envoy external authorization service
-// (envoy.service.auth.v3): for policies Envoy has no native filter for
-// (client-id-enforcement, spike-control-flex, message-logging-flex, IP
-// lists behind trusted proxies, JWT features jwt_authn lacks, header
-// injection with expressions), the Envoy rendering is an ext_authz filter
-// whose per-route context names the binding, and this service runs that
-// binding's built-in middleware — the very code the built-in data plane
-// runs — on a request rebuilt from Envoy's CheckRequest.
+// Package extauthz is the agent's policy engine for Envoy: its external
+// authorization service (envoy.service.auth.v3) and its external
+// processing service (envoy.service.ext_proc.v3). For policies Envoy has
+// no native filter for (client-id-enforcement, spike-control-flex,
+// message-logging-flex, IP lists behind trusted proxies, JWT features
+// jwt_authn lacks, header injection with expressions), the Envoy rendering
+// is an ext_authz filter whose per-route context names the binding, and
+// this service runs that binding's built-in middleware — the very code the
+// built-in data plane runs — on a request rebuilt from Envoy's
+// CheckRequest. Policies that also act on the response (an outbound header
+// computed by an expression, a cache) are rendered as ext_proc filters
+// instead, and extproc.go runs the same middleware across the request and
+// the response Envoy streams to it.
 package extauthz
 
 import (
@@ -22,6 +27,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -55,8 +61,12 @@ func New(shared policy.SharedStore, log *slog.Logger) *Server {
 	return &Server{shared: shared, log: log.With("component", "extauthz"), built: map[string]http.Handler{}}
 }
 
-// Register adds the service to a gRPC server (the agent's xDS server).
-func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
+// Register adds the services (ext_authz and ext_proc) to a gRPC server
+// (the agent's xDS server).
+func (s *Server) Register(g *grpc.Server) {
+	authv3.RegisterAuthorizationServer(g, s)
+	extprocv3.RegisterExternalProcessorServer(g, s)
+}
 
 // Update switches to a new snapshot; middleware is rebuilt lazily.
 func (s *Server) Update(snap *ir.Snapshot) {
@@ -99,8 +109,11 @@ func (s *Server) handler(api, binding, name string) (http.Handler, error) {
 		return nil, err
 	}
 	h = mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if o, ok := r.Context().Value(passedKey{}).(*outcome); ok {
+		switch o := r.Context().Value(passedKey{}).(type) {
+		case *outcome: // ext_authz: the request is allowed as it is now
 			o.passed, o.req = true, r
+		case *procCall: // ext_proc: the request goes on, the response comes back through here
+			o.forward(w, r)
 		}
 	}))
 	s.mu.Lock()
