@@ -186,30 +186,44 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		return denied(code, w.header, w.body.Bytes()), nil
 	}
 	ok := &authv3.OkHttpResponse{}
-	after := o.req.Header
-	for k, vs := range after {
-		if equal(orig[k], vs) {
-			continue
-		}
-		for i, v := range vs {
-			action := corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
-			if i == 0 {
-				action = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-			}
-			ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: strings.ToLower(k), Value: v}, AppendAction: action})
-		}
-	}
-	for k := range orig {
-		if _, still := after[k]; !still {
-			ok.HeadersToRemove = append(ok.HeadersToRemove, strings.ToLower(k))
-		}
-	}
+	ok.Headers, ok.HeadersToRemove = headerChanges(orig, o.req.Header, false)
 	for k, vs := range w.header {
 		for _, v := range vs {
 			ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: strings.ToLower(k), Value: v}})
 		}
 	}
 	return &authv3.CheckResponse{Status: &rpcstatus.Status{Code: int32(codes.OK)}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}, nil
+}
+
+// headerChanges is what turns before into after: every value of a header
+// that changed (the first replacing, the others appended) and the names
+// that are gone. raw puts values in raw_value, as ext_proc wants them;
+// ext_authz reads value.
+func headerChanges(before, after http.Header, raw bool) (set []*corev3.HeaderValueOption, removed []string) {
+	for k, vs := range after {
+		if equal(before[k], vs) {
+			continue
+		}
+		lk := strings.ToLower(k)
+		for i, v := range vs {
+			o := &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: lk}, AppendAction: corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD}
+			if i == 0 {
+				o.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+			}
+			if raw {
+				o.Header.RawValue = []byte(v)
+			} else {
+				o.Header.Value = v
+			}
+			set = append(set, o)
+		}
+	}
+	for k := range before {
+		if _, still := after[k]; !still {
+			removed = append(removed, strings.ToLower(k))
+		}
+	}
+	return set, removed
 }
 
 func equal(a, b []string) bool {

@@ -386,45 +386,18 @@ func rawHeader(k, v string, action corev3.HeaderValueOption_HeaderAppendAction) 
 	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, RawValue: []byte(v)}, AppendAction: action}
 }
 
-// headerDiff is the mutation turning before into after: changed headers
-// are replaced with all their values, gone ones removed.
+// headerDiff is the mutation turning before into after.
 func headerDiff(before, after http.Header) *extprocv3.HeaderMutation {
 	m := &extprocv3.HeaderMutation{}
-	for k, vs := range after {
-		if equal(before[k], vs) {
-			continue
-		}
-		for i, v := range vs {
-			action := corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
-			if i == 0 {
-				action = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-			}
-			m.SetHeaders = append(m.SetHeaders, rawHeader(strings.ToLower(k), v, action))
-		}
-	}
-	for k := range before {
-		if _, still := after[k]; !still {
-			m.RemoveHeaders = append(m.RemoveHeaders, strings.ToLower(k))
-		}
-	}
+	m.SetHeaders, m.RemoveHeaders = headerChanges(before, after, true)
 	return m
 }
 
 // immediateResponse answers the request without sending it upstream.
 // Content-Length is Envoy's to set for a local reply.
 func immediateResponse(code int, h http.Header, body []byte) *extprocv3.ProcessingResponse {
-	im := &extprocv3.ImmediateResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(code)}, Body: append([]byte(nil), body...), Headers: &extprocv3.HeaderMutation{}}
-	for k, vs := range h {
-		if strings.EqualFold(k, "Content-Length") {
-			continue
-		}
-		for i, v := range vs {
-			action := corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
-			if i == 0 {
-				action = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-			}
-			im.Headers.SetHeaders = append(im.Headers.SetHeaders, rawHeader(strings.ToLower(k), v, action))
-		}
-	}
+	h = h.Clone()
+	h.Del("Content-Length")
+	im := &extprocv3.ImmediateResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(code)}, Body: append([]byte(nil), body...), Headers: headerDiff(nil, h)}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: im}}
 }

@@ -3,15 +3,12 @@ package extauthz_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -27,21 +24,8 @@ import (
 func procServer(t *testing.T, shared policy.SharedStore, ps ...*ir.Policy) extprocv3.ExternalProcessorClient {
 	t.Helper()
 	s := extauthz.New(shared, nil)
-	api := &ir.API{Name: "orders", Namespace: "default", BasePath: "/", Policies: ps}
-	s.Update(&ir.Snapshot{Version: 1, Listeners: []*ir.Listener{{Name: "http_0.0.0.0_8081", APIs: []*ir.API{api}}}})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	s.Register(g)
-	go func() { _ = g.Serve(l) }()
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	s.Update(apiSnapshot(ps...))
+	conn := serveGRPC(t, s)
 	return extprocv3.NewExternalProcessorClient(conn)
 }
 
