@@ -81,7 +81,7 @@ func (*connCtx) Err() error                  { return nil }
 
 func (c *connCtx) Value(k any) any {
 	switch k.(type) {
-	case stateKey, policy.RecorderKey:
+	case stateKey, policy.RecorderKey, policy.DispatcherKey:
 		if c.st != nil {
 			return c.st
 		}
