@@ -1,32 +1,14 @@
 package dataplane
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/ir"
 )
-
-// hs256Token signs claims with secret (HS256).
-func hs256Token(t *testing.T, secret string, claims map[string]any) string {
-	t.Helper()
-	seg := func(v any) string {
-		j, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return base64.RawURLEncoding.EncodeToString(j)
-	}
-	in := seg(map[string]string{"alg": "HS256", "typ": "JWT"}) + "." + seg(claims)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(in))
-	return in + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
-}
 
 // TestSecurityAuthenticationStaysInItsRequest: the data plane keeps a
 // request's authentication in its pooled per-request state instead of a
@@ -56,7 +38,7 @@ func TestSecurityAuthenticationStaysInItsRequest(t *testing.T) {
 	open := api("open", "/o", catchAll("r", "up"))
 	open.Policies = []*ir.Policy{inject}
 	g := startGateway(t, snapshot(1, []*ir.Service{svc("up", endpointOf(t, up))}, secure, open))
-	tok := hs256Token(t, secret, map[string]any{"sub": "alice", "role": "admin", "exp": time.Now().Add(time.Hour).Unix()})
+	tok := testutil.HS256Token(t, secret, map[string]any{"sub": "alice", "role": "admin", "exp": time.Now().Add(time.Hour).Unix()})
 
 	h2c := &http.Transport{Protocols: new(http.Protocols)}
 	h2c.Protocols.SetUnencryptedHTTP2(true)
