@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/flexgw/flexgw/exporters"
+	"github.com/flexgw/flexgw/internal/jsonstr"
 )
 
 // Endpoints of the Log API by region.
@@ -116,7 +117,7 @@ func New(name string, params map[string]string, s exporters.Settings) (*NewRelic
 	c := []byte(`[{"common":{"attributes":{"plugin.type":"flexgw"`)
 	if s.Hostname != "" {
 		c = append(c, `,"hostname":`...)
-		c = exporters.AppendString(c, s.Hostname)
+		c = jsonstr.Append(c, s.Hostname)
 	}
 	x.common = append(c, `}},"logs":[`...)
 	return x, nil
@@ -159,7 +160,7 @@ func appendLog(b []byte, e *exporters.Event) []byte {
 	b = append(b, `{"timestamp":`...)
 	b = strconv.AppendInt(b, e.Time.UnixMilli(), 10)
 	b = append(b, `,"message":`...)
-	b = exporters.AppendStringBytes(b, e.Message)
+	b = jsonstr.AppendBytes(b, e.Message)
 	b = append(b, `,"attributes":`...)
 	// Splice logtype into the record object so its fields become
 	// attributes without decoding it.

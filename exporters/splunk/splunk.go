@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/exporters"
+	"github.com/flexgw/flexgw/internal/jsonstr"
 )
 
 // Keys are the parameters of a splunk output: Fluent Bit's splunk output
@@ -170,9 +171,9 @@ func New(name string, params map[string]string, s exporters.Settings) (*Splunk, 
 			if len(f) > 0 {
 				f = append(f, ',')
 			}
-			f = exporters.AppendString(f, k)
+			f = jsonstr.Append(f, k)
 			f = append(f, ':')
-			f = exporters.AppendString(f, strings.TrimSpace(val))
+			f = jsonstr.Append(f, strings.TrimSpace(val))
 		}
 		x.fields = f
 	}
@@ -183,7 +184,7 @@ func appendKV(b []byte, k, v string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, k...)
 	b = append(b, '"', ':')
-	return exporters.AppendString(b, v)
+	return jsonstr.Append(b, v)
 }
 
 // Name implements exporters.Exporter.

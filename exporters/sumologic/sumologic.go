@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/flexgw/flexgw/exporters"
+	"github.com/flexgw/flexgw/internal/jsonstr"
 )
 
 // MaxBody is Sumo Logic's recommended ceiling on an uncompressed request.
@@ -146,7 +147,7 @@ func (x *Sumo) appendLine(b []byte, e *exporters.Event) []byte {
 	if len(bytes.TrimSpace(j[1:len(j)-1])) > 0 {
 		b = append(b, ',')
 	}
-	b = exporters.AppendString(b, x.dateKey)
+	b = jsonstr.Append(b, x.dateKey)
 	b = append(b, ':')
 	b = strconv.AppendFloat(b, float64(e.Time.UnixMicro())/1e6, 'f', 6, 64)
 	return append(b, '}', '\n')
