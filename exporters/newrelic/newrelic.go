@@ -43,6 +43,8 @@ type NewRelic struct {
 	chunk     int
 	client    *http.Client
 	common    []byte
+	// send posts payloads post has compressed already.
+	send exporters.Poster
 }
 
 var (
@@ -114,6 +116,11 @@ func New(name string, params map[string]string, s exporters.Settings) (*NewRelic
 	if x.client, err = s.HTTPClient(p); err != nil {
 		return nil, err
 	}
+	hdr := http.Header{"Content-Type": {"application/json"}, x.keyHeader: {x.key}}
+	if x.gzip {
+		hdr.Set("Content-Encoding", "gzip")
+	}
+	x.send = exporters.Poster{Client: x.client, URL: x.url, Header: hdr}
 	c := []byte(`[{"common":{"attributes":{"plugin.type":"flexgw"`)
 	if s.Hostname != "" {
 		c = append(c, `,"hostname":`...)
@@ -223,25 +230,10 @@ func (x *NewRelic) post(ctx context.Context, events []exporters.Event, lo, hi in
 		}
 		return nil
 	}
-	err := x.send(ctx, body)
+	_, err := x.send.Post(ctx, nil, body)
 	report(exporters.Outcome{Lo: lo, Hi: hi, Err: err})
 	if !exporters.Continue(err) {
 		return errStop
 	}
 	return nil
-}
-
-// send posts one compressed (or plain) payload.
-func (x *NewRelic) send(ctx context.Context, body []byte) error {
-	req, err := exporters.NewRequest(ctx, http.MethodPost, x.url, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(x.keyHeader, x.key)
-	if x.gzip {
-		req.Header.Set("Content-Encoding", "gzip")
-	}
-	_, err = exporters.Do(x.client, req, 64<<10)
-	return err
 }
