@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/dataplane/internal/h1"
-	"github.com/flexgw/flexgw/policy"
 )
 
 // h1Listener serves a plain-HTTP listener: HTTP/1.x on the h1 server,
@@ -80,12 +79,10 @@ func (*connCtx) Done() <-chan struct{}       { return nil }
 func (*connCtx) Err() error                  { return nil }
 
 func (c *connCtx) Value(k any) any {
-	switch k.(type) {
-	case stateKey, policy.RecorderKey, policy.DispatcherKey:
-		if c.st != nil {
-			return c.st
+	if c.st != nil {
+		if v := c.st.value(k); v != nil {
+			return v
 		}
-		return nil
 	}
 	if k == any(http.LocalAddrContextKey) {
 		return c.local

@@ -69,6 +69,9 @@ type reqState struct {
 	clientGone bool
 
 	policyName, policyOutcome string
+	// auth is the request's policy.Authentication, found through the
+	// request context like the state itself (policy.AuthKey).
+	auth policy.AuthSlot
 
 	hdr   http.Header // upstream response head, reused
 	extra []string    // headers added by the UpstreamAttempt hook (k, v pairs)
@@ -111,13 +114,24 @@ var statePool = sync.Pool{New: func() any {
 func (st *reqState) addExtra(k, v string) { st.extra = append(st.extra, k, v) }
 
 // Value makes reqState a context whose stateKey, policy.RecorderKey and
-// policy.DispatcherKey are itself.
+// policy.DispatcherKey are itself and whose policy.AuthKey is its auth
+// slot.
 func (st *reqState) Value(k any) any {
+	if v := st.value(k); v != nil {
+		return v
+	}
+	return st.Context.Value(k)
+}
+
+// value answers the keys the request state owns, or nil.
+func (st *reqState) value(k any) any {
 	switch k.(type) {
 	case stateKey, policy.RecorderKey, policy.DispatcherKey:
 		return st
+	case policy.AuthKey:
+		return &st.auth
 	}
-	return st.Context.Value(k)
+	return nil
 }
 
 // OnDispatch implements policy.Dispatcher.
