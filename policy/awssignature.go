@@ -42,11 +42,7 @@ type awsSignatureConfig struct {
 		} `json:"credentialsDataSource"`
 		Profile string `json:"profile"`
 	} `json:"credentialsFileProvider"`
-	InlineCredentialProvider *struct {
-		AccessKeyID     string `json:"accessKeyId"`
-		SecretAccessKey string `json:"secretAccessKey"`
-		SessionToken    string `json:"sessionToken"`
-	} `json:"inlineCredentialProvider"`
+	InlineCredentialProvider *awsKeys `json:"inlineCredentialProvider"`
 }
 
 // Authentication modes of native-aws-signature-flex: Envoy's credential
@@ -173,23 +169,7 @@ func (d awsSignature) Build(env Env, p *ir.Policy) (Middleware, error) {
 	if err != nil {
 		return nil, err
 	}
-	var creds func() (aws.Credentials, error)
-	switch c.mode {
-	case awsSigAuthInline:
-		static := *c.static
-		creds = func() (aws.Credentials, error) { return static, nil }
-	case awsSigAuthFile:
-		f, path := &credentialsFile{}, c.file
-		creds = func() (aws.Credentials, error) {
-			if path == "" {
-				return f.get(sharedCredentialsPath(), c.profile)
-			}
-			return f.get(path, c.profile)
-		}
-	default:
-		f := &credentialsFile{}
-		creds = func() (aws.Credentials, error) { return defaultCredentials(f) }
-	}
+	creds := awsCredentials(c.static, c.file, c.profile)
 	signer := v4.NewSigner(func(o *v4.SignerOptions) {
 		// S3 signs the path as sent; every other service escapes it again.
 		o.DisableURIPathEscaping = strings.HasPrefix(c.service, "s3")
