@@ -31,11 +31,11 @@ import (
 // lambdaConfig is native-aws-lambda's configuration, as Flex's AWS Lambda
 // page lists it.
 type lambdaConfig struct {
-	ARN                string `json:"arn"`
-	PayloadPassthrough bool   `json:"payloadPassthrough"`
-	InvocationMode     string `json:"invocationMode"`
-	AuthenticationMode string `json:"authenticationMode"`
-	CredentialProfile  string `json:"credentialProfile"`
+	ARN                string   `json:"arn"`
+	PayloadPassthrough bool     `json:"payloadPassthrough"`
+	InvocationMode     string   `json:"invocationMode"`
+	AuthenticationMode string   `json:"authenticationMode"`
+	CredentialProfile  string   `json:"credentialProfile"`
 	Credentials        *awsKeys `json:"credentials"`
 }
 
