@@ -452,7 +452,7 @@ func TestBadDataPlaneFlagStartsNothing(t *testing.T) {
 // ADS, and the next valid change is pushed.
 func TestXDSReloadRejectsWhatEnvoyWould(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	writeConfig(t, dir, "api.yaml", apiYAML(port, "http://127.0.0.1:9001"))
 	var logs testutil.SyncBuffer
 	o := testOptions(t, dir, &logs)
