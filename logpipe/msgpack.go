@@ -157,8 +157,9 @@ func embeddedLine(e *Entry) []byte {
 }
 
 type mpDecoder struct {
-	b []byte
-	i int
+	b    []byte
+	i    int
+	junk []byte
 }
 
 func (d *mpDecoder) need(n int) error {
@@ -541,8 +542,10 @@ func (d *mpDecoder) json(b []byte, depth int) ([]byte, error) {
 	return b, fmt.Errorf("%w: unknown type 0x%02x at offset %d", ErrMsgpack, c, d.i-1)
 }
 
-// skip discards one value.
+// skip discards one value (transcoded into a buffer the decoder reuses:
+// every record of Fluent Bit's newer event format has a metadata map).
 func (d *mpDecoder) skip(depth int) error {
-	_, err := d.json(nil, depth)
+	var err error
+	d.junk, err = d.json(d.junk[:0], depth)
 	return err
 }
