@@ -32,18 +32,6 @@ type testAgent struct {
 	done   chan error
 }
 
-// freePort returns a loopback port that was free a moment ago: the config
-// format names a concrete port, so the data plane cannot listen on :0.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func apiYAML(port int, upstreamURL string) string {
 	return fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
 kind: ApiInstance
@@ -182,7 +170,7 @@ func upstream(t *testing.T, name string) *httptest.Server {
 
 func TestReloadAppliesValidKeepsLastGoodAndSkipsUnchanged(t *testing.T) {
 	upA, upB := upstream(t, "a"), upstream(t, "b")
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	dir := t.TempDir()
 	writeConfig(t, dir, "api.yaml", apiYAML(port, upA.URL))
 	var logs testutil.SyncBuffer
@@ -299,7 +287,7 @@ func TestShutdownDrainsInFlightThenCloses(t *testing.T) {
 		fmt.Fprint(w, "finished")
 	}))
 	t.Cleanup(slow.Close)
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	dir := t.TempDir()
 	writeConfig(t, dir, "api.yaml", apiYAML(port, slow.URL))
 	var logs testutil.SyncBuffer
@@ -385,7 +373,7 @@ func TestStartFailureNamesThePartAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	dir := t.TempDir()
 	writeConfig(t, dir, "api.yaml", apiYAML(port, "http://127.0.0.1:9"))
 	var logs testutil.SyncBuffer
@@ -440,7 +428,7 @@ func TestFirstSnapshotRejectedByTheDataPlane(t *testing.T) {
 
 func TestBadDataPlaneFlagStartsNothing(t *testing.T) {
 	dir := t.TempDir()
-	writeConfig(t, dir, "api.yaml", apiYAML(freePort(t), "http://127.0.0.1:9"))
+	writeConfig(t, dir, "api.yaml", apiYAML(testutil.FreePort(t), "http://127.0.0.1:9"))
 	var logs testutil.SyncBuffer
 	o := testOptions(t, dir, &logs)
 	o.DataPlane = "nginx"

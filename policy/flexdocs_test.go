@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 	"github.com/flexgw/flexgw/snapshot"
@@ -87,7 +88,7 @@ var issue13Policies = map[string]bool{
 	"json-threat-protection-flex": true, "xml-threat-protection-flex": true,
 	"stream-idle-timeout-flex": true, "idle-timeout-flex": true, "tracing-flex": true, "http-caching-flex": true,
 	"oauth2-token-introspection-flex": true, "openidconnect-access-token-enforcement-flex": true, "ldap-authentication-flex": true,
-	"native-ext-authz-flex": true, "native-ext-proc-flex": true, "spec-validation-flex": true, "native-aws-lambda": true,
+	"native-ext-authz-flex": true, "native-ext-proc-flex": true, "spec-validation-flex": true, "native-aws-lambda": true, "native-aws-signature-flex": true,
 }
 
 // TestDocsPolicySnippets: every ```yaml block starting with "config:" under
@@ -127,7 +128,7 @@ func TestDocsPolicySnippets(t *testing.T) {
 		if err != nil {
 			t.Fatalf("docs/policies.md %s: %v", heading, err)
 		}
-		if err := policy.Check(mkPolicy(heading, cfg)); err != nil {
+		if err := policy.Check(policytest.Policy(heading, cfg)); err != nil {
 			t.Errorf("docs/policies.md %s snippet: %v", heading, err)
 		}
 		checked++
