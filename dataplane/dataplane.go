@@ -278,7 +278,12 @@ func (dp *DataPlane) Apply(s *ir.Snapshot) error {
 // bind opens l's socket; the error names the address.
 func (dp *DataPlane) bind(l *ir.Listener, tc *tls.Config) (*listener, error) {
 	addr := l.Address()
-	ln, err := net.Listen("tcp", addr)
+	// No TCP keep-alive probes on client connections (Envoy and nginx set
+	// none by default either): IdleTimeout already closes idle ones, and
+	// Go's default would cost four setsockopt calls per accepted
+	// connection.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: cannot listen on %s: %w", l.Name, addr, err)
 	}
