@@ -4,14 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/flexgw/flexgw/ir"
@@ -115,94 +111,18 @@ type introspected struct {
 	until    time.Time // cache expiry
 }
 
-// tokenCache keeps introspection answers by token hash (the tokens
-// themselves are not held), evicting first in, first out.
-type tokenCache struct {
-	mu    sync.Mutex
-	max   int
-	m     map[[32]byte]*introspected
-	order [][32]byte
-}
-
-func (c *tokenCache) get(k [32]byte) *introspected {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e := c.m[k]
-	if e != nil && !time.Now().Before(e.until) {
-		delete(c.m, k)
-		return nil
-	}
-	return e
-}
-
-func (c *tokenCache) put(k [32]byte, e *introspected) {
-	if c.max == 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[k]; !ok {
-		c.order = append(c.order, k)
-	}
-	c.m[k] = e
-	for len(c.m) > c.max && len(c.order) > 0 {
-		delete(c.m, c.order[0])
-		c.order = c.order[1:]
-	}
-	if len(c.order) > 2*c.max+16 {
-		live := c.order[:0]
-		for _, k := range c.order {
-			if _, ok := c.m[k]; ok {
-				live = append(live, k)
-			}
-		}
-		c.order = live
-	}
-}
-
-// maxIntrospectionResponse bounds what is read from the endpoint.
-const maxIntrospectionResponse = 1 << 20
-
-func (c *compiledIntrospection) introspect(ctx context.Context, client *http.Client, token string) (*introspected, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", c.auth)
-	res, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("introspection endpoint: %w", err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, maxIntrospectionResponse+1))
-	if err != nil || len(body) > maxIntrospectionResponse {
-		return nil, errors.New("introspection endpoint: unreadable or oversized response")
-	}
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("introspection endpoint: status %d", res.StatusCode)
-	}
-	if mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); mt != "application/json" {
-		return nil, fmt.Errorf("introspection endpoint: content type %q, want application/json", mt)
-	}
+func (c *compiledIntrospection) introspect(ctx context.Context, ic *introspectionClient, token string) (*introspected, error) {
 	var r struct {
-		Active   *bool       `json:"active"`
+		Active   bool        `json:"active"`
 		Scope    string      `json:"scope"`
 		ClientID string      `json:"client_id"`
 		Username string      `json:"username"`
 		Exp      json.Number `json:"exp"`
 	}
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("introspection endpoint: %w", err)
+	if err := ic.introspect(ctx, c.endpoint, token, &r); err != nil {
+		return nil, err
 	}
-	if r.Active == nil {
-		return nil, errors.New("introspection endpoint: no active member (RFC 7662 §2.2)")
-	}
-	out := &introspected{active: *r.Active, scopes: map[string]bool{}, clientID: r.ClientID, username: r.Username, until: time.Now().Add(c.ttl)}
+	out := &introspected{active: r.Active, scopes: map[string]bool{}, clientID: r.ClientID, username: r.Username, until: time.Now().Add(c.ttl)}
 	for _, s := range strings.Fields(r.Scope) {
 		out.scopes[s] = true
 	}
@@ -223,21 +143,6 @@ func (c *compiledIntrospection) introspect(ctx context.Context, client *http.Cli
 	return out, nil
 }
 
-func (c *compiledIntrospection) scopesOK(got map[string]bool) bool {
-	if len(c.scopes) == 0 {
-		return true
-	}
-	for _, s := range c.scopes {
-		if got[s] && c.any {
-			return true
-		}
-		if !got[s] && !c.any {
-			return false
-		}
-	}
-	return !c.any
-}
-
 // bearerToken reads an RFC 6750 §2.1 Authorization: Bearer token.
 func bearerToken(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
@@ -256,8 +161,12 @@ func (d introspection) Build(env Env, p *ir.Policy) (Middleware, error) {
 	}
 	name := d.Name()
 	log := logger(env).With("policy", name, "binding", p.Binding)
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	cache := &tokenCache{max: c.maxEntries, m: map[[32]byte]*introspected{}}
+	ic := &introspectionClient{
+		http:          &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		timeout:       c.timeout,
+		authorization: c.auth,
+	}
+	cache := newTokenCache[*introspected](c.maxEntries)
 	const challenge = `Bearer realm="flexgw"`
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -267,23 +176,23 @@ func (d introspection) Build(env Env, p *ir.Policy) (Middleware, error) {
 				return
 			}
 			k := sha256.Sum256([]byte(tok))
-			res := cache.get(k)
-			if res == nil {
+			res, ok := cache.get(k)
+			if !ok {
 				var err error
-				res, err = c.introspect(r.Context(), client, tok)
+				res, err = c.introspect(r.Context(), ic, tok)
 				if err != nil {
 					log.Warn("token introspection failed", "err", err)
 					deny(w, r, name, Error, http.StatusServiceUnavailable, "token introspection unavailable")
 					return
 				}
-				cache.put(k, res)
+				cache.put(k, res, res.until)
 			}
 			if !res.active {
 				deny(w, r, name, Denied, http.StatusUnauthorized, "unauthorized: invalid or expired token",
 					"WWW-Authenticate", challenge+`, error="invalid_token"`)
 				return
 			}
-			if !c.scopesOK(res.scopes) {
+			if !scopesSatisfied(c.scopes, c.any, res.scopes) {
 				deny(w, r, name, Denied, http.StatusForbidden, "forbidden: insufficient scope",
 					"WWW-Authenticate", challenge+`, error="insufficient_scope", scope="`+strings.Join(c.scopes, " ")+`"`)
 				return

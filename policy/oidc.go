@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -165,7 +164,7 @@ type oidcDiscovery struct {
 	refreshing bool
 }
 
-// maxDiscoveryDoc bounds the discovery and introspection documents read.
+// maxDiscoveryDoc bounds the discovery document read.
 const maxDiscoveryDoc = 1 << 20
 
 func (d *oidcDiscovery) get(ctx context.Context) (*oidcProvider, *jose.JWKS, error) {
@@ -339,41 +338,15 @@ func fromClaims(m map[string]any) *oidcToken {
 	return t
 }
 
-func (c *compiledOIDC) introspect(ctx context.Context, client *http.Client, endpoint, token string) (*oidcToken, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
-	if c.clientID != "" {
-		form.Set("client_id", c.clientID)
-		form.Set("client_secret", c.secret)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, badAnswer(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	res, err := client.Do(req)
-	if err != nil {
-		return nil, unreachable(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(res.Body, maxDiscoveryDoc+1))
-	if err != nil || len(b) > maxDiscoveryDoc {
-		return nil, badAnswer(errors.New("unreadable or oversized introspection answer"))
-	}
-	if res.StatusCode != http.StatusOK {
-		return nil, badAnswer(fmt.Errorf("introspection status %d", res.StatusCode))
-	}
-	if mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); mt != "application/json" {
-		return nil, badAnswer(fmt.Errorf("introspection content type %q", mt))
-	}
+// introspect asks the provider's token validation endpoint. Flex answers
+// 401 when the provider cannot be reached, 500 for a bad answer.
+func (c *compiledOIDC) introspect(ctx context.Context, ic *introspectionClient, endpoint, token string) (*oidcToken, error) {
 	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil || m == nil {
-		return nil, badAnswer(fmt.Errorf("introspection answer is not a JSON object"))
-	}
-	if _, ok := m["active"].(bool); !ok {
-		return nil, badAnswer(errors.New("introspection answer has no boolean active (RFC 7662 §2.2)"))
+	if err := ic.introspect(ctx, endpoint, token, &m); err != nil {
+		if errors.Is(err, errIntrospectionUnreachable) {
+			return nil, unreachable(err)
+		}
+		return nil, badAnswer(err)
 	}
 	return fromClaims(m), nil
 }
@@ -426,77 +399,6 @@ func (c *compiledOIDC) verifyJWT(ctx context.Context, jwks *jose.JWKS, token str
 	return tok, nil
 }
 
-func (c *compiledOIDC) scopesOK(got map[string]bool) bool {
-	if len(c.scopes) == 0 {
-		return true
-	}
-	for _, s := range c.scopes {
-		if got[s] && c.any {
-			return true
-		}
-		if !got[s] && !c.any {
-			return false
-		}
-	}
-	return !c.any
-}
-
-// oidcCache keeps validated tokens by SHA-256 until their expiry (or
-// maxFederationExpirationTime), first in first out past maxCacheSize.
-type oidcCache struct {
-	mu    sync.Mutex
-	max   int
-	m     map[[32]byte]oidcCached
-	order [][32]byte
-}
-
-type oidcCached struct {
-	tok   *oidcToken
-	until time.Time
-}
-
-func (c *oidcCache) get(k [32]byte) *oidcToken {
-	if c.max == 0 {
-		return nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[k]
-	if !ok {
-		return nil
-	}
-	if !time.Now().Before(e.until) {
-		delete(c.m, k)
-		return nil
-	}
-	return e.tok
-}
-
-func (c *oidcCache) put(k [32]byte, t *oidcToken, until time.Time) {
-	if c.max == 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[k]; !ok {
-		c.order = append(c.order, k)
-	}
-	c.m[k] = oidcCached{t, until}
-	for len(c.m) > c.max && len(c.order) > 0 {
-		delete(c.m, c.order[0])
-		c.order = c.order[1:]
-	}
-	if len(c.order) > 2*c.max+16 {
-		live := c.order[:0]
-		for _, k := range c.order {
-			if _, ok := c.m[k]; ok {
-				live = append(live, k)
-			}
-		}
-		c.order = live
-	}
-}
-
 // Build implements Definition.
 func (d oidcEnforcement) Build(env Env, p *ir.Policy) (Middleware, error) {
 	c, err := parseOIDC(p.Config)
@@ -511,7 +413,8 @@ func (d oidcEnforcement) Build(env Env, p *ir.Policy) (Middleware, error) {
 	name := d.Name()
 	log := logger(env).With("policy", name, "binding", p.Binding)
 	disc := &oidcDiscovery{c: c, client: client}
-	cache := &oidcCache{max: c.maxCache, m: map[[32]byte]oidcCached{}}
+	cache := newTokenCache[*oidcToken](c.maxCache)
+	ic := &introspectionClient{http: client, timeout: c.timeout, clientID: c.clientID, clientSecret: c.secret}
 	const challenge = `Bearer realm="flexgw"`
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -534,10 +437,10 @@ func (d oidcEnforcement) Build(env Env, p *ir.Policy) (Middleware, error) {
 				return
 			}
 			k := sha256.Sum256([]byte(tok))
-			info := cache.get(k)
-			if info == nil {
+			info, ok := cache.get(k)
+			if !ok {
 				var err error
-				info, err = d.validate(r.Context(), c, disc, client, tok)
+				info, err = d.validate(r.Context(), c, disc, ic, tok)
 				if err != nil {
 					status := http.StatusUnauthorized
 					var se *oidcStatusError
@@ -561,7 +464,7 @@ func (d oidcEnforcement) Build(env Env, p *ir.Policy) (Middleware, error) {
 				deny(w, r, name, Denied, http.StatusUnauthorized, "unauthorized: invalid or expired token", "WWW-Authenticate", challenge+`, error="invalid_token"`)
 				return
 			}
-			if !c.scopesOK(info.scopes) {
+			if !scopesSatisfied(c.scopes, c.any, info.scopes) {
 				deny(w, r, name, Denied, http.StatusForbidden, "forbidden: insufficient scope",
 					"WWW-Authenticate", challenge+`, error="insufficient_scope", scope="`+strings.Join(c.scopes, " ")+`"`)
 				return
@@ -581,7 +484,7 @@ func (d oidcEnforcement) Build(env Env, p *ir.Policy) (Middleware, error) {
 // validate asks the provider: its RFC 7662 endpoint when discovery names
 // one (the token validation endpoint Flex calls), else its JWKS for a JWT
 // access token.
-func (oidcEnforcement) validate(ctx context.Context, c *compiledOIDC, disc *oidcDiscovery, client *http.Client, tok string) (*oidcToken, error) {
+func (oidcEnforcement) validate(ctx context.Context, c *compiledOIDC, disc *oidcDiscovery, ic *introspectionClient, tok string) (*oidcToken, error) {
 	if c.issuer == "" {
 		return nil, unreachable(errors.New("no OpenID provider configured (config.issuer)"))
 	}
@@ -590,7 +493,7 @@ func (oidcEnforcement) validate(ctx context.Context, c *compiledOIDC, disc *oidc
 		return nil, unreachable(err)
 	}
 	if meta.IntrospectionEndpoint != "" {
-		return c.introspect(ctx, client, meta.IntrospectionEndpoint, tok)
+		return c.introspect(ctx, ic, meta.IntrospectionEndpoint, tok)
 	}
 	return c.verifyJWT(ctx, jwks, tok)
 }

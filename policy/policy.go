@@ -175,3 +175,12 @@ const (
 	ExtAuthzKeyPolicy  = "flexgw_policy"
 	ExtAuthzKeyBinding = "flexgw_binding"
 )
+
+// gRPC metadata the Envoy ext_proc rendering of an agent-run policy sends
+// on every stream (ExtProcPerRoute grpc_initial_metadata): the binding
+// policy/extauthz runs for the request and its response.
+const (
+	ExtProcMetaAPI     = "x-flexgw-api"
+	ExtProcMetaPolicy  = "x-flexgw-policy"
+	ExtProcMetaBinding = "x-flexgw-binding"
+)

@@ -11,6 +11,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
@@ -192,4 +193,53 @@ func validate(p *ir.Policy) error {
 		return fmt.Errorf("policy %q is not registered", p.Name)
 	}
 	return d.Validate(p.Config)
+}
+
+// AgentExtProc renders a policy that acts on the response as well as the
+// request (an outbound header computed by an expression, a cache): Envoy
+// streams the request headers, the response headers and, with
+// responseBody, the response body (up to its buffer limit) to the agent's
+// ext_proc service, which runs the binding's built-in middleware across
+// them (policy/extauthz).
+func AgentExtProc(env Env, p *ir.Policy, responseBody bool) ([]Filter, error) {
+	if err := validate(p); err != nil {
+		return nil, err
+	}
+	cl, err := AgentCluster(env)
+	if err != nil {
+		return nil, err
+	}
+	bodyMode := extprocv3.ProcessingMode_NONE
+	if responseBody {
+		// Up to the buffer limit in one message; a longer body streams on
+		// to the client unprocessed and the agent is told it is partial.
+		bodyMode = extprocv3.ProcessingMode_BUFFERED_PARTIAL
+	}
+	meta := func(k, v string) *corev3.HeaderValue { return &corev3.HeaderValue{Key: k, Value: v} }
+	return []Filter{{
+		Name: FilterName(p),
+		Config: &extprocv3.ExternalProcessor{
+			GrpcService: &corev3.GrpcService{
+				TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: AgentClusterName}},
+			},
+			// The agent unreachable means the policy cannot be enforced: fail closed.
+			FailureModeAllow: false,
+			ProcessingMode: &extprocv3.ProcessingMode{
+				RequestHeaderMode: extprocv3.ProcessingMode_SEND, ResponseHeaderMode: extprocv3.ProcessingMode_SEND,
+				RequestTrailerMode: extprocv3.ProcessingMode_SKIP, ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
+				RequestBodyMode: extprocv3.ProcessingMode_NONE, ResponseBodyMode: bodyMode,
+			},
+			// The client address, for expressions and decisions that read it.
+			RequestAttributes: []string{"source.address"},
+			MessageTimeout:    durationpb.New(2 * time.Second),
+			StatPrefix:        statSafe(p.Name),
+			StatusOnError:     &typev3.HttpStatus{Code: typev3.StatusCode_ServiceUnavailable},
+		},
+		PerRoute: &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{Overrides: &extprocv3.ExtProcOverrides{
+			GrpcInitialMetadata: []*corev3.HeaderValue{
+				meta(policy.ExtProcMetaAPI, apiName(env)), meta(policy.ExtProcMetaPolicy, p.Name), meta(policy.ExtProcMetaBinding, p.Binding),
+			},
+		}}},
+		Clusters: []*clusterv3.Cluster{cl},
+	}}, nil
 }

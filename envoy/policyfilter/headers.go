@@ -20,8 +20,9 @@ func init() {
 
 // headerInjection renders header-injection-flex: literal headers render to
 // Envoy's header_mutation filter; headers computed by expressions are
-// computed by the agent (ext_authz adds them to the request; response
-// headers with expressions are not supported on Envoy and are rejected).
+// computed by the agent: ext_authz adds them to the request, and when an
+// outbound header is one, ext_proc runs the whole binding across the
+// request and the response (the expression may read either).
 func headerInjection(env Env, p *ir.Policy) ([]Filter, error) {
 	in, out, err := policy.HeaderInjectionSpecOf(p)
 	if err != nil {
@@ -36,7 +37,7 @@ func headerInjection(env Env, p *ir.Policy) ([]Filter, error) {
 		return true
 	}
 	if !literal(out) {
-		return nil, fieldErr("outboundHeaders", "expressions in outbound headers are not supported on Envoy; use literal values")
+		return AgentExtProc(env, p, false)
 	}
 	if !literal(in) {
 		return ExtAuthz(env, p)

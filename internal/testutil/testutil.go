@@ -1,7 +1,10 @@
 // Package testutil holds what the tests of many packages share: golden
-// files behind one -update flag (`make golden` regenerates them all), and a
+// files behind one -update flag (`make golden` regenerates them all), a
 // log buffer safe to write from the goroutines under test while the test
-// reads it. It imports nothing of flexgw, so any package's tests may use it.
+// reads it, the stand-in Envoy build, and Local Mode configuration
+// composed from Go (localmode.go) for tests that load it the way the
+// gateway does. It imports nothing of flexgw, so any package's tests may
+// use it.
 package testutil
 
 import (

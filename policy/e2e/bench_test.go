@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 	"github.com/flexgw/flexgw/sharedstore"
@@ -33,7 +34,7 @@ func BenchmarkThroughput(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			up, _ := upstream(b)
-			var ps []*ir.Policy
+			var ps []testutil.Policy
 			if c.cfg != nil {
 				ps = append(ps, pol("rate-limiting-flex", 50, c.cfg))
 			}

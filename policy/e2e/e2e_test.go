@@ -1,14 +1,13 @@
 // Package e2e_test drives the policies through the real built-in data
 // plane (dataplane.New + Apply) and a real Redis: the same path a request
-// takes in a running gateway.
+// takes in a running gateway, from Local Mode YAML compiled by the
+// function the agent serves from (snapshot.LoadDir).
 package e2e_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -19,10 +18,12 @@ import (
 
 	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 	"github.com/flexgw/flexgw/sharedstore"
 	"github.com/flexgw/flexgw/sharedstore/redistest"
+	"github.com/flexgw/flexgw/snapshot"
 )
 
 type sink struct {
@@ -48,32 +49,31 @@ func (s *sink) count(f func(accesslog.Record) bool) int {
 	return n
 }
 
-func pol(name string, order int, cfg any) *ir.Policy {
-	b, _ := json.Marshal(cfg)
-	return &ir.Policy{Name: name, Binding: "default/" + name, Order: order, Config: b}
+func pol(name string, order int, cfg any) testutil.Policy {
+	return testutil.Policy{Name: name, Order: order, Config: cfg}
 }
 
-func snapshotWith(t testing.TB, up *httptest.Server, policies ...*ir.Policy) *ir.Snapshot {
+// load builds the snapshot of the configuration rs exactly as the agent
+// builds the one it serves (snapshot.LoadDir: compile, check, shape).
+func load(t testing.TB, rs ...testutil.Resource) *ir.Snapshot {
 	t.Helper()
-	host, port, _ := net.SplitHostPort(up.Listener.Addr().String())
-	p, _ := strconv.Atoi(port)
-	s := &ir.Snapshot{
-		Version: 1,
-		Listeners: []*ir.Listener{{Name: "http_127.0.0.1_0", Protocol: ir.HTTP, Host: "127.0.0.1", Port: 0, APIs: []*ir.API{{
-			Name: "api", Namespace: "default", BasePath: "/", Policies: policies,
-			Routes: []*ir.Route{{Name: "r0", Destinations: []ir.Destination{{Service: "default/up", Weight: 100}}}},
-		}}}},
-		Services: []*ir.Service{{Name: "up", Namespace: "default", Protocol: ir.HTTP, Endpoints: []ir.Endpoint{{Host: host, Port: p}}, LB: ir.RoundRobin, ConnectTimeout: 2 * time.Second}},
-	}
-	for _, p := range policies {
-		if err := policy.Check(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := policy.Shape(s); err != nil {
+	s, err := snapshot.LoadDir(testutil.ConfDir(t, rs...), 1)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// listen is a gateway address on a loopback port that was free a moment ago.
+func listen(t testing.TB, scheme string) string {
+	return scheme + "://127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+}
+
+// snapshotWith is one API ("api", plain HTTP) in front of up, with
+// policies applied inline.
+func snapshotWith(t testing.TB, up *httptest.Server, policies ...testutil.Policy) *ir.Snapshot {
+	t.Helper()
+	return load(t, testutil.APIInstance("api", listen(t, "http"), up.URL, policies...))
 }
 
 // start runs one data plane replica and returns its base URL.
@@ -129,11 +129,13 @@ func do(t *testing.T, method, url string, hdr ...string) *http.Response {
 func TestTwoDataPlaneReplicasShareOneQuota(t *testing.T) {
 	srv := redistest.Start(t)
 	up, hits := upstream(t)
-	s := snapshotWith(t, up, pol("rate-limiting-flex", 50, map[string]any{
-		"rateLimits": []map[string]any{{"maximumRequests": 5, "timePeriodInMilliseconds": 120000}}, "exposeHeaders": true}))
+	limit := pol("rate-limiting-flex", 50, map[string]any{
+		"rateLimits": []map[string]any{{"maximumRequests": 5, "timePeriodInMilliseconds": 120000}}, "exposeHeaders": true})
 	var urls []string
 	sk := &sink{}
 	for i := 0; i < 2; i++ {
+		// The same configuration but for the port: two replicas on one host.
+		s := snapshotWith(t, up, limit)
 		store, err := sharedstore.NewRedis(&ir.Redis{Address: srv.Addr}, sharedstore.RedisOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -227,13 +229,6 @@ func TestAuthAndIPListThroughDataPlane(t *testing.T) {
 			t.Fatal("no access-log record of the basic-auth denial")
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func shapeOrFail(t testing.TB, s *ir.Snapshot) {
-	t.Helper()
-	if err := policy.Shape(s); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -13,12 +13,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/ir"
 )
 
@@ -69,10 +69,9 @@ func TestInboundMTLSFromTLSPolicy(t *testing.T) {
 	srvCrt, srvKey := ca.issue(t, "gateway", x509.ExtKeyUsageServerAuth)
 	cliCrt, cliKey := ca.issue(t, "client", x509.ExtKeyUsageClientAuth)
 	up, _ := upstream(t)
-	s := snapshotWith(t, up, pol("tls", 0, map[string]any{
-		"certificate": map[string]string{"crt": srvCrt, "key": srvKey}, "trustedCA": ca.certPEM, "requireClientCertificate": true}))
-	s.Listeners[0].Protocol = ir.HTTPS
-	if s.Listeners[0].TLS == nil {
+	s := load(t, testutil.APIInstance("api", listen(t, "https"), up.URL, pol("tls", 0, map[string]any{
+		"certificate": map[string]string{"crt": srvCrt, "key": srvKey}, "trustedCA": ca.certPEM, "requireClientCertificate": true})))
+	if s.Listeners[0].Protocol != ir.HTTPS || s.Listeners[0].TLS == nil {
 		t.Fatal("Shape did not set the listener's TLS")
 	}
 	base := start(t, s, nil, nil)
@@ -125,19 +124,10 @@ func TestOutboundTLSFromTLSOutboundPolicy(t *testing.T) {
 		{"unknown CA", map[string]any{"skipValidation": false, "trustedCA": newCA(t).certPEM}, http.StatusBadGateway},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			host, port, _ := net.SplitHostPort(up.Listener.Addr().String())
-			p, _ := strconv.Atoi(port)
-			s := &ir.Snapshot{
-				Version: 1,
-				Listeners: []*ir.Listener{{Name: "http_127.0.0.1_0", Protocol: ir.HTTP, Host: "127.0.0.1", APIs: []*ir.API{{
-					Name: "api", Namespace: "default", BasePath: "/",
-					Routes: []*ir.Route{{Name: "r0", Destinations: []ir.Destination{{Service: "default/up", Weight: 100}}}},
-				}}}},
-				Services: []*ir.Service{{Name: "up", Namespace: "default", Protocol: ir.HTTPS, Endpoints: []ir.Endpoint{{Host: host, Port: p}},
-					LB: ir.RoundRobin, ConnectTimeout: 2 * time.Second, Policies: []*ir.Policy{pol("tls-outbound", 0, tc.cfg)}}},
-			}
-			shapeOrFail(t, s)
-			if s.Services[0].TLS == nil || s.Services[0].TLS.CAPEM == "" {
+			s := load(t, testutil.Resource{Kind: "ApiInstance", Name: "api", Spec: "address: " + listen(t, "http") + "\n"},
+				testutil.Service("up", up.URL), testutil.Route("api", "up"),
+				testutil.Binding("up-tls", "Service", "up", pol("tls-outbound", 0, tc.cfg)))
+			if s.Services[0].Protocol != ir.HTTPS || s.Services[0].TLS == nil || s.Services[0].TLS.CAPEM == "" {
 				t.Fatal("Shape did not set the service's TLS")
 			}
 			base := start(t, s, nil, nil)
@@ -176,9 +166,9 @@ func TestResponseTimeoutAndCircuitBreaker(t *testing.T) {
 		t.Fatalf("slow upstream: %d, want 504", res.StatusCode)
 	}
 
-	s2 := snapshotWith(t, slow)
-	s2.Services[0].Policies = []*ir.Policy{pol("circuit-breaker-flex", 0, map[string]any{"thresholds": map[string]int{"maxRequests": 1}})}
-	shapeOrFail(t, s2)
+	s2 := load(t, testutil.Resource{Kind: "ApiInstance", Name: "api", Spec: "address: " + listen(t, "http") + "\n"},
+		testutil.Service("up", slow.URL), testutil.Route("api", "up"),
+		testutil.Binding("up-breaker", "Service", "up", pol("circuit-breaker-flex", 0, map[string]any{"thresholds": map[string]int{"maxRequests": 1}})))
 	base2 := start(t, s2, nil, nil)
 	first := make(chan int, 1)
 	go func() {

@@ -3,15 +3,12 @@ package extauthz_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy/extauthz"
@@ -20,22 +17,8 @@ import (
 func startWith(t *testing.T, ps ...*ir.Policy) authv3.AuthorizationClient {
 	t.Helper()
 	s := extauthz.New(nil, nil)
-	api := &ir.API{Name: "orders", Namespace: "default", BasePath: "/", Policies: ps}
-	s.Update(&ir.Snapshot{Version: 1, Listeners: []*ir.Listener{{Name: "http_0.0.0.0_8081", APIs: []*ir.API{api}}}})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	s.Register(g)
-	go func() { _ = g.Serve(l) }()
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return authv3.NewAuthorizationClient(conn)
+	s.Update(apiSnapshot(ps...))
+	return authv3.NewAuthorizationClient(serveGRPC(t, s))
 }
 
 // Body-inspecting policies get the body Envoy buffered (raw_body).

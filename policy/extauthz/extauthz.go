@@ -1,11 +1,16 @@
-// Package extauthz is the agent's Envoy external authorization service
-// (envoy.service.auth.v3): for policies Envoy has no native filter for
-// (client-id-enforcement, spike-control-flex, message-logging-flex, IP
-// lists behind trusted proxies, JWT features jwt_authn lacks, header
-// injection with expressions), the Envoy rendering is an ext_authz filter
-// whose per-route context names the binding, and this service runs that
-// binding's built-in middleware — the very code the built-in data plane
-// runs — on a request rebuilt from Envoy's CheckRequest.
+// Package extauthz is the agent's policy engine for Envoy: its external
+// authorization service (envoy.service.auth.v3) and its external
+// processing service (envoy.service.ext_proc.v3). For policies Envoy has
+// no native filter for (client-id-enforcement, spike-control-flex,
+// message-logging-flex, IP lists behind trusted proxies, JWT features
+// jwt_authn lacks, header injection with expressions), the Envoy rendering
+// is an ext_authz filter whose per-route context names the binding, and
+// this service runs that binding's built-in middleware — the very code the
+// built-in data plane runs — on a request rebuilt from Envoy's
+// CheckRequest. Policies that also act on the response (an outbound header
+// computed by an expression, a cache) are rendered as ext_proc filters
+// instead, and extproc.go runs the same middleware across the request and
+// the response Envoy streams to it.
 package extauthz
 
 import (
@@ -22,6 +27,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -55,8 +61,12 @@ func New(shared policy.SharedStore, log *slog.Logger) *Server {
 	return &Server{shared: shared, log: log.With("component", "extauthz"), built: map[string]http.Handler{}}
 }
 
-// Register adds the service to a gRPC server (the agent's xDS server).
-func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
+// Register adds the services (ext_authz and ext_proc) to a gRPC server
+// (the agent's xDS server).
+func (s *Server) Register(g *grpc.Server) {
+	authv3.RegisterAuthorizationServer(g, s)
+	extprocv3.RegisterExternalProcessorServer(g, s)
+}
 
 // Update switches to a new snapshot; middleware is rebuilt lazily.
 func (s *Server) Update(snap *ir.Snapshot) {
@@ -99,8 +109,11 @@ func (s *Server) handler(api, binding, name string) (http.Handler, error) {
 		return nil, err
 	}
 	h = mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if o, ok := r.Context().Value(passedKey{}).(*outcome); ok {
+		switch o := r.Context().Value(passedKey{}).(type) {
+		case *outcome: // ext_authz: the request is allowed as it is now
 			o.passed, o.req = true, r
+		case *procCall: // ext_proc: the request goes on, the response comes back through here
+			o.forward(w, r)
 		}
 	}))
 	s.mu.Lock()
@@ -173,30 +186,44 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		return denied(code, w.header, w.body.Bytes()), nil
 	}
 	ok := &authv3.OkHttpResponse{}
-	after := o.req.Header
-	for k, vs := range after {
-		if equal(orig[k], vs) {
-			continue
-		}
-		for i, v := range vs {
-			action := corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
-			if i == 0 {
-				action = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-			}
-			ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: strings.ToLower(k), Value: v}, AppendAction: action})
-		}
-	}
-	for k := range orig {
-		if _, still := after[k]; !still {
-			ok.HeadersToRemove = append(ok.HeadersToRemove, strings.ToLower(k))
-		}
-	}
+	ok.Headers, ok.HeadersToRemove = headerChanges(orig, o.req.Header, false)
 	for k, vs := range w.header {
 		for _, v := range vs {
 			ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: strings.ToLower(k), Value: v}})
 		}
 	}
 	return &authv3.CheckResponse{Status: &rpcstatus.Status{Code: int32(codes.OK)}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}, nil
+}
+
+// headerChanges is what turns before into after: every value of a header
+// that changed (the first replacing, the others appended) and the names
+// that are gone. raw puts values in raw_value, as ext_proc wants them;
+// ext_authz reads value.
+func headerChanges(before, after http.Header, raw bool) (set []*corev3.HeaderValueOption, removed []string) {
+	for k, vs := range after {
+		if equal(before[k], vs) {
+			continue
+		}
+		lk := strings.ToLower(k)
+		for i, v := range vs {
+			o := &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: lk}, AppendAction: corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD}
+			if i == 0 {
+				o.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+			}
+			if raw {
+				o.Header.RawValue = []byte(v)
+			} else {
+				o.Header.Value = v
+			}
+			set = append(set, o)
+		}
+	}
+	for k := range before {
+		if _, still := after[k]; !still {
+			removed = append(removed, strings.ToLower(k))
+		}
+	}
+	return set, removed
 }
 
 func equal(a, b []string) bool {

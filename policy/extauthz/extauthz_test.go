@@ -54,6 +54,13 @@ func start(t *testing.T) (authv3.AuthorizationClient, *decisions) {
 		d.mu.Unlock()
 	}
 	s.Update(snapshot())
+	return authv3.NewAuthorizationClient(serveGRPC(t, s)), d
+}
+
+// serveGRPC serves s's services on a free loopback port and returns a
+// client connection to them; both end with the test.
+func serveGRPC(t *testing.T, s *extauthz.Server) *grpc.ClientConn {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +74,13 @@ func start(t *testing.T) (authv3.AuthorizationClient, *decisions) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return authv3.NewAuthorizationClient(conn), d
+	return conn
+}
+
+// apiSnapshot is a snapshot with one API, default/orders, carrying ps.
+func apiSnapshot(ps ...*ir.Policy) *ir.Snapshot {
+	api := &ir.API{Name: "orders", Namespace: "default", BasePath: "/", Policies: ps}
+	return &ir.Snapshot{Version: 1, Listeners: []*ir.Listener{{Name: "http_0.0.0.0_8081", APIs: []*ir.API{api}}}}
 }
 
 func check(binding, name, peer string, headers map[string]string) *authv3.CheckRequest {

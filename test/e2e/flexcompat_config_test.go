@@ -16,6 +16,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/sharedstore/redistest"
 )
 
@@ -71,81 +72,41 @@ func TestFlexConfigurationDefaultsApply(t *testing.T) {
 	t.Cleanup(func() { idleSrv.Close() })
 
 	pSlow, pStream, pHeld, pIdle := freePort(t), freePort(t), freePort(t), freePort(t)
-	cfg := fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
-kind: ApiInstance
-metadata:
-  name: slow
-spec:
-  address: http://127.0.0.1:%d
-  services:
-    upstream:
-      address: %s
----
-apiVersion: gateway.mulesoft.com/v1alpha1
-kind: ApiInstance
-metadata:
-  name: stream
-spec:
-  address: http://127.0.0.1:%d
-  services:
-    upstream:
-      address: %s
-      routes:
-        - config:
-            timeout: 60s
----
-apiVersion: gateway.mulesoft.com/v1alpha1
-kind: ApiInstance
-metadata:
-  name: held
-spec:
-  address: http://127.0.0.1:%d
-  services:
-    upstream:
-      address: %s
----
-apiVersion: gateway.mulesoft.com/v1alpha1
-kind: ApiInstance
-metadata:
-  name: idle
-spec:
-  address: http://127.0.0.1:%d
-  services:
-    upstream:
-      address: http://%s
----
-apiVersion: gateway.mulesoft.com/v1alpha1
-kind: Configuration
-metadata:
-  name: timeouts-config
-spec:
-  timeouts:
-    upstreamConnectionIdleSeconds: 1
-    upstreamResponseSeconds: 1
-    streamIdleSeconds: 1
----
-apiVersion: gateway.mulesoft.com/v1beta1
-kind: Configuration
-metadata:
-  name: gateway-limits
-spec:
-  circuitBreaker:
-    maxRequests: 1
----
-apiVersion: gateway.mulesoft.com/v1beta1
-kind: Configuration
-metadata:
-  name: tracing
-spec:
-  tracing:
-    provider:
-      type: anypoint
-    sampling:
-      client: 100
-      random: 100
-      overall: 100
-`, pSlow, slow.URL, pStream, stream.URL, pHeld, held.URL, pIdle, idleLn.Addr())
-	g := startGateway(t, writeConfig(t, map[string]string{"gateway.yaml": cfg}))
+	at := func(port int) string { return fmt.Sprintf("http://127.0.0.1:%d", port) }
+	dir := testutil.ConfDir(t,
+		testutil.APIInstance("slow", at(pSlow), slow.URL),
+		testutil.Resource{Kind: "ApiInstance", Name: "stream", Spec: fmt.Sprintf(`
+			address: %s
+			services:
+			  upstream:
+			    address: %s
+			    routes:
+			      - config:
+			          timeout: 60s
+		`, at(pStream), stream.URL)},
+		testutil.APIInstance("held", at(pHeld), held.URL),
+		testutil.APIInstance("idle", at(pIdle), "http://"+idleLn.Addr().String()),
+		testutil.Resource{Kind: "Configuration", Name: "timeouts-config", Spec: `
+			timeouts:
+			  upstreamConnectionIdleSeconds: 1
+			  upstreamResponseSeconds: 1
+			  streamIdleSeconds: 1
+		`},
+		testutil.Configuration("gateway-limits", `
+			circuitBreaker:
+			  maxRequests: 1
+		`),
+		testutil.Configuration("tracing", `
+			tracing:
+			  provider:
+			    type: anypoint
+			  sampling:
+			    client: 100
+			    random: 100
+			    overall: 100
+		`),
+	)
+	g := startGateway(t, dir)
 
 	t.Run("upstreamResponseSeconds", func(t *testing.T) {
 		code, body, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/", pSlow))
@@ -246,36 +207,21 @@ func TestFlexRedisUserSpelling(t *testing.T) {
 	redis := redistest.Start(t, "--user", "default", "off", "--user", "ecomm-user", "on", ">ecomm-pwd-123", "~*", "&*", "+@all")
 	up := startUpstream(t, "a", nil)
 	port := freePort(t)
-	cfg := fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
-kind: ApiInstance
-metadata:
-  name: limited
-spec:
-  address: http://127.0.0.1:%d
-  services:
-    backend:
-      address: %s
-  policies:
-    - policyRef:
-        name: rate-limiting-flex
-      config:
-        rateLimits:
-          - maximumRequests: 2
-            timePeriodInMilliseconds: 600000
-        clusterizable: true
----
-apiVersion: gateway.mulesoft.com/v1alpha1
-kind: Configuration
-metadata:
-  name: shared-storage-redis
-spec:
-  sharedStorage:
-    redis:
-      address: %s
-      user: ecomm-user
-      password: ecomm-pwd-123
-`, port, up.URL, redis.Addr)
-	startGateway(t, writeConfig(t, map[string]string{"api.yaml": cfg}))
+	startGateway(t, testutil.ConfDir(t,
+		testutil.APIInstance("limited", fmt.Sprintf("http://127.0.0.1:%d", port), up.URL, testutil.Policy{Name: "rate-limiting-flex", Config: `
+			rateLimits:
+			  - maximumRequests: 2
+			    timePeriodInMilliseconds: 600000
+			clusterizable: true
+		`}),
+		testutil.Resource{Kind: "Configuration", Name: "shared-storage-redis", Spec: `
+			sharedStorage:
+			  redis:
+			    address: ` + redis.Addr + `
+			    user: ecomm-user
+			    password: ecomm-pwd-123
+		`},
+	))
 	var codes []int
 	for i := 0; i < 3; i++ {
 		code, _, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/x", port))

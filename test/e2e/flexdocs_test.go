@@ -23,15 +23,6 @@ import (
 // upstream and 127.0.0.1:9001 the AWS Lambda endpoint.
 const flexDocsDir = "../../policy/testdata/flexdocs"
 
-// flexDocsRefused are the documented configurations flexgw refuses, each
-// with the text its error must carry: Envoy cannot compute a response
-// header from an expression, and validate checks what both data planes
-// can run.
-var flexDocsRefused = map[string]string{
-	"header-injection-flex": "config.outboundHeaders: expressions in outbound headers are not supported on Envoy",
-	"http-caching-flex":     "config.distributed: a cache shared through Redis needs the built-in data plane",
-}
-
 // probe is one request that shows a fixture's policy acting, and what must
 // come of it.
 type probe struct {
@@ -104,15 +95,6 @@ func TestFlexDocsFixturesThroughBinary(t *testing.T) {
 		s = strings.ReplaceAll(s, "http://127.0.0.1:9000", up.URL)
 		s = strings.ReplaceAll(s, "http://127.0.0.1:9001", lambda.URL)
 		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
-		if why, refused := flexDocsRefused[name]; refused {
-			// Refused alone, with the field named (docs/policies.md says why).
-			one := writeConfig(t, map[string]string{filepath.Base(f): s})
-			out, err := exec.Command(flexgwBin, "validate", one).CombinedOutput()
-			if err == nil || !strings.Contains(string(out), why) {
-				t.Errorf("%s: validate: %v\n%s\nwant a refusal naming %q (if flexgw now runs it, move it to the served set)", name, err, out, why)
-			}
-			continue
-		}
 		conf[filepath.Base(f)] = s
 		served = append(served, name)
 	}
@@ -148,10 +130,10 @@ func TestFlexDocsFixturesThroughBinary(t *testing.T) {
 			return ""
 		}}},
 		"http-caching-flex": {
-			{method: "GET", path: "/caching/c", check: wantCode(200)},
-			{method: "GET", path: "/caching/c", check: func(s int, _ string, _ http.Header) string {
-				if s != 200 || upHits("/c") != 1 {
-					return fmt.Sprintf("status %d, upstream hits %d: the second GET is not served from the cache", s, upHits("/c"))
+			{method: "GET", path: "/caching/cached", check: wantCode(200)},
+			{method: "GET", path: "/caching/cached", check: func(s int, _ string, _ http.Header) string {
+				if s != 200 || upHits("/cached") != 1 {
+					return fmt.Sprintf("status %d, upstream hits %d: the second GET is not served from the cache", s, upHits("/cached"))
 				}
 				return ""
 			}},

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/internal/gatewaytest"
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 var flexgwBin string
@@ -24,15 +25,7 @@ func TestMain(m *testing.M) { gatewaytest.Main(m, &flexgwBin) }
 
 // freePort returns a loopback port that was free a moment ago. The config
 // format needs a concrete port, so the gateway cannot listen on :0 itself.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return testutil.FreePort(t) }
 
 // writeConfig writes files (name → content) into a new config dir.
 func writeConfig(t *testing.T, files map[string]string) string {

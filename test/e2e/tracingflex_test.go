@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/testutil"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -84,56 +85,33 @@ func TestTracingFlexThroughBinary(t *testing.T) {
 	rcv := startOTLPReceiver(t)
 	up := startUpstream(t, "up", nil)
 	pTraced, pPlain := freePort(t), freePort(t)
-	cfg := fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
-kind: ApiInstance
-metadata:
-  name: traced
-spec:
-  address: http://127.0.0.1:%d
-  services:
-    upstream:
-      address: %s
-  policies:
-    - policyRef:
-        name: tracing-flex
-      config:
-        sampling:
-          client: 100
-          random: 100
-          overall: 100
-        spanName: traced-api
-        labels:
-          - name: team
-            type: literal
-            keyName: team
-            defaultValue: checkout
----
-apiVersion: gateway.mulesoft.com/v1alpha1
-kind: ApiInstance
-metadata:
-  name: plain
-spec:
-  address: http://127.0.0.1:%d
-  services:
-    upstream:
-      address: %s
----
-apiVersion: gateway.mulesoft.com/v1beta1
-kind: Configuration
-metadata:
-  name: tracing
-spec:
-  tracing:
-    provider:
-      type: opentelemetry
-      properties:
-        address: %s
-    sampling:
-      client: 0
-      random: 0
-      overall: 0
-`, pTraced, up.URL, pPlain, up.URL, rcv.url)
-	startGateway(t, writeConfig(t, map[string]string{"gateway.yaml": cfg}))
+	at := func(port int) string { return fmt.Sprintf("http://127.0.0.1:%d", port) }
+	startGateway(t, testutil.ConfDir(t,
+		testutil.APIInstance("traced", at(pTraced), up.URL, testutil.Policy{Name: "tracing-flex", Config: `
+			sampling:
+			  client: 100
+			  random: 100
+			  overall: 100
+			spanName: traced-api
+			labels:
+			  - name: team
+			    type: literal
+			    keyName: team
+			    defaultValue: checkout
+		`}),
+		testutil.APIInstance("plain", at(pPlain), up.URL),
+		testutil.Configuration("tracing", `
+			tracing:
+			  provider:
+			    type: opentelemetry
+			    properties:
+			      address: `+rcv.url+`
+			  sampling:
+			    client: 0
+			    random: 0
+			    overall: 0
+		`),
+	))
 	for i := 0; i < 3; i++ {
 		if code, body, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/p", pPlain)); code != 200 {
 			t.Fatalf("plain: %d %q", code, body)
