@@ -37,7 +37,7 @@ spec: {address: "http://127.0.0.1:%d"}
 apiVersion: gateway.mulesoft.com/v1alpha1
 kind: Service
 metadata: {name: a-svc, namespace: team-a}
-spec: {address: %s}
+spec: {address: "%s"}
 ---
 apiVersion: gateway.mulesoft.com/v1alpha1
 kind: PolicyBinding
@@ -45,7 +45,7 @@ metadata: {name: shop-route, namespace: team-a}
 spec:
   targetRef: {name: shop}
   policyRef: {name: route}
-  rules: [{path: /public(/.*)?}]
+  rules: [{path: "/public(?:/.*)?"}]
   config: {destinationRef: {name: a-svc}}
 ---
 apiVersion: gateway.mulesoft.com/v1alpha1
@@ -53,12 +53,12 @@ kind: ApiInstance
 metadata: {name: own, namespace: team-b}
 spec:
   address: "http://127.0.0.1:%d"
-  services: {loot: {address: %s}}
+  services: {loot: {address: "%s"}}
 ---
 apiVersion: gateway.mulesoft.com/v1alpha1
 kind: Service
 metadata: {name: loot, namespace: team-b}
-spec: {address: %s}
+spec: {address: "%s"}
 `, portA, upA, portB, loot, loot))
 	shop := fmt.Sprintf("http://127.0.0.1:%d", portA)
 	startGateway(t, cl.Kubeconfig)
@@ -70,7 +70,7 @@ metadata: {name: hijack, namespace: team-b}
 spec:
   targetRef: {name: shop, namespace: team-a}
   policyRef: {name: route}
-  rules: [{path: /admin(/.*)?}]
+  rules: [{path: "/admin(?:/.*)?"}]
   config: {destinationRef: {name: loot}}
 `
 	borrow := `apiVersion: gateway.mulesoft.com/v1alpha1
@@ -79,7 +79,7 @@ metadata: {name: borrow, namespace: team-b}
 spec:
   targetRef: {name: own}
   policyRef: {name: route}
-  rules: [{path: /borrowed(/.*)?}]
+  rules: [{path: "/borrowed(?:/.*)?"}]
   config: {destinationRef: {name: a-svc, namespace: team-a}}
 `
 	everyone := `apiVersion: gateway.mulesoft.com/v1alpha1
