@@ -44,6 +44,7 @@ test-go:
 	@# Fuzz the decoders that read untrusted input, a few seconds each.
 	$(GO) test ./logpipe -run '^$$' -fuzz FuzzDecodeJSON -fuzztime 5s
 	$(GO) test ./logpipe -run '^$$' -fuzz FuzzDecodeMsgpack -fuzztime 5s
+	$(GO) test ./internal/jsonstr -run '^$$' -fuzz FuzzAgainstEncodingJSON -fuzztime 5s
 	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime 5s
 	@# The HTTP/1.1 wire code and the request-path normalisation (docs/security.md).
 	$(GO) test ./dataplane/internal/h1 -run '^$$' -fuzz FuzzReadRequest -fuzztime 5s

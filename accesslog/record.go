@@ -7,7 +7,8 @@ package accesslog
 import (
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/flexgw/flexgw/internal/jsonstr"
 )
 
 // Unmatched is the one name of requests no API (or no route of their API)
@@ -122,47 +123,7 @@ func appendStrField(b []byte, name, v string) []byte {
 	return AppendString(b, v)
 }
 
-const hexDigits = "0123456789abcdef"
-
-// AppendString appends s as a JSON string literal, replacing invalid UTF-8
-// with U+FFFD so a hostile header can never break the line format.
-func AppendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+// AppendString appends s as a JSON string literal (jsonstr.Append:
+// invalid UTF-8 becomes U+FFFD, so a hostile header can never break the
+// line format).
+func AppendString(b []byte, s string) []byte { return jsonstr.Append(b, s) }

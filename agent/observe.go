@@ -86,15 +86,24 @@ func (a *Agent) kernelStats() topapi.Kernel {
 		return topapi.Kernel{Reason: probeOffReason(a.opts.EBPF)}
 	}
 	snap := a.probe.Snapshot()
-	k := topapi.Kernel{Enabled: snap.Enabled, Reason: snap.Error, Endpoints: map[string]topapi.KernelEndpoint{}}
+	k := topapi.Kernel{Enabled: snap.Enabled, Reason: snap.Error}
 	for _, e := range snap.Endpoints {
-		k.Endpoints[e.Endpoint] = topapi.KernelEndpoint{
+		ke := topapi.KernelEndpoint{
+			Service:      e.Service,
+			Endpoint:     e.Endpoint,
+			Addresses:    e.Addresses,
+			Shared:       e.Shared,
+			ResolveError: e.ResolveError,
 			Connects:     e.Connects,
 			ConnectP50Ms: e.ConnectP50 * 1000,
 			ConnectP99Ms: e.ConnectP99 * 1000,
 			Failures:     e.Failures,
 			RTTP50Ms:     e.RTTP50 * 1000,
 		}
+		for _, o := range e.SharedWith {
+			ke.SharedWith = append(ke.SharedWith, o.Service+" "+o.Endpoint)
+		}
+		k.Endpoints = append(k.Endpoints, ke)
 	}
 	return k
 }

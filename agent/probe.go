@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"sync/atomic"
 
 	"github.com/flexgw/flexgw/ebpf"
@@ -20,12 +19,7 @@ func (a *Agent) startProbe(first *ir.Snapshot) (stopFunc, error) {
 	probe, err := ebpf.Start(ebpf.Options{
 		Mode:   a.opts.EBPF,
 		Logger: a.opts.Logger,
-		Resolve: func(ap netip.AddrPort) (string, string, bool) {
-			return names.Load().Resolve(ap)
-		},
-		Listeners: func(port uint16) (string, bool) {
-			return names.Load().Listener(port)
-		},
+		Names:  names.Load,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("--ebpf %s: %w", a.opts.EBPF, err)
@@ -38,6 +32,8 @@ func (a *Agent) startProbe(first *ir.Snapshot) (stopFunc, error) {
 	}
 	a.probe = probe
 	a.registry.MustRegister(probe)
+	// Each accepted snapshot resolves its host names again, so a reload
+	// also picks up DNS changes.
 	a.appliers = append(a.appliers, func(s *ir.Snapshot) error {
 		names.Store(ebpf.NamesFromSnapshot(context.Background(), s, nil))
 		return nil

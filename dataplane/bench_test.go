@@ -3,9 +3,6 @@ package dataplane
 import (
 	"bufio"
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
@@ -15,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/ir"
 )
 
@@ -112,11 +110,7 @@ func benchChains(b *testing.B) []struct {
 	header string
 } {
 	secret := "0123456789abcdef0123456789abcdef"
-	seg := func(v any) string { j, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(j) }
-	in := seg(map[string]string{"alg": "HS256", "typ": "JWT"}) + "." + seg(map[string]any{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()})
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(in))
-	tok := in + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	tok := testutil.HS256Token(b, secret, map[string]any{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()})
 	pol := func(name string, order int, cfg any) *ir.Policy {
 		raw, err := json.Marshal(cfg)
 		if err != nil {

@@ -96,8 +96,7 @@ type listener struct {
 	done    chan struct{}
 }
 
-// server is what serves one listener: net/http's server (TLS) or the
-// h1 server (plain HTTP).
+// server is what serves one listener (an h1Listener).
 type server interface {
 	Serve(net.Listener) error
 	Shutdown(context.Context) error
@@ -288,9 +287,12 @@ func (dp *DataPlane) bind(l *ir.Listener, tc *tls.Config) (*listener, error) {
 		// Plain HTTP: HTTP/1.x on the h1 server, h2c (prior knowledge)
 		// handed to net/http, which counts no connections itself.
 		srv.Protocols.SetUnencryptedHTTP2(true)
-		nl.srv = newH1Listener(dp, h, srv)
+		nl.srv = newH1Listener(dp, h, srv, nil)
 		return nl, nil
 	}
+	// TLS: the h1 server terminates it and serves HTTP/1.1 itself;
+	// connections that negotiate h2 go to net/http (srv), which counts
+	// them from there.
 	h.scheme = "https"
 	srv.ConnState = dp.connState(l.Name)
 	srv.Protocols.SetHTTP1(true)
@@ -320,8 +322,7 @@ func (dp *DataPlane) bind(l *ir.Listener, tc *tls.Config) (*listener, error) {
 		}
 		h2s.ServeConn(dp.h2Guard(c, l.Name), &http2.ServeConnOpts{Context: ctx, BaseConfig: hs, Handler: h})
 	}
-	nl.ln = tls.NewListener(ln, srv.TLSConfig)
-	nl.srv = srv
+	nl.srv = newH1Listener(dp, h, srv, srv.TLSConfig)
 	return nl, nil
 }
 

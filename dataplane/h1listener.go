@@ -2,28 +2,31 @@ package dataplane
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/flexgw/flexgw/dataplane/internal/h1"
-	"github.com/flexgw/flexgw/policy"
 )
 
-// h1Listener serves a plain-HTTP listener: HTTP/1.x on the h1 server,
-// h2c prior-knowledge connections handed (behind the reset guard) to a
-// net/http server through a connQueue.
+// h1Listener serves a listener: HTTP/1.x on the h1 server (over TLS
+// when tc is set), HTTP/2 connections handed to a net/http server through
+// a connQueue: h2c prior-knowledge ones behind the reset guard, TLS ones
+// that chose h2 by ALPN as the bare *tls.Conn net/http's TLSNextProto
+// takes (which puts the guard in front of its HTTP/2 server).
 type h1Listener struct {
 	h1      *h1.Server
 	h2      *http.Server
 	handoff *connQueue
 }
 
-func newH1Listener(dp *DataPlane, h *lnHandler, h2 *http.Server) *h1Listener {
+func newH1Listener(dp *DataPlane, h *lnHandler, h2 *http.Server, tc *tls.Config) *h1Listener {
 	l := &h1Listener{h2: h2, handoff: newConnQueue()}
 	o := &dp.opts
 	l.h1 = h1.NewServer(h1.Options{
+		TLS:               tc,
 		Handler:           h,
 		MaxHeaderBytes:    o.MaxHeaderBytes,
 		MaxHeaders:        o.MaxHeaders,
@@ -32,9 +35,11 @@ func newH1Listener(dp *DataPlane, h *lnHandler, h2 *http.Server) *h1Listener {
 		BodyTimeout:       o.BodyTimeout,
 		ConnContext:       func(c net.Conn) context.Context { return &connCtx{local: c.LocalAddr()} },
 		H2: func(c net.Conn) {
-			gc := dp.h2Guard(c, h.name)
-			if !l.handoff.put(gc) {
-				gc.Close()
+			if tc == nil {
+				c = dp.h2Guard(c, h.name)
+			}
+			if !l.handoff.put(c) {
+				c.Close()
 			}
 		},
 		OnConn: func(d int) {
@@ -80,12 +85,10 @@ func (*connCtx) Done() <-chan struct{}       { return nil }
 func (*connCtx) Err() error                  { return nil }
 
 func (c *connCtx) Value(k any) any {
-	switch k.(type) {
-	case stateKey, policy.RecorderKey:
-		if c.st != nil {
-			return c.st
+	if c.st != nil {
+		if v := c.st.value(k); v != nil {
+			return v
 		}
-		return nil
 	}
 	if k == any(http.LocalAddrContextKey) {
 		return c.local

@@ -68,6 +68,9 @@ type reqState struct {
 	clientGone bool
 
 	policyName, policyOutcome string
+	// auth is the request's policy.Authentication, found through the
+	// request context like the state itself (policy.AuthKey).
+	auth policy.AuthSlot
 
 	hdr     http.Header // upstream response head, reused
 	extra   []string    // headers added by the UpstreamAttempt hook (k, v pairs)
@@ -107,13 +110,23 @@ var statePool = sync.Pool{New: func() any {
 func (st *reqState) addExtra(k, v string) { st.extra = append(st.extra, k, v) }
 
 // Value makes reqState a context whose stateKey and policy.RecorderKey
-// are itself.
+// are itself and whose policy.AuthKey is its auth slot.
 func (st *reqState) Value(k any) any {
+	if v := st.value(k); v != nil {
+		return v
+	}
+	return st.Context.Value(k)
+}
+
+// value answers the keys the request state owns, or nil.
+func (st *reqState) value(k any) any {
 	switch k.(type) {
 	case stateKey, policy.RecorderKey:
 		return st
+	case policy.AuthKey:
+		return &st.auth
 	}
-	return st.Context.Value(k)
+	return nil
 }
 
 // Decide implements policy.Recorder: a denial wins over any other outcome.

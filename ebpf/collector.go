@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,12 +59,10 @@ type Reader interface {
 	Read() (Counters, error)
 }
 
-// Resolver maps a remote endpoint to the service (IR key "namespace/name")
-// and endpoint name it belongs to.
-type Resolver func(ip netip.AddrPort) (service, endpoint string, ok bool)
-
-// ListenerResolver maps a local port to the name of the listener bound to it.
-type ListenerResolver func(port uint16) (listener string, ok bool)
+// NamesFunc returns the current Names (the agent swaps them on every
+// accepted snapshot). It may return nil: every endpoint is then unknown and
+// listeners are named by port.
+type NamesFunc func() *Names
 
 // UnknownService labels connections to endpoints the resolver does not know
 // (exporters, Redis, an upstream removed from config). Their endpoint label
@@ -93,11 +92,10 @@ var (
 // Snapshots. Reads are cached for Interval so a scrape and `flexgw top`
 // polling together do not read the maps twice.
 type Collector struct {
-	reader    Reader
-	resolve   Resolver
-	listeners ListenerResolver
-	interval  time.Duration
-	now       func() time.Time
+	reader   Reader
+	names    NamesFunc
+	interval time.Duration
+	now      func() time.Time
 
 	mu      sync.Mutex
 	last    Counters
@@ -107,10 +105,13 @@ type Collector struct {
 
 var _ prometheus.Collector = (*Collector)(nil)
 
-// NewCollector returns a Collector over r. resolve and listeners may be nil
-// (every endpoint is then unknown and listeners are named by port).
-func NewCollector(r Reader, resolve Resolver, listeners ListenerResolver, interval time.Duration) *Collector {
-	return &Collector{reader: r, resolve: resolve, listeners: listeners, interval: interval, now: time.Now}
+// NewCollector returns a Collector over r. names may be nil (every endpoint
+// is then unknown and listeners are named by port).
+func NewCollector(r Reader, names NamesFunc, interval time.Duration) *Collector {
+	if names == nil {
+		names = func() *Names { return nil }
+	}
+	return &Collector{reader: r, names: names, interval: interval, now: time.Now}
 }
 
 func (c *Collector) read() (Counters, error) {
@@ -125,20 +126,43 @@ func (c *Collector) read() (Counters, error) {
 	return c.last, c.lastErr
 }
 
-func (c *Collector) endpointLabels(ap netip.AddrPort) (service, endpoint string) {
-	if c.resolve != nil {
-		if s, e, ok := c.resolve(ap); ok {
-			return s, e
-		}
+// endpointLabels are the metric labels of a remote address: the configured
+// endpoint that resolves to it, or when several do (the address is shared),
+// their services joined with "," and the address itself, so no one of them
+// is credited with the others' connections.
+func endpointLabels(n *Names, ap netip.AddrPort) (service, endpoint string) {
+	owners := n.Owners(ap)
+	switch len(owners) {
+	case 0:
+		return UnknownService, unmapped(ap).String()
+	case 1:
+		return owners[0].Service, owners[0].Endpoint
 	}
-	return UnknownService, ap.String()
+	return sharedServices(owners), unmapped(ap).String()
 }
 
-func (c *Collector) listenerLabel(port uint16) string {
-	if c.listeners != nil {
-		if l, ok := c.listeners(port); ok {
-			return l
+// sharedServices joins the distinct services of owners (sorted) with ",".
+func sharedServices(owners []Configured) string {
+	var b strings.Builder
+	for i, o := range owners {
+		if i > 0 && o.Service == owners[i-1].Service {
+			continue
 		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(o.Service)
+	}
+	return b.String()
+}
+
+func unmapped(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+func listenerLabel(n *Names, port uint16) string {
+	if l, ok := n.Listener(port); ok {
+		return l
 	}
 	return ":" + strconv.Itoa(int(port))
 }
@@ -172,11 +196,18 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 // labelPair is a metric's label values (one or two labels).
 type labelPair struct{ a, b string }
 
+// addrStats is what the kernel counted for one remote address (IPv4 and
+// IPv4-mapped IPv6 keys merged).
+type addrStats struct {
+	connect, rtt Hist
+	failures     uint64
+}
+
 type labelled struct {
 	connect, handshake, rtt, lifetime map[labelPair]*Hist
 	failures                          map[labelPair]uint64
-	// per endpoint RTT and listener port for the snapshot
-	endpointRTT  map[labelPair]*Hist
+	// per remote address, and per listener RTT and port, for the snapshot
+	addrs        map[netip.AddrPort]*addrStats
 	listenerRTT  map[string]*Hist
 	listenerPort map[string]uint16
 }
@@ -190,27 +221,39 @@ func addHist(m map[labelPair]*Hist, k labelPair, h Hist) {
 }
 
 func (c *Collector) label(cnt Counters) labelled {
+	n := c.names()
 	l := labelled{
 		connect: map[labelPair]*Hist{}, handshake: map[labelPair]*Hist{}, rtt: map[labelPair]*Hist{},
 		lifetime: map[labelPair]*Hist{}, failures: map[labelPair]uint64{},
-		endpointRTT: map[labelPair]*Hist{}, listenerRTT: map[string]*Hist{}, listenerPort: map[string]uint16{},
+		addrs: map[netip.AddrPort]*addrStats{}, listenerRTT: map[string]*Hist{}, listenerPort: map[string]uint16{},
+	}
+	addr := func(ap netip.AddrPort) *addrStats {
+		ap = unmapped(ap)
+		a, ok := l.addrs[ap]
+		if !ok {
+			a = &addrStats{}
+			l.addrs[ap] = a
+		}
+		return a
 	}
 	for ap, h := range cnt.Connect {
-		s, e := c.endpointLabels(ap)
+		s, e := endpointLabels(n, ap)
 		addHist(l.connect, labelPair{s, e}, h)
+		addr(ap).connect.Add(&h)
 	}
-	for ap, n := range cnt.Failures {
-		s, e := c.endpointLabels(ap)
-		l.failures[labelPair{s, e}] += n
+	for ap, f := range cnt.Failures {
+		s, e := endpointLabels(n, ap)
+		l.failures[labelPair{s, e}] += f
+		addr(ap).failures += f
 	}
 	for port, h := range cnt.Handshake {
-		name := c.listenerLabel(port)
+		name := listenerLabel(n, port)
 		addHist(l.handshake, labelPair{a: name}, h)
 		l.listenerPort[name] = port
 	}
 	for k, h := range cnt.RTT {
 		if k.Direction == Inbound {
-			name := c.listenerLabel(k.Port)
+			name := listenerLabel(n, k.Port)
 			addHist(l.rtt, labelPair{Inbound.String(), name}, h)
 			lh := h
 			if cur, ok := l.listenerRTT[name]; ok {
@@ -221,9 +264,9 @@ func (c *Collector) label(cnt Counters) labelled {
 			l.listenerPort[name] = k.Port
 			continue
 		}
-		s, e := c.endpointLabels(k.Remote)
+		s, _ := endpointLabels(n, k.Remote)
 		addHist(l.rtt, labelPair{Outbound.String(), s}, h)
-		addHist(l.endpointRTT, labelPair{s, e}, h)
+		addr(k.Remote).rtt.Add(&h)
 	}
 	for d, h := range cnt.Lifetime {
 		addHist(l.lifetime, labelPair{a: d.String()}, h)
@@ -267,17 +310,27 @@ type Snapshot struct {
 	ReadAt    time.Time          `json:"readAt"`
 }
 
-// EndpointSnapshot is one upstream endpoint's connect latency, failures and
-// RTT.
+// EndpointSnapshot is one configured endpoint's connect latency, failures
+// and RTT, summed over the addresses it resolved to; or, with Service
+// "unknown", one address no configured endpoint resolves to.
 type EndpointSnapshot struct {
-	Service    string  `json:"service"`
-	Endpoint   string  `json:"endpoint"`
-	Connects   uint64  `json:"connects"`
-	ConnectP50 float64 `json:"connectP50Seconds"`
-	ConnectP99 float64 `json:"connectP99Seconds"`
-	Failures   uint64  `json:"failures"`
-	RTTP50     float64 `json:"rttP50Seconds"`
-	RTTSamples uint64  `json:"rttSamples"`
+	Service  string `json:"service"`
+	Endpoint string `json:"endpoint"`
+	// Addresses are the IP:port pairs the numbers were counted on.
+	Addresses []string `json:"addresses"`
+	// Shared is true when another configured endpoint resolves to one of
+	// Addresses: the kernel cannot tell their connections apart, so the
+	// numbers include those of every endpoint in SharedWith.
+	Shared     bool         `json:"shared"`
+	SharedWith []Configured `json:"sharedWith,omitempty"`
+	// ResolveError says why the endpoint's host name gave no address.
+	ResolveError string  `json:"resolveError,omitempty"`
+	Connects     uint64  `json:"connects"`
+	ConnectP50   float64 `json:"connectP50Seconds"`
+	ConnectP99   float64 `json:"connectP99Seconds"`
+	Failures     uint64  `json:"failures"`
+	RTTP50       float64 `json:"rttP50Seconds"`
+	RTTSamples   uint64  `json:"rttSamples"`
 }
 
 // ListenerSnapshot is one listener's accept handshake latency and RTT.
@@ -312,29 +365,7 @@ func (c *Collector) Snapshot() Snapshot {
 		return s
 	}
 	l := c.label(cnt)
-	eps := map[labelPair]*EndpointSnapshot{}
-	ep := func(k labelPair) *EndpointSnapshot {
-		if e, ok := eps[k]; ok {
-			return e
-		}
-		e := &EndpointSnapshot{Service: k.a, Endpoint: k.b}
-		eps[k] = e
-		return e
-	}
-	for k, h := range l.connect {
-		e := ep(k)
-		e.Connects, e.ConnectP50, e.ConnectP99 = h.Count(), h.Quantile(0.5), h.Quantile(0.99)
-	}
-	for k, n := range l.failures {
-		ep(k).Failures = n
-	}
-	for k, h := range l.endpointRTT {
-		e := ep(k)
-		e.RTTSamples, e.RTTP50 = h.Count(), h.Quantile(0.5)
-	}
-	for _, k := range sortedKeys(eps) {
-		s.Endpoints = append(s.Endpoints, *eps[k])
-	}
+	s.Endpoints = endpointSnapshots(c.names(), l.addrs)
 	names := map[string]bool{}
 	for k := range l.handshake {
 		names[k.a] = true
@@ -357,4 +388,52 @@ func (c *Collector) Snapshot() Snapshot {
 		s.Lifetime = append(s.Lifetime, LifetimeSnapshot{Direction: k.a, Closed: h.Count(), P50: h.Quantile(0.5), P99: h.Quantile(0.99)})
 	}
 	return s
+}
+
+// endpointSnapshots gives every configured endpoint the sum of its
+// addresses' numbers, marking the ones whose addresses other configured
+// endpoints share, then lists the addresses nobody configured.
+func endpointSnapshots(n *Names, addrs map[netip.AddrPort]*addrStats) []EndpointSnapshot {
+	out := []EndpointSnapshot{}
+	claimed := map[netip.AddrPort]bool{}
+	fill := func(e *EndpointSnapshot, sum *addrStats) {
+		e.Connects, e.ConnectP50, e.ConnectP99 = sum.connect.Count(), sum.connect.Quantile(0.5), sum.connect.Quantile(0.99)
+		e.Failures = sum.failures
+		e.RTTSamples, e.RTTP50 = sum.rtt.Count(), sum.rtt.Quantile(0.5)
+	}
+	for _, ce := range n.Endpoints() {
+		e := EndpointSnapshot{Service: ce.Service, Endpoint: ce.Endpoint, Addresses: []string{}, ResolveError: ce.ResolveError}
+		var sum addrStats
+		for _, ap := range ce.Addresses {
+			claimed[ap] = true
+			e.Addresses = append(e.Addresses, ap.String())
+			for _, o := range n.Owners(ap) {
+				if o != ce.Configured && !slices.Contains(e.SharedWith, o) {
+					e.SharedWith = append(e.SharedWith, o)
+				}
+			}
+			if a, ok := addrs[ap]; ok {
+				sum.connect.Add(&a.connect)
+				sum.rtt.Add(&a.rtt)
+				sum.failures += a.failures
+			}
+		}
+		slices.SortFunc(e.SharedWith, Configured.compare)
+		e.Shared = len(e.SharedWith) > 0
+		fill(&e, &sum)
+		out = append(out, e)
+	}
+	var unknown []netip.AddrPort
+	for ap := range addrs {
+		if !claimed[ap] {
+			unknown = append(unknown, ap)
+		}
+	}
+	slices.SortFunc(unknown, netip.AddrPort.Compare)
+	for _, ap := range unknown {
+		e := EndpointSnapshot{Service: UnknownService, Endpoint: ap.String(), Addresses: []string{ap.String()}}
+		fill(&e, addrs[ap])
+		out = append(out, e)
+	}
+	return out
 }

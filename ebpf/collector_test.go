@@ -3,8 +3,10 @@ package ebpf
 import (
 	"context"
 	"errors"
+	"maps"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,26 +121,24 @@ func (f *fakeReader) Read() (Counters, error) {
 }
 
 var (
-	upA    = netip.MustParseAddrPort("10.0.0.1:8080")
-	upA6   = netip.MustParseAddrPort("[::ffff:10.0.0.1]:8080")
-	upB    = netip.MustParseAddrPort("10.0.0.2:8080")
-	redis  = netip.MustParseAddrPort("10.0.0.9:6379")
-	names_ = func(ap netip.AddrPort) (string, string, bool) {
-		switch ap.Addr().Unmap() {
-		case upA.Addr():
-			return "default/orders", "orders.internal:8080", true
-		case upB.Addr():
-			return "default/orders", "10.0.0.2:8080", true
-		}
-		return "", "", false
-	}
-	listeners_ = func(port uint16) (string, bool) {
-		if port == 8081 {
-			return "http_0.0.0.0_8081", true
-		}
-		return "", false
-	}
+	upA   = netip.MustParseAddrPort("10.0.0.1:8080")
+	upA6  = netip.MustParseAddrPort("[::ffff:10.0.0.1]:8080")
+	upB   = netip.MustParseAddrPort("10.0.0.2:8080")
+	redis = netip.MustParseAddrPort("10.0.0.9:6379")
 )
+
+// testNames configures default/orders with orders.internal:8080 (resolving
+// to upA's address) and 10.0.0.2:8080, and listener http_0.0.0.0_8081.
+func testNames() NamesFunc {
+	n := NamesFromSnapshot(context.Background(), &ir.Snapshot{
+		Listeners: []*ir.Listener{{Name: "http_0.0.0.0_8081", Port: 8081}},
+		Services: []*ir.Service{{Namespace: "default", Name: "orders",
+			Endpoints: []ir.Endpoint{{Host: "orders.internal", Port: 8080}, {Host: "10.0.0.2", Port: 8080}}}},
+	}, func(_ context.Context, host string) ([]netip.Addr, error) {
+		return []netip.Addr{upA.Addr()}, nil
+	})
+	return func() *Names { return n }
+}
 
 func fakeCounters() Counters {
 	return Counters{
@@ -157,7 +157,7 @@ func fakeCounters() Counters {
 }
 
 func TestCollectorMetricsAndLabels(t *testing.T) {
-	c := NewCollector(&fakeReader{c: fakeCounters()}, names_, listeners_, 0)
+	c := NewCollector(&fakeReader{c: fakeCounters()}, testNames(), 0)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
 	mfs, err := reg.Gather()
@@ -229,7 +229,7 @@ func keys[V any](m map[string]V) []string {
 }
 
 func TestCollectorSnapshot(t *testing.T) {
-	c := NewCollector(&fakeReader{c: fakeCounters()}, names_, listeners_, 0)
+	c := NewCollector(&fakeReader{c: fakeCounters()}, testNames(), 0)
 	s := c.Snapshot()
 	if !s.Enabled || s.Error != "" {
 		t.Fatalf("snapshot %+v", s)
@@ -269,7 +269,7 @@ func TestCollectorSnapshot(t *testing.T) {
 
 func TestCollectorCachesReadsForInterval(t *testing.T) {
 	r := &fakeReader{c: fakeCounters()}
-	c := NewCollector(r, nil, nil, time.Minute)
+	c := NewCollector(r, nil, time.Minute)
 	now := time.Unix(1000, 0)
 	c.now = func() time.Time { return now }
 	c.Snapshot()
@@ -286,7 +286,7 @@ func TestCollectorCachesReadsForInterval(t *testing.T) {
 }
 
 func TestCollectorReadErrorIsReported(t *testing.T) {
-	c := NewCollector(&fakeReader{err: errors.New("map gone")}, nil, nil, 0)
+	c := NewCollector(&fakeReader{err: errors.New("map gone")}, nil, 0)
 	if s := c.Snapshot(); s.Error != "map gone" {
 		t.Fatalf("snapshot error %q", s.Error)
 	}
@@ -334,20 +334,25 @@ func TestNamesFromSnapshot(t *testing.T) {
 		return nil, errors.New("no such host")
 	}
 	n := NamesFromSnapshot(context.Background(), snap, lookup)
+	orders := func(ep string) []Configured { return []Configured{{"default/orders", ep}} }
 	for _, tc := range []struct {
-		ap, svc, ep string
-		ok          bool
+		ap   string
+		want []Configured
 	}{
-		{"10.0.0.1:8080", "default/orders", "10.0.0.1:8080", true},
-		{"[::ffff:10.0.0.1]:8080", "default/orders", "10.0.0.1:8080", true},
-		{"10.0.0.5:8080", "default/orders", "orders.internal:8080", true},
-		{"[fd00::5]:8080", "default/orders", "orders.internal:8080", true},
-		{"10.0.0.1:9999", "", "", false},
+		{"10.0.0.1:8080", orders("10.0.0.1:8080")},
+		{"[::ffff:10.0.0.1]:8080", orders("10.0.0.1:8080")},
+		{"10.0.0.5:8080", orders("orders.internal:8080")},
+		{"[fd00::5]:8080", orders("orders.internal:8080")},
+		{"10.0.0.1:9999", nil},
 	} {
-		svc, ep, ok := n.Resolve(netip.MustParseAddrPort(tc.ap))
-		if svc != tc.svc || ep != tc.ep || ok != tc.ok {
-			t.Errorf("Resolve(%s) = %q %q %v, want %q %q %v", tc.ap, svc, ep, ok, tc.svc, tc.ep, tc.ok)
+		if got := n.Owners(netip.MustParseAddrPort(tc.ap)); !slices.Equal(got, tc.want) {
+			t.Errorf("Owners(%s) = %v, want %v", tc.ap, got, tc.want)
 		}
+	}
+	eps := n.Endpoints()
+	if len(eps) != 3 || eps[0].Endpoint != "nxdomain.invalid:80" || eps[0].ResolveError != "no such host" || len(eps[0].Addresses) != 0 ||
+		eps[2].Endpoint != "orders.internal:8080" || len(eps[2].Addresses) != 2 {
+		t.Errorf("configured endpoints %+v", eps)
 	}
 	if l, ok := n.Listener(8081); !ok || l != "http_0.0.0.0_8081" {
 		t.Errorf("Listener(8081) = %q %v", l, ok)
@@ -369,4 +374,90 @@ func collectCount(c prometheus.Collector) int {
 		n++
 	}
 	return n
+}
+
+// sharedNames configures four services: default/a at localhost:9000
+// (127.0.0.1 and ::1), default/b at 127.0.0.1:9000 (the same address),
+// default/c at 127.0.0.1:9001 (its own) and default/d at a host that does
+// not resolve.
+func sharedNames(t *testing.T) NamesFunc {
+	t.Helper()
+	svc := func(name, host string, port int) *ir.Service {
+		return &ir.Service{Namespace: "default", Name: name, Endpoints: []ir.Endpoint{{Host: host, Port: port}}}
+	}
+	n := NamesFromSnapshot(context.Background(), &ir.Snapshot{Services: []*ir.Service{
+		svc("b", "127.0.0.1", 9000), svc("a", "localhost", 9000), svc("c", "127.0.0.1", 9001), svc("d", "gone.invalid", 80),
+	}}, func(_ context.Context, host string) ([]netip.Addr, error) {
+		switch host {
+		case "localhost":
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")}, nil
+		}
+		return nil, errors.New("lookup " + host + ": no such host")
+	})
+	return func() *Names { return n }
+}
+
+func TestCollectorSharedAddressIsShownShared(t *testing.T) {
+	v4, v6, own := netip.MustParseAddrPort("127.0.0.1:9000"), netip.MustParseAddrPort("[::1]:9000"), netip.MustParseAddrPort("127.0.0.1:9001")
+	c := NewCollector(&fakeReader{c: Counters{
+		Connect:  map[netip.AddrPort]Hist{v4: hist(10, 10, 10, 10), v6: hist(20), own: hist(30, 30)},
+		Failures: map[netip.AddrPort]uint64{v4: 2},
+		RTT:      map[RTTKey]Hist{{Direction: Outbound, Remote: v6}: hist(5)},
+	}}, sharedNames(t), 0)
+	s := c.Snapshot()
+	byName := map[string]EndpointSnapshot{}
+	for _, e := range s.Endpoints {
+		byName[e.Service+" "+e.Endpoint] = e
+	}
+	if len(s.Endpoints) != 4 {
+		t.Fatalf("endpoints %+v, want one per configured endpoint and no unknown", s.Endpoints)
+	}
+	a, b, own9001, d := byName["default/a localhost:9000"], byName["default/b 127.0.0.1:9000"], byName["default/c 127.0.0.1:9001"], byName["default/d gone.invalid:80"]
+	// localhost:9000 counts both of its addresses and is shared (with b, on 127.0.0.1).
+	if a.Connects != 5 || a.Failures != 2 || a.RTTSamples != 1 || !a.Shared ||
+		!slices.Equal(a.SharedWith, []Configured{{"default/b", "127.0.0.1:9000"}}) ||
+		!slices.Equal(a.Addresses, []string{"127.0.0.1:9000", "[::1]:9000"}) {
+		t.Errorf("default/a %+v", a)
+	}
+	// 127.0.0.1:9000 shows the address's numbers, marked shared with a.
+	if b.Connects != 4 || b.Failures != 2 || b.RTTSamples != 0 || !b.Shared ||
+		!slices.Equal(b.SharedWith, []Configured{{"default/a", "localhost:9000"}}) {
+		t.Errorf("default/b %+v", b)
+	}
+	if own9001.Connects != 2 || own9001.Shared || own9001.SharedWith != nil {
+		t.Errorf("default/c %+v", own9001)
+	}
+	if d.Connects != 0 || len(d.Addresses) != 0 || !strings.Contains(d.ResolveError, "no such host") || d.Shared {
+		t.Errorf("default/d %+v", d)
+	}
+
+	// Prometheus: the shared address is one series naming both services,
+	// never credited to one of them.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "flexgw_tcp_connect_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var parts []string
+			for _, l := range m.GetLabel() {
+				parts = append(parts, l.GetName()+"="+l.GetValue())
+			}
+			got[strings.Join(parts, ",")] = m.GetHistogram().GetSampleCount()
+		}
+	}
+	want := map[string]uint64{
+		"endpoint=127.0.0.1:9000,service=default/a,default/b": 4,
+		"endpoint=localhost:9000,service=default/a":           1,
+		"endpoint=127.0.0.1:9001,service=default/c":           2,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("connect series %v, want %v", got, want)
+	}
 }

@@ -33,13 +33,11 @@ type Options struct {
 	Cgroup string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Resolve names the service and endpoint of a remote address (the agent
-	// answers from the current IR snapshot). Unresolved endpoints are
-	// labelled service="unknown", endpoint="<ip>:<port>".
-	Resolve Resolver
-	// Listeners names the listener bound to a local port. Unresolved ports
-	// are labelled ":<port>".
-	Listeners ListenerResolver
+	// Names maps remote addresses to the configured endpoints and local
+	// ports to listeners (the agent answers from the current IR snapshot).
+	// Addresses no endpoint resolves to are labelled service="unknown",
+	// endpoint="<ip>:<port>"; unnamed ports ":<port>". Nil: all unknown.
+	Names NamesFunc
 	// Interval is the minimum time between two reads of the kernel maps
 	// (scrapes and Snapshot calls in between reuse the last read). Default
 	// one second.

@@ -87,7 +87,7 @@ func start(opts Options) (_ *Probe, err error) {
 	p.stop, p.done = make(chan struct{}), make(chan struct{})
 	go p.maintain(opts.RTTInterval)
 
-	p.coll = NewCollector(&mapReader{objs: &p.objs}, opts.Resolve, opts.Listeners, opts.Interval)
+	p.coll = NewCollector(&mapReader{objs: &p.objs}, opts.Names, opts.Interval)
 	p.log.Info("kernel latency probe attached", "cgroup", p.cg.path, "cgroup_id", p.cg.id)
 	return p, nil
 }

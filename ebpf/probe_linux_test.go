@@ -1,6 +1,7 @@
 package ebpf
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,10 +13,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/ir"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 )
@@ -172,28 +175,22 @@ func dialOK(t *testing.T, addr string) {
 }
 
 func TestProbeMeasuresGatewayConnections(t *testing.T) {
-	var upstream netip.AddrPort
-	p := startProbe(t, Options{
-		Resolve: func(ap netip.AddrPort) (string, string, bool) {
-			if ap == upstream {
-				return "default/upstream", "upstream.test:" + strconv.Itoa(int(ap.Port())), true
-			}
-			return "", "", false
-		},
-		Listeners: func(port uint16) (string, bool) {
-			if port == upstream.Port() {
-				return "test_listener", true
-			}
-			return "", false
-		},
-	})
+	// The names are built once the listener's port is known: the probe
+	// reads them through the pointer, as the agent swaps them on reload.
+	var names atomic.Pointer[Names]
+	p := startProbe(t, Options{Names: names.Load})
 	// The listener is opened after Start, so it is in the gateway's cgroup
 	// and its accepted connections count as inbound.
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	upstream = ln.Addr().(*net.TCPAddr).AddrPort()
+	upstream := ln.Addr().(*net.TCPAddr).AddrPort()
+	names.Store(NamesFromSnapshot(context.Background(), &ir.Snapshot{
+		Listeners: []*ir.Listener{{Name: "test_listener", Port: int(upstream.Port())}},
+		Services: []*ir.Service{{Namespace: "default", Name: "upstream",
+			Endpoints: []ir.Endpoint{{Host: "upstream.test", Port: int(upstream.Port())}}}},
+	}, func(context.Context, string) ([]netip.Addr, error) { return []netip.Addr{upstream.Addr()}, nil }))
 	serveOK(t, ln)
 	const conns = 5
 	for i := 0; i < conns; i++ {

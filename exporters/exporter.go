@@ -20,8 +20,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
-
-	"github.com/flexgw/flexgw/accesslog"
 )
 
 // Kind says which log stream an event belongs to.
@@ -369,9 +367,6 @@ func Gzip(dst *bytes.Buffer, src []byte) {
 	_ = w.Close()
 	gzPool.Put(w)
 }
-
-// AppendString appends s as a JSON string literal.
-func AppendString(b []byte, s string) []byte { return accesslog.AppendString(b, s) }
 
 // EstimateSize is the encoded size of events with overhead bytes of
 // envelope each, used to size buffers once instead of growing them.

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flexgw/flexgw/internal/jsonstr"
 )
 
 // DateField is Fluent Bit's json_date_key / json_date_format pair: the
@@ -67,7 +69,7 @@ func (d DateField) AppendRecord(b []byte, e *Event) []byte {
 		return append(b, j...)
 	}
 	b = append(b, '{')
-	b = AppendString(b, d.Key)
+	b = jsonstr.Append(b, d.Key)
 	b = append(b, ':')
 	b = AppendTime(b, e.Time, d.Format)
 	i := 1

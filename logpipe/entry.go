@@ -15,6 +15,7 @@ import (
 
 	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/exporters"
+	"github.com/flexgw/flexgw/internal/jsonstr"
 )
 
 // Field is one top-level member of a log record: its key and its value as
@@ -100,7 +101,7 @@ var plainKey = func() (t [256]bool) {
 func appendKey(b []byte, k string) []byte {
 	for i := 0; i < len(k); i++ {
 		if !plainKey[k[i]] {
-			return append(accesslog.AppendString(b, k), ':')
+			return append(jsonstr.Append(b, k), ':')
 		}
 	}
 	b = append(b, '"')

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/exporters"
+	"github.com/flexgw/flexgw/internal/jsonstr"
 )
 
 // ErrMsgpack is wrapped by every msgpack decoding error.
@@ -423,7 +423,7 @@ func (d *mpDecoder) json(b []byte, depth int) ([]byte, error) {
 		if err != nil {
 			return b, err
 		}
-		return exporters.AppendStringBytes(b, s), nil
+		return jsonstr.AppendBytes(b, s), nil
 	case c == 0xc4 || c == 0xc5 || c == 0xc6: // bin: base64 string
 		n, err := d.strLen(c)
 		if err != nil {
@@ -467,7 +467,7 @@ func (d *mpDecoder) json(b []byte, depth int) ([]byte, error) {
 			if err != nil {
 				return b, err
 			}
-			b = accesslog.AppendString(b, key)
+			b = jsonstr.Append(b, key)
 			b = append(b, ':')
 			if b, err = d.json(b, depth+1); err != nil {
 				return b, err

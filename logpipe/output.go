@@ -15,8 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/exporters"
+	"github.com/flexgw/flexgw/internal/jsonstr"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/logpipe/queue"
 )
@@ -499,13 +499,13 @@ func (o *output) deadLetter(events []exporters.Event, xe *exporters.Error) error
 	b := []byte(`{"time":"`)
 	b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","output":`...)
-	b = accesslog.AppendString(b, o.name)
+	b = jsonstr.Append(b, o.name)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(xe.Status), 10)
 	b = append(b, `,"error":`...)
-	b = accesslog.AppendString(b, xe.Error())
+	b = jsonstr.Append(b, xe.Error())
 	b = append(b, `,"response":`...)
-	b = accesslog.AppendString(b, string(xe.Body))
+	b = jsonstr.Append(b, string(xe.Body))
 	b = append(b, `,"records":[`...)
 	for i, e := range events {
 		if i > 0 {

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/exporters"
+	"github.com/flexgw/flexgw/internal/jsonstr"
 )
 
 // RuntimeHandler is a slog.Handler that forwards the agent's own log
@@ -56,9 +56,9 @@ func (h *RuntimeHandler) Handle(ctx context.Context, r slog.Record) error {
 	b := []byte(`{"time":"`)
 	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":`...)
-	b = accesslog.AppendString(b, r.Level.String())
+	b = jsonstr.Append(b, r.Level.String())
 	b = append(b, `,"message":`...)
-	b = accesslog.AppendString(b, r.Message)
+	b = jsonstr.Append(b, r.Message)
 	b = append(b, h.attrs...)
 	r.Attrs(func(a slog.Attr) bool {
 		b = appendAttr(b, h.group, a)
@@ -96,7 +96,7 @@ func appendAttr(b []byte, group string, a slog.Attr) []byte {
 		return b
 	}
 	b = append(b, ',')
-	b = accesslog.AppendString(b, key)
+	b = jsonstr.Append(b, key)
 	b = append(b, ':')
 	switch a.Value.Kind() {
 	case slog.KindInt64:
@@ -106,9 +106,9 @@ func appendAttr(b []byte, group string, a slog.Attr) []byte {
 	case slog.KindBool:
 		return strconv.AppendBool(b, a.Value.Bool())
 	case slog.KindDuration:
-		return accesslog.AppendString(b, a.Value.Duration().String())
+		return jsonstr.Append(b, a.Value.Duration().String())
 	default:
-		return accesslog.AppendString(b, a.Value.String())
+		return jsonstr.Append(b, a.Value.String())
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/internal/jsonstr"
 )
 
 // RedactOptions add to the always-redacted headers (Authorization, Cookie,
@@ -240,7 +240,7 @@ func (r *redactor) queryValue(v []byte) []byte {
 	if ok {
 		out = base + "?" + out
 	}
-	return accesslog.AppendString(nil, out)
+	return jsonstr.Append(nil, out)
 }
 
 // SampleOptions thin access logs. Sampling is off (everything kept) unless
@@ -282,13 +282,13 @@ type enricher struct {
 func newEnricher(gatewayID, host string, labels map[string]string) *enricher {
 	en := &enricher{}
 	if gatewayID != "" {
-		en.gatewayID = accesslog.AppendString(nil, gatewayID)
+		en.gatewayID = jsonstr.Append(nil, gatewayID)
 	}
 	if host != "" {
-		en.host = accesslog.AppendString(nil, host)
+		en.host = jsonstr.Append(nil, host)
 	}
 	for k, v := range labels {
-		en.labels = append(en.labels, Field{Key: k, Val: accesslog.AppendString(nil, v)})
+		en.labels = append(en.labels, Field{Key: k, Val: jsonstr.Append(nil, v)})
 	}
 	return en
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/internal/lambdastandin"
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 )
@@ -48,12 +49,12 @@ func echoFunction(inv lambdastandin.Invocation) (int, []byte, bool) {
 }
 
 // lambdaGateway runs the policy bound to a Service whose address is the stand-in.
-func lambdaGateway(t *testing.T, sa *lambdastandin.Server, cfg map[string]any) *gateway {
+func lambdaGateway(t *testing.T, sa *lambdastandin.Server, cfg map[string]any) *policytest.Gateway {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(strings.TrimPrefix(sa.URL, "http://"))
 	p, _ := strconv.Atoi(port)
 	svc := &ir.Service{Name: "lambda", Namespace: "default", Protocol: ir.HTTP, Endpoints: []ir.Endpoint{{Host: host, Port: p}}}
-	return newGateway(t, policy.Env{Service: svc}, newUpstream(t), mkPolicy("native-aws-lambda", cfg))
+	return policytest.NewGateway(t, policy.Env{Service: svc}, policytest.NewUpstream(t), policytest.Policy("native-aws-lambda", cfg))
 }
 
 func lambdaCfg(extra map[string]any) map[string]any {
@@ -75,21 +76,21 @@ func TestLambdaWrappedSync(t *testing.T) {
 	sa := startLambda(t)
 	g := lambdaGateway(t, sa, lambdaCfg(nil))
 	r := send(t, "POST", g.URL+"/orders/7?q=a&q=last", "application/json", `{"id":7}`)
-	wantStatus(t, r, 201)
-	if r.body != `fn saw: {"id":7}` {
-		t.Fatalf("body %q", r.body)
+	policytest.WantStatus(t, r, 201)
+	if r.Body != `fn saw: {"id":7}` {
+		t.Fatalf("body %q", r.Body)
 	}
-	if r.header.Get("X-Fn-Method") != "POST" || r.header.Get("X-Fn-Path") != "/orders/7?q=a&q=last" || r.header.Get("X-Fn-Q") != "last" || r.header.Get("X-Fn-B64") != "false" {
-		t.Fatalf("function saw %v", r.header)
+	if r.Header.Get("X-Fn-Method") != "POST" || r.Header.Get("X-Fn-Path") != "/orders/7?q=a&q=last" || r.Header.Get("X-Fn-Q") != "last" || r.Header.Get("X-Fn-B64") != "false" {
+		t.Fatalf("function saw %v", r.Header)
 	}
-	if c := r.header.Values("Set-Cookie"); len(c) != 2 || c[0] != "a=1; HttpOnly" {
+	if c := r.Header.Values("Set-Cookie"); len(c) != 2 || c[0] != "a=1; HttpOnly" {
 		t.Fatalf("cookies %q", c)
 	}
 	calls := sa.Calls()
 	if len(calls) != 1 || calls[0].Function != testARN || calls[0].Type != "RequestResponse" || calls[0].AccessKeyID != "AKIDTEST" {
 		t.Fatalf("verified calls %+v (rejected %q)", calls, sa.Rejected())
 	}
-	if d := g.rec.All(); len(d) != 1 || d[0] != "native-aws-lambda=allowed" {
+	if d := g.Rec.All(); len(d) != 1 || d[0] != "native-aws-lambda=allowed" {
 		t.Fatalf("decisions %v", d)
 	}
 }
@@ -100,13 +101,13 @@ func TestLambdaBinaryBody(t *testing.T) {
 	g := lambdaGateway(t, sa, lambdaCfg(nil))
 	bin := string([]byte{0, 1, 2, 0xff, 'x'})
 	r := send(t, "PUT", g.URL+"/blob", "application/octet-stream", bin)
-	wantStatus(t, r, 201)
-	if r.header.Get("X-Fn-B64") != "true" {
-		t.Fatalf("binary body not flagged base64: %v", r.header)
+	policytest.WantStatus(t, r, 201)
+	if r.Header.Get("X-Fn-B64") != "true" {
+		t.Fatalf("binary body not flagged base64: %v", r.Header)
 	}
 	want := "fn saw: " + base64.StdEncoding.EncodeToString([]byte(bin))
-	if r.body != want {
-		t.Fatalf("body %q, want %q", r.body, want)
+	if r.Body != want {
+		t.Fatalf("body %q, want %q", r.Body, want)
 	}
 }
 
@@ -114,13 +115,13 @@ func TestLambdaPassthroughAndAsync(t *testing.T) {
 	sa := startLambda(t)
 	pass := lambdaGateway(t, sa, lambdaCfg(map[string]any{"payloadPassthrough": true}))
 	r := send(t, "POST", pass.URL+"/x", "text/plain", "raw payload")
-	wantStatus(t, r, 200)
-	if r.body != "raw payload" {
-		t.Fatalf("passthrough body %q", r.body)
+	policytest.WantStatus(t, r, 200)
+	if r.Body != "raw payload" {
+		t.Fatalf("passthrough body %q", r.Body)
 	}
 	async := lambdaGateway(t, sa, lambdaCfg(map[string]any{"invocationMode": "async"}))
 	r = send(t, "POST", async.URL+"/x", "application/json", `{"a":1}`)
-	wantStatus(t, r, 202)
+	policytest.WantStatus(t, r, 202)
 	calls := sa.Calls()
 	if len(calls) != 2 || string(calls[0].Payload) != "raw payload" || calls[1].Type != "Event" {
 		t.Fatalf("calls %+v", calls)
@@ -132,9 +133,9 @@ func TestLambdaFunctionError(t *testing.T) {
 	sa := startLambda(t)
 	g := lambdaGateway(t, sa, lambdaCfg(nil))
 	r := send(t, "GET", g.URL+"/x", "", "", "X-Fail", "yes")
-	wantStatus(t, r, 200)
-	if r.header.Get("X-Amz-Function-Error") != "Unhandled" || !strings.Contains(r.body, "boom") {
-		t.Fatalf("function error not returned as is: %v %q", r.header, r.body)
+	policytest.WantStatus(t, r, 200)
+	if r.Header.Get("X-Amz-Function-Error") != "Unhandled" || !strings.Contains(r.Body, "boom") {
+		t.Fatalf("function error not returned as is: %v %q", r.Header, r.Body)
 	}
 }
 
@@ -144,7 +145,7 @@ func TestLambdaWrongSecretRefused(t *testing.T) {
 	sa := startLambda(t)
 	g := lambdaGateway(t, sa, lambdaCfg(map[string]any{"credentials": map[string]any{"accessKeyId": "AKIDTEST", "secretAccessKey": "guessed"}}))
 	r := send(t, "GET", g.URL+"/x", "", "")
-	wantStatus(t, r, 403)
+	policytest.WantStatus(t, r, 403)
 	if rej := sa.Rejected(); len(rej) != 1 || !strings.Contains(rej[0], "signature does not match") {
 		t.Fatalf("stand-in rejections %q", rej)
 	}
@@ -156,7 +157,7 @@ func TestLambdaWrongSecretRefused(t *testing.T) {
 func TestLambdaSessionTokenSigned(t *testing.T) {
 	sa := startLambda(t)
 	g := lambdaGateway(t, sa, lambdaCfg(map[string]any{"credentials": map[string]any{"accessKeyId": "AKIDTEST", "secretAccessKey": "s3cr3t", "sessionToken": "tok-1"}}))
-	wantStatus(t, send(t, "GET", g.URL+"/x", "", ""), 201)
+	policytest.WantStatus(t, send(t, "GET", g.URL+"/x", "", ""), 201)
 	if c := sa.Calls(); len(c) != 1 || c[0].SessionToken != "tok-1" {
 		t.Fatalf("calls %+v rejected %q", c, sa.Rejected())
 	}
@@ -176,12 +177,12 @@ func TestLambdaProfileCredentials(t *testing.T) {
 	write("AKIDFILE", "filesecret")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", file)
 	g := lambdaGateway(t, sa, map[string]any{"arn": testARN, "payloadPassthrough": false, "invocationMode": "sync", "authenticationMode": "profile", "credentialProfile": "gw"})
-	wantStatus(t, send(t, "GET", g.URL+"/x", "", ""), 201)
+	policytest.WantStatus(t, send(t, "GET", g.URL+"/x", "", ""), 201)
 	write("AKIDROTATED", "rotated-but-longer") // a different size, so the change is seen even within one mtime tick
 	write("AKIDROTATED", "rotated")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		wantStatus(t, send(t, "GET", g.URL+"/x", "", ""), 201)
+		policytest.WantStatus(t, send(t, "GET", g.URL+"/x", "", ""), 201)
 		c := sa.Calls()
 		if c[len(c)-1].AccessKeyID == "AKIDROTATED" {
 			break
@@ -194,9 +195,9 @@ func TestLambdaProfileCredentials(t *testing.T) {
 	// A profile the file lacks: an error, with no secret in the answer.
 	missing := lambdaGateway(t, sa, map[string]any{"arn": testARN, "authenticationMode": "profile", "credentialProfile": "absent"})
 	r := send(t, "GET", missing.URL+"/x", "", "")
-	wantStatus(t, r, 500)
-	if strings.Contains(r.body, "rotated") {
-		t.Fatalf("secret in the response: %q", r.body)
+	policytest.WantStatus(t, r, 500)
+	if strings.Contains(r.Body, "rotated") {
+		t.Fatalf("secret in the response: %q", r.Body)
 	}
 }
 
@@ -206,7 +207,7 @@ func TestLambdaDefaultCredentialsFromEnvironment(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "envsecret")
 	t.Setenv("AWS_SESSION_TOKEN", "")
 	g := lambdaGateway(t, sa, map[string]any{"arn": testARN, "payloadPassthrough": false, "invocationMode": "sync", "authenticationMode": "default"})
-	wantStatus(t, send(t, "GET", g.URL+"/x", "", ""), 201)
+	policytest.WantStatus(t, send(t, "GET", g.URL+"/x", "", ""), 201)
 	if c := sa.Calls(); len(c) != 1 || c[0].AccessKeyID != "AKIDENV" {
 		t.Fatalf("calls %+v rejected %q", c, sa.Rejected())
 	}
@@ -228,9 +229,9 @@ func TestLambdaHostileResponses(t *testing.T) {
 			defer sa.Close()
 			g := lambdaGateway(t, sa, lambdaCfg(nil))
 			r := send(t, "GET", g.URL+"/x", "", "")
-			wantStatus(t, r, 502)
-			wantErrorBody(t, r, "native-aws-lambda")
-			if r.header.Get("Set-Cookie") != "" {
+			policytest.WantStatus(t, r, 502)
+			policytest.WantErrorBody(t, r, "native-aws-lambda")
+			if r.Header.Get("Set-Cookie") != "" {
 				t.Fatal("injected header reached the client")
 			}
 		})
@@ -241,12 +242,12 @@ func TestLambdaUnreachableAndTooLarge(t *testing.T) {
 	sa := startLambda(t)
 	g := lambdaGateway(t, sa, lambdaCfg(nil))
 	big := strings.Repeat("a", policy.LambdaMaxPayload+1)
-	wantStatus(t, send(t, "POST", g.URL+"/x", "text/plain", big), 413)
+	policytest.WantStatus(t, send(t, "POST", g.URL+"/x", "text/plain", big), 413)
 	if len(sa.Calls()) != 0 {
 		t.Fatal("an oversized payload was sent")
 	}
 	sa.Close()
-	wantStatus(t, send(t, "GET", g.URL+"/x", "", ""), 502)
+	policytest.WantStatus(t, send(t, "GET", g.URL+"/x", "", ""), 502)
 }
 
 func TestLambdaConfigErrors(t *testing.T) {
@@ -265,7 +266,7 @@ func TestLambdaConfigErrors(t *testing.T) {
 		{map[string]any{"arn": testARN, "authenticationMode": "default", "payloadPassthrough": "no"}, "config.payloadPassthrough"},
 	}
 	for _, c := range cases {
-		err := policy.Check(mkPolicy("native-aws-lambda", c.cfg))
+		err := policy.Check(policytest.Policy("native-aws-lambda", c.cfg))
 		if err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%v: error %v, want one naming %s", c.cfg, err, c.field)
 		}

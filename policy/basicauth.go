@@ -64,7 +64,7 @@ func (d basicAuth) Build(_ Env, p *ir.Policy) (Middleware, error) {
 					"WWW-Authenticate", `Basic realm="flexgw", charset="UTF-8"`)
 				return
 			}
-			r = r.WithContext(WithAuthentication(r.Context(), &Authentication{Principal: user}))
+			r, _ = authenticate(r, Authentication{Principal: user})
 			Decide(r, name, Allowed)
 			next.ServeHTTP(w, r)
 		})

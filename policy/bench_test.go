@@ -7,22 +7,11 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 	"github.com/flexgw/flexgw/sharedstore/redistest"
 )
-
-type nopRecorder struct{}
-
-func (nopRecorder) Decide(string, string) {}
-
-// discardWriter is a ResponseWriter that keeps nothing, so the benchmark
-// measures the policy, not the recorder.
-type discardWriter struct{ h http.Header }
-
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *discardWriter) WriteHeader(int)             {}
 
 // BenchmarkPolicyOverhead is the cost one policy adds to one request on the
 // built-in data plane: the middleware around a handler that does nothing.
@@ -38,18 +27,18 @@ func BenchmarkPolicyOverhead(b *testing.B) {
 		hdr  []string
 	}{
 		{"none", nil, nil},
-		{"rate-limiting-flex/local", mkPolicy("rate-limiting-flex", rlConfig(1<<40, 60000, map[string]any{"clusterizable": false})), nil},
-		{"spike-control-flex", mkPolicy("spike-control-flex", map[string]any{"maximumRequests": 1 << 40, "timePeriodInMilliseconds": 60000}), nil},
-		{"http-basic-authentication-flex", mkPolicy("http-basic-authentication-flex", map[string]any{"username": "u", "password": "p"}), basic("u", "p")},
-		{"jwt-validation-flex/RS256", mkPolicy("jwt-validation-flex", map[string]any{"textKey": pubPEM(tb, &k.PublicKey)}), bearer(rsTok)},
-		{"jwt-validation-flex/HS256", mkPolicy("jwt-validation-flex", map[string]any{"signingMethod": "hmac", "textKey": string(secret)}), bearer(hsTok)},
-		{"client-id-enforcement", mkPolicy("client-id-enforcement", map[string]any{"credentials": []map[string]string{{"clientId": "u", "clientSecret": "p"}}}), basic("u", "p")},
-		{"ip-allowlist-flex", mkPolicy("ip-allowlist-flex", map[string]any{"ips": []string{"10.0.0.0/8", "192.168.0.0/16", "127.0.0.1"}}), nil},
-		{"ip-blocklist-flex", mkPolicy("ip-blocklist-flex", map[string]any{"ips": []string{"10.0.0.0/8"}}), nil},
-		{"cors-flex", mkPolicy("cors-flex", map[string]any{}), []string{"Origin", "https://app.example"}},
-		{"header-injection-flex", mkPolicy("header-injection-flex", map[string]any{"inboundHeaders": []map[string]string{{"key": "x-a", "value": "#[attributes.requestPath]"}}}), nil},
-		{"header-removal-flex", mkPolicy("header-removal-flex", map[string]any{"inboundHeaders": []string{"x-secret"}}), nil},
-		{"message-logging-flex/condition-false", mkPolicy("message-logging-flex", map[string]any{"loggingConfiguration": []map[string]any{
+		{"rate-limiting-flex/local", policytest.Policy("rate-limiting-flex", rlConfig(1<<40, 60000, map[string]any{"clusterizable": false})), nil},
+		{"spike-control-flex", policytest.Policy("spike-control-flex", map[string]any{"maximumRequests": 1 << 40, "timePeriodInMilliseconds": 60000}), nil},
+		{"http-basic-authentication-flex", policytest.Policy("http-basic-authentication-flex", map[string]any{"username": "u", "password": "p"}), basic("u", "p")},
+		{"jwt-validation-flex/RS256", policytest.Policy("jwt-validation-flex", map[string]any{"textKey": pubPEM(tb, &k.PublicKey)}), bearer(rsTok)},
+		{"jwt-validation-flex/HS256", policytest.Policy("jwt-validation-flex", map[string]any{"signingMethod": "hmac", "textKey": string(secret)}), bearer(hsTok)},
+		{"client-id-enforcement", policytest.Policy("client-id-enforcement", map[string]any{"credentials": []map[string]string{{"clientId": "u", "clientSecret": "p"}}}), basic("u", "p")},
+		{"ip-allowlist-flex", policytest.Policy("ip-allowlist-flex", map[string]any{"ips": []string{"10.0.0.0/8", "192.168.0.0/16", "127.0.0.1"}}), nil},
+		{"ip-blocklist-flex", policytest.Policy("ip-blocklist-flex", map[string]any{"ips": []string{"10.0.0.0/8"}}), nil},
+		{"cors-flex", policytest.Policy("cors-flex", map[string]any{}), []string{"Origin", "https://app.example"}},
+		{"header-injection-flex", policytest.Policy("header-injection-flex", map[string]any{"inboundHeaders": []map[string]string{{"key": "x-a", "value": "#[attributes.requestPath]"}}}), nil},
+		{"header-removal-flex", policytest.Policy("header-removal-flex", map[string]any{"inboundHeaders": []string{"x-secret"}}), nil},
+		{"message-logging-flex/condition-false", policytest.Policy("message-logging-flex", map[string]any{"loggingConfiguration": []map[string]any{
 			{"itemName": "i", "itemData": map[string]any{"message": "m", "level": "INFO", "conditional": "#[attributes.method == 'POST']"}}}}), nil},
 	}
 	for _, c := range cases {
@@ -57,7 +46,7 @@ func BenchmarkPolicyOverhead(b *testing.B) {
 			var h http.Handler = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 			if c.p != nil {
 				d, _ := policy.Lookup(c.p.Name)
-				mw, err := d.Build(policy.Env{API: testAPI()}, c.p)
+				mw, err := d.Build(policy.Env{API: policytest.API()}, c.p)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -68,13 +57,13 @@ func BenchmarkPolicyOverhead(b *testing.B) {
 			for i := 0; i+1 < len(c.hdr); i += 2 {
 				req.Header.Set(c.hdr[i], c.hdr[i+1])
 			}
-			req = req.WithContext(policy.WithRecorder(req.Context(), nopRecorder{}))
-			w := &discardWriter{h: http.Header{}}
+			req = req.WithContext(policy.WithRecorder(req.Context(), policytest.NopRecorder{}))
+			w := policytest.NewDiscardWriter()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				r := req.Clone(req.Context())
-				clear(w.h)
+				w.Reset()
 				h.ServeHTTP(w, r)
 			}
 		})
@@ -86,9 +75,9 @@ func BenchmarkPolicyOverhead(b *testing.B) {
 func BenchmarkRateLimitRedis(b *testing.B) {
 	srv := redistest.Start(b)
 	store := newRedisStoreB(b, srv.Addr)
-	p := mkPolicy("rate-limiting-flex", rlConfig(1<<40, 60000, nil))
+	p := policytest.Policy("rate-limiting-flex", rlConfig(1<<40, 60000, nil))
 	d, _ := policy.Lookup(p.Name)
-	mw, err := d.Build(policy.Env{API: testAPI(), Shared: store}, p)
+	mw, err := d.Build(policy.Env{API: policytest.API(), Shared: store}, p)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -96,7 +85,7 @@ func BenchmarkRateLimitRedis(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		req := httptest.NewRequest(http.MethodGet, "http://gw/", nil)
-		w := &discardWriter{h: http.Header{}}
+		w := policytest.NewDiscardWriter()
 		for pb.Next() {
 			h.ServeHTTP(w, req)
 		}

@@ -205,7 +205,7 @@ func (cp *clientIDPolicy) middleware(next http.Handler) http.Handler {
 			deny(w, r, clientIDName, Denied, http.StatusUnauthorized, "unauthorized: invalid client credentials")
 			return
 		}
-		r = r.WithContext(WithAuthentication(r.Context(), &Authentication{ClientID: id, Principal: id}))
+		r, _ = authenticate(r, Authentication{ClientID: id, Principal: id})
 		Decide(r, clientIDName, Allowed)
 		next.ServeHTTP(w, r)
 	})

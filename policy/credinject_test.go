@@ -13,46 +13,47 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/policy"
 )
 
 func TestCredentialInjectionBasic(t *testing.T) {
-	up := newUpstream(t)
-	g := newGateway(t, policy.Env{}, up, mkPolicy("credential-injection-basic-auth-flex", `{"username":"svc","password":"p@ss:word"}`))
-	wantStatus(t, g.get(t, "/x"), 200)
+	up := policytest.NewUpstream(t)
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("credential-injection-basic-auth-flex", `{"username":"svc","password":"p@ss:word"}`))
+	policytest.WantStatus(t, g.Get(t, "/x"), 200)
 	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("svc:p@ss:word"))
 	if got := up.LastHeader().Get("Authorization"); got != want {
 		t.Fatalf("upstream Authorization %q, want %q", got, want)
 	}
 	// overwrite defaults to true: a client's own Authorization is replaced.
-	g.get(t, "/x", "Authorization", "Bearer client")
+	g.Get(t, "/x", "Authorization", "Bearer client")
 	if got := up.LastHeader().Get("Authorization"); got != want {
 		t.Fatalf("client header not overwritten: %q", got)
 	}
 
-	keep := newGateway(t, policy.Env{}, up, mkPolicy("credential-injection-basic-auth-flex", `{"username":"svc","password":"pw","overwrite":false,"customHeader":"X-Upstream-Auth"}`))
-	keep.get(t, "/x", "X-Upstream-Auth", "mine")
+	keep := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("credential-injection-basic-auth-flex", `{"username":"svc","password":"pw","overwrite":false,"customHeader":"X-Upstream-Auth"}`))
+	keep.Get(t, "/x", "X-Upstream-Auth", "mine")
 	if got := up.LastHeader().Values("X-Upstream-Auth"); len(got) != 1 || got[0] != "mine" {
 		t.Fatalf("overwrite=false replaced the client's header: %q", got)
 	}
 	if up.LastHeader().Get("Authorization") != "" {
 		t.Fatal("customHeader set but Authorization injected")
 	}
-	keep.get(t, "/x")
+	keep.Get(t, "/x")
 	if got := up.LastHeader().Get("X-Upstream-Auth"); got != "Basic "+base64.StdEncoding.EncodeToString([]byte("svc:pw")) {
 		t.Fatalf("custom header %q", got)
 	}
 }
 
 func TestCredentialInjectionAPIKey(t *testing.T) {
-	up := newUpstream(t)
-	g := newGateway(t, policy.Env{}, up, mkPolicy("credential-injection-api-key-flex", `{"authType":"apiKey","overwrite":true,"apiKey":"k-123"}`))
-	g.get(t, "/x", "Authorization", "spoofed")
+	up := policytest.NewUpstream(t)
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("credential-injection-api-key-flex", `{"authType":"apiKey","overwrite":true,"apiKey":"k-123"}`))
+	g.Get(t, "/x", "Authorization", "spoofed")
 	if got := up.LastHeader().Values("Authorization"); len(got) != 1 || got[0] != "k-123" {
 		t.Fatalf("Authorization %q, want the key only", got)
 	}
-	cc := newGateway(t, policy.Env{}, up, mkPolicy("credential-injection-api-key-flex", `{"authType":"clientCredentials","clientId":"id1","clientSecret":"s1","customClientSecretHeader":"x-secret"}`))
-	cc.get(t, "/x", "client_id", "attacker")
+	cc := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("credential-injection-api-key-flex", `{"authType":"clientCredentials","clientId":"id1","clientSecret":"s1","customClientSecretHeader":"x-secret"}`))
+	cc.Get(t, "/x", "client_id", "attacker")
 	h := up.LastHeader()
 	if h.Get("client_id") != "id1" || h.Get("x-secret") != "s1" || h.Get("client_secret") != "" {
 		t.Fatalf("upstream headers %v", h)
@@ -76,7 +77,7 @@ func TestCredentialInjectionValidation(t *testing.T) {
 		{"credential-injection-oauth2-flex", `{"oauthService":"http://x/t","clientId":"a","clientSecret":"b","grantType":"password"}`, "config.username: required for the password grant type"},
 		{"credential-injection-oauth2-flex", `{"oauthService":"http://x/t","clientId":"a","clientSecret":"b","credentialLocation":"query"}`, "config.credentialLocation: must be header or body"},
 	} {
-		err := policy.Check(mkPolicy(c.name, c.cfg))
+		err := policy.Check(policytest.Policy(c.name, c.cfg))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s %s: error %v, want %q", c.name, c.cfg, err, c.want)
 		}
@@ -167,8 +168,8 @@ func (ts *tokenServer) form() (url.Values, bool) {
 
 func TestCredentialInjectionOAuth2ClientCredentials(t *testing.T) {
 	as := newTokenServer(t, "gw client", "s&cret", 3600)
-	up := newUpstream(t)
-	g := newGateway(t, policy.Env{}, up, mkPolicy("credential-injection-oauth2-flex", map[string]any{
+	up := policytest.NewUpstream(t)
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("credential-injection-oauth2-flex", map[string]any{
 		"oauthService": as.URL + "/token", "clientId": "gw client", "clientSecret": "s&cret", "scope": []string{"read", "write"},
 	}))
 	// Concurrent first requests share one token fetch.
@@ -177,7 +178,7 @@ func TestCredentialInjectionOAuth2ClientCredentials(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wantStatus(t, g.get(t, "/x", "Authorization", "Bearer client-token"), 200)
+			policytest.WantStatus(t, g.Get(t, "/x", "Authorization", "Bearer client-token"), 200)
 		}()
 	}
 	wg.Wait()
@@ -196,11 +197,11 @@ func TestCredentialInjectionOAuth2ClientCredentials(t *testing.T) {
 func TestCredentialInjectionOAuth2RefreshAndFailure(t *testing.T) {
 	as := newTokenServer(t, "c", "s", 1) // tokens live one second
 	as.users["alice"] = "pw"
-	up := newUpstream(t)
-	g := newGateway(t, policy.Env{}, up, mkPolicy("credential-injection-oauth2-flex", map[string]any{
+	up := policytest.NewUpstream(t)
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("credential-injection-oauth2-flex", map[string]any{
 		"oauthService": as.URL, "clientId": "c", "clientSecret": "s", "grantType": "password", "username": "alice", "password": "pw", "credentialLocation": "body",
 	}))
-	wantStatus(t, g.get(t, "/x"), 200)
+	policytest.WantStatus(t, g.Get(t, "/x"), 200)
 	form, basic := as.form()
 	if basic || form.Get("client_id") != "c" || form.Get("username") != "alice" {
 		t.Fatalf("token request form %v (basic %v)", form, basic)
@@ -211,25 +212,25 @@ func TestCredentialInjectionOAuth2RefreshAndFailure(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("token never refreshed")
 		}
-		wantStatus(t, g.get(t, "/x"), 200)
+		policytest.WantStatus(t, g.Get(t, "/x"), 200)
 		time.Sleep(50 * time.Millisecond)
 	}
 
 	// Wrong secret: the request is not sent without a credential.
-	bad := newGateway(t, policy.Env{}, up, mkPolicy("credential-injection-oauth2-flex", map[string]any{"oauthService": as.URL, "clientId": "c", "clientSecret": "wrong"}))
+	bad := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("credential-injection-oauth2-flex", map[string]any{"oauthService": as.URL, "clientId": "c", "clientSecret": "wrong"}))
 	hits := up.Hits()
-	r := bad.get(t, "/x")
-	wantStatus(t, r, http.StatusServiceUnavailable)
-	wantErrorBody(t, r, "credential-injection-oauth2-flex")
-	if strings.Contains(r.body, "invalid_client") {
-		t.Fatalf("token endpoint error leaked to the client: %s", r.body)
+	r := bad.Get(t, "/x")
+	policytest.WantStatus(t, r, http.StatusServiceUnavailable)
+	policytest.WantErrorBody(t, r, "credential-injection-oauth2-flex")
+	if strings.Contains(r.Body, "invalid_client") {
+		t.Fatalf("token endpoint error leaked to the client: %s", r.Body)
 	}
 	if up.Hits() != hits {
 		t.Fatal("request reached the upstream without a credential")
 	}
 	// allowRequestWithoutCredential sends it anyway.
-	open := newGateway(t, policy.Env{}, up, mkPolicy("credential-injection-oauth2-flex", map[string]any{"oauthService": as.URL, "clientId": "c", "clientSecret": "wrong", "allowRequestWithoutCredential": true}))
-	wantStatus(t, open.get(t, "/x"), 200)
+	open := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("credential-injection-oauth2-flex", map[string]any{"oauthService": as.URL, "clientId": "c", "clientSecret": "wrong", "allowRequestWithoutCredential": true}))
+	policytest.WantStatus(t, open.Get(t, "/x"), 200)
 	if up.LastHeader().Get("Authorization") != "" {
 		t.Fatal("a credential was injected although none could be fetched")
 	}
@@ -249,9 +250,9 @@ func TestCredentialInjectionOAuth2HostileEndpoint(t *testing.T) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write([]byte(body))
 		}))
-		up := newUpstream(t)
-		g := newGateway(t, policy.Env{}, up, mkPolicy("credential-injection-oauth2-flex", map[string]any{"oauthService": as.URL, "clientId": "c", "clientSecret": "s"}))
-		wantStatus(t, g.get(t, "/x"), http.StatusServiceUnavailable)
+		up := policytest.NewUpstream(t)
+		g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("credential-injection-oauth2-flex", map[string]any{"oauthService": as.URL, "clientId": "c", "clientSecret": "s"}))
+		policytest.WantStatus(t, g.Get(t, "/x"), http.StatusServiceUnavailable)
 		if up.Hits() != 0 {
 			t.Fatalf("body %s: request forwarded", body)
 		}

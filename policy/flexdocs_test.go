@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 	"github.com/flexgw/flexgw/snapshot"
@@ -127,7 +128,7 @@ func TestDocsPolicySnippets(t *testing.T) {
 		if err != nil {
 			t.Fatalf("docs/policies.md %s: %v", heading, err)
 		}
-		if err := policy.Check(mkPolicy(heading, cfg)); err != nil {
+		if err := policy.Check(policytest.Policy(heading, cfg)); err != nil {
 			t.Errorf("docs/policies.md %s snippet: %v", heading, err)
 		}
 		checked++

@@ -133,11 +133,20 @@ func (d headerInjection) Build(env Env, p *ir.Policy) (Middleware, error) {
 		return nil, err
 	}
 	api, name := apiName(env), d.Name()
+	// Literal headers need no expression environment: building one per
+	// request is an allocation the common case does not need.
+	inEnv := false
+	for _, h := range in {
+		inEnv = inEnv || !h.key.IsLiteral() || !h.value.IsLiteral()
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			Decide(r, name, Allowed)
 			if len(in) > 0 {
-				e := &dw.Env{Request: r, API: api}
+				var e *dw.Env
+				if inEnv {
+					e = &dw.Env{Request: r, API: api}
+				}
 				for i, h := range in {
 					injectRequestHeader(r.Header, h.key.String(e), h.value.String(e), in[:i], e)
 				}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 	"github.com/flexgw/flexgw/sharedstore"
@@ -45,30 +46,30 @@ func newCacheUpstream(t testing.TB) *cacheUpstream {
 	return u
 }
 
-func cachingGateway(t *testing.T, up *cacheUpstream, cfg string, env policy.Env) *gateway {
-	return newGateway(t, env, &upstream{Server: up.Server}, mkPolicy("http-caching-flex", cfg))
+func cachingGateway(t *testing.T, up *cacheUpstream, cfg string, env policy.Env) *policytest.Gateway {
+	return policytest.NewGateway(t, env, &policytest.Upstream{Server: up.Server}, policytest.Policy("http-caching-flex", cfg))
 }
 
 func TestHTTPCachingHitsAndDirectives(t *testing.T) {
 	up := newCacheUpstream(t)
 	g := cachingGateway(t, up, `{"invalidationHeader":"x-cache-control"}`, policy.Env{})
-	first := g.get(t, "/a")
-	again := g.get(t, "/a")
-	if first.body != again.body || up.hits.Load() != 1 {
-		t.Fatalf("second GET not served from cache: %q / %q, upstream %d", first.body, again.body, up.hits.Load())
+	first := g.Get(t, "/a")
+	again := g.Get(t, "/a")
+	if first.Body != again.Body || up.hits.Load() != 1 {
+		t.Fatalf("second GET not served from cache: %q / %q, upstream %d", first.Body, again.Body, up.hits.Load())
 	}
-	if again.header.Get("Age") == "" {
+	if again.Header.Get("Age") == "" {
 		t.Fatal("cached answer without Age")
 	}
-	if head := g.do(t, http.MethodHead, "/a"); head.status != 200 || up.hits.Load() != 1 {
-		t.Fatalf("HEAD not served from the GET entry: %d, upstream %d", head.status, up.hits.Load())
+	if head := g.Do(t, http.MethodHead, "/a"); head.Status != 200 || up.hits.Load() != 1 {
+		t.Fatalf("HEAD not served from the GET entry: %d, upstream %d", head.Status, up.hits.Load())
 	}
 
 	miss := func(path string, hdr ...string) {
 		t.Helper()
 		before := up.hits.Load()
-		g.get(t, path, hdr...)
-		g.get(t, path, hdr...)
+		g.Get(t, path, hdr...)
+		g.Get(t, path, hdr...)
 		if up.hits.Load() != before+2 {
 			t.Fatalf("%s %v: cached (upstream %d→%d), want no caching", path, hdr, before, up.hits.Load())
 		}
@@ -82,36 +83,36 @@ func TestHTTPCachingHitsAndDirectives(t *testing.T) {
 	miss("/h", "Authorization", "Bearer alice") // RFC 9111 §3.5
 	miss("/i?status=500")                       // not in responseExpression's list
 	miss("/j", "Cache-Control", "no-store")     // request no-store: nothing stored
-	if r := g.do(t, http.MethodPost, "/a"); r.status != 200 || strings.Contains(r.body, "answer 1 ") {
-		t.Fatalf("POST answered from cache: %s", r.body)
+	if r := g.Do(t, http.MethodPost, "/a"); r.Status != 200 || strings.Contains(r.Body, "answer 1 ") {
+		t.Fatalf("POST answered from cache: %s", r.Body)
 	}
 
 	// s-maxage allows caching an authenticated answer.
-	g.get(t, "/k?cc=s-maxage=60", "Authorization", "Bearer alice")
+	g.Get(t, "/k?cc=s-maxage=60", "Authorization", "Bearer alice")
 	before := up.hits.Load()
-	g.get(t, "/k?cc=s-maxage=60", "Authorization", "Bearer alice")
+	g.Get(t, "/k?cc=s-maxage=60", "Authorization", "Bearer alice")
 	if up.hits.Load() != before {
 		t.Fatal("s-maxage response to an authenticated request not cached")
 	}
 
 	// Request no-cache skips the lookup and refreshes the entry.
-	fresh := g.get(t, "/a", "Cache-Control", "no-cache")
-	if fresh.body == first.body {
+	fresh := g.Get(t, "/a", "Cache-Control", "no-cache")
+	if fresh.Body == first.Body {
 		t.Fatal("request no-cache served from cache")
 	}
-	if g.get(t, "/a").body != fresh.body {
+	if g.Get(t, "/a").Body != fresh.Body {
 		t.Fatal("no-cache answer not stored")
 	}
 
 	// Invalidation header: one entry, then all.
-	g.get(t, "/z")
+	g.Get(t, "/z")
 	before = up.hits.Load()
-	g.get(t, "/a", "x-cache-control", "invalidate")
+	g.Get(t, "/a", "x-cache-control", "invalidate")
 	if up.hits.Load() != before+1 {
 		t.Fatal("invalidate did not drop the entry")
 	}
-	g.get(t, "/a", "x-cache-control", "invalidate-all")
-	g.get(t, "/z")
+	g.Get(t, "/a", "x-cache-control", "invalidate-all")
+	g.Get(t, "/z")
 	if up.hits.Load() != before+3 {
 		t.Fatal("invalidate-all did not drop every entry")
 	}
@@ -120,20 +121,20 @@ func TestHTTPCachingHitsAndDirectives(t *testing.T) {
 func TestHTTPCachingVaryAndEviction(t *testing.T) {
 	up := newCacheUpstream(t)
 	g := cachingGateway(t, up, `{"maxCacheEntries":2}`, policy.Env{})
-	en := g.get(t, "/v?vary=Accept-Language", "Accept-Language", "en")
-	if g.get(t, "/v?vary=Accept-Language", "Accept-Language", "en").body != en.body {
+	en := g.Get(t, "/v?vary=Accept-Language", "Accept-Language", "en")
+	if g.Get(t, "/v?vary=Accept-Language", "Accept-Language", "en").Body != en.Body {
 		t.Fatal("same Vary values not served from cache")
 	}
-	fr := g.get(t, "/v?vary=Accept-Language", "Accept-Language", "fr")
-	if !strings.Contains(fr.body, "lang=fr") {
-		t.Fatalf("another Vary value got the cached answer: %q", fr.body)
+	fr := g.Get(t, "/v?vary=Accept-Language", "Accept-Language", "fr")
+	if !strings.Contains(fr.Body, "lang=fr") {
+		t.Fatalf("another Vary value got the cached answer: %q", fr.Body)
 	}
 	// FIFO: a third key evicts the first.
-	g.get(t, "/1")
-	g.get(t, "/2")
-	g.get(t, "/3")
+	g.Get(t, "/1")
+	g.Get(t, "/2")
+	g.Get(t, "/3")
 	before := up.hits.Load()
-	g.get(t, "/1")
+	g.Get(t, "/1")
 	if up.hits.Load() != before+1 {
 		t.Fatal("oldest entry not evicted at maxCacheEntries")
 	}
@@ -144,7 +145,7 @@ func TestHTTPCachingDistributed(t *testing.T) {
 	srv := redistest.Start(t)
 	up := newCacheUpstream(t)
 	cfg := `{"distributed":true,"ttl":60,"invalidationHeader":"x-inv"}`
-	var gws []*gateway
+	var gws []*policytest.Gateway
 	for range 2 {
 		store, err := sharedstore.NewRedis(&ir.Redis{Address: srv.Addr}, sharedstore.RedisOptions{})
 		if err != nil {
@@ -153,13 +154,13 @@ func TestHTTPCachingDistributed(t *testing.T) {
 		t.Cleanup(func() { store.Close() })
 		gws = append(gws, cachingGateway(t, up, cfg, policy.Env{Shared: store}))
 	}
-	a := gws[0].get(t, "/shared")
-	b := gws[1].get(t, "/shared")
-	if a.body != b.body || up.hits.Load() != 1 {
-		t.Fatalf("replica 2 did not serve replica 1's entry: %q / %q (upstream %d)", a.body, b.body, up.hits.Load())
+	a := gws[0].Get(t, "/shared")
+	b := gws[1].Get(t, "/shared")
+	if a.Body != b.Body || up.hits.Load() != 1 {
+		t.Fatalf("replica 2 did not serve replica 1's entry: %q / %q (upstream %d)", a.Body, b.Body, up.hits.Load())
 	}
-	gws[1].get(t, "/shared", "x-inv", "invalidate")
-	if c := gws[0].get(t, "/shared"); c.body == a.body {
+	gws[1].Get(t, "/shared", "x-inv", "invalidate")
+	if c := gws[0].Get(t, "/shared"); c.Body == a.Body {
 		t.Fatal("invalidation on one replica not seen by the other")
 	}
 }
@@ -172,7 +173,7 @@ func TestHTTPCachingValidation(t *testing.T) {
 		{`{"responseExpression":"#[[200, 999] contains attributes.statusCode]"}`, "config.responseExpression:"},
 		{`{"httpCachingKey":"#[attributes.(]"}`, "config.httpCachingKey"},
 	} {
-		err := policy.Check(mkPolicy("http-caching-flex", c.cfg))
+		err := policy.Check(policytest.Policy("http-caching-flex", c.cfg))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.cfg, err, c.want)
 		}
@@ -188,9 +189,9 @@ func BenchmarkHTTPCaching(b *testing.B) {
 			t := &testing.T{}
 			var ps []*ir.Policy
 			if c.policy != "" {
-				ps = append(ps, mkPolicy(c.policy, `{}`))
+				ps = append(ps, policytest.Policy(c.policy, `{}`))
 			}
-			g := newGateway(t, policy.Env{}, &upstream{Server: up.Server}, ps...)
+			g := policytest.NewGateway(t, policy.Env{}, &policytest.Upstream{Server: up.Server}, ps...)
 			defer g.Close()
 			client := g.Client()
 			get := func() {

@@ -201,7 +201,7 @@ func (d introspection) Build(env Env, p *ir.Policy) (Middleware, error) {
 			if c.consumerBy == "username" {
 				principal = res.username
 			}
-			r = r.WithContext(WithAuthentication(r.Context(), &Authentication{Principal: principal, ClientID: res.clientID}))
+			r, _ = authenticate(r, Authentication{Principal: principal, ClientID: res.clientID})
 			Decide(r, name, Allowed)
 			next.ServeHTTP(w, r)
 		})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -46,43 +47,43 @@ func TestOAuth2TokenIntrospection(t *testing.T) {
 		"narrow":  {"active": true, "scope": "profile", "client_id": "app-2"},
 		"expired": {"active": true, "scope": "profile email shopping", "exp": time.Now().Add(-time.Minute).Unix()},
 	})
-	up := newUpstream(t)
-	g := newGateway(t, policy.Env{}, up, mkPolicy("oauth2-token-introspection-flex", map[string]any{
+	up := policytest.NewUpstream(t)
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("oauth2-token-introspection-flex", map[string]any{
 		"introspectionURL": as.URL, "authorizationValue": "Basic Z3c6cw==", "skipClientIdValidation": true,
 		"consumerBy": "client_id", "scopes": "profile email", "scopeValidationCriteria": "AND",
 	}))
-	wantStatus(t, g.get(t, "/x", "Authorization", "Bearer good"), 200)
-	wantStatus(t, g.get(t, "/x", "Authorization", "Bearer good"), 200)
+	policytest.WantStatus(t, g.Get(t, "/x", "Authorization", "Bearer good"), 200)
+	policytest.WantStatus(t, g.Get(t, "/x", "Authorization", "Bearer good"), 200)
 	if calls.Load() != 1 {
 		t.Fatalf("introspection calls %d for one token, want 1 (cached)", calls.Load())
 	}
-	r := g.get(t, "/x")
-	wantStatus(t, r, 401)
-	if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
-		t.Fatalf("no Bearer challenge: %v", r.header)
+	r := g.Get(t, "/x")
+	policytest.WantStatus(t, r, 401)
+	if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
+		t.Fatalf("no Bearer challenge: %v", r.Header)
 	}
-	r = g.get(t, "/x", "Authorization", "Bearer unknown")
-	wantStatus(t, r, 401)
-	wantErrorBody(t, r, "oauth2-token-introspection-flex")
-	wantStatus(t, g.get(t, "/x", "Authorization", "Bearer expired"), 401)
-	r = g.get(t, "/x", "Authorization", "Bearer narrow")
-	wantStatus(t, r, 403)
-	if !strings.Contains(r.header.Get("WWW-Authenticate"), "insufficient_scope") {
-		t.Fatalf("403 without insufficient_scope: %v", r.header)
+	r = g.Get(t, "/x", "Authorization", "Bearer unknown")
+	policytest.WantStatus(t, r, 401)
+	policytest.WantErrorBody(t, r, "oauth2-token-introspection-flex")
+	policytest.WantStatus(t, g.Get(t, "/x", "Authorization", "Bearer expired"), 401)
+	r = g.Get(t, "/x", "Authorization", "Bearer narrow")
+	policytest.WantStatus(t, r, 403)
+	if !strings.Contains(r.Header.Get("WWW-Authenticate"), "insufficient_scope") {
+		t.Fatalf("403 without insufficient_scope: %v", r.Header)
 	}
 	if up.Hits() != 2 {
 		t.Fatalf("upstream hits %d, want the 2 valid requests", up.Hits())
 	}
 
 	// OR: one of the scopes is enough.
-	or := newGateway(t, policy.Env{}, up, mkPolicy("oauth2-token-introspection-flex", map[string]any{
+	or := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("oauth2-token-introspection-flex", map[string]any{
 		"introspectionURL": as.URL, "authorizationValue": "Basic Z3c6cw==", "consumerBy": "client_id", "scopes": "profile admin", "scopeValidationCriteria": "OR"}))
-	wantStatus(t, or.get(t, "/x", "Authorization", "Bearer narrow"), 200)
+	policytest.WantStatus(t, or.Get(t, "/x", "Authorization", "Bearer narrow"), 200)
 
 	// Wrong endpoint credentials: fail closed with 503, nothing forwarded.
-	bad := newGateway(t, policy.Env{}, up, mkPolicy("oauth2-token-introspection-flex", map[string]any{
+	bad := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("oauth2-token-introspection-flex", map[string]any{
 		"introspectionURL": as.URL, "authorizationValue": "Basic d3Jvbmc=", "consumerBy": "client_id"}))
-	wantStatus(t, bad.get(t, "/x", "Authorization", "Bearer good"), 503)
+	policytest.WantStatus(t, bad.Get(t, "/x", "Authorization", "Bearer good"), 503)
 	if up.Hits() != 3 {
 		t.Fatal("request forwarded although the token could not be checked")
 	}
@@ -97,7 +98,7 @@ func TestOAuth2TokenIntrospectionValidation(t *testing.T) {
 		{`{"introspectionURL":"https://as/introspect","authorizationValue":"x","scopeValidationCriteria":"XOR"}`, "config.scopeValidationCriteria: must be AND or OR"},
 		{`{"introspectionURL":"https://as/introspect","authorizationValue":"x","authenticationTimeout":0}`, "config.authenticationTimeout: must be > 0"},
 	} {
-		err := policy.Check(mkPolicy("oauth2-token-introspection-flex", c.cfg))
+		err := policy.Check(policytest.Policy("oauth2-token-introspection-flex", c.cfg))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.cfg, err, c.want)
 		}

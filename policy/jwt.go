@@ -516,14 +516,14 @@ func (jp *jwtPolicy) checkClaims(r *http.Request, claims map[string]any) (*http.
 			return r, unauthorized("token issuer not accepted")
 		}
 	}
-	au := &Authentication{Claims: claims}
+	a := Authentication{Claims: claims}
 	if sub, ok := claims["sub"].(string); ok {
-		au.Principal = sub
+		a.Principal = sub
 	}
 	if cid, ok := claims["client_id"].(string); ok {
-		au.ClientID = cid
+		a.ClientID = cid
 	}
-	r = r.WithContext(WithAuthentication(r.Context(), au))
+	r, au := authenticate(r, a)
 	if jp.clientID != nil {
 		au.ClientID = jp.clientID.String(&dw.Env{Request: r, API: jp.api})
 	}

@@ -2,28 +2,16 @@ package policy
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 func hs256(t *testing.T, secret string, claims map[string]any) string {
-	t.Helper()
-	seg := func(v any) string {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return base64.RawURLEncoding.EncodeToString(b)
-	}
-	in := seg(map[string]string{"alg": "HS256", "typ": "JWT"}) + "." + seg(claims)
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(in))
-	return in + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return testutil.HS256Token(t, secret, claims)
 }
 
 // TestJWTVerifiedCache: a token whose signature verified is not verified

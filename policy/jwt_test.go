@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -119,7 +120,7 @@ func bearer(tok string) []string { return []string{"Authorization", "Bearer " + 
 func TestJWTLocalRSAAndAttacks(t *testing.T) {
 	k1, k2 := rsaKeys(t)
 	pemKey := pubPEM(t, &k1.PublicKey)
-	up := newUpstream(t)
+	up := policytest.NewUpstream(t)
 	cfg := map[string]any{
 		"signingMethod": "rsa", "signingKeyLength": 256, "jwtKeyOrigin": "text", "textKey": pemKey,
 		"validateAudClaim": true, "mandatoryAudClaim": true, "supportedAudiences": "orders,billing",
@@ -127,10 +128,10 @@ func TestJWTLocalRSAAndAttacks(t *testing.T) {
 		"claimsToHeaders":       []map[string]string{{"claim": "sub", "header": "X-User"}},
 		"mandatoryCustomClaims": []map[string]string{{"key": "scope", "value": "read"}},
 	}
-	g := newGateway(t, policy.Env{}, up, mkPolicy("jwt-validation-flex", cfg))
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("jwt-validation-flex", cfg))
 
-	r := g.get(t, "/", append(bearer(signJWT(t, "RS256", "", goodClaims(), k1)), "X-User", "mallory")...)
-	wantStatus(t, r, http.StatusOK)
+	r := g.Get(t, "/", append(bearer(signJWT(t, "RS256", "", goodClaims(), k1)), "X-User", "mallory")...)
+	policytest.WantStatus(t, r, http.StatusOK)
 	if got := up.LastHeader().Get("X-User"); got != "alice" {
 		t.Fatalf("forwarded X-User %q, want alice (client value must be replaced)", got)
 	}
@@ -159,39 +160,39 @@ func TestJWTLocalRSAAndAttacks(t *testing.T) {
 		"PS256 not allowed":  signJWT(t, "PS256", "", goodClaims(), k1),
 	}
 	for name, tok := range attacks {
-		r := g.get(t, "/", bearer(tok)...)
-		if r.status != http.StatusUnauthorized {
-			t.Errorf("%s: status %d, want 401 (%s)", name, r.status, r.body)
+		r := g.Get(t, "/", bearer(tok)...)
+		if r.Status != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401 (%s)", name, r.Status, r.Body)
 			continue
 		}
-		wantErrorBody(t, r, "jwt-validation-flex")
-		if r.header.Get("WWW-Authenticate") == "" {
+		policytest.WantErrorBody(t, r, "jwt-validation-flex")
+		if r.Header.Get("WWW-Authenticate") == "" {
 			t.Errorf("%s: no WWW-Authenticate", name)
 		}
 	}
 	if up.Hits() != 1 {
 		t.Fatalf("upstream saw %d requests, want only the valid one", up.Hits())
 	}
-	wantStatus(t, g.get(t, "/"), http.StatusBadRequest)
+	policytest.WantStatus(t, g.Get(t, "/"), http.StatusBadRequest)
 }
 
 func TestJWTHMACAndES256AndPS256(t *testing.T) {
-	up := newUpstream(t)
+	up := policytest.NewUpstream(t)
 	secret := []byte("0123456789abcdef0123456789abcdef")
-	hs := newGateway(t, policy.Env{}, up, mkPolicy("jwt-validation-flex", map[string]any{"signingMethod": "hmac", "textKey": string(secret)}))
-	wantStatus(t, hs.get(t, "/", bearer(signJWT(t, "HS256", "", goodClaims(), secret))...), http.StatusOK)
-	wantStatus(t, hs.get(t, "/", bearer(signJWT(t, "HS256", "", goodClaims(), []byte("wrong")))...), http.StatusUnauthorized)
+	hs := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("jwt-validation-flex", map[string]any{"signingMethod": "hmac", "textKey": string(secret)}))
+	policytest.WantStatus(t, hs.Get(t, "/", bearer(signJWT(t, "HS256", "", goodClaims(), secret))...), http.StatusOK)
+	policytest.WantStatus(t, hs.Get(t, "/", bearer(signJWT(t, "HS256", "", goodClaims(), []byte("wrong")))...), http.StatusUnauthorized)
 
 	ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	es := newGateway(t, policy.Env{}, up, mkPolicy("jwt-validation-flex", map[string]any{"signingMethod": "es", "textKey": pubPEM(t, &ek.PublicKey)}))
-	wantStatus(t, es.get(t, "/", bearer(signJWT(t, "ES256", "", goodClaims(), ek))...), http.StatusOK)
+	es := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("jwt-validation-flex", map[string]any{"signingMethod": "es", "textKey": pubPEM(t, &ek.PublicKey)}))
+	policytest.WantStatus(t, es.Get(t, "/", bearer(signJWT(t, "ES256", "", goodClaims(), ek))...), http.StatusOK)
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	wantStatus(t, es.get(t, "/", bearer(signJWT(t, "ES256", "", goodClaims(), other))...), http.StatusUnauthorized)
+	policytest.WantStatus(t, es.Get(t, "/", bearer(signJWT(t, "ES256", "", goodClaims(), other))...), http.StatusUnauthorized)
 
 	k1, _ := rsaKeys(t)
-	ps := newGateway(t, policy.Env{}, up, mkPolicy("jwt-validation-flex", map[string]any{"signingMethod": "ps", "textKey": pubPEM(t, &k1.PublicKey)}))
-	wantStatus(t, ps.get(t, "/", bearer(signJWT(t, "PS256", "", goodClaims(), k1))...), http.StatusOK)
-	wantStatus(t, ps.get(t, "/", bearer(signJWT(t, "RS256", "", goodClaims(), k1))...), http.StatusUnauthorized)
+	ps := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("jwt-validation-flex", map[string]any{"signingMethod": "ps", "textKey": pubPEM(t, &k1.PublicKey)}))
+	policytest.WantStatus(t, ps.Get(t, "/", bearer(signJWT(t, "PS256", "", goodClaims(), k1))...), http.StatusOK)
+	policytest.WantStatus(t, ps.Get(t, "/", bearer(signJWT(t, "RS256", "", goodClaims(), k1))...), http.StatusUnauthorized)
 }
 
 // jwksServer serves a JWKS that the test can rotate.
@@ -236,57 +237,57 @@ func (s *jwksServer) set(keys ...map[string]any) {
 func TestJWTJWKSRotationAndUnknownKid(t *testing.T) {
 	k1, k2 := rsaKeys(t)
 	js := newJWKSServer(t, rsaJWK("k1", &k1.PublicKey))
-	up := newUpstream(t)
+	up := policytest.NewUpstream(t)
 	cfg := map[string]any{"signingMethod": "rsa", "jwtKeyOrigin": "jwks", "jwksUrl": js.URL, "jwksRefetchIntervalSeconds": 3600}
-	g := newGateway(t, policy.Env{}, up, mkPolicy("jwt-validation-flex", cfg))
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("jwt-validation-flex", cfg))
 
-	wantStatus(t, g.get(t, "/", bearer(signJWT(t, "RS256", "k1", goodClaims(), k1))...), http.StatusOK)
-	wantStatus(t, g.get(t, "/", bearer(signJWT(t, "RS256", "k1", goodClaims(), k1))...), http.StatusOK)
+	policytest.WantStatus(t, g.Get(t, "/", bearer(signJWT(t, "RS256", "k1", goodClaims(), k1))...), http.StatusOK)
+	policytest.WantStatus(t, g.Get(t, "/", bearer(signJWT(t, "RS256", "k1", goodClaims(), k1))...), http.StatusOK)
 	if n := js.hits.Load(); n != 1 {
 		t.Fatalf("JWKS fetched %d times, want 1 (cached)", n)
 	}
 
 	// The issuer rotates to k2: the unknown kid triggers one refetch.
 	js.set(rsaJWK("k1", &k1.PublicKey), rsaJWK("k2", &k2.PublicKey))
-	wantStatus(t, g.get(t, "/", bearer(signJWT(t, "RS256", "k2", goodClaims(), k2))...), http.StatusOK)
+	policytest.WantStatus(t, g.Get(t, "/", bearer(signJWT(t, "RS256", "k2", goodClaims(), k2))...), http.StatusOK)
 	if n := js.hits.Load(); n != 2 {
 		t.Fatalf("JWKS fetched %d times after rotation, want 2", n)
 	}
 
 	// Made-up kids are rejected and do not cause more fetches (rate-limited).
 	for i := 0; i < 5; i++ {
-		r := g.get(t, "/", bearer(signJWT(t, "RS256", "nope", goodClaims(), k2))...)
-		wantStatus(t, r, http.StatusUnauthorized)
+		r := g.Get(t, "/", bearer(signJWT(t, "RS256", "nope", goodClaims(), k2))...)
+		policytest.WantStatus(t, r, http.StatusUnauthorized)
 	}
 	if n := js.hits.Load(); n != 2 {
 		t.Fatalf("JWKS fetched %d times, unknown kids must not refetch within the interval", n)
 	}
 	// A token signed by k2 but claiming kid k1 fails verification.
-	wantStatus(t, g.get(t, "/", bearer(signJWT(t, "RS256", "k1", goodClaims(), k2))...), http.StatusUnauthorized)
+	policytest.WantStatus(t, g.Get(t, "/", bearer(signJWT(t, "RS256", "k1", goodClaims(), k2))...), http.StatusUnauthorized)
 }
 
 func TestJWTJWKSUnavailable(t *testing.T) {
 	k1, _ := rsaKeys(t)
 	js := newJWKSServer(t, rsaJWK("k1", &k1.PublicKey))
 	js.fails.Store(true)
-	up := newUpstream(t)
-	g := newGateway(t, policy.Env{}, up, mkPolicy("jwt-validation-flex", map[string]any{"jwtKeyOrigin": "jwks", "jwksUrl": js.URL}))
-	r := g.get(t, "/", bearer(signJWT(t, "RS256", "k1", goodClaims(), k1))...)
-	wantStatus(t, r, http.StatusServiceUnavailable)
-	wantErrorBody(t, r, "jwt-validation-flex")
+	up := policytest.NewUpstream(t)
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("jwt-validation-flex", map[string]any{"jwtKeyOrigin": "jwks", "jwksUrl": js.URL}))
+	r := g.Get(t, "/", bearer(signJWT(t, "RS256", "k1", goodClaims(), k1))...)
+	policytest.WantStatus(t, r, http.StatusServiceUnavailable)
+	policytest.WantErrorBody(t, r, "jwt-validation-flex")
 }
 
 func TestJWTCustomExpressionOrigin(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
-	up := newUpstream(t)
-	g := newGateway(t, policy.Env{}, up, mkPolicy("jwt-validation-flex", map[string]any{
+	up := policytest.NewUpstream(t)
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("jwt-validation-flex", map[string]any{
 		"signingMethod": "hmac", "textKey": string(secret), "jwtOrigin": "customExpression", "jwtExpression": "#[attributes.headers['x-token']]",
 		"validateCustomClaim":   true,
 		"mandatoryCustomClaims": []map[string]string{{"key": "sub", "value": "#[vars.claimSet.sub == 'alice']"}},
 	}))
-	wantStatus(t, g.get(t, "/", "X-Token", signJWT(t, "HS256", "", goodClaims(), secret)), http.StatusOK)
-	wantStatus(t, g.get(t, "/", "X-Token", signJWT(t, "HS256", "", with(goodClaims(), "sub", "bob"), secret)), http.StatusUnauthorized)
-	wantStatus(t, g.get(t, "/", bearer(signJWT(t, "HS256", "", goodClaims(), secret))...), http.StatusBadRequest)
+	policytest.WantStatus(t, g.Get(t, "/", "X-Token", signJWT(t, "HS256", "", goodClaims(), secret)), http.StatusOK)
+	policytest.WantStatus(t, g.Get(t, "/", "X-Token", signJWT(t, "HS256", "", with(goodClaims(), "sub", "bob"), secret)), http.StatusUnauthorized)
+	policytest.WantStatus(t, g.Get(t, "/", bearer(signJWT(t, "HS256", "", goodClaims(), secret))...), http.StatusBadRequest)
 }
 
 func TestJWTValidation(t *testing.T) {
@@ -299,7 +300,7 @@ func TestJWTValidation(t *testing.T) {
 		{`{"signingMethod":"hmac","textKey":"x","validateAudClaim":true}`, "config.supportedAudiences"},
 		{`{"signingMethod":"hmac","textKey":"x","mandatoryCustomClaims":[{"value":"x"}]}`, "config.mandatoryCustomClaims[0].key"},
 	} {
-		err := policy.Check(mkPolicy("jwt-validation-flex", tc.cfg))
+		err := policy.Check(policytest.Policy("jwt-validation-flex", tc.cfg))
 		if err == nil || !contains(err.Error(), tc.field) {
 			t.Errorf("%s: error %v, want one naming %s", tc.cfg, err, tc.field)
 		}
@@ -311,9 +312,9 @@ func TestJWTValidation(t *testing.T) {
 // a value converted to int64 without a range check overflows (nbf 1e300
 // was accepted as a date in the far past).
 func TestJWTNumericDates(t *testing.T) {
-	up := newUpstream(t)
+	up := policytest.NewUpstream(t)
 	secret := []byte("0123456789abcdef0123456789abcdef")
-	gw := newGateway(t, policy.Env{}, up, mkPolicy("jwt-validation-flex", map[string]any{"signingMethod": "hmac", "textKey": string(secret)}))
+	gw := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("jwt-validation-flex", map[string]any{"signingMethod": "hmac", "textKey": string(secret)}))
 	now := time.Now().Unix()
 	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
 	num := func(n int64) json.RawMessage { return raw(fmt.Sprint(n)) }
@@ -353,7 +354,7 @@ func TestJWTNumericDates(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			claims := goodClaims()
 			claims[c.claim] = c.value
-			wantStatus(t, gw.get(t, "/", bearer(signJWT(t, "HS256", "", claims, secret))...), c.want)
+			policytest.WantStatus(t, gw.Get(t, "/", bearer(signJWT(t, "HS256", "", claims, secret))...), c.want)
 		})
 	}
 }

@@ -234,7 +234,7 @@ func (d ldapAuth) Build(env Env, p *ir.Policy) (Middleware, error) {
 				deny(w, r, name, outcome, http.StatusUnauthorized, "unauthorized: invalid credentials", "WWW-Authenticate", challenge)
 				return
 			}
-			r = r.WithContext(WithAuthentication(r.Context(), &Authentication{Principal: user}))
+			r, _ = authenticate(r, Authentication{Principal: user})
 			Decide(r, name, Allowed)
 			next.ServeHTTP(w, r)
 		})

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/internal/slapdtest"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
@@ -60,7 +61,7 @@ userPassword: search-secret
 
 func TestLDAPAuthentication(t *testing.T) {
 	dir := slapdtest.Start(t, directoryLDIF)
-	up := newUpstream(t)
+	up := policytest.NewUpstream(t)
 	cfg := func(subtree any, filter string) map[string]any {
 		c := map[string]any{
 			"ldapServerURL": dir.URL, "ldapServerUserDn": "cn=search," + slapdtest.Suffix, "ldapServerUserPassword": "search-secret",
@@ -75,43 +76,43 @@ func TestLDAPAuthentication(t *testing.T) {
 		return c
 	}
 	// One level (Flex's default): jane is found, paul (one level deeper) is not.
-	g := newGateway(t, policy.Env{}, up, mkPolicy("ldap-authentication-flex", cfg(nil, "")))
-	wantStatus(t, g.get(t, "/", basic("jane", "jane-secret")...), 200)
-	wantStatus(t, g.get(t, "/", basic("jane", "jane-secret")...), 200) // a pooled connection
-	r := g.get(t, "/", basic("jane", "wrong")...)
-	wantStatus(t, r, 401)
-	if r.header.Get("WWW-Authenticate") != `Basic realm="mule-realm"` {
-		t.Errorf("challenge %q, want Flex's", r.header.Get("WWW-Authenticate"))
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("ldap-authentication-flex", cfg(nil, "")))
+	policytest.WantStatus(t, g.Get(t, "/", basic("jane", "jane-secret")...), 200)
+	policytest.WantStatus(t, g.Get(t, "/", basic("jane", "jane-secret")...), 200) // a pooled connection
+	r := g.Get(t, "/", basic("jane", "wrong")...)
+	policytest.WantStatus(t, r, 401)
+	if r.Header.Get("WWW-Authenticate") != `Basic realm="mule-realm"` {
+		t.Errorf("challenge %q, want Flex's", r.Header.Get("WWW-Authenticate"))
 	}
-	wantErrorBody(t, r, "ldap-authentication-flex")
-	wantStatus(t, g.get(t, "/", basic("paul", "paul-secret")...), 401)
-	wantStatus(t, g.get(t, "/"), 401)
-	wantStatus(t, g.get(t, "/", basic("nobody", "x")...), 401)
+	policytest.WantErrorBody(t, r, "ldap-authentication-flex")
+	policytest.WantStatus(t, g.Get(t, "/", basic("paul", "paul-secret")...), 401)
+	policytest.WantStatus(t, g.Get(t, "/"), 401)
+	policytest.WantStatus(t, g.Get(t, "/", basic("nobody", "x")...), 401)
 
 	// Attacks: filter injection matches no one (the username is escaped),
 	// and an empty password is never an (unauthenticated) bind.
 	for _, user := range []string{"*", "jane)(uid=*", "*)(|(uid=*"} {
-		wantStatus(t, g.get(t, "/", basic(user, "jane-secret")...), 401)
+		policytest.WantStatus(t, g.Get(t, "/", basic(user, "jane-secret")...), 401)
 	}
-	wantStatus(t, g.get(t, "/", basic("jane", "")...), 401)
+	policytest.WantStatus(t, g.Get(t, "/", basic("jane", "")...), 401)
 	if up.Hits() != 2 {
 		t.Fatalf("upstream hits %d, want the 2 authenticated requests", up.Hits())
 	}
 
 	// Subtree (Flex's example quotes nothing; a quoted "true" works too).
-	sub := newGateway(t, policy.Env{}, up, mkPolicy("ldap-authentication-flex", cfg("true", "")))
-	wantStatus(t, sub.get(t, "/", basic("paul", "paul-secret")...), 200)
-	wantStatus(t, sub.get(t, "/", basic("jane", "jane-secret")...), 200)
+	sub := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("ldap-authentication-flex", cfg("true", "")))
+	policytest.WantStatus(t, sub.Get(t, "/", basic("paul", "paul-secret")...), 200)
+	policytest.WantStatus(t, sub.Get(t, "/", basic("jane", "jane-secret")...), 200)
 	// A filter matching two entries authenticates no one.
-	amb := newGateway(t, policy.Env{}, up, mkPolicy("ldap-authentication-flex", cfg(true, "(mail={0})")))
-	wantStatus(t, amb.get(t, "/", basic("shared@example.org", "jane-secret")...), 401)
+	amb := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("ldap-authentication-flex", cfg(true, "(mail={0})")))
+	policytest.WantStatus(t, amb.Get(t, "/", basic("shared@example.org", "jane-secret")...), 401)
 
 	// The service account's password wrong: 401 as Flex, recorded as an error.
 	bad := cfg(nil, "")
 	bad["ldapServerUserPassword"] = "nope"
-	bg := newGateway(t, policy.Env{}, up, mkPolicy("ldap-authentication-flex", bad))
-	wantStatus(t, bg.get(t, "/", basic("jane", "jane-secret")...), 401)
-	if d := bg.rec.All(); len(d) != 1 || d[0] != "ldap-authentication-flex=error" {
+	bg := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("ldap-authentication-flex", bad))
+	policytest.WantStatus(t, bg.Get(t, "/", basic("jane", "jane-secret")...), 401)
+	if d := bg.Rec.All(); len(d) != 1 || d[0] != "ldap-authentication-flex=error" {
 		t.Errorf("decisions %v, want one error", d)
 	}
 }
@@ -129,12 +130,12 @@ func freePort(t testing.TB) int {
 }
 
 func TestLDAPAuthenticationDirectoryDown(t *testing.T) {
-	up := newUpstream(t)
-	g := newGateway(t, policy.Env{}, up, mkPolicy("ldap-authentication-flex", map[string]any{
+	up := policytest.NewUpstream(t)
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("ldap-authentication-flex", map[string]any{
 		"ldapServerURL": fmt.Sprintf("ldap://127.0.0.1:%d", freePort(t)), "ldapServerUserDn": "cn=search," + slapdtest.Suffix,
 		"ldapServerUserPassword": "x", "ldapSearchBase": slapdtest.Suffix,
 	}))
-	wantStatus(t, g.get(t, "/", basic("jane", "jane-secret")...), 401)
+	policytest.WantStatus(t, g.Get(t, "/", basic("jane", "jane-secret")...), 401)
 	if up.Hits() != 0 {
 		t.Fatal("request reached the upstream with the directory down")
 	}
@@ -180,17 +181,17 @@ func TestLDAPAuthenticationLDAPS(t *testing.T) {
 	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
 	dir := slapdtest.StartTLS(t, directoryLDIF, certPEM, keyPEM)
-	up := newUpstream(t)
+	up := policytest.NewUpstream(t)
 	cfg := map[string]any{"ldapServerURL": dir.TLSURL, "ldapServerUserDn": "cn=search," + slapdtest.Suffix,
 		"ldapServerUserPassword": "search-secret", "ldapSearchBase": "ou=people," + slapdtest.Suffix}
 	trusted := &ir.Snapshot{PolicyCallTLS: &ir.UpstreamTLS{CAPEM: certPEM}}
-	g := newGateway(t, policy.Env{Snapshot: trusted}, up, mkPolicy("ldap-authentication-flex", cfg))
-	wantStatus(t, g.get(t, "/", basic("jane", "jane-secret")...), 200)
-	wantStatus(t, g.get(t, "/", basic("jane", "wrong")...), 401)
+	g := policytest.NewGateway(t, policy.Env{Snapshot: trusted}, up, policytest.Policy("ldap-authentication-flex", cfg))
+	policytest.WantStatus(t, g.Get(t, "/", basic("jane", "jane-secret")...), 200)
+	policytest.WantStatus(t, g.Get(t, "/", basic("jane", "wrong")...), 401)
 	// The system roots do not know this certificate.
-	untrusted := newGateway(t, policy.Env{}, up, mkPolicy("ldap-authentication-flex", cfg))
-	wantStatus(t, untrusted.get(t, "/", basic("jane", "jane-secret")...), 401)
-	if d := untrusted.rec.All(); len(d) != 1 || d[0] != "ldap-authentication-flex=error" {
+	untrusted := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("ldap-authentication-flex", cfg))
+	policytest.WantStatus(t, untrusted.Get(t, "/", basic("jane", "jane-secret")...), 401)
+	if d := untrusted.Rec.All(); len(d) != 1 || d[0] != "ldap-authentication-flex=error" {
 		t.Errorf("decisions %v, want one error (certificate refused)", d)
 	}
 	if up.Hits() != 1 {

@@ -1,10 +1,8 @@
 package policy_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/flexgw/flexgw/internal/lambdastandin"
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 )
@@ -43,7 +42,8 @@ var benchXML = func() string {
 
 // BenchmarkNewPolicies is the per-request cost of issue 13's policies on
 // the built-in data plane: the middleware around a handler that reads the
-// body and does nothing else (as BenchmarkPolicyOverhead).
+// body and does nothing else (as BenchmarkPolicyOverhead); every request
+// carries Authorization: Bearer bench-token.
 func BenchmarkNewPolicies(b *testing.B) {
 	as := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -69,73 +69,17 @@ func BenchmarkNewPolicies(b *testing.B) {
     "required":["id","items"],"properties":{"id":{"type":"string","pattern":"^A-[0-9]+$"},"customer":{"type":"object"},"notes":{"type":"string"},
     "items":{"type":"array","maxItems":100,"items":{"type":"object","required":["sku","qty"],"properties":{"sku":{"type":"string"},"qty":{"type":"integer","minimum":1},"price":{"type":"number"},"tags":{"type":"array","items":{"type":"string"}}}}}}}}}}}},
   "responses":{"200":{"description":"ok"}}}}}}`
-	cases := []struct {
-		name, policy string
-		cfg          any
-		ctype, body  string
-		svc          *ir.Service
-	}{
-		{"none", "", nil, "", "", nil},
-		{"none/json-body", "", nil, "application/json", benchJSON, nil},
-		{"credential-injection-basic-auth-flex", "credential-injection-basic-auth-flex", map[string]any{"username": "u", "password": "p"}, "", "", nil},
-		{"credential-injection-api-key-flex", "credential-injection-api-key-flex", map[string]any{"authType": "apiKey", "apiKey": "k"}, "", "", nil},
-		{"credential-injection-oauth2-flex/cached", "credential-injection-oauth2-flex", map[string]any{"oauthService": as.URL, "clientId": "c", "clientSecret": "s"}, "", "", nil},
-		{"oauth2-token-introspection-flex/cached", "oauth2-token-introspection-flex", map[string]any{"introspectionURL": introspect.URL, "authorizationValue": "Basic x", "consumerBy": "client_id", "scopes": "read"}, "", "", nil},
-		{"json-threat-protection-flex/1KiB", "json-threat-protection-flex", map[string]any{"maxContainerDepth": 10, "maxObjectEntryCount": 50, "maxObjectEntryNameLength": 50, "maxArrayElementCount": 100, "maxStringValueLength": 100}, "application/json", benchJSON, nil},
-		{"xml-threat-protection-flex/1KiB", "xml-threat-protection-flex", map[string]any{"maxNodeDepth": 10, "maxAttributeCountPerElement": 5, "maxChildCount": 20, "maxTextLength": 100, "maxAttributeLength": 50, "maxCommentLength": 50}, "application/xml", benchXML, nil},
-		{"spec-validation-flex/1KiB", "spec-validation-flex", map[string]any{"source": "inline", "spec": orderSpec, "blockOperation": true}, "application/json", benchJSON, nil},
-		{"native-aws-lambda/1KiB-signed-invocation", "native-aws-lambda", map[string]any{"arn": "arn:aws:lambda:us-east-1:123456789012:function:orders", "authenticationMode": "credentials",
-			"credentials": map[string]any{"accessKeyId": "AKIDBENCH", "secretAccessKey": "bench-secret"}}, "application/json", benchJSON, lambdaSvc},
-	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			var h http.Handler = http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-				if r.Body != nil {
-					_, _ = io.Copy(io.Discard, r.Body)
-				}
-			})
-			if c.policy != "" {
-				p := mkPolicy(c.policy, c.cfg)
-				d, _ := policy.Lookup(p.Name)
-				mw, err := d.Build(policy.Env{API: testAPI(), Service: c.svc}, p)
-				if err != nil {
-					b.Fatal(err)
-				}
-				h = mw(h)
-			}
-			body := []byte(c.body)
-			req := httptest.NewRequest(http.MethodPost, "http://gw/orders", nil)
-			req.RemoteAddr = "127.0.0.1:40000"
-			req.Header.Set("Authorization", "Bearer bench-token")
-			if c.ctype != "" {
-				req.Header.Set("Content-Type", c.ctype)
-			}
-			req = req.WithContext(policy.WithRecorder(req.Context(), nopRecorder{}))
-			w := &discardWriter{h: http.Header{}}
-			// Warm the token cache outside the timed loop, and make sure
-			// the measured request is one the policy admits.
-			warm := &recorder{}
-			wr := req.Clone(policy.WithRecorder(req.Context(), warm))
-			if len(body) > 0 {
-				wr.Body = io.NopCloser(bytes.NewReader(body))
-				wr.ContentLength = int64(len(body))
-			}
-			h.ServeHTTP(w, wr)
-			if d := warm.All(); c.policy != "" && (len(d) == 0 || !strings.HasSuffix(d[len(d)-1], "=allowed")) {
-				b.Fatalf("the benchmarked request is not admitted: %v", d)
-			}
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				r := req.Clone(req.Context())
-				if len(body) > 0 {
-					r.Body = io.NopCloser(bytes.NewReader(body))
-					r.ContentLength = int64(len(body))
-				}
-				clear(w.h)
-				h.ServeHTTP(w, r)
-			}
-		})
-	}
+	policytest.Bench(b, []policytest.BenchCase{
+		{Name: "none", Header: bearer("bench-token")},
+		{Name: "none/json-body", Header: append(bearer("bench-token"), "Content-Type", "application/json"), Body: benchJSON},
+		{Name: "credential-injection-basic-auth-flex", Policy: "credential-injection-basic-auth-flex", Config: map[string]any{"username": "u", "password": "p"}, Header: bearer("bench-token")},
+		{Name: "credential-injection-api-key-flex", Policy: "credential-injection-api-key-flex", Config: map[string]any{"authType": "apiKey", "apiKey": "k"}, Header: bearer("bench-token")},
+		{Name: "credential-injection-oauth2-flex/cached", Policy: "credential-injection-oauth2-flex", Config: map[string]any{"oauthService": as.URL, "clientId": "c", "clientSecret": "s"}, Header: bearer("bench-token")},
+		{Name: "oauth2-token-introspection-flex/cached", Policy: "oauth2-token-introspection-flex", Config: map[string]any{"introspectionURL": introspect.URL, "authorizationValue": "Basic x", "consumerBy": "client_id", "scopes": "read"}, Header: bearer("bench-token")},
+		{Name: "json-threat-protection-flex/1KiB", Policy: "json-threat-protection-flex", Config: map[string]any{"maxContainerDepth": 10, "maxObjectEntryCount": 50, "maxObjectEntryNameLength": 50, "maxArrayElementCount": 100, "maxStringValueLength": 100}, Header: append(bearer("bench-token"), "Content-Type", "application/json"), Body: benchJSON},
+		{Name: "xml-threat-protection-flex/1KiB", Policy: "xml-threat-protection-flex", Config: map[string]any{"maxNodeDepth": 10, "maxAttributeCountPerElement": 5, "maxChildCount": 20, "maxTextLength": 100, "maxAttributeLength": 50, "maxCommentLength": 50}, Header: append(bearer("bench-token"), "Content-Type", "application/xml"), Body: benchXML},
+		{Name: "spec-validation-flex/1KiB", Policy: "spec-validation-flex", Config: map[string]any{"source": "inline", "spec": orderSpec, "blockOperation": true}, Header: append(bearer("bench-token"), "Content-Type", "application/json"), Body: benchJSON},
+		{Name: "native-aws-lambda/1KiB-signed-invocation", Policy: "native-aws-lambda", Config: map[string]any{"arn": "arn:aws:lambda:us-east-1:123456789012:function:orders", "authenticationMode": "credentials",
+			"credentials": map[string]any{"accessKeyId": "AKIDBENCH", "secretAccessKey": "bench-secret"}}, Env: policy.Env{Service: lambdaSvc}, Header: append(bearer("bench-token"), "Content-Type", "application/json"), Body: benchJSON},
+	})
 }

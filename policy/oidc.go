@@ -474,7 +474,7 @@ func (d oidcEnforcement) Build(env Env, p *ir.Policy) (Middleware, error) {
 					r.Header.Set("X-AGW-"+k, v)
 				}
 			}
-			r = r.WithContext(WithAuthentication(r.Context(), &Authentication{Principal: info.clientID, ClientID: info.clientID}))
+			r, _ = authenticate(r, Authentication{Principal: info.clientID, ClientID: info.clientID})
 			Decide(r, name, Allowed)
 			next.ServeHTTP(w, r)
 		})

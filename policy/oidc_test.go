@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -91,14 +92,14 @@ func TestOIDCIntrospection(t *testing.T) {
 		"mail": "john.doe@example.com", "token_type": "Bearer", "alias": []string{"J"}, "address": map[string]any{"city": "london"}})
 	op.issue("reader", map[string]any{"active": true, "scope": "read", "client_id": "app-2", "exp": exp})
 	op.issue("noexp", map[string]any{"active": true, "scope": "read write", "client_id": "app-3"})
-	up := newUpstream(t)
+	up := policytest.NewUpstream(t)
 	// Flex's example plus the provider flexgw needs.
-	g := newGateway(t, policy.Env{}, up, mkPolicy("openidconnect-access-token-enforcement-flex", map[string]any{
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("openidconnect-access-token-enforcement-flex", map[string]any{
 		"authenticationTimeout": 10000, "scopes": "read write", "secureTrustStore": false, "scopeValidationCriteria": "AND",
 		"exposeHeaders": true, "skipClientIdValidation": true,
 		"issuer": op.URL, "clientId": "gateway", "clientSecret": "gw-secret",
 	}))
-	wantStatus(t, g.get(t, "/x", append(bearer("good"), "X-AGW-role", "admin")...), 200)
+	policytest.WantStatus(t, g.Get(t, "/x", append(bearer("good"), "X-AGW-role", "admin")...), 200)
 	h := up.LastHeader()
 	if h.Get("X-Agw-Uid") != "john.doe" || h.Get("X-Agw-Mail") != "john.doe@example.com" || h.Get("X-Agw-Token_type") != "Bearer" {
 		t.Errorf("exposed headers %v", h)
@@ -109,32 +110,32 @@ func TestOIDCIntrospection(t *testing.T) {
 	if h.Get("X-Agw-Role") != "" {
 		t.Errorf("a client's own X-AGW- header reached the upstream: %v", h)
 	}
-	wantStatus(t, g.get(t, "/x", bearer("good")...), 200)
+	policytest.WantStatus(t, g.Get(t, "/x", bearer("good")...), 200)
 	if n := op.calls.Load(); n != 1 {
 		t.Errorf("introspection calls %d for one token with exp, want 1 (cached)", n)
 	}
 	// No exp: never cached (Flex).
-	wantStatus(t, g.get(t, "/x", bearer("noexp")...), 200)
-	wantStatus(t, g.get(t, "/x", bearer("noexp")...), 200)
+	policytest.WantStatus(t, g.Get(t, "/x", bearer("noexp")...), 200)
+	policytest.WantStatus(t, g.Get(t, "/x", bearer("noexp")...), 200)
 	if n := op.calls.Load(); n != 3 {
 		t.Errorf("introspection calls %d, want a call per request for a token without exp", n)
 	}
-	r := g.get(t, "/x", bearer("reader")...)
-	wantStatus(t, r, 403)
-	if !strings.Contains(r.header.Get("WWW-Authenticate"), "insufficient_scope") {
-		t.Errorf("403 challenge %q", r.header.Get("WWW-Authenticate"))
+	r := g.Get(t, "/x", bearer("reader")...)
+	policytest.WantStatus(t, r, 403)
+	if !strings.Contains(r.Header.Get("WWW-Authenticate"), "insufficient_scope") {
+		t.Errorf("403 challenge %q", r.Header.Get("WWW-Authenticate"))
 	}
-	r = g.get(t, "/x", bearer("unknown")...)
-	wantStatus(t, r, 401)
-	wantErrorBody(t, r, "openidconnect-access-token-enforcement-flex")
-	wantStatus(t, g.get(t, "/x"), 401)
+	r = g.Get(t, "/x", bearer("unknown")...)
+	policytest.WantStatus(t, r, 401)
+	policytest.WantErrorBody(t, r, "openidconnect-access-token-enforcement-flex")
+	policytest.WantStatus(t, g.Get(t, "/x"), 401)
 	// A bad answer from the provider: 500 (Flex).
 	op.down.Store(true)
-	wantStatus(t, g.get(t, "/x", bearer("reader-2")...), 500)
+	policytest.WantStatus(t, g.Get(t, "/x", bearer("reader-2")...), 500)
 	op.down.Store(false)
 	// Cached tokens keep working without the provider.
 	op.Close()
-	wantStatus(t, g.get(t, "/x", bearer("good")...), 200)
+	policytest.WantStatus(t, g.Get(t, "/x", bearer("good")...), 200)
 	if up.Hits() != 5 {
 		t.Errorf("upstream hits %d, want 5", up.Hits())
 	}
@@ -142,12 +143,12 @@ func TestOIDCIntrospection(t *testing.T) {
 	// OR: one scope is enough; the wrong client secret is a bad answer.
 	op2 := newOIDCProvider(t, true)
 	op2.issue("reader", map[string]any{"active": true, "scope": "read", "client_id": "app-2", "exp": exp})
-	or := newGateway(t, policy.Env{}, up, mkPolicy("openidconnect-access-token-enforcement-flex", map[string]any{
+	or := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("openidconnect-access-token-enforcement-flex", map[string]any{
 		"scopes": "read write", "scopeValidationCriteria": "OR", "issuer": op2.URL, "clientId": "gateway", "clientSecret": "gw-secret"}))
-	wantStatus(t, or.get(t, "/x", bearer("reader")...), 200)
-	wrong := newGateway(t, policy.Env{}, up, mkPolicy("openidconnect-access-token-enforcement-flex", map[string]any{
+	policytest.WantStatus(t, or.Get(t, "/x", bearer("reader")...), 200)
+	wrong := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("openidconnect-access-token-enforcement-flex", map[string]any{
 		"issuer": op2.URL, "clientId": "gateway", "clientSecret": "guess"}))
-	wantStatus(t, wrong.get(t, "/x", bearer("reader")...), 500)
+	policytest.WantStatus(t, wrong.Get(t, "/x", bearer("reader")...), 500)
 }
 
 func TestOIDCJWKS(t *testing.T) {
@@ -155,10 +156,10 @@ func TestOIDCJWKS(t *testing.T) {
 	k1, k2 := rsaKeys(t)
 	now := time.Now().Unix()
 	claims := map[string]any{"iss": op.URL, "sub": "jane", "client_id": "app-1", "scope": "read", "exp": now + 300, "iat": now}
-	up := newUpstream(t)
-	g := newGateway(t, policy.Env{}, up, mkPolicy("openidconnect-access-token-enforcement-flex", map[string]any{
+	up := policytest.NewUpstream(t)
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("openidconnect-access-token-enforcement-flex", map[string]any{
 		"scopes": "read", "issuer": op.URL, "maxCacheSize": 0}))
-	wantStatus(t, g.get(t, "/", bearer(signJWT(t, "RS256", "k1", claims, k1))...), 200)
+	policytest.WantStatus(t, g.Get(t, "/", bearer(signJWT(t, "RS256", "k1", claims, k1))...), 200)
 	for name, tok := range map[string]string{
 		"other key":       signJWT(t, "RS256", "k1", claims, k2),
 		"other issuer":    signJWT(t, "RS256", "k1", with(claims, "iss", "https://evil.example"), k1),
@@ -171,13 +172,13 @@ func TestOIDCJWKS(t *testing.T) {
 		"unknown kid":     signJWT(t, "RS256", "k9", claims, k1),
 		"missing a scope": signJWT(t, "RS256", "k1", with(claims, "scope", "write"), k1),
 	} {
-		r := g.get(t, "/", bearer(tok)...)
+		r := g.Get(t, "/", bearer(tok)...)
 		want := 401
 		if name == "missing a scope" {
 			want = 403
 		}
-		if r.status != want {
-			t.Errorf("%s: status %d, want %d", name, r.status, want)
+		if r.Status != want {
+			t.Errorf("%s: status %d, want %d", name, r.Status, want)
 		}
 	}
 	if up.Hits() != 1 {
@@ -186,10 +187,10 @@ func TestOIDCJWKS(t *testing.T) {
 }
 
 func TestOIDCProviderProblems(t *testing.T) {
-	up := newUpstream(t)
+	up := policytest.NewUpstream(t)
 	// Flex's configuration as documented: no provider. Validate warns,
 	// requests get 401.
-	p := mkPolicy("openidconnect-access-token-enforcement-flex", `{"authenticationTimeout":10000,"scopes":"read write","secureTrustStore":false,"scopeValidationCriteria":"OR","exposeHeaders":true,"skipClientIdValidation":false}`)
+	p := policytest.Policy("openidconnect-access-token-enforcement-flex", `{"authenticationTimeout":10000,"scopes":"read write","secureTrustStore":false,"scopeValidationCriteria":"OR","exposeHeaders":true,"skipClientIdValidation":false}`)
 	if err := policy.Check(p); err != nil {
 		t.Fatalf("Flex's example rejected: %v", err)
 	}
@@ -198,15 +199,15 @@ func TestOIDCProviderProblems(t *testing.T) {
 	if len(warns) != 2 || !strings.Contains(warns[0], "config.issuer") || !strings.Contains(warns[1], "skipClientIdValidation") {
 		t.Errorf("warnings %q", warns)
 	}
-	g := newGateway(t, policy.Env{}, up, p)
-	wantStatus(t, g.get(t, "/", bearer("x")...), 401)
+	g := policytest.NewGateway(t, policy.Env{}, up, p)
+	policytest.WantStatus(t, g.Get(t, "/", bearer("x")...), 401)
 
 	// A discovery document naming another issuer is not trusted.
 	op := newOIDCProvider(t, true)
 	op.issuer = "https://someone-else.example"
 	op.issue("good", map[string]any{"active": true, "client_id": "a", "exp": time.Now().Add(time.Hour).Unix()})
-	g = newGateway(t, policy.Env{}, up, mkPolicy(p.Name, map[string]any{"issuer": op.URL, "clientId": "gateway", "clientSecret": "gw-secret"}))
-	wantStatus(t, g.get(t, "/", bearer("good")...), 401)
+	g = policytest.NewGateway(t, policy.Env{}, up, policytest.Policy(p.Name, map[string]any{"issuer": op.URL, "clientId": "gateway", "clientSecret": "gw-secret"}))
+	policytest.WantStatus(t, g.Get(t, "/", bearer("good")...), 401)
 	if up.Hits() != 0 || op.calls.Load() != 0 {
 		t.Errorf("hits %d, introspection calls %d: want none", up.Hits(), op.calls.Load())
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 	"github.com/flexgw/flexgw/sharedstore"
@@ -32,28 +33,28 @@ func uniqueBinding(p *ir.Policy, t *testing.T) *ir.Policy {
 }
 
 func TestRateLimitLocal(t *testing.T) {
-	up := newUpstream(t)
-	p := uniqueBinding(mkPolicy("rate-limiting-flex", rlConfig(3, 60000, map[string]any{"exposeHeaders": true, "clusterizable": false})), t)
-	g := newGateway(t, policy.Env{}, up, p)
+	up := policytest.NewUpstream(t)
+	p := uniqueBinding(policytest.Policy("rate-limiting-flex", rlConfig(3, 60000, map[string]any{"exposeHeaders": true, "clusterizable": false})), t)
+	g := policytest.NewGateway(t, policy.Env{}, up, p)
 	for i := 0; i < 3; i++ {
-		r := g.get(t, "/")
-		wantStatus(t, r, http.StatusOK)
-		if got := r.header.Get("X-Ratelimit-Remaining"); got != strconv.Itoa(2-i) {
+		r := g.Get(t, "/")
+		policytest.WantStatus(t, r, http.StatusOK)
+		if got := r.Header.Get("X-Ratelimit-Remaining"); got != strconv.Itoa(2-i) {
 			t.Fatalf("request %d: remaining %q", i, got)
 		}
-		if r.header.Get("X-Ratelimit-Limit") != "3" {
-			t.Fatalf("limit header %q", r.header.Get("X-Ratelimit-Limit"))
+		if r.Header.Get("X-Ratelimit-Limit") != "3" {
+			t.Fatalf("limit header %q", r.Header.Get("X-Ratelimit-Limit"))
 		}
 	}
-	r := g.get(t, "/")
-	wantStatus(t, r, http.StatusTooManyRequests)
-	wantErrorBody(t, r, "rate-limiting-flex")
-	ra, err := strconv.Atoi(r.header.Get("Retry-After"))
+	r := g.Get(t, "/")
+	policytest.WantStatus(t, r, http.StatusTooManyRequests)
+	policytest.WantErrorBody(t, r, "rate-limiting-flex")
+	ra, err := strconv.Atoi(r.Header.Get("Retry-After"))
 	if err != nil || ra < 1 || ra > 60 {
-		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
+		t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
 	}
-	if reset, _ := strconv.Atoi(r.header.Get("X-Ratelimit-Reset")); reset <= 0 || reset > 60000 {
-		t.Fatalf("X-Ratelimit-Reset %q", r.header.Get("X-Ratelimit-Reset"))
+	if reset, _ := strconv.Atoi(r.Header.Get("X-Ratelimit-Reset")); reset <= 0 || reset > 60000 {
+		t.Fatalf("X-Ratelimit-Reset %q", r.Header.Get("X-Ratelimit-Reset"))
 	}
 	if up.Hits() != 3 {
 		t.Fatalf("upstream saw %d requests, want 3", up.Hits())
@@ -61,28 +62,28 @@ func TestRateLimitLocal(t *testing.T) {
 }
 
 func TestRateLimitKeySelectorGroups(t *testing.T) {
-	up := newUpstream(t)
-	p := uniqueBinding(mkPolicy("rate-limiting-flex", rlConfig(1, 60000, map[string]any{"keySelector": "#[attributes.headers['x-team']]", "clusterizable": false})), t)
-	g := newGateway(t, policy.Env{}, up, p)
-	wantStatus(t, g.get(t, "/", "X-Team", "a"), http.StatusOK)
-	wantStatus(t, g.get(t, "/", "X-Team", "a"), http.StatusTooManyRequests)
-	wantStatus(t, g.get(t, "/", "X-Team", "b"), http.StatusOK)
+	up := policytest.NewUpstream(t)
+	p := uniqueBinding(policytest.Policy("rate-limiting-flex", rlConfig(1, 60000, map[string]any{"keySelector": "#[attributes.headers['x-team']]", "clusterizable": false})), t)
+	g := policytest.NewGateway(t, policy.Env{}, up, p)
+	policytest.WantStatus(t, g.Get(t, "/", "X-Team", "a"), http.StatusOK)
+	policytest.WantStatus(t, g.Get(t, "/", "X-Team", "a"), http.StatusTooManyRequests)
+	policytest.WantStatus(t, g.Get(t, "/", "X-Team", "b"), http.StatusOK)
 	// Headers are absent unless exposeHeaders is set.
-	if r := g.get(t, "/", "X-Team", "c"); r.header.Get("X-Ratelimit-Limit") != "" {
+	if r := g.Get(t, "/", "X-Team", "c"); r.Header.Get("X-Ratelimit-Limit") != "" {
 		t.Fatal("x-ratelimit headers exposed without exposeHeaders")
 	}
 }
 
 func TestRateLimitMultipleLimits(t *testing.T) {
-	up := newUpstream(t)
+	up := policytest.NewUpstream(t)
 	cfg := map[string]any{"clusterizable": false, "rateLimits": []map[string]any{
 		{"maximumRequests": 5, "timePeriodInMilliseconds": 60000},
 		{"maximumRequests": 2, "timePeriodInMilliseconds": 60000},
 	}}
-	g := newGateway(t, policy.Env{}, up, uniqueBinding(mkPolicy("rate-limiting-flex", cfg), t))
-	wantStatus(t, g.get(t, "/"), http.StatusOK)
-	wantStatus(t, g.get(t, "/"), http.StatusOK)
-	wantStatus(t, g.get(t, "/"), http.StatusTooManyRequests)
+	g := policytest.NewGateway(t, policy.Env{}, up, uniqueBinding(policytest.Policy("rate-limiting-flex", cfg), t))
+	policytest.WantStatus(t, g.Get(t, "/"), http.StatusOK)
+	policytest.WantStatus(t, g.Get(t, "/"), http.StatusOK)
+	policytest.WantStatus(t, g.Get(t, "/"), http.StatusTooManyRequests)
 }
 
 func newRedisStoreB(t testing.TB, addr string) *sharedstore.Redis { return newRedisStore(t, addr) }
@@ -100,10 +101,10 @@ func newRedisStore(t testing.TB, addr string) *sharedstore.Redis {
 // quota: 40 concurrent requests spread across both admit exactly 10.
 func TestRateLimitTwoReplicasShareRedis(t *testing.T) {
 	srv := redistest.Start(t)
-	up := newUpstream(t)
-	p := uniqueBinding(mkPolicy("rate-limiting-flex", rlConfig(10, 120000, nil)), t)
-	a := newGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
-	b := newGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
+	up := policytest.NewUpstream(t)
+	p := uniqueBinding(policytest.Policy("rate-limiting-flex", rlConfig(10, 120000, nil)), t)
+	a := policytest.NewGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
+	b := policytest.NewGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
 
 	var ok, limited atomic.Int32
 	var wg sync.WaitGroup
@@ -115,13 +116,13 @@ func TestRateLimitTwoReplicasShareRedis(t *testing.T) {
 			if i%2 == 1 {
 				g = b
 			}
-			switch r := g.get(t, "/"); r.status {
+			switch r := g.Get(t, "/"); r.Status {
 			case http.StatusOK:
 				ok.Add(1)
 			case http.StatusTooManyRequests:
 				limited.Add(1)
 			default:
-				t.Errorf("unexpected status %d %q", r.status, r.body)
+				t.Errorf("unexpected status %d %q", r.Status, r.Body)
 			}
 		}(i)
 	}
@@ -136,22 +137,22 @@ func TestRateLimitTwoReplicasShareRedis(t *testing.T) {
 
 func TestRateLimitRedisDownFailClosedThenRecovers(t *testing.T) {
 	srv := redistest.Start(t)
-	up := newUpstream(t)
-	p := uniqueBinding(mkPolicy("rate-limiting-flex", rlConfig(100, 60000, nil)), t)
-	g := newGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
-	wantStatus(t, g.get(t, "/"), http.StatusOK)
+	up := policytest.NewUpstream(t)
+	p := uniqueBinding(policytest.Policy("rate-limiting-flex", rlConfig(100, 60000, nil)), t)
+	g := policytest.NewGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
+	policytest.WantStatus(t, g.Get(t, "/"), http.StatusOK)
 
 	srv.Stop()
-	r := g.get(t, "/")
-	wantStatus(t, r, http.StatusServiceUnavailable)
-	wantErrorBody(t, r, "rate-limiting-flex")
-	if !contains(r.body, "shared storage") {
-		t.Fatalf("body %q does not say why", r.body)
+	r := g.Get(t, "/")
+	policytest.WantStatus(t, r, http.StatusServiceUnavailable)
+	policytest.WantErrorBody(t, r, "rate-limiting-flex")
+	if !contains(r.Body, "shared storage") {
+		t.Fatalf("body %q does not say why", r.Body)
 	}
 
 	srv.Restart()
 	deadline := time.Now().Add(15 * time.Second)
-	for g.get(t, "/").status != http.StatusOK {
+	for g.Get(t, "/").Status != http.StatusOK {
 		if time.Now().After(deadline) {
 			t.Fatal("rate limit did not recover after Redis came back")
 		}
@@ -161,15 +162,15 @@ func TestRateLimitRedisDownFailClosedThenRecovers(t *testing.T) {
 
 func TestRateLimitRedisDownFailOpen(t *testing.T) {
 	srv := redistest.Start(t)
-	up := newUpstream(t)
-	p := uniqueBinding(mkPolicy("rate-limiting-flex", rlConfig(1, 60000, map[string]any{"failOpen": true})), t)
-	g := newGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
+	up := policytest.NewUpstream(t)
+	p := uniqueBinding(policytest.Policy("rate-limiting-flex", rlConfig(1, 60000, map[string]any{"failOpen": true})), t)
+	g := policytest.NewGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
 	srv.Stop()
 	for i := 0; i < 3; i++ {
-		wantStatus(t, g.get(t, "/"), http.StatusOK)
+		policytest.WantStatus(t, g.Get(t, "/"), http.StatusOK)
 	}
-	if !contains(joinDecisions(g.rec.All()), "rate-limiting-flex=error") {
-		t.Fatalf("decisions %v: want an error outcome recorded", g.rec.All())
+	if !contains(joinDecisions(g.Rec.All()), "rate-limiting-flex=error") {
+		t.Fatalf("decisions %v: want an error outcome recorded", g.Rec.All())
 	}
 }
 
@@ -191,7 +192,7 @@ func TestRateLimitValidation(t *testing.T) {
 		{`{"rateLimits":"lots"}`, "config.rateLimits: must be a list, not string"},
 		{`{"rateLimits":[{"maximumRequests":1,"timePeriodInMilliseconds":1}],"keySelector":"#[attributes.headers['x']"}`, "config.keySelector"},
 	} {
-		err := policy.Check(mkPolicy("rate-limiting-flex", tc.cfg))
+		err := policy.Check(policytest.Policy("rate-limiting-flex", tc.cfg))
 		if err == nil || !contains(err.Error(), tc.field) {
 			t.Errorf("%s: error %v, want one naming %s", tc.cfg, err, tc.field)
 		}
@@ -201,13 +202,13 @@ func TestRateLimitValidation(t *testing.T) {
 // A JWT claim keys the quota: each subject has its own.
 func TestRateLimitKeyedByJWTClaim(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
-	up := newUpstream(t)
-	jwtP := mkPolicy("jwt-validation-flex", map[string]any{"signingMethod": "hmac", "textKey": string(secret)})
-	rl := uniqueBinding(mkPolicy("rate-limiting-flex", rlConfig(1, 60000, map[string]any{"clusterizable": false, "keySelector": "#[authentication.properties.claims.sub]"})), t)
-	g := newGateway(t, policy.Env{}, up, jwtP, rl)
+	up := policytest.NewUpstream(t)
+	jwtP := policytest.Policy("jwt-validation-flex", map[string]any{"signingMethod": "hmac", "textKey": string(secret)})
+	rl := uniqueBinding(policytest.Policy("rate-limiting-flex", rlConfig(1, 60000, map[string]any{"clusterizable": false, "keySelector": "#[authentication.properties.claims.sub]"})), t)
+	g := policytest.NewGateway(t, policy.Env{}, up, jwtP, rl)
 	alice := bearer(signJWT(t, "HS256", "", goodClaims(), secret))
 	bob := bearer(signJWT(t, "HS256", "", with(goodClaims(), "sub", "bob"), secret))
-	wantStatus(t, g.get(t, "/", alice...), http.StatusOK)
-	wantStatus(t, g.get(t, "/", alice...), http.StatusTooManyRequests)
-	wantStatus(t, g.get(t, "/", bob...), http.StatusOK)
+	policytest.WantStatus(t, g.Get(t, "/", alice...), http.StatusOK)
+	policytest.WantStatus(t, g.Get(t, "/", alice...), http.StatusTooManyRequests)
+	policytest.WantStatus(t, g.Get(t, "/", bob...), http.StatusOK)
 }

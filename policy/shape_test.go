@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 )
@@ -44,13 +45,13 @@ func TestShape(t *testing.T) {
 	crt2, key2 := selfSigned(t)
 	s := shapeSnapshot(
 		[]*ir.Policy{
-			mkPolicy("tls", map[string]any{"certificate": map[string]string{"crt": crt, "key": key}, "requireClientCertificate": true, "trustedCA": crt, "minversion": "1.3",
+			policytest.Policy("tls", map[string]any{"certificate": map[string]string{"crt": crt, "key": key}, "requireClientCertificate": true, "trustedCA": crt, "minversion": "1.3",
 				"sniCertificates": []map[string]string{{"crt": crt2, "key": key2}}}),
-			mkPolicy("response-timeout-flex", map[string]any{"timeout": 2.5}),
+			policytest.Policy("response-timeout-flex", map[string]any{"timeout": 2.5}),
 		},
 		[]*ir.Policy{
-			mkPolicy("tls-outbound", map[string]any{"skipValidation": false, "trustedCA": crt, "sni": "up.internal", "certificate": map[string]string{"crt": crt, "key": key}}),
-			mkPolicy("circuit-breaker-flex", map[string]any{"thresholds": map[string]int{"maxConnections": 10, "maxRequests": 20}}),
+			policytest.Policy("tls-outbound", map[string]any{"skipValidation": false, "trustedCA": crt, "sni": "up.internal", "certificate": map[string]string{"crt": crt, "key": key}}),
+			policytest.Policy("circuit-breaker-flex", map[string]any{"thresholds": map[string]int{"maxConnections": 10, "maxRequests": 20}}),
 		},
 	)
 	if err := policy.Shape(s); err != nil {
@@ -79,14 +80,14 @@ func TestShapeErrors(t *testing.T) {
 		api, svc []*ir.Policy
 		want     string
 	}{
-		"mtls without CA": {api: []*ir.Policy{mkPolicy("tls", map[string]any{"certificate": map[string]string{"crt": crt, "key": key}, "requireClientCertificate": true})}, want: "config.trustedCA"},
-		"bad sni cert":    {api: []*ir.Policy{mkPolicy("tls", map[string]any{"certificate": map[string]string{"crt": crt, "key": key}, "sniCertificates": []map[string]string{{"crt": crt, "key": "y"}}})}, want: "config.sniCertificates[0]: "},
-		"bad cert":        {api: []*ir.Policy{mkPolicy("tls", map[string]any{"certificate": map[string]string{"crt": "x", "key": "y"}})}, want: "config.certificate"},
-		"bad version":     {api: []*ir.Policy{mkPolicy("tls", map[string]any{"certificate": map[string]string{"crt": crt, "key": key}, "minversion": "1.4"})}, want: "config.minversion"},
-		"bad cipher":      {svc: []*ir.Policy{mkPolicy("tls-outbound", map[string]any{"ciphers": []string{"RC4"}})}, want: "config.ciphers[0]"},
-		"zero timeout":    {api: []*ir.Policy{mkPolicy("response-timeout-flex", map[string]any{"timeout": 0})}, want: "config.timeout"},
-		"bad breaker":     {svc: []*ir.Policy{mkPolicy("circuit-breaker-flex", map[string]any{"thresholds": map[string]int{"maxRequests": -1}})}, want: "config.thresholds.maxRequests"},
-		"tls on service":  {svc: []*ir.Policy{mkPolicy("tls", map[string]any{"certificate": map[string]string{"crt": crt, "key": key}})}, want: "binds to an ApiInstance"},
+		"mtls without CA": {api: []*ir.Policy{policytest.Policy("tls", map[string]any{"certificate": map[string]string{"crt": crt, "key": key}, "requireClientCertificate": true})}, want: "config.trustedCA"},
+		"bad sni cert":    {api: []*ir.Policy{policytest.Policy("tls", map[string]any{"certificate": map[string]string{"crt": crt, "key": key}, "sniCertificates": []map[string]string{{"crt": crt, "key": "y"}}})}, want: "config.sniCertificates[0]: "},
+		"bad cert":        {api: []*ir.Policy{policytest.Policy("tls", map[string]any{"certificate": map[string]string{"crt": "x", "key": "y"}})}, want: "config.certificate"},
+		"bad version":     {api: []*ir.Policy{policytest.Policy("tls", map[string]any{"certificate": map[string]string{"crt": crt, "key": key}, "minversion": "1.4"})}, want: "config.minversion"},
+		"bad cipher":      {svc: []*ir.Policy{policytest.Policy("tls-outbound", map[string]any{"ciphers": []string{"RC4"}})}, want: "config.ciphers[0]"},
+		"zero timeout":    {api: []*ir.Policy{policytest.Policy("response-timeout-flex", map[string]any{"timeout": 0})}, want: "config.timeout"},
+		"bad breaker":     {svc: []*ir.Policy{policytest.Policy("circuit-breaker-flex", map[string]any{"thresholds": map[string]int{"maxRequests": -1}})}, want: "config.thresholds.maxRequests"},
+		"tls on service":  {svc: []*ir.Policy{policytest.Policy("tls", map[string]any{"certificate": map[string]string{"crt": crt, "key": key}})}, want: "binds to an ApiInstance"},
 	} {
 		err := policy.Shape(shapeSnapshot(tc.api, tc.svc))
 		if err == nil || !contains(err.Error(), tc.want) {

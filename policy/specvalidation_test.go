@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/policy"
 )
@@ -64,7 +65,7 @@ func specCfg(extra map[string]any) map[string]any {
 	return c
 }
 
-func send(t *testing.T, method, url, ctype, body string, hdr ...string) resp {
+func send(t *testing.T, method, url, ctype, body string, hdr ...string) policytest.Resp {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -85,12 +86,12 @@ func send(t *testing.T, method, url, ctype, body string, hdr ...string) resp {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return resp{res.StatusCode, res.Header, string(b)}
+	return policytest.Resp{Status: res.StatusCode, Header: res.Header, Body: string(b)}
 }
 
 func TestSpecValidationBlocks(t *testing.T) {
 	up := newBodyUpstream(t)
-	g := newGateway(t, policy.Env{}, &upstream{Server: up.Server}, mkPolicy("spec-validation-flex", specCfg(nil)))
+	g := policytest.NewGateway(t, policy.Env{}, &policytest.Upstream{Server: up.Server}, policytest.Policy("spec-validation-flex", specCfg(nil)))
 	cases := []struct {
 		name, method, path, ctype, body string
 		hdr                             []string
@@ -120,11 +121,11 @@ func TestSpecValidationBlocks(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			before := len(up.got())
 			r := send(t, c.method, g.URL+c.path, c.ctype, c.body, c.hdr...)
-			wantStatus(t, r, c.want)
+			policytest.WantStatus(t, r, c.want)
 			if c.want != 200 {
-				wantErrorBody(t, r, "spec-validation-flex")
-				if !strings.Contains(r.body, c.reason) {
-					t.Errorf("error %q does not name %q", r.body, c.reason)
+				policytest.WantErrorBody(t, r, "spec-validation-flex")
+				if !strings.Contains(r.Body, c.reason) {
+					t.Errorf("error %q does not name %q", r.Body, c.reason)
 				}
 				if n := len(up.got()); n != before {
 					t.Fatalf("a rejected request reached the upstream")
@@ -142,29 +143,29 @@ func TestSpecValidationBlocks(t *testing.T) {
 // The API base path is removed before the spec's paths are matched; a
 // request outside it does not conform.
 func TestSpecValidationAPIBasePath(t *testing.T) {
-	up := newUpstream(t)
-	g := newGateway(t, policy.Env{}, up, mkPolicy("spec-validation-flex", specCfg(map[string]any{"apiBasePath": "/api/"})))
-	wantStatus(t, g.get(t, "/api/pets/7"), 200)
-	r := g.get(t, "/pets/7")
-	wantStatus(t, r, 400)
-	if !strings.Contains(r.body, "base path") {
-		t.Errorf("body %q", r.body)
+	up := policytest.NewUpstream(t)
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("spec-validation-flex", specCfg(map[string]any{"apiBasePath": "/api/"})))
+	policytest.WantStatus(t, g.Get(t, "/api/pets/7"), 200)
+	r := g.Get(t, "/pets/7")
+	policytest.WantStatus(t, r, 400)
+	if !strings.Contains(r.Body, "base path") {
+		t.Errorf("body %q", r.Body)
 	}
-	wantStatus(t, g.get(t, "/apix/pets/7"), 400)
-	wantStatus(t, g.get(t, "/api/pets/x"), 400)
+	policytest.WantStatus(t, g.Get(t, "/apix/pets/7"), 400)
+	policytest.WantStatus(t, g.Get(t, "/api/pets/x"), 400)
 }
 
 func TestSpecValidationStrictParams(t *testing.T) {
-	up := newUpstream(t)
-	loose := newGateway(t, policy.Env{}, up, mkPolicy("spec-validation-flex", specCfg(nil)))
-	strict := newGateway(t, policy.Env{}, up, mkPolicy("spec-validation-flex", specCfg(map[string]any{"strictParamsValidation": true})))
-	wantStatus(t, loose.get(t, "/pets/1?debug=1"), 200)
-	r := strict.get(t, "/pets/1?debug=1")
-	wantStatus(t, r, 400)
-	if !strings.Contains(r.body, `\"debug\"`) {
-		t.Errorf("body %q does not name the parameter", r.body)
+	up := policytest.NewUpstream(t)
+	loose := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("spec-validation-flex", specCfg(nil)))
+	strict := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("spec-validation-flex", specCfg(map[string]any{"strictParamsValidation": true})))
+	policytest.WantStatus(t, loose.Get(t, "/pets/1?debug=1"), 200)
+	r := strict.Get(t, "/pets/1?debug=1")
+	policytest.WantStatus(t, r, 400)
+	if !strings.Contains(r.Body, `\"debug\"`) {
+		t.Errorf("body %q does not name the parameter", r.Body)
 	}
-	wantStatus(t, strict.get(t, "/pets?limit=3", "X-Tenant", "acme"), 200)
+	policytest.WantStatus(t, strict.Get(t, "/pets?limit=3", "X-Tenant", "acme"), 200)
 }
 
 // blockOperation false: the request goes through and the violation is logged.
@@ -172,9 +173,9 @@ func TestSpecValidationLogOnly(t *testing.T) {
 	up := newBodyUpstream(t)
 	var logs testutil.SyncBuffer
 	env := policy.Env{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
-	g := newGateway(t, env, &upstream{Server: up.Server}, mkPolicy("spec-validation-flex", specCfg(map[string]any{"blockOperation": false})))
+	g := policytest.NewGateway(t, env, &policytest.Upstream{Server: up.Server}, policytest.Policy("spec-validation-flex", specCfg(map[string]any{"blockOperation": false})))
 	r := send(t, "POST", g.URL+"/pets", "application/json", `{"name":"Rex"}`)
-	wantStatus(t, r, 200)
+	policytest.WantStatus(t, r, 200)
 	if got := up.got(); len(got) != 1 || got[0] != `{"name":"Rex"}` {
 		t.Fatalf("upstream got %q", got)
 	}
@@ -182,7 +183,7 @@ func TestSpecValidationLogOnly(t *testing.T) {
 	if !strings.Contains(l, `"component":"policy"`) || !strings.Contains(l, "age") || !strings.Contains(l, "not blocked") {
 		t.Fatalf("log %q: want the violation logged", l)
 	}
-	if d := g.rec.All(); len(d) != 1 || d[0] != "spec-validation-flex=allowed" {
+	if d := g.Rec.All(); len(d) != 1 || d[0] != "spec-validation-flex=allowed" {
 		t.Fatalf("decisions %v", d)
 	}
 }
@@ -191,9 +192,9 @@ func TestSpecValidationLogOnly(t *testing.T) {
 // whether the client announced its length or streamed it chunked.
 func TestSpecValidationBodyTooLarge(t *testing.T) {
 	up := newBodyUpstream(t)
-	g := newGateway(t, policy.Env{}, &upstream{Server: up.Server}, mkPolicy("spec-validation-flex", specCfg(nil)))
+	g := policytest.NewGateway(t, policy.Env{}, &policytest.Upstream{Server: up.Server}, policytest.Policy("spec-validation-flex", specCfg(nil)))
 	big := `{"name":"Rex","age":3,"tag":"` + strings.Repeat("a", policy.MaxInspectedBody) + `"}`
-	wantStatus(t, send(t, "POST", g.URL+"/pets", "application/json", big), 413)
+	policytest.WantStatus(t, send(t, "POST", g.URL+"/pets", "application/json", big), 413)
 	req, _ := http.NewRequest("POST", g.URL+"/pets", io.MultiReader(strings.NewReader(big)))
 	req.Header.Set("Content-Type", "application/json")
 	req.ContentLength = -1
@@ -222,9 +223,9 @@ paths:
       responses:
         "200": {description: ok}
 `
-	g := newGateway(t, policy.Env{}, newUpstream(t), mkPolicy("spec-validation-flex", map[string]any{"source": "inline", "spec": spec, "blockOperation": true}))
-	wantStatus(t, g.get(t, "/items/3"), 200)
-	wantStatus(t, g.get(t, "/items/-3"), 400)
+	g := policytest.NewGateway(t, policy.Env{}, policytest.NewUpstream(t), policytest.Policy("spec-validation-flex", map[string]any{"source": "inline", "spec": spec, "blockOperation": true}))
+	policytest.WantStatus(t, g.Get(t, "/items/3"), 200)
+	policytest.WantStatus(t, g.Get(t, "/items/-3"), 400)
 }
 
 func TestSpecValidationConfigErrors(t *testing.T) {
@@ -252,7 +253,7 @@ func TestSpecValidationConfigErrors(t *testing.T) {
 		{map[string]any{"source": "inline", "spec": petSpec, "blockOperation": "yes"}, "config.blockOperation"},
 	}
 	for _, c := range cases {
-		err := policy.Check(mkPolicy("spec-validation-flex", c.cfg))
+		err := policy.Check(policytest.Policy("spec-validation-flex", c.cfg))
 		if err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%v: error %v, want one naming %s", c.cfg["spec"] != nil, err, c.field)
 		}

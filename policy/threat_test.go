@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -38,7 +39,7 @@ func (u *bodyUpstream) got() []string {
 	return append([]string(nil), u.bodies...)
 }
 
-func post(t *testing.T, url, ctype, body string) resp {
+func post(t *testing.T, url, ctype, body string) policytest.Resp {
 	t.Helper()
 	res, err := http.Post(url, ctype, strings.NewReader(body))
 	if err != nil {
@@ -46,20 +47,20 @@ func post(t *testing.T, url, ctype, body string) resp {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return resp{res.StatusCode, res.Header, string(b)}
+	return policytest.Resp{Status: res.StatusCode, Header: res.Header, Body: string(b)}
 }
 
 // proxyTo is a gateway in front of a body-recording upstream.
 func proxyTo(t *testing.T, up *bodyUpstream, name, cfg string) string {
-	return newGateway(t, policy.Env{}, &upstream{Server: up.Server}, mkPolicy(name, cfg)).URL
+	return policytest.NewGateway(t, policy.Env{}, &policytest.Upstream{Server: up.Server}, policytest.Policy(name, cfg)).URL
 }
 
 func TestJSONThreatProtection(t *testing.T) {
 	up := newBodyUpstream(t)
 	gw := proxyTo(t, up, "json-threat-protection-flex", `{"maxContainerDepth":3,"maxObjectEntryCount":3,"maxObjectEntryNameLength":5,"maxArrayElementCount":4,"maxStringValueLength":6}`)
 	ok := `{"a":[1,2,{"b":"héllo!"}],"c":{"d":null},"e":true}`
-	if r := post(t, gw, "application/json", ok); r.status != 200 {
-		t.Fatalf("valid document: %d %s", r.status, r.body)
+	if r := post(t, gw, "application/json", ok); r.Status != 200 {
+		t.Fatalf("valid document: %d %s", r.Status, r.Body)
 	}
 	if got := up.got(); len(got) != 1 || got[0] != ok {
 		t.Fatalf("upstream got %q, want the body unchanged", got)
@@ -79,19 +80,19 @@ func TestJSONThreatProtection(t *testing.T) {
 		{"truncated", `{"a":[1,2`, "invalid JSON"},
 	} {
 		r := post(t, gw, "application/json; charset=utf-8", c.body)
-		if r.status != http.StatusBadRequest || !strings.Contains(r.body, c.want) {
-			t.Errorf("%s: %d %s, want 400 naming %s", c.name, r.status, r.body, c.want)
+		if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, c.want) {
+			t.Errorf("%s: %d %s, want 400 naming %s", c.name, r.Status, r.Body, c.want)
 		}
 	}
 	if n := len(up.got()); n != 1 {
 		t.Fatalf("%d requests reached the upstream, want only the valid one", n)
 	}
 	// Other content types pass untouched; so do +json types' valid bodies.
-	if r := post(t, gw, "text/plain", `{"a":{"b":{"c":{"d":1}}}}`); r.status != 200 {
-		t.Fatalf("text/plain: %d", r.status)
+	if r := post(t, gw, "text/plain", `{"a":{"b":{"c":{"d":1}}}}`); r.Status != 200 {
+		t.Fatalf("text/plain: %d", r.Status)
 	}
-	if r := post(t, gw, "application/problem+json", `{"a":{"b":{"c":{"d":1}}}}`); r.status != 400 {
-		t.Fatalf("+json type not inspected: %d", r.status)
+	if r := post(t, gw, "application/problem+json", `{"a":{"b":{"c":{"d":1}}}}`); r.Status != 400 {
+		t.Fatalf("+json type not inspected: %d", r.Status)
 	}
 }
 
@@ -101,20 +102,20 @@ func TestJSONThreatProtectionAttacks(t *testing.T) {
 	up := newBodyUpstream(t)
 	gw := proxyTo(t, up, "json-threat-protection-flex", `{"maxContainerDepth":64}`)
 	bomb := strings.Repeat("[", 1_000_000) + strings.Repeat("]", 1_000_000)
-	if r := post(t, gw, "application/json", bomb); r.status != 400 || !strings.Contains(r.body, "maxContainerDepth") {
-		t.Fatalf("nesting bomb: %d %s", r.status, r.body)
+	if r := post(t, gw, "application/json", bomb); r.Status != 400 || !strings.Contains(r.Body, "maxContainerDepth") {
+		t.Fatalf("nesting bomb: %d %s", r.Status, r.Body)
 	}
 	huge := `"` + strings.Repeat("a", policy.MaxInspectedBody) + `"`
-	if r := post(t, gw, "application/json", huge); r.status != http.StatusRequestEntityTooLarge {
-		t.Fatalf("oversized body: %d %s", r.status, r.body)
+	if r := post(t, gw, "application/json", huge); r.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized body: %d %s", r.Status, r.Body)
 	}
 	if len(up.got()) != 0 {
 		t.Fatal("an attack reached the upstream")
 	}
 	// Without limits, any well-formed document passes.
 	open := proxyTo(t, up, "json-threat-protection-flex", `{}`)
-	if r := post(t, open, "application/json", `{"a":[[[[[[[["x"]]]]]]]]}`); r.status != 200 {
-		t.Fatalf("no limits: %d %s", r.status, r.body)
+	if r := post(t, open, "application/json", `{"a":[[[[[[[["x"]]]]]]]]}`); r.Status != 200 {
+		t.Fatalf("no limits: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -123,8 +124,8 @@ func TestXMLThreatProtection(t *testing.T) {
 	for _, name := range []string{"xml-threat-protection-flex", "xml-threat-protection"} {
 		gw := proxyTo(t, up, name, `{"maxNodeDepth":3,"maxAttributeCountPerElement":2,"maxChildCount":3,"maxTextLength":5,"maxAttributeLength":4,"maxCommentLength":6}`)
 		ok := `<?xml version="1.0"?><r xmlns="urn:a" xmlns:b="urn:b" a="1" b:c="2"><x>héllo</x><!--short--><y><z/></y></r>`
-		if r := post(t, gw, "application/xml", ok); r.status != 200 {
-			t.Fatalf("%s valid document: %d %s", name, r.status, r.body)
+		if r := post(t, gw, "application/xml", ok); r.Status != 200 {
+			t.Fatalf("%s valid document: %d %s", name, r.Status, r.Body)
 		}
 		for _, c := range []struct{ name, body, want string }{
 			{"depth", `<a><b><c><d/></c></b></a>`, "maxNodeDepth"},
@@ -140,8 +141,8 @@ func TestXMLThreatProtection(t *testing.T) {
 			{"undeclared entity", `<r>&x;</r>`, "invalid XML"},
 		} {
 			r := post(t, gw, "text/xml", c.body)
-			if r.status != http.StatusBadRequest || !strings.Contains(r.body, c.want) {
-				t.Errorf("%s %s: %d %s, want 400 naming %s", name, c.name, r.status, r.body, c.want)
+			if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, c.want) {
+				t.Errorf("%s %s: %d %s, want 400 naming %s", name, c.name, r.Status, r.Body, c.want)
 			}
 		}
 	}
@@ -154,8 +155,8 @@ func TestXMLThreatProtection(t *testing.T) {
 	for range 200_000 {
 		b.WriteString("<a>")
 	}
-	if r := post(t, gw, "application/soap+xml", b.String()); r.status != 400 || !strings.Contains(r.body, "maxNodeDepth") {
-		t.Fatalf("deep bomb: %d %s", r.status, r.body)
+	if r := post(t, gw, "application/soap+xml", b.String()); r.Status != 400 || !strings.Contains(r.Body, "maxNodeDepth") {
+		t.Fatalf("deep bomb: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -166,7 +167,7 @@ func TestThreatProtectionValidation(t *testing.T) {
 		{"xml-threat-protection-flex", `{"maxChildCount":-5}`, "config.maxChildCount: must be -1"},
 		{"xml-threat-protection-flex", `{"maxTextLength":1.5}`, "config.maxTextLength: must be an integer"},
 	} {
-		err := policy.Check(mkPolicy(c.name, c.cfg))
+		err := policy.Check(policytest.Policy(c.name, c.cfg))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s %s: error %v, want %q", c.name, c.cfg, err, c.want)
 		}
@@ -181,12 +182,12 @@ func TestIdleTimeoutValidation(t *testing.T) {
 			`{"timeout":"3s"}`:  "config.timeout: must be a number",
 			`{"timeout":1e300}`: "config.timeout: must be > 0 and at most a year",
 		} {
-			err := policy.Check(mkPolicy(name, cfg))
+			err := policy.Check(policytest.Policy(name, cfg))
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("%s %s: %v, want %q", name, cfg, err, want)
 			}
 		}
-		if err := policy.Check(mkPolicy(name, `{"timeout":3}`)); err != nil {
+		if err := policy.Check(policytest.Policy(name, `{"timeout":3}`)); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

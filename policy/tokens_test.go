@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -23,7 +24,7 @@ func TestBearerPoliciesShareTheScopeRule(t *testing.T) {
 		op.issue(tok, info)
 	}
 	as, _ := introspectionServer(t, "Basic Z3c6cw==", flat)
-	up := newUpstream(t)
+	up := policytest.NewUpstream(t)
 
 	cases := []struct {
 		scopes, criteria string
@@ -39,18 +40,18 @@ func TestBearerPoliciesShareTheScopeRule(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%q %s", c.scopes, c.criteria), func(t *testing.T) {
-			introspection := newGateway(t, policy.Env{}, up, mkPolicy("oauth2-token-introspection-flex", map[string]any{
+			introspection := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("oauth2-token-introspection-flex", map[string]any{
 				"introspectionURL": as.URL, "authorizationValue": "Basic Z3c6cw==", "scopes": c.scopes, "scopeValidationCriteria": c.criteria}))
-			oidc := newGateway(t, policy.Env{}, up, mkPolicy("openidconnect-access-token-enforcement-flex", map[string]any{
+			oidc := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("openidconnect-access-token-enforcement-flex", map[string]any{
 				"issuer": op.URL, "clientId": "gateway", "clientSecret": "gw-secret", "scopes": c.scopes, "scopeValidationCriteria": c.criteria}))
 			for tok := range tokenScopes {
 				want := 403
 				if c.allowed[tok] {
 					want = 200
 				}
-				for name, g := range map[string]*gateway{"introspection": introspection, "oidc": oidc} {
-					if r := g.get(t, "/x", bearer(tok)...); r.status != want {
-						t.Errorf("%s, token scopes %q: status %d, want %d", name, tokenScopes[tok], r.status, want)
+				for name, g := range map[string]*policytest.Gateway{"introspection": introspection, "oidc": oidc} {
+					if r := g.Get(t, "/x", bearer(tok)...); r.Status != want {
+						t.Errorf("%s, token scopes %q: status %d, want %d", name, tokenScopes[tok], r.Status, want)
 					}
 				}
 			}

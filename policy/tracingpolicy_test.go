@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -77,12 +78,12 @@ func TestTracingPolicyConfigErrors(t *testing.T) {
 		{`{"labels":[{"name":"a","type":"requestHeader"}]}`, "config.labels[0].keyName"},
 	}
 	for _, c := range cases {
-		err := policy.Check(mkPolicy("tracing-flex", c.cfg))
+		err := policy.Check(policytest.Policy("tracing-flex", c.cfg))
 		if err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%s: error %v, want one naming %s", c.cfg, err, c.field)
 		}
 	}
-	if err := policy.Check(mkPolicy("tracing-flex", `{}`)); err != nil {
+	if err := policy.Check(policytest.Policy("tracing-flex", `{}`)); err != nil {
 		t.Errorf("empty config (all defaults): %v", err)
 	}
 }

@@ -273,10 +273,13 @@ func (s *Stats) upstreams(k *topapi.Kernel) []topapi.Upstream {
 		}
 		s.mu.RUnlock()
 	}
-	for i := range out {
-		if ke, ok := k.Endpoints[out[i].Endpoint]; ok {
-			ke := ke
-			out[i].Kernel = &ke
+	// The kernel's view is per configured endpoint (service and endpoint
+	// text), so two services naming the same host:port each get their own
+	// numbers, marked shared when the kernel cannot tell them apart.
+	for i := range k.Endpoints {
+		ke := &k.Endpoints[i]
+		if j, ok := idx[key{ke.Service, ke.Endpoint}]; ok {
+			out[j].Kernel = ke
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {

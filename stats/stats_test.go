@@ -230,7 +230,12 @@ func TestSnapshotSourcesAndUnmatched(t *testing.T) {
 			return Status{GatewayID: "gw-1", Version: "v0.1.0", DataPlane: "builtin", SnapshotVersion: 7, ReloadOK: false, ReloadError: "conf.d/a.yaml:3: bad"}
 		},
 		Kernel: func() topapi.Kernel {
-			return topapi.Kernel{Enabled: true, Endpoints: map[string]topapi.KernelEndpoint{"10.0.0.1:80": {Connects: 3, RTTP50Ms: 0.2}}}
+			// The same endpoint text under another service is another
+			// endpoint: its numbers must not land on ns/backend's row.
+			return topapi.Kernel{Enabled: true, Endpoints: []topapi.KernelEndpoint{
+				{Service: "ns/other", Endpoint: "10.0.0.1:80", Connects: 9},
+				{Service: "ns/backend", Endpoint: "10.0.0.1:80", Connects: 3, RTTP50Ms: 0.2, Shared: true, SharedWith: []string{"ns/other 10.0.0.1:80"}},
+			}}
 		},
 		Pipeline: func() topapi.Pipeline {
 			return topapi.Pipeline{Mode: "in-process", Exporters: []topapi.Exporter{{Name: "splunk", Type: "splunk", Sent: sent}}}
@@ -255,7 +260,7 @@ func TestSnapshotSourcesAndUnmatched(t *testing.T) {
 	if len(top.Upstreams) != 2 || !top.Upstreams[0].Healthy || top.Upstreams[1].Healthy {
 		t.Fatalf("upstreams = %+v", top.Upstreams)
 	}
-	if k := top.Upstreams[0].Kernel; k == nil || k.Connects != 3 {
+	if k := top.Upstreams[0].Kernel; k == nil || k.Connects != 3 || !k.Shared {
 		t.Errorf("kernel data not attached: %+v", top.Upstreams[0])
 	}
 	c.add(time.Second)

@@ -2,6 +2,7 @@ package tui
 
 // helpNotes close the `?` overlay, below the keymaps (keys.go).
 var helpNotes = []string{
+	sharedMark + " after an upstream endpoint: other endpoints resolve to its address, so its kernel numbers include theirs.",
 	"Rates and percentiles are computed by the gateway over its window (header);",
 	"sparklines show one point per second. NO_COLOR is honoured; --plain prints text frames.",
 }

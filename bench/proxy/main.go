@@ -18,6 +18,8 @@
 // p50/p99 latency it prints the CPU time each proxy spent per request
 // (user+system from /proc, nginx's master and workers summed): on a shared
 // machine req/s follows whatever else runs, CPU per request much less.
+// Where perf can count, it also prints system calls per request (perf
+// stat on raw_syscalls:sys_enter, every thread or worker of the proxy).
 // Finally flexgw runs once more per profiled scenario with pprof CPU and
 // allocation profiles, kept in -out, whose top entries are printed.
 //
@@ -159,6 +161,8 @@ type result struct {
 	// cpuPerReq is the proxy's CPU time (user+system) per request: unlike
 	// req/s it does not depend on what else the machine is running.
 	cpuPerReq time.Duration
+	// sysPerReq is system calls per request (perf stat; 0 without perf).
+	sysPerReq float64
 	p50, p99  time.Duration
 	rssKiB    int64
 	errors    string
@@ -255,7 +259,7 @@ http {
 					results[sc.name] = map[string][]result{}
 				}
 				results[sc.name][r.name] = append(results[sc.name][r.name], res)
-				fmt.Fprintf(os.Stderr, "round %d %-16s %-13s %9.0f req/s  p99 %-9s CPU/req %s\n", i+1, sc.name, r.name, res.rps, res.p99, res.cpuPerReq)
+				fmt.Fprintf(os.Stderr, "round %d %-16s %-13s %9.0f req/s  p99 %-9s CPU/req %-9s syscalls/req %.2f\n", i+1, sc.name, r.name, res.rps, res.p99, res.cpuPerReq, res.sysPerReq)
 			}
 		}
 	}
@@ -269,7 +273,7 @@ http {
 func (b *bench) report(sel []scenario, results map[string]map[string][]result, rounds int) {
 	fmt.Printf("\nproxy benchmark: medians of %d alternating rounds, %s each, %d CPUs; upstream nginx on loopback\n", rounds, b.duration, numCPU())
 	fmt.Printf("HTTP/1.1: wrk -t%d -c%d --latency; HTTP/2: h2load -c16 -m10 (TLS, ALPN h2)\n\n", b.threads, b.conns)
-	fmt.Printf("%-17s %-13s %10s %10s %10s %12s %9s   %s\n", "scenario", "proxy", "req/s", "p50", "p99", "CPU/request", "peak RSS", "errors")
+	fmt.Printf("%-17s %-13s %10s %10s %10s %12s %9s %9s   %s\n", "scenario", "proxy", "req/s", "p50", "p99", "CPU/request", "sys/req", "peak RSS", "errors")
 	for _, sc := range sel {
 		names := []string{sc.peer, "flexgw"}
 		if sc.chain {
@@ -280,7 +284,7 @@ func (b *bench) report(sel []scenario, results map[string]map[string][]result, r
 		}
 		for _, n := range names {
 			m := median(results[sc.name][n])
-			fmt.Printf("%-17s %-13s %10.0f %10s %10s %12s %5.1f MiB   %s\n", sc.name, n, m.rps, m.p50, m.p99, m.cpuPerReq, float64(m.rssKiB)/1024, m.errors)
+			fmt.Printf("%-17s %-13s %10.0f %10s %10s %12s %9.2f %5.1f MiB   %s\n", sc.name, n, m.rps, m.p50, m.p99, m.cpuPerReq, m.sysPerReq, float64(m.rssKiB)/1024, m.errors)
 		}
 	}
 	fmt.Printf("\n%-17s %-22s %12s %10s %12s   %s\n", "scenario", "ratio", "req/s", "p99", "CPU/request", "target (req/s)")
@@ -338,6 +342,7 @@ func median(rs []result) result {
 		p50:       time.Duration(pick(func(r result) float64 { return float64(r.p50) })),
 		p99:       time.Duration(pick(func(r result) float64 { return float64(r.p99) })),
 		cpuPerReq: time.Duration(pick(func(r result) float64 { return float64(r.cpuPerReq) })),
+		sysPerReq: pick(func(r result) float64 { return r.sysPerReq }),
 		rssKiB:    int64(pick(func(r result) float64 { return float64(r.rssKiB) })),
 	}
 	var errs []string
@@ -353,14 +358,13 @@ func median(rs []result) result {
 	return m
 }
 
-// profiles runs flexgw once more for the keep-alive and chain scenarios
-// with CPU and allocation profiles, keeps them in b.out and prints their
-// top entries.
+// profiles runs flexgw once more for every selected scenario with CPU
+// and allocation profiles, keeps them in b.out and prints the top entries
+// of the keep-alive and chain ones (the others are read when a target is
+// missed).
 func (b *bench) profiles(sel []scenario) error {
 	for _, sc := range sel {
-		if sc.name != "keepalive" && sc.name != "chain" {
-			continue
-		}
+		show := sc.name == "keepalive" || sc.name == "chain"
 		name := "flexgw"
 		if sc.chain {
 			name = "flexgw-chain"
@@ -369,6 +373,9 @@ func (b *bench) profiles(sel []scenario) error {
 		mem := filepath.Join(b.out, sc.name+".alloc.pprof")
 		if _, err := b.runOne(runner{sc, name}, cpu, mem); err != nil {
 			return fmt.Errorf("profile %s: %w", sc.name, err)
+		}
+		if !show {
+			continue
 		}
 		self, _ := os.Executable()
 		for _, p := range []struct{ file, index string }{{cpu, "cpu"}, {mem, "alloc_space"}} {
@@ -463,6 +470,7 @@ func (b *bench) measure(sc scenario, port, pid int, withChildren bool) (result, 
 		return result{}, err
 	}
 	cpu0 := cpuTime(pid, withChildren)
+	sys := countSyscalls(procPids(pid, withChildren), b.duration)
 	r, err := b.load(sc, url, b.duration)
 	if err != nil {
 		return result{}, err
@@ -470,6 +478,9 @@ func (b *bench) measure(sc scenario, port, pid int, withChildren bool) (result, 
 	cpu := cpuTime(pid, withChildren) - cpu0
 	if r.requests > 0 {
 		r.cpuPerReq = cpu / time.Duration(r.requests)
+		if n := sys(); n >= 0 {
+			r.sysPerReq = float64(n) / float64(r.requests)
+		}
 	}
 	r.rssKiB = peakRSS(pid, withChildren)
 	return r, nil
@@ -673,7 +684,8 @@ func peakRSS(pid int, withChildren bool) int64 {
 }
 
 // cpuTime is the user+system CPU time of pid (plus its children).
-func cpuTime(pid int, withChildren bool) time.Duration {
+// procPids is pid and, withChildren, its child processes (nginx's workers).
+func procPids(pid int, withChildren bool) []int {
 	pids := []int{pid}
 	if withChildren {
 		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
@@ -683,6 +695,44 @@ func cpuTime(pid int, withChildren bool) time.Duration {
 			}
 		}
 	}
+	return pids
+}
+
+// countSyscalls counts the system calls pids (all their threads) make
+// for d with `perf stat`, as the load runs; the returned function waits
+// for the count, or returns -1 where perf cannot count (not installed, no
+// permission). Syscalls per request are the other number a loaded
+// machine does not move: most of a proxy's CPU is spent in them.
+func countSyscalls(pids []int, d time.Duration) func() int64 {
+	if _, err := exec.LookPath("perf"); err != nil {
+		return func() int64 { return -1 }
+	}
+	ps := make([]string, len(pids))
+	for i, p := range pids {
+		ps[i] = strconv.Itoa(p)
+	}
+	cmd := exec.Command("perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", strings.Join(ps, ","),
+		"--", "sleep", strconv.FormatFloat(d.Seconds(), 'f', 1, 64))
+	var out strings.Builder
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		return func() int64 { return -1 }
+	}
+	return func() int64 {
+		if err := cmd.Wait(); err != nil {
+			return -1
+		}
+		f := strings.SplitN(strings.TrimSpace(out.String()), ",", 2)
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return -1
+		}
+		return n
+	}
+}
+
+func cpuTime(pid int, withChildren bool) time.Duration {
+	pids := procPids(pid, withChildren)
 	var ticks int64
 	for _, p := range pids {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))

@@ -9,9 +9,7 @@
 package httpout
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -39,13 +37,10 @@ const DefaultMaxBody = 1 << 20
 // HTTP is the generic HTTP exporter.
 type HTTP struct {
 	name    string
-	url     string
 	array   bool // format json: one JSON array per request
-	gzip    bool
 	maxBody int
 	date    exporters.DateField
-	headers http.Header
-	client  *http.Client
+	post    exporters.Poster
 }
 
 var (
@@ -59,7 +54,7 @@ func New(name string, params map[string]string, s exporters.Settings) (*HTTP, er
 	if err := p.CheckKeys(Keys...); err != nil {
 		return nil, err
 	}
-	x := &HTTP{name: name, headers: http.Header{}}
+	x := &HTTP{name: name, post: exporters.Poster{Header: http.Header{}}}
 	u, err := p.BaseURL("127.0.0.1", 80)
 	if err != nil {
 		return nil, err
@@ -76,7 +71,7 @@ func New(name string, params map[string]string, s exporters.Settings) (*HTTP, er
 		return nil, fmt.Errorf("parameter %q: not a URI path", "uri") // the value may hold a token: not quoted
 	}
 	u.Path, u.RawQuery = ru.Path, ru.RawQuery
-	x.url = u.String()
+	x.post.URL = u.String()
 	ctype := "application/json"
 	switch f := strings.ToLower(p.Get("format")); f {
 	case "json":
@@ -90,7 +85,7 @@ func New(name string, params map[string]string, s exporters.Settings) (*HTTP, er
 	}
 	switch c := strings.ToLower(p.Get("compress")); c {
 	case "gzip":
-		x.gzip = true
+		x.post.Gzip = true
 	case "", "none", "off":
 	default:
 		return nil, fmt.Errorf("parameter %q: %q is not supported (use gzip)", "compress", c)
@@ -115,11 +110,11 @@ func New(name string, params map[string]string, s exporters.Settings) (*HTTP, er
 	if err != nil {
 		return nil, err
 	}
-	x.headers.Set("Content-Type", ctype)
+	x.post.Header.Set("Content-Type", ctype)
 	if user := p.Get("http_user"); user != "" {
 		req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
 		req.SetBasicAuth(user, p.Get("http_passwd"))
-		x.headers.Set("Authorization", req.Header.Get("Authorization"))
+		x.post.Header.Set("Authorization", req.Header.Get("Authorization"))
 	}
 	lines, err := exporters.HeaderLines("header", p.Get("header"))
 	if err != nil {
@@ -132,16 +127,13 @@ func New(name string, params map[string]string, s exporters.Settings) (*HTTP, er
 		// with allow_duplicated_headers (Fluent Bit's default) repeats
 		// of it are all sent.
 		if !set[k] || !dup {
-			x.headers.Set(k, h[1])
+			x.post.Header.Set(k, h[1])
 			set[k] = true
 			continue
 		}
-		x.headers.Add(k, h[1])
+		x.post.Header.Add(k, h[1])
 	}
-	if x.gzip {
-		x.headers.Set("Content-Encoding", "gzip")
-	}
-	if x.client, err = s.HTTPClient(p); err != nil {
+	if x.post.Client, err = s.HTTPClient(p); err != nil {
 		return nil, err
 	}
 	return x, nil
@@ -186,38 +178,10 @@ func (x *HTTP) Export(ctx context.Context, events []exporters.Event) error {
 }
 
 // Probe implements exporters.Prober: the server accepts connections.
-func (x *HTTP) Probe(ctx context.Context) error { return exporters.DialProbe(ctx, x.url) }
-
-// errStop ends the split early; it never leaves this package.
-var errStop = errors.New("stop")
+func (x *HTTP) Probe(ctx context.Context) error { return exporters.DialProbe(ctx, x.post.URL) }
 
 // ExportRequests implements exporters.RequestExporter: each body is
 // confirmed (2xx) or failed on its own.
 func (x *HTTP) ExportRequests(ctx context.Context, events []exporters.Event, report func(exporters.Outcome)) {
-	zbuf := exporters.GetBuffer()
-	defer exporters.PutBuffer(zbuf)
-	_ = x.ranges(events, func(body []byte, lo, hi int) error {
-		err := x.post(ctx, zbuf, body)
-		report(exporters.Outcome{Lo: lo, Hi: hi, Err: err})
-		if !exporters.Continue(err) {
-			return errStop
-		}
-		return nil
-	})
-}
-
-func (x *HTTP) post(ctx context.Context, zbuf *bytes.Buffer, body []byte) error {
-	if x.gzip {
-		exporters.Gzip(zbuf, body)
-		body = zbuf.Bytes()
-	}
-	req, err := exporters.NewRequest(ctx, http.MethodPost, x.url, body)
-	if err != nil {
-		return err
-	}
-	for k, v := range x.headers {
-		req.Header[k] = v
-	}
-	_, err = exporters.Do(x.client, req, 64<<10)
-	return err
+	x.post.SendAll(ctx, func(emit func([]byte, int, int) error) error { return x.ranges(events, emit) }, report)
 }

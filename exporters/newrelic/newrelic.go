@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/flexgw/flexgw/exporters"
+	"github.com/flexgw/flexgw/internal/jsonstr"
 )
 
 // Endpoints of the Log API by region.
@@ -42,6 +43,8 @@ type NewRelic struct {
 	chunk     int
 	client    *http.Client
 	common    []byte
+	// send posts payloads post has compressed already.
+	send exporters.Poster
 }
 
 var (
@@ -113,10 +116,15 @@ func New(name string, params map[string]string, s exporters.Settings) (*NewRelic
 	if x.client, err = s.HTTPClient(p); err != nil {
 		return nil, err
 	}
+	hdr := http.Header{"Content-Type": {"application/json"}, x.keyHeader: {x.key}}
+	if x.gzip {
+		hdr.Set("Content-Encoding", "gzip")
+	}
+	x.send = exporters.Poster{Client: x.client, URL: x.url, Header: hdr}
 	c := []byte(`[{"common":{"attributes":{"plugin.type":"flexgw"`)
 	if s.Hostname != "" {
 		c = append(c, `,"hostname":`...)
-		c = exporters.AppendString(c, s.Hostname)
+		c = jsonstr.Append(c, s.Hostname)
 	}
 	x.common = append(c, `}},"logs":[`...)
 	return x, nil
@@ -159,7 +167,7 @@ func appendLog(b []byte, e *exporters.Event) []byte {
 	b = append(b, `{"timestamp":`...)
 	b = strconv.AppendInt(b, e.Time.UnixMilli(), 10)
 	b = append(b, `,"message":`...)
-	b = exporters.AppendStringBytes(b, e.Message)
+	b = jsonstr.AppendBytes(b, e.Message)
 	b = append(b, `,"attributes":`...)
 	// Splice logtype into the record object so its fields become
 	// attributes without decoding it.
@@ -222,25 +230,10 @@ func (x *NewRelic) post(ctx context.Context, events []exporters.Event, lo, hi in
 		}
 		return nil
 	}
-	err := x.send(ctx, body)
+	_, err := x.send.Post(ctx, nil, body)
 	report(exporters.Outcome{Lo: lo, Hi: hi, Err: err})
 	if !exporters.Continue(err) {
 		return errStop
 	}
 	return nil
-}
-
-// send posts one compressed (or plain) payload.
-func (x *NewRelic) send(ctx context.Context, body []byte) error {
-	req, err := exporters.NewRequest(ctx, http.MethodPost, x.url, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(x.keyHeader, x.key)
-	if x.gzip {
-		req.Header.Set("Content-Encoding", "gzip")
-	}
-	_, err = exporters.Do(x.client, req, 64<<10)
-	return err
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/exporters"
+	"github.com/flexgw/flexgw/internal/jsonstr"
 )
 
 // Keys are the parameters of a splunk output: Fluent Bit's splunk output
@@ -48,6 +49,7 @@ type Splunk struct {
 	ackTimeout time.Duration
 	maxBody    int
 	client     *http.Client
+	events     exporters.Poster // event requests
 	// prefix is the constant start of every envelope after "time".
 	prefix []byte
 	fields []byte
@@ -138,6 +140,11 @@ func New(name string, params map[string]string, s exporters.Settings) (*Splunk, 
 	if x.client, err = s.HTTPClient(p); err != nil {
 		return nil, err
 	}
+	hdr := http.Header{"Authorization": {x.auth}, "Content-Type": {"application/json"}}
+	if x.channel != "" {
+		hdr.Set("X-Splunk-Request-Channel", x.channel)
+	}
+	x.events = exporters.Poster{Client: x.client, URL: x.eventURL, Header: hdr, Gzip: x.gzip}
 
 	host := p.Get("event_host")
 	if host == "" {
@@ -170,9 +177,9 @@ func New(name string, params map[string]string, s exporters.Settings) (*Splunk, 
 			if len(f) > 0 {
 				f = append(f, ',')
 			}
-			f = exporters.AppendString(f, k)
+			f = jsonstr.Append(f, k)
 			f = append(f, ':')
-			f = exporters.AppendString(f, strings.TrimSpace(val))
+			f = jsonstr.Append(f, strings.TrimSpace(val))
 		}
 		x.fields = f
 	}
@@ -183,7 +190,7 @@ func appendKV(b []byte, k, v string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, k...)
 	b = append(b, '"', ':')
-	return exporters.AppendString(b, v)
+	return jsonstr.Append(b, v)
 }
 
 // Name implements exporters.Exporter.
@@ -272,19 +279,7 @@ func (x *Splunk) ExportRequests(ctx context.Context, events []exporters.Event, r
 
 // post sends one body and returns its ackId when acknowledgement is on.
 func (x *Splunk) post(ctx context.Context, zbuf *bytes.Buffer, body []byte) (int64, error) {
-	if x.gzip {
-		exporters.Gzip(zbuf, body)
-		body = zbuf.Bytes()
-	}
-	req, err := exporters.NewRequest(ctx, http.MethodPost, x.eventURL, body)
-	if err != nil {
-		return 0, err
-	}
-	x.header(req)
-	if x.gzip {
-		req.Header.Set("Content-Encoding", "gzip")
-	}
-	resp, err := exporters.Do(x.client, req, 64<<10)
+	resp, err := x.events.Post(ctx, zbuf, body)
 	if err != nil || !x.ack {
 		return 0, err
 	}
@@ -299,10 +294,8 @@ func (x *Splunk) post(ctx context.Context, zbuf *bytes.Buffer, body []byte) (int
 }
 
 func (x *Splunk) header(req *http.Request) {
-	req.Header.Set("Authorization", x.auth)
-	req.Header.Set("Content-Type", "application/json")
-	if x.channel != "" {
-		req.Header.Set("X-Splunk-Request-Channel", x.channel)
+	for k, v := range x.events.Header {
+		req.Header[k] = v
 	}
 }
 

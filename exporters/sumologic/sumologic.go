@@ -7,7 +7,6 @@ package sumologic
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -15,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/flexgw/flexgw/exporters"
+	"github.com/flexgw/flexgw/internal/jsonstr"
 )
 
 // MaxBody is Sumo Logic's recommended ceiling on an uncompressed request.
@@ -33,12 +33,9 @@ var Keys = []string{
 // Sumo is the HTTP source exporter.
 type Sumo struct {
 	name    string
-	url     string
-	gzip    bool
 	maxBody int
 	dateKey string
-	headers http.Header
-	client  *http.Client
+	post    exporters.Poster
 }
 
 var (
@@ -58,7 +55,7 @@ func New(name string, params map[string]string, s exporters.Settings) (*Sumo, er
 	if err := p.CheckKeys(Keys...); err != nil {
 		return nil, err
 	}
-	x := &Sumo{name: name, headers: http.Header{}}
+	x := &Sumo{name: name, post: exporters.Poster{Header: http.Header{}}}
 	var u *url.URL
 	var err error
 	switch {
@@ -78,7 +75,7 @@ func New(name string, params map[string]string, s exporters.Settings) (*Sumo, er
 	if err != nil {
 		return nil, err
 	}
-	x.url = u.String()
+	x.post.URL = u.String()
 	switch f := strings.ToLower(p.Get("format")); f {
 	case "", "json_lines", "json_stream":
 	default:
@@ -86,7 +83,7 @@ func New(name string, params map[string]string, s exporters.Settings) (*Sumo, er
 	}
 	switch c := strings.ToLower(p.Get("compress")); c {
 	case "", "gzip":
-		x.gzip = true
+		x.post.Gzip = true
 	case "none", "off":
 	default:
 		return nil, fmt.Errorf("parameter %q: %q is not supported (use gzip or none)", "compress", c)
@@ -102,26 +99,27 @@ func New(name string, params map[string]string, s exporters.Settings) (*Sumo, er
 			if !ok || k == "" {
 				return nil, fmt.Errorf("parameter %q: %q is not \"Name value\"", "header", kv)
 			}
-			x.headers.Set(k, strings.TrimSpace(v))
+			x.post.Header.Set(k, strings.TrimSpace(v))
 		}
 	}
 	for key, hdr := range map[string]string{"source_category": "X-Sumo-Category", "source_name": "X-Sumo-Name", "source_host": "X-Sumo-Host", "fields": "X-Sumo-Fields"} {
 		if v := p.Get(key); v != "" {
-			x.headers.Set(hdr, v)
+			x.post.Header.Set(hdr, v)
 		}
 	}
-	if x.headers.Get("X-Sumo-Host") == "" && s.Hostname != "" {
-		x.headers.Set("X-Sumo-Host", s.Hostname)
+	if x.post.Header.Get("X-Sumo-Host") == "" && s.Hostname != "" {
+		x.post.Header.Set("X-Sumo-Host", s.Hostname)
 	}
-	if x.headers.Get("X-Sumo-Name") == "" {
-		x.headers.Set("X-Sumo-Name", "flexgw")
+	if x.post.Header.Get("X-Sumo-Name") == "" {
+		x.post.Header.Set("X-Sumo-Name", "flexgw")
 	}
 	if user := p.Get("http_user"); user != "" {
 		req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
 		req.SetBasicAuth(user, p.Get("http_passwd"))
-		x.headers.Set("Authorization", req.Header.Get("Authorization"))
+		x.post.Header.Set("Authorization", req.Header.Get("Authorization"))
 	}
-	if x.client, err = s.HTTPClient(p); err != nil {
+	x.post.Header.Set("Content-Type", "application/json") // whatever header says
+	if x.post.Client, err = s.HTTPClient(p); err != nil {
 		return nil, err
 	}
 	return x, nil
@@ -146,7 +144,7 @@ func (x *Sumo) appendLine(b []byte, e *exporters.Event) []byte {
 	if len(bytes.TrimSpace(j[1:len(j)-1])) > 0 {
 		b = append(b, ',')
 	}
-	b = exporters.AppendString(b, x.dateKey)
+	b = jsonstr.Append(b, x.dateKey)
 	b = append(b, ':')
 	b = strconv.AppendFloat(b, float64(e.Time.UnixMicro())/1e6, 'f', 6, 64)
 	return append(b, '}', '\n')
@@ -158,42 +156,12 @@ func (x *Sumo) Export(ctx context.Context, events []exporters.Event) error {
 }
 
 // Probe implements exporters.Prober: the collector accepts connections.
-func (x *Sumo) Probe(ctx context.Context) error { return exporters.DialProbe(ctx, x.url) }
-
-// errStop ends SplitRanges early; it never leaves this package.
-var errStop = errors.New("stop")
+func (x *Sumo) Probe(ctx context.Context) error { return exporters.DialProbe(ctx, x.post.URL) }
 
 // ExportRequests implements exporters.RequestExporter: every body of at
 // most max_body_bytes is confirmed (2xx) or failed on its own.
 func (x *Sumo) ExportRequests(ctx context.Context, events []exporters.Event, report func(exporters.Outcome)) {
-	zbuf := exporters.GetBuffer()
-	defer exporters.PutBuffer(zbuf)
-	_ = exporters.SplitRanges(events, x.maxBody, 160, x.appendLine, func(body []byte, lo, hi int) error {
-		err := x.post(ctx, zbuf, body)
-		report(exporters.Outcome{Lo: lo, Hi: hi, Err: err})
-		if !exporters.Continue(err) {
-			return errStop
-		}
-		return nil
-	})
-}
-
-func (x *Sumo) post(ctx context.Context, zbuf *bytes.Buffer, body []byte) error {
-	if x.gzip {
-		exporters.Gzip(zbuf, body)
-		body = zbuf.Bytes()
-	}
-	req, err := exporters.NewRequest(ctx, http.MethodPost, x.url, body)
-	if err != nil {
-		return err
-	}
-	for k, v := range x.headers {
-		req.Header[k] = v
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if x.gzip {
-		req.Header.Set("Content-Encoding", "gzip")
-	}
-	_, err = exporters.Do(x.client, req, 64<<10)
-	return err
+	x.post.SendAll(ctx, func(emit func([]byte, int, int) error) error {
+		return exporters.SplitRanges(events, x.maxBody, 160, x.appendLine, emit)
+	}, report)
 }

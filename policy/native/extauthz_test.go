@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/policy"
 )
 
@@ -83,30 +84,23 @@ func (s *authzServer) Last() *authv3.CheckRequest {
 
 func newAuthzServer(t testing.TB) *authzServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	s := &authzServer{addr: ln.Addr().String()}
-	authv3.RegisterAuthorizationServer(g, s)
-	go func() { _ = g.Serve(ln) }()
-	t.Cleanup(g.Stop)
+	s := &authzServer{}
+	s.addr = policytest.ServeGRPC(t, func(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) })
 	return s
 }
 
 func TestNativeExtAuthzGRPC(t *testing.T) {
 	as := newAuthzServer(t)
-	up := newUpstream(t)
+	up := policytest.NewUpstream(t)
 	// The configuration as Flex's page shows it, quoted boolean included.
-	g := newGateway(t, up, mkPolicy("native-ext-authz-flex", `{
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("native-ext-authz-flex", `{
 		"uri": "h2://`+as.addr+`", "serverType": "grpc", "includePeerCertificate": "true",
 		"allowedHeaders": ["access-token", "x-tag"]}`))
 
-	r := g.get(t, "/orders?id=7", "access-token", "good", "x-tag", "client", "x-secret", "s3")
-	wantStatus(t, r, 200)
-	if r.header.Get("X-Authz") != "ok" {
-		t.Errorf("response_headers_to_add not on the client response: %v", r.header)
+	r := g.Get(t, "/orders?id=7", "access-token", "good", "x-tag", "client", "x-secret", "s3")
+	policytest.WantStatus(t, r, 200)
+	if r.Header.Get("X-Authz") != "ok" {
+		t.Errorf("response_headers_to_add not on the client response: %v", r.Header)
 	}
 	got := up.LastHeader()
 	if got.Get("X-User") != "jane" || got.Get("Access-Token") != "" {
@@ -126,25 +120,25 @@ func TestNativeExtAuthzGRPC(t *testing.T) {
 		t.Errorf("source address missing: %v", as.Last().GetAttributes().GetSource())
 	}
 
-	r = g.get(t, "/orders", "access-token", "bad")
-	wantStatus(t, r, 401)
-	if r.body != "who are you?" || r.header.Get("Www-Authenticate") != `Token realm="authz"` {
-		t.Errorf("denied response %q %v, want the service's body and header", r.body, r.header)
+	r = g.Get(t, "/orders", "access-token", "bad")
+	policytest.WantStatus(t, r, 401)
+	if r.Body != "who are you?" || r.Header.Get("Www-Authenticate") != `Token realm="authz"` {
+		t.Errorf("denied response %q %v, want the service's body and header", r.Body, r.Header)
 	}
 	// The RPC failing is status_on_error: 403, fail closed.
-	r = g.get(t, "/orders", "access-token", "boom")
-	wantStatus(t, r, 403)
-	wantErrorBody(t, r, "native-ext-authz-flex")
+	r = g.Get(t, "/orders", "access-token", "boom")
+	policytest.WantStatus(t, r, 403)
+	policytest.WantErrorBody(t, r, "native-ext-authz-flex")
 	if up.Hits() != 1 {
 		t.Fatalf("upstream hits %d, want only the authorized request", up.Hits())
 	}
-	if d := g.rec.All(); len(d) != 3 || d[0] != "native-ext-authz-flex=allowed" || d[1] != "native-ext-authz-flex=denied" || d[2] != "native-ext-authz-flex=error" {
+	if d := g.Rec.All(); len(d) != 3 || d[0] != "native-ext-authz-flex=allowed" || d[1] != "native-ext-authz-flex=denied" || d[2] != "native-ext-authz-flex=error" {
 		t.Errorf("decisions %v", d)
 	}
 
 	// Without allowedHeaders a gRPC service gets every client header.
-	all := newGateway(t, up, mkPolicy("native-ext-authz-flex", map[string]any{"uri": "h2://" + as.addr}))
-	wantStatus(t, all.get(t, "/", "access-token", "good", "x-secret", "s3"), 200)
+	all := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("native-ext-authz-flex", map[string]any{"uri": "h2://" + as.addr}))
+	policytest.WantStatus(t, all.Get(t, "/", "access-token", "good", "x-secret", "s3"), 200)
 	if as.Last().GetAttributes().GetRequest().GetHttp().GetHeaders()["x-secret"] != "s3" {
 		t.Errorf("default gRPC check lacks client headers: %v", as.Last().GetAttributes().GetRequest().GetHttp().GetHeaders())
 	}
@@ -159,9 +153,9 @@ func TestNativeExtAuthzServiceDown(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	up := newUpstream(t)
-	g := newGateway(t, up, mkPolicy("native-ext-authz-flex", map[string]any{"uri": "h2://" + addr, "requestTimeout": 2000}))
-	wantStatus(t, g.get(t, "/", "access-token", "good"), 403)
+	up := policytest.NewUpstream(t)
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("native-ext-authz-flex", map[string]any{"uri": "h2://" + addr, "requestTimeout": 2000}))
+	policytest.WantStatus(t, g.Get(t, "/", "access-token", "good"), 403)
 	if up.Hits() != 0 {
 		t.Fatal("request reached the upstream with the authorization service down")
 	}
@@ -191,8 +185,8 @@ func TestNativeExtAuthzHTTP(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(authz.Close)
-	up := newUpstream(t)
-	g := newGateway(t, up, mkPolicy("native-ext-authz-flex", map[string]any{
+	up := policytest.NewUpstream(t)
+	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("native-ext-authz-flex", map[string]any{
 		"uri": authz.URL + "/check", "serverType": "http", "serverVersion": "v3", "requestTimeout": 5000,
 		"serviceRequestHeadersToAdd":             []map[string]string{{"key": "x-gateway-key", "value": "k1"}},
 		"serviceResponseUpstreamHeaders":         []string{"x-user"},
@@ -201,10 +195,10 @@ func TestNativeExtAuthzHTTP(t *testing.T) {
 		"serviceResponseClientHeadersOnSuccess":  []string{"x-session"},
 		"allowedHeaders":                         []string{"x-tenant"},
 	}))
-	r := g.get(t, "/orders?id=7", "Authorization", "Bearer good", "X-Tenant", "acme", "X-Tag", "client", "X-Private", "p")
-	wantStatus(t, r, 200)
-	if r.header.Get("X-Session") != "s-1" || r.header.Get("X-Internal") != "" {
-		t.Errorf("client response headers %v: want x-session only", r.header)
+	r := g.Get(t, "/orders?id=7", "Authorization", "Bearer good", "X-Tenant", "acme", "X-Tag", "client", "X-Private", "p")
+	policytest.WantStatus(t, r, 200)
+	if r.Header.Get("X-Session") != "s-1" || r.Header.Get("X-Internal") != "" {
+		t.Errorf("client response headers %v: want x-session only", r.Header)
 	}
 	got := up.LastHeader()
 	if got.Get("X-User") != "jane" || strings.Join(got.Values("X-Tag"), ",") != "client,authz" {
@@ -216,10 +210,10 @@ func TestNativeExtAuthzHTTP(t *testing.T) {
 	}
 	mu.Unlock()
 
-	r = g.get(t, "/orders", "Authorization", "Bearer bad")
-	wantStatus(t, r, 401)
-	if r.body != "denied by authz" || r.header.Get("Www-Authenticate") != `Bearer realm="authz"` || r.header.Get("X-Session") != "s-1" || r.header.Get("X-Internal") != "" {
-		t.Errorf("denied response %q %v", r.body, r.header)
+	r = g.Get(t, "/orders", "Authorization", "Bearer bad")
+	policytest.WantStatus(t, r, 401)
+	if r.Body != "denied by authz" || r.Header.Get("Www-Authenticate") != `Bearer realm="authz"` || r.Header.Get("X-Session") != "s-1" || r.Header.Get("X-Internal") != "" {
+		t.Errorf("denied response %q %v", r.Body, r.Header)
 	}
 	if up.Hits() != 1 {
 		t.Fatalf("upstream hits %d, want 1", up.Hits())
@@ -251,7 +245,7 @@ func TestNativeExtAuthzConfigErrors(t *testing.T) {
 // sends it; without it, nothing.
 func TestNativeExtAuthzPeerCertificate(t *testing.T) {
 	as := newAuthzServer(t)
-	up := newUpstream(t)
+	up := policytest.NewUpstream(t)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "client-7"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
@@ -262,9 +256,9 @@ func TestNativeExtAuthzPeerCertificate(t *testing.T) {
 	clientCert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 	for _, include := range []bool{true, false} {
 		target, _ := url.Parse(up.URL)
-		p := mkPolicy("native-ext-authz-flex", map[string]any{"uri": "h2://" + as.addr, "includePeerCertificate": include})
+		p := policytest.Policy("native-ext-authz-flex", map[string]any{"uri": "h2://" + as.addr, "includePeerCertificate": include})
 		d, _ := policy.Lookup(p.Name)
-		mw, err := d.Build(policy.Env{API: testAPI()}, p)
+		mw, err := d.Build(policy.Env{API: policytest.API()}, p)
 		if err != nil {
 			t.Fatal(err)
 		}

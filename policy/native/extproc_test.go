@@ -21,6 +21,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/grpc"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 )
@@ -121,15 +122,8 @@ func (s *procServer) Process(st extprocv3.ExternalProcessor_ProcessServer) error
 
 func newProcServer(t testing.TB) *procServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	s := &procServer{addr: ln.Addr().String()}
-	extprocv3.RegisterExternalProcessorServer(g, s)
-	go func() { _ = g.Serve(ln) }()
-	t.Cleanup(g.Stop)
+	s := &procServer{}
+	s.addr = policytest.ServeGRPC(t, func(g *grpc.Server) { extprocv3.RegisterExternalProcessorServer(g, s) })
 	return s
 }
 
@@ -152,7 +146,7 @@ func procGateway(t *testing.T, target string, p *ir.Policy) *httptest.Server {
 	t.Helper()
 	u, _ := url.Parse(target)
 	d, _ := policy.Lookup(p.Name)
-	mw, err := d.Build(policy.Env{API: testAPI()}, p)
+	mw, err := d.Build(policy.Env{API: policytest.API()}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +175,7 @@ func TestNativeExtProc(t *testing.T) {
 	up := echoUpstream(t)
 	for _, mode := range []string{"buffered", "streamed", "bufferedPartial"} {
 		t.Run(mode, func(t *testing.T) {
-			gw := procGateway(t, up.URL, mkPolicy("native-ext-proc-flex", map[string]any{
+			gw := procGateway(t, up.URL, policytest.Policy("native-ext-proc-flex", map[string]any{
 				"uri": "h2://" + ps.addr, "messageTimeout": 2000, "requestBodyMode": mode, "responseBodyMode": mode,
 			}))
 			res, body := procPost(t, gw.URL+"/orders", "hello", "X-Drop", "secret")
@@ -201,7 +195,7 @@ func TestNativeExtProc(t *testing.T) {
 	}
 
 	// Flex's defaults: headers both ways, no bodies.
-	gw := procGateway(t, up.URL, mkPolicy("native-ext-proc-flex", map[string]any{"uri": "h2://" + ps.addr}))
+	gw := procGateway(t, up.URL, policytest.Policy("native-ext-proc-flex", map[string]any{"uri": "h2://" + ps.addr}))
 	res, body := procPost(t, gw.URL+"/x", "hello")
 	if body != "echo: hello" || res.Header.Get("X-Resp-Proc") != "yes" {
 		t.Fatalf("defaults: %q %v", body, res.Header)
@@ -224,7 +218,7 @@ func TestNativeExtProc(t *testing.T) {
 		t.Errorf("override messages %q", k)
 	}
 	// ... unless allowModeOverride is false.
-	strict := procGateway(t, up.URL, mkPolicy("native-ext-proc-flex", map[string]any{"uri": "h2://" + ps.addr, "allowModeOverride": false}))
+	strict := procGateway(t, up.URL, policytest.Policy("native-ext-proc-flex", map[string]any{"uri": "h2://" + ps.addr, "allowModeOverride": false}))
 	if res, _ = procPost(t, strict.URL+"/override", ""); res.Header.Get("X-Resp-Proc") != "yes" {
 		t.Errorf("override honoured with allowModeOverride false: %v", res.Header)
 	}
@@ -234,7 +228,7 @@ func TestNativeExtProcFailures(t *testing.T) {
 	ps := newProcServer(t)
 	up := echoUpstream(t)
 	// A processor that does not answer within messageTimeout: 504.
-	gw := procGateway(t, up.URL, mkPolicy("native-ext-proc-flex", map[string]any{"uri": "h2://" + ps.addr, "messageTimeout": 200}))
+	gw := procGateway(t, up.URL, policytest.Policy("native-ext-proc-flex", map[string]any{"uri": "h2://" + ps.addr, "messageTimeout": 200}))
 	res, _ := procPost(t, gw.URL+"/hang", "x")
 	if res.StatusCode != http.StatusGatewayTimeout {
 		t.Fatalf("hung processor: status %d, want 504", res.StatusCode)
@@ -243,17 +237,17 @@ func TestNativeExtProcFailures(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().String()
 	ln.Close()
-	closed := procGateway(t, up.URL, mkPolicy("native-ext-proc-flex", map[string]any{"uri": "h2://" + dead}))
+	closed := procGateway(t, up.URL, policytest.Policy("native-ext-proc-flex", map[string]any{"uri": "h2://" + dead}))
 	if res, _ = procPost(t, closed.URL+"/x", "x"); res.StatusCode != 500 {
 		t.Fatalf("processor down: status %d, want 500", res.StatusCode)
 	}
-	open := procGateway(t, up.URL, mkPolicy("native-ext-proc-flex", map[string]any{"uri": "h2://" + dead, "failureModeAllow": true}))
+	open := procGateway(t, up.URL, policytest.Policy("native-ext-proc-flex", map[string]any{"uri": "h2://" + dead, "failureModeAllow": true}))
 	res, body := procPost(t, open.URL+"/x", "x")
 	if res.StatusCode != 200 || body != "echo: x" {
 		t.Fatalf("failureModeAllow: %d %q, want the unprocessed exchange", res.StatusCode, body)
 	}
 	// A buffered request body over the 1 MiB buffer: 413.
-	big := procGateway(t, up.URL, mkPolicy("native-ext-proc-flex", map[string]any{"uri": "h2://" + ps.addr, "requestBodyMode": "buffered"}))
+	big := procGateway(t, up.URL, policytest.Policy("native-ext-proc-flex", map[string]any{"uri": "h2://" + ps.addr, "requestBodyMode": "buffered"}))
 	if res, _ = procPost(t, big.URL+"/x", strings.Repeat("a", 1<<20+1)); res.StatusCode != 413 {
 		t.Fatalf("oversized buffered body: status %d, want 413", res.StatusCode)
 	}
@@ -295,7 +289,7 @@ func TestNativeExtProcStreamsResponse(t *testing.T) {
 		_, _ = io.WriteString(w, "data: two\n\n")
 	}))
 	t.Cleanup(up.Close)
-	gw := procGateway(t, up.URL, mkPolicy("native-ext-proc-flex", map[string]any{"uri": "h2://" + ps.addr}))
+	gw := procGateway(t, up.URL, policytest.Policy("native-ext-proc-flex", map[string]any{"uri": "h2://" + ps.addr}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, gw.URL+"/events", nil)

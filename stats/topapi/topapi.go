@@ -124,13 +124,28 @@ type Kernel struct {
 	Enabled bool `json:"enabled"`
 	// Reason says why the probe is off ("not root", "kernel 4.x lacks BTF").
 	Reason string `json:"reason,omitempty"`
-	// Endpoints are keyed by "host:port" as in Upstream.Endpoint.
-	Endpoints map[string]KernelEndpoint `json:"endpoints,omitempty"`
+	// Endpoints are the configured endpoints (Service and Endpoint as in
+	// Upstream) and the addresses no endpoint resolves to (service
+	// "unknown").
+	Endpoints []KernelEndpoint `json:"endpoints,omitempty"`
 }
 
 // KernelEndpoint is TCP-level latency to one upstream endpoint, as the
-// eBPF probe measured it (ebpf.EndpointSnapshot in milliseconds).
+// eBPF probe measured it on the addresses the endpoint resolved to
+// (ebpf.EndpointSnapshot in milliseconds).
 type KernelEndpoint struct {
+	Service  string `json:"service"`
+	Endpoint string `json:"endpoint"`
+	// Addresses are the IP:port pairs the kernel counted on.
+	Addresses []string `json:"addresses,omitempty"`
+	// Shared is true when other configured endpoints resolve to one of
+	// Addresses: the kernel cannot tell their connections apart, so the
+	// numbers include those of every endpoint in SharedWith
+	// ("namespace/name host:port").
+	Shared     bool     `json:"shared,omitempty"`
+	SharedWith []string `json:"sharedWith,omitempty"`
+	// ResolveError says why the endpoint's host name gave no address.
+	ResolveError string  `json:"resolveError,omitempty"`
 	Connects     uint64  `json:"connects"`
 	ConnectP50Ms float64 `json:"connectP50Ms"`
 	ConnectP99Ms float64 `json:"connectP99Ms"`

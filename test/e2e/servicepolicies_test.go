@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/internal/slapdtest"
 )
 
@@ -81,19 +81,6 @@ func (e2eProc) Process(st extprocv3.ExternalProcessor_ProcessServer) error {
 	}
 }
 
-func serveGRPC(t *testing.T, register func(*grpc.Server)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	register(g)
-	go func() { _ = g.Serve(ln) }()
-	t.Cleanup(g.Stop)
-	return ln.Addr().String()
-}
-
 // TestServicePoliciesFromFlexDocs runs the four policies that call another
 // server through the real binary, each configured exactly as its Flex
 // Local Mode page shows (policy/testdata/flexdocs), the page's hosts
@@ -120,8 +107,8 @@ cn: Jane
 sn: Doe
 userPassword: jane-secret
 `)
-	authz := serveGRPC(t, func(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, e2eAuthz{}) })
-	proc := serveGRPC(t, func(g *grpc.Server) { extprocv3.RegisterExternalProcessorServer(g, e2eProc{}) })
+	authz := policytest.ServeGRPC(t, func(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, e2eAuthz{}) })
+	proc := policytest.ServeGRPC(t, func(g *grpc.Server) { extprocv3.RegisterExternalProcessorServer(g, e2eProc{}) })
 	// A stand-in OpenID provider: Discovery and an RFC 7662 endpoint.
 	var op *httptest.Server
 	op = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

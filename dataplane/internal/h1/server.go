@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -45,8 +46,15 @@ type Options struct {
 	// (h2c prior knowledge), replaying what was read of it; nil closes
 	// such connections.
 	H2 func(c net.Conn)
+	// TLS, when set, terminates TLS on every connection first (the
+	// handshake runs on the connection's goroutine and is due within
+	// ReadHeaderTimeout of accept). Requests carry the connection state in
+	// r.TLS. A connection that negotiated "h2" by ALPN goes to H2 as the
+	// bare *tls.Conn, which net/http's TLSNextProto path needs.
+	TLS *tls.Config
 	// OnConn is told of every connection accepted (+1) and closed (-1);
-	// one handed to H2 counts as closed when it is closed.
+	// an h2c one handed to H2 counts as closed when it is closed, a TLS
+	// one when it is handed over (its new server counts it from there).
 	OnConn func(delta int)
 	// Logger receives panics of the handler; nil uses slog.Default.
 	Logger *slog.Logger
@@ -136,6 +144,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
+		if s.opts.TLS != nil {
+			// No handshake yet: that runs on the connection's goroutine.
+			c = tls.Server(c, s.opts.TLS)
+		}
 		hc := newConn(s, c)
 		s.mu.Lock()
 		if s.shutdown.Load() {
@@ -272,6 +284,26 @@ func (c *Conn) serve() {
 		}
 		c.srv.forget(c)
 	}()
+	if tc, ok := c.c.(*tls.Conn); ok {
+		if !c.handshake(tc) {
+			return
+		}
+		if c.base.TLS.NegotiatedProtocol == "h2" {
+			handedOff = true
+			opts.OnConn(-1)
+			_ = tc.SetReadDeadline(time.Time{})
+			c.br.Reset(nil) // nothing was read through them
+			h1bufPool.Put(c.br)
+			c.bw.Reset(nil)
+			h1wbufPool.Put(c.bw)
+			if opts.H2 == nil {
+				tc.Close()
+				return
+			}
+			opts.H2(tc)
+			return
+		}
+	}
 	first := true
 	fromAccept := true // the head deadline set at accept still runs
 	for {
@@ -295,7 +327,9 @@ func (c *Conn) serve() {
 		}
 		if first {
 			first = false
-			if c.isH2Preface() {
+			// Over TLS, HTTP/2 is chosen by ALPN only (as net/http
+			// does): there a preface is a malformed request.
+			if c.base.TLS == nil && c.isH2Preface() {
 				handedOff = true
 				c.handOffH2()
 				return
@@ -347,6 +381,22 @@ func (c *Conn) serve() {
 			return
 		}
 	}
+}
+
+// handshake runs the TLS handshake, due ReadHeaderTimeout after accept,
+// and records the connection state every request of c carries.
+func (c *Conn) handshake(tc *tls.Conn) bool {
+	_ = tc.SetDeadline(time.Now().Add(c.srv.opts.ReadHeaderTimeout))
+	if err := tc.Handshake(); err != nil {
+		c.srv.opts.Logger.Debug("TLS handshake failed", "remote", c.remote, "error", err)
+		return false
+	}
+	_ = tc.SetWriteDeadline(time.Time{})
+	cs := tc.ConnectionState()
+	base := *c.base // a struct copy keeps the unexported context
+	base.TLS = &cs
+	c.base = &base
+	return true
 }
 
 // isH2Preface reports whether the connection starts with the HTTP/2

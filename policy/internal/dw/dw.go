@@ -89,8 +89,14 @@ func (e *Expr) eval(env *Env) any {
 	return e.node(env)
 }
 
-// String evaluates to text.
-func (e *Expr) String(env *Env) string { return ToString(e.eval(env)) }
+// String evaluates to text. A literal returns its text without boxing
+// it in an interface (an allocation per call on the request path).
+func (e *Expr) String(env *Env) string {
+	if e.literal {
+		return e.src
+	}
+	return ToString(e.node(env))
+}
 
 // Bool evaluates to a condition.
 func (e *Expr) Bool(env *Env) bool { return truthy(e.eval(env)) }
@@ -537,17 +543,51 @@ type Authentication struct {
 	Claims map[string]any
 }
 
-type authKey struct{}
+// AuthKey is the context key a request's Authentication is found under.
+// Its value is an *Authentication (WithAuthentication) or an *AuthSlot:
+// a context that is per-request state of its own (the built-in data
+// plane's) answers the key with a slot, and an authentication policy
+// stores into it instead of wrapping the request (a context.WithValue and
+// a Request.WithContext per authenticated request).
+type AuthKey struct{}
+
+// AuthSlot holds one request's Authentication inside per-request state.
+// Its zero value is empty; the owner resets it when the request ends.
+type AuthSlot struct {
+	a   Authentication
+	set bool
+}
 
 // WithAuthentication returns ctx carrying a.
 func WithAuthentication(ctx context.Context, a *Authentication) context.Context {
-	return context.WithValue(ctx, authKey{}, a)
+	return context.WithValue(ctx, AuthKey{}, a)
+}
+
+// Authenticate records a as r's authentication and returns the request
+// to pass on with the stored copy, which the caller may still complete
+// before passing the request on. When r's context holds an AuthSlot the
+// request is returned unchanged.
+func Authenticate(r *http.Request, a Authentication) (*http.Request, *Authentication) {
+	if s, ok := r.Context().Value(AuthKey{}).(*AuthSlot); ok {
+		s.a, s.set = a, true
+		return r, &s.a
+	}
+	p := new(Authentication) // not &a: that moves a to the heap on every path
+	*p = a
+	return r.WithContext(context.WithValue(r.Context(), AuthKey{}, p)), p
 }
 
 // AuthenticationFrom returns the request's authentication, or nil.
 func AuthenticationFrom(ctx context.Context) *Authentication {
-	a, _ := ctx.Value(authKey{}).(*Authentication)
-	return a
+	switch v := ctx.Value(AuthKey{}).(type) {
+	case *Authentication:
+		return v
+	case *AuthSlot:
+		if v.set {
+			return &v.a
+		}
+	}
+	return nil
 }
 
 func remoteIP(r *http.Request) string {
