@@ -55,7 +55,7 @@ func snakeKeys(v any, path string) []string {
 // /metrics carries flexgw_build_info.
 func TestAdminNaming(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	writeConfig(t, dir, "api.yaml", apiYAML(port, upstream(t, "a").URL)+splunkConfig(hecStandIn(t).URL))
 	logs := &testutil.SyncBuffer{}
 	o := testOptions(t, dir, logs)

@@ -23,6 +23,7 @@ import (
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/logpipe"
 	"github.com/flexgw/flexgw/observe"
+	"github.com/flexgw/flexgw/snapshot"
 	"github.com/flexgw/flexgw/stats"
 	"github.com/flexgw/flexgw/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
@@ -220,12 +221,39 @@ type Source interface {
 }
 
 // load compiles the config directory (or the source's documents) into a
-// snapshot with the next version.
+// snapshot with the next version. Once a data plane that checks snapshots
+// itself runs (envoyChecker), the Envoy check is left to reload, which
+// runs it only for a snapshot that changed.
 func (a *Agent) load(version uint64) (*ir.Snapshot, error) {
-	if a.opts.Source != nil {
-		return CompileFiles(a.opts.Source.Files(), version)
+	check := checkEnvoy
+	if _, ok := a.plane.(envoyChecker); ok {
+		check = nil
 	}
-	return Compile(a.opts.ConfigDir, version)
+	var snap *ir.Snapshot
+	var err error
+	if a.opts.Source != nil {
+		snap, err = snapshot.LoadFiles(a.opts.Source.Files(), version)
+	} else {
+		snap, err = snapshot.LoadDir(a.opts.ConfigDir, version)
+	}
+	return checkDataPlanes(snap, err, check)
+}
+
+// envoyChecker is a data plane that refuses what Envoy would with its own
+// translation, kept for the Apply of the same snapshot (envoy/plane): a
+// reload then translates once instead of twice.
+type envoyChecker interface {
+	Check(*ir.Snapshot) error
+}
+
+// checkPlane runs the data plane's own Envoy check, if it has one.
+func (a *Agent) checkPlane(s *ir.Snapshot) error {
+	if c, ok := a.plane.(envoyChecker); ok {
+		if err := c.Check(s); err != nil {
+			return fmt.Errorf("envoy: %w", err)
+		}
+	}
+	return nil
 }
 
 // report passes a load's outcome to the source, if there is one.
@@ -374,6 +402,9 @@ func (a *Agent) reload(reason string) {
 		a.state.mu.Unlock()
 		a.report(cur, nil)
 		return
+	}
+	if err == nil {
+		err = a.checkPlane(next)
 	}
 	if err == nil {
 		err = a.apply(next)

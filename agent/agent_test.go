@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgw/flexgw/envoy/plane"
 	"github.com/flexgw/flexgw/internal/testutil"
 )
 
@@ -30,18 +31,6 @@ type testAgent struct {
 	logs   *testutil.SyncBuffer
 	cancel context.CancelFunc
 	done   chan error
-}
-
-// freePort returns a loopback port that was free a moment ago: the config
-// format names a concrete port, so the data plane cannot listen on :0.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func apiYAML(port int, upstreamURL string) string {
@@ -182,7 +171,7 @@ func upstream(t *testing.T, name string) *httptest.Server {
 
 func TestReloadAppliesValidKeepsLastGoodAndSkipsUnchanged(t *testing.T) {
 	upA, upB := upstream(t, "a"), upstream(t, "b")
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	dir := t.TempDir()
 	writeConfig(t, dir, "api.yaml", apiYAML(port, upA.URL))
 	var logs testutil.SyncBuffer
@@ -299,7 +288,7 @@ func TestShutdownDrainsInFlightThenCloses(t *testing.T) {
 		fmt.Fprint(w, "finished")
 	}))
 	t.Cleanup(slow.Close)
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	dir := t.TempDir()
 	writeConfig(t, dir, "api.yaml", apiYAML(port, slow.URL))
 	var logs testutil.SyncBuffer
@@ -385,7 +374,7 @@ func TestStartFailureNamesThePartAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	dir := t.TempDir()
 	writeConfig(t, dir, "api.yaml", apiYAML(port, "http://127.0.0.1:9"))
 	var logs testutil.SyncBuffer
@@ -440,7 +429,7 @@ func TestFirstSnapshotRejectedByTheDataPlane(t *testing.T) {
 
 func TestBadDataPlaneFlagStartsNothing(t *testing.T) {
 	dir := t.TempDir()
-	writeConfig(t, dir, "api.yaml", apiYAML(freePort(t), "http://127.0.0.1:9"))
+	writeConfig(t, dir, "api.yaml", apiYAML(testutil.FreePort(t), "http://127.0.0.1:9"))
 	var logs testutil.SyncBuffer
 	o := testOptions(t, dir, &logs)
 	o.DataPlane = "nginx"
@@ -454,5 +443,44 @@ func TestBadDataPlaneFlagStartsNothing(t *testing.T) {
 	}
 	if a.pipeline != nil || a.adminAddr != "" {
 		t.Errorf("parts started for a bad flag: pipeline %v, admin %q", a.pipeline != nil, a.adminAddr)
+	}
+}
+
+// With the xDS data plane the Envoy check of a reload is the plane's own
+// translation (kept for the push): a change Envoy would refuse is still
+// rejected with the reason, the last good snapshot keeps being served over
+// ADS, and the next valid change is pushed.
+func TestXDSReloadRejectsWhatEnvoyWould(t *testing.T) {
+	dir := t.TempDir()
+	port := testutil.FreePort(t)
+	writeConfig(t, dir, "api.yaml", apiYAML(port, "http://127.0.0.1:9001"))
+	var logs testutil.SyncBuffer
+	o := testOptions(t, dir, &logs)
+	o.DataPlane, o.XDSAddress = "xds", "127.0.0.1:0"
+	ta := startAgent(t, o, &logs)
+	if st := ta.status(t); st.SnapshotVersion != 1 || st.DataPlane != "xds" {
+		t.Fatalf("status after start: %+v", st)
+	}
+	// Ten capture groups: the built-in proxy takes them, Envoy's rewrite does not.
+	writeConfig(t, dir, "api.yaml", strings.Replace(apiYAML(port, "http://127.0.0.1:9001"), "path: (/.*)", "path: /(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)", 1))
+	st := ta.waitReload(t, "failure", "file change")
+	if !strings.Contains(st.LastReload.Error, "envoy: ") || !strings.Contains(st.LastReload.Error, "at most 9") || st.SnapshotVersion != 1 {
+		t.Fatalf("Envoy-only error: %+v (snapshot %d)", st.LastReload, st.SnapshotVersion)
+	}
+	writeConfig(t, dir, "api.yaml", apiYAML(port, "http://127.0.0.1:9002"))
+	st = ta.waitReload(t, "recovered", "file change")
+	if st.SnapshotVersion != 2 {
+		t.Fatalf("after a valid change: snapshot %d, %+v", st.SnapshotVersion, st.LastReload)
+	}
+	p, ok := ta.a.plane.(*plane.Plane)
+	if !ok {
+		t.Fatalf("data plane %T, want *plane.Plane", ta.a.plane)
+	}
+	if res := p.XDS().Result(); res == nil || len(res.Envoy.Endpoints) != 1 ||
+		res.Envoy.Endpoints[0].GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress().GetPortValue() != 9002 {
+		t.Fatalf("pushed translation %+v, want the endpoint on port 9002", res)
+	}
+	if st := p.XDS().Status(); st.SnapshotVersion != 2 {
+		t.Fatalf("xds status %+v, want snapshot 2 pushed", st)
 	}
 }

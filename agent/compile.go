@@ -16,27 +16,40 @@ import (
 // data plane would. `flexgw validate` calls it too, so both accept and
 // reject exactly the same input.
 func Compile(dir string, version uint64) (*ir.Snapshot, error) {
-	return checkDataPlanes(snapshot.LoadDir(dir, version))
+	snap, err := snapshot.LoadDir(dir, version)
+	return checkDataPlanes(snap, err, checkEnvoy)
 }
 
 // CompileFiles is Compile for documents that do not come from a directory
 // (the Kubernetes source): the same checks, the same snapshot.
 func CompileFiles(files []config.File, version uint64) (*ir.Snapshot, error) {
-	return checkDataPlanes(snapshot.LoadFiles(files, version))
+	snap, err := snapshot.LoadFiles(files, version)
+	return checkDataPlanes(snap, err, checkEnvoy)
+}
+
+// checkEnvoy is the Envoy half of checkDataPlanes: the translation, made
+// to be thrown away.
+func checkEnvoy(snap *ir.Snapshot) error {
+	_, err := translate.Translate(snap, translate.Options{})
+	return err
 }
 
 // checkDataPlanes decides what the data planes themselves would refuse
 // (TLS contexts the built-in proxy cannot build, resources Envoy would
 // reject), so validate and run can never disagree. Both only read snap.
-func checkDataPlanes(snap *ir.Snapshot, err error) (*ir.Snapshot, error) {
+// envoyCheck is nil when the caller runs the Envoy check itself (see
+// Agent.load).
+func checkDataPlanes(snap *ir.Snapshot, err error, envoyCheck func(*ir.Snapshot) error) (*ir.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
 	if err := dataplane.Check(snap); err != nil {
 		return nil, err
 	}
-	if _, err := translate.Translate(snap, translate.Options{}); err != nil {
-		return nil, fmt.Errorf("envoy: %w", err)
+	if envoyCheck != nil {
+		if err := envoyCheck(snap); err != nil {
+			return nil, fmt.Errorf("envoy: %w", err)
+		}
 	}
 	return snap, nil
 }

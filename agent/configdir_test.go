@@ -57,7 +57,7 @@ func TestEmptyConfigDirServes(t *testing.T) {
 	}
 
 	up := upstream(t, "late")
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	writeConfig(t, dir, "api.yaml", apiYAML(port, up.URL))
 	ta.waitReload(t, "success", "file change")
 	if code, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/x", port)); code != 200 || body != "late /x" {
@@ -72,7 +72,7 @@ func TestEmptyConfigDirServes(t *testing.T) {
 // is reported as a recovery.
 func TestConfigDirAttacksKeepLastGood(t *testing.T) {
 	up := upstream(t, "up")
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	dir := t.TempDir()
 	writeConfig(t, dir, "10-api.yaml", apiYAML(port, up.URL))
 	writeConfig(t, dir, "20-auth.yaml", basicAuthBindingYAML("pw1"))

@@ -244,7 +244,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 	}
 
 	up := upstream(t, "up")
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	dir := t.TempDir()
 	write := func(broken bool) {
 		var b strings.Builder

@@ -111,7 +111,11 @@ func readConfigFile(path string) ([]byte, error) {
 	if err := checkRegular(fst); err != nil {
 		return nil, err
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	// Sized from fstat: io.ReadAll's doubling made two to three times the
+	// file in garbage on every read (the watcher reads the directory on
+	// each poll). A file that grew since is still read to its end.
+	data := make([]byte, 0, min(fst.Size(), MaxFileSize)+1)
+	data, err = readAllInto(data, io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("cannot read: %s", pathErrText(err))
 	}
@@ -119,6 +123,23 @@ func readConfigFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("larger than the %d MiB limit for one configuration file", MaxFileSize>>20)
 	}
 	return data, nil
+}
+
+// readAllInto is io.ReadAll appending to buf.
+func readAllInto(buf []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 func checkRegular(st fs.FileInfo) error {

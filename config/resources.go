@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -118,15 +119,7 @@ func (d *decoder) routeOptions(r *Route, cf map[string]field, path string) {
 	if f, ok := cf["timeout"]; ok {
 		r.Timeout, _ = d.duration(f.value, path+".timeout")
 	}
-	if f, ok := cf["retries"]; ok {
-		if v, ok := d.integer(f.value, path+".retries"); ok {
-			if v < 0 || v > 10 {
-				d.errorf(f.value, path+".retries", "must be between 0 and 10, got %d", v)
-			} else {
-				r.Retries = v
-			}
-		}
-	}
+	d.intIn(cf, path, "retries", 0, 10, &r.Retries, "")
 }
 
 func (d *decoder) destinationPath(n *yaml.Node, path string) string {
@@ -276,42 +269,13 @@ func (d *decoder) healthCheck(n *yaml.Node, path string) *HealthCheck {
 			}
 		}
 	}
-	if f, ok := fs["interval"]; ok {
-		if v, ok := d.duration(f.value, path+".interval"); ok {
-			if v <= 0 {
-				d.errorf(f.value, path+".interval", "must be positive")
-			} else {
-				h.Interval = v
-			}
-		}
-	}
-	if f, ok := fs["timeout"]; ok {
-		if v, ok := d.duration(f.value, path+".timeout"); ok {
-			if v <= 0 {
-				d.errorf(f.value, path+".timeout", "must be positive")
-			} else {
-				h.Timeout = v
-			}
-		}
-	}
+	d.positiveDuration(fs, path, "interval", &h.Interval)
+	d.positiveDuration(fs, path, "timeout", &h.Timeout)
 	if h.Timeout > h.Interval {
 		d.errorf(n, path+".timeout", "%v is longer than the interval %v; a check must end before the next one starts", h.Timeout, h.Interval)
 	}
-	for _, name := range []string{"healthyThreshold", "unhealthyThreshold"} {
-		dst := &h.HealthyThreshold
-		if name == "unhealthyThreshold" {
-			dst = &h.UnhealthyThreshold
-		}
-		if f, ok := fs[name]; ok {
-			if v, ok := d.integer(f.value, path+"."+name); ok {
-				if v < 1 {
-					d.errorf(f.value, path+"."+name, "must be at least 1, got %d", v)
-				} else {
-					*dst = v
-				}
-			}
-		}
-	}
+	d.intIn(fs, path, "healthyThreshold", 1, -1, &h.HealthyThreshold, "")
+	d.intIn(fs, path, "unhealthyThreshold", 1, -1, &h.UnhealthyThreshold, "")
 	for i, s := range d.seq(fs["expectedStatuses"].value, path+".expectedStatuses") {
 		sp := fmt.Sprintf("%s.expectedStatuses[%d]", path, i)
 		if v, ok := d.integer(s, sp); ok {
@@ -330,32 +294,44 @@ func (d *decoder) passiveHealth(p *PassiveHealth, n *yaml.Node, path string) {
 	if f, ok := fs["enabled"]; ok {
 		p.Enabled, _ = d.boolean(f.value, path+".enabled")
 	}
-	if f, ok := fs["consecutiveFailures"]; ok {
-		if v, ok := d.integer(f.value, path+".consecutiveFailures"); ok {
-			if v < 1 {
-				d.errorf(f.value, path+".consecutiveFailures", "must be at least 1, got %d (set enabled: false to turn passive health off)", v)
-			} else {
-				p.ConsecutiveFailures = v
-			}
+	d.intIn(fs, path, "consecutiveFailures", 1, -1, &p.ConsecutiveFailures, " (set enabled: false to turn passive health off)")
+	d.positiveDuration(fs, path, "ejectionTime", &p.EjectionTime)
+	d.intIn(fs, path, "maxEjectionPercent", 0, 100, &p.MaxEjectionPercent, "")
+}
+
+// positiveDuration sets *dst from the duration field name of fs when it is
+// there and above zero; anything else is reported at path.name.
+func (d *decoder) positiveDuration(fs map[string]field, path, name string, dst *time.Duration) {
+	f, ok := fs[name]
+	if !ok {
+		return
+	}
+	if v, ok := d.duration(f.value, path+"."+name); ok {
+		if v <= 0 {
+			d.errorf(f.value, path+"."+name, "must be positive")
+		} else {
+			*dst = v
 		}
 	}
-	if f, ok := fs["ejectionTime"]; ok {
-		if v, ok := d.duration(f.value, path+".ejectionTime"); ok {
-			if v <= 0 {
-				d.errorf(f.value, path+".ejectionTime", "must be positive")
-			} else {
-				p.EjectionTime = v
-			}
-		}
+}
+
+// intIn sets *dst from the integer field name of fs when it is there and
+// within lo..hi (hi < 0: no upper bound); anything else is reported at
+// path.name, with hint after the reason.
+func (d *decoder) intIn(fs map[string]field, path, name string, lo, hi int, dst *int, hint string) {
+	f, ok := fs[name]
+	if !ok {
+		return
 	}
-	if f, ok := fs["maxEjectionPercent"]; ok {
-		if v, ok := d.integer(f.value, path+".maxEjectionPercent"); ok {
-			if v < 0 || v > 100 {
-				d.errorf(f.value, path+".maxEjectionPercent", "must be between 0 and 100, got %d", v)
-			} else {
-				p.MaxEjectionPercent = v
-			}
-		}
+	v, ok := d.integer(f.value, path+"."+name)
+	switch {
+	case !ok:
+	case hi < 0 && v < lo:
+		d.errorf(f.value, path+"."+name, "must be at least %d, got %d%s", lo, v, hint)
+	case hi >= 0 && (v < lo || v > hi):
+		d.errorf(f.value, path+"."+name, "must be between %d and %d, got %d%s", lo, hi, v, hint)
+	default:
+		*dst = v
 	}
 }
 

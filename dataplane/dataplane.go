@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -54,7 +55,10 @@ type Options struct {
 	// reset within H2ResetWindow, by the client or by the server for a
 	// protocol error the client caused, when they are over half the
 	// streams it opened (rapid reset, MadeYouReset; see
-	// internal/h2guard). Defaults 200 and 10s.
+	// internal/h2guard). Defaults 200 and 10s. For H2ResetWindow after
+	// a connection tripped, new HTTP/2 connections from the same client
+	// address are closed before a stream is served, so reconnecting does
+	// not buy a fresh budget.
 	H2MaxResets   int
 	H2ResetWindow time.Duration
 	// EscapedSlashes is what %2F and %5C in a request path do (Envoy's
@@ -83,6 +87,10 @@ type DataPlane struct {
 	hijackMu sync.Mutex
 	hijacked map[net.Conn]struct{}
 	tunnels  sync.WaitGroup
+
+	// h2Penalty keeps the addresses of clients whose HTTP/2 connections
+	// tripped the reset guard.
+	h2Penalty *h2guard.Penalty
 }
 
 // listener is one bound address and its server.
@@ -137,6 +145,7 @@ func New(opts Options) *DataPlane {
 		listeners: map[string]*listener{},
 		services:  map[string]*service{},
 		hijacked:  map[net.Conn]struct{}{},
+		h2Penalty: h2guard.NewPenalty(opts.H2ResetWindow),
 	}
 	dp.table.Store(&table{listeners: map[string]*lnRoutes{}})
 	return dp
@@ -329,9 +338,15 @@ func (dp *DataPlane) bind(l *ir.Listener, tc *tls.Config) (*listener, error) {
 // h2Guard wraps an HTTP/2 connection in the reset counter.
 func (dp *DataPlane) h2Guard(c net.Conn, listener string) net.Conn {
 	remote := c.RemoteAddr().String()
+	var client netip.Addr
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		client = ta.AddrPort().Addr().Unmap()
+	}
 	return h2guard.New(c, h2guard.Options{
 		MaxResets: dp.opts.H2MaxResets,
 		Window:    dp.opts.H2ResetWindow,
+		Penalty:   dp.h2Penalty,
+		Client:    client,
 		OnTrip: func(resets, streams int) {
 			dp.log.Warn("HTTP/2 connection closed: too many stream resets (rapid reset)",
 				"listener", listener, "remote", remote, "resets", resets, "streams", streams)

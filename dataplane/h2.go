@@ -65,6 +65,9 @@ func (dp *DataPlane) forwardH2(st *reqState, w http.ResponseWriter, r *http.Requ
 	}
 	out.ContentLength = r.ContentLength
 	out.Host = ep.host
+	if len(st.dispatch) > 0 {
+		st.runDispatch(r, ep, prefix)
+	}
 	connHdr := r.Header["Connection"]
 	for k, vv := range r.Header {
 		if skipRequestHeaders[k] || connectionListed(connHdr, k) {

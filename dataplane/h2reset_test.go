@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -83,12 +84,24 @@ func (h *h2Client) readUntilClosed() (goAway *http2.GoAwayFrame, err error) {
 	}
 }
 
+// afterPath is the path TestSecurityH2ResetReconnect asks for after the
+// attack, counted apart from the attack's own late arrivals.
+const afterPath = "/public/after"
+
 // h2ResetGateway serves /public on plain HTTP (h2c) and HTTPS, counting
-// what reaches the upstream.
+// what reaches the upstream (and, in after, requests for afterPath).
 func h2ResetGateway(t *testing.T) (g *gateway, tlsAddr string, dispatched *atomic.Int64) {
-	dispatched = new(atomic.Int64)
+	g, tlsAddr, dispatched, _ = h2ResetGatewayAfter(t)
+	return g, tlsAddr, dispatched
+}
+
+func h2ResetGatewayAfter(t *testing.T) (g *gateway, tlsAddr string, dispatched, after *atomic.Int64) {
+	dispatched, after = new(atomic.Int64), new(atomic.Int64)
 	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
 		dispatched.Add(1)
+		if strings.HasSuffix(r.URL.Path, "/after") { // the API may strip its base path
+			after.Add(1)
+		}
 		io.WriteString(w, "ok")
 	})
 	certPEM, keyPEM, _ := selfSigned(t)
@@ -99,7 +112,7 @@ func h2ResetGateway(t *testing.T) (g *gateway, tlsAddr string, dispatched *atomi
 		APIs: s.Listeners[0].APIs,
 	})
 	g = startGateway(t, s)
-	return g, g.dp.Addr("127.0.0.2:0"), dispatched
+	return g, g.dp.Addr("127.0.0.2:0"), dispatched, after
 }
 
 // TestSecurityH2Resets: a client that resets its streams at once (rapid
@@ -108,7 +121,6 @@ func h2ResetGateway(t *testing.T) (g *gateway, tlsAddr string, dispatched *atomi
 // a closed connection after the 200 resets a connection may make in 10 s,
 // over h2c and over TLS; few of its streams reach the upstream.
 func TestSecurityH2Resets(t *testing.T) {
-	g, tlsAddr, dispatched := h2ResetGateway(t)
 	const streams = 5000
 	for _, tc := range []struct {
 		name   string
@@ -131,11 +143,17 @@ func TestSecurityH2Resets(t *testing.T) {
 	} {
 		for _, useTLS := range []bool{false, true} {
 			name := tc.name + "/h2c"
-			addr := g.addr
 			if useTLS {
-				name, addr = tc.name+"/tls", tlsAddr
+				name = tc.name + "/tls"
 			}
 			t.Run(name, func(t *testing.T) {
+				// A gateway each: a trip penalises the client address
+				// (TestSecurityH2ResetReconnect).
+				g, tlsAddr, dispatched := h2ResetGateway(t)
+				addr := g.addr
+				if useTLS {
+					addr = tlsAddr
+				}
 				before := dispatched.Load()
 				h := dialH2(t, addr, useTLS)
 				sent := make(chan int, 1)
@@ -224,5 +242,93 @@ func TestH2ResetsWithinLimits(t *testing.T) {
 				t.Fatalf("after %d streams (%d resets): %v", i, (i+2)/3, err)
 			}
 		}
+	}
+}
+
+// TestSecurityH2ResetReconnect: a client whose connection was closed for
+// rapid reset cannot reconnect for a fresh budget. For the reset window
+// its new HTTP/2 connections, h2c or TLS, are closed before any stream
+// reaches the upstream; another client address is served as before.
+func TestSecurityH2ResetReconnect(t *testing.T) {
+	g, tlsAddr, _, after := h2ResetGatewayAfter(t)
+	h := dialH2(t, g.addr, false)
+	go func() {
+		for i := 0; i < 5000; i++ {
+			id, err := h.headers("/public/a", true)
+			if err == nil {
+				err = h.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	if _, err := h.readUntilClosed(); err == nil {
+		t.Fatal("the attack's connection was not closed")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the attack's connection was not closed")
+	}
+	// The attacker's address reconnects and asks for 50 plain requests;
+	// write errors are fine (the gateway may close first).
+	for _, useTLS := range []bool{false, true} {
+		var c net.Conn
+		var err error
+		if useTLS {
+			c, err = tls.Dial("tcp", tlsAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+		} else {
+			c, err = net.Dial("tcp", g.addr)
+		}
+		if err != nil {
+			continue // refused during the handshake: nothing served either
+		}
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		h := &h2Client{t: t, c: c, fr: http2.NewFramer(c, c), scheme: "http", next: 1}
+		if useTLS {
+			h.scheme = "https"
+		}
+		if _, err := io.WriteString(c, http2.ClientPreface); err == nil && h.fr.WriteSettings() == nil {
+			for i := 0; i < 50; i++ {
+				if _, err := h.headers(afterPath, true); err != nil {
+					break
+				}
+			}
+		}
+		for {
+			f, err := h.fr.ReadFrame()
+			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					t.Fatalf("tls=%v: the penalised client's new connection stayed open", useTLS)
+				}
+				break
+			}
+			if hf, ok := f.(*http2.HeadersFrame); ok {
+				t.Fatalf("tls=%v: the penalised client got a response on stream %d", useTLS, hf.StreamID)
+			}
+		}
+		c.Close()
+	}
+	if d := after.Load(); d != 0 {
+		t.Errorf("%d requests of the penalised client reached the upstream", d)
+	}
+	// Another address is not penalised.
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}}
+	c, err := d.Dial("tcp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: nil}
+	cc, err := tr.NewClientConn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+g.addr+afterPath, nil)
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("another client address: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || after.Load() != 1 {
+		t.Fatalf("another client address: status %d, %d upstream requests", resp.StatusCode, after.Load())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,12 +73,15 @@ type reqState struct {
 	// request context like the state itself (policy.AuthKey).
 	auth policy.AuthSlot
 
-	hdr     http.Header // upstream response head, reused
-	extra   []string    // headers added by the UpstreamAttempt hook (k, v pairs)
-	setHdr  func(k, v string)
-	sw      statusWriter
-	chunked h1.ChunkedReader
-	up      h1.Response
+	hdr   http.Header // upstream response head, reused
+	extra []string    // headers added by the UpstreamAttempt hook (k, v pairs)
+	// dispatch are the policies' hooks on the request as it leaves
+	// (policy.OnDispatch), run per attempt.
+	dispatch []policy.DispatchHook
+	setHdr   func(k, v string)
+	sw       statusWriter
+	chunked  h1.ChunkedReader
+	up       h1.Response
 	// idleConn and idleUntil arm the stream idle timeout while a response
 	// body is relayed: before each wait for the upstream the read deadline
 	// becomes the sooner of the route deadline and now + stream idle.
@@ -109,8 +113,9 @@ var statePool = sync.Pool{New: func() any {
 
 func (st *reqState) addExtra(k, v string) { st.extra = append(st.extra, k, v) }
 
-// Value makes reqState a context whose stateKey and policy.RecorderKey
-// are itself and whose policy.AuthKey is its auth slot.
+// Value makes reqState a context whose stateKey, policy.RecorderKey and
+// policy.DispatcherKey are itself and whose policy.AuthKey is its auth
+// slot.
 func (st *reqState) Value(k any) any {
 	if v := st.value(k); v != nil {
 		return v
@@ -121,12 +126,48 @@ func (st *reqState) Value(k any) any {
 // value answers the keys the request state owns, or nil.
 func (st *reqState) value(k any) any {
 	switch k.(type) {
-	case stateKey, policy.RecorderKey:
+	case stateKey, policy.RecorderKey, policy.DispatcherKey:
 		return st
 	case policy.AuthKey:
 		return &st.auth
 	}
 	return nil
+}
+
+// OnDispatch implements policy.Dispatcher.
+func (st *reqState) OnDispatch(h policy.DispatchHook) { st.dispatch = append(st.dispatch, h) }
+
+// runDispatch runs the dispatch hooks for one attempt on the request as
+// it is about to be written (path after rewrites, the endpoint's host,
+// the headers forwarded as they are) and sets the headers they return on
+// r, so the writer sends them.
+func (st *reqState) runDispatch(r *http.Request, ep *endpoint, prefix string) {
+	var pb strings.Builder
+	writeUpstreamPath(&pb, st, prefix, r)
+	scheme := "http"
+	if ep.svc.cfg.Protocol == ir.HTTPS {
+		scheme = "https"
+	}
+	up := &policy.UpstreamRequest{Method: r.Method, Scheme: scheme, Host: ep.host, Path: pb.String(), Header: make(http.Header, len(r.Header)), ContentLength: r.ContentLength}
+	if r.URL.RawQuery != "" {
+		up.RawQuery = requestQuery(r)
+	}
+	if hasNoBody(r) {
+		up.ContentLength = 0
+	}
+	connHdr := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if !skipRequestHeaders[k] && !connectionListed(connHdr, k) && !setByHook(st.extra, k) {
+			up.Header[k] = vv
+		}
+	}
+	for _, h := range st.dispatch {
+		for k, vs := range h(up) {
+			k = http.CanonicalHeaderKey(k)
+			r.Header[k] = vs
+			up.Header[k] = vs
+		}
+	}
 }
 
 // Decide implements policy.Recorder: a denial wins over any other outcome.

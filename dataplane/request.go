@@ -132,6 +132,9 @@ func connectionListed(conn []string, key string) bool {
 // outbound http.Request is built. bodyStarted reports whether any body
 // byte was consumed from the client (after which a retry is impossible).
 func (dp *DataPlane) writeRequest(st *reqState, c *upConn, ep *endpoint, prefix string, r *http.Request, upgrade bool) (bodyStarted bool, err error) {
+	if len(st.dispatch) > 0 {
+		st.runDispatch(r, ep, prefix)
+	}
 	bw := c.bw
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')

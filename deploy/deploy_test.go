@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 // Version flags of the binary the tests build with `make build`: the
@@ -338,7 +339,7 @@ func TestUnitSystemCallFilterAllowsFlexgw(t *testing.T) {
 	allowed := unitSyscalls(t)
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "upstream") }))
 	defer backend.Close()
-	gw, admin := freePort(t), freePort(t)
+	gw, admin := testutil.FreePort(t), testutil.FreePort(t)
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
 kind: ApiInstance
@@ -442,16 +443,6 @@ func waitUntil(t *testing.T, what string, exited chan error, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 var traceLine = regexp.MustCompile(`^(\d+)\s+(?:<\.\.\. )?([a-z0-9_]+)(?:\(| resumed>)`)

@@ -545,12 +545,31 @@ func (c *compiler) configuration(snap *Snapshot, cfg *config.Configuration) {
 // hashSnapshot hashes the canonical JSON of the snapshot's content (not its
 // version or time) plus the secrets JSON leaves out, so a changed password
 // or certificate is a changed snapshot.
+//
+// The JSON is streamed into the hash a listener, an API and a service at a
+// time: marshalling a large configuration whole (5 MB for 1,000 APIs) made
+// a buffer of that size, and its growth copies, on every reload.
 func hashSnapshot(s *Snapshot) string {
 	cp := *s
 	cp.Version, cp.Hash, cp.CreatedAt = 0, "", time.Time{}
+	cp.Listeners, cp.Services = nil, nil
 	h := sha256.New()
-	b, _ := json.Marshal(&cp) // plain data: cannot fail
-	h.Write(b)
+	enc := json.NewEncoder(h) // each value's JSON ends in a newline
+	// plain data: encoding cannot fail
+	_ = enc.Encode(&cp)
+	for _, l := range s.Listeners {
+		lc := *l
+		lc.APIs = nil
+		_ = enc.Encode(&lc)
+		fmt.Fprintf(h, "apis %d\n", len(l.APIs))
+		for _, a := range l.APIs {
+			_ = enc.Encode(a)
+		}
+	}
+	fmt.Fprintf(h, "services %d\n", len(s.Services))
+	for _, svc := range s.Services {
+		_ = enc.Encode(svc)
+	}
 	secret := func(parts ...string) {
 		for _, p := range parts {
 			fmt.Fprintf(h, "%d:%s", len(p), p)

@@ -31,16 +31,39 @@ import (
 // lambdaConfig is native-aws-lambda's configuration, as Flex's AWS Lambda
 // page lists it.
 type lambdaConfig struct {
-	ARN                string `json:"arn"`
-	PayloadPassthrough bool   `json:"payloadPassthrough"`
-	InvocationMode     string `json:"invocationMode"`
-	AuthenticationMode string `json:"authenticationMode"`
-	CredentialProfile  string `json:"credentialProfile"`
-	Credentials        *struct {
-		AccessKeyID     string `json:"accessKeyId"`
-		SecretAccessKey string `json:"secretAccessKey"`
-		SessionToken    string `json:"sessionToken"`
-	} `json:"credentials"`
+	ARN                string   `json:"arn"`
+	PayloadPassthrough bool     `json:"payloadPassthrough"`
+	InvocationMode     string   `json:"invocationMode"`
+	AuthenticationMode string   `json:"authenticationMode"`
+	CredentialProfile  string   `json:"credentialProfile"`
+	Credentials        *awsKeys `json:"credentials"`
+}
+
+// awsKeys are inline AWS credentials, as the AWS policies spell them.
+type awsKeys struct {
+	AccessKeyID     string `json:"accessKeyId"`
+	SecretAccessKey string `json:"secretAccessKey"`
+	SessionToken    string `json:"sessionToken"`
+}
+
+// awsCredentials is an AWS policy's credential source: static keys when
+// set, else the profile of a credentials file when profile is set (path
+// "" is the SDKs' file, re-read when it changes), else the default chain.
+func awsCredentials(static *aws.Credentials, path, profile string) func() (aws.Credentials, error) {
+	if static != nil {
+		c := *static
+		return func() (aws.Credentials, error) { return c, nil }
+	}
+	f := &credentialsFile{}
+	if profile != "" {
+		return func() (aws.Credentials, error) {
+			if path == "" {
+				return f.get(sharedCredentialsPath(), profile)
+			}
+			return f.get(path, profile)
+		}
+	}
+	return func() (aws.Credentials, error) { return defaultCredentials(f) }
 }
 
 // Authentication modes: Envoy's aws_lambda filter takes inline
@@ -203,17 +226,7 @@ func (d awsLambda) Build(env Env, p *ir.Policy) (Middleware, error) {
 		log = slog.Default()
 	}
 	inv := &lambdaInvoker{c: c, base: base, client: client, signer: v4.NewSigner(), log: log.With("component", "policy", "policy", d.Name(), "binding", p.Binding)}
-	switch c.mode {
-	case lambdaAuthCredentials:
-		static := *c.static
-		inv.creds = func() (aws.Credentials, error) { return static, nil }
-	case lambdaAuthProfile:
-		f := &credentialsFile{}
-		inv.creds = func() (aws.Credentials, error) { return f.get(sharedCredentialsPath(), c.profile) }
-	default:
-		f := &credentialsFile{}
-		inv.creds = func() (aws.Credentials, error) { return defaultCredentials(f) }
-	}
+	inv.creds = awsCredentials(c.static, "", c.profile)
 	return func(http.Handler) http.Handler { return inv }, nil
 }
 

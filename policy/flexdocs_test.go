@@ -88,7 +88,7 @@ var issue13Policies = map[string]bool{
 	"json-threat-protection-flex": true, "xml-threat-protection-flex": true,
 	"stream-idle-timeout-flex": true, "idle-timeout-flex": true, "tracing-flex": true, "http-caching-flex": true,
 	"oauth2-token-introspection-flex": true, "openidconnect-access-token-enforcement-flex": true, "ldap-authentication-flex": true,
-	"native-ext-authz-flex": true, "native-ext-proc-flex": true, "spec-validation-flex": true, "native-aws-lambda": true,
+	"native-ext-authz-flex": true, "native-ext-proc-flex": true, "spec-validation-flex": true, "native-aws-lambda": true, "native-aws-signature-flex": true,
 }
 
 // TestDocsPolicySnippets: every ```yaml block starting with "config:" under

@@ -16,6 +16,7 @@ import (
 
 	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/internal/slapdtest"
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 )
@@ -117,22 +118,10 @@ func TestLDAPAuthentication(t *testing.T) {
 	}
 }
 
-// TestLDAPAuthenticationDirectoryDown: nothing listens; requests are
-// refused, none reaches the upstream.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func TestLDAPAuthenticationDirectoryDown(t *testing.T) {
 	up := policytest.NewUpstream(t)
 	g := policytest.NewGateway(t, policy.Env{}, up, policytest.Policy("ldap-authentication-flex", map[string]any{
-		"ldapServerURL": fmt.Sprintf("ldap://127.0.0.1:%d", freePort(t)), "ldapServerUserDn": "cn=search," + slapdtest.Suffix,
+		"ldapServerURL": fmt.Sprintf("ldap://127.0.0.1:%d", testutil.FreePort(t)), "ldapServerUserDn": "cn=search," + slapdtest.Suffix,
 		"ldapServerUserPassword": "x", "ldapSearchBase": slapdtest.Suffix,
 	}))
 	policytest.WantStatus(t, g.Get(t, "/", basic("jane", "jane-secret")...), 401)

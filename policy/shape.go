@@ -255,6 +255,24 @@ func parseCircuitBreaker(raw json.RawMessage) (*ir.CircuitBreaker, error) {
 	return cb, nil
 }
 
+// routeShapers are the config-shaping policies that, bound to an API, set
+// one field of each of its routes: each reads its configuration once and
+// returns the setter.
+var routeShapers = map[string]func(json.RawMessage) (func(*ir.Route), error){
+	"response-timeout-flex": func(raw json.RawMessage) (func(*ir.Route), error) {
+		d, err := parseTimeout(raw)
+		return func(r *ir.Route) { r.Timeout = d }, err
+	},
+	"tracing-flex": func(raw json.RawMessage) (func(*ir.Route), error) {
+		o, err := parseTracingPolicy(raw)
+		return func(r *ir.Route) { r.Tracing = o }, err
+	},
+	"stream-idle-timeout-flex": func(raw json.RawMessage) (func(*ir.Route), error) {
+		d, err := parseStreamIdle(raw)
+		return func(r *ir.Route) { r.StreamIdleTimeout = d }, err
+	},
+}
+
 // Shape applies the config-shaping policies of s to s itself, and moves
 // every cors-flex binding to CORSOrder (first in the chain): `tls` on an
 // API sets its listener's TLS, `tls-outbound` and `circuit-breaker-flex`
@@ -310,32 +328,18 @@ func Shape(s *ir.Snapshot) error {
 							fail(p, err)
 						}
 					}
-				case "response-timeout-flex":
-					d, err := parseTimeout(p.Config)
+				default:
+					shape, ok := routeShapers[p.Name]
+					if !ok {
+						continue
+					}
+					set, err := shape(p.Config)
 					if err != nil {
 						fail(p, err)
 						continue
 					}
 					for _, r := range a.Routes {
-						r.Timeout = d
-					}
-				case "tracing-flex":
-					o, err := parseTracingPolicy(p.Config)
-					if err != nil {
-						fail(p, err)
-						continue
-					}
-					for _, r := range a.Routes {
-						r.Tracing = o
-					}
-				case "stream-idle-timeout-flex":
-					d, err := parseStreamIdle(p.Config)
-					if err != nil {
-						fail(p, err)
-						continue
-					}
-					for _, r := range a.Routes {
-						r.StreamIdleTimeout = d
+						set(r)
 					}
 				}
 			}

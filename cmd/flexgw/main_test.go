@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/agent"
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 // flexgw runs the command in process and returns its exit status, stdout
@@ -163,7 +163,7 @@ func TestNotFlexgw(t *testing.T) {
 	defer other.Close()
 	html := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "<html>hello</html>") }))
 	defer html.Close()
-	closed := "127.0.0.1:" + fmt.Sprint(freePort(t))
+	closed := "127.0.0.1:" + fmt.Sprint(testutil.FreePort(t))
 	for _, admin := range []string{other.URL, html.URL, closed} {
 		for _, args := range [][]string{{"top", "--once"}, {"top", "--once", "-o", "json"}, {"status"}, {"status", "-o", "json"}, {"config", "dump"}} {
 			args = append(args, "--admin", admin)
@@ -182,28 +182,18 @@ func TestNotFlexgw(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestAgainstAgent: status, config dump and top --once -o json read a real
 // agent's admin API (token required).
 func TestAgainstAgent(t *testing.T) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer upstream.Close()
 	dir := t.TempDir()
-	gw := freePort(t)
+	gw := testutil.FreePort(t)
 	cfg := fmt.Sprintf("apiVersion: gateway.mulesoft.com/v1alpha1\nkind: ApiInstance\nmetadata:\n  name: orders\nspec:\n  address: http://127.0.0.1:%d\n  services:\n    up:\n      address: %s\n", gw, upstream.URL)
 	if err := os.WriteFile(filepath.Join(dir, "orders.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	admin := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -141,6 +141,10 @@ func (p *Plane) Start(ctx context.Context) error {
 // keeps serving (see xds.Server.Push).
 func (p *Plane) Apply(s *ir.Snapshot) error { return p.xds.Push(s) }
 
+// Check refuses a snapshot Envoy would not take; the translation it made
+// serves the Apply of the same snapshot (see xds.Server.Check).
+func (p *Plane) Check(s *ir.Snapshot) error { return p.xds.Check(s) }
+
 // WaitReady waits for the supervised Envoy's /ready (immediately true in
 // xds mode).
 func (p *Plane) WaitReady(ctx context.Context) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,29 +23,7 @@ import (
 // here), which also plays Envoy's ADS client when FAKE_ENVOY_ADS is set.
 var fakeEnvoy string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "fakeenvoy-")
-	if err != nil {
-		panic(err)
-	}
-	if fakeEnvoy, err = testutil.FakeEnvoy(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func TestMain(m *testing.M) { testutil.FakeEnvoyMain(m, &fakeEnvoy) }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -100,7 +77,7 @@ func TestEnvoyModeEndToEnd(t *testing.T) {
 	t.Setenv("FAKE_ENVOY_ADS", "1")
 	p, err := New(Options{
 		Mode: ModeEnvoy, XDSAddress: "127.0.0.1:0", EnvoyPath: fakeEnvoy,
-		Bootstrap: envoy.BootstrapOptions{NodeID: "e2e-envoy", AdminAddress: freeAddr(t)},
+		Bootstrap: envoy.BootstrapOptions{NodeID: "e2e-envoy", AdminAddress: testutil.FreeAddr(t)},
 		Logger:    slog.New(slog.DiscardHandler),
 		Supervisor: func(o *supervisor.Options) {
 			o.PollInterval = 10 * time.Millisecond

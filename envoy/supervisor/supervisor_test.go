@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,19 +19,7 @@ import (
 // fakeEnvoy is the stand-in binary built once for the package's tests.
 var fakeEnvoy string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "fakeenvoy-")
-	if err != nil {
-		panic(err)
-	}
-	if fakeEnvoy, err = testutil.FakeEnvoy(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.FakeEnvoyMain(m, &fakeEnvoy) }
 
 // logRecorder is a slog.Handler that keeps every record for assertions.
 type logRecorder struct {
@@ -78,16 +65,6 @@ func (h *logRecorder) find(component, substr string) (logRec, bool) {
 	return logRec{}, false
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -112,7 +89,7 @@ func events(t *testing.T, path string) []string {
 // bootstrap from envoy.Bootstrap.
 func newSupervisor(t *testing.T, rec *logRecorder, tweak func(*Options)) (*Supervisor, string) {
 	t.Helper()
-	admin := freeAddr(t)
+	admin := testutil.FreeAddr(t)
 	bs, err := envoy.Bootstrap(envoy.BootstrapOptions{NodeID: "test", AdminAddress: admin})
 	if err != nil {
 		t.Fatal(err)

@@ -394,3 +394,55 @@ func TestCloseTwice(t *testing.T) {
 		}
 	}
 }
+
+// Check refuses what Push would, and its translation serves the Push of
+// the same snapshot (a reload translates once), never the Push of another.
+func TestCheckThenPush(t *testing.T) {
+	srv, addr := startServer(t)
+	endpointPort := func() uint32 {
+		t.Helper()
+		eps := srv.Result().Envoy.Endpoints
+		if len(eps) != 1 {
+			t.Fatalf("endpoints %v", eps)
+		}
+		return eps[0].GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress().GetPortValue()
+	}
+	bad := snapshotWith(1, 9001)
+	bad.Services[0].Endpoints = nil
+	if err := srv.Check(bad); err == nil || !strings.Contains(err.Error(), `cluster "default/svc"`) {
+		t.Fatalf("Check(bad) = %v, want an error naming the cluster", err)
+	}
+	if st := srv.Status(); st.Version != "" {
+		t.Fatalf("a check pushed: %+v", st)
+	}
+
+	// Checked one snapshot, pushed another: the pushed one is served.
+	if err := srv.Check(snapshotWith(2, 9002)); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Push(snapshotWith(3, 9003)); err != nil {
+		t.Fatal(err)
+	}
+	if p := endpointPort(); p != 9003 {
+		t.Fatalf("served endpoint port %d, want 9003 (the pushed snapshot, not the checked one)", p)
+	}
+
+	// Checked then pushed: the check's translation is what is served,
+	// without the proxyless resources no gRPC client asked for.
+	next := snapshotWith(4, 9004)
+	if err := srv.Check(next); err != nil {
+		t.Fatal(err)
+	}
+	checked := srv.checked.res
+	if err := srv.Push(next); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Result() != checked || endpointPort() != 9004 || len(srv.Result().GRPC.Listeners) != 0 {
+		t.Fatalf("push after check: result %p (checked %p), port %d, %d gRPC listeners", srv.Result(), checked, endpointPort(), len(srv.Result().GRPC.Listeners))
+	}
+	c := newADSClient(t, addr, "envoy-after-check")
+	c.send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType})
+	if r := c.recv(); r.VersionInfo != "2" {
+		t.Fatalf("client got version %q, want 2", r.VersionInfo)
+	}
+}

@@ -76,6 +76,9 @@ type Server struct {
 	grpcWanted bool
 	// lastIR is the last accepted IR snapshot. Guarded by pushMu.
 	lastIR *ir.Snapshot
+	// checked is Check's translation, kept for the Push of the same
+	// snapshot so a reload translates once. Guarded by pushMu.
+	checked checkedSnapshot
 
 	mu sync.Mutex
 	// grpcActive records that activation has been requested. Guarded by mu.
@@ -174,17 +177,53 @@ func nodeGroup(node *corev3.Node) string {
 	return GroupEnvoy
 }
 
-// Push translates snap and, when it translates, makes it the snapshot of
-// every node with a new version. On error the previous snapshot stays and
-// the error names the resource at fault.
+// checkedSnapshot is a snapshot and its translation.
+type checkedSnapshot struct {
+	snap *ir.Snapshot
+	res  *translate.Result
+}
+
+// Check translates snap as Push would, the proxyless gRPC resources
+// included whether or not a gRPC client is connected, so it refuses
+// exactly what `flexgw validate` refuses. The translation is kept for a
+// following Push of the same snapshot: without it a reload translated
+// twice (the check, then the push), and the discarded copy, live beside
+// the served one, set the agent's peak memory.
+func (s *Server) Check(snap *ir.Snapshot) error {
+	s.pushMu.Lock()
+	defer s.pushMu.Unlock()
+	s.checked = checkedSnapshot{}
+	res, err := translate.Translate(snap, s.opts.Translate)
+	if err != nil {
+		return err
+	}
+	s.checked = checkedSnapshot{snap: snap, res: res}
+	return nil
+}
+
+// Push translates snap (or takes Check's translation of it) and, when it
+// translates, makes it the snapshot of every node with a new version. On
+// error the previous snapshot stays and the error names the resource at
+// fault.
 func (s *Server) Push(snap *ir.Snapshot) error {
 	s.pushMu.Lock()
 	defer s.pushMu.Unlock()
-	opts := s.opts.Translate
-	opts.SkipGRPC = !s.grpcWanted
-	res, err := translate.Translate(snap, opts)
-	if err != nil {
-		return s.pushFailed(snap, err)
+	res := s.checked.res
+	if s.checked.snap != snap {
+		res = nil
+	}
+	s.checked = checkedSnapshot{}
+	if res == nil {
+		opts := s.opts.Translate
+		opts.SkipGRPC = !s.grpcWanted
+		var err error
+		if res, err = translate.Translate(snap, opts); err != nil {
+			return s.pushFailed(snap, err)
+		}
+	} else if !s.grpcWanted {
+		// No proxyless client yet: the check's gRPC resources are not
+		// served, so they are not kept either (activateGRPC builds them).
+		res.GRPC = translate.Resources{}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

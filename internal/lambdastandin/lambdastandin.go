@@ -1,10 +1,12 @@
 // Package lambdastandin is a stand-in for the AWS Lambda Invoke API
-// (POST /2015-03-31/functions/{FunctionName}/invocations), for tests: AWS
-// cannot be reached from here. It does what the real service does before
-// running a function — it verifies the request's AWS Signature Version 4
-// by signing the same canonical request again with the AWS SDK's signer
-// and the secret key it was given — and answers 403 to anything not signed
-// right. A verified request is handed to the test's Function.
+// (POST /2015-03-31/functions/{FunctionName}/invocations), and for any
+// other SigV4-authenticated AWS HTTP service (API Gateway's execute-api,
+// S3, ...), for tests: AWS cannot be reached from here. It does what the
+// real services do before serving a request — it verifies the request's
+// AWS Signature Version 4 by signing the same canonical request again
+// with the AWS SDK's signer and the secret key it was given — and answers
+// 403 to anything not signed right. A verified request is handed to the
+// test's Function (Lambda) or handler (StartService).
 package lambdastandin
 
 import (
@@ -47,6 +49,11 @@ type Server struct {
 	// Region the stand-in serves; a signature scoped to another is refused.
 	Region string
 
+	// service is the signing name the stand-in accepts ("lambda").
+	service string
+	// handler serves verified requests of a StartService stand-in.
+	handler http.Handler
+
 	mu       sync.Mutex
 	keys     map[string]string // access key id -> secret
 	fn       Function
@@ -57,9 +64,33 @@ type Server struct {
 // Start starts a stand-in for region that accepts signatures by the given
 // access key ids (id -> secret access key).
 func Start(region string, keys map[string]string, fn Function) *Server {
-	s := &Server{Region: region, keys: keys, fn: fn}
+	s := &Server{Region: region, service: "lambda", keys: keys, fn: fn}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
+}
+
+// StartService starts a stand-in for the AWS service signing as service
+// in region: every request must carry a valid SigV4 signature by one of
+// keys (the payload signed, or UNSIGNED-PAYLOAD), else it gets 403; a
+// verified request (its body intact) goes to h.
+func StartService(service, region string, keys map[string]string, h http.Handler) *Server {
+	s := &Server{Region: region, service: service, keys: keys, handler: h}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serveSigned))
+	return s
+}
+
+func (s *Server) serveSigned(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxPayload+1))
+	if err != nil || len(body) > maxPayload {
+		s.refuse(w, http.StatusRequestEntityTooLarge, "payload too large or unreadable")
+		return
+	}
+	if _, err := s.verify(r, body); err != nil {
+		s.refuse(w, http.StatusForbidden, err.Error())
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	s.handler.ServeHTTP(w, r)
 }
 
 // Calls returns the verified invocations so far.
@@ -157,8 +188,8 @@ func (s *Server) verify(r *http.Request, body []byte) (string, error) {
 	if !known {
 		return "", fmt.Errorf("unknown access key id %q", keyID)
 	}
-	if service != "lambda" || region != s.Region {
-		return "", fmt.Errorf("signature scoped to %s/%s, want lambda/%s", service, region, s.Region)
+	if service != s.service || region != s.Region {
+		return "", fmt.Errorf("signature scoped to %s/%s, want %s/%s", service, region, s.service, s.Region)
 	}
 	at, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
 	if err != nil || at.Format("20060102") != day {
@@ -170,7 +201,9 @@ func (s *Server) verify(r *http.Request, body []byte) (string, error) {
 	}
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
-	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && h != hash {
+	if h := r.Header.Get("X-Amz-Content-Sha256"); h == "UNSIGNED-PAYLOAD" && s.service != "lambda" {
+		hash = h // the payload is not part of the signature
+	} else if h != "" && h != hash {
 		return "", fmt.Errorf("X-Amz-Content-Sha256 does not match the payload")
 	}
 	names := strings.Split(signed, ";")
@@ -188,6 +221,8 @@ func (s *Server) verify(r *http.Request, body []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// The path exactly as received: the signer escapes it again (S3 not).
+	again.URL.Opaque = "//" + r.Host + r.URL.EscapedPath()
 	again.Host = r.Host
 	again.ContentLength = r.ContentLength
 	for _, n := range names {
@@ -201,7 +236,8 @@ func (s *Server) verify(r *http.Request, body []byte) (string, error) {
 		again.Header[http.CanonicalHeaderKey(n)] = vs
 	}
 	creds := aws.Credentials{AccessKeyID: keyID, SecretAccessKey: secret, SessionToken: r.Header.Get("X-Amz-Security-Token")}
-	if err := v4.NewSigner().SignHTTP(r.Context(), creds, again, hash, service, region, at); err != nil {
+	signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = strings.HasPrefix(service, "s3") })
+	if err := signer.SignHTTP(r.Context(), creds, again, hash, service, region, at); err != nil {
 		return "", err
 	}
 	want := again.Header.Get("Authorization")

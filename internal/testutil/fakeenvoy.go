@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -37,4 +38,22 @@ func FakeEnvoyT(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return bin
+}
+
+// FakeEnvoyMain builds the stand-in Envoy once for a test binary, points
+// *bin at it, runs the tests and exits: a TestMain body.
+func FakeEnvoyMain(m *testing.M, bin *string) {
+	dir, err := os.MkdirTemp("", "fakeenvoy-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if *bin, err = FakeEnvoy(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }

@@ -134,12 +134,23 @@ func ConfDir(t testing.TB, rs ...Resource) string {
 // needs a concrete port in an address, so a gateway cannot listen on :0.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	return freeTCPAddr(t).Port
+}
+
+// FreeAddr is FreePort as a host:port.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return freeTCPAddr(t).String()
+}
+
+func freeTCPAddr(t testing.TB) *net.TCPAddr {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ln.Addr().(*net.TCPAddr)
 }
 
 // block renders v as the value of a mapping key at indent: YAML text on

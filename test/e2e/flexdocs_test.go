@@ -20,7 +20,8 @@ import (
 // flexDocsDir holds one file per Flex Local Mode policy, each the
 // configuration exactly as Flex's documentation shows it (written from the
 // docs): http://0.0.0.0:8081/<base> is the gateway, 127.0.0.1:9000 the
-// upstream and 127.0.0.1:9001 the AWS Lambda endpoint.
+// upstream, 127.0.0.1:9001 the AWS Lambda endpoint and 127.0.0.1:9002 an
+// AWS service reached with signed requests.
 const flexDocsDir = "../../policy/testdata/flexdocs"
 
 // probe is one request that shows a fixture's policy acting, and what must
@@ -82,6 +83,14 @@ func TestFlexDocsFixturesThroughBinary(t *testing.T) {
 		return 200, out, false
 	})
 	t.Cleanup(lambda.Close)
+	// The AWS service native-aws-signature-flex signs for (API Gateway,
+	// execute-api): a stand-in that verifies SigV4 with the AWS SDK.
+	awsAPI := lambdastandin.StartService("execute-api", "us-east-1", map[string]string{"AKIDFLEXDOCS": "flexdocs-secret"},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "aws saw %s %s?%s %s", r.Method, r.URL.Path, r.URL.RawQuery, b)
+		}))
+	t.Cleanup(awsAPI.Close)
 
 	port := freePort(t)
 	conf := map[string]string{}
@@ -94,6 +103,7 @@ func TestFlexDocsFixturesThroughBinary(t *testing.T) {
 		s := strings.ReplaceAll(string(b), "http://0.0.0.0:8081/", fmt.Sprintf("http://127.0.0.1:%d/", port))
 		s = strings.ReplaceAll(s, "http://127.0.0.1:9000", up.URL)
 		s = strings.ReplaceAll(s, "http://127.0.0.1:9001", lambda.URL)
+		s = strings.ReplaceAll(s, "http://127.0.0.1:9002", awsAPI.URL)
 		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
 		conf[filepath.Base(f)] = s
 		served = append(served, name)
@@ -240,6 +250,15 @@ func TestFlexDocsFixturesThroughBinary(t *testing.T) {
 			}
 			return ""
 		}}},
+		// Signed as sent: the route's /prod prefix, the endpoint's host,
+		// the body's hash; the stand-in refuses anything else with 403.
+		"native-aws-signature-flex": {{method: "POST", path: "/awssignature/orders?id=7", body: `{"qty":2}`, ctype: "application/json",
+			hdr: []string{"X-Custom-Trace", "not-signed"}, check: func(s int, b string, _ http.Header) string {
+				if s != 200 || b != `aws saw POST /prod/orders?id=7 {"qty":2}` {
+					return fmt.Sprintf("status %d %q (stand-in refused: %q)", s, b, awsAPI.Rejected())
+				}
+				return ""
+			}}},
 		"native-aws-lambda": {{method: "GET", path: "/lambda/orders?id=7", check: func(s int, b string, h http.Header) string {
 			if s != 201 || h.Get("X-Lambda") != "orders" || b != "lambda saw /lambda/orders?id=7" {
 				return fmt.Sprintf("status %d %q %v (stand-in refused: %q)", s, b, h, lambda.Rejected())

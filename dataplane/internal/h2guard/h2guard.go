@@ -19,6 +19,11 @@
 // Envoy's premature-reset rule (a connection is closed when over half of
 // its streams were reset early); the window keeps one long-lived
 // connection that cancels now and then from ever tripping.
+//
+// A client that reconnects after a trip would start over with a fresh
+// budget. Penalty closes that door: for a while after one of its
+// connections tripped, a new connection from the same address is closed
+// before the HTTP/2 server reads a frame of it.
 package h2guard
 
 import (
@@ -26,6 +31,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -39,6 +45,11 @@ type Options struct {
 	Window time.Duration
 	// OnTrip is called once when a connection is closed for resets.
 	OnTrip func(resets, streams int)
+	// Penalty, when set, records Client when this connection trips, and
+	// refuses the connection at once if Client is penalised already.
+	Penalty *Penalty
+	// Client is the connection's peer address (Penalty's key).
+	Client netip.Addr
 }
 
 func (o *Options) defaults() {
@@ -94,10 +105,76 @@ func New(c net.Conn, opts Options) net.Conn {
 	g.in.preface = len(clientPreface)
 	g.in.onFrame = g.clientFrame
 	g.out.onFrame = g.serverFrame
+	if opts.Penalty != nil && opts.Penalty.Blocked(opts.Client) {
+		// Tripped from the start: the server's first read fails and it
+		// tears the connection down without serving a stream.
+		g.tripped = true
+		_ = c.Close()
+	}
 	if tc, ok := c.(connectionStater); ok {
 		return &TLSConn{Conn: g, tc: tc}
 	}
 	return g
+}
+
+// Penalty remembers the client addresses whose connections tripped a
+// guard, each for a duration from its last trip. Clients behind one NAT
+// address share it: the price of keying by address, as nginx's
+// limit_conn does. The table is bounded (maxPenalized addresses); when it
+// is full of live entries a new trip is not remembered, so memory stays
+// bounded under an attack from many addresses.
+type Penalty struct {
+	d     time.Duration
+	mu    sync.Mutex
+	until map[netip.Addr]time.Time
+}
+
+// maxPenalized bounds a Penalty's table.
+const maxPenalized = 1 << 16
+
+// NewPenalty returns a Penalty that refuses an address for d after its
+// last trip.
+func NewPenalty(d time.Duration) *Penalty {
+	return &Penalty{d: d, until: make(map[netip.Addr]time.Time)}
+}
+
+// Blocked reports whether a is penalised now.
+func (p *Penalty) Blocked(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	u, ok := p.until[a]
+	if !ok {
+		return false
+	}
+	if time.Now().After(u) {
+		delete(p.until, a)
+		return false
+	}
+	return true
+}
+
+// add penalises a from now.
+func (p *Penalty) add(a netip.Addr) {
+	if !a.IsValid() {
+		return
+	}
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.until[a]; !ok && len(p.until) >= maxPenalized {
+		for k, u := range p.until {
+			if now.After(u) {
+				delete(p.until, k)
+			}
+		}
+		if len(p.until) >= maxPenalized {
+			return
+		}
+	}
+	p.until[a] = now.Add(p.d)
 }
 
 type connectionStater interface {
@@ -203,6 +280,9 @@ func (g *Conn) count() {
 		binary.BigEndian.PutUint32(f[13:17], errEnhanceYourCalm)
 		_ = g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = g.Conn.Write(f[:])
+	}
+	if g.opts.Penalty != nil {
+		g.opts.Penalty.add(g.opts.Client)
 	}
 	if g.opts.OnTrip != nil {
 		g.opts.OnTrip(g.resets, g.streams)

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/http2"
+	"net/netip"
+	"time"
 )
 
 // TestParserFollowsFrames: frame headers (and RST_STREAM error codes) are
@@ -38,6 +40,34 @@ func TestParserFollowsFrames(t *testing.T) {
 		}
 		if got != want || !p.atBoundary() {
 			t.Errorf("split %d: frames %q (at boundary %v), want %q", split, got, p.atBoundary(), want)
+		}
+	}
+}
+
+// TestPenaltyIsBounded: an attack from many addresses cannot grow the
+// penalty table past maxPenalized; expired entries make room and are no
+// longer blocked.
+func TestPenaltyIsBounded(t *testing.T) {
+	p := NewPenalty(time.Hour)
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+	for i := 0; i < maxPenalized+100; i++ {
+		p.add(addr(i))
+	}
+	if n := len(p.until); n != maxPenalized {
+		t.Fatalf("table holds %d addresses, want the bound %d", n, maxPenalized)
+	}
+	if !p.Blocked(addr(0)) || p.Blocked(addr(maxPenalized+1)) {
+		t.Fatal("the first addresses must stay penalised and the overflow not remembered")
+	}
+	if p.Blocked(netip.Addr{}) {
+		t.Fatal("an unknown address is penalised")
+	}
+	short := NewPenalty(time.Nanosecond)
+	short.add(addr(1))
+	deadline := time.Now().Add(10 * time.Second)
+	for short.Blocked(addr(1)) {
+		if time.Now().After(deadline) {
+			t.Fatal("a penalty never expires")
 		}
 	}
 }
