@@ -113,17 +113,27 @@ func TestActiveHealthCheck(t *testing.T) {
 	})
 	b := upstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"Name":"b"}`) })
 	service := svc("pool", endpointOf(t, a), endpointOf(t, b))
-	service.HealthCheck = &ir.HealthCheck{Path: "/health", Interval: 30 * time.Millisecond, Timeout: 2 * time.Second, HealthyThreshold: 1, UnhealthyThreshold: 2}
+	// The timeout is generous: on a starved machine two checks of b that
+	// each took over a couple of seconds marked b unhealthy too, and with
+	// every endpoint unhealthy the pool spreads over all of them (panic
+	// mode, as Envoy does), so requests reached a by design.
+	service.HealthCheck = &ir.HealthCheck{Path: "/health", Interval: 30 * time.Millisecond, Timeout: 30 * time.Second, HealthyThreshold: 1, UnhealthyThreshold: 2}
 	g := startGateway(t, snapshot(1, []*ir.Service{service}, api("api", "/", catchAll("r", "pool"))))
-	aAddr := endpointOf(t, a).Address()
+	aAddr, bAddr := endpointOf(t, a).Address(), endpointOf(t, b).Address()
 
 	aHealthy.Store(false)
-	waitFor(t, "a marked unhealthy", func() bool { return !endpointStatus(g.dp, aAddr).ActiveHealthy })
+	// Healthy is what routing reads (active verdict and not ejected).
+	waitFor(t, "a marked unhealthy, b healthy", func() bool {
+		return !endpointStatus(g.dp, aAddr).Healthy && endpointStatus(g.dp, bAddr).Healthy
+	})
 	before := aHits.Load()
 	for i := 0; i < 10; i++ {
-		_, body := get(t, http.DefaultClient, g.url("/"))
-		if decodeEcho(t, body).Name != "b" {
-			t.Fatalf("request %d went to the unhealthy endpoint", i)
+		resp, body := get(t, http.DefaultClient, g.url("/"))
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %s (a %+v, b %+v)", i, resp.StatusCode, body, endpointStatus(g.dp, aAddr), endpointStatus(g.dp, bAddr))
+		}
+		if name := decodeEcho(t, body).Name; name != "b" {
+			t.Fatalf("request %d went to %q, want b (a %+v, b %+v)", i, name, endpointStatus(g.dp, aAddr), endpointStatus(g.dp, bAddr))
 		}
 	}
 	if aHits.Load() != before {
