@@ -510,6 +510,15 @@ func serverTLS(t *ir.ServerTLS) (*tls.Config, error) {
 		return nil, fmt.Errorf("certificate: %w", err)
 	}
 	c := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+	// crypto/tls serves the first certificate whose names cover the
+	// client's SNI, else the first: the order ServerTLS promises.
+	for i, ck := range t.SNICerts {
+		more, err := tls.X509KeyPair([]byte(ck.CertPEM), []byte(ck.KeyPEM))
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", i+1, err)
+		}
+		c.Certificates = append(c.Certificates, more)
+	}
 	if len(t.ALPN) > 0 {
 		c.NextProtos = t.ALPN
 	}
