@@ -278,7 +278,12 @@ func (dp *DataPlane) Apply(s *ir.Snapshot) error {
 // bind opens l's socket; the error names the address.
 func (dp *DataPlane) bind(l *ir.Listener, tc *tls.Config) (*listener, error) {
 	addr := l.Address()
-	ln, err := net.Listen("tcp", addr)
+	// No TCP keep-alive probes on client connections (Envoy and nginx set
+	// none by default either): IdleTimeout already closes idle ones, and
+	// Go's default would cost four setsockopt calls per accepted
+	// connection.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: cannot listen on %s: %w", l.Name, addr, err)
 	}
@@ -505,6 +510,15 @@ func serverTLS(t *ir.ServerTLS) (*tls.Config, error) {
 		return nil, fmt.Errorf("certificate: %w", err)
 	}
 	c := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+	// crypto/tls serves the first certificate whose names cover the
+	// client's SNI, else the first: the order ServerTLS promises.
+	for i, ck := range t.SNICerts {
+		more, err := tls.X509KeyPair([]byte(ck.CertPEM), []byte(ck.KeyPEM))
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", i+1, err)
+		}
+		c.Certificates = append(c.Certificates, more)
+	}
 	if len(t.ALPN) > 0 {
 		c.NextProtos = t.ALPN
 	}

@@ -578,6 +578,9 @@ func hashSnapshot(s *Snapshot) string {
 	for _, l := range s.Listeners {
 		if t := l.TLS; t != nil {
 			secret(l.Name, t.CertPEM, t.KeyPEM, t.ClientCAPEM)
+			for _, c := range t.SNICerts {
+				secret(c.CertPEM, c.KeyPEM)
+			}
 		}
 	}
 	for _, svc := range s.Services {

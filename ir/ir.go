@@ -344,6 +344,11 @@ type CircuitBreaker struct {
 type ServerTLS struct {
 	CertPEM string `json:"-"`
 	KeyPEM  string `json:"-"`
+	// SNICerts are more certificates on the same listener (a Gateway's
+	// HTTPS listeners sharing a port, an Ingress's spec.tls entries): a
+	// client gets the first certificate, CertPEM's included, whose names
+	// cover the server name it asks for (SNI), else CertPEM's.
+	SNICerts []CertKey `json:"-"`
 	// ClientCAPEM enables mTLS when set.
 	ClientCAPEM       string   `json:"-"`
 	RequireClientCert bool     `json:"requireClientCert,omitempty"`
@@ -351,6 +356,12 @@ type ServerTLS struct {
 	MaxVersion        string   `json:"maxVersion,omitempty"`
 	ALPN              []string `json:"alpn,omitempty"`
 	Ciphers           []string `json:"ciphers,omitempty"`
+}
+
+// CertKey is one certificate chain and its private key, PEM.
+type CertKey struct {
+	CertPEM string `json:"-"`
+	KeyPEM  string `json:"-"`
 }
 
 // UpstreamTLS is outbound TLS to a service.

@@ -35,7 +35,7 @@ func TestDocsKubernetes(t *testing.T) {
 	c.MustApply(t, backendService(t, "default", "web"))
 
 	ports := map[string]string{}
-	for _, p := range []string{"8080", "8081", "8082", "8443"} {
+	for _, p := range []string{"8080", "8081", "8082", "8443", "8444", "8445"} {
 		ports[p] = strconv.Itoa(kubetest.FreePort(t))
 	}
 	work := t.TempDir()
@@ -132,8 +132,10 @@ func TestDocsKubernetes(t *testing.T) {
 				// What the page promises serves while the chart is installed
 				// (its IngressClass and GatewayClass go with it).
 				waitServed(t, "http://127.0.0.1:"+ports["8082"]+"/v1/x", "200 web /v1/x")
-				if cn := servedCN("127.0.0.1:" + ports["8443"]); cn != "shop" {
-					t.Fatalf("the page's HTTPS API serves certificate %q, want the Secret's (shop)", cn)
+				for _, p := range []string{"8443", "8444", "8445"} { // ApiInstance, Ingress, Gateway
+					if cn := servedCN("127.0.0.1:" + ports[p]); cn != "shop" {
+						t.Fatalf("the page's HTTPS address %s serves certificate %q, want the Secret's (shop)", p, cn)
+					}
 				}
 				kubetest.Eventually(t, time.Minute, "Ingress of the page", func() (bool, string) {
 					got := getHost("http://127.0.0.1:"+ports["8080"]+"/api/x", "shop.example.com")

@@ -7,13 +7,31 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-// gatewayListener is one HTTP listener of a served Gateway.
+// gatewayListener is one listener of a Gateway of flexgw's class.
 type gatewayListener struct {
 	gateway  *unstructured.Unstructured
 	name     string
 	port     int64
+	protocol string // HTTP or HTTPS when served
 	hostname string
 	api      string // the ApiInstance of its port
+	// served is false for a listener flexgw does not serve; accepted and
+	// programmed then say why.
+	served   bool
+	accepted *certProblem // reason and message of Accepted=False
+	// refs is the first certificate reference not used (ResolvedRefs=False);
+	// the listener still serves when another certificate is good.
+	refs *certProblem
+	// conflict is ProtocolConflict when another listener took the port
+	// with another protocol.
+	conflict string
+}
+
+// portAPI is the ApiInstance every served listener of one port shares.
+type portAPI struct {
+	name     string
+	protocol string
+	certs    []certKey
 }
 
 // ourGatewayClasses returns the GatewayClass names flexgw controls.
@@ -32,10 +50,13 @@ func (s *Source) ourGatewayClasses() map[string]bool {
 	return out
 }
 
-// gatewayListeners returns the HTTP listeners of the Gateways flexgw
-// serves, and one ApiInstance per port (listeners sharing a port share
-// it, their hostnames becoming host rules of the routes).
-func (s *Source) gatewayListeners() ([]*gatewayListener, map[int64]string) {
+// gatewayListeners returns every listener of the Gateways flexgw serves,
+// served or not, and one ApiInstance per port: listeners sharing a port
+// share it (their hostnames becoming host rules of the routes, their
+// certificates one TLS context chosen by SNI). The oldest Gateway's
+// listener decides a port's protocol; a later one speaking another is
+// conflicted.
+func (s *Source) gatewayListeners() ([]*gatewayListener, map[int64]*portAPI) {
 	st := s.stores["Gateway"]
 	if st == nil {
 		return nil, nil
@@ -49,23 +70,86 @@ func (s *Source) gatewayListeners() ([]*gatewayListener, map[int64]string) {
 		}
 	}
 	sortByAge(gws)
-	apis := map[int64]string{}
+	apis := map[int64]*portAPI{}
 	var out []*gatewayListener
 	for _, gw := range gws {
 		ls, _, _ := unstructured.NestedSlice(gw.Object, "spec", "listeners")
-		for _, l := range ls {
-			m, _ := l.(map[string]any)
-			if str(m["protocol"]) != "HTTP" {
-				continue // HTTPS and TLS listeners: not yet (listener status says so)
+		for _, x := range ls {
+			m, _ := x.(map[string]any)
+			l := &gatewayListener{gateway: gw, name: str(m["name"]), port: toInt64(m["port"]), protocol: str(m["protocol"]), hostname: str(m["hostname"])}
+			out = append(out, l)
+			var certs []certKey
+			switch l.protocol {
+			case "HTTP":
+			case "HTTPS":
+				tlsCfg, _ := m["tls"].(map[string]any)
+				if mode := str(tlsCfg["mode"]); mode != "" && mode != "Terminate" {
+					l.accepted = &certProblem{"UnsupportedValue", "tls.mode " + mode + ": flexgw terminates TLS on HTTPS listeners"}
+					continue
+				}
+				certs, l.refs = s.listenerCerts(gw, tlsCfg)
+				if len(certs) == 0 {
+					continue // ResolvedRefs=False says why; Programmed=False
+				}
+			default:
+				l.accepted = &certProblem{"UnsupportedProtocol", "flexgw serves HTTP and HTTPS listeners, not " + l.protocol}
+				continue
 			}
-			port := toInt64(m["port"])
-			if _, ok := apis[port]; !ok {
-				apis[port] = fmt.Sprintf("gateway-%d", port)
+			a, ok := apis[l.port]
+			if !ok {
+				a = &portAPI{name: fmt.Sprintf("gateway-%d", l.port), protocol: l.protocol}
+				apis[l.port] = a
 			}
-			out = append(out, &gatewayListener{gateway: gw, name: str(m["name"]), port: port, hostname: str(m["hostname"]), api: apis[port]})
+			if a.protocol != l.protocol {
+				l.conflict = "ProtocolConflict"
+				l.accepted = &certProblem{"ProtocolConflict", fmt.Sprintf("port %d already serves %s", l.port, a.protocol)}
+				continue
+			}
+			for _, c := range certs {
+				a.certs = addCert(a.certs, c)
+			}
+			l.served, l.api = true, a.name
 		}
 	}
 	return out, apis
+}
+
+// listenerCerts resolves an HTTPS listener's certificateRefs: the good
+// certificates, and the first reference that could not be used.
+func (s *Source) listenerCerts(gw *unstructured.Unstructured, tlsCfg map[string]any) ([]certKey, *certProblem) {
+	refs, _ := tlsCfg["certificateRefs"].([]any)
+	if len(refs) == 0 {
+		return nil, &certProblem{"InvalidCertificateRef", "an HTTPS listener needs tls.certificateRefs"}
+	}
+	var certs []certKey
+	var first *certProblem
+	note := func(p *certProblem) {
+		if first == nil {
+			first = p
+		}
+	}
+	for _, r := range refs {
+		m, _ := r.(map[string]any)
+		name, ns := str(m["name"]), str(m["namespace"])
+		if ns == "" {
+			ns = gw.GetNamespace()
+		}
+		if k := str(m["kind"]); str(m["group"]) != "" || (k != "" && k != "Secret") {
+			note(&certProblem{"InvalidCertificateRef", fmt.Sprintf("certificateRef %s/%s %q: only core Secrets hold certificates", str(m["group"]), k, name)})
+			continue
+		}
+		if ns != gw.GetNamespace() && !s.refGranted("gateway.networking.k8s.io", "Gateway", gw.GetNamespace(), "", "Secret", ns, name) {
+			note(&certProblem{"RefNotPermitted", fmt.Sprintf("Secret %s/%s is in another namespace and no ReferenceGrant there allows Gateways of namespace %s to use it", ns, name, gw.GetNamespace())})
+			continue
+		}
+		c, p := s.tlsSecret(ns, name)
+		if p != nil {
+			note(p)
+			continue
+		}
+		certs = addCert(certs, c)
+	}
+	return certs, first
 }
 
 // routeParent is one parentRef of an HTTPRoute resolved to listeners.
@@ -89,7 +173,7 @@ func parents(rt *unstructured.Unstructured, ls []*gatewayListener) []routeParent
 		}
 		p := routeParent{ref: m}
 		for _, l := range ls {
-			if l.gateway.GetNamespace() != ns || l.gateway.GetName() != str(m["name"]) {
+			if !l.served || l.gateway.GetNamespace() != ns || l.gateway.GetName() != str(m["name"]) {
 				continue
 			}
 			if sn := str(m["sectionName"]); sn != "" && sn != l.name {

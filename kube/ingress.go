@@ -123,3 +123,32 @@ func (s *Source) ingressRoutes(svcDocs map[string]genDoc) (entries []*routeEntry
 	}
 	return entries, rulesOf
 }
+
+// ingressTLSAPI is the ApiInstance serving the same routes over TLS on
+// the ingress TLS address, with every served Ingress's certificates.
+const ingressTLSAPI = "ingress-tls"
+
+// ingressCerts returns the certificates the served Ingresses' spec.tls
+// name, oldest Ingress first (its first certificate is served to clients
+// whose SNI no certificate covers). A Secret that cannot be used is left
+// out, and logged: an Ingress's status has no conditions to say it in.
+func (s *Source) ingressCerts() []certKey {
+	var certs []certKey
+	for _, ing := range s.ingresses() {
+		entries, _, _ := unstructured.NestedSlice(ing.Object, "spec", "tls")
+		for _, e := range entries {
+			m, _ := e.(map[string]any)
+			name := str(m["secretName"])
+			if name == "" {
+				continue // hosts without a Secret: the default certificate
+			}
+			c, p := s.tlsSecret(ing.GetNamespace(), name)
+			if p != nil {
+				s.log.Warn("Ingress TLS certificate not served", "ingress", ing.GetNamespace()+"/"+ing.GetName(), "reason", p.reason, "error", p.msg)
+				continue
+			}
+			certs = addCert(certs, c)
+		}
+	}
+	return certs
+}

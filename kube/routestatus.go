@@ -60,33 +60,29 @@ func (s *Source) routingStatus(ls []*gatewayListener, rs map[string]*routeStatus
 	}
 	for _, gw := range gws {
 		gen := gw.GetGeneration()
-		http := map[string]*gatewayListener{}
-		for _, l := range byGateway[gw] {
-			http[l.name] = l
-		}
-		specLs, _, _ := unstructured.NestedSlice(gw.Object, "spec", "listeners")
 		var lsStatus []any
-		for _, x := range specLs {
-			m, _ := x.(map[string]any)
-			name := str(m["name"])
-			l := http[name]
-			if l == nil {
-				lsStatus = append(lsStatus, map[string]any{"name": name, "supportedKinds": []any{}, "attachedRoutes": int64(0),
-					"conditions": []any{
-						gwCond("Accepted", false, "UnsupportedProtocol", "flexgw serves HTTP listeners only", gen),
-						gwCond("Programmed", false, "Invalid", "not served", gen),
-						gwCond("ResolvedRefs", true, "ResolvedRefs", "", gen),
-					}})
-				continue
+		for _, l := range byGateway[gw] {
+			kinds := []any{map[string]any{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}}
+			acc := gwCond("Accepted", true, "Accepted", "", gen)
+			if l.accepted != nil {
+				kinds = []any{}
+				acc = gwCond("Accepted", false, l.accepted.reason, l.accepted.msg, gen)
 			}
-			lsStatus = append(lsStatus, map[string]any{"name": name,
-				"supportedKinds": []any{map[string]any{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}},
-				"attachedRoutes": attached[l],
-				"conditions": []any{
-					gwCond("Accepted", true, "Accepted", "", gen),
-					gwCond("Programmed", programmed, progReason, why, gen),
-					gwCond("ResolvedRefs", true, "ResolvedRefs", "", gen),
-				}})
+			res := gwCond("ResolvedRefs", true, "ResolvedRefs", "", gen)
+			if l.refs != nil {
+				res = gwCond("ResolvedRefs", false, l.refs.reason, l.refs.msg, gen)
+			}
+			prog := gwCond("Programmed", programmed, progReason, why, gen)
+			if !l.served {
+				prog = gwCond("Programmed", false, "Invalid", "not served: see the Accepted and ResolvedRefs conditions", gen)
+			}
+			conds := []any{acc, prog, res}
+			if l.conflict != "" {
+				conds = append(conds, gwCond("Conflicted", true, l.conflict, l.accepted.msg, gen))
+			} else {
+				conds = append(conds, gwCond("Conflicted", false, "NoConflicts", "", gen))
+			}
+			lsStatus = append(lsStatus, map[string]any{"name": l.name, "supportedKinds": kinds, "attachedRoutes": attached[l], "conditions": conds})
 		}
 		st := map[string]any{
 			"conditions": []any{gwCond("Accepted", true, "Accepted", "", gen), gwCond("Programmed", programmed, progReason, why, gen)},

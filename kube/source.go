@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -54,6 +55,10 @@ type Options struct {
 	// IngressAddress is where Ingresses of flexgw's class are served
 	// (protocol://host:port); empty serves no Ingress.
 	IngressAddress string
+	// IngressTLSAddress is where Ingresses with spec.tls are also served
+	// over TLS (https://host:port), with their Secrets' certificates;
+	// empty serves no Ingress over TLS.
+	IngressTLSAddress string
 	// GatewayHost is the host Gateway listeners bind (default 0.0.0.0).
 	GatewayHost string
 	// PublishAddress is the IP written into Ingress and Gateway status
@@ -84,9 +89,11 @@ type Source struct {
 	routing dynamicinformer.DynamicSharedInformerFactory
 	classes dynamicinformer.DynamicSharedInformerFactory
 	secrets dynamicinformer.DynamicSharedInformerFactory
-	stores  map[string]cache.Store // by kind
-	cancel  context.CancelFunc
-	done    sync.WaitGroup
+	// tlsSecrets lists the kubernetes.io/tls Secrets (tls.go).
+	tlsSecrets dynamicinformer.DynamicSharedInformerFactory
+	stores     map[string]cache.Store // by kind
+	cancel     context.CancelFunc
+	done       sync.WaitGroup
 
 	mu       sync.Mutex
 	onChange func()
@@ -95,6 +102,9 @@ type Source struct {
 	dirty bool
 	// pending is what the last Files call returned, by file name.
 	pending map[string]objRef
+	// refused is the status of the objects the last Files left out for a
+	// reference they may not make (tenancy.go), by object key.
+	refused map[string]desiredStatus
 	// served is the generation each object has in the serving snapshot.
 	served map[string]int64
 	status *statusWriter
@@ -199,6 +209,16 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		return nil, err
 	}
 	s.stores["Secret"] = sec.GetStore()
+	// Certificates of Ingresses and Gateways: only kubernetes.io/tls
+	// Secrets are listed and cached (tls.go).
+	s.tlsSecrets = dynamicinformer.NewFilteredDynamicSharedInformerFactory(client, 0, o.Namespace, func(lo *metav1.ListOptions) {
+		lo.FieldSelector = "type=" + tlsSecretType
+	})
+	tsec := s.tlsSecrets.ForResource(gvrSecret).Informer()
+	if _, err := tsec.AddEventHandler(s.handler()); err != nil {
+		return nil, err
+	}
+	s.stores["TLSSecret"] = tsec.GetStore()
 	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes discovery: %w", err)
@@ -211,6 +231,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		{"K8sService", gvrService, s.routing}, {"EndpointSlice", gvrEndpointSlice, s.routing},
 		{"Ingress", gvrIngress, s.routing}, {"IngressClass", gvrIngressClass, s.classes},
 		{"Gateway", gvrGateway, s.routing}, {"HTTPRoute", gvrHTTPRoute, s.routing}, {"GatewayClass", gvrGatewayClass, s.classes},
+		{"ReferenceGrant", gvrReferenceGrant, s.routing},
 	} {
 		if !served(disc, r.gvr) {
 			s.log.Info("not watched: the API server does not serve it", "resource", r.gvr.Resource+"."+r.gvr.Group)
@@ -226,7 +247,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 	s.cancel = cancel
 	sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer scancel()
-	for _, f := range []dynamicinformer.DynamicSharedInformerFactory{s.factory, s.routing, s.classes, s.secrets} {
+	for _, f := range []dynamicinformer.DynamicSharedInformerFactory{s.factory, s.routing, s.classes, s.secrets, s.tlsSecrets} {
 		f.Start(rctx.Done())
 		for gvr, ok := range f.WaitForCacheSync(sctx.Done()) {
 			if !ok {
@@ -247,6 +268,7 @@ func (s *Source) Close() {
 	s.routing.Shutdown()
 	s.classes.Shutdown()
 	s.secrets.Shutdown()
+	s.tlsSecrets.Shutdown()
 	s.done.Wait()
 }
 
@@ -318,15 +340,30 @@ func labelsEqual(a, b map[string]string) bool {
 func (s *Source) Files() []config.File {
 	var files []config.File
 	pending := map[string]objRef{}
+	refused := map[string]desiredStatus{}
 	// Ingresses and HTTPRoutes first: PolicyBindings may target them.
 	svcDocs := map[string]genDoc{}
 	ingEntries, rulesOf := s.ingressRoutes(svcDocs)
+	var ingCerts []certKey
+	if s.opts.IngressTLSAddress != "" && len(ingEntries) > 0 {
+		ingCerts = s.ingressCerts()
+	}
+	if len(ingCerts) > 0 {
+		// The same routes again on the TLS address.
+		for _, e := range ingEntries[:len(ingEntries):len(ingEntries)] {
+			c := *e
+			c.api = ingressTLSAPI
+			ingEntries = append(ingEntries, &c)
+		}
+	}
 	ls, apis := s.gatewayListeners()
 	rtEntries, rtRules, rtStatus := s.httpRoutes(ls, svcDocs)
-	apiOf := map[string]string{}
+	// The ApiInstances serving each Ingress and HTTPRoute, in order of
+	// first appearance.
+	apiOf := map[string][]string{}
 	for _, e := range append(append([]*routeEntry{}, ingEntries...), rtEntries...) {
-		if _, ok := apiOf[e.owner]; !ok {
-			apiOf[e.owner] = e.api
+		if !slices.Contains(apiOf[e.owner], e.api) {
+			apiOf[e.owner] = append(apiOf[e.owner], e.api)
 		}
 	}
 	for k, v := range rtRules {
@@ -346,24 +383,35 @@ func (s *Source) Files() []config.File {
 			u := o.(*unstructured.Unstructured)
 			ref := objRef{gvr: k.gvr, kind: k.kind, namespace: u.GetNamespace(), name: u.GetName(), generation: u.GetGeneration()}
 			name := u.GetNamespace() + "/" + k.kind + "/" + u.GetName()
+			docs := []*unstructured.Unstructured{u}
 			if k.kind == config.KindPolicyBinding {
-				var ok bool
-				if u, ok = retarget(u, apiOf, rulesOf); !ok {
+				var why string
+				if u, why = s.bindingRefs(u); u == nil {
+					refused[ref.key()] = refusedStatus(ref, why)
+					continue
+				}
+				if docs = retarget(u, apiOf, rulesOf); len(docs) == 0 {
 					// Its Ingress or HTTPRoute serves nothing right now (no
 					// backend yet): the binding waits instead of failing
 					// the whole configuration.
 					continue
 				}
 			}
-			data, err := document(u)
-			if err != nil {
-				// Cannot happen for JSON-decoded objects; reported as the
-				// object's problem all the same.
-				data = []byte(fmt.Sprintf("apiVersion: %s\nkind: %s\nmetadata: {name: %q, namespace: %q}\nspec: {}\n# %v\n",
-					u.GetAPIVersion(), k.kind, u.GetName(), u.GetNamespace(), err))
+			for i, d := range docs {
+				data, err := document(d)
+				if err != nil {
+					// Cannot happen for JSON-decoded objects; reported as the
+					// object's problem all the same.
+					data = []byte(fmt.Sprintf("apiVersion: %s\nkind: %s\nmetadata: {name: %q, namespace: %q}\nspec: {}\n# %v\n",
+						d.GetAPIVersion(), k.kind, d.GetName(), d.GetNamespace(), err))
+				}
+				file := name
+				if i > 0 {
+					file = fmt.Sprintf("%s#%d", name, i+1)
+				}
+				files = append(files, config.File{Name: file, Data: data, LookupEnv: lookupIn(vars[u.GetNamespace()], u.GetNamespace() == s.opts.LeaseNamespace)})
+				pending[file] = ref
 			}
-			files = append(files, config.File{Name: name, Data: data, LookupEnv: lookupIn(vars[u.GetNamespace()], u.GetNamespace() == s.opts.LeaseNamespace)})
-			pending[name] = ref
 		}
 	}
 	var gen []genDoc
@@ -371,14 +419,27 @@ func (s *Source) Files() []config.File {
 		gen = append(gen, genDoc{name: genNamespace + "/ApiInstance/" + ingressAPI,
 			doc: flexDoc("ApiInstance", genNamespace, ingressAPI, map[string]any{"address": s.opts.IngressAddress})})
 	}
+	if len(ingCerts) > 0 {
+		gen = append(gen, genDoc{name: genNamespace + "/ApiInstance/" + ingressTLSAPI,
+			doc: flexDoc("ApiInstance", genNamespace, ingressTLSAPI, map[string]any{"address": s.opts.IngressTLSAddress})},
+			tlsBinding(ingressTLSAPI, ingCerts))
+	}
 	ports := make([]int64, 0, len(apis))
 	for p := range apis {
 		ports = append(ports, p)
 	}
 	sort.Slice(ports, func(i, j int) bool { return ports[i] < ports[j] })
 	for _, p := range ports {
-		gen = append(gen, genDoc{name: genNamespace + "/ApiInstance/" + apis[p],
-			doc: flexDoc("ApiInstance", genNamespace, apis[p], map[string]any{"address": fmt.Sprintf("http://%s:%d", s.opts.GatewayHost, p)})})
+		a := apis[p]
+		scheme := "http"
+		if a.protocol == "HTTPS" {
+			scheme = "https"
+		}
+		gen = append(gen, genDoc{name: genNamespace + "/ApiInstance/" + a.name,
+			doc: flexDoc("ApiInstance", genNamespace, a.name, map[string]any{"address": fmt.Sprintf("%s://%s:%d", scheme, s.opts.GatewayHost, p)})})
+		if len(a.certs) > 0 {
+			gen = append(gen, tlsBinding(a.name, a.certs))
+		}
 	}
 	names := make([]string, 0, len(svcDocs))
 	for n := range svcDocs {
@@ -394,22 +455,26 @@ func (s *Source) Files() []config.File {
 		if err != nil {
 			continue
 		}
-		files = append(files, config.File{Name: g.name, Data: data})
+		// Generated documents carry text from Ingresses, Gateway API
+		// resources and Secrets; none may read a variable.
+		files = append(files, config.File{Name: g.name, Data: data, LookupEnv: noVariables})
 	}
 	s.mu.Lock()
-	s.pending = pending
+	s.pending, s.refused = pending, refused
 	s.routingLs, s.routingRs = ls, rtStatus
 	s.mu.Unlock()
 	return files
 }
 
 // retarget points a PolicyBinding whose targetRef is an Ingress or an
-// HTTPRoute at the ApiInstance that serves it, limited (unless the
-// binding has rules of its own) to the requests that resource routes.
-func retarget(u *unstructured.Unstructured, apiOf map[string]string, rulesOf map[string][]any) (*unstructured.Unstructured, bool) {
+// HTTPRoute at the ApiInstances that serve it (an Ingress with TLS has
+// two), limited (unless the binding has rules of its own) to the requests
+// that resource routes. It returns nothing while that resource serves
+// nothing; the copies after the first are named NAME.2, NAME.3.
+func retarget(u *unstructured.Unstructured, apiOf map[string][]string, rulesOf map[string][]any) []*unstructured.Unstructured {
 	kind, _, _ := unstructured.NestedString(u.Object, "spec", "targetRef", "kind")
 	if kind != "Ingress" && kind != "HTTPRoute" {
-		return u, true
+		return []*unstructured.Unstructured{u}
 	}
 	name, _, _ := unstructured.NestedString(u.Object, "spec", "targetRef", "name")
 	ns, _, _ := unstructured.NestedString(u.Object, "spec", "targetRef", "namespace")
@@ -417,16 +482,19 @@ func retarget(u *unstructured.Unstructured, apiOf map[string]string, rulesOf map
 		ns = u.GetNamespace()
 	}
 	owner := kind + "/" + ns + "/" + name
-	api, ok := apiOf[owner]
-	if !ok {
-		return nil, false
+	var out []*unstructured.Unstructured
+	for i, api := range apiOf[owner] {
+		c := u.DeepCopy()
+		if i > 0 {
+			c.SetName(fmt.Sprintf("%s.%d", u.GetName(), i+1))
+		}
+		_ = unstructured.SetNestedMap(c.Object, map[string]any{"kind": "ApiInstance", "name": api, "namespace": genNamespace}, "spec", "targetRef")
+		if rs, ok, _ := unstructured.NestedSlice(c.Object, "spec", "rules"); !ok || len(rs) == 0 {
+			_ = unstructured.SetNestedSlice(c.Object, jsonCopy(rulesOf[owner]), "spec", "rules")
+		}
+		out = append(out, c)
 	}
-	u = u.DeepCopy()
-	_ = unstructured.SetNestedMap(u.Object, map[string]any{"kind": "ApiInstance", "name": api, "namespace": genNamespace}, "spec", "targetRef")
-	if rs, ok, _ := unstructured.NestedSlice(u.Object, "spec", "rules"); !ok || len(rs) == 0 {
-		_ = unstructured.SetNestedSlice(u.Object, jsonCopy(rulesOf[owner]), "spec", "rules")
-	}
-	return u, true
+	return out
 }
 
 // jsonCopy deep-copies plain values into the types unstructured accepts.
@@ -525,7 +593,13 @@ func (s *Source) Report(served *ir.Snapshot, err error) {
 			}
 			d.conds = []cond{{crd.ConditionAccepted, true, "Accepted", ""}, prog}
 		}
+		if prev, ok := desired[ref.key()]; ok && !prev.conds[0].ok {
+			continue // one object, two documents (retarget): a failure wins
+		}
 		desired[ref.key()] = d
+	}
+	for k, d := range s.refused {
+		desired[k] = d
 	}
 	s.mu.Unlock()
 	s.mu.Lock()

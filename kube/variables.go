@@ -120,3 +120,8 @@ func lookupIn(vars map[string]string, withEnv bool) func(string) (string, bool) 
 		return os.LookupEnv(name)
 	}
 }
+
+// noVariables resolves no variable: what a document generated from
+// routing resources and Secrets uses, so their text never reads the
+// gateway's environment.
+func noVariables(string) (string, bool) { return "", false }

@@ -11,6 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/logpipe/queue"
 )
 
 func TestDecodeJSONRoundTrip(t *testing.T) {
@@ -173,5 +174,89 @@ func FuzzDecodeMsgpack(f *testing.F) {
 			}
 			return nil
 		})
+		inPlace, copied, err := framesBothWays(t, b)
+		if err == nil && !bytes.Equal(inPlace, copied) {
+			t.Fatalf("msgpack %x: frames in place\n%q\nby copy\n%q", b, inPlace, copied)
+		}
 	})
+}
+
+// framesBothWays returns the queue frames IngestMsgpack's path writes for
+// a chunk (each record decoded into the frame buffer and finished in
+// place) and those of the copying path (the decoded entry encoded anew),
+// through a pipeline that enriches (gateway id, host, a label) and
+// redacts (headers, a field, query parameters).
+func framesBothWays(t testing.TB, data []byte) (inPlace, copied []byte, err error) {
+	p := &Pipeline{
+		redact: newRedactor(RedactOptions{Headers: []string{"X-Api-Key"}, Fields: []string{"secret"}, QueryParams: []string{"sig"}}),
+		enrich: newEnricher("gw-1", "host-1", map[string]string{"env": "prod"}),
+	}
+	var a, b scratch
+	err = decodeMsgpackInto(data, &a.buf, frameReserve, func(e *Entry, sp *span) error {
+		p.processInto(&a, e, sp)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := DecodeMsgpack(data, func(e *Entry) error {
+		p.processInto(&b, e, nil)
+		return nil
+	}); err != nil {
+		t.Fatalf("decodes in place but not by copy: %v", err)
+	}
+	if a.n != b.n {
+		t.Fatalf("%d records in place, %d by copy", a.n, b.n)
+	}
+	return a.buf, b.buf, nil
+}
+
+// TestMsgpackFramesInPlace: a record finished in place is byte for byte
+// the record encoded anew, whatever enrichment and redaction changed.
+func TestMsgpackFramesInPlace(t *testing.T) {
+	recs := []map[string]any{
+		{"method": "GET", "path": "/a?sig=x&b=1", "response_code": 200, "user_agent": strings.Repeat("u", 300)},
+		{"authorization": "Bearer t", "method": "POST", "path": "/p", "response_code": 503},
+		{"method": "GET", "x_api_key": "k", "path": "/q", "secret": "s", "gateway_id": nil, "host": "h"},
+		{"gateway_id": nil, "request_headers": map[string]any{"Cookie": "c", "Accept": "*/*"}, "path": "/n"},
+		{"log": `{"method":"GET","path":"/embedded?sig=1","response_code":201}`, "stream": "stdout"},
+		{},
+		{"env": "dev", "nested": map[string]any{"a": []any{1, "x\"y", nil}}, "method": "DELETE"},
+	}
+	for format := 1; format <= 2; format++ {
+		data := chunk(t, format, format == 2, recs...)
+		inPlace, copied, err := framesBothWays(t, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(inPlace, copied) {
+			t.Fatalf("format %d: in place\n%q\nby copy\n%q", format, inPlace, copied)
+		}
+		// And the frames read back as the records: redacted, enriched.
+		q, err := queue.Open(queue.Options{Dir: t.TempDir(), Fsync: queue.FsyncNever})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := q.AppendFrames(inPlace); err != nil {
+			t.Fatal(err)
+		}
+		items, _, err := q.Read(100, 1<<20)
+		if err != nil || len(items) != len(recs) {
+			t.Fatalf("read %d items: %v", len(items), err)
+		}
+		for i, it := range items {
+			ev, ok := decodeItem(it)
+			if !ok || !json.Valid(ev.JSON) {
+				t.Fatalf("item %d: %q", i, it)
+			}
+			j := string(ev.JSON)
+			if strings.Contains(j, "Bearer") || strings.Contains(j, `"k"`) || strings.Contains(j, `"s"`) || strings.Contains(j, `sig=x`) || strings.Contains(j, `"c"`) || !strings.Contains(j, `"gateway_id":"gw-1"`) {
+				t.Errorf("item %d not redacted/enriched: %s", i, j)
+			}
+		}
+		if ev, _ := decodeItem(items[0]); string(ev.Message) != "GET /a?sig=REDACTED&b=1 200" {
+			t.Errorf("message %q", ev.Message)
+		}
+		q.Close()
+	}
 }

@@ -24,10 +24,31 @@ var ErrMsgpack = errors.New("invalid msgpack")
 // (or "message") string holding a JSON object — Fluent Bit's tail input
 // without a parser — is decoded as that access-log line.
 func DecodeMsgpack(data []byte, fn func(*Entry) error) error {
+	var buf []byte
+	return decodeMsgpackInto(data, &buf, 0, func(e *Entry, _ *span) error {
+		err := fn(e)
+		buf = buf[:0]
+		return err
+	})
+}
+
+// span is where decodeMsgpackInto wrote a record: reserved bytes from
+// start, then the JSON object from obj — '{' and the members, without
+// the closing '}' — to end, field i's value at vals[2i]:vals[2i+1].
+type span struct {
+	start, obj, end int
+	vals            []int
+}
+
+// decodeMsgpackInto is DecodeMsgpack writing each record into *buf as
+// it decodes: reserve bytes (for the caller's headers), then the record
+// as the text of a JSON object, whose values the entry's fields alias.
+// The caller (fn) finishes the object or truncates *buf. A record decoded
+// from an embedded line is not in *buf: fn gets a nil span.
+func decodeMsgpackInto(data []byte, buf *[]byte, reserve int, fn func(*Entry, *span) error) error {
 	d := mpDecoder{b: data}
 	var e Entry
-	var scratch []byte
-	var offs []int
+	var sp span
 	var keys, prev []string
 	for d.i < len(d.b) {
 		n, err := d.arrayLen()
@@ -61,38 +82,51 @@ func DecodeMsgpack(data []byte, fn func(*Entry) error) error {
 		if err != nil {
 			return err
 		}
-		scratch = scratch[:0]
+		b := *buf
+		sp.start = len(b)
+		b = append(b, make([]byte, reserve)...)
+		sp.obj = len(b)
+		b = append(b, '{')
 		e = Entry{Kind: exporters.Access, Fields: e.Fields[:0]}
-		// Values are appended to one scratch buffer and sliced afterwards,
-		// so a growing buffer never leaves a field pointing at old memory.
-		offs, keys = offs[:0], keys[:0]
+		// Values are sliced once the record is complete: a growing buffer
+		// must not leave a field pointing at old memory.
+		sp.vals, keys = sp.vals[:0], keys[:0]
 		for k := 0; k < mn; k++ {
 			key, err := d.topKey(k, prev)
 			if err != nil {
+				*buf = b[:sp.start]
 				return err
 			}
-			start := len(scratch)
-			if scratch, err = d.json(scratch, 0); err != nil {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = appendKey(b, key)
+			start := len(b)
+			if b, err = d.json(b, 0); err != nil {
+				*buf = b[:sp.start]
 				return err
 			}
 			keys = append(keys, key)
-			offs = append(offs, start, len(scratch))
+			sp.vals = append(sp.vals, start, len(b))
 		}
+		sp.end = len(b)
+		*buf = b
 		for k, key := range keys {
-			e.Fields = append(e.Fields, Field{Key: key, Val: scratch[offs[2*k]:offs[2*k+1]]})
+			e.Fields = append(e.Fields, Field{Key: key, Val: b[sp.vals[2*k]:sp.vals[2*k+1]]})
 		}
 		keys, prev = prev, keys
 		if line := embeddedLine(&e); line != nil {
 			if inner, err := DecodeJSON(line); err == nil {
+				*buf = b[:sp.start]
 				inner.Time = entryTime(&inner, ts)
-				if err := fn(&inner); err != nil {
+				if err := fn(&inner, nil); err != nil {
 					return err
 				}
 				continue
 			}
 		}
 		e.Time = entryTime(&e, ts)
-		if err := fn(&e); err != nil {
+		if err := fn(&e, &sp); err != nil {
 			return err
 		}
 	}
@@ -123,8 +157,9 @@ func embeddedLine(e *Entry) []byte {
 }
 
 type mpDecoder struct {
-	b []byte
-	i int
+	b    []byte
+	i    int
+	junk []byte
 }
 
 func (d *mpDecoder) need(n int) error {
@@ -507,8 +542,10 @@ func (d *mpDecoder) json(b []byte, depth int) ([]byte, error) {
 	return b, fmt.Errorf("%w: unknown type 0x%02x at offset %d", ErrMsgpack, c, d.i-1)
 }
 
-// skip discards one value.
+// skip discards one value (transcoded into a buffer the decoder reuses:
+// every record of Fluent Bit's newer event format has a metadata map).
 func (d *mpDecoder) skip(depth int) error {
-	_, err := d.json(nil, depth)
+	var err error
+	d.junk, err = d.json(d.junk[:0], depth)
 	return err
 }

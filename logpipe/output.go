@@ -121,20 +121,84 @@ func (o *output) setErr(err error) {
 	o.errMu.Unlock()
 }
 
-// encodeItem is the queue record: unix nanos, kind, message, JSON. It
-// appends to b and allocates nothing unless a message needs unescaping.
-func encodeItem(b []byte, e *Entry) []byte {
-	b = binary.LittleEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
-	b = append(b, byte(e.Kind), 0, 0)
-	at := len(b)
+// The queue record: unix nanos (uint64), kind, message length (uint16),
+// then the JSON object and the message. The kind byte's top bit says the
+// message follows the JSON; records of earlier releases, still queued
+// after an upgrade, have it before (decodeItem reads both).
+const (
+	itemHeader   = 11
+	messageAfter = 0x80
+)
+
+// encodeItem appends e's queue record to b.
+func encodeItem(b []byte, e *Entry) []byte { return appendItem(b, e, nil) }
+
+// appendItem appends e's queue record to b, or, with a span, finishes the
+// record decodeMsgpackInto started in b (room for the header reserved at
+// sp.start, the object written up to sp.end): fields that still alias
+// what was written stay where they are, so a record nothing changed is
+// not copied again. It allocates nothing unless a field other than the
+// last ones changed or a message needs unescaping.
+func appendItem(b []byte, e *Entry, sp *span) []byte {
+	at, kept := len(b), 0
+	if sp == nil {
+		b = append(b, make([]byte, itemHeader)...)
+		b = append(b, '{')
+	} else {
+		at = sp.start
+		written := len(sp.vals) / 2
+		for kept < written && kept < len(e.Fields) && aliases(e.Fields[kept].Val, b, sp.vals[2*kept], sp.vals[2*kept+1]) {
+			kept++
+		}
+		end := sp.obj + 1
+		if kept > 0 {
+			end = sp.vals[2*kept-1]
+		}
+		if kept < written {
+			// A field changed (redacted): the values after it may alias
+			// the bytes about to be overwritten, so they move out first.
+			detach(e.Fields[kept:])
+		}
+		b = b[:end]
+	}
+	for i := kept; i < len(e.Fields); i++ {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendKey(b, e.Fields[i].Key)
+		b = append(b, e.Fields[i].Val...)
+	}
+	b = append(b, '}')
+	ms := len(b)
 	b = appendMessage(b, e)
-	n := len(b) - at
+	n := len(b) - ms
 	if n > 0xffff {
 		n = 0xffff
-		b = b[:at+n]
+		b = b[:ms+n]
 	}
-	binary.LittleEndian.PutUint16(b[at-2:], uint16(n))
-	return e.AppendJSON(b)
+	binary.LittleEndian.PutUint64(b[at:], uint64(e.Time.UnixNano()))
+	b[at+8] = byte(e.Kind) | messageAfter
+	binary.LittleEndian.PutUint16(b[at+9:], uint16(n))
+	return b
+}
+
+// detach copies the fields' values into one new buffer.
+func detach(fields []Field) {
+	n := 0
+	for _, f := range fields {
+		n += len(f.Val)
+	}
+	buf := make([]byte, 0, n)
+	for i := range fields {
+		at := len(buf)
+		buf = append(buf, fields[i].Val...)
+		fields[i].Val = buf[at:len(buf):len(buf)]
+	}
+}
+
+// aliases reports whether v is exactly b[lo:hi] (the same memory).
+func aliases(v, b []byte, lo, hi int) bool {
+	return len(v) == hi-lo && len(v) > 0 && hi <= cap(b) && &v[0] == &b[:hi][lo]
 }
 
 // appendMessage appends e.Message() without building strings.
@@ -177,19 +241,25 @@ func appendUnquoted(b, v []byte) []byte {
 
 // decodeItem reads a queue record; the event aliases b.
 func decodeItem(b []byte) (exporters.Event, bool) {
-	if len(b) < 11 {
+	if len(b) < itemHeader {
 		return exporters.Event{}, false
 	}
 	ml := int(binary.LittleEndian.Uint16(b[9:]))
-	if len(b) < 11+ml {
+	if len(b) < itemHeader+ml {
 		return exporters.Event{}, false
 	}
-	return exporters.Event{
-		Time:    time.Unix(0, int64(binary.LittleEndian.Uint64(b))),
-		Kind:    exporters.Kind(b[8]),
-		Message: b[11 : 11+ml : 11+ml],
-		JSON:    b[11+ml:],
-	}, true
+	ev := exporters.Event{
+		Time: time.Unix(0, int64(binary.LittleEndian.Uint64(b))),
+		Kind: exporters.Kind(b[8] &^ messageAfter),
+	}
+	if b[8]&messageAfter != 0 {
+		ev.JSON = b[itemHeader : len(b)-ml : len(b)-ml]
+		ev.Message = b[len(b)-ml:]
+	} else {
+		ev.Message = b[itemHeader : itemHeader+ml : itemHeader+ml]
+		ev.JSON = b[itemHeader+ml:]
+	}
+	return ev, true
 }
 
 // start runs the sender until stop or, once closing, the queue is empty.

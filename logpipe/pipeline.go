@@ -316,7 +316,8 @@ func (p *Pipeline) ingestLoop() {
 			for {
 				select {
 				case r := <-p.in:
-					_ = p.enqueue(p.route.Load().access, p.encodeRecords(&s, []accesslog.Record{r}))
+					p.encodeRecords(&s, []accesslog.Record{r})
+					_ = p.enqueue(p.route.Load().access, &s)
 				case e := <-p.rt:
 					p.enqueueRuntime(&e)
 				default:
@@ -337,23 +338,22 @@ func (p *Pipeline) ingestLoop() {
 				break more
 			}
 		}
-		_ = p.enqueue(p.route.Load().access, p.encodeRecords(&s, recs))
+		p.encodeRecords(&s, recs)
+		_ = p.enqueue(p.route.Load().access, &s)
 	}
 }
 
-// encodeRecords encodes recs into s and returns their queue records
-// (valid until s is reused).
-func (p *Pipeline) encodeRecords(s *scratch, recs []accesslog.Record) [][]byte {
-	s.buf, s.ends, s.items = s.buf[:0], s.ends[:0], s.items[:0]
+// encodeRecords encodes recs into s.
+func (p *Pipeline) encodeRecords(s *scratch, recs []accesslog.Record) {
+	s.reset()
 	for i := range recs {
 		e := FromRecord(&recs[i])
-		p.processInto(s, &e)
+		p.processInto(s, &e, nil)
 	}
-	return s.slices()
 }
 
-// process runs enrich, redact and sample on one entry; nil means sampled
-// out.
+// process runs enrich, redact and sample on one entry and returns its
+// queue record; nil means sampled out.
 func (p *Pipeline) process(e *Entry) []byte {
 	if e.Kind == exporters.Access && !p.opts.Sample.keep(e) {
 		p.sampled.Add(1)
@@ -365,21 +365,23 @@ func (p *Pipeline) process(e *Entry) []byte {
 }
 
 // scratch holds what one synchronous ingest call (a Fluent Bit chunk, a
-// block of lines) builds: its records encoded back to back in one buffer,
-// and the redaction rules of the last record's fields. Pooled, so a
-// chunk allocates nothing per record.
+// block of lines) builds: its records as queue frames back to back in
+// one buffer, written to the queue as they are, and the redaction rules
+// of the last record's fields. Pooled, so a chunk allocates nothing per
+// record.
 type scratch struct {
-	buf   []byte
-	ends  []int
-	items [][]byte
+	buf   []byte // frames (queue.BeginFrame, queue.EndFrame)
+	n     int    // records in buf
 	rules []keyRule
 }
+
+func (s *scratch) reset() { s.buf, s.n = s.buf[:0], 0 }
 
 var scratchPool = exporters.NewFreeList(4, func() *scratch { return new(scratch) })
 
 func getScratch() *scratch {
 	s := scratchPool.Get()
-	s.buf, s.ends, s.items = s.buf[:0], s.ends[:0], s.items[:0]
+	s.reset()
 	return s
 }
 
@@ -387,48 +389,55 @@ func putScratch(s *scratch) {
 	if cap(s.buf) > 16<<20 {
 		return // one huge chunk: do not pin its buffer
 	}
-	clear(s.items) // drop references into buf
 	scratchPool.Put(s)
 }
 
-// processInto runs enrich, redact and sample and appends the queue record
-// to s.buf; false means sampled out.
-func (p *Pipeline) processInto(s *scratch, e *Entry) bool {
+// frameReserve is what decodeMsgpackInto leaves before each record for
+// processInto: the queue frame's header and the record's.
+const frameReserve = queue.FrameOverhead + itemHeader
+
+// processInto runs sample, enrich and redact and appends the record's
+// queue frame to s.buf; false means sampled out. With a span the record
+// is already in s.buf, written by decodeMsgpackInto, and is finished in
+// place.
+func (p *Pipeline) processInto(s *scratch, e *Entry, sp *span) bool {
 	if e.Kind == exporters.Access && !p.opts.Sample.keep(e) {
 		p.sampled.Add(1)
+		if sp != nil {
+			s.buf = s.buf[:sp.start]
+		}
 		return false
 	}
 	p.enrich.apply(e)
 	p.redact.applyCached(e, &s.rules)
-	s.buf = encodeItem(s.buf, e)
-	s.ends = append(s.ends, len(s.buf))
+	if sp == nil {
+		start := len(s.buf)
+		s.buf = appendItem(queue.BeginFrame(s.buf), e, nil)
+		queue.EndFrame(s.buf, start)
+	} else {
+		item := *sp
+		item.start += queue.FrameOverhead
+		s.buf = appendItem(s.buf, e, &item)
+		queue.EndFrame(s.buf, sp.start)
+	}
+	s.n++
 	return true
 }
 
-// slices returns the records of s.buf (valid while s is held).
-func (s *scratch) slices() [][]byte {
-	start := 0
-	for _, end := range s.ends {
-		s.items = append(s.items, s.buf[start:end:end])
-		start = end
-	}
-	return s.items
-}
-
-// enqueue appends items to each output's queue.
-func (p *Pipeline) enqueue(outs []*output, items [][]byte) error {
-	if len(items) == 0 {
+// enqueue appends the frames of s to each output's queue.
+func (p *Pipeline) enqueue(outs []*output, s *scratch) error {
+	if s.n == 0 {
 		return nil
 	}
 	var errs []error
 	for _, o := range outs {
-		if err := o.q.Append(items...); err != nil {
-			o.memDropped.Add(int64(len(items)))
+		if err := o.q.AppendFrames(s.buf); err != nil {
+			o.memDropped.Add(int64(s.n))
 			o.setErr(err)
 			errs = append(errs, fmt.Errorf("output %q: %w", o.name, err))
 			continue
 		}
-		o.in.Add(int64(len(items)))
+		o.in.Add(int64(s.n))
 	}
 	return errors.Join(errs...)
 }
@@ -439,7 +448,9 @@ func (p *Pipeline) enqueueRuntime(e *Entry) {
 		return
 	}
 	p.redact.apply(e)
-	_ = p.enqueue(r.runtime, [][]byte{encodeItem(nil, e)})
+	s := scratch{buf: appendItem(queue.BeginFrame(nil), e, nil), n: 1}
+	queue.EndFrame(s.buf, 0)
+	_ = p.enqueue(r.runtime, &s)
 }
 
 // IngestJSONLines takes newline-separated JSON access-log lines (a file
@@ -449,7 +460,7 @@ func (p *Pipeline) enqueueRuntime(e *Entry) {
 func (p *Pipeline) IngestJSONLines(data []byte) (bad int, err error) {
 	s := getScratch()
 	defer putScratch(s)
-	if want := len(data) + len(data)/4 + 4096; cap(s.buf) < want {
+	if want := len(data) + len(data)/3 + 4096; cap(s.buf) < want {
 		s.buf = make([]byte, 0, want)
 	}
 	for len(data) > 0 {
@@ -467,9 +478,9 @@ func (p *Pipeline) IngestJSONLines(data []byte) (bad int, err error) {
 			bad++
 			continue
 		}
-		p.processInto(s, &e)
+		p.processInto(s, &e, nil)
 	}
-	return bad, p.enqueueAccess(s.slices())
+	return bad, p.enqueueAccess(s)
 }
 
 // IngestMsgpack takes one Fluent Bit chunk synchronously (see
@@ -480,21 +491,21 @@ func (p *Pipeline) IngestMsgpack(data []byte) error {
 	defer putScratch(s)
 	// A record's JSON is about its msgpack size plus the queue header and
 	// enrichment: size the buffer once rather than grow (copy) it.
-	if want := len(data) + len(data)/4 + 4096; cap(s.buf) < want {
+	if want := len(data) + len(data)/3 + 4096; cap(s.buf) < want {
 		s.buf = make([]byte, 0, want)
 	}
-	err := DecodeMsgpack(data, func(e *Entry) error {
-		p.processInto(s, e)
+	err := decodeMsgpackInto(data, &s.buf, frameReserve, func(e *Entry, sp *span) error {
+		p.processInto(s, e, sp)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return p.enqueueAccess(s.slices())
+	return p.enqueueAccess(s)
 }
 
-func (p *Pipeline) enqueueAccess(items [][]byte) error {
-	return p.enqueue(p.route.Load().access, items)
+func (p *Pipeline) enqueueAccess(s *scratch) error {
+	return p.enqueue(p.route.Load().access, s)
 }
 
 // Stats returns every output's counters, sorted by name.

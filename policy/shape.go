@@ -59,10 +59,15 @@ type tlsConfig struct {
 	RequireClientCertificate bool      `json:"requireClientCertificate"`
 	TrustedCA                string    `json:"trustedCA"`
 	Certificate              *certPair `json:"certificate"`
-	ALPN                     []string  `json:"alpn"`
-	MinVersion               string    `json:"minversion"`
-	MaxVersion               string    `json:"maxversion"`
-	Ciphers                  []string  `json:"ciphers"`
+	// SNICertificates is a flexgw extension: more certificates on the
+	// listener, each served to clients asking (SNI) for a name it covers.
+	// The Kubernetes source fills it from Ingress spec.tls and Gateway
+	// HTTPS listeners sharing a port.
+	SNICertificates []certPair `json:"sniCertificates"`
+	ALPN            []string   `json:"alpn"`
+	MinVersion      string     `json:"minversion"`
+	MaxVersion      string     `json:"maxversion"`
+	Ciphers         []string   `json:"ciphers"`
 }
 
 // tlsOutboundConfig is tls-outbound's configuration; SNI is a flexgw field.
@@ -137,6 +142,14 @@ func parseServerTLS(raw json.RawMessage) (*ir.ServerTLS, error) {
 	if err := checkPair(c.Certificate); err != nil {
 		return nil, err
 	}
+	var more []ir.CertKey
+	for i := range c.SNICertificates {
+		if err := checkPair(&c.SNICertificates[i]); err != nil {
+			fe := err.(*FieldError) // checkPair's errors name "certificate"
+			return nil, &FieldError{Field: fmt.Sprintf("sniCertificates[%d]", i), Reason: fe.Reason, Err: fe.Err}
+		}
+		more = append(more, ir.CertKey{CertPEM: c.SNICertificates[i].Crt, KeyPEM: c.SNICertificates[i].Key})
+	}
 	if c.RequireClientCertificate && c.TrustedCA == "" {
 		return nil, fieldErr("trustedCA", "required when requireClientCertificate is true")
 	}
@@ -148,7 +161,7 @@ func parseServerTLS(raw json.RawMessage) (*ir.ServerTLS, error) {
 		alpn = []string{"h2", "http/1.1"}
 	}
 	return &ir.ServerTLS{
-		CertPEM: c.Certificate.Crt, KeyPEM: c.Certificate.Key,
+		CertPEM: c.Certificate.Crt, KeyPEM: c.Certificate.Key, SNICerts: more,
 		ClientCAPEM: c.TrustedCA, RequireClientCert: c.RequireClientCertificate,
 		MinVersion: orDefault(c.MinVersion, "1.2"), MaxVersion: orDefault(c.MaxVersion, "1.3"),
 		ALPN: alpn, Ciphers: c.Ciphers,

@@ -42,9 +42,11 @@ func shapeSnapshot(apiPolicies, svcPolicies []*ir.Policy) *ir.Snapshot {
 
 func TestShape(t *testing.T) {
 	crt, key := selfSigned(t)
+	crt2, key2 := selfSigned(t)
 	s := shapeSnapshot(
 		[]*ir.Policy{
-			policytest.Policy("tls", map[string]any{"certificate": map[string]string{"crt": crt, "key": key}, "requireClientCertificate": true, "trustedCA": crt, "minversion": "1.3"}),
+			policytest.Policy("tls", map[string]any{"certificate": map[string]string{"crt": crt, "key": key}, "requireClientCertificate": true, "trustedCA": crt, "minversion": "1.3",
+				"sniCertificates": []map[string]string{{"crt": crt2, "key": key2}}}),
 			policytest.Policy("response-timeout-flex", map[string]any{"timeout": 2.5}),
 		},
 		[]*ir.Policy{
@@ -56,7 +58,8 @@ func TestShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := s.Listeners[0]
-	if l.TLS == nil || l.TLS.CertPEM != crt || !l.TLS.RequireClientCert || l.TLS.ClientCAPEM != crt || l.TLS.MinVersion != "1.3" || l.TLS.MaxVersion != "1.3" {
+	if l.TLS == nil || l.TLS.CertPEM != crt || !l.TLS.RequireClientCert || l.TLS.ClientCAPEM != crt || l.TLS.MinVersion != "1.3" || l.TLS.MaxVersion != "1.3" ||
+		len(l.TLS.SNICerts) != 1 || l.TLS.SNICerts[0].CertPEM != crt2 || l.TLS.SNICerts[0].KeyPEM != key2 {
 		t.Fatalf("listener TLS %+v", l.TLS)
 	}
 	if got := l.APIs[0].Routes[0].Timeout; got != 2500*time.Millisecond {
@@ -78,6 +81,7 @@ func TestShapeErrors(t *testing.T) {
 		want     string
 	}{
 		"mtls without CA": {api: []*ir.Policy{policytest.Policy("tls", map[string]any{"certificate": map[string]string{"crt": crt, "key": key}, "requireClientCertificate": true})}, want: "config.trustedCA"},
+		"bad sni cert":    {api: []*ir.Policy{policytest.Policy("tls", map[string]any{"certificate": map[string]string{"crt": crt, "key": key}, "sniCertificates": []map[string]string{{"crt": crt, "key": "y"}}})}, want: "config.sniCertificates[0]: "},
 		"bad cert":        {api: []*ir.Policy{policytest.Policy("tls", map[string]any{"certificate": map[string]string{"crt": "x", "key": "y"}})}, want: "config.certificate"},
 		"bad version":     {api: []*ir.Policy{policytest.Policy("tls", map[string]any{"certificate": map[string]string{"crt": crt, "key": key}, "minversion": "1.4"})}, want: "config.minversion"},
 		"bad cipher":      {svc: []*ir.Policy{policytest.Policy("tls-outbound", map[string]any{"ciphers": []string{"RC4"}})}, want: "config.ciphers[0]"},

@@ -17,7 +17,7 @@ import (
 	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/telemetry"
 	"github.com/flexgw/flexgw/telemetry/internal/hookproxy"
-	"github.com/flexgw/flexgw/telemetry/internal/otlpstandin"
+	"github.com/flexgw/flexgw/internal/otlpstandin"
 	"github.com/flexgw/flexgw/telemetry/metrics"
 	"github.com/flexgw/flexgw/telemetry/tracing"
 )

@@ -19,7 +19,7 @@ import (
 	"github.com/flexgw/flexgw/dataplane"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/telemetry"
-	"github.com/flexgw/flexgw/telemetry/internal/otlpstandin"
+	"github.com/flexgw/flexgw/internal/otlpstandin"
 )
 
 type recordSink struct {

@@ -45,6 +45,7 @@ import (
 var (
 	flbBin  = flag.String("fluent-bit", "", "Fluent Bit binary (empty: Fluent Bit parts not run)")
 	plugin  = flag.String("plugin", "", "out_flexgw.so as make plugin builds it")
+	before  = flag.String("plugin-before", "", "another build of the plugin (e.g. of an earlier commit), measured in the same rounds: before/after in one run")
 	records = flag.Int("records", 60000, "records per throughput run")
 	dupRecs = flag.Int("dup-records", 20000, "records per run with 30% random 503s")
 	rounds  = flag.Int("rounds", 3, "alternating rounds")
@@ -90,6 +91,9 @@ func run() error {
 	configs := []string{"inprocess"}
 	if *flbBin != "" {
 		configs = []string{"null", "plugin", "native", "inprocess"}
+		if *before != "" {
+			configs = append(configs, "before")
+		}
 	} else {
 		fmt.Println("fluent-bit: NOT RUN (no Fluent Bit: set FLUENT_BIT; it has no Debian package) — only the in-process pipeline is measured")
 	}
@@ -140,6 +144,17 @@ func run() error {
 		}
 		fmt.Printf("plugin output-stage CPU / native output-stage CPU: %.2fx (median of per-round ratios %v; target <= 0.5x: %s)\n",
 			median(ratios), fmtList(ratios), verdict)
+		if has("before") {
+			var bShare, bRatios []float64
+			for i := range cpu["null"] {
+				bShare = append(bShare, cpu["before"][i]-cpu["null"][i])
+				if nShare[i] > 0 {
+					bRatios = append(bRatios, bShare[i]/nShare[i])
+				}
+			}
+			row("  -plugin-before's share (minus null)", median(bShare))
+			fmt.Printf("-plugin-before output-stage CPU / native's: %.2fx (per round %v)\n", median(bRatios), fmtList(bRatios))
+		}
 	}
 	for _, c := range []string{"null", "plugin", "native"} {
 		if has(c) && !(has("null") && has("plugin") && has("native")) {
@@ -155,7 +170,7 @@ func run() error {
 
 	fmt.Printf("\n%-44s %10s %10s %10s\n", "duplicates under 30% random 503s", "records", "dups", "dup %")
 	for _, c := range configs {
-		if c == "null" {
+		if c == "null" || c == "before" {
 			continue
 		}
 		if _, err := measure(work, c, dupLog, *dupRecs, true); err != nil {
@@ -263,9 +278,13 @@ func runFluentBit(dir, config, logPath string, hec *exportertest.HEC, n int) (fl
 	switch config {
 	case "null":
 		out = "    Name null\n    Match *\n"
-	case "plugin":
+	case "plugin", "before":
+		so := *plugin
+		if config == "before" {
+			so = *before
+		}
 		plugins := filepath.Join(dir, "plugins.conf")
-		if err := os.WriteFile(plugins, []byte("[PLUGINS]\n    Path "+*plugin+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(plugins, []byte("[PLUGINS]\n    Path "+so+"\n"), 0o600); err != nil {
 			return 0, err
 		}
 		out = fmt.Sprintf("    Name flexgw\n    Match *\n    Retry_Limit False\n    Exporter splunk\n    Endpoint %s\n    Token %s\n    Queue_Dir %s\n    Flush_Interval 200ms\n",
@@ -295,7 +314,7 @@ func runFluentBit(dir, config, logPath string, hec *exportertest.HEC, n int) (fl
 
 [OUTPUT]
 %s`, parsers, filepath.Join(dir, "plugins.conf"), port, logPath, out)
-	if config != "plugin" {
+	if config != "plugin" && config != "before" {
 		conf = strings.Replace(conf, "    Plugins_File     "+filepath.Join(dir, "plugins.conf")+"\n", "", 1)
 	}
 	confPath := filepath.Join(dir, "fluent-bit.conf")

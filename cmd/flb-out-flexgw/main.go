@@ -22,6 +22,7 @@ var logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "fl
 //
 //export FLBPluginRegister
 func FLBPluginRegister(def unsafe.Pointer) int {
+	flbplugin.TuneRuntime()
 	return output.FLBPluginRegister(def, flbplugin.Name, flbplugin.Description)
 }
 

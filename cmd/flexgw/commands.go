@@ -105,6 +105,7 @@ func runCommand() *cli.Command {
 			fs.StringVar(&ko.Namespace, "namespace", "", "with --kubernetes: watch one `NAMESPACE` (default: all)")
 			fs.StringVar(&ko.Selector, "selector", "", "with --kubernetes: label `SELECTOR` the Flex resources must match")
 			fs.StringVar(&ko.IngressAddress, "ingress-address", "http://0.0.0.0:8080", "with --kubernetes: `ADDRESS` Ingresses of class flexgw are served on; its host is where Gateway listeners bind")
+			fs.StringVar(&ko.IngressTLSAddress, "ingress-tls-address", "", "with --kubernetes: https://HOST:PORT `ADDRESS` Ingresses with spec.tls are also served on, with their Secrets' certificates (default: none)")
 			fs.StringVar(&ko.PublishAddress, "publish-address", "", "with --kubernetes: `IP` written into Ingress and Gateway status")
 			return func(ctx context.Context, _ []string, _, stderr io.Writer) error {
 				o.DataPlane, o.EBPF = dataplane.Value, ebpf.Value

@@ -123,7 +123,8 @@ func basicSnapshot() *ir.Snapshot {
 	}
 }
 
-// tlsSnapshot has an https listener with mTLS and OpenTelemetry tracing.
+// tlsSnapshot has an https listener with mTLS, two certificates and
+// OpenTelemetry tracing.
 func tlsSnapshot() *ir.Snapshot {
 	svc := &ir.Service{
 		Name: "echo", Namespace: "prod", Protocol: ir.HTTP,
@@ -144,6 +145,9 @@ func tlsSnapshot() *ir.Snapshot {
 				KeyPEM:            "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
 				ClientCAPEM:       "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n",
 				RequireClientCert: true, MinVersion: "1.2", MaxVersion: "1.3",
+				// A second certificate, served by SNI (Gateway HTTPS
+				// listeners sharing the port).
+				SNICerts: []ir.CertKey{{CertPEM: "-----BEGIN CERTIFICATE-----\nMIIG\n-----END CERTIFICATE-----\n", KeyPEM: "-----BEGIN PRIVATE KEY-----\nMIIH\n-----END PRIVATE KEY-----\n"}},
 			},
 			APIs: []*ir.API{api},
 		}},

@@ -41,16 +41,25 @@ func downstreamTLS(l *ir.Listener) (*corev3.TransportSocket, []*tlsv3.Secret, er
 			PrivateKey:       inline(s.KeyPEM),
 		}},
 	}}
+	sds := []*tlsv3.SdsSecretConfig{{Name: certSecretName(l.Name), SdsConfig: adsSource()}}
+	// Envoy picks among several certificates by the client's SNI against
+	// each certificate's names, falling back to the first, as the built-in
+	// data plane does.
+	for i, ck := range s.SNICerts {
+		name := fmt.Sprintf("%s-%d", certSecretName(l.Name), i+1)
+		secrets = append(secrets, &tlsv3.Secret{Name: name, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+			CertificateChain: inline(ck.CertPEM), PrivateKey: inline(ck.KeyPEM),
+		}}})
+		sds = append(sds, &tlsv3.SdsSecretConfig{Name: name, SdsConfig: adsSource()})
+	}
 	alpn := s.ALPN
 	if len(alpn) == 0 {
 		alpn = []string{"h2", "http/1.1"}
 	}
 	common := &tlsv3.CommonTlsContext{
-		TlsParams:     params,
-		AlpnProtocols: alpn,
-		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{
-			Name: certSecretName(l.Name), SdsConfig: adsSource(),
-		}},
+		TlsParams:                      params,
+		AlpnProtocols:                  alpn,
+		TlsCertificateSdsSecretConfigs: sds,
 	}
 	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
 	if s.ClientCAPEM != "" {

@@ -32,10 +32,18 @@ type metadata struct {
 }
 
 type definSpec struct {
-	Group    string    `yaml:"group"`
-	Names    names     `yaml:"names"`
-	Scope    string    `yaml:"scope"`
-	Versions []version `yaml:"versions"`
+	Group      string      `yaml:"group"`
+	Names      names       `yaml:"names"`
+	Scope      string      `yaml:"scope"`
+	Versions   []version   `yaml:"versions"`
+	Conversion *conversion `yaml:"conversion,omitempty"`
+}
+
+// conversion is the CRD's version conversion. Every version of a kind has
+// the one schema (Flex's versions differ only in name), so the API server
+// converts by rewriting apiVersion: strategy None, no webhook to run.
+type conversion struct {
+	Strategy string `yaml:"strategy"`
 }
 
 type names struct {
@@ -115,6 +123,9 @@ func Render(k Kind) ([]byte, error) {
 				ShortNames: k.Short, Categories: []string{"flexgw"}},
 			Scope: "Namespaced",
 		},
+	}
+	if len(k.Versions) > 1 {
+		d.Spec.Conversion = &conversion{Strategy: "None"}
 	}
 	for i, v := range k.Versions {
 		d.Spec.Versions = append(d.Spec.Versions, version{

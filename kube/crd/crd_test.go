@@ -50,10 +50,16 @@ const probe = "zzProbeField"
 // would prune a field the gateway reads, or keep one it rejects.
 func TestSchemaFieldsAreTheDecoders(t *testing.T) {
 	for _, k := range Kinds() {
-		apiVersion := config.V1Alpha1
-		if k.Kind == config.KindConfiguration {
-			apiVersion = config.V1Beta1
+		// Every version the CRD serves, against the decoder at that
+		// version: conversion is None, so one schema must fit them all.
+		for _, v := range k.Versions {
+			checkSchemaVersion(t, k, Group+"/"+v)
 		}
+	}
+}
+
+func checkSchemaVersion(t *testing.T, k Kind, apiVersion string) {
+	{
 		checked := 0
 		var walk func(s *Schema, path string, wrap func(any) any)
 		walk = func(s *Schema, path string, wrap func(any) any) {
@@ -73,7 +79,7 @@ func TestSchemaFieldsAreTheDecoders(t *testing.T) {
 				sort.Strings(want)
 				got := decoderFields(t, k.Kind, apiVersion, wrap(map[string]any{probe: 1}))
 				if strings.Join(got, ",") != strings.Join(want, ",") {
-					t.Errorf("%s %s: schema has fields %v, config's decoder accepts %v; make kube/crd/schema.go match and run go generate ./kube/crd", k.Kind, path, want, got)
+					t.Errorf("%s %s %s: schema has fields %v, config's decoder accepts %v; make kube/crd/schema.go match and run go generate ./kube/crd", apiVersion, k.Kind, path, want, got)
 				}
 				for name, child := range s.Properties {
 					walk(child, path+"."+name, func(v any) any {
@@ -88,7 +94,7 @@ func TestSchemaFieldsAreTheDecoders(t *testing.T) {
 		}
 		walk(k.Spec, "spec", func(v any) any { return v })
 		if checked < 2 {
-			t.Errorf("%s: only %d objects checked", k.Kind, checked)
+			t.Errorf("%s %s: only %d objects checked", apiVersion, k.Kind, checked)
 		}
 	}
 }

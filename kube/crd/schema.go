@@ -242,7 +242,8 @@ func Kinds() []Kind {
 		},
 		{
 			Kind: "PolicyBinding", Plural: "policybindings", Singular: "policybinding", Short: []string{"pb"},
-			Versions: []string{"v1alpha1"},
+			// Flex's newer pages write v1beta1 (config/ accepts both).
+			Versions: []string{"v1alpha1", "v1beta1"},
 			Columns: append([]Column{
 				{Name: "Target", Type: "string", JSONPath: ".spec.targetRef.name"},
 				{Name: "Policy", Type: "string", JSONPath: ".spec.policyRef.name"},

@@ -292,6 +292,13 @@ func writeServingCert(t testing.TB, certFile, keyFile string) {
 // localhost, and its key, PEM-encoded; cn tells certificates apart.
 func SelfSigned(t testing.TB, cn string) (certPEM, keyPEM string) {
 	t.Helper()
+	return SelfSignedFor(t, cn, "localhost")
+}
+
+// SelfSignedFor is SelfSigned for the DNS names given (and 127.0.0.1): a
+// TLS server holding several picks it by the client's SNI.
+func SelfSignedFor(t testing.TB, cn string, dnsNames ...string) (certPEM, keyPEM string) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -306,7 +313,7 @@ func SelfSigned(t testing.TB, cn string) (certPEM, keyPEM string) {
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
 		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:              []string{"localhost"},
+		DNSNames:              dnsNames,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,19 @@ func canonical(typ string) string {
 
 // commonKeys apply to every exporter.
 var commonKeys = map[string]string{"Compress": "compress", "TLS_Verify": "tls.verify"}
+
+// TuneRuntime sizes the Go runtime that lives inside Fluent Bit, once, at
+// registration: one P (GOMAXPROCS=1) unless the environment sets
+// GOMAXPROCS. The plugin's work is a flush callback on Fluent Bit's
+// engine thread and one sender per instance, mostly waiting on the
+// network; with a P per core the runtime wakes and parks threads to hand
+// each of them a P of its own, and that scheduling cost more CPU than the
+// parallelism saved (issue 17's output-stage benchmark).
+func TuneRuntime() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+}
 
 // Instance is one configured output of the plugin.
 type Instance struct {

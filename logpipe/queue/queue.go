@@ -363,6 +363,78 @@ func (q *Queue) Append(items ...[]byte) error {
 	if err := q.flushLocked(buf); err != nil {
 		return err
 	}
+	return q.appendedLocked()
+}
+
+// BeginFrame appends room for a frame header to b: the caller appends
+// the item after it and calls EndFrame, and AppendFrames takes a buffer
+// of such frames without copying them again.
+func BeginFrame(b []byte) []byte { return append(b, make([]byte, frameHeader)...) }
+
+// EndFrame fills the header of the frame that BeginFrame started at
+// start in b (the item is b[start+FrameOverhead:]).
+func EndFrame(b []byte, start int) {
+	item := b[start+frameHeader:]
+	binary.LittleEndian.PutUint32(b[start:], uint32(len(item)))
+	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(item, castagnoli))
+}
+
+// AppendFrames is Append for items already framed by BeginFrame and
+// EndFrame, back to back in frames: they are written as they are.
+func (q *Queue) AppendFrames(frames []byte) error {
+	size := int64(len(frames))
+	for off := 0; off < len(frames); {
+		if len(frames)-off < frameHeader {
+			return fmt.Errorf("queue: torn frame at offset %d", off)
+		}
+		n := int(binary.LittleEndian.Uint32(frames[off:]))
+		if n > len(frames)-off-frameHeader {
+			return fmt.Errorf("queue: torn frame at offset %d", off)
+		}
+		if int64(n+frameHeader) > q.opts.SegmentBytes {
+			return fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
+		}
+		off += frameHeader + n
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	if q.opts.RejectWhenFull && q.bytesLocked()-q.head.Off+size > q.opts.MaxBytes {
+		return ErrFull
+	}
+	// Write runs of whole frames that fit the write segment, rolling to a
+	// new segment between them.
+	for len(frames) > 0 {
+		last := &q.segs[len(q.segs)-1]
+		run, count := 0, 0
+		for run < len(frames) {
+			n := frameHeader + int(binary.LittleEndian.Uint32(frames[run:]))
+			if (last.size > 0 || run > 0) && last.size+int64(run+n) > q.opts.SegmentBytes {
+				break
+			}
+			run += n
+			count++
+		}
+		if run == 0 {
+			if err := q.rollLocked(); err != nil {
+				return err
+			}
+			continue
+		}
+		last.count += count
+		if err := q.flushLocked(frames[:run]); err != nil {
+			return err
+		}
+		frames = frames[run:]
+	}
+	return q.appendedLocked()
+}
+
+// appendedLocked finishes an append: fsync per policy, the size cap, and
+// the consumer's wake-up.
+func (q *Queue) appendedLocked() error {
 	if q.opts.Fsync == FsyncAlways {
 		if err := q.w.Sync(); err != nil {
 			return fmt.Errorf("queue fsync: %w", err)

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -166,8 +169,21 @@ type procStream struct {
 	mode    *extprocfilterv3.ProcessingMode
 	timeout time.Duration
 	// dead is set once the processor failed with failureModeAllow: the
-	// rest of the exchange goes on unprocessed.
-	dead bool
+	// rest of the exchange goes on unprocessed. The streamed request body
+	// reads it from the goroutine sending the body upstream.
+	dead atomic.Bool
+	// mu serialises message exchanges: a streamed request body is sent
+	// from the goroutine writing it upstream, and an upstream may answer
+	// before it has read all of it.
+	mu sync.Mutex
+	// bodyErr is the failure (or immediate response) met while streaming
+	// the request body; the client gets it instead of the upstream's
+	// answer. Guarded by mu.
+	bodyErr error
+	// streaming: the request body goes to the processor chunk by chunk as
+	// the upstream reads it.
+	streaming bool
+	log       *slog.Logger
 	// abandoned: a message exchange was given up while in flight.
 	abandoned bool
 }
@@ -185,6 +201,11 @@ func (s *procStream) close() {
 
 // exchange sends one message and waits messageTimeout for its answer.
 func (s *procStream) exchange(req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.abandoned {
+		return nil, &extProcError{http.StatusInternalServerError, errors.New("the processor stream was given up")}
+	}
 	if s.stream == nil {
 		// The stream's context is its own, cancelled when the request's
 		// is: gRPC may look at it after the handler returned, when the
@@ -364,7 +385,7 @@ func (d nativeExtProc) Build(env policy.Env, p *ir.Policy) (policy.Middleware, e
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			mode := proto.Clone(c.mode).(*extprocfilterv3.ProcessingMode) // per request: the processor may override it
-			s := &procStream{c: c, client: client, ctx: r.Context(), mode: mode, timeout: c.timeout}
+			s := &procStream{c: c, client: client, ctx: r.Context(), mode: mode, timeout: c.timeout, log: log}
 			defer s.close()
 			fail := func(err error) bool {
 				var im immediate
@@ -379,7 +400,7 @@ func (d nativeExtProc) Build(env policy.Env, p *ir.Policy) (policy.Middleware, e
 				}
 				if c.failOpen {
 					log.Warn("external processor failed; continuing unprocessed (failureModeAllow)", "err", err)
-					s.dead = true
+					s.dead.Store(true)
 					return false
 				}
 				log.Warn("external processor failed", "uri", c.uri.raw, "err", err)
@@ -390,7 +411,7 @@ func (d nativeExtProc) Build(env policy.Env, p *ir.Policy) (policy.Middleware, e
 				return
 			}
 			policy.Decide(r, name, policy.Allowed)
-			if s.dead || (s.mode.ResponseHeaderMode == extprocfilterv3.ProcessingMode_SKIP && s.mode.ResponseBodyMode == extprocfilterv3.ProcessingMode_NONE && s.mode.ResponseTrailerMode != extprocfilterv3.ProcessingMode_SEND) {
+			if s.dead.Load() || (!s.streaming && s.mode.ResponseHeaderMode == extprocfilterv3.ProcessingMode_SKIP && s.mode.ResponseBodyMode == extprocfilterv3.ProcessingMode_NONE && s.mode.ResponseTrailerMode != extprocfilterv3.ProcessingMode_SEND) {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -399,24 +420,48 @@ func (d nativeExtProc) Build(env policy.Env, p *ir.Policy) (policy.Middleware, e
 				// through (a download or server-sent events are never held).
 				pw := &procWriter{ResponseWriter: w, s: s, fail: fail, head: r.Method == http.MethodHead}
 				next.ServeHTTP(pw, r)
+				if !pw.swallow {
+					// The trailers the upstream sent are in the header map
+					// until the server writes them, after this returns.
+					if err := s.responseTrailers(w.Header()); err != nil {
+						log.Warn("external processor failed on the response trailers; the response was already sent", "err", err)
+					}
+				}
 				return
 			}
 			cw := &captureWriter{header: http.Header{}}
 			next.ServeHTTP(cw, r)
+			if err := s.streamErr(); err != nil {
+				fail(err)
+				return
+			}
 			if err := s.response(cw); err != nil && fail(err) {
 				return
 			}
 			dst := w.Header()
+			trailers := false
 			for k, vs := range cw.header {
+				if strings.HasPrefix(k, http.TrailerPrefix) {
+					trailers = true
+					continue
+				}
 				dst[k] = vs
 			}
 			dst.Del("Content-Length")
 			if cw.status == 0 {
 				cw.status = http.StatusOK
 			}
-			dst.Set("Content-Length", strconv.Itoa(len(cw.body.Bytes())))
+			if !trailers {
+				// With trailers the body goes chunked, as they need.
+				dst.Set("Content-Length", strconv.Itoa(len(cw.body.Bytes())))
+			}
 			w.WriteHeader(cw.status)
 			_, _ = w.Write(cw.body.Bytes())
+			for k, vs := range cw.header {
+				if strings.HasPrefix(k, http.TrailerPrefix) {
+					dst[k] = vs
+				}
+			}
 		})
 	}, nil
 }
@@ -451,6 +496,17 @@ func (s *procStream) request(r *http.Request) error {
 		}
 	}
 	if !hasBody || m.RequestBodyMode == extprocfilterv3.ProcessingMode_NONE {
+		return nil
+	}
+	if m.RequestBodyMode == extprocfilterv3.ProcessingMode_STREAMED {
+		// As Envoy: each chunk goes to the processor as it arrives and on
+		// upstream with the processor's answer; the upstream reads the
+		// first chunk before the client sent the last.
+		r.Body = &streamedBody{s: s, src: r.Body, r: r}
+		r.ContentLength = -1
+		r.Header.Del("Content-Length")
+		r.GetBody = nil
+		s.streaming = true
 		return nil
 	}
 	body, rest, err := s.body(r.Body, m.RequestBodyMode, true)
@@ -488,19 +544,7 @@ func setRequestBody(r *http.Request, b []byte) {
 // left it. streamed sends every chunk read as its own message;
 // bufferedPartial sends at most maxExtProcBody and returns the unread rest.
 func (s *procStream) body(rd io.Reader, mode extprocfilterv3.ProcessingMode_BodySendMode, request bool) (out []byte, rest io.Reader, err error) {
-	send := func(chunk []byte, eos bool) ([]byte, error) {
-		var req *extprocv3.ProcessingRequest
-		if request {
-			req = &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: chunk, EndOfStream: eos}}}
-		} else {
-			req = &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: chunk, EndOfStream: eos}}}
-		}
-		res, err := s.exchange(req)
-		if err != nil {
-			return nil, err
-		}
-		return applyBody(chunk, common(res).GetBodyMutation()), nil
-	}
+	send := func(chunk []byte, eos bool) ([]byte, error) { return s.sendBody(chunk, eos, request) }
 	tooBig := http.StatusRequestEntityTooLarge
 	if !request {
 		tooBig = http.StatusInternalServerError
@@ -596,7 +640,7 @@ func (s *procStream) response(cw *captureWriter) error {
 		return nil
 	}
 	if !hasBody || m.ResponseBodyMode == extprocfilterv3.ProcessingMode_NONE {
-		return nil
+		return s.responseTrailers(cw.header)
 	}
 	body, rest, err := s.body(bytes.NewReader(cw.body.Bytes()), m.ResponseBodyMode, false)
 	if err != nil {
@@ -609,6 +653,150 @@ func (s *procStream) response(cw *captureWriter) error {
 	cw.body.Reset()
 	cw.body.Write(body)
 	cw.body.Write(tail)
+	return s.responseTrailers(cw.header)
+}
+
+// streamErr is the failure met while streaming the request body, if any.
+func (s *procStream) streamErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bodyErr
+}
+
+// streamedBody is a request body sent to the processor chunk by chunk as
+// the upstream reads it (STREAMED); Read returns what the processor
+// made of each chunk.
+type streamedBody struct {
+	s       *procStream
+	src     io.ReadCloser
+	r       *http.Request
+	buf     []byte
+	pending []byte
+	// final is what Read returns once the body is done (io.EOF, or the
+	// failure that ended it).
+	final error
+}
+
+func (b *streamedBody) Close() error { return b.src.Close() }
+
+func (b *streamedBody) Read(p []byte) (int, error) {
+	for {
+		if len(b.pending) > 0 {
+			n := copy(p, b.pending)
+			b.pending = b.pending[n:]
+			return n, nil
+		}
+		if b.final != nil {
+			return 0, b.final
+		}
+		if b.buf == nil {
+			b.buf = make([]byte, 32<<10)
+		}
+		// One read, not a full buffer: a chunk goes on as soon as the
+		// client sent it.
+		n, err := b.src.Read(b.buf)
+		eos := err == io.EOF
+		if err != nil && !eos {
+			b.final = err // the client's failure: the data plane answers it
+			return 0, err
+		}
+		if n == 0 && !eos {
+			continue
+		}
+		chunk := append([]byte(nil), b.buf[:n]...)
+		b.pending = chunk
+		if !b.s.dead.Load() {
+			out, err := b.s.sendBody(chunk, eos, true)
+			if err != nil {
+				var im immediate
+				if errors.As(err, &im) || !b.s.c.failOpen {
+					b.s.mu.Lock()
+					b.s.bodyErr = err
+					b.s.mu.Unlock()
+					b.pending, b.final = nil, err
+					return 0, err
+				}
+				b.s.log.Warn("external processor failed on the request body; continuing unprocessed (failureModeAllow)", "err", err)
+				b.s.dead.Store(true)
+			} else {
+				b.pending = out
+			}
+		}
+		if eos {
+			b.final = io.EOF
+			b.requestTrailers()
+		}
+	}
+}
+
+// requestTrailers sends the request's trailers, known once its body was
+// read to the end, when the mode says so.
+func (b *streamedBody) requestTrailers() {
+	s := b.s
+	if s.dead.Load() || s.mode.RequestTrailerMode != extprocfilterv3.ProcessingMode_SEND || len(b.r.Trailer) == 0 {
+		return
+	}
+	res, err := s.exchange(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestTrailers{RequestTrailers: &extprocv3.HttpTrailers{Trailers: headerMap(b.r.Trailer)}}})
+	if err != nil {
+		s.log.Warn("external processor failed on the request trailers", "err", err)
+		return
+	}
+	mutateHeaders(b.r.Trailer, res.GetRequestTrailers().GetHeaderMutation())
+}
+
+// sendBody sends one body chunk and returns it as the processor left it.
+func (s *procStream) sendBody(chunk []byte, eos, request bool) ([]byte, error) {
+	var req *extprocv3.ProcessingRequest
+	if request {
+		req = &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: chunk, EndOfStream: eos}}}
+	} else {
+		req = &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: chunk, EndOfStream: eos}}}
+	}
+	res, err := s.exchange(req)
+	if err != nil {
+		return nil, err
+	}
+	return applyBody(chunk, common(res).GetBodyMutation()), nil
+}
+
+// responseTrailers sends the response's trailers (those h announces in
+// Trailer, and those set with http.TrailerPrefix) when the mode says so
+// and there are any, and applies the answer to h.
+func (s *procStream) responseTrailers(h http.Header) error {
+	if s.dead.Load() || s.mode.ResponseTrailerMode != extprocfilterv3.ProcessingMode_SEND {
+		return nil
+	}
+	tr := http.Header{}
+	for _, v := range h.Values("Trailer") {
+		for _, k := range strings.Split(v, ",") {
+			if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" && len(h[k]) > 0 {
+				tr[k] = h[k]
+			}
+		}
+	}
+	for k, vs := range h {
+		if n, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			tr[http.CanonicalHeaderKey(n)] = vs
+		}
+	}
+	if len(tr) == 0 {
+		return nil // Envoy sends trailers only when there are some
+	}
+	before := tr.Clone()
+	res, err := s.exchange(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseTrailers{ResponseTrailers: &extprocv3.HttpTrailers{Trailers: headerMap(tr)}}})
+	if err != nil {
+		return err
+	}
+	mutateHeaders(tr, res.GetResponseTrailers().GetHeaderMutation())
+	// Back into h: every trailer is written with the prefix form, which
+	// net/http sends whether or not it was announced.
+	for k := range before {
+		delete(h, k)
+		delete(h, http.TrailerPrefix+k)
+	}
+	for k, vs := range tr {
+		h[http.TrailerPrefix+k] = vs
+	}
 	return nil
 }
 
@@ -724,6 +912,15 @@ func (w *procWriter) WriteHeader(code int) {
 	}
 	w.started = true
 	h := w.ResponseWriter.Header()
+	if err := w.s.streamErr(); err != nil {
+		// The request body's processing failed while the upstream read
+		// it: the client gets that, not the upstream's (or the data
+		// plane's) answer.
+		clear(h)
+		w.fail(err)
+		w.swallow = true
+		return
+	}
 	eos := w.head || code == http.StatusNoContent || code == http.StatusNotModified || h.Get("Content-Length") == "0"
 	status, replace, err := w.s.responseHeaders(code, h, eos)
 	if err != nil {

@@ -97,6 +97,12 @@ func (s *procServer) Process(st extprocv3.ExternalProcessor_ProcessServer) error
 		case req.GetRequestBody() != nil:
 			b := req.GetRequestBody()
 			s.note("reqBody")
+			if bytes.Contains(b.GetBody(), []byte("deny-body")) {
+				res = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
+					Status: &typev3.HttpStatus{Code: typev3.StatusCode_Forbidden}, Body: []byte("body refused"),
+				}}}
+				break
+			}
 			res = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: &extprocv3.CommonResponse{
 				BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: bytes.ToUpper(b.GetBody())}},
 			}}}}
@@ -110,6 +116,12 @@ func (s *procServer) Process(st extprocv3.ExternalProcessor_ProcessServer) error
 			res = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: &extprocv3.CommonResponse{
 				BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: bytes.ReplaceAll(req.GetResponseBody().GetBody(), []byte("echo"), []byte("processed"))}},
 			}}}}
+		case req.GetResponseTrailers() != nil:
+			sum := hdrValue(req.GetResponseTrailers().GetTrailers(), "x-checksum")
+			s.note("respTrailers:" + sum)
+			res = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{
+				HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHdr("x-checksum", "processed-"+sum), setHdr("x-trailer-proc", "yes")}},
+			}}}
 		default:
 			s.note("other")
 			continue
@@ -306,5 +318,114 @@ func TestNativeExtProcStreamsResponse(t *testing.T) {
 	close(release)
 	if err != nil || line != "data: one\n" {
 		t.Fatalf("first event %q, %v: the body did not stream", line, err)
+	}
+}
+
+// TestNativeExtProcStreamedRequestBody: in streamed mode each chunk goes
+// to the processor as it arrives and on upstream with the processor's
+// answer, as Envoy does: the upstream reads the first chunk, processed,
+// before the client has sent the last.
+func TestNativeExtProcStreamedRequestBody(t *testing.T) {
+	ps := newProcServer(t)
+	gotFirst := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var seen []byte
+		buf := make([]byte, 1024)
+		signalled := false
+		for {
+			n, err := r.Body.Read(buf)
+			seen = append(seen, buf[:n]...)
+			if !signalled && bytes.HasPrefix(seen, []byte("FIRST ")) {
+				signalled = true
+				close(gotFirst)
+			}
+			if err != nil {
+				break
+			}
+		}
+		_, _ = io.WriteString(w, "upstream read: "+string(seen))
+	}))
+	t.Cleanup(up.Close)
+	gw := procGateway(t, up.URL, policytest.Policy("native-ext-proc-flex", map[string]any{
+		"uri": "h2://" + ps.addr, "requestBodyMode": "streamed", "responseHeaderMode": "skip",
+	}))
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL+"/upload", pr)
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		done <- result{code: res.StatusCode, body: string(b)}
+	}()
+	if _, err := io.WriteString(pw, "first "); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gotFirst:
+	case r := <-done:
+		t.Fatalf("the exchange ended before the last chunk was sent: %+v", r)
+	case <-ctx.Done():
+		t.Fatal("the upstream never read the first chunk while the client held the last: the body was held until its end")
+	}
+	_, _ = io.WriteString(pw, "second")
+	pw.Close()
+	r := <-done
+	if r.err != nil || r.code != 200 || r.body != "upstream read: FIRST SECOND" {
+		t.Fatalf("got %+v, want 200 %q", r, "upstream read: FIRST SECOND")
+	}
+	if k := ps.Kinds(); !strings.HasPrefix(k, "reqHeaders,reqBody,reqBody") {
+		t.Errorf("messages %q: want one body message per chunk", k)
+	}
+	// An immediate response to a chunk ends the exchange with it.
+	res, body := procPost(t, gw.URL+"/upload", "please deny-body now")
+	if res.StatusCode != 403 || body != "body refused" {
+		t.Fatalf("immediate response to a body chunk: %d %q", res.StatusCode, body)
+	}
+}
+
+// TestNativeExtProcResponseTrailers: with responseTrailerMode send, the
+// upstream's trailers go to the processor (after the body) and reach the
+// client as it changed them, whether the body streams or is buffered.
+func TestNativeExtProcResponseTrailers(t *testing.T) {
+	ps := newProcServer(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		_, _ = io.WriteString(w, "payload")
+		w.Header().Set("X-Checksum", "abc")
+	}))
+	t.Cleanup(up.Close)
+	for _, mode := range []string{"none", "buffered"} {
+		t.Run(mode, func(t *testing.T) {
+			gw := procGateway(t, up.URL, policytest.Policy("native-ext-proc-flex", map[string]any{
+				"uri": "h2://" + ps.addr, "responseTrailerMode": "send", "responseBodyMode": mode,
+			}))
+			res, err := http.Get(gw.URL + "/t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if string(b) != "payload" {
+				t.Fatalf("body %q", b)
+			}
+			if res.Trailer.Get("X-Checksum") != "processed-abc" || res.Trailer.Get("X-Trailer-Proc") != "yes" {
+				t.Fatalf("trailers %v, want the processor's", res.Trailer)
+			}
+			if k := ps.Kinds(); !strings.HasSuffix(k, "respTrailers:abc") {
+				t.Errorf("messages %q: the trailers must go last", k)
+			}
+		})
 	}
 }

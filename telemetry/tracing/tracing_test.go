@@ -16,7 +16,7 @@ import (
 	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/telemetry/internal/hookproxy"
-	"github.com/flexgw/flexgw/telemetry/internal/otlpstandin"
+	"github.com/flexgw/flexgw/internal/otlpstandin"
 	"github.com/flexgw/flexgw/telemetry/tracing"
 )
 

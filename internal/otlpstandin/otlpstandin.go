@@ -1,5 +1,5 @@
-// Package otlpstandin is a stand-in OpenTelemetry collector for telemetry's
-// tests and benchmarks: it receives OTLP trace exports over gRPC (the
+// Package otlpstandin is a stand-in OpenTelemetry collector for the tests
+// and benchmarks of telemetry and of the binary (test/e2e): it receives OTLP trace exports over gRPC (the
 // collector TraceService) or HTTP (POST protobuf to /v1/traces), as the
 // OTLP specification defines them, and keeps the spans for inspection.
 package otlpstandin
