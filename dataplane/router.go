@@ -288,7 +288,7 @@ func (dp *DataPlane) buildRoute(s *ir.Snapshot, a *ir.API, ar *apiRoutes, r *ir.
 			if !ok {
 				return nil, fmt.Errorf("policy %s (%s): %q is not a known policy", p.Binding, p.Source, p.Name)
 			}
-			env := policy.Env{Snapshot: s, API: a, Logger: dp.log.With("policy", p.Name, "binding", p.Binding), Shared: dp.opts.Shared}
+			env := policy.Env{Snapshot: s, API: a, Route: r, Logger: dp.log.With("policy", p.Name, "binding", p.Binding), Shared: dp.opts.Shared}
 			env.Service = owner[p]
 			mw, err := def.Build(env, p)
 			if err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"net/url"
@@ -159,46 +160,111 @@ func (awsLambda) SecretFields() []string {
 	return []string{"credentials.secretAccessKey", "credentials.sessionToken"}
 }
 
-// lambdaEndpoint is where invocations go: the Service the policy is bound
-// to (Flex applies it as an outbound policy on the Lambda upstream), or
-// the API's only upstream service, else Lambda's regional endpoint.
-func lambdaEndpoint(env Env, c *compiledLambda) (*url.URL, *ir.Service) {
-	svc := env.Service
-	if svc == nil && env.API != nil && env.Snapshot != nil {
+// lambdaTarget is one place invocations go, with its client and weight.
+type lambdaTarget struct {
+	base   *url.URL
+	client *http.Client
+	weight uint32
+}
+
+// lambdaTargets are where invocations go, as Envoy's aws_lambda filter
+// sends them through the router: to the Service the policy is bound to
+// (Flex applies it as an outbound policy on the Lambda upstream), else to
+// the destinations of the request's route (each by its weight), else to
+// the API's only service, else to Lambda's regional endpoint.
+func lambdaTargets(env Env, c *compiledLambda) ([]lambdaTarget, error) {
+	type dest struct {
+		svc    *ir.Service
+		weight uint32
+	}
+	var ds []dest
+	switch {
+	case env.Service != nil:
+		ds = []dest{{env.Service, 1}}
+	case env.Route != nil && env.Snapshot != nil:
+		for _, d := range env.Route.Destinations {
+			if s := env.Snapshot.Service(d.Service); s != nil && len(s.Endpoints) > 0 {
+				ds = append(ds, dest{s, max(d.Weight, 1)})
+			}
+		}
+	case env.API != nil && env.Snapshot != nil:
+		var only *ir.Service
 		for _, rt := range env.API.Routes {
 			for _, d := range rt.Destinations {
 				s := env.Snapshot.Service(d.Service)
-				if s == nil || (svc != nil && s != svc) {
-					svc = nil
-					goto regional
+				if s == nil || (only != nil && s != only) {
+					only = nil
+					goto done
 				}
-				svc = s
+				only = s
 			}
 		}
+	done:
+		if only != nil {
+			ds = []dest{{only, 1}}
+		}
 	}
-	if svc != nil && len(svc.Endpoints) > 0 {
+	var out []lambdaTarget
+	for _, d := range ds {
+		if len(d.svc.Endpoints) == 0 {
+			continue
+		}
 		scheme := "http"
-		if svc.Protocol == ir.HTTPS {
+		if d.svc.Protocol == ir.HTTPS {
 			scheme = "https"
 		}
-		return &url.URL{Scheme: scheme, Host: svc.Endpoints[0].Address()}, svc
+		client, err := PolicyCallClient(env, lambdaTimeout)
+		if err != nil {
+			return nil, err
+		}
+		if d.svc.TLS != nil {
+			tc, err := PolicyCallTLSConfig(d.svc.TLS)
+			if err != nil {
+				return nil, fmt.Errorf("service %s tls: %w", d.svc.Key(), err)
+			}
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.TLSClientConfig = tc
+			client = &http.Client{Timeout: lambdaTimeout, Transport: tr}
+		}
+		out = append(out, lambdaTarget{base: &url.URL{Scheme: scheme, Host: d.svc.Endpoints[0].Address()}, client: client, weight: d.weight})
 	}
-regional:
+	if len(out) > 0 {
+		return out, nil
+	}
 	domain := "amazonaws.com"
 	if strings.HasPrefix(c.partition, "aws-cn") {
 		domain = "amazonaws.com.cn"
 	}
-	return &url.URL{Scheme: "https", Host: "lambda." + c.region + "." + domain}, nil
+	client, err := PolicyCallClient(env, lambdaTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return []lambdaTarget{{base: &url.URL{Scheme: "https", Host: "lambda." + c.region + "." + domain}, client: client, weight: 1}}, nil
 }
 
 // lambdaInvoker invokes one binding's function.
 type lambdaInvoker struct {
-	c      *compiledLambda
-	base   *url.URL
-	client *http.Client
-	signer *v4.Signer
-	creds  func() (aws.Credentials, error)
-	log    *slog.Logger
+	c       *compiledLambda
+	targets []lambdaTarget
+	total   uint32
+	signer  *v4.Signer
+	creds   func() (aws.Credentials, error)
+	log     *slog.Logger
+}
+
+// pick chooses a target by weight, as the router picks a weighted cluster.
+func (inv *lambdaInvoker) pick() lambdaTarget {
+	if len(inv.targets) == 1 {
+		return inv.targets[0]
+	}
+	n := rand.Uint32N(inv.total)
+	for _, t := range inv.targets {
+		if n < t.weight {
+			return t
+		}
+		n -= t.weight
+	}
+	return inv.targets[len(inv.targets)-1]
 }
 
 // Build implements Definition.
@@ -207,25 +273,18 @@ func (d awsLambda) Build(env Env, p *ir.Policy) (Middleware, error) {
 	if err != nil {
 		return nil, err
 	}
-	base, svc := lambdaEndpoint(env, c)
-	client, err := PolicyCallClient(env, lambdaTimeout)
+	targets, err := lambdaTargets(env, c)
 	if err != nil {
 		return nil, err
-	}
-	if svc != nil && svc.TLS != nil {
-		tc, err := PolicyCallTLSConfig(svc.TLS)
-		if err != nil {
-			return nil, fmt.Errorf("service %s tls: %w", svc.Key(), err)
-		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = tc
-		client = &http.Client{Timeout: lambdaTimeout, Transport: tr}
 	}
 	log := env.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	inv := &lambdaInvoker{c: c, base: base, client: client, signer: v4.NewSigner(), log: log.With("component", "policy", "policy", d.Name(), "binding", p.Binding)}
+	inv := &lambdaInvoker{c: c, targets: targets, signer: v4.NewSigner(), log: log.With("component", "policy", "policy", d.Name(), "binding", p.Binding)}
+	for _, t := range targets {
+		inv.total += t.weight
+	}
 	inv.creds = awsCredentials(c.static, "", c.profile)
 	return func(http.Handler) http.Handler { return inv }, nil
 }
@@ -256,7 +315,8 @@ func (inv *lambdaInvoker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		deny(w, r, name, Error, http.StatusInternalServerError, "no AWS credentials for the Lambda invocation (see the gateway log)")
 		return
 	}
-	u := *inv.base
+	target := inv.pick()
+	u := *target.base
 	u.Path = "/2015-03-31/functions/" + inv.c.arn + "/invocations"
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, u.String(), bytes.NewReader(payload))
 	if err != nil {
@@ -281,7 +341,7 @@ func (inv *lambdaInvoker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		deny(w, r, name, Error, http.StatusInternalServerError, "signing the Lambda invocation: "+err.Error())
 		return
 	}
-	res, err := inv.client.Do(req)
+	res, err := target.client.Do(req)
 	if err != nil {
 		inv.log.LogAttrs(r.Context(), slog.LevelWarn, "invoking the Lambda function", slog.String("arn", inv.c.arn), slog.String("error", err.Error()))
 		deny(w, r, name, Error, http.StatusBadGateway, "the Lambda function could not be invoked")

@@ -37,7 +37,10 @@ type Env struct {
 	API *ir.API
 	// Service is set when the policy is bound to a Service.
 	Service *ir.Service
-	Logger  *slog.Logger
+	// Route is the route the chain is built for: the built-in data plane
+	// builds one chain per route; nil where a chain serves no one route.
+	Route  *ir.Route
+	Logger *slog.Logger
 	// Shared is the store shared by every replica (Redis), nil when the
 	// configuration declares none.
 	Shared SharedStore

@@ -113,3 +113,57 @@ config:
 		t.Fatalf("wrong secret refused for %q", r[len(r)-1])
 	}
 }
+
+// native-aws-lambda bound to an API whose routes go to different
+// services: each invocation goes to the service of the request's route,
+// as Envoy's aws_lambda filter sends it through the router (not to
+// Lambda's regional endpoint).
+func TestLambdaInvokesTheRoutesService(t *testing.T) {
+	keys := map[string]string{"AKIDROUTES": "routes-secret"}
+	var stands []*lambdastandin.Server
+	for _, name := range []string{"one", "two"} {
+		s := lambdastandin.Start("us-east-1", keys, func(inv lambdastandin.Invocation) (int, []byte, bool) {
+			return 200, []byte(`{"status_code":200,"body":"` + name + `"}`), false
+		})
+		t.Cleanup(s.Close)
+		stands = append(stands, s)
+	}
+	addr := listen(t, "http")
+	s := load(t, testutil.Resource{Kind: "ApiInstance", Name: "lambdas", Spec: fmt.Sprintf(`
+address: %s
+services:
+  one:
+    address: %s
+    routes:
+      - rules:
+          - path: /one(/.*)
+  two:
+    address: %s
+    routes:
+      - rules:
+          - path: /two(/.*)
+policies:
+  - policyRef:
+      name: native-aws-lambda
+    config:
+      arn: arn:aws:lambda:us-east-1:123456789012:function:orders
+      payloadPassthrough: false
+      invocationMode: sync
+      authenticationMode: credentials
+      credentials:
+        accessKeyId: AKIDROUTES
+        secretAccessKey: routes-secret
+`, addr, stands[0].URL, stands[1].URL)})
+	gw := start(t, s, nil, nil)
+	for i, name := range []string{"one", "two"} {
+		res, err := http.Get(gw + "/" + name + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(b) != name || len(stands[i].Calls()) != 1 {
+			t.Fatalf("/%s: %d %q, calls %d (refused %q)", name, res.StatusCode, b, len(stands[i].Calls()), stands[i].Rejected())
+		}
+	}
+}

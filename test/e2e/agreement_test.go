@@ -127,7 +127,7 @@ func TestValidateAndRunAgree(t *testing.T) {
 	want := map[string]bool{ // what Flex does with each (documented in the fixture)
 		"tls-flex-ciphers": true, "https-without-tls": false, "tls-psk-cipher": false,
 		"tls-outbound-ciphers": true, "tls-bad-certificate": false, "plain-http": true,
-		"header-injection-outbound-expression": false, "spec-validation-context-source": false, "aws-lambda-inline-credentials": true,
+		"header-injection-outbound-expression": true, "spec-validation-context-source": false, "aws-lambda-inline-credentials": true,
 	}
 	for _, f := range fixtures {
 		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
