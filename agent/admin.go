@@ -127,10 +127,12 @@ func requireToken(token string, next http.Handler) http.Handler {
 	})
 }
 
-// Status returns the agent's current status.
+// Status returns the agent's current status. The components report
+// after the state lock is released: they read the state themselves
+// (a.state.snapshot), and a read lock taken twice deadlocks as soon as a
+// reload waits for the write lock between the two (sync.RWMutex).
 func (a *Agent) Status() Status {
 	a.state.mu.RLock()
-	defer a.state.mu.RUnlock()
 	st := Status{
 		Version:         a.opts.Version,
 		Commit:          a.opts.Commit,
@@ -143,7 +145,9 @@ func (a *Agent) Status() Status {
 		Draining:        a.state.draining,
 		LastReload:      a.state.last,
 	}
-	if s := a.state.current; s != nil {
+	s := a.state.current
+	a.state.mu.RUnlock()
+	if s != nil {
 		st.SnapshotVersion = s.Version
 		st.SnapshotHash = s.Hash
 		st.Summary = ir.Summary(s)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -482,5 +483,46 @@ func TestXDSReloadRejectsWhatEnvoyWould(t *testing.T) {
 	}
 	if st := p.XDS().Status(); st.SnapshotVersion != 2 {
 		t.Fatalf("xds status %+v, want snapshot 2 pushed", st)
+	}
+}
+
+// A component's status may read the agent's state while a reload waits to
+// write it: Status used to call the components under its read lock, and
+// their own read lock then waited behind the reload, which waited behind
+// Status (the agent package's test run that hung to the 10-minute timeout).
+func TestStatusWhileAReloadWaitsDoesNotDeadlock(t *testing.T) {
+	a, err := newAgent(testOptions(t, t.TempDir(), io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.statusExtra["reader"] = func() any {
+		written := make(chan struct{})
+		go func() { // a reload storing its snapshot
+			a.state.mu.Lock()
+			a.state.mu.Unlock()
+			close(written)
+		}()
+		// Until the writer holds or waits for the lock (TryRLock fails),
+		// or is done.
+		for a.state.mu.TryRLock() {
+			a.state.mu.RUnlock()
+			select {
+			case <-written:
+				return a.state.snapshot()
+			default:
+				runtime.Gosched()
+			}
+		}
+		return a.state.snapshot()
+	}
+	done := make(chan Status, 1)
+	go func() { done <- a.Status() }()
+	select {
+	case st := <-done:
+		if _, ok := st.Components["reader"]; !ok {
+			t.Fatalf("status %+v lacks the component", st)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Status deadlocked with a waiting writer")
 	}
 }

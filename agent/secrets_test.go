@@ -78,6 +78,8 @@ func policyExamples(t *testing.T) map[string]map[string]any {
 			"spec": `{"openapi":"3.0.0","info":{"title":"t","version":"1"},"paths":{"/a":{"get":{"responses":{"200":{"description":"ok"}}}}}}`},
 		"native-aws-lambda": {"arn": "arn:aws:lambda:us-east-1:123456789012:function:f", "authenticationMode": "credentials",
 			"credentials": map[string]any{"accessKeyId": "AKID", "secretAccessKey": marker("lambda", "secretAccessKey"), "sessionToken": marker("lambda", "sessionToken")}},
+		"native-aws-signature-flex": {"serviceName": "execute-api", "region": "us-east-1", "authenticationMode": "inline",
+			"inlineCredentialProvider": map[string]any{"accessKeyId": "AKID", "secretAccessKey": marker("sigv4", "secretAccessKey"), "sessionToken": marker("sigv4", "sessionToken")}},
 	}
 }
 
