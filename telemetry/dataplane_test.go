@@ -17,9 +17,9 @@ import (
 
 	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/dataplane"
+	"github.com/flexgw/flexgw/internal/otlpstandin"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/telemetry"
-	"github.com/flexgw/flexgw/internal/otlpstandin"
 )
 
 type recordSink struct {

@@ -14,11 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/internal/otlpstandin"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/telemetry"
 	"github.com/flexgw/flexgw/telemetry/internal/hookproxy"
-	"github.com/flexgw/flexgw/internal/otlpstandin"
 	"github.com/flexgw/flexgw/telemetry/metrics"
 	"github.com/flexgw/flexgw/telemetry/tracing"
 )

@@ -7,9 +7,9 @@ import (
 	"testing"
 
 	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/internal/otlpstandin"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/observe"
-	"github.com/flexgw/flexgw/internal/otlpstandin"
 	"github.com/flexgw/flexgw/telemetry/tracing"
 )
 

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flexgw/flexgw/internal/otlpstandin"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/telemetry/internal/hookproxy"
-	"github.com/flexgw/flexgw/internal/otlpstandin"
 )
 
 // tracing-flex: the global configuration samples nothing (Flex's own

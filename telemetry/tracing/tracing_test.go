@@ -14,9 +14,9 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/internal/otlpstandin"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/telemetry/internal/hookproxy"
-	"github.com/flexgw/flexgw/internal/otlpstandin"
 	"github.com/flexgw/flexgw/telemetry/tracing"
 )
 
