@@ -135,6 +135,50 @@ func TestRateLimitTwoReplicasShareRedis(t *testing.T) {
 	}
 }
 
+// Two replicas with a limit large enough that each leases quota from
+// Redis (sharedstore.Redis.Acquire): 1,300 concurrent requests spread over
+// both never admit more than the limit, and leave unused at most what each
+// replica's last lease held (< limit/64 each, docs/policies.md).
+func TestRateLimitTwoReplicasLeasedQuota(t *testing.T) {
+	srv := redistest.Start(t)
+	up := policytest.NewUpstream(t)
+	const limit = 1000
+	p := uniqueBinding(policytest.Policy("rate-limiting-flex", rlConfig(limit, 120000, nil)), t)
+	a := policytest.NewGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
+	b := policytest.NewGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
+
+	var ok, limited atomic.Int32
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			g := a
+			if w%2 == 1 {
+				g = b
+			}
+			for i := 0; i < 1300/16+1; i++ {
+				switch r := g.Get(t, "/"); r.Status {
+				case http.StatusOK:
+					ok.Add(1)
+				case http.StatusTooManyRequests:
+					limited.Add(1)
+				default:
+					t.Errorf("unexpected status %d %q", r.Status, r.Body)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	if n := ok.Load(); n > limit || n < limit-2*(limit/64) {
+		t.Fatalf("admitted %d (limited %d); want between %d and %d", n, limited.Load(), limit-2*(limit/64), limit)
+	}
+	if up.Hits() != int(ok.Load()) {
+		t.Fatalf("upstream saw %d, admitted %d", up.Hits(), ok.Load())
+	}
+}
+
 func TestRateLimitRedisDownFailClosedThenRecovers(t *testing.T) {
 	srv := redistest.Start(t)
 	up := policytest.NewUpstream(t)
