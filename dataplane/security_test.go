@@ -221,6 +221,30 @@ func TestSecurityTimeouts(t *testing.T) {
 			t.Errorf("connection sending %q held open", pre)
 		}
 	}
+	// On a kept-alive connection the next head is due within the header
+	// timeout once it starts, also behind leading empty lines (which hold
+	// an end-of-head marker of their own).
+	for _, next := range []string{"GET /public/a HTTP/1.1\r\nHost: x\r\n", "\r\n\r\nGET /public/a HTTP/1.1\r\n"} {
+		c, err := net.Dial("tcp", g.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		io.WriteString(c, "GET /public/a HTTP/1.1\r\nHost: x\r\n\r\n")
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		io.WriteString(c, next)
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, err = io.ReadAll(br)
+		c.Close()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("kept-alive connection sending %q held open", next)
+		}
+	}
 }
 
 func TestSecurityHeaderAttacks(t *testing.T) {
