@@ -214,12 +214,7 @@ func TestSecurityTimeouts(t *testing.T) {
 			t.Fatal(err)
 		}
 		io.WriteString(c, pre)
-		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		_, err = io.ReadAll(c)
-		c.Close()
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			t.Errorf("connection sending %q held open", pre)
-		}
+		wantClosedSoon(t, c, c, pre)
 	}
 	// On a kept-alive connection the next head is due within the header
 	// timeout once it starts, also behind leading empty lines (which hold
@@ -238,12 +233,19 @@ func TestSecurityTimeouts(t *testing.T) {
 		io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 		io.WriteString(c, next)
-		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		_, err = io.ReadAll(br)
-		c.Close()
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			t.Errorf("kept-alive connection sending %q held open", next)
-		}
+		wantClosedSoon(t, c, br, "after a response: "+next)
+	}
+}
+
+// wantClosedSoon fails t when the gateway keeps c (read through r) open
+// for 20 s after the client sent what.
+func wantClosedSoon(t *testing.T, c net.Conn, r io.Reader, what string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err := io.ReadAll(r)
+	c.Close()
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Errorf("connection sending %q held open", what)
 	}
 }
 
