@@ -98,6 +98,7 @@ func (s *Source) ingressRoutes(svcDocs map[string]genDoc) (entries []*routeEntry
 					path = "/"
 				}
 				e := &routeEntry{owner: owner, api: ingressAPI, dests: d, pathLen: len(path)}
+				e.hostLen, e.wildcard = hostRank(str(rm["host"]))
 				rule := map[string]any{}
 				if str(pm["pathType"]) == "Exact" {
 					e.exact = true

@@ -38,6 +38,7 @@ var (
 	gvrGateway       = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "gateways"}
 	gvrGatewayClass  = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "gatewayclasses"}
 	gvrHTTPRoute     = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"}
+	gvrNamespace     = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 )
 
 // genDoc is one Flex document derived from a routing resource.
@@ -49,9 +50,13 @@ type genDoc struct {
 // routeEntry is one path of an Ingress or one match of an HTTPRoute,
 // before ordering.
 type routeEntry struct {
-	owner    string // "Ingress/ns/name" or "HTTPRoute/ns/name"
-	api      string // the ApiInstance it hangs off (in genNamespace)
-	rule     map[string]any
+	owner string // "Ingress/ns/name" or "HTTPRoute/ns/name"
+	api   string // the ApiInstance it hangs off (in genNamespace)
+	rule  map[string]any
+	// hostLen and wildcard rank the route's hostname: exact hostnames
+	// first, longer first, then wildcards, then any host.
+	hostLen  int
+	wildcard bool
 	exact    bool
 	pathLen  int
 	methods  bool
@@ -85,7 +90,9 @@ func prefixRegex(p string) string {
 }
 
 // orderRoutes sorts by the precedence Ingress and Gateway API define:
-// exact paths first, then longer prefixes, then matches with a method, then
+// the hostname first (exact, then wildcard, longer first, then any host:
+// a virtual host is chosen before its paths, as Envoy and nginx do), then
+// exact paths, then longer prefixes, then matches with a method, then
 // more header matches; ties keep their input order (oldest resource first).
 func orderRoutes(rs []*routeEntry) {
 	for i, r := range rs {
@@ -96,6 +103,10 @@ func orderRoutes(rs []*routeEntry) {
 		switch {
 		case a.fallback != b.fallback:
 			return b.fallback
+		case (a.hostLen > 0 && !a.wildcard) != (b.hostLen > 0 && !b.wildcard):
+			return a.hostLen > 0 && !a.wildcard
+		case a.hostLen != b.hostLen:
+			return a.hostLen > b.hostLen
 		case a.exact != b.exact:
 			return a.exact
 		case a.pathLen != b.pathLen:

@@ -231,7 +231,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		{"K8sService", gvrService, s.routing}, {"EndpointSlice", gvrEndpointSlice, s.routing},
 		{"Ingress", gvrIngress, s.routing}, {"IngressClass", gvrIngressClass, s.classes},
 		{"Gateway", gvrGateway, s.routing}, {"HTTPRoute", gvrHTTPRoute, s.routing}, {"GatewayClass", gvrGatewayClass, s.classes},
-		{"ReferenceGrant", gvrReferenceGrant, s.routing},
+		{"ReferenceGrant", gvrReferenceGrant, s.routing}, {"Namespace", gvrNamespace, s.classes},
 	} {
 		if !served(disc, r.gvr) {
 			s.log.Info("not watched: the API server does not serve it", "resource", r.gvr.Resource+"."+r.gvr.Group)
