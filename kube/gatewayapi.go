@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"regexp/syntax"
 )
 
 // gatewayListener is one listener of a Gateway of flexgw's class.
@@ -391,6 +392,7 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 			for i, w := range weights(ws) {
 				dests[i]["weight"] = w
 			}
+			rw := urlRewrite(rm)
 			matches, _ := rm["matches"].([]any)
 			if len(matches) == 0 {
 				matches = []any{map[string]any{}}
@@ -405,14 +407,8 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 						if pv == "" {
 							pv = "/"
 						}
-						switch pt {
-						case "Exact":
-							e.exact, e.rule["path"] = true, regexpQuote(pv)
-						case "RegularExpression":
-							e.rule["path"] = pv
-						default:
-							e.rule["path"] = prefixRegex(pv)
-						}
+						e.rule["path"], e.destPath = rewritePath(pt, pv, rw)
+						e.exact = pt == "Exact"
 						e.pathLen = len(pv)
 						e.hostLen, e.wildcard = hostRank(h)
 						if hr := gatewayHostRegex(h); hr != "" {
@@ -442,6 +438,83 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 		}
 	}
 	return entries, rulesOf, st
+}
+
+// pathRewrite is a URLRewrite filter's path: ReplaceFullPath or
+// ReplacePrefixMatch, with its value.
+type pathRewrite struct{ typ, value string }
+
+// urlRewrite returns the rule's URLRewrite path, if it has one.
+func urlRewrite(rule map[string]any) *pathRewrite {
+	fs, _ := rule["filters"].([]any)
+	for _, f := range fs {
+		fm, _ := f.(map[string]any)
+		if str(fm["type"]) != "URLRewrite" {
+			continue
+		}
+		u, _ := fm["urlRewrite"].(map[string]any)
+		p, _ := u["path"].(map[string]any)
+		switch t := str(p["type"]); t {
+		case "ReplaceFullPath":
+			return &pathRewrite{t, str(p["replaceFullPath"])}
+		case "ReplacePrefixMatch":
+			return &pathRewrite{t, str(p["replacePrefixMatch"])}
+		}
+	}
+	return nil
+}
+
+// rewritePath is the Flex rule path for a Gateway API path match, and the
+// route's destinationPath. Flex rewrites with capture groups: the
+// upstream path is the destination path followed by what the rule's
+// groups captured, so a match that must not rewrite captures nothing, a
+// ReplacePrefixMatch captures the rest after the prefix, and a
+// ReplaceFullPath has one empty group (the destination path alone).
+func rewritePath(typ, value string, rw *pathRewrite) (rule, destPath string) {
+	switch typ {
+	case "Exact":
+		rule = regexpQuote(value)
+	case "RegularExpression":
+		rule = nonCapturing(value)
+	default:
+		rule = prefixRegex(value)
+	}
+	if rw == nil {
+		return rule, ""
+	}
+	destPath = strings.TrimRight(rw.value, "/")
+	switch {
+	case rw.typ == "ReplaceFullPath":
+		return "(?:" + rule + ")()", destPath
+	case typ == "PathPrefix" || typ == "":
+		if p := strings.TrimRight(value, "/"); p != "" {
+			return regexpQuote(p) + "(/.*)?", destPath
+		}
+		return "(/.*)", destPath
+	}
+	return rule, "" // ReplacePrefixMatch needs a PathPrefix match (the API server's CEL says so)
+}
+
+// nonCapturing turns a Gateway API path regular expression's groups into
+// non-capturing ones: Flex would otherwise rewrite the upstream path to
+// what they captured. An expression Go cannot parse is kept as written,
+// for the compiler to refuse with its error.
+func nonCapturing(src string) string {
+	re, err := syntax.Parse(src, syntax.Perl)
+	if err != nil {
+		return src
+	}
+	var strip func(r *syntax.Regexp) *syntax.Regexp
+	strip = func(r *syntax.Regexp) *syntax.Regexp {
+		for i, sub := range r.Sub {
+			r.Sub[i] = strip(sub)
+		}
+		if r.Op == syntax.OpCapture {
+			return r.Sub[0]
+		}
+		return r
+	}
+	return strip(re).String()
 }
 
 // gatewayHostRegex is hostRegex for Gateway API hostnames, whose wildcard

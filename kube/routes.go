@@ -2,6 +2,7 @@ package kube
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"sort"
 	"strconv"
@@ -63,6 +64,8 @@ type routeEntry struct {
 	headers  int
 	fallback bool // an Ingress defaultBackend: after every path
 	dests    []map[string]any
+	// destPath is the route's destinationPath (a URLRewrite's path).
+	destPath string
 	order    int
 }
 
@@ -223,11 +226,19 @@ func routeDocs(rs []*routeEntry) []genDoc {
 		}
 		if len(r.dests) == 1 {
 			spec["policyRef"] = map[string]any{"name": "route"}
-			spec["config"] = map[string]any{"destinationRef": r.dests[0]["destinationRef"]}
+			cfg := map[string]any{"destinationRef": r.dests[0]["destinationRef"]}
+			if r.destPath != "" {
+				cfg["destinationPath"] = r.destPath
+			}
+			spec["config"] = cfg
 		} else {
 			spec["policyRef"] = map[string]any{"name": "route-weighted"}
 			routes := make([]any, len(r.dests))
 			for j, d := range r.dests {
+				if r.destPath != "" {
+					d = maps.Clone(d)
+					d["destinationPath"] = r.destPath
+				}
 				routes[j] = d
 			}
 			spec["config"] = map[string]any{"routes": routes}
