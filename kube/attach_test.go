@@ -44,6 +44,22 @@ func waitRouteCond(t *testing.T, c *kubetest.Client, ns, name, section, typ, wan
 	})
 }
 
+// gatewayYAML is the GatewayClass flexgw and the Gateway default/gw with
+// the listeners given (a YAML list), ending with a document separator.
+func gatewayYAML(listeners string) string {
+	return `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: flexgw}
+spec: {controllerName: flexgw.io/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: flexgw
+  listeners:` + listeners + "\n---\n"
+}
+
 // TestHTTPRouteAttachment checks, against a real API server and through
 // real requests, which routes a listener accepts (allowedRoutes Same, All
 // and Selector; listener and route hostname intersection, wildcards
@@ -61,21 +77,10 @@ func TestHTTPRouteAttachment(t *testing.T) {
 	c.MustApply(t, backendService(t, "blue", "blueweb"))
 	c.MustApply(t, backendService(t, "red", "redweb"))
 	pSame, pAll, pSel := kubetest.FreePort(t), kubetest.FreePort(t), kubetest.FreePort(t)
-	c.MustApply(t, fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: flexgw}
-spec: {controllerName: flexgw.io/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  gatewayClassName: flexgw
-  listeners:
+	c.MustApply(t, gatewayYAML(fmt.Sprintf(`
   - {name: same, port: %d, protocol: HTTP, hostname: "*.example.com"}
   - {name: all, port: %d, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
-  - {name: sel, port: %d, protocol: HTTP, allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {team: blue}}}}}
----
+  - {name: sel, port: %d, protocol: HTTP, allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {team: blue}}}}}`, pSame, pAll, pSel))+`
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: wild, namespace: default}
@@ -157,7 +162,7 @@ spec:
   rules:
   - matches: [{path: {type: Exact, value: /missing}}]
     backendRefs: [{name: nosuch, port: 80}]
-`, pSame, pAll, pSel))
+`)
 
 	startGateway(t, cl.Kubeconfig)
 	at := func(port int) string { return fmt.Sprintf("http://127.0.0.1:%d", port) }

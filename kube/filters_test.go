@@ -19,18 +19,7 @@ func TestHTTPRouteURLRewrite(t *testing.T) {
 	c.MustApply(t, backendService(t, "default", "web"))
 	c.MustApply(t, backendService(t, "default", "api"))
 	port := kubetest.FreePort(t)
-	c.MustApply(t, fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: flexgw}
-spec: {controllerName: flexgw.io/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  gatewayClassName: flexgw
-  listeners: [{name: http, port: %d, protocol: HTTP}]
----
+	c.MustApply(t, gatewayYAML(fmt.Sprintf(" [{name: http, port: %d, protocol: HTTP}]", port))+`
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: rewrite, namespace: default}
@@ -48,7 +37,7 @@ spec:
     backendRefs: [{name: web, port: 80}]
   - matches: [{path: {type: RegularExpression, value: "/re/(a|b)/.*"}}]
     backendRefs: [{name: api, port: 80}]
-`, port))
+`)
 	startGateway(t, cl.Kubeconfig)
 	at := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitServed(t, at+"/prefix/one/two", "200 web /one/two")
