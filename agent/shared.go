@@ -25,6 +25,7 @@ type sharedStore struct {
 var (
 	_ policy.SharedStore = (*sharedStore)(nil)
 	_ policy.KVStore     = (*sharedStore)(nil)
+	_ policy.QuotaStore  = (*sharedStore)(nil)
 )
 
 func newSharedStore() *sharedStore { return &sharedStore{memory: sharedstore.NewMemory()} }
@@ -35,6 +36,18 @@ func (s *sharedStore) Incr(ctx context.Context, key string, ttlMillis int64) (in
 	s.mu.RUnlock()
 	if r != nil {
 		return r.Incr(ctx, key, ttlMillis)
+	}
+	return s.memory.Incr(ctx, key, ttlMillis)
+}
+
+// Acquire implements policy.QuotaStore: Redis leases quota; the
+// in-memory store counts each request, which is already local.
+func (s *sharedStore) Acquire(ctx context.Context, key string, limit, ttlMillis int64) (int64, int64, error) {
+	s.mu.RLock()
+	r := s.redis
+	s.mu.RUnlock()
+	if r != nil {
+		return r.Acquire(ctx, key, limit, ttlMillis)
 	}
 	return s.memory.Incr(ctx, key, ttlMillis)
 }

@@ -282,7 +282,8 @@ func (dp *DataPlane) bind(l *ir.Listener, tc *tls.Config) (*listener, error) {
 	// none by default either): IdleTimeout already closes idle ones, and
 	// Go's default would cost four setsockopt calls per accepted
 	// connection.
-	lc := net.ListenConfig{KeepAlive: -1}
+	// Connections are accepted once their first bytes are in (deferAccept).
+	lc := net.ListenConfig{KeepAlive: -1, Control: deferAccept}
 	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: cannot listen on %s: %w", l.Name, addr, err)

@@ -214,12 +214,38 @@ func TestSecurityTimeouts(t *testing.T) {
 			t.Fatal(err)
 		}
 		io.WriteString(c, pre)
-		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		_, err = io.ReadAll(c)
-		c.Close()
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			t.Errorf("connection sending %q held open", pre)
+		wantClosedSoon(t, c, c, pre)
+	}
+	// On a kept-alive connection the next head is due within the header
+	// timeout once it starts, also behind leading empty lines (which hold
+	// an end-of-head marker of their own).
+	for _, next := range []string{"GET /public/a HTTP/1.1\r\nHost: x\r\n", "\r\n\r\nGET /public/a HTTP/1.1\r\n"} {
+		c, err := net.Dial("tcp", g.addr)
+		if err != nil {
+			t.Fatal(err)
 		}
+		br := bufio.NewReader(c)
+		io.WriteString(c, "GET /public/a HTTP/1.1\r\nHost: x\r\n\r\n")
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		io.WriteString(c, next)
+		wantClosedSoon(t, c, br, "after a response: "+next)
+	}
+}
+
+// wantClosedSoon fails t when the gateway keeps c (read through r) open
+// for 20 s after the client sent what.
+func wantClosedSoon(t *testing.T, c net.Conn, r io.Reader, what string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err := io.ReadAll(r)
+	c.Close()
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Errorf("connection sending %q held open", what)
 	}
 }
 

@@ -59,6 +59,17 @@ type SharedStore interface {
 	Incr(ctx context.Context, key string, ttlMillis int64) (count int64, remainingMillis int64, err error)
 }
 
+// QuotaStore is a SharedStore that knows the limit a count is read against,
+// so it may take positions from the shared counter several at a time and
+// hand them out locally (sharedstore.Redis: one round trip per lease, not
+// per request). Rate limits use it when the store implements it.
+type QuotaStore interface {
+	// Acquire takes one position in key's window and returns it (the
+	// request is within the limit when it is ≤ limit) and the time left;
+	// a position above the limit may be reported as limit+1.
+	Acquire(ctx context.Context, key string, limit, ttlMillis int64) (position int64, remainingMillis int64, err error)
+}
+
 // Definition is one Flex policy.
 type Definition interface {
 	// Name is Flex's policy name, e.g. "rate-limiting-flex".

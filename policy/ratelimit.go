@@ -28,8 +28,9 @@ type rateLimitConfig struct {
 	// FailOpen (flexgw) admits requests when the shared storage cannot be
 	// reached; the default rejects them with 503.
 	FailOpen bool `json:"failOpen"`
-	// FineTuning is accepted for Flex compatibility; flexgw counts every
-	// request in the shared store, so there is no per-replica share to tune.
+	// FineTuning is accepted for Flex compatibility; the share of quota a
+	// replica leases from the shared store adapts by itself
+	// (sharedstore/lease.go).
 	FineTuning json.RawMessage `json:"fineTuning"`
 }
 
@@ -104,6 +105,7 @@ func (d rateLimiting) Build(env Env, p *ir.Policy) (Middleware, error) {
 		limitStr[i] = strconv.FormatInt(l.MaximumRequests, 10)
 	}
 	rl := &rateLimiter{name: d.Name(), cfg: c, key: key, store: store, log: log, api: api, prefixes: prefixes, limits: limitStr}
+	rl.quota, _ = store.(QuotaStore)
 	return rl.middleware, nil
 }
 
@@ -112,6 +114,7 @@ type rateLimiter struct {
 	cfg      *rateLimitConfig
 	key      *dw.Expr
 	store    SharedStore
+	quota    QuotaStore // store, when it leases quota; else nil
 	log      *slog.Logger
 	api      string
 	prefixes []string
@@ -134,7 +137,7 @@ func (rl *rateLimiter) middleware(next http.Handler) http.Handler {
 			retryAfterMs int64
 		)
 		for i, l := range rl.cfg.RateLimits {
-			n, leftMs, err := rl.store.Incr(r.Context(), rl.prefixes[i]+group, l.TimePeriodInMilliseconds)
+			n, leftMs, err := rl.take(r, rl.prefixes[i]+group, l)
 			if err != nil {
 				rl.storeFailed(w, r, next, err)
 				return
@@ -167,6 +170,14 @@ func (rl *rateLimiter) middleware(next http.Handler) http.Handler {
 		Decide(r, rl.name, Allowed)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// take counts r in one limit's window and returns its position there.
+func (rl *rateLimiter) take(r *http.Request, key string, l rateLimit) (int64, int64, error) {
+	if rl.quota != nil {
+		return rl.quota.Acquire(r.Context(), key, l.MaximumRequests, l.TimePeriodInMilliseconds)
+	}
+	return rl.store.Incr(r.Context(), key, l.TimePeriodInMilliseconds)
 }
 
 // exposeHeaders sets the X-Ratelimit-* headers with two allocations

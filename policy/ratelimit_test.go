@@ -97,41 +97,65 @@ func newRedisStore(t testing.TB, addr string) *sharedstore.Redis {
 	return s
 }
 
+// twoReplicas starts two gateways (replicas), each with its own Redis
+// client to srv, enforcing one rate limit of max per 120 s, and sends
+// workers×each requests from concurrent workers alternating between them.
+// It returns the admitted and limited counts and the upstream's hits.
+func twoReplicas(t *testing.T, max, workers, each int) (ok, limited int32, hits int) {
+	srv := redistest.Start(t)
+	up := policytest.NewUpstream(t)
+	p := uniqueBinding(policytest.Policy("rate-limiting-flex", rlConfig(max, 120000, nil)), t)
+	gws := []*policytest.Gateway{
+		policytest.NewGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p),
+		policytest.NewGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p),
+	}
+	var okN, limitedN atomic.Int32
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(g *policytest.Gateway) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				switch r := g.Get(t, "/"); r.Status {
+				case http.StatusOK:
+					okN.Add(1)
+				case http.StatusTooManyRequests:
+					limitedN.Add(1)
+				default:
+					t.Errorf("unexpected status %d %q", r.Status, r.Body)
+					return
+				}
+			}
+		}(gws[w%2])
+	}
+	wg.Wait()
+	return okN.Load(), limitedN.Load(), up.Hits()
+}
+
 // Two replicas (two gateways, each with its own Redis client) share one
 // quota: 40 concurrent requests spread across both admit exactly 10.
 func TestRateLimitTwoReplicasShareRedis(t *testing.T) {
-	srv := redistest.Start(t)
-	up := policytest.NewUpstream(t)
-	p := uniqueBinding(policytest.Policy("rate-limiting-flex", rlConfig(10, 120000, nil)), t)
-	a := policytest.NewGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
-	b := policytest.NewGateway(t, policy.Env{Shared: newRedisStore(t, srv.Addr)}, up, p)
+	ok, limited, hits := twoReplicas(t, 10, 40, 1)
+	if ok != 10 || limited != 30 {
+		t.Fatalf("admitted %d, limited %d; want 10 and 30", ok, limited)
+	}
+	if hits != 10 {
+		t.Fatalf("upstream saw %d", hits)
+	}
+}
 
-	var ok, limited atomic.Int32
-	var wg sync.WaitGroup
-	for i := 0; i < 40; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			g := a
-			if i%2 == 1 {
-				g = b
-			}
-			switch r := g.Get(t, "/"); r.Status {
-			case http.StatusOK:
-				ok.Add(1)
-			case http.StatusTooManyRequests:
-				limited.Add(1)
-			default:
-				t.Errorf("unexpected status %d %q", r.Status, r.Body)
-			}
-		}(i)
+// Two replicas with a limit large enough that each leases quota from
+// Redis (sharedstore.Redis.Acquire): 1,312 concurrent requests spread over
+// both never admit more than the limit, and leave unused at most what each
+// replica's last lease held (< limit/64 each, docs/policies.md).
+func TestRateLimitTwoReplicasLeasedQuota(t *testing.T) {
+	const limit = 1000
+	ok, limited, hits := twoReplicas(t, limit, 16, 82)
+	if ok > limit || ok < limit-2*(limit/64) {
+		t.Fatalf("admitted %d (limited %d); want between %d and %d", ok, limited, limit-2*(limit/64), limit)
 	}
-	wg.Wait()
-	if ok.Load() != 10 || limited.Load() != 30 {
-		t.Fatalf("admitted %d, limited %d; want 10 and 30", ok.Load(), limited.Load())
-	}
-	if up.Hits() != 10 {
-		t.Fatalf("upstream saw %d", up.Hits())
+	if hits != int(ok) {
+		t.Fatalf("upstream saw %d, admitted %d", hits, ok)
 	}
 }
 

@@ -28,6 +28,7 @@ const (
 type incrCall struct {
 	key   string
 	ttl   int64
+	by    int64 // positions to take (1 for Incr, a lease's size for Acquire)
 	state atomic.Int32
 	n     int64
 	left  int64
@@ -116,13 +117,15 @@ func (b *incrBatcher) startFlushers() {
 
 var errClosed = fmt.Errorf("redis incr: %w: %w", ErrUnavailable, redis.ErrClosed)
 
-func (b *incrBatcher) incr(ctx context.Context, key string, ttlMillis int64) (int64, int64, error) {
+// incr adds by to key's counter and returns the count after this call's
+// share (the last of the by positions it took) and the window's time left.
+func (b *incrBatcher) incr(ctx context.Context, key string, ttlMillis, by int64) (int64, int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, 0, canceled(err)
 	}
 	b.start.Do(b.startFlushers)
 	c := callPool.Get().(*incrCall)
-	c.key, c.ttl = key, ttlMillis
+	c.key, c.ttl, c.by = key, ttlMillis, by
 	c.state.Store(callQueued)
 	b.mu.Lock()
 	if b.closed {
@@ -234,10 +237,11 @@ func (b *incrBatcher) run() {
 }
 
 // incrGroup is the calls of one pipeline for one key and window: one
-// script run adds len(calls) and each caller gets its own position.
+// script run adds their sum and each caller gets its own positions.
 type incrGroup struct {
 	key   string
 	ttl   int64
+	sum   int64
 	calls []*incrCall
 }
 
@@ -270,13 +274,14 @@ func (sc *flushScratch) group(calls []*incrCall) []incrGroup {
 			sc.index[w] = i
 			if i < cap(groups) {
 				groups = groups[:i+1]
-				groups[i].key, groups[i].ttl = c.key, c.ttl
+				groups[i].key, groups[i].ttl, groups[i].sum = c.key, c.ttl, 0
 				groups[i].calls = groups[i].calls[:0]
 			} else {
 				groups = append(groups, incrGroup{key: c.key, ttl: c.ttl})
 			}
 		}
 		groups[i].calls = append(groups[i].calls, c)
+		groups[i].sum += c.by
 	}
 	clear(sc.index)
 	sc.groups = groups
@@ -322,7 +327,7 @@ func (b *incrBatcher) flush(calls []*incrCall, sc *flushScratch) {
 	pipe := s.client.Pipeline()
 	cmds := sc.cmds[:0]
 	for _, g := range groups {
-		cmds = append(cmds, incrScript.EvalSha(ctx, pipe, []string{g.key}, g.ttl, len(g.calls)))
+		cmds = append(cmds, incrScript.EvalSha(ctx, pipe, []string{g.key}, g.ttl, g.sum))
 	}
 	sc.cmds = cmds
 	stampUnset(cmds, pipe)
@@ -336,7 +341,7 @@ func (b *incrBatcher) flush(calls []*incrCall, sc *flushScratch) {
 				retry = s.client.Pipeline()
 			}
 			g := groups[i]
-			cmds[i] = incrScript.Eval(ctx, retry, []string{g.key}, g.ttl, len(g.calls))
+			cmds[i] = incrScript.Eval(ctx, retry, []string{g.key}, g.ttl, g.sum)
 		}
 	}
 	if retry != nil {
@@ -347,7 +352,9 @@ func (b *incrBatcher) flush(calls []*incrCall, sc *flushScratch) {
 	for i, cmd := range cmds {
 		res, err := cmd.Int64Slice()
 		g := groups[i]
-		for j, c := range g.calls {
+		upto := res0(res) - g.sum // the count before this group
+		for _, c := range g.calls {
+			upto += c.by
 			switch {
 			case err != nil:
 				c.err = err // failed below, after any success is recorded
@@ -356,7 +363,7 @@ func (b *incrBatcher) flush(calls []*incrCall, sc *flushScratch) {
 			default:
 				// The count this caller would have seen incrementing
 				// alone, in the group's order.
-				c.n, c.left = res[0]-int64(len(g.calls))+1+int64(j), res[1]
+				c.n, c.left = upto, res[1]
 			}
 		}
 		if err == nil {
@@ -374,6 +381,14 @@ func (b *incrBatcher) flush(calls []*incrCall, sc *flushScratch) {
 			c.complete()
 		}
 	}
+}
+
+// res0 is a script reply's count, or 0 when the reply is not one.
+func res0(res []int64) int64 {
+	if len(res) == 0 {
+		return 0
+	}
+	return res[0]
 }
 
 // stampUnset runs pipe and gives its error to each command left without a

@@ -53,6 +53,8 @@ type Redis struct {
 	// sends everything queued while the previous round trips were in
 	// flight as one pipeline (see incrBatcher).
 	batch *incrBatcher
+	// leases are Acquire's locally held positions (see lease.go).
+	leases leases
 }
 
 // RedisOptions tunes the client; zero values take the defaults.
@@ -182,7 +184,7 @@ func (s *Redis) Incr(ctx context.Context, key string, ttlMillis int64) (int64, i
 	if err := s.gate(); err != nil {
 		return 0, 0, err
 	}
-	return s.batch.incr(ctx, key, ttlMillis)
+	return s.batch.incr(ctx, key, ttlMillis, 1)
 }
 
 // Get returns the string at key; found is false when the key does not

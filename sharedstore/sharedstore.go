@@ -13,9 +13,14 @@
 //     see up to 2×limit admitted within one window length (the usual fixed
 //     window edge), never more than limit inside one window.
 //   - Every replica increments the same Redis key atomically (one Lua
-//     script: INCR, PEXPIRE on the first increment, PTTL), so replicas share
-//     one window and one count: N requests spread across replicas admit
-//     exactly the limit.
+//     script: INCRBY, PEXPIRE on the first increment, PTTL), so replicas
+//     share one window and one count: N Incr calls spread across replicas
+//     get the counts 1..N once each.
+//
+// Redis.Acquire, what rate limits call, takes those counts several at a
+// time and hands them out locally (lease.go): one round trip per lease,
+// never more than the limit per window across replicas, and a documented
+// bound on positions leased and left unused.
 package sharedstore
 
 import (

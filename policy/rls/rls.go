@@ -75,7 +75,13 @@ func (s *Server) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReques
 		if err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "descriptor %d: %v", i, err)
 		}
-		n, leftMs, err := s.store.Incr(ctx, bucket+policy.RateLimitGroup(strings.Join(key, "|")), period)
+		counter := bucket + policy.RateLimitGroup(strings.Join(key, "|"))
+		var n, leftMs int64
+		if q, ok := s.store.(policy.QuotaStore); ok {
+			n, leftMs, err = q.Acquire(ctx, counter, max, period)
+		} else {
+			n, leftMs, err = s.store.Incr(ctx, counter, period)
+		}
 		if err != nil {
 			s.log.Warn("rate limit: shared storage failed", "bucket", bucket, "err", err)
 			return nil, status.Errorf(codes.Unavailable, "shared storage: %v", err)

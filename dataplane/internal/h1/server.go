@@ -335,7 +335,7 @@ func (c *Conn) serve() {
 				return
 			}
 		}
-		if !fromAccept {
+		if !fromAccept && !c.headBuffered() {
 			_ = c.c.SetReadDeadline(time.Now().Add(opts.ReadHeaderTimeout))
 		}
 		fromAccept = false
@@ -503,6 +503,19 @@ func (c *Conn) Watch(onGone func()) (stop func() (gone bool)) {
 		return left.Load()
 	}
 }
+
+// headBuffered reports whether a whole request head is already in the
+// read buffer, so reading it cannot wait on the client and the head
+// deadline (a timer update per request) is not needed. It asks for the
+// head to start at the buffer's first byte: leading empty lines hold an
+// end-of-head marker of their own, and a head behind them still gets its
+// deadline.
+func (c *Conn) headBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return len(b) > 0 && b[0] != '\r' && b[0] != '\n' && bytes.Contains(b, crlfcrlf)
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
 
 // aLongTimeAgo is a deadline in the past: setting it unblocks I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
