@@ -150,7 +150,25 @@ type Route struct {
 	Retries      int
 	// WebSocket is the `websocket` extension (nil: the API's setting).
 	WebSocket *bool
-	Line      int
+	// RequestHeaders and ResponseHeaders are the `requestHeaders` and
+	// `responseHeaders` extensions (Gateway API's header modifier filters).
+	RequestHeaders  *HeaderMutation
+	ResponseHeaders *HeaderMutation
+	Line            int
+}
+
+// HeaderMutation is a requestHeaders/responseHeaders extension: headers to
+// remove, to set (replacing) and to add (keeping what is there).
+type HeaderMutation struct {
+	Set    []HeaderValue
+	Add    []HeaderValue
+	Remove []string
+}
+
+// HeaderValue is one header name and value of a HeaderMutation.
+type HeaderValue struct {
+	Name  string
+	Value string
 }
 
 // Destination is one weighted target of a route binding.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Extension field names, shared by resource Services and inline services.
@@ -100,7 +101,7 @@ func (d *decoder) inlineRoute(n *yaml.Node, path string) *Route {
 	r := &Route{Line: n.Line}
 	fs := d.fields(n, path, "rules", "config")
 	r.Rules = d.rules(fs["rules"].value, path+".rules")
-	cf := d.fields(fs["config"].value, path+".config", "destinationPath", "timeout", "retries", "websocket")
+	cf := d.fields(fs["config"].value, path+".config", "destinationPath", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders")
 	d.routeOptions(r, cf, path+".config")
 	return r
 }
@@ -120,6 +121,91 @@ func (d *decoder) routeOptions(r *Route, cf map[string]field, path string) {
 		r.Timeout, _ = d.duration(f.value, path+".timeout")
 	}
 	d.intIn(cf, path, "retries", 0, 10, &r.Retries, "")
+	if f, ok := cf["requestHeaders"]; ok {
+		r.RequestHeaders = d.headerMutation(f.value, path+".requestHeaders")
+	}
+	if f, ok := cf["responseHeaders"]; ok {
+		r.ResponseHeaders = d.headerMutation(f.value, path+".responseHeaders")
+	}
+}
+
+// framingHeaders are the headers a route may not change: they frame the
+// message or name its host, and the proxy owns them (Envoy refuses them
+// in headers_to_add/remove as well).
+var framingHeaders = map[string]bool{
+	"host": true, "content-length": true, "transfer-encoding": true, "connection": true, "upgrade": true,
+	"keep-alive": true, "te": true, "trailer": true, "proxy-connection": true,
+}
+
+// CheckRouteHeader says why a route may not set header name to value:
+// not a header name or value, or a header the proxy owns.
+func CheckRouteHeader(name, value string) error {
+	switch {
+	case !httpguts.ValidHeaderFieldName(name):
+		return fmt.Errorf("%q is not a valid header name", name)
+	case framingHeaders[strings.ToLower(name)]:
+		return fmt.Errorf("%s cannot be changed by a route: the proxy owns it", name)
+	case !httpguts.ValidHeaderFieldValue(value):
+		return fmt.Errorf("the value of %s is not a valid header value (control characters)", name)
+	}
+	return nil
+}
+
+// headerMutation decodes a requestHeaders/responseHeaders extension:
+// {set: [{name, value}], add: [{name, value}], remove: [name]}.
+func (d *decoder) headerMutation(n *yaml.Node, path string) *HeaderMutation {
+	m := &HeaderMutation{}
+	fs := d.fields(n, path, "set", "add", "remove")
+	name := func(v *yaml.Node, p string) (string, bool) {
+		s, ok := d.str(v, p)
+		if !ok {
+			return "", false
+		}
+		if err := CheckRouteHeader(s, ""); err != nil {
+			d.errorf(v, p, "%v", err)
+			return "", false
+		}
+		return s, true
+	}
+	values := func(key string) []HeaderValue {
+		var out []HeaderValue
+		f, ok := fs[key]
+		if !ok {
+			return nil
+		}
+		for i, item := range d.seq(f.value, path+"."+key) {
+			p := fmt.Sprintf("%s.%s[%d]", path, key, i)
+			kv := d.fields(item, p, "name", "value")
+			nf, ok := kv["name"]
+			if !ok {
+				d.errorf(item, p+".name", "required")
+				continue
+			}
+			hn, ok := name(nf.value, p+".name")
+			if !ok {
+				continue
+			}
+			var hv string
+			if vf, ok := kv["value"]; ok {
+				hv, _ = d.str(vf.value, p+".value")
+				if err := CheckRouteHeader(hn, hv); err != nil {
+					d.errorf(vf.value, p+".value", "%v", err)
+					continue
+				}
+			}
+			out = append(out, HeaderValue{Name: hn, Value: hv})
+		}
+		return out
+	}
+	m.Set, m.Add = values("set"), values("add")
+	if f, ok := fs["remove"]; ok {
+		for i, item := range d.seq(f.value, path+".remove") {
+			if hn, ok := name(item, fmt.Sprintf("%s.remove[%d]", path, i)); ok {
+				m.Remove = append(m.Remove, hn)
+			}
+		}
+	}
+	return m
 }
 
 func (d *decoder) destinationPath(n *yaml.Node, path string) string {
@@ -431,7 +517,7 @@ func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
 		return r
 	}
 	if !weighted {
-		cf := d.fields(cfg.value, "spec.config", "destinationRef", "destinationPath", "timeout", "retries", "websocket")
+		cf := d.fields(cfg.value, "spec.config", "destinationRef", "destinationPath", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders")
 		d.routeOptions(r, cf, "spec.config")
 		f, ok := cf["destinationRef"]
 		if !ok {
@@ -441,7 +527,7 @@ func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
 		r.Destinations = []*Destination{{Ref: d.destRef(f.value, "spec.config.destinationRef"), Weight: 100, Line: f.value.Line}}
 		return r
 	}
-	cf := d.fields(cfg.value, "spec.config", "routes", "timeout", "retries", "websocket")
+	cf := d.fields(cfg.value, "spec.config", "routes", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders")
 	d.routeOptions(r, cf, "spec.config")
 	items := d.seq(cf["routes"].value, "spec.config.routes")
 	if len(items) == 0 {

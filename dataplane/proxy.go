@@ -475,6 +475,7 @@ const (
 // forward sends the request to the route's upstream and relays the answer.
 func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Request) {
 	rt := st.route
+	w = routeHeaders(rt, w, r)
 	di := weightedPick(rt.cum)
 	svc := rt.dests[di]
 	prefix := rt.prefix[di]

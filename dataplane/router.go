@@ -54,6 +54,8 @@ type route struct {
 	// chain runs the policies and ends in the proxy; nil when the route
 	// has no policies, so such requests skip the context plumbing.
 	chain http.Handler
+	// headers are the route's own header changes (routeheaders.go).
+	headers *ir.HeaderFilters
 }
 
 // requestPath is the path routing matches and the upstream receives: the
@@ -242,6 +244,7 @@ func (dp *DataPlane) buildRoute(s *ir.Snapshot, a *ir.API, ar *apiRoutes, r *ir.
 		timeout: r.EffectiveTimeout(),
 		retries: r.Retry.Attempts,
 		noWS:    !a.WebSocketAllowed(r),
+		headers: r.Headers,
 	}
 	var total uint32
 	var svcPolicies []*ir.Policy

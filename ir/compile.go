@@ -360,8 +360,32 @@ func (c *compiler) route(r *config.Route, name string, m *config.Meta) *Route {
 		Timeout:         r.Timeout,
 		Retry:           RetryPolicy{Attempts: r.Retries},
 		WebSocket:       r.WebSocket,
+		Headers:         headerFilters(r.RequestHeaders, r.ResponseHeaders),
 		Source:          source(m, r.Line),
 	}
+}
+
+// headerFilters carries a route's requestHeaders/responseHeaders
+// extensions into the IR; nil when it has neither.
+func headerFilters(req, resp *config.HeaderMutation) *HeaderFilters {
+	conv := func(m *config.HeaderMutation) *HeaderMutation {
+		if m == nil || len(m.Set)+len(m.Add)+len(m.Remove) == 0 {
+			return nil
+		}
+		out := &HeaderMutation{Remove: m.Remove}
+		for _, v := range m.Set {
+			out.Set = append(out.Set, HeaderValue(v))
+		}
+		for _, v := range m.Add {
+			out.Add = append(out.Add, HeaderValue(v))
+		}
+		return out
+	}
+	f := &HeaderFilters{Request: conv(req), Response: conv(resp)}
+	if f.Request == nil && f.Response == nil {
+		return nil
+	}
+	return f
 }
 
 func (c *compiler) bindingRoute(b *config.PolicyBinding) *Route {

@@ -146,6 +146,8 @@ type Route struct {
 	// WebSocket is the route's own upgrade setting (see
 	// API.WebSocketAllowed); nil leaves it to the API.
 	WebSocket *bool `json:"websocket,omitempty"`
+	// Headers are the route's own header changes; nil changes nothing.
+	Headers *HeaderFilters `json:"headers,omitempty"`
 	// Tracing overrides Configuration spec.tracing for this route's
 	// requests (`tracing-flex` on the API); nil keeps the global setting.
 	Tracing *TracingOverride `json:"tracing,omitempty"`

@@ -44,13 +44,19 @@ func upstream(t testing.TB, name string) string {
 // upstreamOn is upstream on the address ip.
 func upstreamOn(t testing.TB, ip, name string) string {
 	t.Helper()
+	return serveOn(t, ip, name, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s", name, r.URL.Path)
+	}))
+}
+
+// serveOn serves h on ip and a free port.
+func serveOn(t testing.TB, ip, name string, h http.Handler) string {
+	t.Helper()
 	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatalf("upstream %s: %v", name, err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "%s %s", name, r.URL.Path)
-	}), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return "http://" + l.Addr().String()
@@ -62,7 +68,13 @@ func upstreamOn(t testing.TB, ip, name string) string {
 // cluster's controllers would write them.
 func backendService(t testing.TB, ns, name string) string {
 	t.Helper()
-	up := upstreamOn(t, kubetest.HostIP(t), name)
+	return backendServiceFor(t, ns, name, upstreamOn(t, kubetest.HostIP(t), name))
+}
+
+// backendServiceFor is backendService for an upstream already serving at
+// up (on kubetest.HostIP).
+func backendServiceFor(t testing.TB, ns, name, up string) string {
+	t.Helper()
 	host, port, _ := net.SplitHostPort(strings.TrimPrefix(up, "http://"))
 	return fmt.Sprintf(`apiVersion: v1
 kind: Service

@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"regexp/syntax"
+
+	"github.com/flexgw/flexgw/config"
 )
 
 // gatewayListener is one listener of a Gateway of flexgw's class.
@@ -393,6 +395,11 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 				dests[i]["weight"] = w
 			}
 			rw := urlRewrite(rm)
+			hdrs, bad := headerFilters(rm)
+			if bad != "" {
+				rs.unsupported = bad
+				continue
+			}
 			matches, _ := rm["matches"].([]any)
 			if len(matches) == 0 {
 				matches = []any{map[string]any{}}
@@ -401,7 +408,7 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 				for _, h := range a.hosts {
 					for _, m := range matches {
 						mm, _ := m.(map[string]any)
-						e := &routeEntry{owner: owner, api: a.l.api, dests: dests, rule: map[string]any{}}
+						e := &routeEntry{owner: owner, api: a.l.api, dests: dests, rule: map[string]any{}, headers: hdrs}
 						path, _ := mm["path"].(map[string]any)
 						pv, pt := str(path["value"]), str(path["type"])
 						if pv == "" {
@@ -428,7 +435,7 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 								}
 								hm[str(x["name"])] = v
 							}
-							e.headers, e.rule["headers"] = len(hm), hm
+							e.headerCount, e.rule["headers"] = len(hm), hm
 						}
 						entries = append(entries, e)
 						rulesOf[owner] = append(rulesOf[owner], e.rule)
@@ -438,6 +445,57 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 		}
 	}
 	return entries, rulesOf, st
+}
+
+// headerFilters returns a rule's RequestHeaderModifier and
+// ResponseHeaderModifier filters as the route's requestHeaders and
+// responseHeaders extensions, or why one cannot be served.
+func headerFilters(rule map[string]any) (map[string]any, string) {
+	out := map[string]any{}
+	fs, _ := rule["filters"].([]any)
+	for _, f := range fs {
+		fm, _ := f.(map[string]any)
+		var key, field string
+		switch str(fm["type"]) {
+		case "RequestHeaderModifier":
+			key, field = "requestHeaders", "requestHeaderModifier"
+		case "ResponseHeaderModifier":
+			key, field = "responseHeaders", "responseHeaderModifier"
+		default:
+			continue
+		}
+		m, _ := fm[field].(map[string]any)
+		mut := map[string]any{}
+		for _, op := range []string{"set", "add"} {
+			items, _ := m[op].([]any)
+			var vs []any
+			for _, it := range items {
+				x, _ := it.(map[string]any)
+				if err := config.CheckRouteHeader(str(x["name"]), str(x["value"])); err != nil {
+					return nil, field + "." + op + ": " + err.Error()
+				}
+				vs = append(vs, map[string]any{"name": str(x["name"]), "value": str(x["value"])})
+			}
+			if len(vs) > 0 {
+				mut[op] = vs
+			}
+		}
+		rm, _ := m["remove"].([]any)
+		var names []any
+		for _, n := range rm {
+			if err := config.CheckRouteHeader(str(n), ""); err != nil {
+				return nil, field + ".remove: " + err.Error()
+			}
+			names = append(names, str(n))
+		}
+		if len(names) > 0 {
+			mut["remove"] = names
+		}
+		if len(mut) > 0 {
+			out[key] = mut
+		}
+	}
+	return out, ""
 }
 
 // pathRewrite is a URLRewrite filter's path: ReplaceFullPath or
@@ -539,6 +597,9 @@ type routeStatus struct {
 	resolved bool
 	// reason and msg are the first backendRef problem (ResolvedRefs=False).
 	reason, msg string
+	// unsupported says why a rule's filter is not served
+	// (Accepted=False, UnsupportedValue).
+	unsupported string
 }
 
 // fail records a backendRef problem; the first one is reported.

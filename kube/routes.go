@@ -61,12 +61,15 @@ type routeEntry struct {
 	exact    bool
 	pathLen  int
 	methods  bool
-	headers  int
-	fallback bool // an Ingress defaultBackend: after every path
-	dests    []map[string]any
+	// headerCount is how many header matches the route has.
+	headerCount int
+	fallback    bool // an Ingress defaultBackend: after every path
+	dests       []map[string]any
 	// destPath is the route's destinationPath (a URLRewrite's path).
 	destPath string
-	order    int
+	// headers are the route's requestHeaders/responseHeaders extensions.
+	headers map[string]any
+	order   int
 }
 
 // hostRegex turns a Kubernetes hostname ("a.example.com", "*.example.com")
@@ -116,8 +119,8 @@ func orderRoutes(rs []*routeEntry) {
 			return a.pathLen > b.pathLen
 		case a.methods != b.methods:
 			return a.methods
-		case a.headers != b.headers:
-			return a.headers > b.headers
+		case a.headerCount != b.headerCount:
+			return a.headerCount > b.headerCount
 		}
 		return a.order < b.order
 	})
@@ -230,6 +233,7 @@ func routeDocs(rs []*routeEntry) []genDoc {
 			if r.destPath != "" {
 				cfg["destinationPath"] = r.destPath
 			}
+			maps.Copy(cfg, r.headers)
 			spec["config"] = cfg
 		} else {
 			spec["policyRef"] = map[string]any{"name": "route-weighted"}
@@ -241,7 +245,9 @@ func routeDocs(rs []*routeEntry) []genDoc {
 				}
 				routes[j] = d
 			}
-			spec["config"] = map[string]any{"routes": routes}
+			cfg := map[string]any{"routes": routes}
+			maps.Copy(cfg, r.headers)
+			spec["config"] = cfg
 		}
 		out = append(out, genDoc{name: genNamespace + "/PolicyBinding/" + name, doc: flexDoc("PolicyBinding", genNamespace, name, spec)})
 	}

@@ -115,6 +115,8 @@ func (s *Source) routingStatus(ls []*gatewayListener, rs map[string]*routeStatus
 			acc := gwCond("Accepted", true, "Accepted", "", gen)
 			if len(p.listeners) == 0 {
 				acc = gwCond("Accepted", false, p.reason, p.msg, gen)
+			} else if r.unsupported != "" {
+				acc = gwCond("Accepted", false, "UnsupportedValue", "a rule is not served: "+r.unsupported, gen)
 			}
 			res := gwCond("ResolvedRefs", true, "ResolvedRefs", "", gen)
 			if !r.resolved {

@@ -243,6 +243,12 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 	if err != nil {
 		return nil, fmt.Errorf("tracing-flex: %w", err)
 	}
+	var reqAdd, respAdd []*corev3.HeaderValueOption
+	var reqRemove, respRemove []string
+	if h := r.Headers; h != nil {
+		reqAdd, reqRemove = headerMutation(h.Request)
+		respAdd, respRemove = headerMutation(h.Response)
+	}
 	out := make([]*routev3.Route, 0, 2*len(rules)*len(variants))
 	// add appends a route; unique says its rewrite is its own (not
 	// interned), so its action is too.
@@ -261,13 +267,17 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 			act = t.in.action(k)
 		}
 		out = append(out, &routev3.Route{
-			Name:       name + v.suffix,
-			Match:      m,
-			Action:     act,
-			Metadata:   md,
-			StatPrefix: statPrefix,
-			Tracing:    rtTracing,
-			Decorator:  decorator,
+			Name:                    name + v.suffix,
+			Match:                   m,
+			Action:                  act,
+			Metadata:                md,
+			StatPrefix:              statPrefix,
+			Tracing:                 rtTracing,
+			Decorator:               decorator,
+			RequestHeadersToAdd:     reqAdd,
+			RequestHeadersToRemove:  reqRemove,
+			ResponseHeadersToAdd:    respAdd,
+			ResponseHeadersToRemove: respRemove,
 		})
 	}
 	namePrefix := a.Key() + "/" + r.Name + "/"
@@ -313,6 +323,25 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 		}
 	}
 	return out, nil
+}
+
+// headerMutation renders a route's header changes as Envoy's route-level
+// headers_to_add (set overwrites, add appends) and headers_to_remove,
+// which Envoy applies removals first, as ir.HeaderMutation.Apply does.
+func headerMutation(m *ir.HeaderMutation) ([]*corev3.HeaderValueOption, []string) {
+	if m == nil {
+		return nil, nil
+	}
+	var add []*corev3.HeaderValueOption
+	for _, v := range m.Set {
+		add = append(add, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: v.Name, Value: v.Value},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD})
+	}
+	for _, v := range m.Add {
+		add = append(add, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: v.Name, Value: v.Value},
+			AppendAction: corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD})
+	}
+	return add, m.Remove
 }
 
 // newMatch is a RouteMatch with the rule's non-path matchers and the
