@@ -66,7 +66,8 @@ spec:
 // TestHTTPRouteHeaderModifiers sends requests through RequestHeaderModifier
 // and ResponseHeaderModifier filters (set replaces the client's value,
 // add keeps it, remove drops it) to an upstream that reports the headers
-// it got, checks the response headers the client gets, and that a filter
+// it got, checks the response headers the client gets, a rule's
+// timeouts.request against an upstream that never answers, and that a filter
 // naming a header the proxy owns is refused in the route's status.
 func TestHTTPRouteHeaderModifiers(t *testing.T) {
 	cl := kubetest.Start(t)
@@ -74,6 +75,10 @@ func TestHTTPRouteHeaderModifiers(t *testing.T) {
 	c.InstallCRDs(t, crdDir())
 	installGatewayAPI(t, c)
 	echo := serveOn(t, kubetest.HostIP(t), "echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/slow") {
+			<-r.Context().Done() // answers only a gateway that gave up
+			return
+		}
 		w.Header().Set("X-Up", "1")
 		w.Header().Set("Cache-Control", "public")
 		w.Header().Add("X-Multi", "up")
@@ -103,6 +108,9 @@ spec:
         remove: [X-Up]
     backendRefs: [{name: echo, port: 80}]
   - matches: [{path: {type: PathPrefix, value: /plain}}]
+    backendRefs: [{name: echo, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /slow}}]
+    timeouts: {request: 1s}
     backendRefs: [{name: echo, port: 80}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -145,6 +153,11 @@ spec:
 	// A rule without filters is untouched.
 	if got, h := do("/plain/x"); got != "200 env=dev tag=client debug=1" || h.Get("X-Up") != "1" || h.Get("Cache-Control") != "public" {
 		t.Fatalf("a rule without filters: %s %v", got, h)
+	}
+	// timeouts.request bounds the upstream exchange (the default is 15s,
+	// beyond the client's 5s).
+	if got, _ := do("/slow"); !strings.HasPrefix(got, "504") {
+		t.Fatalf("timeouts.request: %s", got)
 	}
 	waitRouteCond(t, c, "default", "owned", "", "Accepted", "False UnsupportedValue")
 	if got, _ := do("/owned"); strings.HasPrefix(got, "200") {

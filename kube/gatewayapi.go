@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -400,6 +401,9 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 				rs.unsupported = bad
 				continue
 			}
+			if to := ruleTimeout(rm); to != "" {
+				hdrs["timeout"] = to
+			}
 			matches, _ := rm["matches"].([]any)
 			if len(matches) == 0 {
 				matches = []any{map[string]any{}}
@@ -496,6 +500,23 @@ func headerFilters(rule map[string]any) (map[string]any, string) {
 		}
 	}
 	return out, ""
+}
+
+// ruleTimeout is a rule's timeouts as the route's Flex timeout (the bound
+// on the whole upstream exchange): timeouts.request, else
+// timeouts.backendRequest (flexgw does not retry a request that reached
+// its upstream, so one attempt is the whole exchange). "0s", Gateway
+// API's "no timeout", and a duration Go cannot read leave the default.
+func ruleTimeout(rule map[string]any) string {
+	to, _ := rule["timeouts"].(map[string]any)
+	for _, k := range []string{"request", "backendRequest"} {
+		if v := str(to[k]); v != "" {
+			if d, err := time.ParseDuration(v); err == nil && d > 0 {
+				return d.String()
+			}
+		}
+	}
+	return ""
 }
 
 // pathRewrite is a URLRewrite filter's path: ReplaceFullPath or

@@ -67,7 +67,8 @@ type routeEntry struct {
 	dests       []map[string]any
 	// destPath is the route's destinationPath (a URLRewrite's path).
 	destPath string
-	// headers are the route's requestHeaders/responseHeaders extensions.
+	// headers are more of the route's config: the requestHeaders and
+	// responseHeaders extensions, the timeout.
 	headers map[string]any
 	order   int
 }
