@@ -9,6 +9,7 @@ import (
 
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/logpipe"
+	"github.com/flexgw/flexgw/logpipe/logmetrics"
 )
 
 // startLogPipeline runs the in-process log pipeline (decode, enrich,
@@ -36,7 +37,7 @@ func (a *Agent) startLogPipeline(ctx context.Context, first *ir.Snapshot) (stopF
 	// Runtime logs from here on also reach the configured runtime outputs.
 	a.opts.Logger = slog.New(p.RuntimeHandler(a.opts.Logger.Handler()))
 	a.log = a.opts.Logger.With("component", "agent")
-	a.registry.MustRegister(p.Collector())
+	a.registry.MustRegister(logmetrics.New(p))
 	a.appliers = append(a.appliers, func(s *ir.Snapshot) error { return p.Apply(s.Logging) })
 	a.adminExtra["GET /api/v1/logpipe"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, p.Stats())

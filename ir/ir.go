@@ -8,11 +8,12 @@ package ir
 
 import (
 	"encoding/json"
-	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flexgw/flexgw/ir/irlog"
 )
 
 // Snapshot is one complete, validated gateway configuration.
@@ -394,22 +395,13 @@ type Policy struct {
 	Source Source `json:"source"`
 }
 
-// Logging is Configuration.spec.logging.
-type Logging struct {
-	Outputs           []LogOutput `json:"outputs,omitempty"`
-	AccessLogOutputs  []string    `json:"accessLogOutputs,omitempty"`
-	RuntimeLogOutputs []string    `json:"runtimeLogOutputs,omitempty"`
-	RuntimeLogLevel   string      `json:"runtimeLogLevel,omitempty"`
-}
+// Logging is Configuration.spec.logging (defined in irlog, a leaf
+// package, so log shipping links it without the config compiler).
+type Logging = irlog.Logging
 
 // LogOutput is one named output (Fluent Bit output type and parameters,
 // every scalar parameter rendered as a string as Fluent Bit sees it).
-type LogOutput struct {
-	Name       string            `json:"name"`
-	Type       string            `json:"type"`
-	Parameters map[string]string `json:"parameters,omitempty"`
-	Source     Source            `json:"source"`
-}
+type LogOutput = irlog.LogOutput
 
 // Tracing is Configuration.spec.tracing (v1beta1).
 type Tracing struct {
@@ -525,16 +517,7 @@ type RedisTLS struct {
 }
 
 // Source locates a resource in the config directory for error messages.
-type Source struct {
-	File string `json:"file"`
-	Line int    `json:"line"`
-	// Kind and Name identify the resource ("ApiInstance", "ns/name").
-	Kind string `json:"kind"`
-	Name string `json:"name"`
-}
-
-// String is "file:line".
-func (s Source) String() string { return fmt.Sprintf("%s:%d", s.File, s.Line) }
+type Source = irlog.Source
 
 func joinHostPort(host string, port int) string {
 	p := strconv.Itoa(port)

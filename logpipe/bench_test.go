@@ -18,7 +18,7 @@ import (
 	"github.com/flexgw/flexgw/exporters/newrelic"
 	"github.com/flexgw/flexgw/exporters/splunk"
 	"github.com/flexgw/flexgw/exporters/sumologic"
-	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/ir/irlog"
 )
 
 // encoder is the pure half of every exporter.
@@ -120,7 +120,7 @@ func benchChunk(b *testing.B, n int) []byte {
 func BenchmarkPluginFlush(b *testing.B) {
 	const block = 1000
 	chunk := benchChunk(b, block)
-	l := &ir.Logging{Outputs: []ir.LogOutput{{Name: "s", Type: "splunk", Parameters: map[string]string{"endpoint": "http://127.0.0.1:1", "splunk_token": "t"}}}}
+	l := &irlog.Logging{Outputs: []irlog.LogOutput{{Name: "s", Type: "splunk", Parameters: map[string]string{"endpoint": "http://127.0.0.1:1", "splunk_token": "t"}}}}
 	p, err := New(l, quietOptions(b.TempDir()))
 	if err != nil {
 		b.Fatal(err)
@@ -166,7 +166,7 @@ func BenchmarkBacklogMemory(b *testing.B) {
 	opts := quietOptions(b.TempDir())
 	opts.Queue.MaxBytes = 4 << 30
 	opts.Retry = RetryOptions{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond}
-	l := &ir.Logging{Outputs: []ir.LogOutput{{Name: "s", Type: "splunk", Parameters: map[string]string{"endpoint": hec.URL, "splunk_token": "t"}}}}
+	l := &irlog.Logging{Outputs: []irlog.LogOutput{{Name: "s", Type: "splunk", Parameters: map[string]string{"endpoint": hec.URL, "splunk_token": "t"}}}}
 	p, err := New(l, opts)
 	if err != nil {
 		b.Fatal(err)

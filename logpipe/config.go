@@ -13,7 +13,7 @@ import (
 	"github.com/flexgw/flexgw/exporters/splunk"
 	"github.com/flexgw/flexgw/exporters/stdout"
 	"github.com/flexgw/flexgw/exporters/sumologic"
-	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/ir/irlog"
 )
 
 // factory builds an exporter from an output's parameters without I/O.
@@ -66,7 +66,7 @@ func Types() []string {
 }
 
 // NewExporter builds the exporter for one output.
-func NewExporter(o ir.LogOutput, s exporters.Settings) (exporters.Exporter, error) {
+func NewExporter(o irlog.LogOutput, s exporters.Settings) (exporters.Exporter, error) {
 	f, ok := factories[strings.ToLower(o.Type)]
 	if !ok {
 		return nil, fmt.Errorf("type %q is not supported: flexgw implements the Fluent Bit outputs %s", o.Type, strings.Join(Types(), ", "))
@@ -77,7 +77,7 @@ func NewExporter(o ir.LogOutput, s exporters.Settings) (exporters.Exporter, erro
 // Validate checks Configuration.spec.logging: output names, types and
 // parameters, the accessLogs/runtimeLogs output references and the
 // runtime log level. Errors name the output and the parameter.
-func Validate(l *ir.Logging) error {
+func Validate(l *irlog.Logging) error {
 	if l == nil {
 		return nil
 	}
@@ -142,7 +142,7 @@ func ParseLevel(s string) (slog.Level, error) {
 // routes resolves which outputs get which stream. With no accessLogs and
 // no runtimeLogs outputs listed, access logs go to every output and
 // runtime logs to none.
-func routes(l *ir.Logging) (access, runtime map[string]bool) {
+func routes(l *irlog.Logging) (access, runtime map[string]bool) {
 	access, runtime = map[string]bool{}, map[string]bool{}
 	if l == nil {
 		return
@@ -186,7 +186,7 @@ func ParamKeys(typ string) []string {
 // agent runs Fluent Bit ("" when flexgw's plugin does): file and stdout,
 // and http unless pointed at Sumo Logic. These write or send exactly what
 // Fluent Bit would, so Fluent Bit's own implementation is the reference.
-func NativeFluentBit(o ir.LogOutput) string {
+func NativeFluentBit(o irlog.LogOutput) string {
 	switch t := strings.ToLower(o.Type); t {
 	case "file", "stdout":
 		return t

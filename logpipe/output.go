@@ -17,7 +17,7 @@ import (
 
 	"github.com/flexgw/flexgw/exporters"
 	"github.com/flexgw/flexgw/internal/jsonstr"
-	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/ir/irlog"
 	"github.com/flexgw/flexgw/logpipe/queue"
 )
 
@@ -56,7 +56,7 @@ type output struct {
 
 	typ atomic.Value // string
 	exp atomic.Value // exporters.Exporter
-	cfg ir.LogOutput
+	cfg irlog.LogOutput
 
 	in, sent, retried, memDropped, dead atomic.Int64
 
@@ -70,7 +70,7 @@ type output struct {
 	closeMu sync.Once
 }
 
-func openOutput(o ir.LogOutput, exp exporters.Exporter, opts *Options) (*output, error) {
+func openOutput(o irlog.LogOutput, exp exporters.Exporter, opts *Options) (*output, error) {
 	dir := filepath.Join(opts.QueueDir, safeName(o.Name))
 	q, err := queue.Open(queue.Options{
 		Dir:            dir,

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/ir/irlog"
 )
 
 // TestFileHTTPStdoutOutputsInProcess: the in-process pipeline delivers
@@ -61,7 +61,7 @@ func TestFileHTTPStdoutOutputsInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stdout.Close()
-	l := &ir.Logging{Outputs: []ir.LogOutput{
+	l := &irlog.Logging{Outputs: []irlog.LogOutput{
 		{Name: "default", Type: "file", Parameters: map[string]string{"file": logFile, "format": "template",
 			"template": "[{time}][{level}][{component}] {message}{request_id}\n"}},
 		{Name: "collector", Type: "http", Parameters: map[string]string{"host": u.Hostname(), "port": u.Port(), "uri": "/logs",

@@ -11,7 +11,7 @@ import (
 
 	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/exporters/exportertest"
-	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/ir/irlog"
 )
 
 // stand-in aggregator per output type, with the parameters pointing at it.
@@ -73,11 +73,11 @@ func lines(from, to int) []byte {
 	return []byte(b.String())
 }
 
-func logging(name, typ string, params map[string]string) *ir.Logging {
-	return &ir.Logging{Outputs: []ir.LogOutput{{Name: name, Type: typ, Parameters: params}}, AccessLogOutputs: []string{name}}
+func logging(name, typ string, params map[string]string) *irlog.Logging {
+	return &irlog.Logging{Outputs: []irlog.LogOutput{{Name: name, Type: typ, Parameters: params}}, AccessLogOutputs: []string{name}}
 }
 
-func mustStart(t *testing.T, l *ir.Logging, opts Options) *Pipeline {
+func mustStart(t *testing.T, l *irlog.Logging, opts Options) *Pipeline {
 	t.Helper()
 	p, err := New(l, opts)
 	if err != nil {
@@ -253,7 +253,7 @@ func TestApplyKeepsQueue(t *testing.T) {
 func TestRuntimeLogs(t *testing.T) {
 	sumo := exportertest.NewSumo("R")
 	defer sumo.Close()
-	l := &ir.Logging{Outputs: []ir.LogOutput{{Name: "rt", Type: "sumologic", Parameters: map[string]string{"url": sumo.SourceURL()}}},
+	l := &irlog.Logging{Outputs: []irlog.LogOutput{{Name: "rt", Type: "sumologic", Parameters: map[string]string{"url": sumo.SourceURL()}}},
 		RuntimeLogOutputs: []string{"rt"}, RuntimeLogLevel: "warn"}
 	p := mustStart(t, l, testOptions(t, t.TempDir()))
 	log := slog.New(p.RuntimeHandler(nil)).With("component", "envoy")
@@ -275,7 +275,7 @@ func TestRuntimeLogs(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	ok := &ir.Logging{Outputs: []ir.LogOutput{
+	ok := &irlog.Logging{Outputs: []irlog.LogOutput{
 		{Name: "s", Type: "splunk", Parameters: map[string]string{"host": "splunk.example", "port": "8088", "splunk_token": "t", "tls": "On"}},
 		{Name: "n", Type: "nrlogs", Parameters: map[string]string{"license_key": "k"}},
 		{Name: "h", Type: "http", Parameters: map[string]string{"host": "endpoint4.collection.sumologic.com", "port": "443", "uri": "/receiver/v1/http/X", "format": "json_lines", "tls": "On"}},
@@ -283,8 +283,8 @@ func TestValidate(t *testing.T) {
 	if err := Validate(ok); err != nil {
 		t.Fatal(err)
 	}
-	bad := &ir.Logging{Outputs: []ir.LogOutput{
-		{Name: "s", Type: "splunk", Parameters: map[string]string{"host": "h", "splunk_tokn": "t"}, Source: ir.Source{File: "conf.d/logging.yaml", Line: 7, Kind: "Configuration", Name: "default/logging"}},
+	bad := &irlog.Logging{Outputs: []irlog.LogOutput{
+		{Name: "s", Type: "splunk", Parameters: map[string]string{"host": "h", "splunk_tokn": "t"}, Source: irlog.Source{File: "conf.d/logging.yaml", Line: 7, Kind: "Configuration", Name: "default/logging"}},
 		{Name: "k", Type: "kafka"},
 		{Name: "h", Type: "http", Parameters: map[string]string{"host": "example.com", "uri": "/x"}},
 	}, AccessLogOutputs: []string{"missing"}, RuntimeLogLevel: "loud"}

@@ -327,12 +327,24 @@ func runFluentBit(dir, config, logPath string, hec *exportertest.HEC, n int) (fl
 	}
 	defer logf.Close()
 	cmd := exec.Command(*flbBin, "-c", confPath)
+	if dir := os.Getenv("BENCH_PERF"); dir != "" {
+		// Profiling: perf records fluent-bit (its CPU figure is then
+		// perf's own, so not comparable).
+		cmd = exec.Command("perf", "record", "-F", "4000", "-g", "-o", filepath.Join(dir, config+".data"), "--", *flbBin, "-c", confPath)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return 0, err
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	defer func() {
+		if os.Getenv("BENCH_PERF") != "" {
+			_ = cmd.Process.Signal(syscall.SIGINT) // perf writes its file
+		} else {
+			_ = cmd.Process.Kill()
+		}
+		_ = cmd.Wait()
+	}()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		done := false

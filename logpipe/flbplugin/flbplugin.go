@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/exporters"
-	"github.com/flexgw/flexgw/ir"
+	"github.com/flexgw/flexgw/ir/irlog"
 	"github.com/flexgw/flexgw/logpipe"
 	"github.com/flexgw/flexgw/logpipe/queue"
 )
@@ -173,7 +173,7 @@ func New(get Getter, log *slog.Logger) (*Instance, error) {
 			return nil, fmt.Errorf("key Retry_Min: %w", err)
 		}
 	}
-	l := &ir.Logging{Outputs: []ir.LogOutput{{Name: name, Type: typ, Parameters: params}}, AccessLogOutputs: []string{name}}
+	l := &irlog.Logging{Outputs: []irlog.LogOutput{{Name: name, Type: typ, Parameters: params}}, AccessLogOutputs: []string{name}}
 	p, err := logpipe.New(l, opts)
 	if err != nil {
 		return nil, err

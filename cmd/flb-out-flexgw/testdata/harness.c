@@ -21,7 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
-/* Layouts as in fluent-bit-go's flb_plugin.h / flb_output.h. */
+/* Layouts as in Fluent Bit's include/fluent-bit/flb_plugin_proxy.h and src/proxy/go/go.h. */
 struct flb_plugin_proxy_def {
     int type;
     int proxy;

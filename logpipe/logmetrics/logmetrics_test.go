@@ -1,22 +1,34 @@
-package logpipe
+package logmetrics
 
 import (
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flexgw/flexgw/ir/irlog"
+	"github.com/flexgw/flexgw/logpipe"
 )
 
 func TestCollector(t *testing.T) {
-	p, err := New(logging("out", "splunk", map[string]string{"endpoint": "http://127.0.0.1:1", "splunk_token": "t"}), testOptions(t, t.TempDir()))
+	l := &irlog.Logging{Outputs: []irlog.LogOutput{{Name: "out", Type: "splunk",
+		Parameters: map[string]string{"endpoint": "http://127.0.0.1:1", "splunk_token": "t"}}}, AccessLogOutputs: []string{"out"}}
+	p, err := logpipe.New(l, logpipe.Options{QueueDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close(t.Context())
-	if _, err := p.IngestJSONLines(lines(0, 3)); err != nil {
+	var lines strings.Builder
+	for i := range 3 {
+		fmt.Fprintf(&lines, `{"start_time":"2026-01-02T03:04:05Z","method":"GET","path":"/r/%d","response_code":200}`+"\n", i)
+	}
+	if _, err := p.IngestJSONLines([]byte(lines.String())); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(p.Collector())
+	reg.MustRegister(New(p))
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -1,14 +1,22 @@
-package logpipe
+// Package logmetrics exposes a logpipe Pipeline's counters as Prometheus
+// metrics. It is a package of its own so that logpipe, which the Fluent
+// Bit plugin links into Fluent Bit, does not link the Prometheus client
+// (and protobuf under it): the plugin never serves metrics.
+package logmetrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flexgw/flexgw/logpipe"
+)
 
 // Collector exposes Stats as Prometheus metrics (label exporter).
-type Collector struct{ p *Pipeline }
+type Collector struct{ p *logpipe.Pipeline }
 
 var _ prometheus.Collector = Collector{}
 
-// Collector returns the pipeline's Prometheus collector.
-func (p *Pipeline) Collector() Collector { return Collector{p: p} }
+// New returns the pipeline's Prometheus collector.
+func New(p *logpipe.Pipeline) Collector { return Collector{p: p} }
 
 var (
 	descIn      = prometheus.NewDesc("flexgw_logpipe_records_in_total", "Records accepted into the exporter's durable queue.", []string{"exporter"}, nil)
