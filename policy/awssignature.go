@@ -19,6 +19,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/flexgw/flexgw/internal/sigv4a"
 	"github.com/flexgw/flexgw/ir"
 )
 
@@ -69,11 +70,14 @@ func (awsSignature) Name() string { return "native-aws-signature-flex" }
 
 type compiledAWSSignature struct {
 	service, region string
-	unsigned        bool
-	excluded        map[string]bool // canonical names
-	mode            string
-	file, profile   string
-	static          *aws.Credentials
+	// sigv4a signs with AWS_SIGV4A; region is then a region set.
+	sigv4a        bool
+	regionSet     []string
+	unsigned      bool
+	excluded      map[string]bool // canonical names
+	mode          string
+	file, profile string
+	static        *aws.Credentials
 }
 
 func parseAWSSignature(raw json.RawMessage) (*compiledAWSSignature, error) {
@@ -85,13 +89,26 @@ func parseAWSSignature(raw json.RawMessage) (*compiledAWSSignature, error) {
 	if out.service == "" || strings.ContainsAny(out.service, "/ ") {
 		return nil, fieldErr("serviceName", "required: the service namespace of the endpoint (s3, execute-api, lambda, ...), got %q", c.ServiceName)
 	}
-	if out.region == "" || strings.ContainsAny(out.region, "/ ") {
+	if out.region == "" || strings.ContainsAny(out.region, "/") {
 		return nil, fieldErr("region", "required: the AWS region of the service (us-east-1, ...), got %q", c.Region)
 	}
 	switch strings.ToUpper(strings.ReplaceAll(c.SigningAlgorithm, "-", "_")) {
 	case "", "AWS_SIGV4", "SIGV4":
+		if strings.ContainsAny(out.region, " ,") {
+			return nil, fieldErr("region", "with AWS_SIGV4, one region (a region set needs signingAlgorithm: AWS_SIGV4A), got %q", c.Region)
+		}
 	case "AWS_SIGV4A", "SIGV4A":
-		return nil, fieldErr("signingAlgorithm", "AWS_SIGV4A (multi-region ECDSA signatures) is not supported by flexgw; use AWS_SIGV4 with the endpoint's region")
+		// As Envoy's filter: region is then the region set, a comma-separated
+		// list of regions or wildcards ("*", "us-*").
+		out.sigv4a = true
+		for _, r := range strings.Split(out.region, ",") {
+			r = strings.TrimSpace(r)
+			if r == "" || strings.ContainsAny(r, " /;=\"") {
+				return nil, fieldErr("region", "with AWS_SIGV4A, a comma-separated region set (us-east-1,eu-west-1 or *), got %q", c.Region)
+			}
+			out.regionSet = append(out.regionSet, r)
+		}
+		out.region = strings.Join(out.regionSet, ",")
 	default:
 		return nil, fieldErr("signingAlgorithm", "must be AWS_SIGV4 or AWS_SIGV4A, got %q", c.SigningAlgorithm)
 	}
@@ -222,6 +239,9 @@ func (d awsSignature) Build(env Env, p *ir.Policy) (Middleware, error) {
 // the excluded ones and those the SDK never signs) is signed, with the
 // host, the content length and the payload hash.
 func (c *compiledAWSSignature) sign(ctx context.Context, signer *v4.Signer, cr aws.Credentials, hash string, up *UpstreamRequest, log *slog.Logger) http.Header {
+	if c.sigv4a {
+		return c.signV4A(ctx, cr, hash, up, log)
+	}
 	req := &http.Request{
 		Method: up.Method, Host: up.Host, Header: make(http.Header, len(up.Header)+4), ContentLength: up.ContentLength,
 		// Opaque keeps the path exactly as sent (the signer reads it from
@@ -255,11 +275,45 @@ func (c *compiledAWSSignature) sign(ctx context.Context, signer *v4.Signer, cr a
 	return out
 }
 
+// signV4A computes the SigV4A headers of up: the same headers signed as
+// SigV4, the region set in X-Amz-Region-Set, an ECDSA P-256 signature.
+func (c *compiledAWSSignature) signV4A(ctx context.Context, cr aws.Credentials, hash string, up *UpstreamRequest, log *slog.Logger) http.Header {
+	hdr := make(map[string][]string, len(up.Header)+1)
+	for k, vs := range up.Header {
+		switch k {
+		case "Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Region-Set", "X-Amz-Content-Sha256":
+		default:
+			if !c.excluded[k] {
+				hdr[k] = vs
+			}
+		}
+	}
+	hdr["X-Amz-Content-Sha256"] = []string{hash}
+	length := up.ContentLength
+	if length < 0 {
+		length = 0
+	}
+	out, err := sigv4a.Sign(sigv4a.Request{Method: up.Method, Host: up.Host, Path: up.Path, RawQuery: up.RawQuery, Header: hdr, ContentLength: length},
+		sigv4a.Params{AccessKeyID: cr.AccessKeyID, SecretAccessKey: cr.SecretAccessKey, SessionToken: cr.SessionToken, Service: c.service,
+			RegionSet: c.regionSet, PayloadHash: hash, EscapePath: !strings.HasPrefix(c.service, "s3"), Time: time.Now()})
+	if err != nil {
+		log.LogAttrs(ctx, slog.LevelWarn, "signing the upstream request (SigV4A)", slog.String("error", err.Error()))
+		return nil
+	}
+	res := http.Header{"X-Amz-Content-Sha256": {hash}}
+	for k, v := range out {
+		res[k] = []string{v}
+	}
+	return res
+}
+
 // AWSSignatureSpec is native-aws-signature-flex's checked configuration,
 // for the Envoy rendering (the aws_request_signing filter).
 type AWSSignatureSpec struct {
-	ServiceName, Region  string
-	UseUnsignedPayload   bool
+	ServiceName, Region string
+	UseUnsignedPayload  bool
+	// SigV4A signs with AWS_SIGV4A (Region is then a region set).
+	SigV4A               bool
 	MatchExcludedHeaders []string
 	// AuthenticationMode is "default", "file" or "inline".
 	AuthenticationMode     string
@@ -275,7 +329,7 @@ func AWSSignatureSpecOf(p *ir.Policy) (AWSSignatureSpec, error) {
 	if err != nil {
 		return AWSSignatureSpec{}, err
 	}
-	s := AWSSignatureSpec{ServiceName: c.service, Region: c.region, UseUnsignedPayload: c.unsigned, AuthenticationMode: c.mode, CredentialsFile: c.file, Profile: c.profile}
+	s := AWSSignatureSpec{ServiceName: c.service, Region: c.region, UseUnsignedPayload: c.unsigned, SigV4A: c.sigv4a, AuthenticationMode: c.mode, CredentialsFile: c.file, Profile: c.profile}
 	for h := range c.excluded {
 		s.MatchExcludedHeaders = append(s.MatchExcludedHeaders, strings.ToLower(h))
 	}

@@ -14,7 +14,7 @@ func init() { Register("native-aws-signature-flex", awsSignature) }
 
 // awsSignature renders native-aws-signature-flex with Envoy's
 // aws_request_signing filter, of which Flex's policy is an extension:
-// SigV4, the service's name and region, unsigned payloads, excluded
+// SigV4 or SigV4A, the service's name and region, unsigned payloads, excluded
 // headers, and the credential provider (inline keys, a credentials file
 // profile, or Envoy's default chain).
 func awsSignature(_ Env, p *ir.Policy) ([]Filter, error) {
@@ -27,6 +27,10 @@ func awsSignature(_ Env, p *ir.Policy) ([]Filter, error) {
 		Region:             s.Region,
 		UseUnsignedPayload: s.UseUnsignedPayload,
 		SigningAlgorithm:   awssigningv3.AwsRequestSigning_AWS_SIGV4,
+	}
+	if s.SigV4A {
+		// Envoy reads region as the region set then.
+		cfg.SigningAlgorithm = awssigningv3.AwsRequestSigning_AWS_SIGV4A
 	}
 	for _, h := range s.MatchExcludedHeaders {
 		cfg.MatchExcludedHeaders = append(cfg.MatchExcludedHeaders, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: h}, IgnoreCase: true})

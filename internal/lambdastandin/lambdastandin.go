@@ -3,7 +3,8 @@
 // other SigV4-authenticated AWS HTTP service (API Gateway's execute-api,
 // S3, ...), for tests: AWS cannot be reached from here. It does what the
 // real services do before serving a request — it verifies the request's
-// AWS Signature Version 4 by signing the same canonical request again
+// AWS Signature Version 4 (or 4A: the ECDSA signature verified with the
+// public key the secret derives) by signing the same canonical request again
 // with the AWS SDK's signer and the secret key it was given — and answers
 // 403 to anything not signed right. A verified request is handed to the
 // test's Function (Lambda) or handler (StartService).
@@ -24,6 +25,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/smithy-go/logging"
+
+	"github.com/flexgw/flexgw/internal/sigv4a"
 )
 
 // Invocation is one verified call.
@@ -160,11 +164,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(out)
 }
 
-// verify checks r's SigV4 Authorization header and returns its key id.
+// verify checks r's SigV4 or SigV4A Authorization header and returns its
+// key id.
 func (s *Server) verify(r *http.Request, body []byte) (string, error) {
 	auth := r.Header.Get("Authorization")
 	rest, ok := strings.CutPrefix(auth, "AWS4-HMAC-SHA256 ")
+	v4a := false
 	if !ok {
+		rest, v4a = strings.CutPrefix(auth, sigv4a.Algorithm+" ")
+	}
+	if !ok && !v4a {
 		return "", fmt.Errorf("missing or non-SigV4 Authorization header")
 	}
 	var cred, signed, sig string
@@ -180,6 +189,14 @@ func (s *Server) verify(r *http.Request, body []byte) (string, error) {
 		}
 	}
 	scope := strings.Split(cred, "/")
+	if v4a {
+		// SigV4A: no region in the scope; the signed region set names it.
+		if len(scope) == 4 {
+			scope = []string{scope[0], scope[1], r.Header.Get(sigv4a.RegionSetHeader), scope[2], scope[3]}
+		} else {
+			scope = nil
+		}
+	}
 	if len(scope) != 5 || scope[4] != "aws4_request" {
 		return "", fmt.Errorf("malformed credential scope %q", cred)
 	}
@@ -187,6 +204,12 @@ func (s *Server) verify(r *http.Request, body []byte) (string, error) {
 	secret, known := s.keys[keyID]
 	if !known {
 		return "", fmt.Errorf("unknown access key id %q", keyID)
+	}
+	if v4a {
+		if !inRegionSet(region, s.Region) {
+			return "", fmt.Errorf("region set %q does not include %s", region, s.Region)
+		}
+		region = s.Region
 	}
 	if service != s.service || region != s.Region {
 		return "", fmt.Errorf("signature scoped to %s/%s, want %s/%s", service, region, s.service, s.Region)
@@ -209,6 +232,9 @@ func (s *Server) verify(r *http.Request, body []byte) (string, error) {
 	names := strings.Split(signed, ";")
 	if !contains(names, "host") || !contains(names, "x-amz-date") {
 		return "", fmt.Errorf("SignedHeaders %q must include host and x-amz-date", signed)
+	}
+	if v4a && !contains(names, "x-amz-region-set") {
+		return "", fmt.Errorf("SignedHeaders %q must include x-amz-region-set", signed)
 	}
 	if r.Header.Get("X-Amz-Security-Token") != "" && !contains(names, "x-amz-security-token") {
 		return "", fmt.Errorf("the session token is not signed")
@@ -236,6 +262,9 @@ func (s *Server) verify(r *http.Request, body []byte) (string, error) {
 		again.Header[http.CanonicalHeaderKey(n)] = vs
 	}
 	creds := aws.Credentials{AccessKeyID: keyID, SecretAccessKey: secret, SessionToken: r.Header.Get("X-Amz-Security-Token")}
+	if v4a {
+		return keyID, verifyV4A(r, again, creds, hash, service, at, sig)
+	}
 	signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = strings.HasPrefix(service, "s3") })
 	if err := signer.SignHTTP(r.Context(), creds, again, hash, service, region, at); err != nil {
 		return "", err
@@ -246,6 +275,47 @@ func (s *Server) verify(r *http.Request, body []byte) (string, error) {
 		return "", fmt.Errorf("signature does not match")
 	}
 	return keyID, nil
+}
+
+// verifyV4A checks a SigV4A signature: the canonical request is SigV4's,
+// so the AWS SDK's SigV4 signer computes it (its signing log hands it
+// over), independently of the signer under test; the string to sign is
+// SigV4A's, and the ECDSA signature must verify with the public key the
+// secret derives.
+func verifyV4A(r, again *http.Request, creds aws.Credentials, hash, service string, at time.Time, sig string) error {
+	var canonical string
+	signer := v4.NewSigner(func(o *v4.SignerOptions) {
+		o.DisableURIPathEscaping = strings.HasPrefix(service, "s3")
+		o.LogSigning = true
+		o.Logger = logging.LoggerFunc(func(_ logging.Classification, _ string, v ...any) {
+			if len(v) > 0 {
+				canonical, _ = v[0].(string)
+			}
+		})
+	})
+	if err := signer.SignHTTP(r.Context(), creds, again, hash, service, "region-unused", at); err != nil {
+		return err
+	}
+	if canonical == "" {
+		return fmt.Errorf("the SDK signer logged no canonical request")
+	}
+	sts := sigv4a.StringToSign(at, sigv4a.Scope(at, service), canonical)
+	if err := sigv4a.Verify(creds.AccessKeyID, creds.SecretAccessKey, sts, sig); err != nil {
+		return fmt.Errorf("signature does not match (%w)", err)
+	}
+	return nil
+}
+
+// inRegionSet reports whether a SigV4A region set (regions and
+// wildcards, comma-separated) covers region.
+func inRegionSet(set, region string) bool {
+	for _, r := range strings.Split(set, ",") {
+		r = strings.TrimSpace(r)
+		if p, ok := strings.CutSuffix(r, "*"); ok && strings.HasPrefix(region, p) || r == region {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {
