@@ -178,7 +178,19 @@ func routeConfig() map[string]*Schema {
 		"timeout":         intOrStr("Route timeout (flexgw extension)."),
 		"retries":         intOrStr("Retries on failure, 0 to 10 (flexgw extension)."),
 		"websocket":       boolean("false refuses WebSocket upgrades on this route with 403 (flexgw extension; default: the ApiInstance's, else allowed)."),
+		"requestHeaders":  headerMutation("Header changes on the request going upstream, after every policy (flexgw extension)."),
+		"responseHeaders": headerMutation("Header changes on the response, before any policy sees it (flexgw extension)."),
 	}
+}
+
+// headerMutation is a requestHeaders/responseHeaders extension.
+func headerMutation(desc string) *Schema {
+	kv := obj("", map[string]*Schema{"name": str("Header name."), "value": str("Header value.")}, "name")
+	return obj(desc, map[string]*Schema{
+		"set":    bounded(16, list("Headers to set, replacing any value.", kv)),
+		"add":    bounded(16, list("Headers to add, keeping any value.", kv)),
+		"remove": bounded(16, list("Header names to remove (first).", str(""))),
+	})
 }
 
 // maxEntries bounds the inline services and policies of an ApiInstance
