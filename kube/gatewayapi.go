@@ -3,8 +3,13 @@ package kube
 import (
 	"fmt"
 	"sort"
+	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"regexp/syntax"
 )
 
 // gatewayListener is one listener of a Gateway of flexgw's class.
@@ -25,6 +30,52 @@ type gatewayListener struct {
 	// conflict is ProtocolConflict when another listener took the port
 	// with another protocol.
 	conflict string
+	// from and selector are allowedRoutes.namespaces: Same (the default),
+	// All, or Selector with a label selector on the route's Namespace.
+	from     string
+	selector labels.Selector
+}
+
+// allows reports whether the listener accepts routes of namespace ns.
+func (s *Source) allows(l *gatewayListener, ns string) bool {
+	switch l.from {
+	case "All":
+		return true
+	case "Selector":
+		if l.selector == nil || s.stores["Namespace"] == nil {
+			return false
+		}
+		o, ok, _ := s.stores["Namespace"].GetByKey(ns)
+		if !ok {
+			return false
+		}
+		return l.selector.Matches(labels.Set(o.(*unstructured.Unstructured).GetLabels()))
+	default:
+		return ns == l.gateway.GetNamespace()
+	}
+}
+
+// allowedRoutes decodes a listener's allowedRoutes.namespaces; a selector
+// that does not parse allows nothing (the listener is then not Accepted).
+func allowedRoutes(l *gatewayListener, m map[string]any) {
+	ar, _ := m["allowedRoutes"].(map[string]any)
+	nsm, _ := ar["namespaces"].(map[string]any)
+	l.from = str(nsm["from"])
+	if l.from != "Selector" {
+		return
+	}
+	raw, _ := nsm["selector"].(map[string]any)
+	var ls metav1.LabelSelector
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &ls); err != nil {
+		l.accepted = &certProblem{"UnsupportedValue", "allowedRoutes.namespaces.selector: " + err.Error()}
+		return
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&ls)
+	if err != nil {
+		l.accepted = &certProblem{"UnsupportedValue", "allowedRoutes.namespaces.selector: " + err.Error()}
+		return
+	}
+	l.selector = sel
 }
 
 // portAPI is the ApiInstance every served listener of one port shares.
@@ -78,6 +129,9 @@ func (s *Source) gatewayListeners() ([]*gatewayListener, map[int64]*portAPI) {
 			m, _ := x.(map[string]any)
 			l := &gatewayListener{gateway: gw, name: str(m["name"]), port: toInt64(m["port"]), protocol: str(m["protocol"]), hostname: str(m["hostname"])}
 			out = append(out, l)
+			if allowedRoutes(l, m); l.accepted != nil {
+				continue
+			}
 			var certs []certKey
 			switch l.protocol {
 			case "HTTP":
@@ -156,24 +210,38 @@ func (s *Source) listenerCerts(gw *unstructured.Unstructured, tlsCfg map[string]
 type routeParent struct {
 	ref       map[string]any
 	listeners []*gatewayListener
+	// hosts are, per listener, the hostnames the route serves there: the
+	// intersection of the route's and the listener's ("" is any host).
+	hosts map[*gatewayListener][]string
+	// reason and msg say why no listener accepted the route
+	// (NoMatchingParent, NotAllowedByListeners, NoMatchingListenerHostname).
+	reason, msg string
 }
 
-// parents resolves an HTTPRoute's parentRefs to served listeners.
-func parents(rt *unstructured.Unstructured, ls []*gatewayListener) []routeParent {
+// parents resolves an HTTPRoute's parentRefs to the served listeners that
+// accept it: its sectionName and port, the listener's allowedRoutes, and a
+// hostname both share, in that order (the first one failing is the
+// reason the spec gives for Accepted=False).
+func (s *Source) parents(rt *unstructured.Unstructured, ls []*gatewayListener) []routeParent {
 	refs, _, _ := unstructured.NestedSlice(rt.Object, "spec", "parentRefs")
+	hostnames, _, _ := unstructured.NestedStringSlice(rt.Object, "spec", "hostnames")
 	var out []routeParent
 	for _, r := range refs {
 		m, _ := r.(map[string]any)
-		if k := str(m["kind"]); k != "" && k != "Gateway" {
+		if k := str(m["kind"]); (k != "" && k != "Gateway") || (m["group"] != nil && str(m["group"]) != "gateway.networking.k8s.io") {
 			continue
 		}
 		ns := str(m["namespace"])
 		if ns == "" {
 			ns = rt.GetNamespace()
 		}
-		p := routeParent{ref: m}
+		p := routeParent{ref: m, hosts: map[*gatewayListener][]string{}}
+		var ours, matched, allowed int
 		for _, l := range ls {
-			if !l.served || l.gateway.GetNamespace() != ns || l.gateway.GetName() != str(m["name"]) {
+			if l.gateway.GetNamespace() != ns || l.gateway.GetName() != str(m["name"]) {
+				continue
+			}
+			if ours++; !l.served {
 				continue
 			}
 			if sn := str(m["sectionName"]); sn != "" && sn != l.name {
@@ -182,11 +250,64 @@ func parents(rt *unstructured.Unstructured, ls []*gatewayListener) []routeParent
 			if pt := toInt64(m["port"]); pt != 0 && pt != l.port {
 				continue
 			}
+			matched++
+			if !s.allows(l, rt.GetNamespace()) {
+				continue
+			}
+			allowed++
+			hs := intersectHosts(hostnames, l.hostname)
+			if len(hs) == 0 {
+				continue
+			}
 			p.listeners = append(p.listeners, l)
+			p.hosts[l] = hs
+		}
+		switch {
+		case ours == 0:
+			continue // another controller's Gateway: its status is not ours to write
+		case matched == 0:
+			p.reason, p.msg = "NoMatchingParent", "no served listener of this Gateway matches the parentRef's sectionName and port"
+		case allowed == 0:
+			p.reason, p.msg = "NotAllowedByListeners", "the matching listeners' allowedRoutes do not admit routes of namespace "+rt.GetNamespace()
+		case len(p.listeners) == 0:
+			p.reason, p.msg = "NoMatchingListenerHostname", "none of the route's hostnames matches a listener's hostname"
 		}
 		out = append(out, p)
 	}
 	return out
+}
+
+// intersectHosts is the hostnames a route serves on a listener (Gateway
+// API's rule): with no route hostnames, the listener's; with no listener
+// hostname, the route's; otherwise each route hostname the listener's
+// matches, the more specific of the two when both are wildcards or one
+// is. An empty result means the route does not attach; [""] is any host.
+func intersectHosts(route []string, listener string) []string {
+	if len(route) == 0 {
+		return []string{listener}
+	}
+	if listener == "" {
+		return route
+	}
+	var out []string
+	for _, h := range route {
+		switch {
+		case h == listener:
+			out = append(out, h)
+		case strings.HasPrefix(listener, "*.") && hostUnder(h, listener[1:]):
+			out = append(out, h)
+		case strings.HasPrefix(h, "*.") && hostUnder(listener, h[1:]):
+			out = append(out, listener)
+		}
+	}
+	return out
+}
+
+// hostUnder reports whether h (a hostname or "*.suffix") lies strictly
+// below suffix (".example.com"): a Gateway API wildcard covers one or more
+// labels.
+func hostUnder(h, suffix string) bool {
+	return strings.HasSuffix(h, suffix) && len(h) > len(suffix) && !strings.HasPrefix(h, ".")
 }
 
 // httpRoutes translates the HTTPRoutes attached to served listeners into
@@ -204,18 +325,30 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 	}
 	sortByAge(routes)
 	for _, rt := range routes {
-		ps := parents(rt, ls)
-		var attached []*gatewayListener
-		for _, p := range ps {
-			attached = append(attached, p.listeners...)
+		ps := s.parents(rt, ls)
+		type attachment struct {
+			l     *gatewayListener
+			hosts []string
 		}
+		var attached []attachment
+		seen := map[*gatewayListener]bool{}
+		for _, p := range ps {
+			for _, l := range p.listeners {
+				if !seen[l] {
+					seen[l] = true
+					attached = append(attached, attachment{l, p.hosts[l]})
+				}
+			}
+		}
+		ns, owner := rt.GetNamespace(), "HTTPRoute/"+rt.GetNamespace()+"/"+rt.GetName()
+		if len(ps) == 0 {
+			continue
+		}
+		rs := &routeStatus{parents: ps, resolved: true}
+		st[owner] = rs
 		if len(attached) == 0 {
 			continue
 		}
-		ns, owner := rt.GetNamespace(), "HTTPRoute/"+rt.GetNamespace()+"/"+rt.GetName()
-		rs := &routeStatus{parents: ps, resolved: true}
-		st[owner] = rs
-		hostnames, _, _ := unstructured.NestedStringSlice(rt.Object, "spec", "hostnames")
 		rules, _, _ := unstructured.NestedSlice(rt.Object, "spec", "rules")
 		for _, r := range rules {
 			rm, _ := r.(map[string]any)
@@ -224,13 +357,22 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 			brs, _ := rm["backendRefs"].([]any)
 			for _, b := range brs {
 				bm, _ := b.(map[string]any)
-				if k := str(bm["kind"]); (k != "" && k != "Service") || str(bm["group"]) != "" {
-					rs.resolved, rs.reason = false, "InvalidKind"
-					continue
-				}
-				bns := str(bm["namespace"])
+				bns, name := str(bm["namespace"]), str(bm["name"])
 				if bns == "" {
 					bns = ns
+				}
+				if k := str(bm["kind"]); (k != "" && k != "Service") || str(bm["group"]) != "" {
+					rs.fail("InvalidKind", fmt.Sprintf("backendRef %s/%s %q: flexgw routes to core Services only", str(bm["group"]), k, name))
+					continue
+				}
+				if bns != ns && !s.refGranted("gateway.networking.k8s.io", "HTTPRoute", ns, "", "Service", bns, name) {
+					rs.fail("RefNotPermitted", fmt.Sprintf("Service %s/%s is in another namespace and no ReferenceGrant there allows HTTPRoutes of namespace %s to use it", bns, name, ns))
+					continue
+				}
+				addrs, ok := s.backend(bns, name, toInt64(bm["port"]), "")
+				if !ok {
+					rs.fail("BackendNotFound", fmt.Sprintf("Service %s/%s has no port %d", bns, name, toInt64(bm["port"])))
+					continue
 				}
 				w := int64(1)
 				if v, ok := bm["weight"]; ok {
@@ -239,12 +381,7 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 				if w == 0 {
 					continue
 				}
-				addrs, ok := s.backend(bns, str(bm["name"]), toInt64(bm["port"]), "")
-				if !ok || bns != ns { // cross-namespace needs a ReferenceGrant: not yet
-					rs.resolved, rs.reason = false, "BackendNotFound"
-					continue
-				}
-				svcName, doc := serviceDoc(bns, str(bm["name"]), toInt64(bm["port"]), "", addrs)
+				svcName, doc := serviceDoc(bns, name, toInt64(bm["port"]), "", addrs)
 				svcDocs[doc.name] = doc
 				dests = append(dests, map[string]any{"destinationRef": map[string]any{"name": svcName, "namespace": bns}})
 				ws = append(ws, w)
@@ -255,37 +392,26 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 			for i, w := range weights(ws) {
 				dests[i]["weight"] = w
 			}
+			rw := urlRewrite(rm)
 			matches, _ := rm["matches"].([]any)
 			if len(matches) == 0 {
 				matches = []any{map[string]any{}}
 			}
-			for _, l := range attached {
-				hosts := hostnames
-				if len(hosts) == 0 && l.hostname != "" {
-					hosts = []string{l.hostname}
-				}
-				if len(hosts) == 0 {
-					hosts = []string{""}
-				}
-				for _, h := range hosts {
+			for _, a := range attached {
+				for _, h := range a.hosts {
 					for _, m := range matches {
 						mm, _ := m.(map[string]any)
-						e := &routeEntry{owner: owner, api: l.api, dests: dests, rule: map[string]any{}}
+						e := &routeEntry{owner: owner, api: a.l.api, dests: dests, rule: map[string]any{}}
 						path, _ := mm["path"].(map[string]any)
 						pv, pt := str(path["value"]), str(path["type"])
 						if pv == "" {
 							pv = "/"
 						}
-						switch pt {
-						case "Exact":
-							e.exact, e.rule["path"] = true, regexpQuote(pv)
-						case "RegularExpression":
-							e.rule["path"] = pv
-						default:
-							e.rule["path"] = prefixRegex(pv)
-						}
+						e.rule["path"], e.destPath = rewritePath(pt, pv, rw)
+						e.exact = pt == "Exact"
 						e.pathLen = len(pv)
-						if hr := hostRegex(h); hr != "" {
+						e.hostLen, e.wildcard = hostRank(h)
+						if hr := gatewayHostRegex(h); hr != "" {
 							e.rule["host"] = hr
 						}
 						if mt := str(mm["method"]); mt != "" {
@@ -314,11 +440,112 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 	return entries, rulesOf, st
 }
 
+// pathRewrite is a URLRewrite filter's path: ReplaceFullPath or
+// ReplacePrefixMatch, with its value.
+type pathRewrite struct{ typ, value string }
+
+// urlRewrite returns the rule's URLRewrite path, if it has one.
+func urlRewrite(rule map[string]any) *pathRewrite {
+	fs, _ := rule["filters"].([]any)
+	for _, f := range fs {
+		fm, _ := f.(map[string]any)
+		if str(fm["type"]) != "URLRewrite" {
+			continue
+		}
+		u, _ := fm["urlRewrite"].(map[string]any)
+		p, _ := u["path"].(map[string]any)
+		switch t := str(p["type"]); t {
+		case "ReplaceFullPath":
+			return &pathRewrite{t, str(p["replaceFullPath"])}
+		case "ReplacePrefixMatch":
+			return &pathRewrite{t, str(p["replacePrefixMatch"])}
+		}
+	}
+	return nil
+}
+
+// rewritePath is the Flex rule path for a Gateway API path match, and the
+// route's destinationPath. Flex rewrites with capture groups: the
+// upstream path is the destination path followed by what the rule's
+// groups captured, so a match that must not rewrite captures nothing, a
+// ReplacePrefixMatch captures the rest after the prefix, and a
+// ReplaceFullPath has one empty group (the destination path alone).
+func rewritePath(typ, value string, rw *pathRewrite) (rule, destPath string) {
+	switch typ {
+	case "Exact":
+		rule = regexpQuote(value)
+	case "RegularExpression":
+		rule = nonCapturing(value)
+	default:
+		rule = prefixRegex(value)
+	}
+	if rw == nil {
+		return rule, ""
+	}
+	destPath = strings.TrimRight(rw.value, "/")
+	switch {
+	case rw.typ == "ReplaceFullPath":
+		return "(?:" + rule + ")()", destPath
+	case typ == "PathPrefix" || typ == "":
+		if p := strings.TrimRight(value, "/"); p != "" {
+			return regexpQuote(p) + "(/.*)?", destPath
+		}
+		return "(/.*)", destPath
+	}
+	return rule, "" // ReplacePrefixMatch needs a PathPrefix match (the API server's CEL says so)
+}
+
+// nonCapturing turns a Gateway API path regular expression's groups into
+// non-capturing ones: Flex would otherwise rewrite the upstream path to
+// what they captured. An expression Go cannot parse is kept as written,
+// for the compiler to refuse with its error.
+func nonCapturing(src string) string {
+	re, err := syntax.Parse(src, syntax.Perl)
+	if err != nil {
+		return src
+	}
+	var strip func(r *syntax.Regexp) *syntax.Regexp
+	strip = func(r *syntax.Regexp) *syntax.Regexp {
+		for i, sub := range r.Sub {
+			r.Sub[i] = strip(sub)
+		}
+		if r.Op == syntax.OpCapture {
+			return r.Sub[0]
+		}
+		return r
+	}
+	return strip(re).String()
+}
+
+// gatewayHostRegex is hostRegex for Gateway API hostnames, whose wildcard
+// covers one or more labels ("*.example.com" matches a.b.example.com),
+// where an Ingress wildcard covers exactly one.
+func gatewayHostRegex(h string) string {
+	if strings.HasPrefix(h, "*.") {
+		return `.+` + regexpQuote(h[1:])
+	}
+	return hostRegex(h)
+}
+
+// hostRank orders hostnames as the spec's precedence does: an exact
+// hostname before any wildcard, longer before shorter; "" (any host) last.
+func hostRank(h string) (n int, wildcard bool) {
+	return len(h), strings.HasPrefix(h, "*.")
+}
+
 // routeStatus is what an HTTPRoute's status.parents should say.
 type routeStatus struct {
 	parents  []routeParent
 	resolved bool
-	reason   string
+	// reason and msg are the first backendRef problem (ResolvedRefs=False).
+	reason, msg string
+}
+
+// fail records a backendRef problem; the first one is reported.
+func (r *routeStatus) fail(reason, msg string) {
+	if r.resolved {
+		r.resolved, r.reason, r.msg = false, reason, msg
+	}
 }
 
 // listenerAttachments counts the routes attached to each listener.

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"fmt"
 	"sort"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -98,6 +99,7 @@ func (s *Source) ingressRoutes(svcDocs map[string]genDoc) (entries []*routeEntry
 					path = "/"
 				}
 				e := &routeEntry{owner: owner, api: ingressAPI, dests: d, pathLen: len(path)}
+				e.hostLen, e.wildcard = hostRank(str(rm["host"]))
 				rule := map[string]any{}
 				if str(pm["pathType"]) == "Exact" {
 					e.exact = true
@@ -131,9 +133,11 @@ const ingressTLSAPI = "ingress-tls"
 // ingressCerts returns the certificates the served Ingresses' spec.tls
 // name, oldest Ingress first (its first certificate is served to clients
 // whose SNI no certificate covers). A Secret that cannot be used is left
-// out, and logged: an Ingress's status has no conditions to say it in.
-func (s *Source) ingressCerts() []certKey {
+// out, logged, and returned as a Warning Event on the Ingress: an
+// Ingress's status has no conditions to say it in.
+func (s *Source) ingressCerts() ([]certKey, []warnEvent) {
 	var certs []certKey
+	var events []warnEvent
 	for _, ing := range s.ingresses() {
 		entries, _, _ := unstructured.NestedSlice(ing.Object, "spec", "tls")
 		for _, e := range entries {
@@ -145,10 +149,12 @@ func (s *Source) ingressCerts() []certKey {
 			c, p := s.tlsSecret(ing.GetNamespace(), name)
 			if p != nil {
 				s.log.Warn("Ingress TLS certificate not served", "ingress", ing.GetNamespace()+"/"+ing.GetName(), "reason", p.reason, "error", p.msg)
+				events = append(events, warnEvent{obj: ing, kind: "Ingress", apiVersion: "networking.k8s.io/v1", reason: p.reason,
+					msg: fmt.Sprintf("spec.tls secretName %s: %s; the certificate is not served", name, p.msg)})
 				continue
 			}
 			certs = addCert(certs, c)
 		}
 	}
-	return certs
+	return certs, events
 }

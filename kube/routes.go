@@ -2,6 +2,7 @@ package kube
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"sort"
 	"strconv"
@@ -38,6 +39,7 @@ var (
 	gvrGateway       = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "gateways"}
 	gvrGatewayClass  = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "gatewayclasses"}
 	gvrHTTPRoute     = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"}
+	gvrNamespace     = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 )
 
 // genDoc is one Flex document derived from a routing resource.
@@ -49,15 +51,21 @@ type genDoc struct {
 // routeEntry is one path of an Ingress or one match of an HTTPRoute,
 // before ordering.
 type routeEntry struct {
-	owner    string // "Ingress/ns/name" or "HTTPRoute/ns/name"
-	api      string // the ApiInstance it hangs off (in genNamespace)
-	rule     map[string]any
+	owner string // "Ingress/ns/name" or "HTTPRoute/ns/name"
+	api   string // the ApiInstance it hangs off (in genNamespace)
+	rule  map[string]any
+	// hostLen and wildcard rank the route's hostname: exact hostnames
+	// first, longer first, then wildcards, then any host.
+	hostLen  int
+	wildcard bool
 	exact    bool
 	pathLen  int
 	methods  bool
 	headers  int
 	fallback bool // an Ingress defaultBackend: after every path
 	dests    []map[string]any
+	// destPath is the route's destinationPath (a URLRewrite's path).
+	destPath string
 	order    int
 }
 
@@ -85,7 +93,9 @@ func prefixRegex(p string) string {
 }
 
 // orderRoutes sorts by the precedence Ingress and Gateway API define:
-// exact paths first, then longer prefixes, then matches with a method, then
+// the hostname first (exact, then wildcard, longer first, then any host:
+// a virtual host is chosen before its paths, as Envoy and nginx do), then
+// exact paths, then longer prefixes, then matches with a method, then
 // more header matches; ties keep their input order (oldest resource first).
 func orderRoutes(rs []*routeEntry) {
 	for i, r := range rs {
@@ -96,6 +106,10 @@ func orderRoutes(rs []*routeEntry) {
 		switch {
 		case a.fallback != b.fallback:
 			return b.fallback
+		case (a.hostLen > 0 && !a.wildcard) != (b.hostLen > 0 && !b.wildcard):
+			return a.hostLen > 0 && !a.wildcard
+		case a.hostLen != b.hostLen:
+			return a.hostLen > b.hostLen
 		case a.exact != b.exact:
 			return a.exact
 		case a.pathLen != b.pathLen:
@@ -212,11 +226,19 @@ func routeDocs(rs []*routeEntry) []genDoc {
 		}
 		if len(r.dests) == 1 {
 			spec["policyRef"] = map[string]any{"name": "route"}
-			spec["config"] = map[string]any{"destinationRef": r.dests[0]["destinationRef"]}
+			cfg := map[string]any{"destinationRef": r.dests[0]["destinationRef"]}
+			if r.destPath != "" {
+				cfg["destinationPath"] = r.destPath
+			}
+			spec["config"] = cfg
 		} else {
 			spec["policyRef"] = map[string]any{"name": "route-weighted"}
 			routes := make([]any, len(r.dests))
 			for j, d := range r.dests {
+				if r.destPath != "" {
+					d = maps.Clone(d)
+					d["destinationPath"] = r.destPath
+				}
 				routes[j] = d
 			}
 			spec["config"] = map[string]any{"routes": routes}

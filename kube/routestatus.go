@@ -114,11 +114,11 @@ func (s *Source) routingStatus(ls []*gatewayListener, rs map[string]*routeStatus
 			}
 			acc := gwCond("Accepted", true, "Accepted", "", gen)
 			if len(p.listeners) == 0 {
-				acc = gwCond("Accepted", false, "NoMatchingParent", "no HTTP listener of this Gateway matches", gen)
+				acc = gwCond("Accepted", false, p.reason, p.msg, gen)
 			}
 			res := gwCond("ResolvedRefs", true, "ResolvedRefs", "", gen)
 			if !r.resolved {
-				res = gwCond("ResolvedRefs", false, r.reason, "a backendRef is not a Service in the route's namespace", gen)
+				res = gwCond("ResolvedRefs", false, r.reason, r.msg, gen)
 			}
 			ps = append(ps, map[string]any{"parentRef": ref, "controllerName": GatewayController, "conditions": []any{acc, res}})
 		}

@@ -112,6 +112,8 @@ type Source struct {
 	// computed by the last Files.
 	routingLs []*gatewayListener
 	routingRs map[string]*routeStatus
+	// events are the Warning Events the last Files found (events.go).
+	events []warnEvent
 }
 
 // objRef is one object behind a compiled document.
@@ -231,7 +233,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		{"K8sService", gvrService, s.routing}, {"EndpointSlice", gvrEndpointSlice, s.routing},
 		{"Ingress", gvrIngress, s.routing}, {"IngressClass", gvrIngressClass, s.classes},
 		{"Gateway", gvrGateway, s.routing}, {"HTTPRoute", gvrHTTPRoute, s.routing}, {"GatewayClass", gvrGatewayClass, s.classes},
-		{"ReferenceGrant", gvrReferenceGrant, s.routing},
+		{"ReferenceGrant", gvrReferenceGrant, s.routing}, {"Namespace", gvrNamespace, s.classes},
 	} {
 		if !served(disc, r.gvr) {
 			s.log.Info("not watched: the API server does not serve it", "resource", r.gvr.Resource+"."+r.gvr.Group)
@@ -345,8 +347,9 @@ func (s *Source) Files() []config.File {
 	svcDocs := map[string]genDoc{}
 	ingEntries, rulesOf := s.ingressRoutes(svcDocs)
 	var ingCerts []certKey
+	var events []warnEvent
 	if s.opts.IngressTLSAddress != "" && len(ingEntries) > 0 {
-		ingCerts = s.ingressCerts()
+		ingCerts, events = s.ingressCerts()
 	}
 	if len(ingCerts) > 0 {
 		// The same routes again on the TLS address.
@@ -461,7 +464,7 @@ func (s *Source) Files() []config.File {
 	}
 	s.mu.Lock()
 	s.pending, s.refused = pending, refused
-	s.routingLs, s.routingRs = ls, rtStatus
+	s.routingLs, s.routingRs, s.events = ls, rtStatus, events
 	s.mu.Unlock()
 	return files
 }
@@ -603,8 +606,9 @@ func (s *Source) Report(served *ir.Snapshot, err error) {
 	}
 	s.mu.Unlock()
 	s.mu.Lock()
-	ls, rs := s.routingLs, s.routingRs
+	ls, rs, events := s.routingLs, s.routingRs, s.events
 	s.mu.Unlock()
+	s.status.setEvents(events)
 	why := ""
 	if err != nil {
 		why = "the configuration was rejected; the last good configuration keeps serving"

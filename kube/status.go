@@ -49,10 +49,14 @@ type statusWriter struct {
 	// written is the patch last sent per object, so a patch the informer
 	// has not echoed yet is not sent twice.
 	written map[string]string
+	// events are the Warning Events to post; emitted, those this leader
+	// has posted (or found already posted).
+	events  []warnEvent
+	emitted map[string]bool
 }
 
 func newStatusWriter(s *Source) *statusWriter {
-	return &statusWriter{s: s, wake: make(chan struct{}, 1), desired: map[string]desiredStatus{}, written: map[string]string{}}
+	return &statusWriter{s: s, wake: make(chan struct{}, 1), desired: map[string]desiredStatus{}, written: map[string]string{}, emitted: map[string]bool{}}
 }
 
 func (w *statusWriter) set(d map[string]desiredStatus) {
@@ -91,6 +95,7 @@ func (w *statusWriter) run(ctx context.Context) {
 					w.s.log.Info("writing status", "lease", o.LeaseNamespace+"/"+LeaseName, "identity", o.Identity)
 					w.mu.Lock()
 					w.written = map[string]string{}
+					w.emitted = map[string]bool{}
 					w.mu.Unlock()
 					w.lead(ctx)
 				},
@@ -107,6 +112,7 @@ func (w *statusWriter) lead(ctx context.Context) {
 	defer t.Stop()
 	for {
 		w.writeAll(ctx)
+		w.postEvents(ctx)
 		select {
 		case <-ctx.Done():
 			return
