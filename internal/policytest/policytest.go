@@ -153,7 +153,21 @@ type Resp struct {
 // request's host) and reads the response.
 func (g *Gateway) Do(t testing.TB, method, path string, hdr ...string) Resp {
 	t.Helper()
-	req, err := http.NewRequest(method, g.URL+path, nil)
+	return send(t, g.Client(), method, g.URL+path, nil, hdr...)
+}
+
+// Send sends method url with body (nil for none; a reader without a
+// known length goes chunked) and headers hdr (name, value, ...; "Host"
+// sets the request's host) to any server — a gateway started by the test,
+// a data plane, a stand-in — and reads the response whole.
+func Send(t testing.TB, method, url string, body io.Reader, hdr ...string) Resp {
+	t.Helper()
+	return send(t, http.DefaultClient, method, url, body, hdr...)
+}
+
+func send(t testing.TB, c *http.Client, method, url string, body io.Reader, hdr ...string) Resp {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +178,7 @@ func (g *Gateway) Do(t testing.TB, method, path string, hdr ...string) Resp {
 		}
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
-	res, err := g.Client().Do(req)
+	res, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/flexgw/flexgw/internal/lambdastandin"
+	"github.com/flexgw/flexgw/internal/policytest"
 	"github.com/flexgw/flexgw/internal/testutil"
 )
 
@@ -74,23 +75,11 @@ config:
 		if body != "" {
 			rd = strings.NewReader(body)
 			if chunked {
-				rd = io.MultiReader(strings.NewReader(body)) // no length: sent chunked
+				rd = io.MultiReader(rd) // no length: sent chunked
 			}
 		}
-		req, err := http.NewRequest(method, url, rd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
+		r := policytest.Send(t, method, url, rd, hdr...)
+		return r.Status, r.Body
 	}
 
 	// Inline keys with a session token, a signed payload (read whole,

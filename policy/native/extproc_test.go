@@ -167,19 +167,11 @@ func procGateway(t *testing.T, target string, p *ir.Policy) *httptest.Server {
 	return s
 }
 
-func procPost(t *testing.T, url, body string, hdr ...string) (*http.Response, string) {
+// procPost posts body to url and returns the response and its body.
+func procPost(t *testing.T, url, body string, hdr ...string) (policytest.Resp, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res, string(b)
+	r := policytest.Send(t, http.MethodPost, url, strings.NewReader(body), hdr...)
+	return r, r.Body
 }
 
 func TestNativeExtProc(t *testing.T) {
@@ -191,8 +183,8 @@ func TestNativeExtProc(t *testing.T) {
 				"uri": "h2://" + ps.addr, "messageTimeout": 2000, "requestBodyMode": mode, "responseBodyMode": mode,
 			}))
 			res, body := procPost(t, gw.URL+"/orders", "hello", "X-Drop", "secret")
-			if res.StatusCode != 200 || body != "processed: HELLO" {
-				t.Fatalf("got %d %q, want 200 %q", res.StatusCode, body, "processed: HELLO")
+			if res.Status != 200 || body != "processed: HELLO" {
+				t.Fatalf("got %d %q, want 200 %q", res.Status, body, "processed: HELLO")
 			}
 			if res.Header.Get("X-Seen-Proc") != "1" || res.Header.Get("X-Seen-Drop") != "" {
 				t.Errorf("upstream did not get the processed request headers: %v", res.Header)
@@ -217,8 +209,8 @@ func TestNativeExtProc(t *testing.T) {
 	}
 	// The processor answers itself.
 	res, body = procPost(t, gw.URL+"/deny", "hello")
-	if res.StatusCode != 403 || body != "not here" || res.Header.Get("X-Denied-By") != "processor" {
-		t.Errorf("immediate response: %d %q %v", res.StatusCode, body, res.Header)
+	if res.Status != 403 || body != "not here" || res.Header.Get("X-Denied-By") != "processor" {
+		t.Errorf("immediate response: %d %q %v", res.Status, body, res.Header)
 	}
 	ps.Kinds()
 	// mode_override turns off the response headers message.
@@ -242,26 +234,26 @@ func TestNativeExtProcFailures(t *testing.T) {
 	// A processor that does not answer within messageTimeout: 504.
 	gw := procGateway(t, up.URL, policytest.Policy("native-ext-proc-flex", map[string]any{"uri": "h2://" + ps.addr, "messageTimeout": 200}))
 	res, _ := procPost(t, gw.URL+"/hang", "x")
-	if res.StatusCode != http.StatusGatewayTimeout {
-		t.Fatalf("hung processor: status %d, want 504", res.StatusCode)
+	if res.Status != http.StatusGatewayTimeout {
+		t.Fatalf("hung processor: status %d, want 504", res.Status)
 	}
 	// Nothing listening: 500, or through with failureModeAllow.
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().String()
 	ln.Close()
 	closed := procGateway(t, up.URL, policytest.Policy("native-ext-proc-flex", map[string]any{"uri": "h2://" + dead}))
-	if res, _ = procPost(t, closed.URL+"/x", "x"); res.StatusCode != 500 {
-		t.Fatalf("processor down: status %d, want 500", res.StatusCode)
+	if res, _ = procPost(t, closed.URL+"/x", "x"); res.Status != 500 {
+		t.Fatalf("processor down: status %d, want 500", res.Status)
 	}
 	open := procGateway(t, up.URL, policytest.Policy("native-ext-proc-flex", map[string]any{"uri": "h2://" + dead, "failureModeAllow": true}))
 	res, body := procPost(t, open.URL+"/x", "x")
-	if res.StatusCode != 200 || body != "echo: x" {
-		t.Fatalf("failureModeAllow: %d %q, want the unprocessed exchange", res.StatusCode, body)
+	if res.Status != 200 || body != "echo: x" {
+		t.Fatalf("failureModeAllow: %d %q, want the unprocessed exchange", res.Status, body)
 	}
 	// A buffered request body over the 1 MiB buffer: 413.
 	big := procGateway(t, up.URL, policytest.Policy("native-ext-proc-flex", map[string]any{"uri": "h2://" + ps.addr, "requestBodyMode": "buffered"}))
-	if res, _ = procPost(t, big.URL+"/x", strings.Repeat("a", 1<<20+1)); res.StatusCode != 413 {
-		t.Fatalf("oversized buffered body: status %d, want 413", res.StatusCode)
+	if res, _ = procPost(t, big.URL+"/x", strings.Repeat("a", 1<<20+1)); res.Status != 413 {
+		t.Fatalf("oversized buffered body: status %d, want 413", res.Status)
 	}
 }
 
@@ -390,8 +382,8 @@ func TestNativeExtProcStreamedRequestBody(t *testing.T) {
 	}
 	// An immediate response to a chunk ends the exchange with it.
 	res, body := procPost(t, gw.URL+"/upload", "please deny-body now")
-	if res.StatusCode != 403 || body != "body refused" {
-		t.Fatalf("immediate response to a body chunk: %d %q", res.StatusCode, body)
+	if res.Status != 403 || body != "body refused" {
+		t.Fatalf("immediate response to a body chunk: %d %q", res.Status, body)
 	}
 }
 
