@@ -10,7 +10,7 @@ import (
 // otherFamilySources are the files that declare the families of
 // otherFamilies (see its comment).
 var otherFamilySources = []string{
-	"../logpipe/metrics.go",
+	"../logpipe/logmetrics/logmetrics.go",
 	"../ebpf/collector.go",
 	"../sharedstore/sharedstore.go",
 	"../envoy/xds/metrics.go",
