@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/flexgw/flexgw/kube/kubetest"
 )
 
@@ -27,8 +29,12 @@ func TestHTTPRouteRedirectsMatchesAndInvalidBackends(t *testing.T) {
 	}))
 	c.MustApply(t, backendServiceFor(t, "default", "echo", echo))
 	c.MustApply(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n---\n"+backendService(t, "other", "far"))
-	port := kubetest.FreePort(t)
-	c.MustApply(t, gatewayYAML(fmt.Sprintf(" [{name: http, port: %d, protocol: HTTP}]", port))+`
+	port, only, mixed := kubetest.FreePort(t), kubetest.FreePort(t), kubetest.FreePort(t)
+	// Listeners whose allowedRoutes.kinds name a kind flexgw does not
+	// serve: alone (no route attaches) and beside HTTPRoute.
+	c.MustApply(t, gatewayYAML(fmt.Sprintf(` [{name: http, port: %d, protocol: HTTP},
+    {name: only, port: %d, protocol: HTTP, allowedRoutes: {kinds: [{kind: InvalidRoute}]}},
+    {name: mixed, port: %d, protocol: HTTP, allowedRoutes: {kinds: [{kind: InvalidRoute}, {kind: HTTPRoute}]}}]`, port, only, mixed))+`
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: redirects, namespace: default}
@@ -131,7 +137,49 @@ spec:
 	if got := do("GET", "/h", "X-Version", "v3"); got != "302 http://v2.example:"+fmt.Sprint(port)+"/h" {
 		t.Errorf("GET /h with X-Version v3: %q", got)
 	}
+	for _, l := range []struct {
+		name  string
+		kinds int
+		att   int64
+	}{{"only", 0, 0}, {"mixed", 1, 3}, {"http", 1, 3}} {
+		want := "False InvalidRouteKinds"
+		if l.name == "http" {
+			want = "True ResolvedRefs"
+		}
+		kubetest.Eventually(t, time.Minute, "listener "+l.name, func() (bool, string) {
+			s, r, _ := listenerCond(t, c, "default", "gw", l.name, "ResolvedRefs")
+			k, a := listenerKinds(t, c, l.name)
+			got := fmt.Sprintf("%s %s kinds=%d attached=%d", s, r, k, a)
+			return got == fmt.Sprintf("%s kinds=%d attached=%d", want, l.kinds, l.att), got
+		})
+	}
+	if got := get(fmt.Sprintf("http://127.0.0.1:%d/m", only)); got[:3] != "404" {
+		t.Errorf("a listener admitting no HTTPRoute served one: %s", got)
+	}
+	if got := get(fmt.Sprintf("http://127.0.0.1:%d/m", mixed)); got[:3] != "200" {
+		t.Errorf("a listener admitting HTTPRoute beside an invalid kind: %s", got)
+	}
 	waitRouteCond(t, c, "default", "invalid", "", "Accepted", "True Accepted")
 	waitRouteCond(t, c, "default", "invalid", "", "ResolvedRefs", "False BackendNotFound")
 	waitRouteCond(t, c, "default", "redirects", "", "ResolvedRefs", "True ResolvedRefs")
+}
+
+// listenerKinds returns how many supportedKinds and attached routes a
+// listener of default/gw reports.
+func listenerKinds(t *testing.T, c *kubetest.Client, listener string) (int, int64) {
+	t.Helper()
+	o, err := c.Get(t, kubetest.Decode(t, "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\n")[0])
+	if err != nil {
+		return -1, -1
+	}
+	ls, _, _ := unstructured.NestedSlice(o.Object, "status", "listeners")
+	for _, l := range ls {
+		m := l.(map[string]any)
+		if m["name"] == listener {
+			ks, _ := m["supportedKinds"].([]any)
+			a, _ := m["attachedRoutes"].(int64)
+			return len(ks), a
+		}
+	}
+	return -1, -1
 }

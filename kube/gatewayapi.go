@@ -37,6 +37,12 @@ type gatewayListener struct {
 	// All, or Selector with a label selector on the route's Namespace.
 	from     string
 	selector labels.Selector
+	// noHTTPRoutes is true when allowedRoutes.kinds names kinds and
+	// HTTPRoute is not among them: no route attaches.
+	noHTTPRoutes bool
+	// kindsProblem is InvalidRouteKinds when allowedRoutes.kinds names a
+	// kind flexgw does not serve (ResolvedRefs=False).
+	kindsProblem *certProblem
 }
 
 // allows reports whether the listener accepts routes of namespace ns.
@@ -62,6 +68,18 @@ func (s *Source) allows(l *gatewayListener, ns string) bool {
 // that does not parse allows nothing (the listener is then not Accepted).
 func allowedRoutes(l *gatewayListener, m map[string]any) {
 	ar, _ := m["allowedRoutes"].(map[string]any)
+	if ks, ok := ar["kinds"].([]any); ok && len(ks) > 0 {
+		l.noHTTPRoutes = true
+		for _, k := range ks {
+			km, _ := k.(map[string]any)
+			g, ok := km["group"]
+			if str(km["kind"]) == "HTTPRoute" && (!ok || str(g) == "gateway.networking.k8s.io") {
+				l.noHTTPRoutes = false
+			} else if l.kindsProblem == nil {
+				l.kindsProblem = &certProblem{"InvalidRouteKinds", fmt.Sprintf("allowedRoutes.kinds: %s/%s is not a route kind flexgw serves (HTTPRoute)", str(g), str(km["kind"]))}
+			}
+		}
+	}
 	nsm, _ := ar["namespaces"].(map[string]any)
 	l.from = str(nsm["from"])
 	if l.from != "Selector" {
@@ -254,7 +272,7 @@ func (s *Source) parents(rt *unstructured.Unstructured, ls []*gatewayListener) [
 				continue
 			}
 			matched++
-			if !s.allows(l, rt.GetNamespace()) {
+			if l.noHTTPRoutes || !s.allows(l, rt.GetNamespace()) {
 				continue
 			}
 			allowed++
@@ -271,7 +289,7 @@ func (s *Source) parents(rt *unstructured.Unstructured, ls []*gatewayListener) [
 		case matched == 0:
 			p.reason, p.msg = "NoMatchingParent", "no served listener of this Gateway matches the parentRef's sectionName and port"
 		case allowed == 0:
-			p.reason, p.msg = "NotAllowedByListeners", "the matching listeners' allowedRoutes do not admit routes of namespace "+rt.GetNamespace()
+			p.reason, p.msg = "NotAllowedByListeners", "the matching listeners' allowedRoutes do not admit HTTPRoutes of namespace "+rt.GetNamespace()
 		case len(p.listeners) == 0:
 			p.reason, p.msg = "NoMatchingListenerHostname", "none of the route's hostnames matches a listener's hostname"
 		}
