@@ -309,13 +309,13 @@ func (d *decoder) destinationPath(n *yaml.Node, path string) string {
 
 func (d *decoder) rules(n *yaml.Node, path string, route bool) []*Rule {
 	var out []*Rule
-	names := []string{"path", "methods", "host", "headers"}
-	if route {
-		names = append(names, "queryParams")
-	}
 	for i, rn := range d.seq(n, path) {
 		rp := fmt.Sprintf("%s[%d]", path, i)
-		fs := d.fields(rn, rp, names...)
+		fs := d.fields(rn, rp, "path", "methods", "host", "headers", "queryParams")
+		if f, ok := fs["queryParams"]; ok && !route {
+			d.errorf(f.key, rp+".queryParams", "query parameter matches choose a route; a policy's rules cannot use them")
+			delete(fs, "queryParams")
+		}
 		r := &Rule{Line: rn.Line}
 		re := func(name string) string {
 			f, ok := fs[name]
