@@ -23,16 +23,30 @@ import (
 
 var flexgwBin string
 
+// inNetns is set in the environment of the test binary re-run inside its
+// own network namespace, where the gateway binds ports 80 and 443 and
+// each stand-in Pod has an address, without touching the machine's.
+const inNetns = "FLEXGW_CONFORMANCE_NETNS"
+
 // TestMain builds the gateway from the main module (with its own
-// dependency versions, as shipped), not from this module's graph.
+// dependency versions, as shipped), then runs the tests again inside a new
+// network namespace (unshare --net: root only) with the binary's path.
 func TestMain(m *testing.M) {
+	if bin := os.Getenv(inNetns); bin != "" {
+		flexgwBin = bin
+		if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "ip link set lo up: %v %s\n", err, out)
+			os.Exit(1)
+		}
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "flexgw-conformance")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	flexgwBin = filepath.Join(dir, "flexgw")
-	build := exec.Command("go", "build", "-o", flexgwBin, "./cmd/flexgw")
+	bin := filepath.Join(dir, "flexgw")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/flexgw")
 	build.Dir = filepath.Join("..", "..")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -40,9 +54,21 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
+	// Nothing inside the namespace reaches the network: go list (the CRDs'
+	// directory) reads the module cache only.
+	run := exec.Command("unshare", append([]string{"--net", "--", os.Args[0]}, os.Args[1:]...)...)
+	run.Env = append(os.Environ(), inNetns+"="+bin, "GOPROXY=off")
+	run.Stdin, run.Stdout, run.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err = run.Run()
 	os.RemoveAll(dir)
-	os.Exit(code)
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			os.Exit(ee.ExitCode())
+		}
+		fmt.Fprintln(os.Stderr, "unshare --net (the suite needs root for its own network namespace):", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
 }
 
 // coreFeatures are the GATEWAY-HTTP profile's core features: Gateway,
@@ -67,8 +93,9 @@ spec:
 `)
 
 	// The base Gateways listen on 80 and 443: the gateway binds those ports
-	// on loopback (Gateway listeners bind the --ingress-address host) and
-	// writes 127.0.0.1 into Gateway status, where the suite sends requests.
+	// on loopback (Gateway listeners bind the --ingress-address host) of
+	// the test's network namespace and writes 127.0.0.1 into Gateway
+	// status, where the suite sends requests.
 	gatewaytest.Start(t, flexgwBin, []string{"run", "--kubernetes", "--kubeconfig", cl.Kubeconfig,
 		"--admin", "127.0.0.1:0", "--access-log", "off", "--state-dir", t.TempDir(),
 		"--dataplane", "builtin", "--ebpf", "off", "--drain-timeout", "1s",
@@ -81,7 +108,12 @@ spec:
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	si := &standIn{cs: kubernetes.NewForConfigOrDie(rest), hostIP: kubetest.HostIP(t), pods: map[string]*echoPod{}}
+	si := &standIn{cs: kubernetes.NewForConfigOrDie(rest), pods: map[string]*echoPod{}, addIP: func(ip string) error {
+		if out, err := exec.Command("ip", "addr", "add", ip+"/32", "dev", "lo").CombinedOutput(); err != nil {
+			return fmt.Errorf("ip addr add %s: %v %s", ip, err, out)
+		}
+		return nil
+	}}
 	wg.Add(1)
 	go func() { defer wg.Done(); si.run(ctx, t) }()
 	t.Cleanup(func() { cancel(); wg.Wait() })

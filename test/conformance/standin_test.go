@@ -23,26 +23,51 @@ import (
 
 // standIn does, for the suite's echo backends, what a cluster's
 // controllers and kubelet would: it gives each Deployment its Pods, runs
-// each Pod as an echo server in this process (on the host's address:
-// EndpointSlices may not point at loopback), marks Pods and Deployments
-// ready, and writes an EndpointSlice per Service and Pod. It reconciles
-// by polling, so objects the tests create or delete later are handled too.
+// each Pod as an echo server in this process on an address of its own
+// (added to the loopback device of the test's network namespace:
+// EndpointSlices may not point at 127.0.0.0/8), marks Pods and
+// Deployments ready, and writes an EndpointSlice per Service and Pod. It
+// reconciles by polling, so objects the tests create or delete later are
+// handled too.
 type standIn struct {
-	cs     kubernetes.Interface
-	hostIP string
+	cs kubernetes.Interface
+	// addIP makes an address local (ip addr add ... dev lo).
+	addIP func(ip string) error
 
-	mu   sync.Mutex
-	pods map[string]*echoPod // by namespace/name
+	mu     sync.Mutex
+	pods   map[string]*echoPod // by namespace/name
+	nextIP int
 }
 
 // managedBy labels the EndpointSlices the stand-in owns.
 const managedBy = "conformance-standin.flexgw.io"
 
-// echoPod is one stand-in Pod: an HTTP server answering like the suite's
-// echo-basic image.
+// echoPod is one stand-in Pod: HTTP servers on its own address, one per
+// port a Service sends to, answering like the suite's echo-basic image.
 type echoPod struct {
-	srv  *http.Server
-	port int32
+	ns, name, ip string
+	srvs         map[int32]*http.Server
+}
+
+func (e *echoPod) close() {
+	for _, srv := range e.srvs {
+		_ = srv.Close()
+	}
+}
+
+// listen starts the Pod's server on port unless it runs.
+func (e *echoPod) listen(port int32) error {
+	if e.srvs[port] != nil {
+		return nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(e.ip, strconv.Itoa(int(port))))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: echoHandler(e.ns, e.name, strconv.Itoa(int(port))), ReadHeaderTimeout: 10 * time.Second}
+	e.srvs[port] = srv
+	go func() { _ = srv.Serve(l) }()
+	return nil
 }
 
 func (s *standIn) run(ctx context.Context, t testing.TB) {
@@ -58,7 +83,7 @@ func (s *standIn) run(ctx context.Context, t testing.TB) {
 		case <-ctx.Done():
 			s.mu.Lock()
 			for _, p := range s.pods {
-				_ = p.srv.Close()
+				p.close()
 			}
 			s.mu.Unlock()
 			return
@@ -98,7 +123,7 @@ func (s *standIn) reconcile(ctx context.Context) error {
 	s.mu.Lock()
 	for key, p := range s.pods {
 		if !want[key] {
-			_ = p.srv.Close()
+			p.close()
 			delete(s.pods, key)
 		}
 	}
@@ -129,7 +154,9 @@ func (s *standIn) deployment(ctx context.Context, d *appsv1.Deployment, want map
 		replicas = *d.Spec.Replicas
 	}
 	for i := int32(0); i < replicas; i++ {
-		name := fmt.Sprintf("%s-%d", d.Name, i)
+		// Named like a ReplicaSet's Pods (deployment-hash-suffix): the
+		// suite's weight checks take the Deployment from the name.
+		name := fmt.Sprintf("%s-standin-%d", d.Name, i)
 		want[d.Namespace+"/"+name] = true
 		if err := s.pod(ctx, d, name); err != nil {
 			return fmt.Errorf("pod %s/%s: %w", d.Namespace, name, err)
@@ -165,7 +192,8 @@ func (s *standIn) pod(ctx context.Context, d *appsv1.Deployment, name string) er
 	if p.DeletionTimestamp != nil {
 		return nil
 	}
-	if _, err := s.echo(p); err != nil {
+	e, err := s.echo(p)
+	if err != nil {
 		return err
 	}
 	for _, c := range p.Status.Conditions {
@@ -174,8 +202,8 @@ func (s *standIn) pod(ctx context.Context, d *appsv1.Deployment, name string) er
 		}
 	}
 	now := metav1.Now()
-	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: s.hostIP, PodIPs: []corev1.PodIP{{IP: s.hostIP}},
-		HostIP: s.hostIP, StartTime: &now}
+	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: e.ip, PodIPs: []corev1.PodIP{{IP: e.ip}},
+		HostIP: e.ip, StartTime: &now}
 	for _, c := range []corev1.PodConditionType{corev1.PodScheduled, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady} {
 		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: c, Status: corev1.ConditionTrue, LastTransitionTime: now})
 	}
@@ -183,7 +211,8 @@ func (s *standIn) pod(ctx context.Context, d *appsv1.Deployment, name string) er
 	return err
 }
 
-// echo returns the Pod's echo server, starting it on the first call.
+// echo returns the Pod's echo servers, giving the Pod an address on the
+// first call.
 func (s *standIn) echo(p *corev1.Pod) (*echoPod, error) {
 	key := p.Namespace + "/" + p.Name
 	s.mu.Lock()
@@ -191,13 +220,12 @@ func (s *standIn) echo(p *corev1.Pod) (*echoPod, error) {
 	if e := s.pods[key]; e != nil {
 		return e, nil
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort(s.hostIP, "0"))
-	if err != nil {
+	s.nextIP++
+	ip := fmt.Sprintf("10.244.%d.%d", s.nextIP/250, s.nextIP%250+1)
+	if err := s.addIP(ip); err != nil {
 		return nil, err
 	}
-	port := int32(l.Addr().(*net.TCPAddr).Port)
-	e := &echoPod{port: port, srv: &http.Server{Handler: echoHandler(p.Namespace, p.Name, strconv.Itoa(int(port))), ReadHeaderTimeout: 10 * time.Second}}
-	go func() { _ = e.srv.Serve(l) }()
+	e := &echoPod{ns: p.Namespace, name: p.Name, ip: ip, srvs: map[int32]*http.Server{}}
 	s.pods[key] = e
 	return e, nil
 }
@@ -234,9 +262,9 @@ func echoHandler(ns, pod, port string) http.Handler {
 	})
 }
 
-// endpointSlices writes one EndpointSlice per Service and ready Pod it
-// selects (each stand-in Pod listens on its own port, and a slice's ports
-// are shared by its endpoints), and deletes the stale ones.
+// endpointSlices writes one EndpointSlice per Service and Pod it selects,
+// starting the Pod's servers on the Service's target ports, and deletes
+// the stale slices.
 func (s *standIn) endpointSlices(ctx context.Context) error {
 	svcs, err := s.cs.CoreV1().Services("").List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -269,16 +297,25 @@ func (s *standIn) endpointSlices(ctx context.Context) error {
 			}
 			s.mu.Lock()
 			e := s.pods[p.Namespace+"/"+p.Name]
+			var err error
+			for _, sp := range svc.Spec.Ports {
+				if e != nil && err == nil {
+					err = e.listen(targetPort(sp))
+				}
+			}
 			s.mu.Unlock()
 			if e == nil {
 				continue
+			}
+			if err != nil {
+				return fmt.Errorf("pod %s/%s: %w", p.Namespace, p.Name, err)
 			}
 			name := svc.Name + "-" + p.Name
 			keep[svc.Namespace+"/"+name] = true
 			if existing[svc.Namespace+"/"+name] != nil {
 				continue
 			}
-			if err := s.createSlice(ctx, svc, p, name, e.port); err != nil {
+			if err := s.createSlice(ctx, svc, p, name, e.ip); err != nil {
 				return err
 			}
 		}
@@ -291,17 +328,26 @@ func (s *standIn) endpointSlices(ctx context.Context) error {
 	return nil
 }
 
-func (s *standIn) createSlice(ctx context.Context, svc *corev1.Service, p *corev1.Pod, name string, port int32) error {
+// targetPort is the port a Service port sends to on its Pods (a named
+// target port is not resolved: the suite's Services use numbers).
+func targetPort(sp corev1.ServicePort) int32 {
+	if sp.TargetPort.IntVal != 0 {
+		return sp.TargetPort.IntVal
+	}
+	return sp.Port
+}
+
+func (s *standIn) createSlice(ctx context.Context, svc *corev1.Service, p *corev1.Pod, name, ip string) error {
 	ready := true
 	es := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: svc.Namespace, Labels: map[string]string{
 			discoveryv1.LabelServiceName: svc.Name, discoveryv1.LabelManagedBy: managedBy}},
 		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{s.hostIP}, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
 			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: p.Namespace, Name: p.Name, UID: p.UID}}},
 	}
 	for _, sp := range svc.Spec.Ports {
-		// Every container port of a stand-in Pod is its one echo server.
+		port := targetPort(sp)
 		es.Ports = append(es.Ports, discoveryv1.EndpointPort{Name: &sp.Name, Protocol: &sp.Protocol, AppProtocol: sp.AppProtocol, Port: &port})
 	}
 	_, err := s.cs.DiscoveryV1().EndpointSlices(svc.Namespace).Create(ctx, es, metav1.CreateOptions{})
