@@ -154,7 +154,32 @@ type Route struct {
 	// `responseHeaders` extensions (Gateway API's header modifier filters).
 	RequestHeaders  *HeaderMutation
 	ResponseHeaders *HeaderMutation
-	Line            int
+	// Redirect and DirectResponse are the `redirect` and `directResponse`
+	// extensions: the route answers by itself, with no destination.
+	Redirect       *Redirect
+	DirectResponse *DirectResponse
+	// HostRewrite is the `hostRewrite` extension: the Host header the
+	// upstream receives.
+	HostRewrite string
+	Line        int
+}
+
+// Redirect is the `redirect` extension (Gateway API's RequestRedirect):
+// scheme, host and port replace the request's; path, when given, replaces
+// the API base path as destinationPath does.
+type Redirect struct {
+	Scheme      string
+	Host        string
+	Port        int
+	RewritePath bool
+	Path        string
+	StatusCode  int
+}
+
+// DirectResponse is the `directResponse` extension: a fixed answer.
+type DirectResponse struct {
+	Status int
+	Body   string
 }
 
 // HeaderMutation is a requestHeaders/responseHeaders extension: headers to
@@ -197,11 +222,20 @@ type Rule struct {
 	Methods string
 	Host    string
 	Headers []HeaderRule
-	Line    int
+	// Query is the `queryParams` extension (route rules only).
+	Query []QueryRule
+	Line  int
 }
 
 // HeaderRule requires a header whose value matches Value.
 type HeaderRule struct {
+	Name  string
+	Value string
+}
+
+// QueryRule is one queryParams entry of a route rule: a query parameter
+// and the regular expression its first value must match.
+type QueryRule struct {
 	Name  string
 	Value string
 }

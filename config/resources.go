@@ -94,14 +94,14 @@ func (d *decoder) policyBody(ref *Ref, pol *Policy, fs map[string]field, path st
 			pol.Config, _ = d.value(f.value, path+".config")
 		}
 	}
-	pol.Rules = d.rules(fs["rules"].value, path+".rules")
+	pol.Rules = d.rules(fs["rules"].value, path+".rules", pol.Ref.Name == PolicyRoute || pol.Ref.Name == PolicyRouteWeighted)
 }
 
 func (d *decoder) inlineRoute(n *yaml.Node, path string) *Route {
 	r := &Route{Line: n.Line}
 	fs := d.fields(n, path, "rules", "config")
-	r.Rules = d.rules(fs["rules"].value, path+".rules")
-	cf := d.fields(fs["config"].value, path+".config", "destinationPath", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders")
+	r.Rules = d.rules(fs["rules"].value, path+".rules", true)
+	cf := d.fields(fs["config"].value, path+".config", "destinationPath", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders", "hostRewrite")
 	d.routeOptions(r, cf, path+".config")
 	return r
 }
@@ -127,6 +127,89 @@ func (d *decoder) routeOptions(r *Route, cf map[string]field, path string) {
 	if f, ok := cf["responseHeaders"]; ok {
 		r.ResponseHeaders = d.headerMutation(f.value, path+".responseHeaders")
 	}
+	if f, ok := cf["hostRewrite"]; ok {
+		if h, ok := d.str(f.value, path+".hostRewrite"); ok {
+			if err := checkHost(h); err != nil {
+				d.errorf(f.value, path+".hostRewrite", "%v", err)
+			} else {
+				r.HostRewrite = h
+			}
+		}
+	}
+	if f, ok := cf["redirect"]; ok {
+		r.Redirect = d.redirect(f.value, path+".redirect")
+	}
+	if f, ok := cf["directResponse"]; ok {
+		r.DirectResponse = d.directResponse(f.value, path+".directResponse")
+	}
+}
+
+// checkHost says why h cannot be a Host header or redirect host: empty,
+// or holding what a host name never does.
+func checkHost(h string) error {
+	if h == "" || strings.ContainsAny(h, "/?#@ \t\r\n") || !httpguts.ValidHeaderFieldValue(h) {
+		return fmt.Errorf("%q is not a host name", h)
+	}
+	return nil
+}
+
+// redirect decodes the redirect extension:
+// {scheme, host, port, path, statusCode}.
+func (d *decoder) redirect(n *yaml.Node, path string) *Redirect {
+	rd := &Redirect{StatusCode: 302}
+	fs := d.fields(n, path, "scheme", "host", "port", "path", "statusCode")
+	if f, ok := fs["scheme"]; ok {
+		if v, ok := d.str(f.value, path+".scheme"); ok {
+			if v != "http" && v != "https" {
+				d.errorf(f.value, path+".scheme", "must be http or https, got %q", v)
+			}
+			rd.Scheme = v
+		}
+	}
+	if f, ok := fs["host"]; ok {
+		if v, ok := d.str(f.value, path+".host"); ok {
+			if err := checkHost(v); err != nil {
+				d.errorf(f.value, path+".host", "%v", err)
+			}
+			rd.Host = v
+		}
+	}
+	d.intIn(fs, path, "port", 1, 65535, &rd.Port, "")
+	if f, ok := fs["path"]; ok {
+		if v, ok := d.str(f.value, path+".path"); ok {
+			switch {
+			case !strings.HasPrefix(v, "/"):
+				d.errorf(f.value, path+".path", "%q must start with '/'", v)
+			case strings.ContainsAny(v, "?#"):
+				d.errorf(f.value, path+".path", "%q must not hold a query or fragment", v)
+			default:
+				rd.RewritePath, rd.Path = true, strings.TrimRight(v, "/")
+			}
+		}
+	}
+	if f, ok := fs["statusCode"]; ok {
+		if v, ok := d.integer(f.value, path+".statusCode"); ok {
+			if v != 301 && v != 302 && v != 303 && v != 307 && v != 308 {
+				d.errorf(f.value, path+".statusCode", "must be 301, 302, 303, 307 or 308, got %d", v)
+			}
+			rd.StatusCode = v
+		}
+	}
+	return rd
+}
+
+// directResponse decodes the directResponse extension: {status, body}.
+func (d *decoder) directResponse(n *yaml.Node, path string) *DirectResponse {
+	dr := &DirectResponse{}
+	fs := d.fields(n, path, "status", "body")
+	if _, ok := fs["status"]; !ok {
+		d.errorf(n, path+".status", "required")
+	}
+	d.intIn(fs, path, "status", 200, 599, &dr.Status, "")
+	if f, ok := fs["body"]; ok {
+		dr.Body, _ = d.str(f.value, path+".body")
+	}
+	return dr
 }
 
 // framingHeaders are the headers a route may not change: they frame the
@@ -224,11 +307,15 @@ func (d *decoder) destinationPath(n *yaml.Node, path string) string {
 	return strings.TrimRight(s, "/")
 }
 
-func (d *decoder) rules(n *yaml.Node, path string) []*Rule {
+func (d *decoder) rules(n *yaml.Node, path string, route bool) []*Rule {
 	var out []*Rule
 	for i, rn := range d.seq(n, path) {
 		rp := fmt.Sprintf("%s[%d]", path, i)
-		fs := d.fields(rn, rp, "path", "methods", "host", "headers")
+		fs := d.fields(rn, rp, "path", "methods", "host", "headers", "queryParams")
+		if f, ok := fs["queryParams"]; ok && !route {
+			d.errorf(f.key, rp+".queryParams", "query parameter matches choose a route; a policy's rules cannot use them")
+			delete(fs, "queryParams")
+		}
 		r := &Rule{Line: rn.Line}
 		re := func(name string) string {
 			f, ok := fs[name]
@@ -263,6 +350,22 @@ func (d *decoder) rules(n *yaml.Node, path string) []*Rule {
 				continue
 			}
 			r.Headers = append(r.Headers, HeaderRule{Name: h.key.Value, Value: v})
+		}
+		for _, q := range d.pairs(fs["queryParams"].value, rp+".queryParams") {
+			qp := rp + ".queryParams." + q.key.Value
+			if q.key.Value == "" {
+				d.errorf(q.key, qp, "a query parameter name is required")
+				continue
+			}
+			v, ok := d.raw(q.value, qp)
+			if !ok {
+				continue
+			}
+			if err := checkRegexp(v); err != nil {
+				d.errorf(q.value, qp, "invalid regular expression %q: %v", v, unwrapRegexp(err))
+				continue
+			}
+			r.Query = append(r.Query, QueryRule{Name: q.key.Value, Value: v})
 		}
 		out = append(out, r)
 	}
@@ -517,17 +620,27 @@ func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
 		return r
 	}
 	if !weighted {
-		cf := d.fields(cfg.value, "spec.config", "destinationRef", "destinationPath", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders")
+		cf := d.fields(cfg.value, "spec.config", "destinationRef", "destinationPath", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders", "hostRewrite", "redirect", "directResponse")
 		d.routeOptions(r, cf, "spec.config")
 		f, ok := cf["destinationRef"]
-		if !ok {
-			d.errorf(cfg.value, "spec.config.destinationRef", "required")
+		answers := r.Redirect != nil || r.DirectResponse != nil
+		switch {
+		case r.Redirect != nil && r.DirectResponse != nil:
+			d.errorf(cfg.value, "spec.config.directResponse", "a route answers with a redirect or a direct response, not both")
+			return r
+		case answers && ok:
+			d.errorf(f.value, "spec.config.destinationRef", "a route that answers with a redirect or a direct response has no destination")
+			return r
+		case answers:
+			return r
+		case !ok:
+			d.errorf(cfg.value, "spec.config.destinationRef", "required (or a redirect or directResponse)")
 			return r
 		}
 		r.Destinations = []*Destination{{Ref: d.destRef(f.value, "spec.config.destinationRef"), Weight: 100, Line: f.value.Line}}
 		return r
 	}
-	cf := d.fields(cfg.value, "spec.config", "routes", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders")
+	cf := d.fields(cfg.value, "spec.config", "routes", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders", "hostRewrite")
 	d.routeOptions(r, cf, "spec.config")
 	items := d.seq(cf["routes"].value, "spec.config.routes")
 	if len(items) == 0 {

@@ -148,7 +148,7 @@ func (st *reqState) runDispatch(r *http.Request, ep *endpoint, prefix string) {
 	if ep.svc.cfg.Protocol == ir.HTTPS {
 		scheme = "https"
 	}
-	up := &policy.UpstreamRequest{Method: r.Method, Scheme: scheme, Host: ep.host, Path: pb.String(), Header: make(http.Header, len(r.Header)), ContentLength: r.ContentLength}
+	up := &policy.UpstreamRequest{Method: r.Method, Scheme: scheme, Host: st.upstreamHost(ep), Path: pb.String(), Header: make(http.Header, len(r.Header)), ContentLength: r.ContentLength}
 	if r.URL.RawQuery != "" {
 		up.RawQuery = requestQuery(r)
 	}
@@ -476,6 +476,10 @@ const (
 func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Request) {
 	rt := st.route
 	w = routeHeaders(rt, w, r)
+	if rt.redirect != nil || rt.direct != nil {
+		st.answer(w, r)
+		return
+	}
 	di := weightedPick(rt.cum)
 	svc := rt.dests[di]
 	prefix := rt.prefix[di]

@@ -56,6 +56,12 @@ type route struct {
 	chain http.Handler
 	// headers are the route's own header changes (routeheaders.go).
 	headers *ir.HeaderFilters
+	// hostRewrite, when set, is the Host header the upstream receives.
+	hostRewrite string
+	// redirect and direct make the route answer by itself
+	// (routeactions.go); it has no destinations then.
+	redirect *ir.Redirect
+	direct   *ir.DirectResponse
 }
 
 // requestPath is the path routing matches and the upstream receives: the
@@ -153,7 +159,7 @@ func (l *lnRoutes) match(r *http.Request) (rt *route, rule *ir.Rule, rest string
 				return rt, nil, rest
 			}
 			for i := range rt.rules {
-				if rt.rules[i].Matches(r.Method, r.Host, mp, r.Header) {
+				if rt.rules[i].Matches(r.Method, r.Host, mp, r.Header) && rt.rules[i].QueryMatches(r.URL.RawQuery) {
 					return rt, &rt.rules[i], rest
 				}
 			}
@@ -245,6 +251,11 @@ func (dp *DataPlane) buildRoute(s *ir.Snapshot, a *ir.API, ar *apiRoutes, r *ir.
 		retries: r.Retry.Attempts,
 		noWS:    !a.WebSocketAllowed(r),
 		headers: r.Headers,
+		// The redirect's Location and the direct response's body are
+		// built per request from these.
+		hostRewrite: r.HostRewrite,
+		redirect:    r.Redirect,
+		direct:      r.DirectResponse,
 	}
 	var total uint32
 	var svcPolicies []*ir.Policy
@@ -271,7 +282,7 @@ func (dp *DataPlane) buildRoute(s *ir.Snapshot, a *ir.API, ar *apiRoutes, r *ir.
 			owner[p] = cur
 		}
 	}
-	if len(rt.dests) == 0 {
+	if len(rt.dests) == 0 && rt.redirect == nil && rt.direct == nil {
 		return nil, fmt.Errorf("no destinations")
 	}
 	// Chain order: API policies, then the route's (the compiler already

@@ -353,7 +353,7 @@ func (c *compiler) api(a *config.ApiInstance, snap *Snapshot) *API {
 }
 
 func (c *compiler) route(r *config.Route, name string, m *config.Meta) *Route {
-	return &Route{
+	out := &Route{
 		Name:            name,
 		Rules:           c.rules(r.Rules, m),
 		DestinationPath: r.DestinationPath,
@@ -361,8 +361,16 @@ func (c *compiler) route(r *config.Route, name string, m *config.Meta) *Route {
 		Retry:           RetryPolicy{Attempts: r.Retries},
 		WebSocket:       r.WebSocket,
 		Headers:         headerFilters(r.RequestHeaders, r.ResponseHeaders),
+		HostRewrite:     r.HostRewrite,
 		Source:          source(m, r.Line),
 	}
+	if rd := r.Redirect; rd != nil {
+		out.Redirect = &Redirect{Scheme: rd.Scheme, Host: rd.Host, Port: rd.Port, RewritePath: rd.RewritePath, Path: rd.Path, StatusCode: rd.StatusCode}
+	}
+	if dr := r.DirectResponse; dr != nil {
+		out.DirectResponse = &DirectResponse{Status: dr.Status, Body: dr.Body}
+	}
+	return out
 }
 
 // headerFilters carries a route's requestHeaders/responseHeaders
@@ -432,6 +440,11 @@ func (c *compiler) rules(in []*config.Rule, m *config.Meta) []Rule {
 		for _, h := range r.Headers {
 			if v := re(h.Value); v != nil {
 				ir.Headers = append(ir.Headers, HeaderMatch{Name: h.Name, Value: v})
+			}
+		}
+		for _, q := range r.Query {
+			if v := re(q.Value); v != nil {
+				ir.Query = append(ir.Query, QueryMatch{Name: q.Name, Value: v})
 			}
 		}
 		out = append(out, ir)

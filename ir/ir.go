@@ -127,7 +127,8 @@ func (a *API) WebSocketAllowed(r *Route) bool {
 // Key is "namespace/name", the identity used in references.
 func (a *API) Key() string { return a.Namespace + "/" + a.Name }
 
-// Route sends matching requests to one or more weighted destinations.
+// Route sends matching requests to one or more weighted destinations, or
+// answers them itself (Redirect, DirectResponse).
 type Route struct {
 	// Name is the route's label in metrics and logs: the PolicyBinding name
 	// for the resource model, "<service>-<index>" for the inline model.
@@ -135,6 +136,13 @@ type Route struct {
 	// Rules are OR'd; an empty list matches every request.
 	Rules        []Rule        `json:"rules,omitempty"`
 	Destinations []Destination `json:"destinations"`
+	// Redirect and DirectResponse, when set, make the route answer by
+	// itself; it then has no destinations.
+	Redirect       *Redirect       `json:"redirect,omitempty"`
+	DirectResponse *DirectResponse `json:"directResponse,omitempty"`
+	// HostRewrite replaces the Host header the upstream receives (Gateway
+	// API's URLRewrite hostname); "" sends the usual one.
+	HostRewrite string `json:"hostRewrite,omitempty"`
 	// DestinationPath is prepended to the upstream path.
 	DestinationPath string `json:"destinationPath,omitempty"`
 	// Timeout bounds the whole upstream exchange; 0 means DefaultRouteTimeout.
@@ -205,6 +213,8 @@ type Rule struct {
 	Methods *Regexp       `json:"methods,omitempty"`
 	Host    *Regexp       `json:"host,omitempty"`
 	Headers []HeaderMatch `json:"headers,omitempty"`
+	// Query are query parameter matches (route rules only).
+	Query []QueryMatch `json:"query,omitempty"`
 }
 
 // HeaderMatch requires a request header whose value matches Value.

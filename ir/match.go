@@ -64,14 +64,15 @@ func (r *Rule) Matches(method, host, path string, h http.Header) bool {
 	return true
 }
 
-// Match returns the first matching rule of the route (OR across rules).
-// A route without rules matches every request and returns a nil rule.
-func (rt *Route) Match(method, host, path string, h http.Header) (*Rule, bool) {
+// Match returns the first matching rule of the route (OR across rules);
+// rawQuery is the request's query, for the rules' query matches. A route
+// without rules matches every request and returns a nil rule.
+func (rt *Route) Match(method, host, path, rawQuery string, h http.Header) (*Rule, bool) {
 	if len(rt.Rules) == 0 {
 		return nil, true
 	}
 	for i := range rt.Rules {
-		if rt.Rules[i].Matches(method, host, path, h) {
+		if rt.Rules[i].Matches(method, host, path, h) && rt.Rules[i].QueryMatches(rawQuery) {
 			return &rt.Rules[i], true
 		}
 	}

@@ -94,17 +94,17 @@ func TestRuleMatches(t *testing.T) {
 
 func TestRouteMatch(t *testing.T) {
 	rt := &Route{Rules: []Rule{{Methods: MustRegexp("GET")}, {Path: MustRegexp("/admin(/.*)")}}}
-	if r, ok := rt.Match("GET", "h", "/x", nil); !ok || r != &rt.Rules[0] {
+	if r, ok := rt.Match("GET", "h", "/x", "", nil); !ok || r != &rt.Rules[0] {
 		t.Errorf("first rule should match GET")
 	}
-	if r, ok := rt.Match("POST", "h", "/admin/x", nil); !ok || r != &rt.Rules[1] {
+	if r, ok := rt.Match("POST", "h", "/admin/x", "", nil); !ok || r != &rt.Rules[1] {
 		t.Errorf("second rule should match /admin/x (rules are OR'd)")
 	}
-	if _, ok := rt.Match("POST", "h", "/x", nil); ok {
+	if _, ok := rt.Match("POST", "h", "/x", "", nil); ok {
 		t.Errorf("no rule should match POST /x")
 	}
 	all := &Route{}
-	if r, ok := all.Match("DELETE", "", "/anything", nil); !ok || r != nil {
+	if r, ok := all.Match("DELETE", "", "/anything", "", nil); !ok || r != nil {
 		t.Errorf("a route without rules matches everything with a nil rule")
 	}
 }
@@ -164,7 +164,7 @@ func BenchmarkRouteMatch(b *testing.B) {
 	h := http.Header{"X-Version": {"v2"}}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := rt.Match("GET", "example.com:8080", "/api/orders/42", h); !ok {
+		if _, ok := rt.Match("GET", "example.com:8080", "/api/orders/42", "", h); !ok {
 			b.Fatal("no match")
 		}
 	}

@@ -1,6 +1,8 @@
 package kube_test
 
 import (
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,6 +134,9 @@ func TestDocsKubernetes(t *testing.T) {
 				// What the page promises serves while the chart is installed
 				// (its IngressClass and GatewayClass go with it).
 				waitServed(t, "http://127.0.0.1:"+ports["8082"]+"/v1/x", "200 web /v1/x")
+				if loc := redirectOf(t, "http://127.0.0.1:"+ports["8082"]+"/old/a?b=1"); loc != "301 https://shop.example.com/new/a?b=1" {
+					t.Fatalf("the page's redirect: %s", loc)
+				}
 				for _, p := range []string{"8443", "8444", "8445"} { // ApiInstance, Ingress, Gateway
 					if cn := servedCN("127.0.0.1:" + ports[p]); cn != "shop" {
 						t.Fatalf("the page's HTTPS address %s serves certificate %q, want the Secret's (shop)", p, cn)
@@ -154,4 +159,16 @@ func TestDocsKubernetes(t *testing.T) {
 	if !served {
 		t.Fatal("the page never uninstalls the chart: the serving checks did not run")
 	}
+}
+
+// redirectOf is "STATUS Location" of a GET not following redirects.
+func redirectOf(t *testing.T, url string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err.Error()
+	}
+	resp.Body.Close()
+	return fmt.Sprintf("%d %s", resp.StatusCode, resp.Header.Get("Location"))
 }

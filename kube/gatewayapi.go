@@ -37,6 +37,12 @@ type gatewayListener struct {
 	// All, or Selector with a label selector on the route's Namespace.
 	from     string
 	selector labels.Selector
+	// noHTTPRoutes is true when allowedRoutes.kinds names kinds and
+	// HTTPRoute is not among them: no route attaches.
+	noHTTPRoutes bool
+	// kindsProblem is InvalidRouteKinds when allowedRoutes.kinds names a
+	// kind flexgw does not serve (ResolvedRefs=False).
+	kindsProblem *certProblem
 }
 
 // allows reports whether the listener accepts routes of namespace ns.
@@ -62,6 +68,18 @@ func (s *Source) allows(l *gatewayListener, ns string) bool {
 // that does not parse allows nothing (the listener is then not Accepted).
 func allowedRoutes(l *gatewayListener, m map[string]any) {
 	ar, _ := m["allowedRoutes"].(map[string]any)
+	if ks, ok := ar["kinds"].([]any); ok && len(ks) > 0 {
+		l.noHTTPRoutes = true
+		for _, k := range ks {
+			km, _ := k.(map[string]any)
+			g, ok := km["group"]
+			if str(km["kind"]) == "HTTPRoute" && (!ok || str(g) == "gateway.networking.k8s.io") {
+				l.noHTTPRoutes = false
+			} else if l.kindsProblem == nil {
+				l.kindsProblem = &certProblem{"InvalidRouteKinds", fmt.Sprintf("allowedRoutes.kinds: %s/%s is not a route kind flexgw serves (HTTPRoute)", str(g), str(km["kind"]))}
+			}
+		}
+	}
 	nsm, _ := ar["namespaces"].(map[string]any)
 	l.from = str(nsm["from"])
 	if l.from != "Selector" {
@@ -254,7 +272,7 @@ func (s *Source) parents(rt *unstructured.Unstructured, ls []*gatewayListener) [
 				continue
 			}
 			matched++
-			if !s.allows(l, rt.GetNamespace()) {
+			if l.noHTTPRoutes || !s.allows(l, rt.GetNamespace()) {
 				continue
 			}
 			allowed++
@@ -271,7 +289,7 @@ func (s *Source) parents(rt *unstructured.Unstructured, ls []*gatewayListener) [
 		case matched == 0:
 			p.reason, p.msg = "NoMatchingParent", "no served listener of this Gateway matches the parentRef's sectionName and port"
 		case allowed == 0:
-			p.reason, p.msg = "NotAllowedByListeners", "the matching listeners' allowedRoutes do not admit routes of namespace "+rt.GetNamespace()
+			p.reason, p.msg = "NotAllowedByListeners", "the matching listeners' allowedRoutes do not admit HTTPRoutes of namespace "+rt.GetNamespace()
 		case len(p.listeners) == 0:
 			p.reason, p.msg = "NoMatchingListenerHostname", "none of the route's hostnames matches a listener's hostname"
 		}
@@ -389,13 +407,18 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 				dests = append(dests, map[string]any{"destinationRef": map[string]any{"name": svcName, "namespace": bns}})
 				ws = append(ws, w)
 			}
-			if len(dests) == 0 {
-				continue
-			}
 			for i, w := range weights(ws) {
 				dests[i]["weight"] = w
 			}
+			if bad := unsupportedFilter(rm); bad != "" {
+				rs.unsupported = bad
+				continue
+			}
+			redirect := requestRedirect(rm)
 			rw := urlRewrite(rm)
+			if redirect != nil {
+				rw = redirect.path
+			}
 			hdrs, bad := headerFilters(rm)
 			if bad != "" {
 				rs.unsupported = bad
@@ -403,6 +426,15 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 			}
 			if to := ruleTimeout(rm); to != "" {
 				hdrs["timeout"] = to
+			}
+			if h := rewriteHost(rm); h != "" && redirect == nil {
+				hdrs["hostRewrite"] = h
+			}
+			// A rule that forwards nowhere answers 500 (Gateway API: every
+			// backendRef invalid, or none, and no filter that answers).
+			var answer map[string]any
+			if redirect == nil && len(dests) == 0 {
+				answer = map[string]any{"directResponse": map[string]any{"status": int64(500)}}
 			}
 			matches, _ := rm["matches"].([]any)
 			if len(matches) == 0 {
@@ -412,13 +444,17 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 				for _, h := range a.hosts {
 					for _, m := range matches {
 						mm, _ := m.(map[string]any)
-						e := &routeEntry{owner: owner, api: a.l.api, dests: dests, rule: map[string]any{}, headers: hdrs}
+						e := &routeEntry{owner: owner, api: a.l.api, dests: dests, rule: map[string]any{}, headers: hdrs, answer: answer}
 						path, _ := mm["path"].(map[string]any)
 						pv, pt := str(path["value"]), str(path["type"])
 						if pv == "" {
 							pv = "/"
 						}
 						e.rule["path"], e.destPath = rewritePath(pt, pv, rw)
+						if redirect != nil {
+							e.answer = map[string]any{"redirect": redirect.config(a.l, rw != nil, e.destPath)}
+							e.destPath = ""
+						}
 						e.exact = pt == "Exact"
 						e.pathLen = len(pv)
 						e.hostLen, e.wildcard = hostRank(h)
@@ -441,6 +477,9 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 							}
 							e.headerCount, e.rule["headers"] = len(hm), hm
 						}
+						if qm := queryMatches(mm); len(qm) > 0 {
+							e.queryCount, e.rule["queryParams"] = len(qm), qm
+						}
 						entries = append(entries, e)
 						rulesOf[owner] = append(rulesOf[owner], e.rule)
 					}
@@ -449,6 +488,125 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 		}
 	}
 	return entries, rulesOf, st
+}
+
+// servedFilters are the HTTPRoute filter types flexgw serves.
+var servedFilters = map[string]bool{
+	"RequestHeaderModifier": true, "ResponseHeaderModifier": true, "URLRewrite": true, "RequestRedirect": true,
+}
+
+// unsupportedFilter says why a rule cannot be served as written: a filter
+// type flexgw does not implement (the rule is then not served, and the
+// route reports Accepted=False with UnsupportedValue).
+func unsupportedFilter(rule map[string]any) string {
+	fs, _ := rule["filters"].([]any)
+	for _, f := range fs {
+		fm, _ := f.(map[string]any)
+		if t := str(fm["type"]); !servedFilters[t] {
+			return "filter type " + t + " is not supported by flexgw"
+		}
+	}
+	return ""
+}
+
+// redirectFilter is a rule's RequestRedirect filter.
+type redirectFilter struct {
+	scheme, hostname string
+	port, status     int64
+	// path is its path modifier, as URLRewrite's (nil keeps the path).
+	path *pathRewrite
+}
+
+// requestRedirect returns the rule's RequestRedirect filter, if any.
+func requestRedirect(rule map[string]any) *redirectFilter {
+	fs, _ := rule["filters"].([]any)
+	for _, f := range fs {
+		fm, _ := f.(map[string]any)
+		if str(fm["type"]) != "RequestRedirect" {
+			continue
+		}
+		m, _ := fm["requestRedirect"].(map[string]any)
+		rd := &redirectFilter{scheme: str(m["scheme"]), hostname: str(m["hostname"]), port: toInt64(m["port"]), status: toInt64(m["statusCode"])}
+		if rd.status == 0 {
+			rd.status = 302
+		}
+		rd.path = pathModifier(m)
+		return rd
+	}
+	return nil
+}
+
+// config is the redirect extension of the route for listener l. The port
+// follows the spec: the filter's, else the scheme's well-known port when
+// the filter sets a scheme, else the listener's; a well-known port is
+// left out of the Location when the filter names the host (with the
+// request's host, Envoy writes any port it is given).
+func (rd *redirectFilter) config(l *gatewayListener, rewrites bool, destPath string) map[string]any {
+	out := map[string]any{"statusCode": rd.status}
+	scheme := strings.ToLower(l.protocol)
+	if rd.scheme != "" {
+		out["scheme"], scheme = rd.scheme, rd.scheme
+	}
+	port := rd.port
+	switch {
+	case port != 0:
+	case rd.scheme == "https":
+		port = 443
+	case rd.scheme == "http":
+		port = 80
+	default:
+		port = l.port
+	}
+	if rd.hostname != "" {
+		out["host"] = rd.hostname
+		if (scheme == "http" && port == 80) || (scheme == "https" && port == 443) {
+			port = 0
+		}
+	}
+	if port != 0 {
+		out["port"] = port
+	}
+	if rewrites {
+		if destPath == "" {
+			destPath = "/"
+		}
+		out["path"] = destPath
+	}
+	return out
+}
+
+// rewriteHost is a rule's URLRewrite hostname, if it has one.
+func rewriteHost(rule map[string]any) string {
+	fs, _ := rule["filters"].([]any)
+	for _, f := range fs {
+		fm, _ := f.(map[string]any)
+		if str(fm["type"]) == "URLRewrite" {
+			u, _ := fm["urlRewrite"].(map[string]any)
+			return str(u["hostname"])
+		}
+	}
+	return ""
+}
+
+// queryMatches is an HTTPRouteMatch's queryParams as a Flex rule's
+// queryParams extension: name to regular expression (Exact quoted); only
+// the first entry of a name counts, as the spec says.
+func queryMatches(match map[string]any) map[string]any {
+	qs, _ := match["queryParams"].([]any)
+	out := map[string]any{}
+	for _, q := range qs {
+		x, _ := q.(map[string]any)
+		name := str(x["name"])
+		if _, dup := out[name]; dup || name == "" {
+			continue
+		}
+		v := str(x["value"])
+		if str(x["type"]) != "RegularExpression" {
+			v = regexpQuote(v)
+		}
+		out[name] = v
+	}
+	return out
 }
 
 // headerFilters returns a rule's RequestHeaderModifier and
@@ -532,13 +690,19 @@ func urlRewrite(rule map[string]any) *pathRewrite {
 			continue
 		}
 		u, _ := fm["urlRewrite"].(map[string]any)
-		p, _ := u["path"].(map[string]any)
-		switch t := str(p["type"]); t {
-		case "ReplaceFullPath":
-			return &pathRewrite{t, str(p["replaceFullPath"])}
-		case "ReplacePrefixMatch":
-			return &pathRewrite{t, str(p["replacePrefixMatch"])}
-		}
+		return pathModifier(u)
+	}
+	return nil
+}
+
+// pathModifier is the path of a URLRewrite or RequestRedirect filter.
+func pathModifier(f map[string]any) *pathRewrite {
+	p, _ := f["path"].(map[string]any)
+	switch t := str(p["type"]); t {
+	case "ReplaceFullPath":
+		return &pathRewrite{t, str(p["replaceFullPath"])}
+	case "ReplacePrefixMatch":
+		return &pathRewrite{t, str(p["replacePrefixMatch"])}
 	}
 	return nil
 }

@@ -61,10 +61,14 @@ type routeEntry struct {
 	exact    bool
 	pathLen  int
 	methods  bool
-	// headerCount is how many header matches the route has.
-	headerCount int
-	fallback    bool // an Ingress defaultBackend: after every path
-	dests       []map[string]any
+	// headerCount and queryCount are how many header and query
+	// parameter matches the route has.
+	headerCount, queryCount int
+	// answer is the route's redirect or directResponse extension: it
+	// answers by itself, dests unused.
+	answer   map[string]any
+	fallback bool // an Ingress defaultBackend: after every path
+	dests    []map[string]any
 	// destPath is the route's destinationPath (a URLRewrite's path).
 	destPath string
 	// headers are more of the route's config: the requestHeaders and
@@ -100,7 +104,8 @@ func prefixRegex(p string) string {
 // the hostname first (exact, then wildcard, longer first, then any host:
 // a virtual host is chosen before its paths, as Envoy and nginx do), then
 // exact paths, then longer prefixes, then matches with a method, then
-// more header matches; ties keep their input order (oldest resource first).
+// more header matches, then more query parameter matches; ties keep their
+// input order (oldest resource first).
 func orderRoutes(rs []*routeEntry) {
 	for i, r := range rs {
 		r.order = i
@@ -122,6 +127,8 @@ func orderRoutes(rs []*routeEntry) {
 			return a.methods
 		case a.headerCount != b.headerCount:
 			return a.headerCount > b.headerCount
+		case a.queryCount != b.queryCount:
+			return a.queryCount > b.queryCount
 		}
 		return a.order < b.order
 	})
@@ -228,7 +235,13 @@ func routeDocs(rs []*routeEntry) []genDoc {
 			"targetRef": map[string]any{"kind": "ApiInstance", "name": r.api, "namespace": genNamespace},
 			"rules":     []any{r.rule},
 		}
-		if len(r.dests) == 1 {
+		if r.answer != nil {
+			spec["policyRef"] = map[string]any{"name": "route"}
+			cfg := maps.Clone(r.answer)
+			maps.Copy(cfg, r.headers)
+			delete(cfg, "hostRewrite")
+			spec["config"] = cfg
+		} else if len(r.dests) == 1 {
 			spec["policyRef"] = map[string]any{"name": "route"}
 			cfg := map[string]any{"destinationRef": r.dests[0]["destinationRef"]}
 			if r.destPath != "" {

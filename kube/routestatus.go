@@ -64,12 +64,16 @@ func (s *Source) routingStatus(ls []*gatewayListener, rs map[string]*routeStatus
 		for _, l := range byGateway[gw] {
 			kinds := []any{map[string]any{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}}
 			acc := gwCond("Accepted", true, "Accepted", "", gen)
-			if l.accepted != nil {
+			if l.accepted != nil || l.noHTTPRoutes {
 				kinds = []any{}
+			}
+			if l.accepted != nil {
 				acc = gwCond("Accepted", false, l.accepted.reason, l.accepted.msg, gen)
 			}
 			res := gwCond("ResolvedRefs", true, "ResolvedRefs", "", gen)
-			if l.refs != nil {
+			if p := l.kindsProblem; p != nil {
+				res = gwCond("ResolvedRefs", false, p.reason, p.msg, gen)
+			} else if l.refs != nil {
 				res = gwCond("ResolvedRefs", false, l.refs.reason, l.refs.msg, gen)
 			}
 			prog := gwCond("Programmed", programmed, progReason, why, gen)

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -28,6 +29,9 @@ type outcome struct {
 	clusters string
 	path     string
 	status   int
+	// location is a redirect's Location; host the Host header sent
+	// upstream when the route rewrites it.
+	location, host string
 }
 
 // envoyRoute emulates Envoy's route matching and regex_rewrite over the
@@ -73,11 +77,21 @@ func envoyRoute(t *testing.T, rc *routev3.RouteConfiguration, req request) outco
 			}
 			ok = full(h.GetStringMatch().GetSafeRegex().Regex).MatchString(v)
 		}
+		for _, q := range m.QueryParameters {
+			if !ok {
+				break
+			}
+			v, found := ir.QueryParam(query, q.Name)
+			ok = found && full(q.GetStringMatch().GetSafeRegex().Regex).MatchString(v)
+		}
 		if !ok {
 			continue
 		}
 		if dr := r.GetDirectResponse(); dr != nil {
 			return outcome{status: int(dr.Status)}
+		}
+		if rd := r.GetRedirect(); rd != nil {
+			return outcome{status: envoyRedirectStatus[rd.ResponseCode], location: envoyLocation(rd, req.host, path, query, hasQuery)}
 		}
 		a := r.GetRoute()
 		var cs []string
@@ -95,9 +109,47 @@ func envoyRoute(t *testing.T, rc *routev3.RouteConfiguration, req request) outco
 		if hasQuery && query != "" {
 			up += "?" + query
 		}
-		return outcome{clusters: strings.Join(cs, ","), path: up, status: 200}
+		return outcome{clusters: strings.Join(cs, ","), path: up, status: 200, host: a.GetHostRewriteLiteral()}
 	}
 	return outcome{status: 404}
+}
+
+var envoyRedirectStatus = map[routev3.RedirectAction_RedirectResponseCode]int{
+	routev3.RedirectAction_MOVED_PERMANENTLY: 301, routev3.RedirectAction_FOUND: 302, routev3.RedirectAction_SEE_OTHER: 303,
+	routev3.RedirectAction_TEMPORARY_REDIRECT: 307, routev3.RedirectAction_PERMANENT_REDIRECT: 308,
+}
+
+// envoyLocation builds a redirect's Location as Envoy's newUri does for
+// a plain-HTTP request: the scheme and host swapped when set, the
+// request's port dropped when a port is set (or when the scheme changes
+// and it was :80), the path rewritten by regex_rewrite, the query kept.
+func envoyLocation(rd *routev3.RedirectAction, host, path, query string, hasQuery bool) string {
+	scheme := "http"
+	if s := rd.GetSchemeRedirect(); s != "" {
+		scheme = s
+	}
+	port := ""
+	if rd.PortRedirect != 0 {
+		port = fmt.Sprintf(":%d", rd.PortRedirect)
+	}
+	h := rd.HostRedirect
+	if h == "" {
+		h = host
+		if i := strings.LastIndexByte(host, ':'); i >= 0 {
+			if port != "" || (scheme != "http" && host[i:] == ":80") {
+				h = host[:i]
+			}
+		}
+	}
+	p := path
+	if rw := rd.GetRegexRewrite(); rw != nil {
+		sub := regexp.MustCompile(`\\(\d)`).ReplaceAllString(rw.Substitution, `$${$1}`)
+		p = cachedRegexp(rw.Pattern.Regex).ReplaceAllString(path, sub)
+	}
+	if hasQuery && query != "" {
+		p += "?" + query
+	}
+	return scheme + "://" + h + port + p
 }
 
 var regexpCache sync.Map
@@ -114,16 +166,22 @@ func cachedRegexp(re string) *regexp.Regexp {
 
 // irRoute is the built-in data plane's routing, from ir's own helpers.
 func irRoute(s *ir.Snapshot, l *ir.Listener, req request) outcome {
-	path, _, _ := strings.Cut(req.path, "?")
+	path, query, _ := strings.Cut(req.path, "?")
 	for _, a := range l.APIs {
 		rest, ok := ir.StripBasePath(a.BasePath, path)
 		if !ok {
 			continue
 		}
 		for _, r := range a.Routes {
-			rule, ok := r.Match(req.method, req.host, ir.MatchPath(rest), req.header)
+			rule, ok := r.Match(req.method, req.host, ir.MatchPath(rest), query, req.header)
 			if !ok {
 				continue
+			}
+			if rd := r.Redirect; rd != nil {
+				return outcome{status: rd.StatusCode, location: rd.Location("http", req.host, a.BasePath, rule, req.path)}
+			}
+			if d := r.DirectResponse; d != nil {
+				return outcome{status: d.Status}
 			}
 			prefix := func(d ir.Destination) string {
 				return strings.TrimRight(s.Service(d.Service).BasePath, "/") + strings.TrimRight(r.DestinationPathFor(d), "/")
@@ -153,7 +211,7 @@ func irRoute(s *ir.Snapshot, l *ir.Listener, req request) outcome {
 			if upPath, _, _ := strings.Cut(up, "?"); !ir.DotSegmentFree(upPath) {
 				return outcome{status: 400} // the built-in refuses a rewrite that leaves its prefix
 			}
-			return outcome{clusters: strings.Join(cs, ","), path: up, status: 200}
+			return outcome{clusters: strings.Join(cs, ","), path: up, status: 200, host: r.HostRewrite}
 		}
 		return outcome{status: 404}
 	}
@@ -222,6 +280,23 @@ func TestRoutingMatchesBuiltinDataPlaneConfigDirs(t *testing.T) {
 			{"GET", "h", "/flights", nil, 10},
 			{"GET", "h", "/flights", nil, 950_000},
 			{"GET", "h", "/flights", nil, 750_000},
+		},
+		"route-actions": {
+			{"GET", "h:8081", "/shop/secure/a?x=1", nil, 0},
+			{"GET", "h", "/shop/secure", nil, 0},
+			{"GET", "h:8081", "/shop/old/a/b?x=1", nil, 0},
+			{"GET", "h", "/shop/old", nil, 0},
+			{"GET", "h", "/shop/broken/x", nil, 0},
+			{"GET", "h", "/shop/search?q=shoes&page=2", nil, 0},
+			{"GET", "h", "/shop/search?page=2&q=a%20b", nil, 0},
+			{"GET", "h", "/shop/search?q=shoes&page=x", nil, 0},
+			{"GET", "h", "/shop/search?q=&page=1", nil, 0},
+			{"GET", "h", "/shop/search?q=a&q=b", nil, 0},
+			{"GET", "h", "/legacy", nil, 0},
+			{"GET", "h:8081", "/legacy/a/b?z", nil, 0},
+			{"GET", "h", "/shop/other", nil, 0},
+			{"GET", "h", "/shop", nil, 0},
+			{"GET", "h", "/shop/secure/", nil, 0},
 		},
 		"upstream-features": {
 			{"POST", "h", "/grpc/pkg.Svc/Method", nil, 0},

@@ -163,7 +163,8 @@ type variant struct {
 // grpc drops what proxyless gRPC clients reject or ignore: path rewrites
 // and the route timeout; it always uses weighted_clusters.
 func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.Service, grpc bool) ([]*routev3.Route, error) {
-	if len(r.Destinations) == 0 {
+	answers := r.Redirect != nil || r.DirectResponse != nil
+	if len(r.Destinations) == 0 && !answers {
 		return nil, fmt.Errorf("no destinations")
 	}
 	var total uint64
@@ -181,13 +182,23 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 		v.prefix = strings.TrimRight(v.svcBase, "/") + strings.TrimRight(v.destPath, "/")
 		return v
 	}
-	one := variantOf(r.Destinations[0])
+	var one variant
 	samePaths := true
-	for _, d := range r.Destinations[1:] {
-		samePaths = samePaths && variantOf(d).prefix == one.prefix
+	if len(r.Destinations) > 0 {
+		one = variantOf(r.Destinations[0])
+		for _, d := range r.Destinations[1:] {
+			samePaths = samePaths && variantOf(d).prefix == one.prefix
+		}
 	}
 	var variants []variant
 	switch {
+	case answers:
+		// The redirect's path is computed as an upstream path would be,
+		// with its path where the destination path goes.
+		if rd := r.Redirect; rd != nil && rd.RewritePath {
+			one.destPath, one.prefix = rd.Path, strings.TrimRight(rd.Path, "/")
+		}
+		variants = []variant{one}
 	case len(r.Destinations) == 1:
 		one.cluster = ClusterName(r.Destinations[0].Service)
 		variants = []variant{one}
@@ -254,22 +265,15 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 	// interned), so its action is too.
 	add := func(name string, v variant, m *routev3.RouteMatch, rewrite *matcherv3.RegexMatchAndSubstitute, unique bool) {
 		k := actionKey{weighted: v.weighted, timeout: timeout, idle: idle, retry: retry, noWebSocket: !a.WebSocketAllowed(r)}
-		if v.weighted == nil {
+		if v.weighted == nil && !answers {
 			k.cluster = t.in.cluster(v.cluster)
 		}
 		if !grpc {
 			k.rewrite = rewrite
 		}
-		var act *routev3.Route_Route
-		if unique && k.rewrite != nil {
-			act = k.build()
-		} else {
-			act = t.in.action(k)
-		}
-		out = append(out, &routev3.Route{
+		er := &routev3.Route{
 			Name:                    name + v.suffix,
 			Match:                   m,
-			Action:                  act,
 			Metadata:                md,
 			StatPrefix:              statPrefix,
 			Tracing:                 rtTracing,
@@ -278,7 +282,23 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 			RequestHeadersToRemove:  reqRemove,
 			ResponseHeadersToAdd:    respAdd,
 			ResponseHeadersToRemove: respRemove,
-		})
+		}
+		switch {
+		case r.Redirect != nil:
+			er.Action = redirectAction(r.Redirect, rewrite)
+		case r.DirectResponse != nil:
+			er.Action = directResponseAction(r.DirectResponse)
+		case r.HostRewrite != "":
+			// A host rewrite is the route's own: never interned.
+			ra := k.build()
+			ra.Route.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: r.HostRewrite}
+			er.Action = ra
+		case unique && k.rewrite != nil:
+			er.Action = k.build()
+		default:
+			er.Action = t.in.action(k)
+		}
+		out = append(out, er)
 	}
 	namePrefix := a.Key() + "/" + r.Name + "/"
 	for i := range rules {
@@ -325,6 +345,41 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 	return out, nil
 }
 
+// redirectAction renders ir.Redirect: Envoy builds the Location the way
+// ir.Redirect.Location does; rewrite is the path rewrite the route would
+// make when forwarding, used when the redirect replaces the path.
+func redirectAction(rd *ir.Redirect, rewrite *matcherv3.RegexMatchAndSubstitute) *routev3.Route_Redirect {
+	ra := &routev3.RedirectAction{
+		HostRedirect: rd.Host,
+		PortRedirect: uint32(rd.Port),
+		ResponseCode: redirectCodes[rd.StatusCode],
+	}
+	if rd.Scheme != "" {
+		ra.SchemeRewriteSpecifier = &routev3.RedirectAction_SchemeRedirect{SchemeRedirect: rd.Scheme}
+	}
+	if rd.RewritePath && rewrite != nil {
+		ra.PathRewriteSpecifier = &routev3.RedirectAction_RegexRewrite{RegexRewrite: rewrite}
+	}
+	return &routev3.Route_Redirect{Redirect: ra}
+}
+
+// redirectCodes maps ir.RedirectStatuses to Envoy's response codes.
+var redirectCodes = map[int]routev3.RedirectAction_RedirectResponseCode{
+	301: routev3.RedirectAction_MOVED_PERMANENTLY,
+	302: routev3.RedirectAction_FOUND,
+	303: routev3.RedirectAction_SEE_OTHER,
+	307: routev3.RedirectAction_TEMPORARY_REDIRECT,
+	308: routev3.RedirectAction_PERMANENT_REDIRECT,
+}
+
+func directResponseAction(d *ir.DirectResponse) *routev3.Route_DirectResponse {
+	dr := &routev3.DirectResponseAction{Status: uint32(d.Status)}
+	if d.Body != "" {
+		dr.Body = &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: d.Body}}
+	}
+	return &routev3.Route_DirectResponse{DirectResponse: dr}
+}
+
 // headerMutation renders a route's header changes as Envoy's route-level
 // headers_to_add (set overwrites, add appends) and headers_to_remove,
 // which Envoy applies removals first, as ir.HeaderMutation.Apply does.
@@ -348,6 +403,16 @@ func headerMutation(m *ir.HeaderMutation) ([]*corev3.HeaderValueOption, []string
 // variant's share of requests; the caller sets the path.
 func (t *translator) newMatch(rule *ir.Rule, v variant) *routev3.RouteMatch {
 	m := &routev3.RouteMatch{Headers: t.in.ruleHeaders(rule)}
+	for _, q := range rule.Query {
+		// Envoy matches a parameter's first value, percent-decoded, as
+		// ir.Rule.QueryMatches does.
+		m.QueryParameters = append(m.QueryParameters, &routev3.QueryParameterMatcher{
+			Name: q.Name,
+			QueryParameterMatchSpecifier: &routev3.QueryParameterMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+				MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: safeRegex(q.Value.Source)},
+			}},
+		})
+	}
 	if v.cumulative > 0 {
 		m.RuntimeFraction = &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{
 			Numerator: v.cumulative, Denominator: typev3.FractionalPercent_MILLION,

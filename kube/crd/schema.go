@@ -126,10 +126,11 @@ func bounded(n int, s *Schema) *Schema {
 // and headers.
 func rules() *Schema {
 	return list("Requests the route or policy applies to; every field is a regular expression.", obj("", map[string]*Schema{
-		"path":    str("Path regular expression; capture groups rewrite the upstream path."),
-		"methods": str("Method regular expression, e.g. GET|HEAD."),
-		"host":    str("Host regular expression."),
-		"headers": dict("Header name to value regular expression.", str("")),
+		"path":        str("Path regular expression; capture groups rewrite the upstream path."),
+		"methods":     str("Method regular expression, e.g. GET|HEAD."),
+		"host":        str("Host regular expression."),
+		"headers":     dict("Header name to value regular expression.", str("")),
+		"queryParams": dict("Query parameter name to a regular expression its first value must match (routes only; flexgw extension).", str("")),
 	}))
 }
 
@@ -180,6 +181,7 @@ func routeConfig() map[string]*Schema {
 		"websocket":       boolean("false refuses WebSocket upgrades on this route with 403 (flexgw extension; default: the ApiInstance's, else allowed)."),
 		"requestHeaders":  headerMutation("Header changes on the request going upstream, after every policy (flexgw extension)."),
 		"responseHeaders": headerMutation("Header changes on the response, before any policy sees it (flexgw extension)."),
+		"hostRewrite":     str("Host header the upstream receives (flexgw extension)."),
 	}
 }
 

@@ -1,0 +1,47 @@
+package dataplane
+
+import (
+	"net/http"
+	"strconv"
+)
+
+// answer replies for a route that answers by itself, after its policies
+// ran (Envoy's router filter answers a redirect or direct_response route
+// the same way, behind the HTTP filters): a redirect with its Location
+// and no body, or the direct response's status and body.
+func (st *reqState) answer(w http.ResponseWriter, r *http.Request) {
+	rt := st.route
+	h := w.Header()
+	h["X-Request-Id"] = []string{st.reqID}
+	if rd := rt.redirect; rd != nil {
+		target := requestPath(r)
+		if r.URL.RawQuery != "" || r.URL.ForceQuery {
+			target += "?" + requestQuery(r)
+		}
+		h["Location"] = []string{rd.Location(st.ln.scheme, r.Host, rt.api.base, st.rule, target)}
+		h["Content-Length"] = []string{"0"}
+		st.status = rd.StatusCode
+		w.WriteHeader(rd.StatusCode)
+		return
+	}
+	d := rt.direct
+	h["Content-Length"] = []string{strconv.Itoa(len(d.Body))}
+	if d.Body != "" {
+		h["Content-Type"] = []string{"text/plain"}
+	}
+	st.status = d.Status
+	w.WriteHeader(d.Status)
+	if d.Body != "" && r.Method != http.MethodHead {
+		n, _ := w.Write([]byte(d.Body))
+		st.bytesOut += int64(n)
+	}
+}
+
+// upstreamHost is the Host header of the upstream request: the route's
+// hostRewrite (Gateway API's URLRewrite hostname), else the endpoint's.
+func (st *reqState) upstreamHost(ep *endpoint) string {
+	if h := st.route.hostRewrite; h != "" {
+		return h
+	}
+	return ep.host
+}

@@ -1,0 +1,73 @@
+package dataplane
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/flexgw/flexgw/ir"
+)
+
+// TestRoutesThatAnswerAndQueryMatches: a redirect route answers with its
+// Location and never reaches an upstream, a direct-response route answers
+// its status, a rule's query matches choose the route, and hostRewrite
+// sets the upstream's Host header.
+func TestRoutesThatAnswerAndQueryMatches(t *testing.T) {
+	hits := make(chan string, 16)
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		hits <- r.RequestURI
+		w.Header().Set("X-Host", r.Host)
+		w.Write([]byte("up:" + r.RequestURI))
+	})
+	secure := &ir.Route{Name: "secure", Rules: []ir.Rule{{Path: ir.MustRegexp("/secure(?:/.*)?")}},
+		Redirect: &ir.Redirect{Scheme: "https", Port: 8443, StatusCode: 301}}
+	moved := &ir.Route{Name: "moved", Rules: []ir.Rule{{Path: ir.MustRegexp("/old(/.*)?")}},
+		Redirect: &ir.Redirect{Host: "new.example.com", RewritePath: true, Path: "/new", StatusCode: 307}}
+	broken := &ir.Route{Name: "broken", Rules: []ir.Rule{{Path: ir.MustRegexp("/broken")}},
+		DirectResponse: &ir.DirectResponse{Status: 500}}
+	teapot := &ir.Route{Name: "teapot", Rules: []ir.Rule{{Path: ir.MustRegexp("/tea")}},
+		DirectResponse: &ir.DirectResponse{Status: 418, Body: "short and stout"}}
+	search := catchAll("search", "up")
+	search.Rules = []ir.Rule{{Path: ir.MustRegexp("/search"), Query: []ir.QueryMatch{{Name: "q", Value: ir.MustRegexp(".+")}, {Name: "page", Value: ir.MustRegexp("[0-9]+")}}}}
+	search.HostRewrite = "search.internal"
+	s := snapshot(1, []*ir.Service{svc("up", endpointOf(t, up))}, api("api", "/", secure, moved, broken, teapot, search, catchAll("rest", "up")))
+	g := startGateway(t, s)
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	for _, tc := range []struct {
+		path, status, location, body string
+	}{
+		{"/secure/a?x=1", "301", "https://" + strings.Split(g.addr, ":")[0] + ":8443/secure/a?x=1", ""},
+		{"/old/a/b?x=1", "307", "http://new.example.com/new/a/b?x=1", ""},
+		{"/old", "307", "http://new.example.com/new", ""},
+		{"/broken", "500", "", ""},
+		{"/tea", "418", "", "short and stout"},
+	} {
+		resp, body := get(t, c, g.url(tc.path))
+		if got := resp.Status[:3]; got != tc.status || resp.Header.Get("Location") != tc.location || body != tc.body {
+			t.Errorf("GET %s: %s Location %q body %q; want %s %q %q", tc.path, got, resp.Header.Get("Location"), body, tc.status, tc.location, tc.body)
+		}
+	}
+	select {
+	case uri := <-hits:
+		t.Fatalf("a route that answers by itself reached the upstream with %s", uri)
+	default:
+	}
+
+	for _, tc := range []struct{ path, host string }{
+		{"/search?q=shoes&page=2", "search.internal"},
+		{"/search?page=2&q=a%20b", "search.internal"},
+		{"/search?q=shoes&page=x", ""}, // page not a number: the catch-all
+		{"/search?page=1", ""},         // no q
+	} {
+		resp, body := get(t, c, g.url(tc.path))
+		want := tc.host
+		if want == "" {
+			want = endpointOf(t, up).Address()
+		}
+		if resp.StatusCode != 200 || resp.Header.Get("X-Host") != want || body != "up:"+tc.path {
+			t.Errorf("GET %s: %d Host %q body %q; want 200 Host %q", tc.path, resp.StatusCode, resp.Header.Get("X-Host"), body, want)
+		}
+		<-hits
+	}
+}
