@@ -161,7 +161,10 @@ type Route struct {
 	// HostRewrite is the `hostRewrite` extension: the Host header the
 	// upstream receives.
 	HostRewrite string
-	Line        int
+	// Mirrors is the `mirrors` extension: Services that get a copy of
+	// every request the route forwards (Gateway API's RequestMirror).
+	Mirrors []Ref
+	Line    int
 }
 
 // Redirect is the `redirect` extension (Gateway API's RequestRedirect):

@@ -505,6 +505,9 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 		st.writeError(w, http.StatusBadRequest, "", "the route's rewrite leaves its destination path")
 		return
 	}
+	if len(rt.mirrors) > 0 && !st.upgrade {
+		defer dp.mirrorAfter(st, r)()
+	}
 
 	if st.upgrade {
 		dp.forwardUpgrade(st, w, r, svc, prefix)

@@ -62,6 +62,8 @@ type route struct {
 	// (routeactions.go); it has no destinations then.
 	redirect *ir.Redirect
 	direct   *ir.DirectResponse
+	// mirrors get a copy of every request forwarded (mirror.go).
+	mirrors []*service
 }
 
 // requestPath is the path routing matches and the upstream receives: the
@@ -281,6 +283,13 @@ func (dp *DataPlane) buildRoute(s *ir.Snapshot, a *ir.API, ar *apiRoutes, r *ir.
 		for _, p := range cur.Policies {
 			owner[p] = cur
 		}
+	}
+	for i, m := range r.Mirrors {
+		svc := svcs[m]
+		if svc == nil {
+			return nil, fmt.Errorf("mirrors[%d]: service %q not in snapshot", i, m)
+		}
+		rt.mirrors = append(rt.mirrors, svc)
 	}
 	if len(rt.dests) == 0 && rt.redirect == nil && rt.direct == nil {
 		return nil, fmt.Errorf("no destinations")

@@ -364,6 +364,9 @@ func (c *compiler) route(r *config.Route, name string, m *config.Meta) *Route {
 		HostRewrite:     r.HostRewrite,
 		Source:          source(m, r.Line),
 	}
+	for _, m := range r.Mirrors {
+		out.Mirrors = append(out.Mirrors, m.Key())
+	}
 	if rd := r.Redirect; rd != nil {
 		out.Redirect = &Redirect{Scheme: rd.Scheme, Host: rd.Host, Port: rd.Port, RewritePath: rd.RewritePath, Path: rd.Path, StatusCode: rd.StatusCode}
 	}
