@@ -127,6 +127,9 @@ func (d *decoder) routeOptions(r *Route, cf map[string]field, path string) {
 	if f, ok := cf["responseHeaders"]; ok {
 		r.ResponseHeaders = d.headerMutation(f.value, path+".responseHeaders")
 	}
+	if f, ok := cf["preserveHost"]; ok {
+		r.PreserveHost, _ = d.boolean(f.value, path+".preserveHost")
+	}
 	if f, ok := cf["hostRewrite"]; ok {
 		if h, ok := d.str(f.value, path+".hostRewrite"); ok {
 			if err := checkHost(h); err != nil {
@@ -625,7 +628,7 @@ func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
 		return r
 	}
 	if !weighted {
-		cf := d.fields(cfg.value, "spec.config", "destinationRef", "destinationPath", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders", "hostRewrite", "redirect", "directResponse", "mirrors")
+		cf := d.fields(cfg.value, "spec.config", "destinationRef", "destinationPath", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders", "hostRewrite", "preserveHost", "redirect", "directResponse", "mirrors")
 		d.routeOptions(r, cf, "spec.config")
 		f, ok := cf["destinationRef"]
 		answers := r.Redirect != nil || r.DirectResponse != nil
@@ -648,7 +651,7 @@ func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
 		r.Destinations = []*Destination{{Ref: d.destRef(f.value, "spec.config.destinationRef"), Weight: 100, Line: f.value.Line}}
 		return r
 	}
-	cf := d.fields(cfg.value, "spec.config", "routes", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders", "hostRewrite", "mirrors")
+	cf := d.fields(cfg.value, "spec.config", "routes", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders", "hostRewrite", "preserveHost", "mirrors")
 	d.routeOptions(r, cf, "spec.config")
 	items := d.seq(cf["routes"].value, "spec.config.routes")
 	if len(items) == 0 {

@@ -148,7 +148,7 @@ func (st *reqState) runDispatch(r *http.Request, ep *endpoint, prefix string) {
 	if ep.svc.cfg.Protocol == ir.HTTPS {
 		scheme = "https"
 	}
-	up := &policy.UpstreamRequest{Method: r.Method, Scheme: scheme, Host: st.upstreamHost(ep), Path: pb.String(), Header: make(http.Header, len(r.Header)), ContentLength: r.ContentLength}
+	up := &policy.UpstreamRequest{Method: r.Method, Scheme: scheme, Host: st.upstreamHost(ep, r), Path: pb.String(), Header: make(http.Header, len(r.Header)), ContentLength: r.ContentLength}
 	if r.URL.RawQuery != "" {
 		up.RawQuery = requestQuery(r)
 	}

@@ -127,3 +127,28 @@ func TestRequestMirror(t *testing.T) {
 		t.Fatalf("mirror got %+v", c)
 	}
 }
+
+// TestPreserveHost: a route with PreserveHost sends the client's Host
+// header upstream, one without sends the endpoint's, and hostRewrite wins
+// over both.
+func TestPreserveHost(t *testing.T) {
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Host)) })
+	keep := catchAll("keep", "up")
+	keep.Rules, keep.PreserveHost = []ir.Rule{{Path: ir.MustRegexp("/keep")}}, true
+	both := catchAll("both", "up")
+	both.Rules, both.PreserveHost, both.HostRewrite = []ir.Rule{{Path: ir.MustRegexp("/both")}}, true, "rewritten.internal"
+	g := startGateway(t, snapshot(1, []*ir.Service{svc("up", endpointOf(t, up))}, api("api", "/", keep, both, catchAll("rest", "up"))))
+	for path, want := range map[string]string{"/keep": "shop.example.com:8080", "/both": "rewritten.internal", "/other": endpointOf(t, up).Address()} {
+		req, _ := http.NewRequest("GET", g.url(path), nil)
+		req.Host = "shop.example.com:8080"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != want {
+			t.Errorf("%s: upstream got Host %q, want %q", path, b, want)
+		}
+	}
+}

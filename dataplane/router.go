@@ -58,6 +58,8 @@ type route struct {
 	headers *ir.HeaderFilters
 	// hostRewrite, when set, is the Host header the upstream receives.
 	hostRewrite string
+	// preserveHost sends the client's Host header upstream.
+	preserveHost bool
 	// redirect and direct make the route answer by itself
 	// (routeactions.go); it has no destinations then.
 	redirect *ir.Redirect
@@ -255,9 +257,10 @@ func (dp *DataPlane) buildRoute(s *ir.Snapshot, a *ir.API, ar *apiRoutes, r *ir.
 		headers: r.Headers,
 		// The redirect's Location and the direct response's body are
 		// built per request from these.
-		hostRewrite: r.HostRewrite,
-		redirect:    r.Redirect,
-		direct:      r.DirectResponse,
+		hostRewrite:  r.HostRewrite,
+		preserveHost: r.PreserveHost,
+		redirect:     r.Redirect,
+		direct:       r.DirectResponse,
 	}
 	var total uint32
 	var svcPolicies []*ir.Policy

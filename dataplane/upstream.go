@@ -49,7 +49,7 @@ type service struct {
 	// service (mirror.go), made on first use.
 	mirrorOnce sync.Once
 	mirrorTr   *http.Transport
-	dp *DataPlane
+	dp         *DataPlane
 
 	// passive is set when the service configures outlier detection
 	// (passive health); Envoy too leaves it off unless asked.

@@ -362,6 +362,7 @@ func (c *compiler) route(r *config.Route, name string, m *config.Meta) *Route {
 		WebSocket:       r.WebSocket,
 		Headers:         headerFilters(r.RequestHeaders, r.ResponseHeaders),
 		HostRewrite:     r.HostRewrite,
+		PreserveHost:    r.PreserveHost,
 		Source:          source(m, r.Line),
 	}
 	for _, m := range r.Mirrors {
