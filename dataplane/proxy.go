@@ -755,6 +755,7 @@ func (dp *DataPlane) relayResponse(st *reqState, c *upConn, w http.ResponseWrite
 		err, werr = st.copyLength(w, c.br, res.ContentLength)
 	case res.Chunked:
 		st.chunked.Reset(c.br)
+		st.chunked.SetTrailerLimits(dp.opts.MaxHeaders, h1.MaxResponseHead)
 		err, werr = st.copyChunked(w)
 	default:
 		// Close-delimited body: read to EOF, never reuse.
@@ -824,6 +825,7 @@ func (st *reqState) copyChunked(w http.ResponseWriter) (err error, writeErr bool
 		}
 		b, err := cr.Peek(upReadBufSize)
 		if err == io.EOF {
+			relayTrailers(w.Header(), cr.Trailers())
 			return nil, false
 		}
 		if err != nil {
@@ -840,6 +842,16 @@ func (st *reqState) copyChunked(w http.ResponseWriter) (err error, writeErr bool
 		if cr.Buffered() == 0 {
 			flushTo(w)
 		}
+	}
+}
+
+// relayTrailers hands an upstream's trailer fields (already filtered by
+// h1.TrailerAllowed) to the client's writer in net/http's prefix form,
+// which every server of the data plane writes after the body: an
+// HTTP/1.1 trailer section on a chunked response, HTTP/2 trailers.
+func relayTrailers(dst, tr http.Header) {
+	for k, vv := range tr {
+		dst[http.TrailerPrefix+k] = vv
 	}
 }
 
