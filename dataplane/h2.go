@@ -64,7 +64,7 @@ func (dp *DataPlane) forwardH2(st *reqState, w http.ResponseWriter, r *http.Requ
 		return
 	}
 	out.ContentLength = r.ContentLength
-	out.Host = st.upstreamHost(ep)
+	out.Host = st.upstreamHost(ep, r)
 	if len(st.dispatch) > 0 {
 		st.runDispatch(r, ep, prefix)
 	}

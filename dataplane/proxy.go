@@ -148,7 +148,7 @@ func (st *reqState) runDispatch(r *http.Request, ep *endpoint, prefix string) {
 	if ep.svc.cfg.Protocol == ir.HTTPS {
 		scheme = "https"
 	}
-	up := &policy.UpstreamRequest{Method: r.Method, Scheme: scheme, Host: st.upstreamHost(ep), Path: pb.String(), Header: make(http.Header, len(r.Header)), ContentLength: r.ContentLength}
+	up := &policy.UpstreamRequest{Method: r.Method, Scheme: scheme, Host: st.upstreamHost(ep, r), Path: pb.String(), Header: make(http.Header, len(r.Header)), ContentLength: r.ContentLength}
 	if r.URL.RawQuery != "" {
 		up.RawQuery = requestQuery(r)
 	}
@@ -504,6 +504,9 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 	if !st.rewrite(r) {
 		st.writeError(w, http.StatusBadRequest, "", "the route's rewrite leaves its destination path")
 		return
+	}
+	if len(rt.mirrors) > 0 && !st.upgrade {
+		defer dp.mirrorAfter(st, r)()
 	}
 
 	if st.upgrade {

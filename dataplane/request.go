@@ -146,7 +146,7 @@ func (dp *DataPlane) writeRequest(st *reqState, c *upConn, ep *endpoint, prefix 
 		bw.WriteByte('?')
 	}
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(st.upstreamHost(ep))
+	bw.WriteString(st.upstreamHost(ep, r))
 	bw.WriteString("\r\n")
 
 	connHdr := r.Header["Connection"]
