@@ -3,8 +3,9 @@
 # Gateway, HTTPRoute, ReferenceGrant) against flexgw with a real etcd and
 # kube-apiserver (scripts/k8s-tools.sh's cache), and writes the pass/fail
 # table to $FLEXGW_CONFORMANCE_RESULTS (default test/conformance/results.md).
-# The base Gateways listen on ports 80 and 443, which the gateway binds on
-# 127.0.0.1: run as root, one run at a time on a machine.
+# It runs as root: the test re-runs itself in its own network namespace
+# (unshare --net), where the gateway binds the base Gateways' ports 80 and
+# 443 and every stand-in Pod gets an address, so runs don't collide.
 #   test/conformance/run.sh                         every core test
 #   test/conformance/run.sh -run-test=HTTPRouteSimpleSameNamespace   one test
 #   test/conformance/run.sh -supported-features=Gateway,HTTPRoute,HTTPRouteQueryParamMatching
