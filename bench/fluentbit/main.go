@@ -53,6 +53,10 @@ var (
 	hecURL  = flag.String("hec", "", "internal: HEC URL for -pipeline-child")
 	only    = flag.String("only", "", "comma-separated configs to run (null, plugin, native, inprocess; default all); ratios need null, plugin and native")
 	noDups  = flag.Bool("no-dups", false, "skip the runs with 503s (for profiling)")
+	// The documented setup (docs/logging.md): Fluent Bit's storage holds
+	// each chunk until the plugin delivered it, in a worker thread.
+	pluginKeys = flag.String("plugin-keys", "Buffer fluentbit,Workers 1", "extra keys of the plugin's [OUTPUT], comma-separated \"Key Value\"")
+	beforeKeys = flag.String("before-keys", "", "extra keys of -plugin-before's [OUTPUT] (default: as -plugin-keys)")
 )
 
 const token = "bench-tok"
@@ -289,6 +293,15 @@ func runFluentBit(dir, config, logPath string, hec *exportertest.HEC, n int) (fl
 		}
 		out = fmt.Sprintf("    Name flexgw\n    Match *\n    Retry_Limit False\n    Exporter splunk\n    Endpoint %s\n    Token %s\n    Queue_Dir %s\n    Flush_Interval 200ms\n",
 			hec.URL, token, filepath.Join(dir, "q"))
+		keys := *pluginKeys
+		if config == "before" && *beforeKeys != "" {
+			keys = *beforeKeys
+		}
+		for _, kv := range strings.Split(keys, ",") {
+			if kv = strings.TrimSpace(kv); kv != "" {
+				out += "    " + kv + "\n"
+			}
+		}
 	case "native":
 		out = fmt.Sprintf("    Name splunk\n    Match *\n    Retry_Limit False\n    Host %s\n    Port %s\n    TLS Off\n    Splunk_Token %s\n    Compress gzip\n",
 			u.Hostname(), u.Port(), token)
