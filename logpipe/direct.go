@@ -38,6 +38,7 @@ var errNoQueue = errors.New("no durable queue (direct delivery: records are take
 func (p *Pipeline) DeliverMsgpack(data []byte) error {
 	s := getScratch()
 	defer putScratch(s)
+	s.unsummed = true
 	if want := len(data) + len(data)/3 + 4096; cap(s.buf) < want {
 		s.buf = make([]byte, 0, want)
 	}

@@ -2,6 +2,7 @@ package logpipe
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -411,6 +412,18 @@ type scratch struct {
 	n     int    // records in buf
 	rules []keyRule
 	evs   []exporters.Event // DeliverMsgpack's events, aliasing buf
+	// unsummed: the frames are never written to a queue (DeliverMsgpack),
+	// so their checksum is left out.
+	unsummed bool
+}
+
+// endFrame finishes the frame started at start in s.buf.
+func (s *scratch) endFrame(start int) {
+	if s.unsummed {
+		binary.LittleEndian.PutUint32(s.buf[start:], uint32(len(s.buf)-start-queue.FrameOverhead))
+		return
+	}
+	queue.EndFrame(s.buf, start)
 }
 
 func (s *scratch) reset() { s.buf, s.n = s.buf[:0], 0 }
@@ -420,6 +433,7 @@ var scratchPool = exporters.NewFreeList(4, func() *scratch { return new(scratch)
 func getScratch() *scratch {
 	s := scratchPool.Get()
 	s.reset()
+	s.unsummed = false
 	return s
 }
 
@@ -451,12 +465,12 @@ func (p *Pipeline) processInto(s *scratch, e *Entry, sp *span) bool {
 	if sp == nil {
 		start := len(s.buf)
 		s.buf = appendItem(queue.BeginFrame(s.buf), e, nil)
-		queue.EndFrame(s.buf, start)
+		s.endFrame(start)
 	} else {
 		item := *sp
 		item.start += queue.FrameOverhead
 		s.buf = appendItem(s.buf, e, &item)
-		queue.EndFrame(s.buf, sp.start)
+		s.endFrame(sp.start)
 	}
 	s.n++
 	return true

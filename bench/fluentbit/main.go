@@ -56,6 +56,7 @@ var (
 	// The documented setup (docs/logging.md): Fluent Bit's storage holds
 	// each chunk until the plugin delivered it, in a worker thread.
 	pluginKeys = flag.String("plugin-keys", "Buffer fluentbit,Workers 1", "extra keys of the plugin's [OUTPUT], comma-separated \"Key Value\"")
+	storage    = flag.String("storage", "filesystem", "the tail input's storage.type: filesystem (the documented setup: chunks survive a kill) or memory")
 	beforeKeys = flag.String("before-keys", "", "extra keys of -plugin-before's [OUTPUT] (default: as -plugin-keys)")
 )
 
@@ -316,7 +317,7 @@ func runFluentBit(dir, config, logPath string, hec *exportertest.HEC, n int) (fl
     HTTP_Port        %d
     scheduler.base   1
     scheduler.cap    5
-
+%s
 [INPUT]
     Name            tail
     Path            %s
@@ -324,9 +325,9 @@ func runFluentBit(dir, config, logPath string, hec *exportertest.HEC, n int) (fl
     Parser          json
     Tag             access
     Buffer_Max_Size 1M
-
+%s
 [OUTPUT]
-%s`, parsers, filepath.Join(dir, "plugins.conf"), port, logPath, out)
+%s`, parsers, filepath.Join(dir, "plugins.conf"), port, serviceStorage(dir), logPath, inputStorage(), out)
 	if config != "plugin" && config != "before" {
 		conf = strings.Replace(conf, "    Plugins_File     "+filepath.Join(dir, "plugins.conf")+"\n", "", 1)
 	}
@@ -375,6 +376,22 @@ func runFluentBit(dir, config, logPath string, hec *exportertest.HEC, n int) (fl
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// serviceStorage and inputStorage are the storage keys of -storage
+// filesystem, as the rendered config (logpipe/fluentbit) sets them.
+func serviceStorage(dir string) string {
+	if *storage != "filesystem" {
+		return ""
+	}
+	return "    storage.path     " + filepath.Join(dir, "storage") + "\n    storage.sync     normal\n    storage.checksum Off\n"
+}
+
+func inputStorage() string {
+	if *storage != "filesystem" {
+		return ""
+	}
+	return "    storage.type    filesystem\n"
 }
 
 // nullRecords reads the null output's processed-records counter from

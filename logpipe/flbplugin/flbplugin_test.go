@@ -173,3 +173,26 @@ func TestNewRejectsBadBuffer(t *testing.T) {
 		t.Fatalf("Buffer memory: %v", err)
 	}
 }
+
+// Closing the instance (Fluent Bit shutting down) ends a flush that waits
+// for an aggregator that cannot be reached: the chunk goes back as Retry
+// and stays in Fluent Bit's storage.
+func TestCloseEndsWaitingFlush(t *testing.T) {
+	hec := exportertest.NewHEC("tok")
+	url := hec.URL
+	hec.Close() // nothing listens there now
+	inst, err := New(getter(map[string]string{"Exporter": "splunk", "Endpoint": url, "Token": "tok",
+		"Queue_Dir": t.TempDir(), "Buffer": "fluentbit", "Retry_Window": "1h"}), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan int, 1)
+	c := chunk(t, 0, 10)
+	go func() { got <- inst.Flush(c, "t") }()
+	if err := inst.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	if code := <-got; code != Retry {
+		t.Fatalf("flush = %d, want Retry", code)
+	}
+}
