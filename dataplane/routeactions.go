@@ -38,10 +38,15 @@ func (st *reqState) answer(w http.ResponseWriter, r *http.Request) {
 }
 
 // upstreamHost is the Host header of the upstream request: the route's
-// hostRewrite (Gateway API's URLRewrite hostname), else the endpoint's.
-func (st *reqState) upstreamHost(ep *endpoint) string {
-	if h := st.route.hostRewrite; h != "" {
-		return h
+// hostRewrite (Gateway API's URLRewrite hostname), else the client's when
+// the route preserves it (Envoy's behaviour, which Gateway API and
+// Ingress expect), else the endpoint's.
+func (st *reqState) upstreamHost(ep *endpoint, r *http.Request) string {
+	switch {
+	case st.route.hostRewrite != "":
+		return st.route.hostRewrite
+	case st.route.preserveHost && r.Host != "":
+		return r.Host
 	}
 	return ep.host
 }

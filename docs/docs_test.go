@@ -16,11 +16,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc/xds"
+
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 // snippet is one fenced block of a doc.
@@ -76,32 +77,9 @@ func snippets(t *testing.T) []snippet {
 	return out
 }
 
-// flexgw builds the gateway binary once.
-var flexgw = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "flexgw-docs-test-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "flexgw")
-	// The flags of `make build` (CGO_ENABLED=0, -trimpath), which the
-	// deploy tests use too: a cold `make test` compiles the packages once
-	// for both instead of once per configuration.
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "../cmd/flexgw")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build ./cmd/flexgw: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if bin, err := flexgw(); err == nil {
-		os.RemoveAll(filepath.Dir(bin))
-	}
-	os.Exit(code)
-}
+// TestMain removes the gateway build testutil.FlexgwBinary made when
+// make test did not provide one.
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 func tool(t *testing.T, s snippet, name string, args ...string) {
 	t.Helper()
@@ -124,10 +102,7 @@ func TestSnippets(t *testing.T) {
 		dir := t.TempDir()
 		switch {
 		case s.lang == "yaml" && strings.Contains(s.body, "apiVersion: gateway.mulesoft.com/") && !s.schema:
-			bin, err := flexgw()
-			if err != nil {
-				t.Fatal(err)
-			}
+			bin := testutil.FlexgwBinary(t)
 			if err := os.WriteFile(filepath.Join(dir, "snippet.yaml"), []byte(s.body), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -172,10 +147,7 @@ func TestSnippets(t *testing.T) {
 			}
 			checked["YAML parse"]++
 		case s.lang == "ini" && strings.Contains(s.body, "[Service]"):
-			bin, err := flexgw()
-			if err != nil {
-				t.Fatal(err)
-			}
+			bin := testutil.FlexgwBinary(t)
 			unit := "[Unit]\nDescription=docs snippet\n\n" + strings.ReplaceAll(s.body, "/usr/bin/flexgw", bin)
 			path := filepath.Join(dir, "flexgw.service")
 			if err := os.WriteFile(path, []byte(unit), 0o644); err != nil {

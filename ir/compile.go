@@ -362,7 +362,11 @@ func (c *compiler) route(r *config.Route, name string, m *config.Meta) *Route {
 		WebSocket:       r.WebSocket,
 		Headers:         headerFilters(r.RequestHeaders, r.ResponseHeaders),
 		HostRewrite:     r.HostRewrite,
+		PreserveHost:    r.PreserveHost,
 		Source:          source(m, r.Line),
+	}
+	for _, m := range r.Mirrors {
+		out.Mirrors = append(out.Mirrors, m.Key())
 	}
 	if rd := r.Redirect; rd != nil {
 		out.Redirect = &Redirect{Scheme: rd.Scheme, Host: rd.Host, Port: rd.Port, RewritePath: rd.RewritePath, Path: rd.Path, StatusCode: rd.StatusCode}

@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 // tmux drives a real terminal: a private tmux server runs the interactive
@@ -63,42 +63,16 @@ func contains(subs ...string) func(string) bool {
 	}
 }
 
-var (
-	demoOnce sync.Once
-	demoBin  string
-	demoErr  error
-)
-
 // demo builds testdata/topdemo once per test binary.
 func demo(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Fatalf("tmux is required for this test (apt-get install tmux): %v", err)
 	}
-	demoOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "flexgw-topdemo-")
-		if err != nil {
-			demoErr = err
-			return
-		}
-		demoBin = filepath.Join(dir, "topdemo")
-		if out, err := exec.Command("go", "build", "-o", demoBin, "./testdata/topdemo").CombinedOutput(); err != nil {
-			demoErr = fmt.Errorf("go build ./testdata/topdemo: %w\n%s", err, out)
-		}
-	})
-	if demoErr != nil {
-		t.Fatal(demoErr)
-	}
-	return demoBin
+	return testutil.BuildProgram(t, "./tui/testdata/topdemo")
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if demoBin != "" {
-		os.RemoveAll(filepath.Dir(demoBin))
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // startTmux runs cmd in a fresh private tmux server, 130x36.
 func startTmux(t *testing.T, cmd string) *tmux {

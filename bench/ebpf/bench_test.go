@@ -24,6 +24,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 
 	"github.com/flexgw/flexgw/ebpf"
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 // The gateway under test is the real flexgw binary (built from ./cmd/flexgw,
@@ -92,7 +93,7 @@ func TestMain(m *testing.M) {
 		runUpstream()
 		return
 	}
-	os.Exit(m.Run())
+	testutil.Main(m)
 }
 
 func runUpstream() {
@@ -183,26 +184,14 @@ func freePort(b *testing.B) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// buildGateway builds ./cmd/flexgw into a temporary directory.
+// buildGateway returns the gateway as shipped (testutil.FlexgwBinary:
+// make's bin/flexgw) unless EBPF_FLEXGW_BIN names another build.
 func buildGateway(b *testing.B) string {
 	b.Helper()
 	if bin := os.Getenv("EBPF_FLEXGW_BIN"); bin != "" {
 		return bin // a prebuilt gateway
 	}
-	bin := filepath.Join(b.TempDir(), "flexgw")
-	var out []byte
-	var err error
-	// A few tries: a shared working tree may be mid-edit elsewhere.
-	for try := 0; try < 3; try++ {
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/flexgw")
-		cmd.Dir = "../.."
-		if out, err = cmd.CombinedOutput(); err == nil {
-			return bin
-		}
-		time.Sleep(5 * time.Second)
-	}
-	b.Fatalf("build flexgw (or set EBPF_FLEXGW_BIN): %v\n%s", err, out)
-	return ""
+	return testutil.FlexgwBinary(b)
 }
 
 // startUpstream starts the upstream as a separate process (outside the

@@ -14,6 +14,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/flexgw/flexgw/exporters/exportertest"
+	"github.com/flexgw/flexgw/logpipe/fluentbit/flbtest"
 )
 
 type eventTime struct{ time.Time }
@@ -51,10 +52,7 @@ func chunk(t *testing.T, path string, format, from, to int) {
 func build(t *testing.T) (so, harness string) {
 	t.Helper()
 	dir := t.TempDir()
-	so = filepath.Join(dir, "out_flexgw.so")
-	if out, err := exec.Command("go", "build", "-buildmode=c-shared", "-o", so, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build -buildmode=c-shared: %v\n%s", err, out)
-	}
+	so = flbtest.Plugin(t)
 	harness = filepath.Join(dir, "harness")
 	if out, err := exec.Command("gcc", "-Wall", "-o", harness, "testdata/harness.c", "-ldl").CombinedOutput(); err != nil {
 		t.Fatalf("gcc: %v\n%s", err, out)

@@ -30,8 +30,9 @@ type outcome struct {
 	path     string
 	status   int
 	// location is a redirect's Location; host the Host header sent
-	// upstream when the route rewrites it.
-	location, host string
+	// upstream when the route rewrites it; mirrors the clusters that get
+	// a copy.
+	location, host, mirrors string
 }
 
 // envoyRoute emulates Envoy's route matching and regex_rewrite over the
@@ -109,7 +110,11 @@ func envoyRoute(t *testing.T, rc *routev3.RouteConfiguration, req request) outco
 		if hasQuery && query != "" {
 			up += "?" + query
 		}
-		return outcome{clusters: strings.Join(cs, ","), path: up, status: 200, host: a.GetHostRewriteLiteral()}
+		var ms []string
+		for _, m := range a.GetRequestMirrorPolicies() {
+			ms = append(ms, m.Cluster)
+		}
+		return outcome{clusters: strings.Join(cs, ","), path: up, status: 200, host: a.GetHostRewriteLiteral(), mirrors: strings.Join(ms, ",")}
 	}
 	return outcome{status: 404}
 }
@@ -211,7 +216,11 @@ func irRoute(s *ir.Snapshot, l *ir.Listener, req request) outcome {
 			if upPath, _, _ := strings.Cut(up, "?"); !ir.DotSegmentFree(upPath) {
 				return outcome{status: 400} // the built-in refuses a rewrite that leaves its prefix
 			}
-			return outcome{clusters: strings.Join(cs, ","), path: up, status: 200, host: r.HostRewrite}
+			var ms []string
+			for _, m := range r.Mirrors {
+				ms = append(ms, ClusterName(m))
+			}
+			return outcome{clusters: strings.Join(cs, ","), path: up, status: 200, host: r.HostRewrite, mirrors: strings.Join(ms, ",")}
 		}
 		return outcome{status: 404}
 	}

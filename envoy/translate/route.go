@@ -168,6 +168,11 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 		return nil, fmt.Errorf("no destinations")
 	}
 	var total uint64
+	for _, m := range r.Mirrors {
+		if services[m] == nil {
+			return nil, fmt.Errorf("mirror service %q is not defined", m)
+		}
+	}
 	for _, d := range r.Destinations {
 		if services[d.Service] == nil {
 			return nil, fmt.Errorf("destination service %q is not defined", d.Service)
@@ -288,10 +293,19 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 			er.Action = redirectAction(r.Redirect, rewrite)
 		case r.DirectResponse != nil:
 			er.Action = directResponseAction(r.DirectResponse)
-		case r.HostRewrite != "":
-			// A host rewrite is the route's own: never interned.
+		case r.HostRewrite != "" || len(r.Mirrors) > 0:
+			// A host rewrite and mirrors are the route's own: never
+			// interned.
 			ra := k.build()
-			ra.Route.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: r.HostRewrite}
+			if r.HostRewrite != "" {
+				ra.Route.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: r.HostRewrite}
+			}
+			for _, m := range r.Mirrors {
+				if grpc {
+					break // proxyless gRPC does not mirror
+				}
+				ra.Route.RequestMirrorPolicies = append(ra.Route.RequestMirrorPolicies, &routev3.RouteAction_RequestMirrorPolicy{Cluster: ClusterName(m)})
+			}
 			er.Action = ra
 		case unique && k.rewrite != nil:
 			er.Action = k.build()

@@ -21,8 +21,9 @@ import (
 )
 
 // Main builds the binary into a temporary directory, points *bin at it,
-// runs the tests and exits: a TestMain body.
-func Main(m *testing.M, bin *string) {
+// runs the tests, calls after (cleanups of the package's own) and exits: a
+// TestMain body.
+func Main(m *testing.M, bin *string, after ...func()) {
 	dir, err := os.MkdirTemp("", "flexgw-test-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -44,6 +45,9 @@ func Main(m *testing.M, bin *string) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -21,7 +21,11 @@ func moduleRoot() string {
 // endpoints and, with FAKE_ENVOY_ADS set, plays Envoy's ADS client.
 func FakeEnvoy(dir string) (string, error) {
 	bin := filepath.Join(dir, "envoy")
-	cmd := exec.Command("go", "build", "-o", bin, "./envoy/supervisor/testdata/fakeenvoy")
+	args := []string{"build", "-o", bin}
+	if raceEnabled { // the tests' build cache entries, see BuildProgram
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, fakeEnvoyPkg)...)
 	cmd.Dir = moduleRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build stand-in envoy: %w\n%s", err, out)
@@ -29,15 +33,14 @@ func FakeEnvoy(dir string) (string, error) {
 	return bin, nil
 }
 
-// FakeEnvoyT is FakeEnvoy into a directory of the test's, failing it when
-// the build fails.
+const fakeEnvoyPkg = "./envoy/supervisor/testdata/fakeenvoy"
+
+// FakeEnvoyT is the stand-in Envoy built once per test process (see
+// BuildProgram; TestMain calls RemoveBuilds), failing the test when the
+// build fails.
 func FakeEnvoyT(t testing.TB) string {
 	t.Helper()
-	bin, err := FakeEnvoy(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return BuildProgram(t, fakeEnvoyPkg)
 }
 
 // FakeEnvoyMain builds the stand-in Envoy once for a test binary, points

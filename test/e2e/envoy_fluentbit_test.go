@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -27,10 +26,7 @@ import (
 // requests the test says it served.
 func TestEnvoyModeShipsThroughRealFluentBit(t *testing.T) {
 	flb := flbtest.Binary(t)
-	pluginDir := t.TempDir()
-	if out, err := exec.Command("make", "-s", "-C", "../..", "plugin", "BIN="+pluginDir).CombinedOutput(); err != nil {
-		t.Fatalf("make plugin: %v\n%s", err, out)
-	}
+	plugin := testutil.PluginLibrary(t)
 	pathDir := t.TempDir()
 	if err := os.Symlink(flb, filepath.Join(pathDir, "fluent-bit")); err != nil {
 		t.Fatal(err)
@@ -45,7 +41,7 @@ func TestEnvoyModeShipsThroughRealFluentBit(t *testing.T) {
 	g := startGateway(t, writeConfig(t, map[string]string{"api.yaml": cfg}),
 		"--dataplane", "envoy", "--envoy-path", envoyBin, "--envoy-admin", envoyAdmin,
 		"--xds-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		"--fluent-bit-plugin", filepath.Join(pluginDir, flbtest.PluginFile))
+		"--fluent-bit-plugin", plugin)
 	eventually(t, 30*time.Second, func() string {
 		if !strings.Contains(g.logs(), "log shipping through fluent-bit") {
 			return "the agent did not start Fluent Bit:\n" + g.logs()

@@ -21,7 +21,7 @@ import (
 
 var flexgwBin string
 
-func TestMain(m *testing.M) { gatewaytest.Main(m, &flexgwBin) }
+func TestMain(m *testing.M) { gatewaytest.Main(m, &flexgwBin, testutil.RemoveBuilds) }
 
 // freePort returns a loopback port that was free a moment ago. The config
 // format needs a concrete port, so the gateway cannot listen on :0 itself.

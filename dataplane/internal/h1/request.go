@@ -351,6 +351,12 @@ func (b *requestBody) reset(c *Conn, n int64, chunked bool) {
 	*b = requestBody{c: c, remaining: n, chunked: chunked}
 	if chunked {
 		b.cr.Reset(c.br)
+		b.cr.SetTrailerLimits(c.srv.opts.MaxHeaders, c.srv.opts.MaxHeaderBytes)
+		// The request's Trailer map exists before the body is read, as
+		// net/http's does: a handler holding a copy of the request (a
+		// policy's WithContext) sees the trailers once the body is done.
+		clear(c.trailer)
+		c.req.Trailer = c.trailer
 	}
 }
 
@@ -374,6 +380,11 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		b.armTimeout()
 		data, err := b.cr.Peek(len(p))
 		if err != nil {
+			if err == io.EOF {
+				for k, vv := range b.cr.Trailers() {
+					b.c.trailer[k] = vv
+				}
+			}
 			b.err = err
 			return 0, err
 		}

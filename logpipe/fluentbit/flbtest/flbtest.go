@@ -15,10 +15,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 // Find returns the Fluent Bit binary and "" , or "" and why none is usable.
@@ -84,50 +85,17 @@ func RepoRoot(t testing.TB) string {
 // which refuses Go plugins; any other name goes to the Go proxy.
 const PluginFile = "out_flexgw.so"
 
-var (
-	buildMu  sync.Mutex
-	buildDir string
-	builtSO  string
-)
-
-// Plugin builds the plugin with `make plugin` (once per test process,
-// into a directory Main removes) and returns the path of the file
-// Fluent Bit loads.
+// Plugin returns the plugin as `make plugin` builds it (testutil.PluginLibrary:
+// make test's bin/out_flexgw.so, else built once per test process into a
+// directory Main removes): the path of the file Fluent Bit loads.
 func Plugin(t testing.TB) string {
 	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if builtSO != "" {
-		return builtSO
-	}
-	dir, err := os.MkdirTemp("", "flexgw-plugin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	buildDir = dir
-	cmd := exec.Command("make", "-s", "-C", RepoRoot(t), "plugin", "BIN="+dir)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make plugin: %v\n%s", err, out)
-	}
-	p := filepath.Join(dir, PluginFile)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("make plugin did not produce %s: %v", PluginFile, err)
-	}
-	builtSO = p
-	return p
+	return testutil.PluginLibrary(t)
 }
 
 // Main runs a package's tests and removes the plugin Plugin built; call
 // it from TestMain.
-func Main(m *testing.M) {
-	code := m.Run()
-	buildMu.Lock()
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
-	}
-	buildMu.Unlock()
-	os.Exit(code)
-}
+func Main(m *testing.M) { testutil.Main(m) }
 
 // Proc is one running fluent-bit.
 type Proc struct {
