@@ -559,6 +559,13 @@ func unsupportedFilter(rule map[string]any) string {
 			return "filter type " + t + " is not supported by flexgw"
 		}
 	}
+	brs, _ := rule["backendRefs"].([]any)
+	for _, b := range brs {
+		bm, _ := b.(map[string]any)
+		if fs, _ := bm["filters"].([]any); len(fs) > 0 {
+			return fmt.Sprintf("backendRef %q: filters on a backendRef are not supported by flexgw (put them on the rule)", str(bm["name"]))
+		}
+	}
 	return ""
 }
 
