@@ -91,6 +91,8 @@ spec:
     backendRefs: [{group: example.com, kind: Bucket, name: b}]
   - matches: [{path: {type: PathPrefix, value: /cross}}]
     backendRefs: [{name: far, namespace: other, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /partial}}]
+    backendRefs: [{name: echo, port: 80}, {name: nothing-here, port: 80}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -191,6 +193,19 @@ spec:
 	}
 	if got := get(fmt.Sprintf("http://127.0.0.1:%d/m", mixed)); got[:3] != "200" {
 		t.Errorf("a listener admitting HTTPRoute beside an invalid kind: %s", got)
+	}
+	// Half of /partial's requests are weighted to a Service that does not
+	// exist: those get 500, the others the backend's answer.
+	seen := map[string]bool{}
+	for i := 0; i < 400 && len(seen) < 2; i++ {
+		got := do("GET", "/partial")
+		if got != "500" && got != "200 echo "+self+" /partial" {
+			t.Fatalf("GET /partial: %q", got)
+		}
+		seen[got] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("GET /partial: only %v in 400 requests", seen)
 	}
 	waitRouteCond(t, c, "default", "backend-filters", "", "Accepted", "False UnsupportedValue")
 	if got := do("GET", "/bf"); got != "200 echo "+self+" /bf" { // the catch-all of route matches
