@@ -375,7 +375,13 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 		}
 		rs := &routeStatus{parents: ps, resolved: true}
 		st[owner] = rs
-		if len(attached) == 0 {
+		unserved := false
+		for _, p := range ps {
+			unserved = unserved || len(p.unserved) > 0
+		}
+		// A route attached only to listeners not served still reports
+		// whether its backends resolve; it yields no route entries.
+		if len(attached) == 0 && !unserved {
 			continue
 		}
 		rules, _, _ := unstructured.NestedSlice(rt.Object, "spec", "rules")

@@ -16,7 +16,8 @@ import (
 // with an invalid listener reports Accepted reason ListenersNotValid
 // (False when none is valid), and a route attached to an HTTPS listener
 // whose certificate is missing counts in its attachedRoutes, is Accepted,
-// and is not served there while the Gateway's HTTP listener serves it.
+// reports whether its backends resolve, and is not served there while
+// the Gateway's HTTP listener serves it.
 func TestGatewayListenersNotValidAndUnservedAttachments(t *testing.T) {
 	cl := kubetest.Start(t)
 	c := kubetest.NewClient(t, cl.Kubeconfig)
@@ -40,6 +41,13 @@ metadata: {name: both, namespace: default}
 spec:
   parentRefs: [{name: gw, sectionName: http}, {name: gw, sectionName: tls}]
   rules: [{backendRefs: [{name: web, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: unserved, namespace: default}
+spec:
+  parentRefs: [{name: gw, sectionName: tls}]
+  rules: [{backendRefs: [{name: does-not-exist, port: 80}]}]
 `)
 	startGateway(t, cl.Kubeconfig)
 
@@ -53,9 +61,10 @@ spec:
 		s, r, _ := listenerCond(t, c, "default", "gw", "tls", "Programmed")
 		_, a := listenerKinds(t, c, "tls")
 		got := fmt.Sprintf("Programmed=%s %s attached=%d", s, r, a)
-		return got == "Programmed=False Invalid attached=1", got
+		return got == "Programmed=False Invalid attached=2", got
 	})
 	waitRouteCond(t, c, "default", "both", "tls", "Accepted", "True Accepted")
+	waitRouteCond(t, c, "default", "unserved", "tls", "ResolvedRefs", "False BackendNotFound")
 	waitRouteCond(t, c, "default", "both", "http", "Accepted", "True Accepted")
 	kubetest.Eventually(t, time.Minute, "the HTTP listener serves the route", func() (bool, string) {
 		got := get(fmt.Sprintf("http://127.0.0.1:%d/x", port))
