@@ -55,6 +55,7 @@ test-go: build plugin
 	@# The HTTP/1.1 wire code and the request-path normalisation (docs/security.md).
 	$(GO) test ./dataplane/internal/h1 -run '^$$' -fuzz FuzzReadRequest -fuzztime 5s
 	$(GO) test ./dataplane/internal/h1 -run '^$$' -fuzz FuzzResponseHead -fuzztime 5s
+	$(GO) test ./dataplane/internal/h1 -run '^$$' -fuzz FuzzChunkedTrailers -fuzztime 5s
 	$(GO) test ./ir -run '^$$' -fuzz FuzzNormalizePath -fuzztime 5s
 
 # Rewrites every golden file (translator and policy renderings, config and

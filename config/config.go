@@ -161,7 +161,13 @@ type Route struct {
 	// HostRewrite is the `hostRewrite` extension: the Host header the
 	// upstream receives.
 	HostRewrite string
-	Line        int
+	// PreserveHost is the `preserveHost` extension: the upstream gets
+	// the client's Host header.
+	PreserveHost bool
+	// Mirrors is the `mirrors` extension: Services that get a copy of
+	// every request the route forwards (Gateway API's RequestMirror).
+	Mirrors []Ref
+	Line    int
 }
 
 // Redirect is the `redirect` extension (Gateway API's RequestRedirect):
@@ -201,7 +207,11 @@ type Destination struct {
 	Ref             Ref
 	Weight          int
 	DestinationPath string
-	Line            int
+	// DirectResponse answers this destination's share of the requests
+	// (the `directResponse` extension of a route-weighted entry), in
+	// place of a destinationRef.
+	DirectResponse *DirectResponse
+	Line           int
 }
 
 // Ref names another resource.

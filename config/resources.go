@@ -127,6 +127,9 @@ func (d *decoder) routeOptions(r *Route, cf map[string]field, path string) {
 	if f, ok := cf["responseHeaders"]; ok {
 		r.ResponseHeaders = d.headerMutation(f.value, path+".responseHeaders")
 	}
+	if f, ok := cf["preserveHost"]; ok {
+		r.PreserveHost, _ = d.boolean(f.value, path+".preserveHost")
+	}
 	if f, ok := cf["hostRewrite"]; ok {
 		if h, ok := d.str(f.value, path+".hostRewrite"); ok {
 			if err := checkHost(h); err != nil {
@@ -138,6 +141,11 @@ func (d *decoder) routeOptions(r *Route, cf map[string]field, path string) {
 	}
 	if f, ok := cf["redirect"]; ok {
 		r.Redirect = d.redirect(f.value, path+".redirect")
+	}
+	if f, ok := cf["mirrors"]; ok {
+		for i, n := range d.seq(f.value, path+".mirrors") {
+			r.Mirrors = append(r.Mirrors, d.destRef(n, fmt.Sprintf("%s.mirrors[%d]", path, i)))
+		}
 	}
 	if f, ok := cf["directResponse"]; ok {
 		r.DirectResponse = d.directResponse(f.value, path+".directResponse")
@@ -620,13 +628,16 @@ func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
 		return r
 	}
 	if !weighted {
-		cf := d.fields(cfg.value, "spec.config", "destinationRef", "destinationPath", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders", "hostRewrite", "redirect", "directResponse")
+		cf := d.fields(cfg.value, "spec.config", "destinationRef", "destinationPath", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders", "hostRewrite", "preserveHost", "redirect", "directResponse", "mirrors")
 		d.routeOptions(r, cf, "spec.config")
 		f, ok := cf["destinationRef"]
 		answers := r.Redirect != nil || r.DirectResponse != nil
 		switch {
 		case r.Redirect != nil && r.DirectResponse != nil:
 			d.errorf(cfg.value, "spec.config.directResponse", "a route answers with a redirect or a direct response, not both")
+			return r
+		case answers && len(r.Mirrors) > 0:
+			d.errorf(cfg.value, "spec.config.mirrors", "a route that answers with a redirect or a direct response forwards nothing to mirror")
 			return r
 		case answers && ok:
 			d.errorf(f.value, "spec.config.destinationRef", "a route that answers with a redirect or a direct response has no destination")
@@ -640,7 +651,7 @@ func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
 		r.Destinations = []*Destination{{Ref: d.destRef(f.value, "spec.config.destinationRef"), Weight: 100, Line: f.value.Line}}
 		return r
 	}
-	cf := d.fields(cfg.value, "spec.config", "routes", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders", "hostRewrite")
+	cf := d.fields(cfg.value, "spec.config", "routes", "timeout", "retries", "websocket", "requestHeaders", "responseHeaders", "hostRewrite", "preserveHost", "mirrors")
 	d.routeOptions(r, cf, "spec.config")
 	items := d.seq(cf["routes"].value, "spec.config.routes")
 	if len(items) == 0 {
@@ -648,7 +659,7 @@ func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
 	}
 	for i, n := range items {
 		p := fmt.Sprintf("spec.config.routes[%d]", i)
-		fs := d.fields(n, p, "weight", "destinationPath", "destinationRef")
+		fs := d.fields(n, p, "weight", "destinationPath", "destinationRef", "directResponse")
 		dst := &Destination{Line: n.Line}
 		if f, ok := fs["weight"]; ok {
 			if v, ok := d.integer(f.value, p+".weight"); ok {
@@ -663,10 +674,17 @@ func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
 		if f, ok := fs["destinationPath"]; ok {
 			dst.DestinationPath = d.destinationPath(f.value, p+".destinationPath")
 		}
-		if f, ok := fs["destinationRef"]; ok {
+		f, hasRef := fs["destinationRef"]
+		dr, hasDirect := fs["directResponse"]
+		switch {
+		case hasRef && hasDirect:
+			d.errorf(dr.value, p+".directResponse", "a destination has a destinationRef or a directResponse, not both")
+		case hasRef:
 			dst.Ref = d.destRef(f.value, p+".destinationRef")
-		} else {
-			d.errorf(n, p+".destinationRef", "required")
+		case hasDirect:
+			dst.DirectResponse = d.directResponse(dr.value, p+".directResponse")
+		default:
+			d.errorf(n, p+".destinationRef", "required (or a directResponse)")
 		}
 		r.Destinations = append(r.Destinations, dst)
 	}

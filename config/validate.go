@@ -84,6 +84,11 @@ func validate(set *Set, errs *ErrorList) {
 					add(b.errorf(d.Ref.Line, field, fmt.Sprintf("Service %q not found in namespace %q", d.Ref.Name, d.Ref.Namespace)))
 				}
 			}
+			for i, m := range b.Route.Mirrors {
+				if _, ok := services[m.Key()]; !ok && m.Name != "" {
+					add(b.errorf(m.Line, fmt.Sprintf("spec.config.mirrors[%d]", i), fmt.Sprintf("Service %q not found in namespace %q", m.Name, m.Namespace)))
+				}
+			}
 		case t.Kind == KindApiInstance && !isAPI, t.Kind == KindService && !isSvc, t.Kind == "" && !isAPI && !isSvc:
 			what := "ApiInstance or Service"
 			if t.Kind != "" {

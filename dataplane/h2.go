@@ -64,7 +64,13 @@ func (dp *DataPlane) forwardH2(st *reqState, w http.ResponseWriter, r *http.Requ
 		return
 	}
 	out.ContentLength = r.ContentLength
-	out.Host = st.upstreamHost(ep)
+	out.Host = st.upstreamHost(ep, r)
+	if body != http.NoBody && len(r.Trailer) > 0 && h1.FilterTrailers(r.Trailer) {
+		// The client declared its trailers (HTTP/2 requires it): the
+		// transport announces them and sends their values from this same
+		// map, which the server fills when the body ends.
+		out.Trailer = r.Trailer
+	}
 	if len(st.dispatch) > 0 {
 		st.runDispatch(r, ep, prefix)
 	}
@@ -127,7 +133,9 @@ func (dp *DataPlane) forwardH2(st *reqState, w http.ResponseWriter, r *http.Requ
 		dst[k] = vv
 	}
 	for k := range resp.Trailer {
-		dst.Add("Trailer", k)
+		if h1.TrailerAllowed(k) {
+			dst.Add("Trailer", k)
+		}
 	}
 	st.status = resp.StatusCode
 	w.WriteHeader(resp.StatusCode)
@@ -158,7 +166,6 @@ func (dp *DataPlane) forwardH2(st *reqState, w http.ResponseWriter, r *http.Requ
 			return
 		}
 	}
-	for k, vv := range resp.Trailer {
-		dst[k] = vv
-	}
+	h1.FilterTrailers(resp.Trailer)
+	relayTrailers(dst, resp.Trailer)
 }

@@ -148,7 +148,7 @@ func (st *reqState) runDispatch(r *http.Request, ep *endpoint, prefix string) {
 	if ep.svc.cfg.Protocol == ir.HTTPS {
 		scheme = "https"
 	}
-	up := &policy.UpstreamRequest{Method: r.Method, Scheme: scheme, Host: st.upstreamHost(ep), Path: pb.String(), Header: make(http.Header, len(r.Header)), ContentLength: r.ContentLength}
+	up := &policy.UpstreamRequest{Method: r.Method, Scheme: scheme, Host: st.upstreamHost(ep, r), Path: pb.String(), Header: make(http.Header, len(r.Header)), ContentLength: r.ContentLength}
 	if r.URL.RawQuery != "" {
 		up.RawQuery = requestQuery(r)
 	}
@@ -481,6 +481,10 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 		return
 	}
 	di := weightedPick(rt.cum)
+	if d := rt.destDirect[di]; d != nil {
+		st.writeDirect(w, r, d)
+		return
+	}
 	svc := rt.dests[di]
 	prefix := rt.prefix[di]
 	st.svc = svc
@@ -504,6 +508,9 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 	if !st.rewrite(r) {
 		st.writeError(w, http.StatusBadRequest, "", "the route's rewrite leaves its destination path")
 		return
+	}
+	if len(rt.mirrors) > 0 && !st.upgrade {
+		defer dp.mirrorAfter(st, r)()
 	}
 
 	if st.upgrade {
@@ -752,6 +759,7 @@ func (dp *DataPlane) relayResponse(st *reqState, c *upConn, w http.ResponseWrite
 		err, werr = st.copyLength(w, c.br, res.ContentLength)
 	case res.Chunked:
 		st.chunked.Reset(c.br)
+		st.chunked.SetTrailerLimits(dp.opts.MaxHeaders, h1.MaxResponseHead)
 		err, werr = st.copyChunked(w)
 	default:
 		// Close-delimited body: read to EOF, never reuse.
@@ -821,6 +829,7 @@ func (st *reqState) copyChunked(w http.ResponseWriter) (err error, writeErr bool
 		}
 		b, err := cr.Peek(upReadBufSize)
 		if err == io.EOF {
+			relayTrailers(w.Header(), cr.Trailers())
 			return nil, false
 		}
 		if err != nil {
@@ -837,6 +846,16 @@ func (st *reqState) copyChunked(w http.ResponseWriter) (err error, writeErr bool
 		if cr.Buffered() == 0 {
 			flushTo(w)
 		}
+	}
+}
+
+// relayTrailers hands an upstream's trailer fields (already filtered by
+// h1.TrailerAllowed) to the client's writer in net/http's prefix form,
+// which every server of the data plane writes after the body: an
+// HTTP/1.1 trailer section on a chunked response, HTTP/2 trailers.
+func relayTrailers(dst, tr http.Header) {
+	for k, vv := range tr {
+		dst[http.TrailerPrefix+k] = vv
 	}
 }
 

@@ -146,7 +146,7 @@ func (dp *DataPlane) writeRequest(st *reqState, c *upConn, ep *endpoint, prefix 
 		bw.WriteByte('?')
 	}
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(st.upstreamHost(ep))
+	bw.WriteString(st.upstreamHost(ep, r))
 	bw.WriteString("\r\n")
 
 	connHdr := r.Header["Connection"]
@@ -201,17 +201,41 @@ func (dp *DataPlane) writeRequest(st *reqState, c *upConn, ep *endpoint, prefix 
 		if r.ContentLength == 0 {
 			return false, bw.Flush()
 		}
-		return st.copyBody(bw, r.Body, false)
+		return st.copyBody(bw, r, false)
 	default:
 		bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
-		return st.copyBody(bw, r.Body, true)
+		return st.copyBody(bw, r, true)
+	}
+}
+
+// writeTrailers writes the client's trailer fields that may cross a
+// proxy (h1.TrailerAllowed) as an HTTP/1.1 trailer section. The h1
+// server has checked its own; those of HTTP/2 clients are checked here
+// too, so no CR or LF reaches the upstream's framing.
+func writeTrailers(bw *bufio.Writer, tr http.Header) {
+	for k, vv := range tr {
+		k = http.CanonicalHeaderKey(k)
+		if !h1.TrailerAllowed(k) || !h1.ValidFieldName(k) {
+			continue
+		}
+		for _, v := range vv {
+			if !h1.ValidFieldValue(v) {
+				continue
+			}
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
 	}
 }
 
 // copyBody streams the request body upstream (chunk-encoded when its
-// length is unknown). It flushes after each short read, so a client that
-// streams its body slowly is relayed as it goes.
-func (st *reqState) copyBody(bw *bufio.Writer, body io.Reader, chunked bool) (started bool, err error) {
+// length is unknown, then with the request's trailers). It flushes after
+// each short read, so a client that streams its body slowly is relayed
+// as it goes.
+func (st *reqState) copyBody(bw *bufio.Writer, r *http.Request, chunked bool) (started bool, err error) {
+	body := r.Body
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
 	buf := *bp
@@ -246,7 +270,9 @@ func (st *reqState) copyBody(bw *bufio.Writer, body io.Reader, chunked bool) (st
 		}
 	}
 	if chunked {
-		bw.WriteString("0\r\n\r\n")
+		bw.WriteString("0\r\n")
+		writeTrailers(bw, r.Trailer)
+		bw.WriteString("\r\n")
 	}
 	return started, bw.Flush()
 }

@@ -3,6 +3,8 @@ package dataplane
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/flexgw/flexgw/ir"
 )
 
 // answer replies for a route that answers by itself, after its policies
@@ -24,7 +26,13 @@ func (st *reqState) answer(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(rd.StatusCode)
 		return
 	}
-	d := rt.direct
+	st.writeDirect(w, r, rt.direct)
+}
+
+// writeDirect answers with a direct response: its status and body.
+func (st *reqState) writeDirect(w http.ResponseWriter, r *http.Request, d *ir.DirectResponse) {
+	h := w.Header()
+	h["X-Request-Id"] = []string{st.reqID}
 	h["Content-Length"] = []string{strconv.Itoa(len(d.Body))}
 	if d.Body != "" {
 		h["Content-Type"] = []string{"text/plain"}
@@ -38,10 +46,15 @@ func (st *reqState) answer(w http.ResponseWriter, r *http.Request) {
 }
 
 // upstreamHost is the Host header of the upstream request: the route's
-// hostRewrite (Gateway API's URLRewrite hostname), else the endpoint's.
-func (st *reqState) upstreamHost(ep *endpoint) string {
-	if h := st.route.hostRewrite; h != "" {
-		return h
+// hostRewrite (Gateway API's URLRewrite hostname), else the client's when
+// the route preserves it (Envoy's behaviour, which Gateway API and
+// Ingress expect), else the endpoint's.
+func (st *reqState) upstreamHost(ep *endpoint, r *http.Request) string {
+	switch {
+	case st.route.hostRewrite != "":
+		return st.route.hostRewrite
+	case st.route.preserveHost && r.Host != "":
+		return r.Host
 	}
 	return ep.host
 }

@@ -1,9 +1,11 @@
 package dataplane
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flexgw/flexgw/ir"
 )
@@ -69,5 +71,106 @@ func TestRoutesThatAnswerAndQueryMatches(t *testing.T) {
 			t.Errorf("GET %s: %d Host %q body %q; want 200 Host %q", tc.path, resp.StatusCode, resp.Header.Get("X-Host"), body, want)
 		}
 		<-hits
+	}
+}
+
+// TestRequestMirror: a mirrored route's upstream answers the client while
+// the mirror service gets a copy of each request (method, rewritten path,
+// headers, body); a mirror that is down or slow changes nothing for the
+// client.
+func TestRequestMirror(t *testing.T) {
+	type copyOf struct{ method, uri, tag, body string }
+	copies := make(chan copyOf, 8)
+	mirror := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		copies <- copyOf{r.Method, r.RequestURI, r.Header.Get("X-Tag"), string(b)}
+		w.WriteHeader(http.StatusTeapot) // never seen by the client
+	})
+	main := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write([]byte("main " + r.RequestURI + " " + string(b)))
+	})
+	rt := catchAll("mirrored", "main")
+	rt.Rules = []ir.Rule{{Path: ir.MustRegexp("/api(/.*)")}}
+	rt.Mirrors = []string{"default/mirror", "default/down"}
+	s := snapshot(1, []*ir.Service{svc("main", endpointOf(t, main)), svc("mirror", endpointOf(t, mirror)), svc("down", freeAddr(t))},
+		api("api", "/", rt))
+	g := startGateway(t, s)
+	req, _ := http.NewRequest("POST", g.url("/api/orders?x=1"), strings.NewReader("payload"))
+	req.Header.Set("X-Tag", "t1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "main /orders?x=1 payload" {
+		t.Fatalf("client got %d %q", resp.StatusCode, b)
+	}
+	next := func() copyOf {
+		select {
+		case c := <-copies:
+			return c
+		case <-time.After(10 * time.Second):
+			t.Fatal("the mirror never got its copy")
+		}
+		return copyOf{}
+	}
+	if c := next(); c != (copyOf{"POST", "/orders?x=1", "t1", "payload"}) {
+		t.Fatalf("mirror got %+v", c)
+	}
+	resp, body := get(t, http.DefaultClient, g.url("/api/items"))
+	if resp.StatusCode != 200 || body != "main /items " {
+		t.Fatalf("GET: %d %q", resp.StatusCode, body)
+	}
+	if c := next(); c != (copyOf{"GET", "/items", "", ""}) {
+		t.Fatalf("mirror got %+v", c)
+	}
+}
+
+// TestPreserveHost: a route with PreserveHost sends the client's Host
+// header upstream, one without sends the endpoint's, and hostRewrite wins
+// over both.
+func TestPreserveHost(t *testing.T) {
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Host)) })
+	keep := catchAll("keep", "up")
+	keep.Rules, keep.PreserveHost = []ir.Rule{{Path: ir.MustRegexp("/keep")}}, true
+	both := catchAll("both", "up")
+	both.Rules, both.PreserveHost, both.HostRewrite = []ir.Rule{{Path: ir.MustRegexp("/both")}}, true, "rewritten.internal"
+	g := startGateway(t, snapshot(1, []*ir.Service{svc("up", endpointOf(t, up))}, api("api", "/", keep, both, catchAll("rest", "up"))))
+	for path, want := range map[string]string{"/keep": "shop.example.com:8080", "/both": "rewritten.internal", "/other": endpointOf(t, up).Address()} {
+		req, _ := http.NewRequest("GET", g.url(path), nil)
+		req.Host = "shop.example.com:8080"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != want {
+			t.Errorf("%s: upstream got Host %q, want %q", path, b, want)
+		}
+	}
+}
+
+// TestWeightedDirectResponse: a destination that answers directly takes
+// its weighted share of the requests; the others reach the upstream.
+func TestWeightedDirectResponse(t *testing.T) {
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("up")) })
+	rt := catchAll("split", "up")
+	rt.Destinations[0].Weight = 50
+	rt.Destinations = append(rt.Destinations, ir.Destination{Weight: 50, DirectResponse: &ir.DirectResponse{Status: 500}})
+	g := startGateway(t, snapshot(1, []*ir.Service{svc("up", endpointOf(t, up))}, api("api", "/", rt)))
+	seen := map[string]bool{}
+	for i := 0; i < 400 && len(seen) < 2; i++ {
+		resp, body := get(t, http.DefaultClient, g.url("/x"))
+		got := resp.Status[:3] + " " + body
+		if got != "200 up" && got != "500 " {
+			t.Fatalf("GET /x: %q", got)
+		}
+		seen[got] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("only %v in 400 requests", seen)
 	}
 }

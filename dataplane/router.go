@@ -58,10 +58,17 @@ type route struct {
 	headers *ir.HeaderFilters
 	// hostRewrite, when set, is the Host header the upstream receives.
 	hostRewrite string
+	// preserveHost sends the client's Host header upstream.
+	preserveHost bool
 	// redirect and direct make the route answer by itself
 	// (routeactions.go); it has no destinations then.
 	redirect *ir.Redirect
 	direct   *ir.DirectResponse
+	// mirrors get a copy of every request forwarded (mirror.go).
+	mirrors []*service
+	// destDirect answers, per destination, the requests it takes
+	// instead of a service (whose dests entry is nil).
+	destDirect []*ir.DirectResponse
 }
 
 // requestPath is the path routing matches and the upstream receives: the
@@ -253,14 +260,26 @@ func (dp *DataPlane) buildRoute(s *ir.Snapshot, a *ir.API, ar *apiRoutes, r *ir.
 		headers: r.Headers,
 		// The redirect's Location and the direct response's body are
 		// built per request from these.
-		hostRewrite: r.HostRewrite,
-		redirect:    r.Redirect,
-		direct:      r.DirectResponse,
+		hostRewrite:  r.HostRewrite,
+		preserveHost: r.PreserveHost,
+		redirect:     r.Redirect,
+		direct:       r.DirectResponse,
 	}
 	var total uint32
 	var svcPolicies []*ir.Policy
 	owner := map[*ir.Policy]*ir.Service{}
 	for i, d := range r.Destinations {
+		if d.DirectResponse != nil {
+			// This share of the requests is answered, not forwarded.
+			total += d.Weight
+			rt.dests = append(rt.dests, nil)
+			rt.cum = append(rt.cum, total)
+			rt.dpath = append(rt.dpath, "")
+			rt.prefix = append(rt.prefix, "")
+			rt.destDirect = append(rt.destDirect, d.DirectResponse)
+			continue
+		}
+		rt.destDirect = append(rt.destDirect, nil)
 		svc := svcs[d.Service]
 		if svc == nil {
 			return nil, fmt.Errorf("destinations[%d]: service %q not in snapshot", i, d.Service)
@@ -281,6 +300,13 @@ func (dp *DataPlane) buildRoute(s *ir.Snapshot, a *ir.API, ar *apiRoutes, r *ir.
 		for _, p := range cur.Policies {
 			owner[p] = cur
 		}
+	}
+	for i, m := range r.Mirrors {
+		svc := svcs[m]
+		if svc == nil {
+			return nil, fmt.Errorf("mirrors[%d]: service %q not in snapshot", i, m)
+		}
+		rt.mirrors = append(rt.mirrors, svc)
 	}
 	if len(rt.dests) == 0 && rt.redirect == nil && rt.direct == nil {
 		return nil, fmt.Errorf("no destinations")

@@ -45,7 +45,11 @@ type service struct {
 	tls         *tls.Config // upstream TLS for https services, nil for http
 	// h2 is the transport for services that speak HTTP/2 upstream.
 	h2 *http.Transport
-	dp *DataPlane
+	// mirrorTr sends the mirror copies of routes mirroring to the
+	// service (mirror.go), made on first use.
+	mirrorOnce sync.Once
+	mirrorTr   *http.Transport
+	dp         *DataPlane
 
 	// passive is set when the service configures outlier detection
 	// (passive health); Envoy too leaves it off unless asked.
@@ -349,6 +353,10 @@ func (s *service) close() {
 		}
 		if s.h2 != nil {
 			s.h2.CloseIdleConnections()
+		}
+		s.mirrorOnce.Do(func() {}) // no transport is made after close
+		if s.mirrorTr != nil {
+			s.mirrorTr.CloseIdleConnections()
 		}
 	})
 }

@@ -362,7 +362,11 @@ func (c *compiler) route(r *config.Route, name string, m *config.Meta) *Route {
 		WebSocket:       r.WebSocket,
 		Headers:         headerFilters(r.RequestHeaders, r.ResponseHeaders),
 		HostRewrite:     r.HostRewrite,
+		PreserveHost:    r.PreserveHost,
 		Source:          source(m, r.Line),
+	}
+	for _, m := range r.Mirrors {
+		out.Mirrors = append(out.Mirrors, m.Key())
 	}
 	if rd := r.Redirect; rd != nil {
 		out.Redirect = &Redirect{Scheme: rd.Scheme, Host: rd.Host, Port: rd.Port, RewritePath: rd.RewritePath, Path: rd.Path, StatusCode: rd.StatusCode}
@@ -401,6 +405,10 @@ func (c *compiler) bindingRoute(b *config.PolicyBinding) *Route {
 	r.Destinations = []Destination{}
 	common := true
 	for _, d := range b.Route.Destinations {
+		if dr := d.DirectResponse; dr != nil {
+			r.Destinations = append(r.Destinations, Destination{Weight: uint32(d.Weight), DirectResponse: &DirectResponse{Status: dr.Status, Body: dr.Body}})
+			continue
+		}
 		r.Destinations = append(r.Destinations, Destination{Service: d.Ref.Key(), Weight: uint32(d.Weight), DestinationPath: d.DestinationPath})
 		common = common && d.DestinationPath == b.Route.Destinations[0].DestinationPath
 	}

@@ -143,6 +143,14 @@ type Route struct {
 	// HostRewrite replaces the Host header the upstream receives (Gateway
 	// API's URLRewrite hostname); "" sends the usual one.
 	HostRewrite string `json:"hostRewrite,omitempty"`
+	// PreserveHost sends the client's Host header upstream instead of the
+	// endpoint's host[:port] (the built-in's default). Envoy always
+	// forwards the client's, so it changes the built-in data plane only.
+	PreserveHost bool `json:"preserveHost,omitempty"`
+	// Mirrors are the keys of services that get a copy of every request
+	// the route forwards, their answers dropped (Gateway API's
+	// RequestMirror, Envoy's request_mirror_policies).
+	Mirrors []string `json:"mirrors,omitempty"`
 	// DestinationPath is prepended to the upstream path.
 	DestinationPath string `json:"destinationPath,omitempty"`
 	// Timeout bounds the whole upstream exchange; 0 means DefaultRouteTimeout.
@@ -205,6 +213,11 @@ type Destination struct {
 	// DestinationPath, when set, replaces Route.DestinationPath for this
 	// destination (route-weighted bindings give each destination its own).
 	DestinationPath string `json:"destinationPath,omitempty"`
+	// DirectResponse, when set, answers the requests this destination
+	// takes instead of a service (Service is then ""): Gateway API's 500
+	// for the share of a rule weighted to a backendRef that cannot be
+	// used.
+	DirectResponse *DirectResponse `json:"directResponse,omitempty"`
 }
 
 // Rule matches a request when every set field matches (AND).

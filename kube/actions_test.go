@@ -18,7 +18,9 @@ import (
 // status codes), query parameter and method matches, a URLRewrite
 // hostname, and rules whose backends are invalid (unknown Service,
 // unsupported kind, cross-namespace without a ReferenceGrant), which must
-// answer 500 while the route stays Accepted with ResolvedRefs=False.
+// answer 500 while the route stays Accepted with ResolvedRefs=False, a
+// RequestMirror filter, and listeners whose allowedRoutes.kinds name a
+// kind flexgw does not serve.
 func TestHTTPRouteRedirectsMatchesAndInvalidBackends(t *testing.T) {
 	cl := kubetest.Start(t)
 	c := kubetest.NewClient(t, cl.Kubeconfig)
@@ -28,6 +30,11 @@ func TestHTTPRouteRedirectsMatchesAndInvalidBackends(t *testing.T) {
 		fmt.Fprintf(w, "echo %s %s", r.Host, r.URL.RequestURI())
 	}))
 	c.MustApply(t, backendServiceFor(t, "default", "echo", echo))
+	copies := make(chan string, 16)
+	mirror := serveOn(t, kubetest.HostIP(t), "mirror", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		copies <- r.Method + " " + r.URL.RequestURI()
+	}))
+	c.MustApply(t, backendServiceFor(t, "default", "mirror", mirror))
 	c.MustApply(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n---\n"+backendService(t, "other", "far"))
 	port, only, mixed := kubetest.FreePort(t), kubetest.FreePort(t), kubetest.FreePort(t)
 	// Listeners whose allowedRoutes.kinds name a kind flexgw does not
@@ -67,6 +74,9 @@ spec:
     filters: [{type: RequestRedirect, requestRedirect: {hostname: posted.example}}]
   - matches: [{path: {type: PathPrefix, value: /h}, headers: [{type: RegularExpression, name: X-Version, value: "v[2-9]"}]}]
     filters: [{type: RequestRedirect, requestRedirect: {hostname: v2.example}}]
+  - matches: [{path: {type: PathPrefix, value: /mirrored}}]
+    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: mirror, port: 80}}}]
+    backendRefs: [{name: echo, port: 80}]
   - backendRefs: [{name: echo, port: 80}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -81,6 +91,20 @@ spec:
     backendRefs: [{group: example.com, kind: Bucket, name: b}]
   - matches: [{path: {type: PathPrefix, value: /cross}}]
     backendRefs: [{name: far, namespace: other, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /partial}}]
+    backendRefs: [{name: echo, port: 80}, {name: nothing-here, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: backend-filters, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /bf}}]
+    backendRefs:
+    - name: echo
+      port: 80
+      filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-A, value: b}]}}]
 `)
 	startGateway(t, cl.Kubeconfig)
 	at := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -107,7 +131,6 @@ spec:
 		return got == "302 https://example.org/to-https/a?x=1", got
 	})
 	self := fmt.Sprintf("127.0.0.1:%d", port)
-	upHost := strings.TrimPrefix(echo, "http://")
 	for _, tc := range []struct{ method, path, want string }{
 		{"GET", "/to-8443", "301 https://example.org:8443/to-8443"},
 		// No scheme, no hostname: the request's host and the listener's port.
@@ -117,11 +140,11 @@ spec:
 		{"GET", "/prefix/old", "307 http://example.org:" + fmt.Sprint(port) + "/new"},
 		{"GET", "/q?animal=whale", "200 echo whales.internal /q?animal=whale"},
 		{"GET", "/q?animal=dolphin&num=42", "302 http://numbers.example:" + fmt.Sprint(port) + "/q?animal=dolphin&num=42"},
-		// Without a hostname rewrite the upstream gets its own address.
-		{"GET", "/q?animal=dolphin", "200 echo " + upHost + " /q?animal=dolphin"},
+		// Without a hostname rewrite the upstream gets the client's Host.
+		{"GET", "/q?animal=dolphin", "200 echo " + self + " /q?animal=dolphin"},
 		{"POST", "/m", "302 http://posted.example:" + fmt.Sprint(port) + "/m"},
-		{"GET", "/m", "200 echo " + upHost + " /m"},
-		{"GET", "/h", "200 echo " + upHost + " /h"},
+		{"GET", "/m", "200 echo " + self + " /m"},
+		{"GET", "/h", "200 echo " + self + " /h"},
 		{"GET", "/missing/x", "500"},
 		{"GET", "/kind", "500"},
 		{"GET", "/cross", "500"},
@@ -134,6 +157,18 @@ spec:
 			t.Errorf("%s %s: got %q, want %q", tc.method, tc.path, got, tc.want)
 		}
 	}
+	// RequestMirror: the client gets the backend's answer, the mirror a copy.
+	if got := do("GET", "/mirrored/x?y=1"); got != "200 echo "+self+" /mirrored/x?y=1" {
+		t.Errorf("GET /mirrored/x: %q", got)
+	}
+	select {
+	case got := <-copies:
+		if got != "GET /mirrored/x?y=1" {
+			t.Errorf("the mirror got %q", got)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the mirror never got its copy")
+	}
 	if got := do("GET", "/h", "X-Version", "v3"); got != "302 http://v2.example:"+fmt.Sprint(port)+"/h" {
 		t.Errorf("GET /h with X-Version v3: %q", got)
 	}
@@ -141,7 +176,7 @@ spec:
 		name  string
 		kinds int
 		att   int64
-	}{{"only", 0, 0}, {"mixed", 1, 3}, {"http", 1, 3}} {
+	}{{"only", 0, 0}, {"mixed", 1, 4}, {"http", 1, 4}} {
 		want := "False InvalidRouteKinds"
 		if l.name == "http" {
 			want = "True ResolvedRefs"
@@ -158,6 +193,23 @@ spec:
 	}
 	if got := get(fmt.Sprintf("http://127.0.0.1:%d/m", mixed)); got[:3] != "200" {
 		t.Errorf("a listener admitting HTTPRoute beside an invalid kind: %s", got)
+	}
+	// Half of /partial's requests are weighted to a Service that does not
+	// exist: those get 500, the others the backend's answer.
+	seen := map[string]bool{}
+	for i := 0; i < 400 && len(seen) < 2; i++ {
+		got := do("GET", "/partial")
+		if got != "500" && got != "200 echo "+self+" /partial" {
+			t.Fatalf("GET /partial: %q", got)
+		}
+		seen[got] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("GET /partial: only %v in 400 requests", seen)
+	}
+	waitRouteCond(t, c, "default", "backend-filters", "", "Accepted", "False UnsupportedValue")
+	if got := do("GET", "/bf"); got != "200 echo "+self+" /bf" { // the catch-all of route matches
+		t.Errorf("GET /bf: a rule with backendRef filters was served: %q", got)
 	}
 	waitRouteCond(t, c, "default", "invalid", "", "Accepted", "True Accepted")
 	waitRouteCond(t, c, "default", "invalid", "", "ResolvedRefs", "False BackendNotFound")

@@ -376,36 +376,29 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 			var dests []map[string]any
 			var ws []int64
 			brs, _ := rm["backendRefs"].([]any)
+			// The share of requests weighted to a backendRef that cannot
+			// be used is answered 500 (Gateway API), beside valid ones.
+			var invalid []map[string]any
+			var iws []int64
 			for _, b := range brs {
 				bm, _ := b.(map[string]any)
-				bns, name := str(bm["namespace"]), str(bm["name"])
-				if bns == "" {
-					bns = ns
-				}
-				if k := str(bm["kind"]); (k != "" && k != "Service") || str(bm["group"]) != "" {
-					rs.fail("InvalidKind", fmt.Sprintf("backendRef %s/%s %q: flexgw routes to core Services only", str(bm["group"]), k, name))
-					continue
-				}
-				if bns != ns && !s.refGranted("gateway.networking.k8s.io", "HTTPRoute", ns, "", "Service", bns, name) {
-					rs.fail("RefNotPermitted", fmt.Sprintf("Service %s/%s is in another namespace and no ReferenceGrant there allows HTTPRoutes of namespace %s to use it", bns, name, ns))
-					continue
-				}
-				addrs, ok := s.backend(bns, name, toInt64(bm["port"]), "")
-				if !ok {
-					rs.fail("BackendNotFound", fmt.Sprintf("Service %s/%s has no port %d", bns, name, toInt64(bm["port"])))
-					continue
-				}
 				w := int64(1)
 				if v, ok := bm["weight"]; ok {
 					w = toInt64(v)
 				}
-				if w == 0 {
-					continue
+				ref, ok := s.backendRef(rs, ns, bm, svcDocs)
+				switch {
+				case w == 0:
+				case !ok:
+					invalid = append(invalid, map[string]any{"directResponse": map[string]any{"status": int64(500)}})
+					iws = append(iws, w)
+				default:
+					dests = append(dests, map[string]any{"destinationRef": ref})
+					ws = append(ws, w)
 				}
-				svcName, doc := serviceDoc(bns, name, toInt64(bm["port"]), "", addrs)
-				svcDocs[doc.name] = doc
-				dests = append(dests, map[string]any{"destinationRef": map[string]any{"name": svcName, "namespace": bns}})
-				ws = append(ws, w)
+			}
+			if len(dests) > 0 {
+				dests, ws = append(dests, invalid...), append(ws, iws...)
 			}
 			for i, w := range weights(ws) {
 				dests[i]["weight"] = w
@@ -429,6 +422,14 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 			}
 			if h := rewriteHost(rm); h != "" && redirect == nil {
 				hdrs["hostRewrite"] = h
+			}
+			mirrors, bad := s.requestMirrors(rs, ns, rm, svcDocs)
+			if bad != "" {
+				rs.unsupported = bad
+				continue
+			}
+			if len(mirrors) > 0 && redirect == nil && len(dests) > 0 {
+				hdrs["mirrors"] = mirrors
 			}
 			// A rule that forwards nowhere answers 500 (Gateway API: every
 			// backendRef invalid, or none, and no filter that answers).
@@ -493,6 +494,66 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 // servedFilters are the HTTPRoute filter types flexgw serves.
 var servedFilters = map[string]bool{
 	"RequestHeaderModifier": true, "ResponseHeaderModifier": true, "URLRewrite": true, "RequestRedirect": true,
+	"RequestMirror": true,
+}
+
+// backendRef resolves a backendRef of an HTTPRoute of namespace ns to the
+// Flex Service it becomes (a destinationRef), or records on rs why it
+// cannot be used.
+func (s *Source) backendRef(rs *routeStatus, ns string, bm map[string]any, svcDocs map[string]genDoc) (map[string]any, bool) {
+	bns, name := str(bm["namespace"]), str(bm["name"])
+	if bns == "" {
+		bns = ns
+	}
+	if k := str(bm["kind"]); (k != "" && k != "Service") || str(bm["group"]) != "" {
+		rs.fail("InvalidKind", fmt.Sprintf("backendRef %s/%s %q: flexgw routes to core Services only", str(bm["group"]), k, name))
+		return nil, false
+	}
+	if bns != ns && !s.refGranted("gateway.networking.k8s.io", "HTTPRoute", ns, "", "Service", bns, name) {
+		rs.fail("RefNotPermitted", fmt.Sprintf("Service %s/%s is in another namespace and no ReferenceGrant there allows HTTPRoutes of namespace %s to use it", bns, name, ns))
+		return nil, false
+	}
+	addrs, ok := s.backend(bns, name, toInt64(bm["port"]), "")
+	if !ok {
+		rs.fail("BackendNotFound", fmt.Sprintf("Service %s/%s has no port %d", bns, name, toInt64(bm["port"])))
+		return nil, false
+	}
+	svcName, doc := serviceDoc(bns, name, toInt64(bm["port"]), "", addrs)
+	svcDocs[doc.name] = doc
+	return map[string]any{"name": svcName, "namespace": bns}, true
+}
+
+// requestMirrors resolves a rule's RequestMirror filters to the route's
+// mirrors extension; an invalid backendRef is left out (ResolvedRefs
+// says why). A mirror of only a share of the requests (percent,
+// fraction) is not served.
+func (s *Source) requestMirrors(rs *routeStatus, ns string, rule map[string]any, svcDocs map[string]genDoc) ([]any, string) {
+	var out []any
+	fs, _ := rule["filters"].([]any)
+	for _, f := range fs {
+		fm, _ := f.(map[string]any)
+		if str(fm["type"]) != "RequestMirror" {
+			continue
+		}
+		m, _ := fm["requestMirror"].(map[string]any)
+		if p, ok := m["percent"]; ok && toInt64(p) != 100 {
+			return nil, "requestMirror.percent: flexgw mirrors every request"
+		}
+		if fr, ok := m["fraction"].(map[string]any); ok {
+			den := toInt64(fr["denominator"])
+			if den == 0 {
+				den = 100
+			}
+			if toInt64(fr["numerator"]) != den {
+				return nil, "requestMirror.fraction: flexgw mirrors every request"
+			}
+		}
+		bm, _ := m["backendRef"].(map[string]any)
+		if ref, ok := s.backendRef(rs, ns, bm, svcDocs); ok {
+			out = append(out, ref)
+		}
+	}
+	return out, ""
 }
 
 // unsupportedFilter says why a rule cannot be served as written: a filter
@@ -504,6 +565,13 @@ func unsupportedFilter(rule map[string]any) string {
 		fm, _ := f.(map[string]any)
 		if t := str(fm["type"]); !servedFilters[t] {
 			return "filter type " + t + " is not supported by flexgw"
+		}
+	}
+	brs, _ := rule["backendRefs"].([]any)
+	for _, b := range brs {
+		bm, _ := b.(map[string]any)
+		if fs, _ := bm["filters"].([]any); len(fs) > 0 {
+			return fmt.Sprintf("backendRef %q: filters on a backendRef are not supported by flexgw (put them on the rule)", str(bm["name"]))
 		}
 	}
 	return ""

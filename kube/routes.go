@@ -231,6 +231,13 @@ func routeDocs(rs []*routeEntry) []genDoc {
 	var out []genDoc
 	for i, r := range rs {
 		name := fmt.Sprintf("route-%05d", i)
+		// Ingress and Gateway API backends get the client's Host, as
+		// every controller sends it (and Envoy does).
+		r.headers = maps.Clone(r.headers)
+		if r.headers == nil {
+			r.headers = map[string]any{}
+		}
+		r.headers["preserveHost"] = true
 		spec := map[string]any{
 			"targetRef": map[string]any{"kind": "ApiInstance", "name": r.api, "namespace": genNamespace},
 			"rules":     []any{r.rule},
@@ -240,6 +247,7 @@ func routeDocs(rs []*routeEntry) []genDoc {
 			cfg := maps.Clone(r.answer)
 			maps.Copy(cfg, r.headers)
 			delete(cfg, "hostRewrite")
+			delete(cfg, "preserveHost")
 			spec["config"] = cfg
 		} else if len(r.dests) == 1 {
 			spec["policyRef"] = map[string]any{"name": "route"}
@@ -253,7 +261,7 @@ func routeDocs(rs []*routeEntry) []genDoc {
 			spec["policyRef"] = map[string]any{"name": "route-weighted"}
 			routes := make([]any, len(r.dests))
 			for j, d := range r.dests {
-				if r.destPath != "" {
+				if _, direct := d["directResponse"]; r.destPath != "" && !direct {
 					d = maps.Clone(d)
 					d["destinationPath"] = r.destPath
 				}

@@ -72,6 +72,18 @@ type output struct {
 
 func openOutput(o irlog.LogOutput, exp exporters.Exporter, opts *Options) (*output, error) {
 	dir := filepath.Join(opts.QueueDir, safeName(o.Name))
+	if opts.Direct {
+		// No queue: the caller's buffer (Fluent Bit's storage) holds the
+		// records until DeliverMsgpack returns; the directory keeps only
+		// the dead-letter file.
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("output %q: %w", o.Name, err)
+		}
+		out := &output{name: o.Name, dir: dir, opts: opts, cfg: o, log: opts.Logger.With("exporter", o.Name)}
+		out.typ.Store(o.Type)
+		out.exp.Store(exp)
+		return out, nil
+	}
 	q, err := queue.Open(queue.Options{
 		Dir:            dir,
 		MaxBytes:       opts.Queue.MaxBytes,
@@ -103,7 +115,10 @@ func safeName(s string) string {
 }
 
 func (o *output) stats() ExporterStats {
-	qs := o.q.Stats()
+	var qs queue.Stats
+	if o.q != nil {
+		qs = o.q.Stats()
+	}
 	o.errMu.Lock()
 	defer o.errMu.Unlock()
 	return ExporterStats{
@@ -262,8 +277,18 @@ func decodeItem(b []byte) (exporters.Event, bool) {
 	return ev, true
 }
 
+// closeQueue closes the output's queue, if it has one.
+func (o *output) closeQueue() {
+	if o.q != nil {
+		_ = o.q.Close()
+	}
+}
+
 // start runs the sender until stop or, once closing, the queue is empty.
 func (o *output) start() {
+	if o.q == nil {
+		return // direct delivery: no sender
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	o.cancel = cancel
 	o.done = make(chan struct{})
@@ -501,28 +526,35 @@ func (o *output) run(ctx context.Context) {
 			}
 			continue
 		}
-		// Back-off grows only while nothing gets through: a request the
-		// aggregator confirmed resets it, so one failed request among
-		// many waits the minimum.
-		if r.confirmed > 0 {
-			attempt = 1
-		} else {
-			attempt++
-		}
-		d := backoff(o.opts.Retry, attempt)
-		if !r.unreachable {
-			// The aggregator answers: it is up and refusing for now (busy,
-			// throttled), not gone; do not let the wait grow long.
-			d = min(d, o.opts.Retry.AnsweringMax)
-		}
-		if r.retryAfter > 0 {
-			d = min(r.retryAfter, o.opts.Retry.MaxRetryAfter)
-		}
+		d := o.retryDelay(r, &attempt)
 		o.log.Warn("export failed; will retry", "records", r.failed, "pending", cur.left, "attempt", attempt, "in", d, "err", r.err)
 		if !o.retryWait(ctx, d, r.unreachable && r.retryAfter == 0, wait) {
 			return
 		}
 	}
+}
+
+// retryDelay is the wait before the next attempt after r, the attempt
+// count updated.
+func (o *output) retryDelay(r attemptResult, attempt *int) time.Duration {
+	// Back-off grows only while nothing gets through: a request the
+	// aggregator confirmed resets it, so one failed request among many
+	// waits the minimum.
+	if r.confirmed > 0 {
+		*attempt = 1
+	} else {
+		*attempt++
+	}
+	d := backoff(o.opts.Retry, *attempt)
+	if !r.unreachable {
+		// The aggregator answers: it is up and refusing for now (busy,
+		// throttled), not gone; do not let the wait grow long.
+		d = min(d, o.opts.Retry.AnsweringMax)
+	}
+	if r.retryAfter > 0 {
+		d = min(r.retryAfter, o.opts.Retry.MaxRetryAfter)
+	}
+	return d
 }
 
 // retryWait waits d before the next attempt. When the aggregator could

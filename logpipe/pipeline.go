@@ -2,6 +2,7 @@ package logpipe
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,13 @@ type Options struct {
 	Buffer int
 	// Exporter settings (an HTTP client for tests; Hostname is filled in).
 	Exporter exporters.Settings
+	// Direct makes the pipeline queueless: outputs open no durable queue
+	// and start no sender, and records are delivered only by
+	// DeliverMsgpack, which returns once the aggregator confirmed them.
+	// For a caller that keeps the records itself until then (the Fluent
+	// Bit plugin with Fluent Bit's filesystem storage): a second durable
+	// copy would only cost a write and a read per record.
+	Direct bool
 }
 
 // BatchOptions bound one export request.
@@ -68,6 +76,10 @@ type RetryOptions struct {
 	// during a longer wait; the retry starts once it accepts connections.
 	// Default 1s.
 	ProbeInterval time.Duration
+	// Window bounds how long DeliverMsgpack keeps retrying a chunk before
+	// it returns ErrPending (the caller retries the chunk later).
+	// Default 30s.
+	Window time.Duration
 }
 
 // DefaultQueueDir is where queues live unless Options.QueueDir says.
@@ -108,6 +120,9 @@ func (o *Options) defaults() {
 	if o.Retry.ProbeInterval <= 0 {
 		o.Retry.ProbeInterval = time.Second
 	}
+	if o.Retry.Window <= 0 {
+		o.Retry.Window = 30 * time.Second
+	}
 	if o.Exporter.Hostname == "" {
 		o.Exporter.Hostname = o.Hostname
 	}
@@ -145,6 +160,13 @@ type Pipeline struct {
 	memDrops atomic.Int64
 	stopIn   chan struct{}
 	inDone   chan struct{}
+
+	// Direct delivery (Options.Direct): ctx ends in-flight deliveries at
+	// Close; partial remembers what was confirmed of chunks that were not
+	// wholly delivered.
+	directCtx    context.Context
+	directCancel context.CancelFunc
+	partial      partials
 }
 
 var _ accesslog.Sink = (*Pipeline)(nil)
@@ -167,7 +189,10 @@ func New(l *irlog.Logging, opts Options) (*Pipeline, error) {
 		inDone:  make(chan struct{}),
 	}
 	p.route.Store(&routing{level: slog.LevelInfo})
+	p.directCtx, p.directCancel = context.WithCancel(context.Background())
+	p.partial.init()
 	if err := p.apply(l); err != nil {
+		p.directCancel()
 		p.closeQueues()
 		return nil, err
 	}
@@ -240,7 +265,7 @@ func (p *Pipeline) apply(l *irlog.Logging) error {
 		o, err := openOutput(want[name], exp, &p.opts)
 		if err != nil {
 			for _, o := range opened {
-				_ = o.q.Close()
+				o.closeQueue()
 			}
 			return err
 		}
@@ -259,7 +284,7 @@ func (p *Pipeline) apply(l *irlog.Logging) error {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
 				_ = o.stop(ctx)
-				_ = o.q.Close()
+				o.closeQueue()
 			}()
 		}
 	}
@@ -386,6 +411,19 @@ type scratch struct {
 	buf   []byte // frames (queue.BeginFrame, queue.EndFrame)
 	n     int    // records in buf
 	rules []keyRule
+	evs   []exporters.Event // DeliverMsgpack's events, aliasing buf
+	// unsummed: the frames are never written to a queue (DeliverMsgpack),
+	// so their checksum is left out.
+	unsummed bool
+}
+
+// endFrame finishes the frame started at start in s.buf.
+func (s *scratch) endFrame(start int) {
+	if s.unsummed {
+		binary.LittleEndian.PutUint32(s.buf[start:], uint32(len(s.buf)-start-queue.FrameOverhead))
+		return
+	}
+	queue.EndFrame(s.buf, start)
 }
 
 func (s *scratch) reset() { s.buf, s.n = s.buf[:0], 0 }
@@ -395,6 +433,7 @@ var scratchPool = exporters.NewFreeList(4, func() *scratch { return new(scratch)
 func getScratch() *scratch {
 	s := scratchPool.Get()
 	s.reset()
+	s.unsummed = false
 	return s
 }
 
@@ -426,12 +465,12 @@ func (p *Pipeline) processInto(s *scratch, e *Entry, sp *span) bool {
 	if sp == nil {
 		start := len(s.buf)
 		s.buf = appendItem(queue.BeginFrame(s.buf), e, nil)
-		queue.EndFrame(s.buf, start)
+		s.endFrame(start)
 	} else {
 		item := *sp
 		item.start += queue.FrameOverhead
 		s.buf = appendItem(s.buf, e, &item)
-		queue.EndFrame(s.buf, sp.start)
+		s.endFrame(sp.start)
 	}
 	s.n++
 	return true
@@ -444,6 +483,10 @@ func (p *Pipeline) enqueue(outs []*output, s *scratch) error {
 	}
 	var errs []error
 	for _, o := range outs {
+		if o.q == nil {
+			errs = append(errs, fmt.Errorf("output %q: %w", o.name, errNoQueue))
+			continue
+		}
 		if err := o.q.AppendFrames(s.buf); err != nil {
 			o.memDropped.Add(int64(s.n))
 			o.setErr(err)
@@ -543,6 +586,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	started := p.started
 	outs := slices.Collect(maps.Values(p.outputs))
 	p.mu.Unlock()
+	p.directCancel()
 	if started {
 		close(p.stopIn)
 		<-p.inDone
@@ -554,7 +598,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			if err := o.stop(ctx); err != nil {
-				errs[i] = fmt.Errorf("output %q: %d records left queued: %w", o.name, o.q.Stats().Depth, err)
+				errs[i] = fmt.Errorf("output %q: %d records left queued: %w", o.name, o.stats().QueueDepth, err)
 			}
 		}()
 	}
@@ -565,7 +609,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 
 func (p *Pipeline) closeQueues() {
 	for _, o := range p.outputs {
-		_ = o.q.Close()
+		o.closeQueue()
 	}
 }
 

@@ -53,6 +53,11 @@ var (
 	hecURL  = flag.String("hec", "", "internal: HEC URL for -pipeline-child")
 	only    = flag.String("only", "", "comma-separated configs to run (null, plugin, native, inprocess; default all); ratios need null, plugin and native")
 	noDups  = flag.Bool("no-dups", false, "skip the runs with 503s (for profiling)")
+	// The documented setup (docs/logging.md): Fluent Bit's storage holds
+	// each chunk until the plugin delivered it, in a worker thread.
+	pluginKeys = flag.String("plugin-keys", "Buffer fluentbit,Workers 1", "extra keys of the plugin's [OUTPUT], comma-separated \"Key Value\"")
+	storage    = flag.String("storage", "filesystem", "the tail input's storage.type: filesystem (the documented setup: chunks survive a kill) or memory")
+	beforeKeys = flag.String("before-keys", "", "extra keys of -plugin-before's [OUTPUT] (default: as -plugin-keys)")
 )
 
 const token = "bench-tok"
@@ -102,6 +107,7 @@ func run() error {
 	}
 	has := func(c string) bool { return slices.Contains(configs, c) }
 	cpu := map[string][]float64{}
+	outCPU := map[string][]float64{} // the output's threads alone
 	for r := 0; r < *rounds; r++ {
 		// Rotate the order each round so drift on the shared machine
 		// does not always favour the same config.
@@ -111,7 +117,8 @@ func run() error {
 			if err != nil {
 				return fmt.Errorf("%s round %d: %w", c, r+1, err)
 			}
-			cpu[c] = append(cpu[c], sec)
+			cpu[c] = append(cpu[c], sec.all)
+			outCPU[c] = append(outCPU[c], sec.out)
 		}
 	}
 	fmt.Printf("\n%-44s %12s %16s\n", "records per CPU-second (median of rounds)", "CPU s", "records/CPU-s")
@@ -144,6 +151,17 @@ func run() error {
 		}
 		fmt.Printf("plugin output-stage CPU / native output-stage CPU: %.2fx (median of per-round ratios %v; target <= 0.5x: %s)\n",
 			median(ratios), fmtList(ratios), verdict)
+		// Corroboration without the baseline's noise: the CPU of the
+		// output's own threads (see outputThreadsCPU).
+		var tRatios []float64
+		for i := range cpu["null"] {
+			if outCPU["native"][i] > 0 {
+				tRatios = append(tRatios, outCPU["plugin"][i]/outCPU["native"][i])
+			}
+		}
+		row("  flexgw plugin's threads (worker + Go runtime)", median(outCPU["plugin"]))
+		row("  native splunk output's worker threads", median(outCPU["native"]))
+		fmt.Printf("plugin output threads' CPU / native's: %.2fx (per round %v)\n", median(tRatios), fmtList(tRatios))
 		if has("before") {
 			var bShare, bRatios []float64
 			for i := range cpu["null"] {
@@ -215,12 +233,13 @@ func random503() func(int) exportertest.Fault {
 }
 
 // measure runs one config over logPath until the receiver has all n
-// records and returns the CPU seconds of the process doing the work.
+// records and returns the CPU seconds of the process doing the work (and
+// of its output threads).
 // With faults it prints the duplicates instead.
-func measure(work, config, logPath string, n int, faults bool) (float64, error) {
+func measure(work, config, logPath string, n int, faults bool) (cpuFigures, error) {
 	dir, err := os.MkdirTemp(work, config+"-")
 	if err != nil {
-		return 0, err
+		return cpuFigures{}, err
 	}
 	defer os.RemoveAll(dir)
 	hec := exportertest.NewHEC(token)
@@ -233,23 +252,23 @@ func measure(work, config, logPath string, n int, faults bool) (float64, error) 
 		hec.SetFault(random503())
 	}
 	start := time.Now()
-	var sec float64
+	var sec cpuFigures
 	if config == "inprocess" {
 		cmd := exec.Command(os.Args[0], "-pipeline-child", logPath, "-hec", hec.URL)
 		cmd.Env = append(os.Environ(), "BENCH_QUEUE="+filepath.Join(dir, "q"))
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
-			return 0, fmt.Errorf("pipeline child: %w", err)
+			return cpuFigures{}, fmt.Errorf("pipeline child: %w", err)
 		}
 		if !hec.WaitUnique(n, time.Minute) {
-			return 0, fmt.Errorf("in-process pipeline delivered %d of %d", hec.Unique(), n)
+			return cpuFigures{}, fmt.Errorf("in-process pipeline delivered %d of %d", hec.Unique(), n)
 		}
 		u := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-		sec = tv(u.Utime) + tv(u.Stime)
+		sec.all = tv(u.Utime) + tv(u.Stime)
 	} else {
 		sec, err = runFluentBit(dir, config, logPath, hec, n)
 		if err != nil {
-			return 0, err
+			return cpuFigures{}, err
 		}
 	}
 	if faults {
@@ -267,12 +286,12 @@ func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6
 
 // runFluentBit runs fluent-bit with the tail input and a json parser into
 // config's output and returns its CPU seconds once all n records are out.
-func runFluentBit(dir, config, logPath string, hec *exportertest.HEC, n int) (float64, error) {
+func runFluentBit(dir, config, logPath string, hec *exportertest.HEC, n int) (cpuFigures, error) {
 	u, _ := url.Parse(hec.URL)
 	port := freePort()
 	parsers := filepath.Join(dir, "parsers.conf")
 	if err := os.WriteFile(parsers, []byte("[PARSER]\n    Name json\n    Format json\n"), 0o600); err != nil {
-		return 0, err
+		return cpuFigures{}, err
 	}
 	var out string
 	switch config {
@@ -285,10 +304,19 @@ func runFluentBit(dir, config, logPath string, hec *exportertest.HEC, n int) (fl
 		}
 		plugins := filepath.Join(dir, "plugins.conf")
 		if err := os.WriteFile(plugins, []byte("[PLUGINS]\n    Path "+so+"\n"), 0o600); err != nil {
-			return 0, err
+			return cpuFigures{}, err
 		}
 		out = fmt.Sprintf("    Name flexgw\n    Match *\n    Retry_Limit False\n    Exporter splunk\n    Endpoint %s\n    Token %s\n    Queue_Dir %s\n    Flush_Interval 200ms\n",
 			hec.URL, token, filepath.Join(dir, "q"))
+		keys := *pluginKeys
+		if config == "before" && *beforeKeys != "" {
+			keys = *beforeKeys
+		}
+		for _, kv := range strings.Split(keys, ",") {
+			if kv = strings.TrimSpace(kv); kv != "" {
+				out += "    " + kv + "\n"
+			}
+		}
 	case "native":
 		out = fmt.Sprintf("    Name splunk\n    Match *\n    Retry_Limit False\n    Host %s\n    Port %s\n    TLS Off\n    Splunk_Token %s\n    Compress gzip\n",
 			u.Hostname(), u.Port(), token)
@@ -303,7 +331,7 @@ func runFluentBit(dir, config, logPath string, hec *exportertest.HEC, n int) (fl
     HTTP_Port        %d
     scheduler.base   1
     scheduler.cap    5
-
+%s
 [INPUT]
     Name            tail
     Path            %s
@@ -311,19 +339,19 @@ func runFluentBit(dir, config, logPath string, hec *exportertest.HEC, n int) (fl
     Parser          json
     Tag             access
     Buffer_Max_Size 1M
-
+%s
 [OUTPUT]
-%s`, parsers, filepath.Join(dir, "plugins.conf"), port, logPath, out)
+%s`, parsers, filepath.Join(dir, "plugins.conf"), port, serviceStorage(dir), logPath, inputStorage(), out)
 	if config != "plugin" && config != "before" {
 		conf = strings.Replace(conf, "    Plugins_File     "+filepath.Join(dir, "plugins.conf")+"\n", "", 1)
 	}
 	confPath := filepath.Join(dir, "fluent-bit.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		return 0, err
+		return cpuFigures{}, err
 	}
 	logf, err := os.Create(filepath.Join(dir, "fluent-bit.log"))
 	if err != nil {
-		return 0, err
+		return cpuFigures{}, err
 	}
 	defer logf.Close()
 	cmd := exec.Command(*flbBin, "-c", confPath)
@@ -335,7 +363,7 @@ func runFluentBit(dir, config, logPath string, hec *exportertest.HEC, n int) (fl
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return 0, err
+		return cpuFigures{}, err
 	}
 	defer func() {
 		if os.Getenv("BENCH_PERF") != "" {
@@ -354,14 +382,34 @@ func runFluentBit(dir, config, logPath string, hec *exportertest.HEC, n int) (fl
 			done = hec.Unique() >= n
 		}
 		if done {
-			return procCPU(cmd.Process.Pid)
+			all, err := procCPU(cmd.Process.Pid)
+			if err != nil {
+				return cpuFigures{}, err
+			}
+			return cpuFigures{all: all, out: outputThreadsCPU(cmd.Process.Pid)}, nil
 		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(logf.Name())
-			return 0, fmt.Errorf("%s: %d of %d records after 3 minutes; fluent-bit said:\n%s", config, hec.Unique(), n, b)
+			return cpuFigures{}, fmt.Errorf("%s: %d of %d records after 3 minutes; fluent-bit said:\n%s", config, hec.Unique(), n, b)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// serviceStorage and inputStorage are the storage keys of -storage
+// filesystem, as the rendered config (logpipe/fluentbit) sets them.
+func serviceStorage(dir string) string {
+	if *storage != "filesystem" {
+		return ""
+	}
+	return "    storage.path     " + filepath.Join(dir, "storage") + "\n    storage.sync     normal\n    storage.checksum Off\n"
+}
+
+func inputStorage() string {
+	if *storage != "filesystem" {
+		return ""
+	}
+	return "    storage.type    filesystem\n"
 }
 
 // nullRecords reads the null output's processed-records counter from
@@ -384,6 +432,43 @@ func nullRecords(port int) int {
 	total := 0
 	for _, o := range m.Output {
 		total += o.ProcRecords
+	}
+	return total
+}
+
+// cpuFigures are one run's CPU seconds: the whole process, and the
+// threads of the output alone (outputThreadsCPU; 0 in process).
+type cpuFigures struct{ all, out float64 }
+
+// outputThreadsCPU is the CPU seconds of the output's own threads: Fluent
+// Bit names an output's worker threads flb-out-<name>.<n>; the Go
+// runtime's threads inside the plugin take the name of the thread that
+// created them (a worker's, or "fluent-bit" when created at load by the
+// main thread, which is the only other thread of that name). A second
+// figure, without the null baseline's noise; it leaves out what an
+// output costs Fluent Bit's engine thread, which the subtraction keeps.
+func outputThreadsCPU(pid int) float64 {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	total := 0.0
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		comm := s[open+1 : end]
+		tid, _ := strconv.Atoi(strings.TrimSpace(s[:open]))
+		if !strings.HasPrefix(comm, "flb-out-") && (comm != "fluent-bit" || tid == pid) {
+			continue
+		}
+		f := strings.Fields(s[end+2:])
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		total += (ut + st) / 100
 	}
 	return total
 }

@@ -16,7 +16,11 @@ func init() { Register("native-aws-signature-flex", awsSignature) }
 // aws_request_signing filter, of which Flex's policy is an extension:
 // SigV4 or SigV4A, the service's name and region, unsigned payloads, excluded
 // headers, and the credential provider (inline keys, a credentials file
-// profile, or Envoy's default chain).
+// profile, or Envoy's default chain). Bound to a Service it runs as an
+// upstream filter of the service's cluster (Filter.Upstream), so it signs
+// the request as the upstream gets it (after the route's rewrites), as
+// the built-in data plane signs at dispatch; bound to an API it can only
+// be a listener filter, which signs the path before the route rewrites it.
 func awsSignature(_ Env, p *ir.Policy) ([]Filter, error) {
 	s, err := policy.AWSSignatureSpecOf(p)
 	if err != nil {
@@ -47,5 +51,5 @@ func awsSignature(_ Env, p *ir.Policy) ([]Filter, error) {
 		}
 		cfg.CredentialProvider = &awsv3.AwsCredentialProvider{CredentialsFileProvider: fp, CustomCredentialProviderChain: true}
 	}
-	return []Filter{{Name: FilterName(p), Config: cfg}}, nil
+	return []Filter{{Name: FilterName(p), Config: cfg, Upstream: true}}, nil
 }

@@ -41,6 +41,14 @@ type Filter struct {
 	// Clusters are clusters the filter calls (the agent's gRPC policy
 	// services, a JWKS host). The translator adds each to CDS once, by name.
 	Clusters []*clusterv3.Cluster
+	// Upstream marks a filter that can run as an upstream HTTP filter of
+	// a cluster (HttpProtocolOptions.http_filters, before
+	// envoy.filters.http.upstream_codec). The translator puts it there,
+	// instead of in the listener chain, when the binding targets a Service
+	// and has no rules: it then sees the request as it leaves, after the
+	// router's prefix and host rewrites, which a signature must cover.
+	// PerRoute is not used there.
+	Upstream bool
 }
 
 // Env is what a rendering may use: the snapshot and the binding's target.

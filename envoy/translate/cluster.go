@@ -86,7 +86,11 @@ func (t *translator) makeCluster(svc *ir.Service, grpc bool) (*clusterv3.Cluster
 	if cb := svc.CircuitBreaker; cb != nil {
 		c.CircuitBreakers = circuitBreakers(cb)
 	}
-	if svc.HTTP2 || svc.IdleTimeout > 0 {
+	upFilters, err := t.upstreamHTTPFilters(svc)
+	if err != nil {
+		return nil, nil, err
+	}
+	if svc.HTTP2 || svc.IdleTimeout > 0 || len(upFilters) > 0 {
 		po := &upstreamhttpv3.HttpProtocolOptions{
 			UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
 				ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
@@ -105,6 +109,8 @@ func (t *translator) makeCluster(svc *ir.Service, grpc bool) (*clusterv3.Cluster
 				},
 			}
 		}
+		// Policies that run on the request as it leaves (a signature).
+		po.HttpFilters = upFilters
 		// Configuration spec.timeouts.upstreamConnectionIdleSeconds.
 		if svc.IdleTimeout > 0 {
 			po.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(svc.IdleTimeout)}

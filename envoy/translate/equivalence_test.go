@@ -30,8 +30,9 @@ type outcome struct {
 	path     string
 	status   int
 	// location is a redirect's Location; host the Host header sent
-	// upstream when the route rewrites it.
-	location, host string
+	// upstream when the route rewrites it; mirrors the clusters that get
+	// a copy.
+	location, host, mirrors string
 }
 
 // envoyRoute emulates Envoy's route matching and regex_rewrite over the
@@ -109,7 +110,11 @@ func envoyRoute(t *testing.T, rc *routev3.RouteConfiguration, req request) outco
 		if hasQuery && query != "" {
 			up += "?" + query
 		}
-		return outcome{clusters: strings.Join(cs, ","), path: up, status: 200, host: a.GetHostRewriteLiteral()}
+		var ms []string
+		for _, m := range a.GetRequestMirrorPolicies() {
+			ms = append(ms, m.Cluster)
+		}
+		return outcome{clusters: strings.Join(cs, ","), path: up, status: 200, host: a.GetHostRewriteLiteral(), mirrors: strings.Join(ms, ",")}
 	}
 	return outcome{status: 404}
 }
@@ -184,6 +189,9 @@ func irRoute(s *ir.Snapshot, l *ir.Listener, req request) outcome {
 				return outcome{status: d.Status}
 			}
 			prefix := func(d ir.Destination) string {
+				if d.DirectResponse != nil {
+					return "direct"
+				}
 				return strings.TrimRight(s.Service(d.Service).BasePath, "/") + strings.TrimRight(r.DestinationPathFor(d), "/")
 			}
 			var cs []string
@@ -207,11 +215,18 @@ func irRoute(s *ir.Snapshot, l *ir.Listener, req request) outcome {
 				}
 				cs = []string{ClusterName(chosen.Service)}
 			}
+			if chosen.DirectResponse != nil {
+				return outcome{status: chosen.DirectResponse.Status}
+			}
 			up := ir.RewritePath(a.BasePath, rule, r.DestinationPathFor(chosen), s.Service(chosen.Service).BasePath, req.path)
 			if upPath, _, _ := strings.Cut(up, "?"); !ir.DotSegmentFree(upPath) {
 				return outcome{status: 400} // the built-in refuses a rewrite that leaves its prefix
 			}
-			return outcome{clusters: strings.Join(cs, ","), path: up, status: 200, host: r.HostRewrite}
+			var ms []string
+			for _, m := range r.Mirrors {
+				ms = append(ms, ClusterName(m))
+			}
+			return outcome{clusters: strings.Join(cs, ","), path: up, status: 200, host: r.HostRewrite, mirrors: strings.Join(ms, ",")}
 		}
 		return outcome{status: 404}
 	}
@@ -294,6 +309,10 @@ func TestRoutingMatchesBuiltinDataPlaneConfigDirs(t *testing.T) {
 			{"GET", "h", "/shop/search?q=a&q=b", nil, 0},
 			{"GET", "h", "/legacy", nil, 0},
 			{"GET", "h:8081", "/legacy/a/b?z", nil, 0},
+			{"GET", "h", "/shop/partly/a", nil, 0},
+			{"GET", "h", "/shop/partly/a", nil, 749_999},
+			{"GET", "h", "/shop/partly/a", nil, 750_000},
+			{"GET", "h", "/shop/partly", nil, 999_999},
 			{"GET", "h", "/shop/other", nil, 0},
 			{"GET", "h", "/shop", nil, 0},
 			{"GET", "h", "/shop/secure/", nil, 0},

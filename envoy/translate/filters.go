@@ -8,6 +8,7 @@ import (
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	upstreamcodecv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/upstream_codec/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/proto"
@@ -72,6 +73,9 @@ func (t *translator) policyFilters(chain *filterChain, a *ir.API, svc *ir.Servic
 			if f.Name == "" || f.Config == nil {
 				return nil, fmt.Errorf("policy %q (binding %s): rendered a filter without name or config", p.Name, p.Binding)
 			}
+			if upstreamFilter(f, t.ownerService(svc, p), p) {
+				continue // on the service's cluster (upstreamHTTPFilters)
+			}
 			if err := t.addPolicyClusters(f.Clusters); err != nil {
 				return nil, fmt.Errorf("policy %q (binding %s, %s): %w", p.Name, p.Binding, p.Source, err)
 			}
@@ -95,6 +99,87 @@ func (t *translator) policyFilters(chain *filterChain, a *ir.API, svc *ir.Servic
 		}
 	}
 	return out, nil
+}
+
+// ownerService is the Service binding p targets: svc when set, else the
+// service whose bindings hold p (the compiler also lists a service's
+// bindings on every route that reaches it), nil for an API or route
+// binding.
+func (t *translator) ownerService(svc *ir.Service, p *ir.Policy) *ir.Service {
+	if svc != nil {
+		return svc
+	}
+	if t.policyOwner == nil {
+		t.policyOwner = map[*ir.Policy]*ir.Service{}
+		for _, s := range t.snap.Services {
+			for _, sp := range s.Policies {
+				t.policyOwner[sp] = s
+			}
+		}
+	}
+	return t.policyOwner[p]
+}
+
+// upstreamFilter reports whether f, rendered for binding p, runs on the
+// cluster of the Service svc instead of in the listener chain.
+func upstreamFilter(f policyfilter.Filter, svc *ir.Service, p *ir.Policy) bool {
+	return f.Upstream && svc != nil && len(p.Rules) == 0
+}
+
+// upstreamCodec is the last upstream HTTP filter of a cluster: it encodes
+// the request to the upstream connection, as the router ends a listener
+// chain.
+const upstreamCodec = "envoy.filters.http.upstream_codec"
+
+// upstreamHTTPFilters renders the bindings of svc whose filters run on
+// its cluster (policyfilter.Filter.Upstream), in policy order, ended by
+// the upstream codec; nil when there are none. They apply to every route
+// that reaches the service, as the built-in data plane's dispatch hooks do.
+func (t *translator) upstreamHTTPFilters(svc *ir.Service) ([]*hcmv3.HttpFilter, error) {
+	type entry struct {
+		f     policyfilter.Filter
+		order int
+	}
+	var es []entry
+	for _, p := range svc.Policies {
+		if _, ok := policy.Lookup(p.Name); !ok {
+			continue // warned about by policyFilters
+		}
+		render, ok := policyfilter.Lookup(p.Name)
+		if !ok {
+			continue
+		}
+		fs, err := render(policyfilter.Env{Snapshot: t.snap, Service: svc}, p)
+		if err != nil {
+			return nil, fmt.Errorf("policy %q (binding %s, %s): render for Envoy: %w", p.Name, p.Binding, p.Source, err)
+		}
+		for _, f := range fs {
+			if !upstreamFilter(f, svc, p) {
+				continue
+			}
+			if err := t.addPolicyClusters(f.Clusters); err != nil {
+				return nil, fmt.Errorf("policy %q (binding %s, %s): %w", p.Name, p.Binding, p.Source, err)
+			}
+			es = append(es, entry{f, p.Order})
+		}
+	}
+	if len(es) == 0 {
+		return nil, nil
+	}
+	sort.SliceStable(es, func(i, j int) bool { return es[i].order < es[j].order })
+	out := make([]*hcmv3.HttpFilter, 0, len(es)+1)
+	for _, e := range es {
+		cfg, err := toAny(e.f.Config)
+		if err != nil {
+			return nil, fmt.Errorf("upstream http filter %q: %w", e.f.Name, err)
+		}
+		out = append(out, &hcmv3.HttpFilter{Name: e.f.Name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: cfg}})
+	}
+	codec, err := toAny(&upstreamcodecv3.UpstreamCodec{})
+	if err != nil {
+		return nil, err
+	}
+	return append(out, &hcmv3.HttpFilter{Name: upstreamCodec, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: codec}}), nil
 }
 
 // serviceFilters is policyFilters for svc's bindings on the routes of a,

@@ -141,6 +141,8 @@ type translator struct {
 	// svcFilters are the filters a service's bindings enable on the routes
 	// of one API, rendered once per pair rather than once per route.
 	svcFilters map[apiService][]enabledFilter
+	// policyOwner maps a Service binding to its service (ownerService).
+	policyOwner map[*ir.Policy]*ir.Service
 	// filterAny is each enabled filter's FilterConfig, packed once.
 	filterAny map[enabledFilter]*anypb.Any
 	// apiPerFilter is the typed_per_filter_config of an API's routes that

@@ -84,10 +84,13 @@ func TuneRuntime() {
 
 // Instance is one configured output of the plugin.
 type Instance struct {
-	name  string
-	drain time.Duration
-	p     *logpipe.Pipeline
-	log   *slog.Logger
+	// direct: Buffer fluentbit, chunks are delivered before Flush
+	// returns OK (no durable queue of the plugin's own).
+	direct bool
+	name   string
+	drain  time.Duration
+	p      *logpipe.Pipeline
+	log    *slog.Logger
 }
 
 var (
@@ -98,7 +101,11 @@ var (
 // New reads the instance's keys, opens its queue and starts its pipeline.
 // Keys: Exporter (splunk | newrelic | sumologic), Endpoint, Token,
 // Queue_Dir, Output_Name, the per-exporter keys of docs/logging.md, and
-// Batch_Max_Records, Flush_Interval, Queue_Max_Bytes, Fsync, Gateway_ID.
+// Batch_Max_Records, Flush_Interval, Queue_Max_Bytes, Fsync, Gateway_ID,
+// Buffer (queue, the default: a chunk is OK once in the plugin's durable
+// queue; fluentbit: once delivered, Fluent Bit's storage holding it until
+// then) and Retry_Window (Buffer fluentbit: how long a flush retries
+// before handing the chunk back, default 30s).
 func New(get Getter, log *slog.Logger) (*Instance, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -136,6 +143,7 @@ func New(get Getter, log *slog.Logger) (*Instance, error) {
 	if name == "" {
 		name = typ
 	}
+	var err error
 	dir := get("Queue_Dir")
 	if dir == "" {
 		return nil, errors.New("key Queue_Dir is required (a directory for this instance's durable queue)")
@@ -148,8 +156,19 @@ func New(get Getter, log *slog.Logger) (*Instance, error) {
 		// dropping the oldest records when the queue is full.
 		Queue: logpipe.QueueOptions{RejectWhenFull: true},
 	}
+	switch v := strings.ToLower(get("Buffer")); v {
+	case "", "queue":
+	case "fluentbit", "fluent-bit":
+		opts.Direct = true
+	default:
+		return nil, fmt.Errorf("key Buffer: %q is not queue or fluentbit", v)
+	}
+	if v := get("Retry_Window"); v != "" {
+		if opts.Retry.Window, err = time.ParseDuration(v); err != nil || opts.Retry.Window <= 0 {
+			return nil, fmt.Errorf("key Retry_Window: %q is not a positive duration (e.g. 30s)", v)
+		}
+	}
 	opts.Hostname, _ = os.Hostname()
-	var err error
 	if v := get("Batch_Max_Records"); v != "" {
 		if opts.Batch.MaxRecords, err = strconv.Atoi(v); err != nil || opts.Batch.MaxRecords <= 0 {
 			return nil, fmt.Errorf("key Batch_Max_Records: %q is not a positive integer", v)
@@ -181,7 +200,7 @@ func New(get Getter, log *slog.Logger) (*Instance, error) {
 	if err := p.Start(context.Background()); err != nil {
 		return nil, err
 	}
-	inst := &Instance{name: name, p: p, log: opts.Logger, drain: 5 * time.Second}
+	inst := &Instance{name: name, p: p, log: opts.Logger, drain: 5 * time.Second, direct: opts.Direct}
 	if v := get("Drain_Timeout"); v != "" {
 		if inst.drain, err = time.ParseDuration(v); err != nil {
 			_ = p.Close(context.Background())
@@ -197,11 +216,22 @@ func New(get Getter, log *slog.Logger) (*Instance, error) {
 // Flush hands a chunk to the pipeline: OK once it is in the durable queue,
 // Retry when the queue is full or the disk failed (Fluent Bit keeps the
 // chunk), Error for a chunk that can never decode.
+//
+// With Buffer fluentbit, OK means delivered: the chunk stays in Fluent
+// Bit's storage until then, and Retry hands it back with what was
+// confirmed of it remembered (logpipe.DeliverMsgpack).
 func (i *Instance) Flush(data []byte, tag string) int {
-	err := i.p.IngestMsgpack(data)
+	var err error
+	if i.direct {
+		err = i.p.DeliverMsgpack(data)
+	} else {
+		err = i.p.IngestMsgpack(data)
+	}
 	switch {
 	case err == nil:
 		return OK
+	case errors.Is(err, logpipe.ErrPending):
+		return Retry
 	case errors.Is(err, logpipe.ErrMsgpack):
 		i.log.Error("dropping undecodable chunk", "tag", tag, "bytes", len(data), "err", err)
 		return Error

@@ -95,9 +95,10 @@ func TestRenderedConfigRunsInRealFluentBit(t *testing.T) {
 
 // SIGKILL at any moment loses nothing with the rendered settings: a
 // writer keeps appending to the access log while the real fluent-bit
-// (with the plugin and its queue inside) is killed twice mid-stream and
-// restarted on the same storage, tail DB and queue; every record id
-// arrives (duplicates allowed: at least once).
+// (with the plugin inside, Buffer fluentbit: a chunk leaves Fluent Bit's
+// storage only once delivered) is killed twice mid-stream and restarted
+// on the same storage and tail DB; every record id arrives (duplicates
+// allowed: at least once).
 func TestRenderedConfigSurvivesSIGKILL(t *testing.T) {
 	bin := flbtest.Binary(t)
 	hec := exportertest.NewHEC("live-tok")

@@ -24,7 +24,9 @@ type Config struct {
 	StateDir string
 	// PluginPath is out_flexgw.so.
 	PluginPath string
-	// QueueDir is the plugin's durable queue root.
+	// QueueDir is the plugin's directory root (its dead-letter files;
+	// the rendered config buffers in Fluent Bit's storage, not in a
+	// queue of the plugin's).
 	QueueDir string
 	// GatewayID is added to records lacking one.
 	GatewayID string
@@ -62,9 +64,10 @@ const Tag = "flexgw.access"
 
 // Render produces the configuration; it is pure. Outputs are rendered in
 // config order. Splunk, New Relic and Sumo Logic outputs go through
-// flexgw's plugin (durable queue, per-request retries), every parameter
-// passed as Param.<key>; file, stdout and generic http outputs are Fluent
-// Bit's own, with the parameters as written.
+// flexgw's plugin (a chunk delivered before Fluent Bit deletes it,
+// per-request retries), every parameter passed as Param.<key>; file,
+// stdout and generic http outputs are Fluent Bit's own, with the
+// parameters as written.
 func Render(c Config, pluginsFile string) (Files, error) {
 	for name, p := range map[string]string{"AccessLogPath": c.AccessLogPath, "StateDir": c.StateDir, "PluginPath": c.PluginPath, "QueueDir": c.QueueDir} {
 		if !filepath.IsAbs(p) {
@@ -102,6 +105,11 @@ func Render(c Config, pluginsFile string) (Files, error) {
 	kv("storage.sync", "normal")
 	kv("storage.checksum", "Off")
 	kv("storage.backlog.mem_limit", "16M")
+	// The plugin hands a chunk it could not deliver within its
+	// Retry_Window back to Fluent Bit (FLB_RETRY); Fluent Bit's default
+	// cap on the wait before the next try is 2000 s.
+	kv("scheduler.base", "1")
+	kv("scheduler.cap", "30")
 	if c.HTTPPort > 0 {
 		kv("HTTP_Server", "On")
 		kv("HTTP_Listen", "127.0.0.1")
@@ -168,6 +176,13 @@ func Render(c Config, pluginsFile string) (Files, error) {
 		kv("Match", Tag)
 		kv("Alias", o.Name)
 		kv("Retry_Limit", "False")
+		// Fluent Bit's filesystem storage is the buffer: the plugin
+		// returns FLB_OK only once the aggregator confirmed the chunk,
+		// so a second durable copy in the plugin's own queue would only
+		// cost CPU (docs/logging.md). A flush waits for the aggregator,
+		// so it runs in a worker thread, not Fluent Bit's engine thread.
+		kv("Buffer", "fluentbit")
+		kv("Workers", "1")
 		kv("Exporter", strings.ToLower(o.Type))
 		kv("Output_Name", o.Name)
 		kv("Queue_Dir", c.QueueDir)

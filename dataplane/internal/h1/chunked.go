@@ -2,23 +2,49 @@ package h1
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
+	"net/http"
 )
 
 // ChunkedReader decodes a chunked body (RFC 9112 7.1, strictly) from a
 // connection's buffered reader: request bodies and upstream responses.
+// The trailer section after the last chunk is parsed and kept (minus
+// the fields TrailerAllowed refuses) for Trailers.
 type ChunkedReader struct {
 	br  *bufio.Reader
 	n   int64 // bytes left in the current chunk
 	err error
 	eof bool
+	// maxTrailers and maxTrailerBytes bound the trailer section.
+	maxTrailers, maxTrailerBytes int
+	trailer                      trailerSection
 }
 
-// Reset starts decoding a new body from br.
+// Reset starts decoding a new body from br, with the default trailer
+// limits.
 func (r *ChunkedReader) Reset(br *bufio.Reader) {
-	*r = ChunkedReader{br: br}
+	*r = ChunkedReader{br: br, maxTrailers: DefaultMaxTrailers, maxTrailerBytes: DefaultMaxTrailerBytes}
+}
+
+// SetTrailerLimits bounds the trailer section to n fields and size bytes
+// (values <= 0 keep the defaults); a section over either fails the body.
+func (r *ChunkedReader) SetTrailerLimits(n, size int) {
+	if n > 0 {
+		r.maxTrailers = n
+	}
+	if size > 0 {
+		r.maxTrailerBytes = size
+	}
+}
+
+// Trailers returns the relayable trailer fields once the body was read
+// to io.EOF (nil when there were none). The map is the caller's to keep.
+func (r *ChunkedReader) Trailers() http.Header {
+	if !r.eof {
+		return nil
+	}
+	return r.trailer.h
 }
 
 // Peek returns up to max bytes of chunk data already buffered (blocking
@@ -86,12 +112,9 @@ func (r *ChunkedReader) crlf() error {
 var (
 	errChunkCRLF     = errors.New("chunked: missing CRLF after chunk data")
 	errChunkSizeLine = errors.New("chunked: malformed chunk size line")
-	errChunkTrailers = errors.New("chunked: malformed or too many trailer fields")
+	errChunkTrailers = errors.New("chunked: malformed trailer field")
+	errTrailerLimit  = errors.New("chunked: trailer section over its field count or size limit")
 )
-
-// maxTrailers bounds the trailer section of a chunked body (fields after
-// the last chunk, which the proxy reads and drops).
-const maxTrailers = 100
 
 // nextChunk reads a chunk-size line, RFC 9112 7.1:
 // 1*HEXDIG *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ) CRLF.
@@ -152,12 +175,14 @@ done:
 		}
 	}
 	if n == 0 {
-		// Last chunk: trailer fields (read and dropped) up to the empty line.
-		for k := 0; ; k++ {
+		// Last chunk: the trailer section, up to the empty line.
+		for {
 			t, err := r.br.ReadSlice('\n')
 			if err != nil {
 				if errors.Is(err, bufio.ErrBufferFull) {
-					err = errChunkTrailers
+					err = errTrailerLimit
+				} else if err == io.EOF {
+					err = io.ErrUnexpectedEOF
 				}
 				return err
 			}
@@ -167,8 +192,8 @@ done:
 			if len(t) == 2 {
 				break
 			}
-			if k == maxTrailers || t[0] == ' ' || t[0] == '\t' || bytes.IndexByte(t, ':') <= 0 {
-				return errChunkTrailers
+			if err := r.trailer.add(t, r.maxTrailers, r.maxTrailerBytes); err != nil {
+				return err
 			}
 		}
 		r.eof = true

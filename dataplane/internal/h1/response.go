@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -26,6 +27,9 @@ type responseWriter struct {
 	written     int64
 	closeAfter  bool
 	hijacked    bool
+	// declared is the Trailer header the head announced: the values of
+	// those names in the header map at the end are the trailers.
+	declared []string
 }
 
 func (w *responseWriter) reset(c *Conn, r *http.Request) {
@@ -135,6 +139,7 @@ func (w *responseWriter) sendHeader(final bool) {
 		}
 	}
 	delete(h, "Transfer-Encoding")
+	w.declared = h["Trailer"]
 	switch {
 	case w.noBody:
 		if code == 204 || code == 304 || code < 200 {
@@ -182,7 +187,7 @@ func (w *responseWriter) finish() error {
 		w.sendHeader(true)
 	}
 	if w.chunked {
-		w.c.bw.WriteString("0\r\n\r\n")
+		w.writeLastChunk()
 	}
 	if w.cl >= 0 && w.written < w.cl && !w.noBody {
 		w.closeAfter = true // short body: the client must see the cut
@@ -191,6 +196,31 @@ func (w *responseWriter) finish() error {
 		return w.c.bw.Flush()
 	}
 	return nil
+}
+
+// writeLastChunk ends a chunked body with its trailer section (RFC 9112
+// 7.1.2): the declared names' values and every http.TrailerPrefix key.
+func (w *responseWriter) writeLastChunk() {
+	bw := w.c.bw
+	bw.WriteString("0\r\n")
+	if len(w.declared) > 0 || hasTrailerKey(w.hdr) {
+		appendTrailerFields(w.hdr, w.declared, func(k, v string) {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		})
+	}
+	bw.WriteString("\r\n")
+}
+
+func hasTrailerKey(h http.Header) bool {
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func writeStatusLine(bw *bufio.Writer, code int) {
@@ -208,6 +238,9 @@ func writeStatusLine(bw *bufio.Writer, code int) {
 
 func writeHeaders(bw *bufio.Writer, h http.Header) {
 	for k, vv := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue // a trailer, written after the body
+		}
 		for _, v := range vv {
 			bw.WriteString(k)
 			bw.WriteString(": ")

@@ -235,11 +235,14 @@ type Conn struct {
 	base *http.Request
 	// The per-request objects are reused from request to request: no
 	// handler keeps them past its return (see policy.Middleware).
-	req  *http.Request
-	url  *url.URL
-	hdr  http.Header
-	body *requestBody
-	w    *responseWriter
+	req *http.Request
+	url *url.URL
+	hdr http.Header
+	// trailer is the Trailer map of chunked requests, filled at the end
+	// of their body.
+	trailer http.Header
+	body    *requestBody
+	w       *responseWriter
 }
 
 var h1bufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
@@ -261,6 +264,7 @@ func newConn(s *Server, c net.Conn) *Conn {
 	hc.req = new(http.Request)
 	hc.url = new(url.URL)
 	hc.hdr = make(http.Header, 16)
+	hc.trailer = http.Header{}
 	hc.body = new(requestBody)
 	hc.w = &responseWriter{hdr: make(http.Header, 8)}
 	return hc
