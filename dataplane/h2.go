@@ -65,6 +65,12 @@ func (dp *DataPlane) forwardH2(st *reqState, w http.ResponseWriter, r *http.Requ
 	}
 	out.ContentLength = r.ContentLength
 	out.Host = st.upstreamHost(ep, r)
+	if body != http.NoBody && len(r.Trailer) > 0 && h1.FilterTrailers(r.Trailer) {
+		// The client declared its trailers (HTTP/2 requires it): the
+		// transport announces them and sends their values from this same
+		// map, which the server fills when the body ends.
+		out.Trailer = r.Trailer
+	}
 	if len(st.dispatch) > 0 {
 		st.runDispatch(r, ep, prefix)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -289,5 +290,44 @@ func TestTrailerLimits(t *testing.T) {
 	r := <-got
 	if r.err == nil {
 		t.Errorf("the upstream got a complete request: %q %v", r.body, r.trailer)
+	}
+}
+
+// TestTrailersClientToHTTP2Upstream: an HTTP/1.1 client that declares its
+// trailers (Trailer header) has them relayed to an HTTP/2 upstream, which
+// must be told before the body; a forbidden one it declared is not.
+func TestTrailersClientToHTTP2Upstream(t *testing.T) {
+	got := make(chan http.Header, 1)
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		got <- r.Trailer
+	}))
+	up.Config.Protocols = new(http.Protocols)
+	up.Config.Protocols.SetUnencryptedHTTP2(true)
+	up.Start()
+	defer up.Close()
+	service := svc("h2", endpointOf(t, up))
+	service.HTTP2 = true
+	g := startGateway(t, snapshot(1, []*ir.Service{service}, api("api", "/", catchAll("r", "h2"))))
+	c, err := net.Dial("tcp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: gw\r\nTrailer: X-Checksum, Grpc-Status, Authorization\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"4\r\ndata\r\n0\r\n"+smugglingTrailers+"\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	select {
+	case tr := <-got:
+		checkTrailers(t, "HTTP/2 upstream", tr)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream got no request")
 	}
 }

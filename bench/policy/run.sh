@@ -14,6 +14,10 @@ echo "== per-policy overhead: one request through one policy's middleware"
 go test -run '^$' -bench 'BenchmarkPolicyOverhead|BenchmarkNewPolicies|BenchmarkServicePolicies|BenchmarkHTTPCaching|BenchmarkRateLimitRedis' -benchmem ./policy/ ./policy/native/ | grep -E '^Benchmark'
 
 echo
+echo "== through the real built-in data plane, one client: proxied vs http-caching-flex hit, unsigned vs native-aws-signature-flex"
+go test -run '^$' -bench 'BenchmarkHTTPCachingDataPlane|BenchmarkAWSSignature' -benchmem -count 3 ./policy/e2e/ | grep -E '^Benchmark'
+
+echo
 echo "== throughput through the built-in data plane (8 concurrent clients per core, real upstream)"
 # Rounds interleave the three cases in time, so a load spike on a shared
 # machine hits all of them alike; the medians are compared.

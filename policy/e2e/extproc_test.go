@@ -41,6 +41,19 @@ func (p *trailerProc) Process(st extprocv3.ExternalProcessor_ProcessServer) erro
 			res.Response = &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}
 		case req.GetResponseBody() != nil:
 			res.Response = &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}
+		case req.GetRequestTrailers() != nil:
+			var sum string
+			for _, h := range req.GetRequestTrailers().GetTrailers().GetHeaders() {
+				if h.GetKey() == "x-checksum" {
+					sum = string(h.GetRawValue()) + h.GetValue()
+				}
+			}
+			p.mu.Lock()
+			p.seen = append(p.seen, "request:"+sum)
+			p.mu.Unlock()
+			res.Response = &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{HeaderMutation: &extprocv3.HeaderMutation{
+				SetHeaders: []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-checksum", RawValue: []byte("processed-" + sum)}}},
+			}}}
 		case req.GetResponseTrailers() != nil:
 			var sum string
 			for _, h := range req.GetResponseTrailers().GetTrailers().GetHeaders() {
@@ -122,6 +135,53 @@ func TestExtProcGetsHTTP1UpstreamTrailers(t *testing.T) {
 			proc.mu.Unlock()
 			if !strings.HasSuffix(seen, "abc]") {
 				t.Errorf("the processor got trailers %s, want the upstream's", seen)
+			}
+		})
+	}
+}
+
+// TestExtProcGetsHTTP1ClientTrailers: native-ext-proc-flex with
+// requestTrailerMode send, through the built-in data plane: an HTTP/1.1
+// client's chunked request trailers go to the processor after the body,
+// and the upstream gets them as the processor changed them (streamed or
+// buffered body alike; a buffered body stays chunked for them).
+func TestExtProcGetsHTTP1ClientTrailers(t *testing.T) {
+	got := make(chan string, 4)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- string(b) + " " + r.Trailer.Get("X-Checksum") + " " + r.Trailer.Get("Host")
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(up.Close)
+	proc := &trailerProc{}
+	addr := policytest.ServeGRPC(t, func(g *grpc.Server) { extprocv3.RegisterExternalProcessorServer(g, proc) })
+	for _, mode := range []string{"streamed", "buffered"} {
+		t.Run(mode, func(t *testing.T) {
+			base := start(t, snapshotWith(t, up, pol("native-ext-proc-flex", 10, map[string]any{
+				"uri": "h2://" + addr, "requestTrailerMode": "send", "requestBodyMode": mode,
+			})), nil, nil)
+			c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_, _ = io.WriteString(c, "POST /in HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n4\r\ndata\r\n0\r\nX-Checksum: abc\r\nHost: evil.example\r\n\r\n")
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				t.Fatalf("status %d", res.StatusCode)
+			}
+			if u := <-got; u != "data processed-abc " {
+				t.Errorf("upstream got %q, want the body and the processor's trailer (no Host trailer)", u)
+			}
+			proc.mu.Lock()
+			seen := fmt.Sprint(proc.seen)
+			proc.mu.Unlock()
+			if !strings.Contains(seen, "request:abc") {
+				t.Errorf("the processor got %s, want the client's trailers", seen)
 			}
 		})
 	}

@@ -520,6 +520,13 @@ func (s *procStream) request(r *http.Request) error {
 		}{io.MultiReader(bytes.NewReader(body), rest), r.Body}
 		r.ContentLength = -1
 		r.Header.Del("Content-Length")
+	} else if len(r.Trailer) > 0 {
+		// Trailers only follow a chunked body: the length stays unknown
+		// so the data plane can send them after it.
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = -1
+		r.Header.Del("Content-Length")
+		r.GetBody = nil
 	} else {
 		setRequestBody(r, body)
 	}

@@ -356,7 +356,31 @@ func (b *requestBody) reset(c *Conn, n int64, chunked bool) {
 		// net/http's does: a handler holding a copy of the request (a
 		// policy's WithContext) sees the trailers once the body is done.
 		clear(c.trailer)
+		declareTrailers(c.trailer, c.hdr["Trailer"])
 		c.req.Trailer = c.trailer
+	}
+}
+
+// declareTrailers adds the relayable names a Trailer header announces to
+// tr with no value yet, as net/http does: a client that declares them
+// lets an HTTP/2 upstream request announce them too (its trailers must
+// be declared before the body).
+func declareTrailers(tr http.Header, declared []string) {
+	for _, names := range declared {
+		for names != "" {
+			var k string
+			if i := strings.IndexByte(names, ','); i >= 0 {
+				k, names = names[:i], names[i+1:]
+			} else {
+				k, names = names, ""
+			}
+			k = TrimSpace(k)
+			if validToken(k) {
+				if k = CanonicalKey(k); TrailerAllowed(k) {
+					tr[k] = nil
+				}
+			}
+		}
 	}
 }
 
