@@ -37,8 +37,14 @@ func TestDocsKubernetes(t *testing.T) {
 	c.MustApply(t, backendService(t, "default", "web"))
 
 	ports := map[string]string{}
+	taken := map[string]bool{}
 	for _, p := range []string{"8080", "8081", "8082", "8443", "8444", "8445"} {
-		ports[p] = strconv.Itoa(kubetest.FreePort(t))
+		// Distinct: a port just closed can be handed out again, and two
+		// of the page's addresses on one port are a config conflict.
+		for ports[p] == "" || taken[ports[p]] {
+			ports[p] = strconv.Itoa(kubetest.FreePort(t))
+		}
+		taken[ports[p]] = true
 	}
 	work := t.TempDir()
 	// The certificate the page's `kubectl create secret tls` reads.
