@@ -25,6 +25,7 @@ var fence = regexp.MustCompile("(?s)```(yaml|sh)( kubernetes)?\n(.*?)```")
 // 8080 is replaced by a free port, and a gateway started by the page's
 // `flexgw run` line writes the status `kubectl wait` waits for.
 func TestDocsKubernetes(t *testing.T) {
+	t.Parallel() // own API server, gateway and ports: independent of the others
 	page, err := os.ReadFile("../docs/kubernetes.md")
 	if err != nil {
 		t.Fatal(err)
