@@ -37,7 +37,7 @@ test-kube: deps
 
 # The Gateway API conformance suite against the gateway (test/conformance,
 # its own module): prints the pass/fail list, writes it to
-# test/conformance/results.md. About 10 minutes; not part of `make test`.
+# test/conformance/results.md. About 4 minutes, as root; not part of `make test`.
 conformance: deps
 	@./test/conformance/run.sh
 
