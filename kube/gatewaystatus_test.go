@@ -19,6 +19,7 @@ import (
 // reports whether its backends resolve, and is not served there while
 // the Gateway's HTTP listener serves it.
 func TestGatewayListenersNotValidAndUnservedAttachments(t *testing.T) {
+	t.Parallel() // own API server, gateway and ports: independent of the others
 	cl := kubetest.Start(t)
 	c := kubetest.NewClient(t, cl.Kubeconfig)
 	c.InstallCRDs(t, crdDir())
