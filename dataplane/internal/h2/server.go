@@ -634,13 +634,21 @@ func (c *conn) onData(f *http2.DataFrame) (http2.ErrCode, bool) {
 	}
 	c.recvWin -= n
 	st := c.streams[id]
+	if id > c.lastID {
+		c.mu.Unlock()
+		return http2.ErrCodeProtocol, false // an idle stream
+	}
 	if st == nil || st.body == nil || st.reset || st.body.isDone() {
+		// DATA the client sent before it learnt the stream ended (a
+		// response before the whole upload, a reset, a refusal): counted
+		// and dropped, no reset per frame (RFC 9113 5.1 lets a closed
+		// stream ignore frames), which h2guard would count against a
+		// legitimate client.
 		c.returnLocked(nil, n)
 		c.mu.Unlock()
-		if id > c.lastID {
-			return http2.ErrCodeProtocol, false
+		if st != nil && st.body != nil && !st.reset && st.body.isDone() {
+			c.resetStream(id, http2.ErrCodeStreamClosed) // DATA after END_STREAM
 		}
-		c.resetStream(id, http2.ErrCodeStreamClosed)
 		return 0, true
 	}
 	if n > st.recvWin {
@@ -1076,7 +1084,10 @@ func (w *responseWriter) push(end bool) error {
 			w.buf = w.buf[:0]
 			return errStreamReset
 		}
-		n := min(len(p), int(st.sendWin), int(c.sendWin), c.peerFrame)
+		n := 0
+		if len(p) > 0 {
+			n = min(len(p), int(st.sendWin), int(c.sendWin), c.peerFrame)
+		}
 		last := end && tr == nil && n == len(p)
 		var flags http2.Flags
 		if last {

@@ -422,3 +422,38 @@ func TestShutdownGoAway(t *testing.T) {
 		t.Errorf("Shutdown: %v", err)
 	}
 }
+
+// TestEarlyResponseUpload: a handler that answers without reading the
+// upload; the DATA the client still sends is dropped without a reset per
+// frame (h2guard counts resets against the client), and the connection
+// keeps serving.
+func TestEarlyResponseUpload(t *testing.T) {
+	_, addr := serve(t, Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+	})})
+	rc := dialRaw(t, addr)
+	rc.get(1, "/up", false)
+	if s := rc.status(1); s != "401" {
+		t.Fatalf("status %s", s)
+	}
+	chunk := make([]byte, 16000)
+	for range 40 {
+		rc.fr.WriteData(1, false, chunk)
+	}
+	rc.get(3, "/next", true)
+	resets := 0
+	rc.until("HEADERS 3", func(f http2.Frame) bool {
+		switch f := f.(type) {
+		case *http2.RSTStreamFrame:
+			if f.StreamID == 1 && f.ErrCode != http2.ErrCodeNo {
+				resets++
+			}
+		case *http2.MetaHeadersFrame:
+			return f.StreamID == 3
+		}
+		return false
+	})
+	if resets > 0 {
+		t.Errorf("%d resets for DATA after the response", resets)
+	}
+}
