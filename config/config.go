@@ -207,7 +207,11 @@ type Destination struct {
 	Ref             Ref
 	Weight          int
 	DestinationPath string
-	Line            int
+	// DirectResponse answers this destination's share of the requests
+	// (the `directResponse` extension of a route-weighted entry), in
+	// place of a destinationRef.
+	DirectResponse *DirectResponse
+	Line           int
 }
 
 // Ref names another resource.

@@ -659,7 +659,7 @@ func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
 	}
 	for i, n := range items {
 		p := fmt.Sprintf("spec.config.routes[%d]", i)
-		fs := d.fields(n, p, "weight", "destinationPath", "destinationRef")
+		fs := d.fields(n, p, "weight", "destinationPath", "destinationRef", "directResponse")
 		dst := &Destination{Line: n.Line}
 		if f, ok := fs["weight"]; ok {
 			if v, ok := d.integer(f.value, p+".weight"); ok {
@@ -674,10 +674,17 @@ func (d *decoder) routeBinding(cfg field, weighted bool) *Route {
 		if f, ok := fs["destinationPath"]; ok {
 			dst.DestinationPath = d.destinationPath(f.value, p+".destinationPath")
 		}
-		if f, ok := fs["destinationRef"]; ok {
+		f, hasRef := fs["destinationRef"]
+		dr, hasDirect := fs["directResponse"]
+		switch {
+		case hasRef && hasDirect:
+			d.errorf(dr.value, p+".directResponse", "a destination has a destinationRef or a directResponse, not both")
+		case hasRef:
 			dst.Ref = d.destRef(f.value, p+".destinationRef")
-		} else {
-			d.errorf(n, p+".destinationRef", "required")
+		case hasDirect:
+			dst.DirectResponse = d.directResponse(dr.value, p+".directResponse")
+		default:
+			d.errorf(n, p+".destinationRef", "required (or a directResponse)")
 		}
 		r.Destinations = append(r.Destinations, dst)
 	}

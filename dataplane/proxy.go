@@ -481,6 +481,10 @@ func (dp *DataPlane) forward(st *reqState, w http.ResponseWriter, r *http.Reques
 		return
 	}
 	di := weightedPick(rt.cum)
+	if d := rt.destDirect[di]; d != nil {
+		st.writeDirect(w, r, d)
+		return
+	}
 	svc := rt.dests[di]
 	prefix := rt.prefix[di]
 	st.svc = svc

@@ -3,6 +3,8 @@ package dataplane
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/flexgw/flexgw/ir"
 )
 
 // answer replies for a route that answers by itself, after its policies
@@ -24,7 +26,13 @@ func (st *reqState) answer(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(rd.StatusCode)
 		return
 	}
-	d := rt.direct
+	st.writeDirect(w, r, rt.direct)
+}
+
+// writeDirect answers with a direct response: its status and body.
+func (st *reqState) writeDirect(w http.ResponseWriter, r *http.Request, d *ir.DirectResponse) {
+	h := w.Header()
+	h["X-Request-Id"] = []string{st.reqID}
 	h["Content-Length"] = []string{strconv.Itoa(len(d.Body))}
 	if d.Body != "" {
 		h["Content-Type"] = []string{"text/plain"}

@@ -152,3 +152,25 @@ func TestPreserveHost(t *testing.T) {
 		}
 	}
 }
+
+// TestWeightedDirectResponse: a destination that answers directly takes
+// its weighted share of the requests; the others reach the upstream.
+func TestWeightedDirectResponse(t *testing.T) {
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("up")) })
+	rt := catchAll("split", "up")
+	rt.Destinations[0].Weight = 50
+	rt.Destinations = append(rt.Destinations, ir.Destination{Weight: 50, DirectResponse: &ir.DirectResponse{Status: 500}})
+	g := startGateway(t, snapshot(1, []*ir.Service{svc("up", endpointOf(t, up))}, api("api", "/", rt)))
+	seen := map[string]bool{}
+	for i := 0; i < 400 && len(seen) < 2; i++ {
+		resp, body := get(t, http.DefaultClient, g.url("/x"))
+		got := resp.Status[:3] + " " + body
+		if got != "200 up" && got != "500 " {
+			t.Fatalf("GET /x: %q", got)
+		}
+		seen[got] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("only %v in 400 requests", seen)
+	}
+}

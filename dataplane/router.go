@@ -66,6 +66,9 @@ type route struct {
 	direct   *ir.DirectResponse
 	// mirrors get a copy of every request forwarded (mirror.go).
 	mirrors []*service
+	// destDirect answers, per destination, the requests it takes
+	// instead of a service (whose dests entry is nil).
+	destDirect []*ir.DirectResponse
 }
 
 // requestPath is the path routing matches and the upstream receives: the
@@ -266,6 +269,17 @@ func (dp *DataPlane) buildRoute(s *ir.Snapshot, a *ir.API, ar *apiRoutes, r *ir.
 	var svcPolicies []*ir.Policy
 	owner := map[*ir.Policy]*ir.Service{}
 	for i, d := range r.Destinations {
+		if d.DirectResponse != nil {
+			// This share of the requests is answered, not forwarded.
+			total += d.Weight
+			rt.dests = append(rt.dests, nil)
+			rt.cum = append(rt.cum, total)
+			rt.dpath = append(rt.dpath, "")
+			rt.prefix = append(rt.prefix, "")
+			rt.destDirect = append(rt.destDirect, d.DirectResponse)
+			continue
+		}
+		rt.destDirect = append(rt.destDirect, nil)
 		svc := svcs[d.Service]
 		if svc == nil {
 			return nil, fmt.Errorf("destinations[%d]: service %q not in snapshot", i, d.Service)

@@ -405,6 +405,10 @@ func (c *compiler) bindingRoute(b *config.PolicyBinding) *Route {
 	r.Destinations = []Destination{}
 	common := true
 	for _, d := range b.Route.Destinations {
+		if dr := d.DirectResponse; dr != nil {
+			r.Destinations = append(r.Destinations, Destination{Weight: uint32(d.Weight), DirectResponse: &DirectResponse{Status: dr.Status, Body: dr.Body}})
+			continue
+		}
 		r.Destinations = append(r.Destinations, Destination{Service: d.Ref.Key(), Weight: uint32(d.Weight), DestinationPath: d.DestinationPath})
 		common = common && d.DestinationPath == b.Route.Destinations[0].DestinationPath
 	}

@@ -213,6 +213,11 @@ type Destination struct {
 	// DestinationPath, when set, replaces Route.DestinationPath for this
 	// destination (route-weighted bindings give each destination its own).
 	DestinationPath string `json:"destinationPath,omitempty"`
+	// DirectResponse, when set, answers the requests this destination
+	// takes instead of a service (Service is then ""): Gateway API's 500
+	// for the share of a rule weighted to a backendRef that cannot be
+	// used.
+	DirectResponse *DirectResponse `json:"directResponse,omitempty"`
 }
 
 // Rule matches a request when every set field matches (AND).

@@ -91,6 +91,20 @@ spec:
     backendRefs: [{group: example.com, kind: Bucket, name: b}]
   - matches: [{path: {type: PathPrefix, value: /cross}}]
     backendRefs: [{name: far, namespace: other, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /partial}}]
+    backendRefs: [{name: echo, port: 80}, {name: nothing-here, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: backend-filters, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /bf}}]
+    backendRefs:
+    - name: echo
+      port: 80
+      filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-A, value: b}]}}]
 `)
 	startGateway(t, cl.Kubeconfig)
 	at := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -162,7 +176,7 @@ spec:
 		name  string
 		kinds int
 		att   int64
-	}{{"only", 0, 0}, {"mixed", 1, 3}, {"http", 1, 3}} {
+	}{{"only", 0, 0}, {"mixed", 1, 4}, {"http", 1, 4}} {
 		want := "False InvalidRouteKinds"
 		if l.name == "http" {
 			want = "True ResolvedRefs"
@@ -179,6 +193,23 @@ spec:
 	}
 	if got := get(fmt.Sprintf("http://127.0.0.1:%d/m", mixed)); got[:3] != "200" {
 		t.Errorf("a listener admitting HTTPRoute beside an invalid kind: %s", got)
+	}
+	// Half of /partial's requests are weighted to a Service that does not
+	// exist: those get 500, the others the backend's answer.
+	seen := map[string]bool{}
+	for i := 0; i < 400 && len(seen) < 2; i++ {
+		got := do("GET", "/partial")
+		if got != "500" && got != "200 echo "+self+" /partial" {
+			t.Fatalf("GET /partial: %q", got)
+		}
+		seen[got] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("GET /partial: only %v in 400 requests", seen)
+	}
+	waitRouteCond(t, c, "default", "backend-filters", "", "Accepted", "False UnsupportedValue")
+	if got := do("GET", "/bf"); got != "200 echo "+self+" /bf" { // the catch-all of route matches
+		t.Errorf("GET /bf: a rule with backendRef filters was served: %q", got)
 	}
 	waitRouteCond(t, c, "default", "invalid", "", "Accepted", "True Accepted")
 	waitRouteCond(t, c, "default", "invalid", "", "ResolvedRefs", "False BackendNotFound")

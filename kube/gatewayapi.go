@@ -376,21 +376,29 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 			var dests []map[string]any
 			var ws []int64
 			brs, _ := rm["backendRefs"].([]any)
+			// The share of requests weighted to a backendRef that cannot
+			// be used is answered 500 (Gateway API), beside valid ones.
+			var invalid []map[string]any
+			var iws []int64
 			for _, b := range brs {
 				bm, _ := b.(map[string]any)
-				ref, ok := s.backendRef(rs, ns, bm, svcDocs)
-				if !ok {
-					continue
-				}
 				w := int64(1)
 				if v, ok := bm["weight"]; ok {
 					w = toInt64(v)
 				}
-				if w == 0 {
-					continue
+				ref, ok := s.backendRef(rs, ns, bm, svcDocs)
+				switch {
+				case w == 0:
+				case !ok:
+					invalid = append(invalid, map[string]any{"directResponse": map[string]any{"status": int64(500)}})
+					iws = append(iws, w)
+				default:
+					dests = append(dests, map[string]any{"destinationRef": ref})
+					ws = append(ws, w)
 				}
-				dests = append(dests, map[string]any{"destinationRef": ref})
-				ws = append(ws, w)
+			}
+			if len(dests) > 0 {
+				dests, ws = append(dests, invalid...), append(ws, iws...)
 			}
 			for i, w := range weights(ws) {
 				dests[i]["weight"] = w
@@ -557,6 +565,13 @@ func unsupportedFilter(rule map[string]any) string {
 		fm, _ := f.(map[string]any)
 		if t := str(fm["type"]); !servedFilters[t] {
 			return "filter type " + t + " is not supported by flexgw"
+		}
+	}
+	brs, _ := rule["backendRefs"].([]any)
+	for _, b := range brs {
+		bm, _ := b.(map[string]any)
+		if fs, _ := bm["filters"].([]any); len(fs) > 0 {
+			return fmt.Sprintf("backendRef %q: filters on a backendRef are not supported by flexgw (put them on the rule)", str(bm["name"]))
 		}
 	}
 	return ""

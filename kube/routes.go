@@ -261,7 +261,7 @@ func routeDocs(rs []*routeEntry) []genDoc {
 			spec["policyRef"] = map[string]any{"name": "route-weighted"}
 			routes := make([]any, len(r.dests))
 			for j, d := range r.dests {
-				if r.destPath != "" {
+				if _, direct := d["directResponse"]; r.destPath != "" && !direct {
 					d = maps.Clone(d)
 					d["destinationPath"] = r.destPath
 				}

@@ -67,9 +67,24 @@ func (p *Pipeline) DeliverMsgpack(data []byte) error {
 		s.evs = evs[:0]
 	}()
 	var errs []error
-	for _, o := range p.route.Load().access {
+	var done []*output
+	outs := p.route.Load().access
+	for _, o := range outs {
 		if err := p.deliver(o, data, evs); err != nil {
 			errs = append(errs, fmt.Errorf("output %q: %w", o.name, err))
+		} else {
+			done = append(done, o)
+		}
+	}
+	if len(errs) > 0 && len(done) > 0 {
+		// The chunk comes back for the outputs still pending: the
+		// others must not send it again.
+		all := make([]bool, len(evs))
+		for i := range all {
+			all[i] = true
+		}
+		for _, o := range done {
+			p.partial.keep(partialKey{}, o, data, all)
 		}
 	}
 	return errors.Join(errs...)
@@ -91,6 +106,9 @@ func (p *Pipeline) deliver(o *output, chunk []byte, evs []exporters.Event) error
 				b.left++
 			}
 		}
+	}
+	if b.left == 0 {
+		return nil // delivered before the chunk came back for another output
 	}
 	end := time.Now().Add(o.opts.Retry.Window)
 	attempt := 0

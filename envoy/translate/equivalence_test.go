@@ -189,6 +189,9 @@ func irRoute(s *ir.Snapshot, l *ir.Listener, req request) outcome {
 				return outcome{status: d.Status}
 			}
 			prefix := func(d ir.Destination) string {
+				if d.DirectResponse != nil {
+					return "direct"
+				}
 				return strings.TrimRight(s.Service(d.Service).BasePath, "/") + strings.TrimRight(r.DestinationPathFor(d), "/")
 			}
 			var cs []string
@@ -211,6 +214,9 @@ func irRoute(s *ir.Snapshot, l *ir.Listener, req request) outcome {
 					}
 				}
 				cs = []string{ClusterName(chosen.Service)}
+			}
+			if chosen.DirectResponse != nil {
+				return outcome{status: chosen.DirectResponse.Status}
 			}
 			up := ir.RewritePath(a.BasePath, rule, r.DestinationPathFor(chosen), s.Service(chosen.Service).BasePath, req.path)
 			if upPath, _, _ := strings.Cut(up, "?"); !ir.DotSegmentFree(upPath) {
@@ -303,6 +309,10 @@ func TestRoutingMatchesBuiltinDataPlaneConfigDirs(t *testing.T) {
 			{"GET", "h", "/shop/search?q=a&q=b", nil, 0},
 			{"GET", "h", "/legacy", nil, 0},
 			{"GET", "h:8081", "/legacy/a/b?z", nil, 0},
+			{"GET", "h", "/shop/partly/a", nil, 0},
+			{"GET", "h", "/shop/partly/a", nil, 749_999},
+			{"GET", "h", "/shop/partly/a", nil, 750_000},
+			{"GET", "h", "/shop/partly", nil, 999_999},
 			{"GET", "h", "/shop/other", nil, 0},
 			{"GET", "h", "/shop", nil, 0},
 			{"GET", "h", "/shop/secure/", nil, 0},

@@ -38,6 +38,9 @@ func (t *translator) grpc(services map[string]*ir.Service) error {
 			}
 			routes = append(routes, rs...)
 			for _, d := range r.Destinations {
+				if d.DirectResponse != nil {
+					continue
+				}
 				needed[d.Service] = true
 			}
 		}

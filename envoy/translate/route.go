@@ -48,6 +48,9 @@ func (t *translator) routeConfig(l *ir.Listener, services map[string]*ir.Service
 			}
 			var svcs []enabledFilter
 			for _, d := range r.Destinations {
+				if d.DirectResponse != nil {
+					continue
+				}
 				more, err := t.serviceFilters(chain, a, services[d.Service])
 				if err != nil {
 					return nil, nil, err
@@ -144,6 +147,9 @@ type variant struct {
 	// the ones before it take; 0 for the last (or only) variant.
 	cumulative uint32
 	suffix     string
+	// direct answers the variant's requests itself (a destination with a
+	// direct response).
+	direct *ir.DirectResponse
 }
 
 // makeRoutes renders one ir.Route as Envoy routes: one per rule (rules are
@@ -173,16 +179,24 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 			return nil, fmt.Errorf("mirror service %q is not defined", m)
 		}
 	}
+	hasDirect := false
 	for _, d := range r.Destinations {
+		total += uint64(d.Weight)
+		if d.DirectResponse != nil {
+			hasDirect = true
+			continue
+		}
 		if services[d.Service] == nil {
 			return nil, fmt.Errorf("destination service %q is not defined", d.Service)
 		}
-		total += uint64(d.Weight)
 	}
 	if len(r.Destinations) > 1 && total == 0 {
 		return nil, fmt.Errorf("every destination has weight 0")
 	}
 	variantOf := func(d ir.Destination) variant {
+		if d.DirectResponse != nil {
+			return variant{direct: d.DirectResponse}
+		}
 		v := variant{svcBase: services[d.Service].BasePath, destPath: r.DestinationPathFor(d)}
 		v.prefix = strings.TrimRight(v.svcBase, "/") + strings.TrimRight(v.destPath, "/")
 		return v
@@ -194,6 +208,9 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 		for _, d := range r.Destinations[1:] {
 			samePaths = samePaths && variantOf(d).prefix == one.prefix
 		}
+		// A share answered directly needs its own route: weighted
+		// clusters only name clusters.
+		samePaths = samePaths && !hasDirect
 	}
 	var variants []variant
 	switch {
@@ -205,11 +222,20 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 		}
 		variants = []variant{one}
 	case len(r.Destinations) == 1:
-		one.cluster = ClusterName(r.Destinations[0].Service)
+		if one.direct == nil {
+			one.cluster = ClusterName(r.Destinations[0].Service)
+		}
 		variants = []variant{one}
+	case grpc && hasDirect && total == uint64(directWeight(r)):
+		// Proxyless gRPC has only weighted clusters: a route whose
+		// destinations all answer directly answers with the first.
+		variants = []variant{variantOf(r.Destinations[0])}
 	case samePaths || grpc:
 		wc := &routev3.WeightedCluster{}
 		for _, d := range r.Destinations {
+			if d.DirectResponse != nil {
+				continue // proxyless gRPC: the share goes to the clusters
+			}
 			wc.Clusters = append(wc.Clusters, &routev3.WeightedCluster_ClusterWeight{
 				Name:   ClusterName(d.Service),
 				Weight: wrapperspb.UInt32(d.Weight),
@@ -225,7 +251,9 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 			}
 			cum += uint64(d.Weight)
 			v := variantOf(d)
-			v.cluster = ClusterName(d.Service)
+			if v.direct == nil {
+				v.cluster = ClusterName(d.Service)
+			}
 			v.cumulative = uint32(cum * 1_000_000 / total)
 			v.suffix = fmt.Sprintf("/dest%d", k)
 			variants = append(variants, v)
@@ -270,7 +298,7 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 	// interned), so its action is too.
 	add := func(name string, v variant, m *routev3.RouteMatch, rewrite *matcherv3.RegexMatchAndSubstitute, unique bool) {
 		k := actionKey{weighted: v.weighted, timeout: timeout, idle: idle, retry: retry, noWebSocket: !a.WebSocketAllowed(r)}
-		if v.weighted == nil && !answers {
+		if v.weighted == nil && !answers && v.direct == nil {
 			k.cluster = t.in.cluster(v.cluster)
 		}
 		if !grpc {
@@ -289,6 +317,8 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 			ResponseHeadersToRemove: respRemove,
 		}
 		switch {
+		case v.direct != nil:
+			er.Action = directResponseAction(v.direct)
 		case r.Redirect != nil:
 			er.Action = redirectAction(r.Redirect, rewrite)
 		case r.DirectResponse != nil:
@@ -384,6 +414,17 @@ var redirectCodes = map[int]routev3.RedirectAction_RedirectResponseCode{
 	303: routev3.RedirectAction_SEE_OTHER,
 	307: routev3.RedirectAction_TEMPORARY_REDIRECT,
 	308: routev3.RedirectAction_PERMANENT_REDIRECT,
+}
+
+// directWeight is the weight of r's destinations that answer directly.
+func directWeight(r *ir.Route) uint32 {
+	var w uint32
+	for _, d := range r.Destinations {
+		if d.DirectResponse != nil {
+			w += d.Weight
+		}
+	}
+	return w
 }
 
 func directResponseAction(d *ir.DirectResponse) *routev3.Route_DirectResponse {

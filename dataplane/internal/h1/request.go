@@ -408,6 +408,11 @@ func (b *requestBody) Read(p []byte) (int, error) {
 				for k, vv := range b.cr.Trailers() {
 					b.c.trailer[k] = vv
 				}
+				for k, vv := range b.c.trailer {
+					if vv == nil {
+						delete(b.c.trailer, k) // declared, never sent
+					}
+				}
 			}
 			b.err = err
 			return 0, err

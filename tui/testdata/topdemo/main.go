@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"sync/atomic"
 	"time"
 
 	"github.com/flexgw/flexgw/accesslog"
@@ -105,7 +106,8 @@ func gateway(ctx context.Context, addr string, nAPIs, nRoutes, rps int) (string,
 		l.APIs = append(l.APIs, a)
 	}
 	snap.Listeners = []*ir.Listener{l}
-	var sent uint64
+	// sent is bumped by the traffic goroutine and read by the admin API's.
+	var sent atomic.Uint64
 	s := stats.New(stats.Options{
 		Snapshot: func() *ir.Snapshot { return snap },
 		Status: func() stats.Status {
@@ -116,8 +118,8 @@ func gateway(ctx context.Context, addr string, nAPIs, nRoutes, rps int) (string,
 		},
 		Pipeline: func() topapi.Pipeline {
 			return topapi.Pipeline{Mode: "in-process", Exporters: []topapi.Exporter{
-				{Name: "splunk", Type: "splunk", Sent: sent, QueueDepth: rand.IntN(20)},
-				{Name: "sumo", Type: "sumologic", Sent: sent / 2, Retries: sent / 100, LastError: "stand-in: 503 from collector"},
+				{Name: "splunk", Type: "splunk", Sent: sent.Load(), QueueDepth: rand.IntN(20)},
+				{Name: "sumo", Type: "sumologic", Sent: sent.Load() / 2, Retries: sent.Load() / 100, LastError: "stand-in: 503 from collector"},
 			}}
 		},
 	})
@@ -167,7 +169,7 @@ func gateway(ctx context.Context, addr string, nAPIs, nRoutes, rps int) (string,
 				}
 				done(rec, observe.Timings{Total: total, Upstream: up, Service: t.svc})
 				s.Write(rec)
-				sent++
+				sent.Add(1)
 			}
 		}
 	}()
