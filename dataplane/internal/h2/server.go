@@ -41,6 +41,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/flexgw/flexgw/dataplane/internal/h1"
 )
 
 // Options configure a Server.
@@ -1150,7 +1152,7 @@ func (c *conn) appendHeadersLocked(id uint32, status int, h http.Header, final, 
 		c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
 		if final {
 			if _, ok := h["Date"]; !ok {
-				c.henc.WriteField(hpack.HeaderField{Name: "date", Value: httpDate()})
+				c.henc.WriteField(hpack.HeaderField{Name: "date", Value: h1.HTTPDate()})
 			}
 		}
 	}
@@ -1243,20 +1245,6 @@ func canonicalKey(k string) string {
 		return v
 	}
 	return http.CanonicalHeaderKey(k)
-}
-
-var dateCache atomic.Pointer[[2]any]
-
-// httpDate is the current time in IMF-fixdate, recomputed once a second.
-func httpDate() string {
-	now := time.Now()
-	sec := now.Unix()
-	if p := dateCache.Load(); p != nil && p[0].(int64) == sec {
-		return p[1].(string)
-	}
-	s := now.UTC().Format(http.TimeFormat)
-	dateCache.Store(&[2]any{sec, s})
-	return s
 }
 
 func appendFrameHeader(b []byte, n int, t http2.FrameType, f http2.Flags, id uint32) []byte {
