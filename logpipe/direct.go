@@ -67,9 +67,24 @@ func (p *Pipeline) DeliverMsgpack(data []byte) error {
 		s.evs = evs[:0]
 	}()
 	var errs []error
-	for _, o := range p.route.Load().access {
+	var done []*output
+	outs := p.route.Load().access
+	for _, o := range outs {
 		if err := p.deliver(o, data, evs); err != nil {
 			errs = append(errs, fmt.Errorf("output %q: %w", o.name, err))
+		} else {
+			done = append(done, o)
+		}
+	}
+	if len(errs) > 0 && len(done) > 0 {
+		// The chunk comes back for the outputs still pending: the
+		// others must not send it again.
+		all := make([]bool, len(evs))
+		for i := range all {
+			all[i] = true
+		}
+		for _, o := range done {
+			p.partial.keep(partialKey{}, o, data, all)
 		}
 	}
 	return errors.Join(errs...)
@@ -79,7 +94,11 @@ func (p *Pipeline) DeliverMsgpack(data []byte) error {
 // settled or the window ends.
 func (p *Pipeline) deliver(o *output, chunk []byte, evs []exporters.Event) error {
 	ctx := p.directCtx
-	key, settled := p.partial.take(o, chunk, len(evs))
+	var key partialKey
+	var settled []bool
+	if !p.opts.Sample.active() {
+		key, settled = p.partial.take(o, chunk, len(evs))
+	}
 	b := &batch{events: evs, settled: settled, left: len(evs)}
 	if settled == nil {
 		b.settled = make([]bool, len(evs))
@@ -91,6 +110,9 @@ func (p *Pipeline) deliver(o *output, chunk []byte, evs []exporters.Event) error
 				b.left++
 			}
 		}
+	}
+	if b.left == 0 {
+		return nil // delivered before the chunk came back for another output
 	}
 	end := time.Now().Add(o.opts.Retry.Window)
 	attempt := 0
@@ -177,7 +199,13 @@ func (ps *partials) key(o *output, chunk []byte, n int) partialKey {
 }
 
 // keep remembers settled for the chunk (k is zero when take did not hash).
+// With sampling on nothing is kept: a chunk's records are then not the
+// same ones each time it is decoded, so positions would name other
+// records.
 func (ps *partials) keep(k partialKey, o *output, chunk []byte, settled []bool) {
+	if o.opts.Sample.active() {
+		return
+	}
 	if k.o == nil {
 		k = ps.key(o, chunk, len(settled))
 	}

@@ -105,7 +105,7 @@ var (
 // Buffer (queue, the default: a chunk is OK once in the plugin's durable
 // queue; fluentbit: once delivered, Fluent Bit's storage holding it until
 // then) and Retry_Window (Buffer fluentbit: how long a flush retries
-// before handing the chunk back, default 30s).
+// before handing the chunk back, default 5s).
 func New(get Getter, log *slog.Logger) (*Instance, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -165,7 +165,7 @@ func New(get Getter, log *slog.Logger) (*Instance, error) {
 	}
 	if v := get("Retry_Window"); v != "" {
 		if opts.Retry.Window, err = time.ParseDuration(v); err != nil || opts.Retry.Window <= 0 {
-			return nil, fmt.Errorf("key Retry_Window: %q is not a positive duration (e.g. 30s)", v)
+			return nil, fmt.Errorf("key Retry_Window: %q is not a positive duration (e.g. 5s)", v)
 		}
 	}
 	opts.Hostname, _ = os.Hostname()

@@ -204,3 +204,71 @@ func TestDocsSnippetRunsInRealFluentBit(t *testing.T) {
 		t.Errorf("fluent-bit logged errors:\n%s", p.Log())
 	}
 }
+
+// Under the rendered config the aggregator may fail for a while: first
+// it drops every connection, then answers 503 to two requests of three; a
+// chunk the plugin cannot deliver goes back to Fluent Bit and is retried
+// with what was confirmed of it remembered. Every record arrives exactly
+// once (nothing is accepted by a failed request, so nothing is resent).
+// Retry_Window is cut to 100ms so that chunks do go back partly sent.
+func TestRenderedConfigRidesOutFailures(t *testing.T) {
+	bin := flbtest.Binary(t)
+	hec := exportertest.NewHEC("live-tok")
+	defer hec.Close()
+	var mode atomic.Int32 // 0 drop, 1 every other 503, 2 fine
+	hec.SetFault(func(n int) exportertest.Fault {
+		switch mode.Load() {
+		case 0:
+			return exportertest.Fault{Drop: true}
+		case 1:
+			if n%3 != 0 {
+				return exportertest.Fault{Status: 503}
+			}
+		}
+		return exportertest.Fault{}
+	})
+	cfg := liveConfig(t, hec.URL)
+	// Small requests, so a chunk is many of them and some fail.
+	cfg.Logging.Outputs[0].Parameters["max_body_bytes"] = "20000"
+	const n = 3000
+	appendLines(t, cfg.AccessLogPath, flbtest.Lines("flaky", 0, n, 400))
+	sup := &Supervisor{Dir: filepath.Join(t.TempDir(), "etc"), Config: cfg}
+	conf, err := sup.WriteConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A short Retry_Window: chunks go back to Fluent Bit partly delivered.
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := strings.Replace(string(b), "    Buffer ", "    Retry_Window 100ms\n    Buffer ", 1)
+	if err := os.WriteFile(conf, []byte(short), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := flbtest.Start(t, bin, t.TempDir(), "-c", conf)
+	waitRequests := func(k int) {
+		deadline := time.Now().Add(2 * time.Minute)
+		for hec.Requests() < k {
+			if time.Now().After(deadline) {
+				t.Fatalf("the plugin made %d requests, want %d; fluent-bit said:\n%s", hec.Requests(), k, p.Log())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitRequests(3)
+	mode.Store(1)
+	waitRequests(hec.Requests() + 20)
+	mode.Store(2)
+	if !hec.WaitUnique(n, 3*time.Minute) {
+		t.Fatalf("HEC received %d of %d; fluent-bit said:\n%s", hec.Unique(), n, p.Log())
+	}
+	for id, c := range hec.Counts() {
+		if c != 1 {
+			t.Errorf("%s delivered %d times", id, c)
+		}
+	}
+	if !strings.Contains(p.Log(), "goes back to Fluent Bit") {
+		t.Errorf("no chunk went back to Fluent Bit; fluent-bit said:\n%s", p.Log())
+	}
+}
