@@ -546,6 +546,20 @@ func TestAuditH2PseudoHeaders(t *testing.T) {
 	if h := <-heads; !strings.Contains(h, "\r\nHost: shop.example\r\n") {
 		t.Fatalf("baseline head %q", h)
 	}
+	// A host field beside :authority is not what routes or what the
+	// upstream gets (RFC 9113 8.3.1); without :authority it is.
+	if st := h2Raw(t, g.addr, append(req("GET", "shop.example", "/b"), [2]string{"host", "evil.example"})); st != 200 {
+		t.Fatalf("host beside :authority: %d", st)
+	}
+	if h := <-heads; !strings.Contains(h, "\r\nHost: shop.example\r\n") || strings.Contains(h, "evil") {
+		t.Errorf("host beside :authority: upstream head %q", h)
+	}
+	if st := h2Raw(t, g.addr, [][2]string{{":method", "GET"}, {":scheme", "http"}, {":path", "/c"}, {"host", "shop.example:81"}}); st != 200 {
+		t.Fatalf("host without :authority: %d", st)
+	}
+	if h := <-heads; !strings.Contains(h, "\r\nHost: shop.example:81\r\n") || strings.Count(h, "Host:") != 2 {
+		t.Errorf("host without :authority: upstream head %q", h)
+	}
 	for _, tc := range []struct{ name, method, authority, path string }{
 		{"CRLF in :authority", "GET", "shop.example\r\nX-Injected: 1", "/a"},
 		{"LF in :authority", "GET", "shop.example\nX-Injected: 1", "/a"},
