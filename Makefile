@@ -9,7 +9,7 @@ DEB_VERSION ?= $(shell v=$$(git describe --tags --exact-match 2>/dev/null) && ec
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN := bin
 
-.PHONY: all build run test test-kube test-go lint bench generate plugin install deb clean deps golden
+.PHONY: all build run test test-kube test-go test-run lint bench generate plugin install deb clean deps golden conformance
 
 all: build
 
@@ -35,8 +35,19 @@ deps:
 test-kube: deps
 	$(GO) test -race -count=1 -timeout 30m ./kube/...
 
+# The Gateway API conformance suite against the gateway (test/conformance,
+# its own module): prints the pass/fail list, writes it to
+# test/conformance/results.md. About 4 minutes, as root; not part of `make test`.
+conformance: deps
+	@./test/conformance/run.sh
+
 # The whole suite: formatting, vet, and every test with the race detector.
-test: deps lint test-go
+# vet and the builds of bin/ use different compiler flags, hence separate
+# compiles: they run side by side to fill each other's single-package
+# stretches (a cold run spends minutes in a few huge generated packages).
+test: deps
+	@$(MAKE) --no-print-directory -j3 -O lint build plugin
+	@$(MAKE) --no-print-directory test-run
 
 # Every distinct set of build flags compiles the whole dependency tree
 # (client-go, grpc, go-control-plane) again, so a cold run uses three:
@@ -45,6 +56,10 @@ test: deps lint test-go
 # the gateway and the plugin from FLEXGW_BIN and FLEXGW_PLUGIN
 # (internal/testutil) instead of building them per package.
 test-go: build plugin
+	@$(MAKE) --no-print-directory test-run
+
+# The tests and the fuzzers alone, against bin/ as test or test-go built it.
+test-run:
 	FLEXGW_BIN=$(abspath $(BIN))/flexgw FLEXGW_PLUGIN=$(abspath $(BIN))/out_flexgw.so \
 	  $(GO) test -race -count=1 -timeout 30m ./...
 	@# Fuzz the decoders that read untrusted input, a few seconds each.

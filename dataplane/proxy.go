@@ -45,6 +45,7 @@ type reqState struct {
 	dp       *DataPlane
 	ln       *lnHandler
 	rec      accesslog.Record
+	head     bool // a HEAD request: error answers carry no Content-Type
 	route    *route
 	rule     *ir.Rule
 	rest     string
@@ -218,6 +219,7 @@ func (h *lnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	st.reqID = requestID(r)
+	st.head = r.Method == http.MethodHead
 	st.stripHopByHop(r)
 	var rt *route
 	pathOK := h.normalizeRequest(st, w, r)
@@ -361,7 +363,11 @@ func (st *reqState) writeError(w http.ResponseWriter, status int, flag, msg stri
 	b = accesslog.AppendString(b, st.reqID)
 	b = append(b, "}\n"...)
 	h := w.Header()
-	h["Content-Type"] = jsonContentType
+	if !st.head {
+		// A HEAD answer has no body: naming its type would have clients
+		// (the Gateway API suite's) read an empty JSON document.
+		h["Content-Type"] = jsonContentType
+	}
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	h["X-Request-Id"] = []string{st.reqID}
 	w.WriteHeader(status)

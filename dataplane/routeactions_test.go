@@ -174,3 +174,30 @@ func TestWeightedDirectResponse(t *testing.T) {
 		t.Fatalf("only %v in 400 requests", seen)
 	}
 }
+
+// TestHeadErrorHasNoContentType: the gateway's own error answer to a HEAD
+// request names no body type (it sends no body), as Envoy's local replies
+// do; a GET gets the JSON error.
+func TestHeadErrorHasNoContentType(t *testing.T) {
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {})
+	rt := catchAll("only", "up")
+	rt.Rules = []ir.Rule{{Methods: ir.MustRegexp("GET")}}
+	g := startGateway(t, snapshot(1, []*ir.Service{svc("up", endpointOf(t, up))}, api("api", "/", rt)))
+	resp, err := http.Head(g.url("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "" {
+		t.Fatalf("HEAD: %d Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	req, _ := http.NewRequest("DELETE", g.url("/"), nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("DELETE: %d Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}

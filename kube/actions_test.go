@@ -22,6 +22,7 @@ import (
 // RequestMirror filter, and listeners whose allowedRoutes.kinds name a
 // kind flexgw does not serve.
 func TestHTTPRouteRedirectsMatchesAndInvalidBackends(t *testing.T) {
+	t.Parallel() // own API server, gateway and ports: independent of the others
 	cl := kubetest.Start(t)
 	c := kubetest.NewClient(t, cl.Kubeconfig)
 	c.InstallCRDs(t, crdDir())

@@ -67,6 +67,7 @@ spec:
 // backends with and without a ReferenceGrant, and the Accepted and
 // ResolvedRefs reasons the spec names for each refusal.
 func TestHTTPRouteAttachment(t *testing.T) {
+	t.Parallel() // own API server, gateway and ports: independent of the others
 	cl := kubetest.Start(t)
 	c := kubetest.NewClient(t, cl.Kubeconfig)
 	c.InstallCRDs(t, crdDir())

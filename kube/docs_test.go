@@ -25,6 +25,7 @@ var fence = regexp.MustCompile("(?s)```(yaml|sh)( kubernetes)?\n(.*?)```")
 // 8080 is replaced by a free port, and a gateway started by the page's
 // `flexgw run` line writes the status `kubectl wait` waits for.
 func TestDocsKubernetes(t *testing.T) {
+	t.Parallel() // own API server, gateway and ports: independent of the others
 	page, err := os.ReadFile("../docs/kubernetes.md")
 	if err != nil {
 		t.Fatal(err)
@@ -37,8 +38,14 @@ func TestDocsKubernetes(t *testing.T) {
 	c.MustApply(t, backendService(t, "default", "web"))
 
 	ports := map[string]string{}
+	taken := map[string]bool{}
 	for _, p := range []string{"8080", "8081", "8082", "8443", "8444", "8445"} {
-		ports[p] = strconv.Itoa(kubetest.FreePort(t))
+		// Distinct: a port just closed can be handed out again, and two
+		// of the page's addresses on one port are a config conflict.
+		for ports[p] == "" || taken[ports[p]] {
+			ports[p] = strconv.Itoa(kubetest.FreePort(t))
+		}
+		taken[ports[p]] = true
 	}
 	work := t.TempDir()
 	// The certificate the page's `kubectl create secret tls` reads.
@@ -75,11 +82,15 @@ func TestDocsKubernetes(t *testing.T) {
 	if len(blocks) < 8 {
 		t.Fatalf("only %d snippets found", len(blocks))
 	}
+	// One pass: a free port substituted for one of the page's may contain
+	// another of the page's ports (48082), which must stay as it is.
+	var pairs []string
+	for from, to := range ports {
+		pairs = append(pairs, from, to)
+	}
+	substitute := strings.NewReplacer(pairs...)
 	for _, b := range blocks {
-		body := b[3]
-		for from, to := range ports {
-			body = strings.ReplaceAll(body, from, to)
-		}
+		body := substitute.Replace(b[3])
 		run := func(args ...string) string {
 			t.Helper()
 			cmd := exec.Command(filepath.Join(bin, args[0]), args[1:]...)

@@ -155,6 +155,7 @@ func crdDir() string { return filepath.Join("..", "charts", "flexgw", "crds") }
 // get Accepted=False with validate's text while the last good
 // configuration keeps serving, and status carries observedGeneration.
 func TestAgainstAPIServer(t *testing.T) {
+	t.Parallel() // own API server, gateway and ports: independent of the others
 	cl := kubetest.Start(t)
 	c := kubetest.NewClient(t, cl.Kubeconfig)
 	c.InstallCRDs(t, crdDir())

@@ -32,6 +32,7 @@ func ingressEvents(t *testing.T, c *kubetest.Client, ns, name string) []string {
 // gets one Warning Event naming the Secret and the reason, not one per
 // reload, while its routes keep serving.
 func TestIngressSecretEvent(t *testing.T) {
+	t.Parallel() // own API server, gateway and ports: independent of the others
 	cl := kubetest.Start(t)
 	c := kubetest.NewClient(t, cl.Kubeconfig)
 	c.InstallCRDs(t, crdDir())

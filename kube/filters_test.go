@@ -15,6 +15,7 @@ import (
 // RegularExpression match whose groups must not rewrite, and checks the
 // path the upstream got.
 func TestHTTPRouteURLRewrite(t *testing.T) {
+	t.Parallel() // own API server, gateway and ports: independent of the others
 	cl := kubetest.Start(t)
 	c := kubetest.NewClient(t, cl.Kubeconfig)
 	c.InstallCRDs(t, crdDir())
@@ -70,6 +71,7 @@ spec:
 // timeouts.request against an upstream that never answers, and that a filter
 // naming a header the proxy owns is refused in the route's status.
 func TestHTTPRouteHeaderModifiers(t *testing.T) {
+	t.Parallel() // own API server, gateway and ports: independent of the others
 	cl := kubetest.Start(t)
 	c := kubetest.NewClient(t, cl.Kubeconfig)
 	c.InstallCRDs(t, crdDir())

@@ -17,6 +17,7 @@ import (
 // bound to the Ingress admits exactly its quota across both, and exactly
 // one replica holds the status Lease.
 func TestReplicasShareRedisLimits(t *testing.T) {
+	t.Parallel() // own API server, gateway and ports: independent of the others
 	cl := kubetest.Start(t)
 	c := kubetest.NewClient(t, cl.Kubeconfig)
 	c.InstallCRDs(t, crdDir())

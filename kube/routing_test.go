@@ -58,6 +58,7 @@ func getHost(url, host string) string {
 // loopback upstream (no kubelet runs pods here), checks their status, and
 // binds a policy to the HTTPRoute.
 func TestIngressAndGatewayAPI(t *testing.T) {
+	t.Parallel() // own API server, gateway and ports: independent of the others
 	cl := kubetest.Start(t)
 	c := kubetest.NewClient(t, cl.Kubeconfig)
 	c.InstallCRDs(t, crdDir())

@@ -21,6 +21,7 @@ import (
 // Selector only reaches team-b's own API. A grant team-b writes in its own
 // namespace changes nothing; one team-a writes lets exactly that binding in.
 func TestNamespacesAreTenants(t *testing.T) {
+	t.Parallel() // own API server, gateway and ports: independent of the others
 	cl := kubetest.Start(t)
 	c := kubetest.NewClient(t, cl.Kubeconfig)
 	c.InstallCRDs(t, crdDir())

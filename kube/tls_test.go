@@ -88,6 +88,7 @@ func waitListener(t *testing.T, c *kubetest.Client, ns, gw, listener, typ, statu
 // open another namespace's Secret; only one in the Secret's namespace does,
 // and removing it closes it again.
 func TestTLSFromKubernetes(t *testing.T) {
+	t.Parallel() // own API server, gateway and ports: independent of the others
 	cl := kubetest.Start(t)
 	c := kubetest.NewClient(t, cl.Kubeconfig)
 	c.InstallCRDs(t, crdDir())

@@ -94,7 +94,11 @@ func (p *Pipeline) DeliverMsgpack(data []byte) error {
 // settled or the window ends.
 func (p *Pipeline) deliver(o *output, chunk []byte, evs []exporters.Event) error {
 	ctx := p.directCtx
-	key, settled := p.partial.take(o, chunk, len(evs))
+	var key partialKey
+	var settled []bool
+	if !p.opts.Sample.active() {
+		key, settled = p.partial.take(o, chunk, len(evs))
+	}
 	b := &batch{events: evs, settled: settled, left: len(evs)}
 	if settled == nil {
 		b.settled = make([]bool, len(evs))
@@ -195,7 +199,13 @@ func (ps *partials) key(o *output, chunk []byte, n int) partialKey {
 }
 
 // keep remembers settled for the chunk (k is zero when take did not hash).
+// With sampling on nothing is kept: a chunk's records are then not the
+// same ones each time it is decoded, so positions would name other
+// records.
 func (ps *partials) keep(k partialKey, o *output, chunk []byte, settled []bool) {
+	if o.opts.Sample.active() {
+		return
+	}
 	if k.o == nil {
 		k = ps.key(o, chunk, len(settled))
 	}

@@ -252,10 +252,13 @@ type SampleOptions struct {
 	SlowerThan time.Duration
 }
 
+// active reports whether sampling drops anything.
+func (s SampleOptions) active() bool { return s.Rate > 0 && s.Rate < 1 }
+
 // keep reports whether an access record survives sampling: every 5xx,
 // every policy denial and every slow request always does.
 func (s SampleOptions) keep(e *Entry) bool {
-	if s.Rate <= 0 || s.Rate >= 1 {
+	if !s.active() {
 		return true
 	}
 	if e.Int("response_code") >= 500 {

@@ -46,7 +46,7 @@ var (
 	flbBin  = flag.String("fluent-bit", "", "Fluent Bit binary (empty: Fluent Bit parts not run)")
 	plugin  = flag.String("plugin", "", "out_flexgw.so as make plugin builds it")
 	before  = flag.String("plugin-before", "", "another build of the plugin (e.g. of an earlier commit), measured in the same rounds: before/after in one run")
-	records = flag.Int("records", 60000, "records per throughput run")
+	records = flag.Int("records", 150000, "records per throughput run (fewer: the plugin's share drowns in the baseline's noise)")
 	dupRecs = flag.Int("dup-records", 20000, "records per run with 30% random 503s")
 	rounds  = flag.Int("rounds", 3, "alternating rounds")
 	child   = flag.String("pipeline-child", "", "internal: run the in-process pipeline on this log, send to -hec")
