@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/flexgw/flexgw/ir"
@@ -24,15 +25,35 @@ const (
 var mirrorSlots = make(chan struct{}, maxMirrorsInFlight)
 
 // teeBody keeps a copy of what the upstream read of the request body.
+// mu guards the copy: the HTTP/2 transport reads the body from its own
+// goroutine, which may still be in Read after the response ended and
+// the copy is taken.
 type teeBody struct {
 	io.ReadCloser
+	mu   sync.Mutex
 	buf  []byte
 	over bool // more than maxMirrorBody: no copy kept
 	eof  bool
 }
 
+// complete is the whole body read so far, or false when the upstream did
+// not read it to the end or it was too large to keep.
+func (b *teeBody) complete() ([]byte, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.over || !b.eof {
+		return nil, false
+	}
+	return b.buf, true
+}
+
 func (b *teeBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.eof {
+		return n, err // a copy may be in use: keep it as it was at EOF
+	}
 	if !b.over {
 		if len(b.buf)+n > maxMirrorBody {
 			b.over, b.buf = true, nil
@@ -54,13 +75,25 @@ func (dp *DataPlane) mirrorAfter(st *reqState, r *http.Request) func() {
 		tee = &teeBody{ReadCloser: r.Body}
 		r.Body = tee
 	}
+	// The headers as the policy chain left them, taken now: the dispatch
+	// hooks (policy.OnDispatch, Envoy's upstream filters) later set
+	// headers on r for the primary upstream only, such as a signature
+	// bound to its host, which Envoy's shadow request does not carry.
+	h := make(http.Header, len(r.Header))
+	connHdr := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if !skipRequestHeaders[k] && !connectionListed(connHdr, k) {
+			h[k] = append([]string(nil), vv...)
+		}
+	}
+	h.Set("X-Request-Id", st.reqID)
 	return func() {
 		var body []byte
 		if tee != nil {
-			if tee.over || !tee.eof {
+			var ok bool
+			if body, ok = tee.complete(); !ok {
 				return
 			}
-			body = tee.buf
 		}
 		// The path the request's own upstream got (Envoy's shadow
 		// request is the rewritten request too).
@@ -69,14 +102,6 @@ func (dp *DataPlane) mirrorAfter(st *reqState, r *http.Request) func() {
 			target += "?" + q
 		}
 		target = ir.RewritePath(st.route.api.base, st.rule, st.destPath, st.svc.cfg.BasePath, target)
-		h := make(http.Header, len(r.Header))
-		connHdr := r.Header["Connection"]
-		for k, vv := range r.Header {
-			if !skipRequestHeaders[k] && !connectionListed(connHdr, k) {
-				h[k] = append([]string(nil), vv...)
-			}
-		}
-		h.Set("X-Request-Id", st.reqID)
 		for _, m := range st.route.mirrors {
 			select {
 			case mirrorSlots <- struct{}{}:

@@ -81,6 +81,8 @@ const (
 	maxContinuations  = 32      // CONTINUATION frames per header block
 	maxControlPending = 1 << 20 // unwritten bytes before a flooding client is closed
 	defaultFrameSize  = 16384
+	// closeWriteTimeout bounds the last writes of a closing connection.
+	closeWriteTimeout = 5 * time.Second
 )
 
 // NewServer returns a server answering with o.Handler.
@@ -208,6 +210,8 @@ type conn struct {
 	spare       []byte
 	writing     bool
 	kicked      bool // a goroutine yields before it writes c.out
+	wdeadline   time.Time
+	wfinal      bool // closing: the write deadline is the last one
 	werr        error
 	closed      bool
 	goingAway   bool
@@ -226,6 +230,8 @@ type headerBlock struct {
 	frames    int
 	buf       []byte
 }
+
+var emptyRequest = &http.Request{}
 
 var errConnClosed = errors.New("h2: connection closed")
 var errStreamReset = errors.New("h2: stream reset")
@@ -530,19 +536,20 @@ func (req *requestHead) field(f hpack.HeaderField) {
 func (c *conn) newRequest(st *stream, req *requestHead, endStream bool) (*http.Request, int) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	st.cancel = cancel
-	r := &http.Request{
-		Method:     req.method,
-		Proto:      "HTTP/2.0",
-		ProtoMajor: 2,
-		Header:     req.h,
-		Host:       req.authority,
-		RemoteAddr: c.remote,
-		TLS:        c.tls,
-		RequestURI: req.path,
-		URL:        &url.URL{},
-		Body:       http.NoBody,
-	}
-	r = r.WithContext(ctx)
+	// WithContext is the one way to give a request its context, and it
+	// copies: copying an empty request and filling the copy in allocates
+	// one request instead of two.
+	r := emptyRequest.WithContext(ctx)
+	r.Method = req.method
+	r.Proto = "HTTP/2.0"
+	r.ProtoMajor = 2
+	r.Header = req.h
+	r.Host = req.authority
+	r.RemoteAddr = c.remote
+	r.TLS = c.tls
+	r.RequestURI = req.path
+	r.URL = &url.URL{}
+	r.Body = http.NoBody
 	if len(req.cookies) > 0 {
 		req.h["Cookie"] = []string{strings.Join(req.cookies, "; ")}
 	}
@@ -819,6 +826,9 @@ func (c *conn) goAway(code http2.ErrCode, hard bool) {
 	c.out = appendFrameHeader(c.out, 8, http2.FrameGoAway, 0, 0)
 	c.out = binary.BigEndian.AppendUint32(c.out, c.lastIDShared())
 	c.out = binary.BigEndian.AppendUint32(c.out, uint32(code))
+	if hard {
+		c.finalWriteDeadlineLocked()
+	}
 	for hard && c.writing {
 		c.cond.Wait()
 	}
@@ -846,6 +856,13 @@ func (c *conn) armIdleLocked() {
 func (c *conn) flushLocked() {
 	for !c.writing && len(c.out) > 0 && c.werr == nil {
 		c.writing = true
+		if now := time.Now(); !c.wfinal && now.After(c.wdeadline.Add(-c.srv.opts.IdleTimeout/2)) {
+			// A client that stops reading is given up after
+			// IdleTimeout without progress (re-armed at most every half
+			// of it, not per write).
+			c.wdeadline = now.Add(c.srv.opts.IdleTimeout)
+			_ = c.nc.SetWriteDeadline(c.wdeadline)
+		}
 		buf := c.out
 		c.out = c.spare[:0]
 		c.mu.Unlock()
@@ -862,6 +879,15 @@ func (c *conn) flushLocked() {
 			c.nc.Close()
 			c.cond.Broadcast()
 		}
+	}
+}
+
+// finalWriteDeadlineLocked bounds the last writes of a closing
+// connection, so a client that stopped reading cannot hold the close up.
+func (c *conn) finalWriteDeadlineLocked() {
+	if !c.wfinal {
+		c.wfinal = true
+		_ = c.nc.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
 	}
 }
 
@@ -885,6 +911,7 @@ func (c *conn) kickLocked() {
 // connection closed once their handlers returned.
 func (c *conn) teardown() {
 	c.mu.Lock()
+	c.finalWriteDeadlineLocked()
 	c.flushLocked()
 	c.closed = true
 	c.nc.Close()
@@ -952,6 +979,10 @@ func (st *stream) done() {
 	c.running--
 	if c.running == 0 {
 		if c.goingAway {
+			c.finalWriteDeadlineLocked()
+			for c.writing {
+				c.cond.Wait() // the frames it writes come first
+			}
 			c.flushLocked()
 			c.closed = true
 			c.nc.Close()
