@@ -87,6 +87,8 @@ lint:
 	@# -race: vet compiles the packages it checks against; with the tests'
 	@# flags it compiles them once for both.
 	$(GO) vet -race ./...
+	@# test/conformance is a module of its own: ./... does not reach it.
+	cd test/conformance && $(GO) vet ./...
 
 bench: build
 	@./scripts/deps.sh bench
