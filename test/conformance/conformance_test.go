@@ -114,6 +114,10 @@ spec:
 		}
 		return nil
 	}}
+	certPEM, keyPEM := kubetest.SelfSignedFor(t, "stand-in kubelet", "standin")
+	if err := si.fakeKubelet(ctx, certPEM, keyPEM); err != nil {
+		t.Fatal(err)
+	}
 	wg.Add(1)
 	go func() { defer wg.Done(); si.run(ctx, t) }()
 	t.Cleanup(func() { cancel(); wg.Wait() })

@@ -2,8 +2,10 @@ package conformance
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/websocket"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -47,6 +50,15 @@ const managedBy = "conformance-standin.flexgw.io"
 type echoPod struct {
 	ns, name, ip string
 	srvs         map[int32]*http.Server
+
+	logMu sync.Mutex
+	log   []byte // what echo-basic prints, read through the fake kubelet
+}
+
+func (e *echoPod) logf(format string, args ...any) {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	e.log = fmt.Appendf(e.log, format+"\n", args...)
 }
 
 func (e *echoPod) close() {
@@ -64,7 +76,7 @@ func (e *echoPod) listen(port int32) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: echoHandler(e.ns, e.name, strconv.Itoa(int(port))), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: echoHandler(e, strconv.Itoa(int(port))), ReadHeaderTimeout: 10 * time.Second}
 	e.srvs[port] = srv
 	go func() { _ = srv.Serve(l) }()
 	return nil
@@ -232,9 +244,30 @@ func (s *standIn) echo(p *corev1.Pod) (*echoPod, error) {
 
 // echoHandler answers like the suite's echo-basic image: the request as
 // JSON (path is the raw request URI), with the Pod and namespace that
-// served it, and the response headers asked for in X-Echo-Set-Header.
-func echoHandler(ns, pod, port string) http.Handler {
+// served it, and the response headers asked for in X-Echo-Set-Header;
+// ?delay=DURATION answers that much later (the timeout tests), /status/N
+// with status N, and /ws is a WebSocket echo.
+func echoHandler(e *echoPod, port string) http.Handler {
+	ws := websocket.Handler(func(c *websocket.Conn) { _, _ = io.Copy(c, c) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The line the mirror tests look for in the Pod's log.
+		e.logf("Echoing back request made to %s to client (%s)", r.RequestURI, r.RemoteAddr)
+		if r.URL.Path == "/ws" {
+			ws.ServeHTTP(w, r)
+			return
+		}
+		if d := r.URL.Query().Get("delay"); d != "" {
+			wait, err := time.ParseDuration(d)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			select {
+			case <-time.After(wait):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		if code, ok := strings.CutPrefix(r.URL.Path, "/status/"); ok {
 			if n, err := strconv.Atoi(code); err == nil && n >= 100 && n < 600 {
 				w.WriteHeader(n)
@@ -254,7 +287,7 @@ func echoHandler(ns, pod, port string) http.Handler {
 		body, _ := json.MarshalIndent(map[string]any{
 			"path": r.RequestURI, "host": r.Host, "method": r.Method, "proto": r.Proto,
 			"headers": r.Header, "httpPort": port,
-			"namespace": ns, "ingress": "", "service": "", "pod": pod,
+			"namespace": e.ns, "ingress": "", "service": "", "pod": e.name,
 		}, "", " ")
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -354,5 +387,61 @@ func (s *standIn) createSlice(ctx context.Context, svc *corev1.Service, p *corev
 	if apierrors.IsAlreadyExists(err) {
 		return nil
 	}
+	return err
+}
+
+// kubeletIP is the stand-in node's address: the API server reads Pod
+// logs from the kubelet there (the mirror tests read the echo log).
+const kubeletIP = "10.244.255.254"
+
+// fakeKubelet registers the Node the stand-in Pods run on and serves the
+// one kubelet API the suite uses through the API server, container logs,
+// over TLS on kubeletIP:10250 (the API server does not verify a
+// kubelet's certificate unless told a CA).
+func (s *standIn) fakeKubelet(ctx context.Context, certPEM, keyPEM string) error {
+	if err := s.addIP(kubeletIP); err != nil {
+		return err
+	}
+	cert, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
+	if err != nil {
+		return err
+	}
+	l, err := tls.Listen("tcp", net.JoinHostPort(kubeletIP, "10250"), &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// /containerLogs/NAMESPACE/POD/CONTAINER
+		parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/containerLogs/"), "/")
+		if len(parts) < 2 {
+			http.NotFound(w, r)
+			return
+		}
+		s.mu.Lock()
+		e := s.pods[parts[0]+"/"+parts[1]]
+		s.mu.Unlock()
+		if e == nil {
+			http.NotFound(w, r)
+			return
+		}
+		e.logMu.Lock()
+		b := append([]byte(nil), e.log...)
+		e.logMu.Unlock()
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write(b)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "standin"}}
+	node, err = s.cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+	node.Status = corev1.NodeStatus{
+		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: kubeletIP}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+		Conditions:      []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}},
+	}
+	_, err = s.cs.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
 	return err
 }
