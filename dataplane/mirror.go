@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"time"
@@ -22,6 +23,13 @@ const (
 )
 
 var mirrorSlots = make(chan struct{}, maxMirrorsInFlight)
+
+// mirrorTo is one mirror of a route: its service and the share of
+// requests it gets, per million.
+type mirrorTo struct {
+	svc        *service
+	perMillion uint32
+}
 
 // teeBody keeps a copy of what the upstream read of the request body.
 type teeBody struct {
@@ -77,7 +85,11 @@ func (dp *DataPlane) mirrorAfter(st *reqState, r *http.Request) func() {
 			}
 		}
 		h.Set("X-Request-Id", st.reqID)
-		for _, m := range st.route.mirrors {
+		for _, mt := range st.route.mirrors {
+			if mt.perMillion < ir.MirrorAll && rand.Uint32N(ir.MirrorAll) >= mt.perMillion {
+				continue
+			}
+			m := mt.svc
 			select {
 			case mirrorSlots <- struct{}{}:
 			default:
