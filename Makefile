@@ -9,7 +9,7 @@ DEB_VERSION ?= $(shell v=$$(git describe --tags --exact-match 2>/dev/null) && ec
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN := bin
 
-.PHONY: all build run test test-kube test-go test-run lint bench generate plugin install deb clean deps golden
+.PHONY: all build run test test-kube test-go test-run lint bench generate plugin install deb clean deps golden conformance
 
 all: build
 
@@ -34,6 +34,12 @@ deps:
 # Only the Kubernetes tests (make test runs them too).
 test-kube: deps
 	$(GO) test -race -count=1 -timeout 30m ./kube/...
+
+# The Gateway API conformance suite against the gateway (test/conformance,
+# its own module): prints the pass/fail list, writes it to
+# test/conformance/results.md. About 4 minutes, as root; not part of `make test`.
+conformance: deps
+	@./test/conformance/run.sh
 
 # The whole suite: formatting, vet, and every test with the race detector.
 # vet and the builds of bin/ use different compiler flags, hence separate

@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/net/http2"
-
 	"github.com/flexgw/flexgw/accesslog"
 	"github.com/flexgw/flexgw/dataplane/internal/h2guard"
 	"github.com/flexgw/flexgw/ir"
@@ -290,54 +288,21 @@ func (dp *DataPlane) bind(l *ir.Listener, tc *tls.Config) (*listener, error) {
 	}
 	nl := &listener{addr: addr, name: l.Name, proto: l.Protocol, ln: ln, done: make(chan struct{})}
 	h := &lnHandler{dp: dp, addr: addr, name: l.Name, scheme: "http"}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: dp.opts.ReadHeaderTimeout,
-		MaxHeaderBytes:    netHTTPHeaderLimit(dp.opts.MaxHeaderBytes),
-		IdleTimeout:       dp.opts.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(dp.log.Handler(), slog.LevelWarn),
-		Protocols:         new(http.Protocols),
-	}
 	if l.Protocol != ir.HTTPS {
 		// Plain HTTP: HTTP/1.x on the h1 server, h2c (prior knowledge)
-		// handed to net/http, which counts no connections itself.
-		srv.Protocols.SetUnencryptedHTTP2(true)
-		nl.srv = newH1Listener(dp, h, srv, nil)
+		// handed to the h2 server.
+		nl.srv = newH1Listener(dp, h, nil)
 		return nl, nil
 	}
 	// TLS: the h1 server terminates it and serves HTTP/1.1 itself;
-	// connections that negotiate h2 go to net/http (srv), which counts
-	// them from there.
+	// connections that negotiate h2 go to the h2 server.
 	h.scheme = "https"
-	srv.ConnState = dp.connState(l.Name)
-	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetHTTP2(true)
 	nl.tlsConf.Store(tc)
-	srv.TLSConfig = &tls.Config{
+	nl.srv = newH1Listener(dp, h, &tls.Config{
 		// The per-connection config comes from the latest snapshot, so
 		// a certificate change needs no rebind.
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return nl.tlsConf.Load(), nil },
-		// net/http enables its h2 server for Serve only when the base
-		// config offers h2.
-		NextProtos: []string{"h2", "http/1.1"},
-	}
-	// HTTP/2 negotiated by ALPN is served by x/net's server on the
-	// connection behind the reset guard (net/http's own h2 server takes
-	// only a bare *tls.Conn). ConfigureServer also ties graceful
-	// shutdown (GOAWAY) to srv.Shutdown.
-	h2s := &http2.Server{IdleTimeout: dp.opts.IdleTimeout}
-	if err := http2.ConfigureServer(srv, h2s); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
-	}
-	srv.TLSNextProto[http2.NextProtoTLS] = func(hs *http.Server, c *tls.Conn, h http.Handler) {
-		ctx := context.Background()
-		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
-			ctx = bc.BaseContext()
-		}
-		h2s.ServeConn(dp.h2Guard(c, l.Name), &http2.ServeConnOpts{Context: ctx, BaseConfig: hs, Handler: h})
-	}
-	nl.srv = newH1Listener(dp, h, srv, srv.TLSConfig)
+	})
 	return nl, nil
 }
 
@@ -358,15 +323,6 @@ func (dp *DataPlane) h2Guard(c net.Conn, listener string) net.Conn {
 				"listener", listener, "remote", remote, "resets", resets, "streams", streams)
 		},
 	})
-}
-
-// netHTTPHeaderLimit converts the request-head limit into net/http's
-// MaxHeaderBytes, which it enforces with 4 KiB of extra slack.
-func netHTTPHeaderLimit(n int) int {
-	if n > 8<<10 {
-		return n - 4<<10
-	}
-	return n
 }
 
 func (dp *DataPlane) serve(l *listener) {
@@ -393,22 +349,6 @@ func (dp *DataPlane) closeListener(l *listener, wait bool) {
 		return
 	}
 	go drain()
-}
-
-// connState feeds Hooks.Conn: +1 on open, -1 on close. A hijacked
-// (upgraded) connection is counted down when its tunnel ends.
-func (dp *DataPlane) connState(name string) func(net.Conn, http.ConnState) {
-	if dp.hooks.Conn == nil {
-		return nil
-	}
-	return func(_ net.Conn, s http.ConnState) {
-		switch s {
-		case http.StateNew:
-			dp.hooks.Conn(name, 1)
-		case http.StateClosed:
-			dp.hooks.Conn(name, -1)
-		}
-	}
 }
 
 func (dp *DataPlane) healthChanged(service, endpoint string, healthy bool) {

@@ -5,19 +5,22 @@
 //
 // # Request path
 //
-// Plain-HTTP listeners are served by the HTTP/1.1 server of internal/h1
-// (h1listener.go wires it): the request head is parsed into one string per
+// Every listener is served by the HTTP/1.1 server of internal/h1
+// (h1listener.go wires it; it terminates TLS too): the request head is parsed into one string per
 // request, the http.Request, URL, header map, body reader and response
 // writer are the connection's own and reused for every request, policy
 // chains included (a policy keeps nothing of a request past its return),
 // and the response is framed straight into the connection's buffer. The
 // request's context is the connection's connCtx, which points at the
 // request's state, so a policy chain needs no wrapped request. Connections
-// that open with the HTTP/2 preface (h2c, prior knowledge) are handed to
-// net/http's server; TLS listeners are served by net/http (HTTP/1.1) and
-// x/net's HTTP/2 server (h2 by ALPN). Every HTTP/2 connection passes the
-// reset counter of internal/h2guard. All feed the same http.Handler, so
-// routing, policies and the upstream side are shared. net/http's own
+// that open with the HTTP/2 preface (h2c, prior knowledge) or negotiate h2
+// by ALPN are handed to the HTTP/2 server of internal/h2 (a reading
+// goroutine per connection, a handler goroutine per stream, responses
+// gathered in one connection buffer and written together). Every HTTP/2
+// connection passes the reset counter of internal/h2guard. All feed the
+// same http.Handler, so routing, policies and the upstream side are
+// shared. x/net's HTTP/2 server, used before, cost a channel round trip
+// per frame between handler and serving goroutine and a flush per frame. net/http's own
 // HTTP/1 server spent a goroutine, a read syscall, a context and about
 // twenty allocations per request on top of the proxy's work; see
 // bench/proxy for the numbers.

@@ -5,26 +5,30 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/flexgw/flexgw/dataplane/internal/h1"
+	"github.com/flexgw/flexgw/dataplane/internal/h2"
 )
 
 // h1Listener serves a listener: HTTP/1.x on the h1 server (over TLS
-// when tc is set), HTTP/2 connections handed to a net/http server through
-// a connQueue: h2c prior-knowledge ones behind the reset guard, TLS ones
-// that chose h2 by ALPN as the bare *tls.Conn net/http's TLSNextProto
-// takes (which puts the guard in front of its HTTP/2 server).
+// when tc is set), HTTP/2 on the h2 server (internal/h2) behind the reset
+// guard: h2c prior-knowledge connections the h1 server recognised by
+// their preface, TLS ones that chose h2 by ALPN.
 type h1Listener struct {
-	h1      *h1.Server
-	h2      *http.Server
-	handoff *connQueue
+	h1 *h1.Server
+	h2 *h2.Server
 }
 
-func newH1Listener(dp *DataPlane, h *lnHandler, h2 *http.Server, tc *tls.Config) *h1Listener {
-	l := &h1Listener{h2: h2, handoff: newConnQueue()}
+func newH1Listener(dp *DataPlane, h *lnHandler, tc *tls.Config) *h1Listener {
 	o := &dp.opts
+	l := &h1Listener{h2: h2.NewServer(h2.Options{
+		Handler:        h,
+		MaxHeaderBytes: o.MaxHeaderBytes,
+		IdleTimeout:    o.IdleTimeout,
+		PrefaceTimeout: o.ReadHeaderTimeout,
+		Logger:         dp.log.With("listener", h.name),
+	})}
 	l.h1 = h1.NewServer(h1.Options{
 		TLS:               tc,
 		Handler:           h,
@@ -35,12 +39,23 @@ func newH1Listener(dp *DataPlane, h *lnHandler, h2 *http.Server, tc *tls.Config)
 		BodyTimeout:       o.BodyTimeout,
 		ConnContext:       func(c net.Conn) context.Context { return &connCtx{local: c.LocalAddr()} },
 		H2: func(c net.Conn) {
-			if tc == nil {
-				c = dp.h2Guard(c, h.name)
+			tcon, isTLS := c.(*tls.Conn)
+			var ts *tls.ConnectionState
+			if isTLS {
+				s := tcon.ConnectionState()
+				ts = &s
+				// The h1 server stopped counting it at the hand-off
+				// (an h2c one it counts until it is closed).
+				if dp.hooks.Conn != nil {
+					dp.hooks.Conn(h.name, 1)
+				}
 			}
-			if !l.handoff.put(c) {
-				c.Close()
-			}
+			go func() {
+				l.h2.ServeConn(dp.h2Guard(c, h.name), ts)
+				if isTLS && dp.hooks.Conn != nil {
+					dp.hooks.Conn(h.name, -1)
+				}
+			}()
 		},
 		OnConn: func(d int) {
 			if dp.hooks.Conn != nil {
@@ -49,7 +64,6 @@ func newH1Listener(dp *DataPlane, h *lnHandler, h2 *http.Server, tc *tls.Config)
 		},
 		Logger: dp.log.With("listener", h.name),
 	})
-	go func() { _ = h2.Serve(l.handoff) }()
 	return l
 }
 
@@ -95,40 +109,3 @@ func (c *connCtx) Value(k any) any {
 	}
 	return nil
 }
-
-// connQueue is a net.Listener fed by hand: connections the h1 server
-// passes to net/http (h2c).
-type connQueue struct {
-	ch     chan net.Conn
-	closed chan struct{}
-	once   sync.Once
-}
-
-func newConnQueue() *connQueue {
-	return &connQueue{ch: make(chan net.Conn), closed: make(chan struct{})}
-}
-
-func (q *connQueue) put(c net.Conn) bool {
-	select {
-	case q.ch <- c:
-		return true
-	case <-q.closed:
-		return false
-	}
-}
-
-func (q *connQueue) Accept() (net.Conn, error) {
-	select {
-	case c := <-q.ch:
-		return c, nil
-	case <-q.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (q *connQueue) Close() error {
-	q.once.Do(func() { close(q.closed) })
-	return nil
-}
-
-func (q *connQueue) Addr() net.Addr { return &net.TCPAddr{} }

@@ -62,6 +62,18 @@ func (dp *DataPlane) mirrorAfter(st *reqState, r *http.Request) func() {
 		tee = &teeBody{ReadCloser: r.Body}
 		r.Body = tee
 	}
+	// The headers as the policy chain left them, taken now: the dispatch
+	// hooks (policy.OnDispatch, Envoy's upstream filters) later set
+	// headers on r for the primary upstream only, such as a signature
+	// bound to its host, which Envoy's shadow request does not carry.
+	h := make(http.Header, len(r.Header))
+	connHdr := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if !skipRequestHeaders[k] && !connectionListed(connHdr, k) {
+			h[k] = append([]string(nil), vv...)
+		}
+	}
+	h.Set("X-Request-Id", st.reqID)
 	return func() {
 		var body []byte
 		if tee != nil {
@@ -77,14 +89,6 @@ func (dp *DataPlane) mirrorAfter(st *reqState, r *http.Request) func() {
 			target += "?" + q
 		}
 		target = ir.RewritePath(st.route.api.base, st.rule, st.destPath, st.svc.cfg.BasePath, target)
-		h := make(http.Header, len(r.Header))
-		connHdr := r.Header["Connection"]
-		for k, vv := range r.Header {
-			if !skipRequestHeaders[k] && !connectionListed(connHdr, k) {
-				h[k] = append([]string(nil), vv...)
-			}
-		}
-		h.Set("X-Request-Id", st.reqID)
 		for _, mt := range st.route.mirrors {
 			if mt.perMillion < ir.MirrorAll && rand.Uint32N(ir.MirrorAll) >= mt.perMillion {
 				continue

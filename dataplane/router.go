@@ -96,6 +96,14 @@ func (h *lnHandler) normalizeRequest(st *reqState, w http.ResponseWriter, r *htt
 	if src == "*" && r.Method == http.MethodOptions {
 		return true
 	}
+	if u.Fragment != "" || strings.IndexByte(u.RawQuery, '#') >= 0 {
+		// A fragment in the query (the path check is NormalizePath's):
+		// query matches would see "debug=1#x" while an upstream that
+		// splits the target as a URL reads debug=1. Envoy refuses a
+		// fragment anywhere in :path.
+		st.writeError(w, http.StatusBadRequest, "", "invalid request target: fragment")
+		return false
+	}
 	np, v := ir.NormalizePath(src, h.dp.opts.EscapedSlashes)
 	switch v {
 	case ir.PathReject:

@@ -231,6 +231,10 @@ func (s *Source) listenerCerts(gw *unstructured.Unstructured, tlsCfg map[string]
 type routeParent struct {
 	ref       map[string]any
 	listeners []*gatewayListener
+	// unserved are the listeners the route attaches to that are valid but
+	// not served for want of a usable certificate: they count the route
+	// in attachedRoutes (Gateway API) and serve nothing.
+	unserved []*gatewayListener
 	// hosts are, per listener, the hostnames the route serves there: the
 	// intersection of the route's and the listener's ("" is any host).
 	hosts map[*gatewayListener][]string
@@ -262,7 +266,7 @@ func (s *Source) parents(rt *unstructured.Unstructured, ls []*gatewayListener) [
 			if l.gateway.GetNamespace() != ns || l.gateway.GetName() != str(m["name"]) {
 				continue
 			}
-			if ours++; !l.served {
+			if ours++; !l.served && (l.accepted != nil || l.refs == nil) {
 				continue
 			}
 			if sn := str(m["sectionName"]); sn != "" && sn != l.name {
@@ -280,6 +284,10 @@ func (s *Source) parents(rt *unstructured.Unstructured, ls []*gatewayListener) [
 			if len(hs) == 0 {
 				continue
 			}
+			if !l.served {
+				p.unserved = append(p.unserved, l)
+				continue
+			}
 			p.listeners = append(p.listeners, l)
 			p.hosts[l] = hs
 		}
@@ -290,7 +298,7 @@ func (s *Source) parents(rt *unstructured.Unstructured, ls []*gatewayListener) [
 			p.reason, p.msg = "NoMatchingParent", "no served listener of this Gateway matches the parentRef's sectionName and port"
 		case allowed == 0:
 			p.reason, p.msg = "NotAllowedByListeners", "the matching listeners' allowedRoutes do not admit HTTPRoutes of namespace "+rt.GetNamespace()
-		case len(p.listeners) == 0:
+		case len(p.listeners) == 0 && len(p.unserved) == 0:
 			p.reason, p.msg = "NoMatchingListenerHostname", "none of the route's hostnames matches a listener's hostname"
 		}
 		out = append(out, p)
@@ -367,7 +375,13 @@ func (s *Source) httpRoutes(ls []*gatewayListener, svcDocs map[string]genDoc) (e
 		}
 		rs := &routeStatus{parents: ps, resolved: true}
 		st[owner] = rs
-		if len(attached) == 0 {
+		unserved := false
+		for _, p := range ps {
+			unserved = unserved || len(p.unserved) > 0
+		}
+		// A route attached only to listeners not served still reports
+		// whether its backends resolve; it yields no route entries.
+		if len(attached) == 0 && !unserved {
 			continue
 		}
 		rules, _, _ := unstructured.NestedSlice(rt.Object, "spec", "rules")
@@ -877,6 +891,9 @@ func listenerAttachments(st map[string]*routeStatus) map[*gatewayListener]int64 
 	for _, k := range keys {
 		for _, p := range st[k].parents {
 			for _, l := range p.listeners {
+				out[l]++
+			}
+			for _, l := range p.unserved {
 				out[l]++
 			}
 		}

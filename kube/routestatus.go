@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"fmt"
+
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -61,6 +63,9 @@ func (s *Source) routingStatus(ls []*gatewayListener, rs map[string]*routeStatus
 	for _, gw := range gws {
 		gen := gw.GetGeneration()
 		var lsStatus []any
+		// Gateway API: a Gateway with an invalid listener reports
+		// ListenersNotValid, and is not Accepted when none is valid.
+		invalid := 0
 		for _, l := range byGateway[gw] {
 			kinds := []any{map[string]any{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}}
 			acc := gwCond("Accepted", true, "Accepted", "", gen)
@@ -69,6 +74,7 @@ func (s *Source) routingStatus(ls []*gatewayListener, rs map[string]*routeStatus
 			}
 			if l.accepted != nil {
 				acc = gwCond("Accepted", false, l.accepted.reason, l.accepted.msg, gen)
+				invalid++
 			}
 			res := gwCond("ResolvedRefs", true, "ResolvedRefs", "", gen)
 			if p := l.kindsProblem; p != nil {
@@ -88,8 +94,12 @@ func (s *Source) routingStatus(ls []*gatewayListener, rs map[string]*routeStatus
 			}
 			lsStatus = append(lsStatus, map[string]any{"name": l.name, "supportedKinds": kinds, "attachedRoutes": attached[l], "conditions": conds})
 		}
+		gwAcc := gwCond("Accepted", true, "Accepted", "", gen)
+		if n := len(byGateway[gw]); invalid > 0 {
+			gwAcc = gwCond("Accepted", invalid < n, "ListenersNotValid", fmt.Sprintf("%d of %d listeners are not accepted: see their conditions", invalid, n), gen)
+		}
 		st := map[string]any{
-			"conditions": []any{gwCond("Accepted", true, "Accepted", "", gen), gwCond("Programmed", programmed, progReason, why, gen)},
+			"conditions": []any{gwAcc, gwCond("Programmed", programmed, progReason, why, gen)},
 			"listeners":  lsStatus,
 		}
 		if s.opts.PublishAddress != "" {
@@ -117,7 +127,7 @@ func (s *Source) routingStatus(ls []*gatewayListener, rs map[string]*routeStatus
 				ref["kind"] = "Gateway"
 			}
 			acc := gwCond("Accepted", true, "Accepted", "", gen)
-			if len(p.listeners) == 0 {
+			if p.reason != "" {
 				acc = gwCond("Accepted", false, p.reason, p.msg, gen)
 			} else if r.unsupported != "" {
 				acc = gwCond("Accepted", false, "UnsupportedValue", "a rule is not served: "+r.unsupported, gen)

@@ -161,7 +161,7 @@ func (w *responseWriter) sendHeader(final bool) {
 	writeStatusLine(bw, code)
 	if _, ok := h["Date"]; !ok {
 		bw.WriteString("Date: ")
-		bw.WriteString(httpDate())
+		bw.WriteString(HTTPDate())
 		bw.WriteString("\r\n")
 	}
 	writeHeaders(bw, h)
@@ -250,10 +250,10 @@ func writeHeaders(bw *bufio.Writer, h http.Header) {
 	}
 }
 
-// httpDate is the current time in IMF-fixdate, recomputed once a second.
+// HTTPDate is the current time in IMF-fixdate, recomputed once a second.
 var dateCache atomic.Pointer[[2]any]
 
-func httpDate() string {
+func HTTPDate() string {
 	now := time.Now()
 	sec := now.Unix()
 	if p := dateCache.Load(); p != nil && p[0].(int64) == sec {
