@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
@@ -238,4 +239,33 @@ func TestH2CHandoffCountsConnectionsOnce(t *testing.T) {
 	}
 	h2c.CloseIdleConnections()
 	waitFor(t, "h2c connection closed", func() bool { return conns.Load() == 0 })
+}
+
+// TestH2TLSConnectionCounted: a TLS connection that negotiates h2 is one
+// open connection while it is served by the h2 server, and none once the
+// client closes it.
+func TestH2TLSConnectionCounted(t *testing.T) {
+	up := echoUpstream(t, "a")
+	certPEM, keyPEM, pool := selfSigned(t)
+	var conns atomic.Int64
+	s := &ir.Snapshot{
+		Version: 1,
+		Listeners: []*ir.Listener{{Name: "https", Protocol: ir.HTTPS, Host: "127.0.0.1", Port: 0,
+			TLS: &ir.ServerTLS{CertPEM: certPEM, KeyPEM: keyPEM}, APIs: []*ir.API{api("api", "/", catchAll("r", "up"))}}},
+		Services: []*ir.Service{svc("up", endpointOf(t, up))},
+	}
+	g := startGateway(t, s, func(o *Options) { o.Hooks.Conn = func(_ string, d int) { conns.Add(int64(d)) } })
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+	c := &http.Client{Transport: tr}
+	for i := 0; i < 3; i++ {
+		resp, body := get(t, c, "https://"+g.dp.Addr("127.0.0.1:0")+"/h2")
+		if resp.ProtoMajor != 2 || decodeEcho(t, body).URI != "/h2" {
+			t.Fatalf("h2: %s %s", resp.Proto, body)
+		}
+	}
+	if conns.Load() != 1 {
+		t.Errorf("open connections %d, want 1", conns.Load())
+	}
+	tr.CloseIdleConnections()
+	waitFor(t, "h2 connection closed", func() bool { return conns.Load() == 0 })
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/flexgw/flexgw/ir"
@@ -32,15 +33,35 @@ type mirrorTo struct {
 }
 
 // teeBody keeps a copy of what the upstream read of the request body.
+// mu guards the copy: the HTTP/2 transport reads the body from its own
+// goroutine, which may still be in Read after the response ended and
+// the copy is taken.
 type teeBody struct {
 	io.ReadCloser
+	mu   sync.Mutex
 	buf  []byte
 	over bool // more than maxMirrorBody: no copy kept
 	eof  bool
 }
 
+// complete is the whole body read so far, or false when the upstream did
+// not read it to the end or it was too large to keep.
+func (b *teeBody) complete() ([]byte, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.over || !b.eof {
+		return nil, false
+	}
+	return b.buf, true
+}
+
 func (b *teeBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.eof {
+		return n, err // a copy may be in use: keep it as it was at EOF
+	}
 	if !b.over {
 		if len(b.buf)+n > maxMirrorBody {
 			b.over, b.buf = true, nil
@@ -77,10 +98,10 @@ func (dp *DataPlane) mirrorAfter(st *reqState, r *http.Request) func() {
 	return func() {
 		var body []byte
 		if tee != nil {
-			if tee.over || !tee.eof {
+			var ok bool
+			if body, ok = tee.complete(); !ok {
 				return
 			}
-			body = tee.buf
 		}
 		// The path the request's own upstream got (Envoy's shadow
 		// request is the rewritten request too).

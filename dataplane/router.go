@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flexgw/flexgw/dataplane/internal/h1"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/policy"
 )
@@ -88,6 +89,14 @@ func requestPath(r *http.Request) string {
 // (400 for a path the normalisation rejects, 307 to the normalised path
 // when escaped slashes redirect).
 func (h *lnHandler) normalizeRequest(st *reqState, w http.ResponseWriter, r *http.Request) bool {
+	if r.ProtoMajor != 1 && (!h1.ValidFieldName(r.Method) || !h1.ValidHost(r.Host)) {
+		// The h1 server checks its request line and Host; a request from
+		// another front end (HTTP/2's :method, :authority) is held to the
+		// same: both are written into the upstream's HTTP/1.1 head, where
+		// a CR, LF or space would inject headers or a second request.
+		st.writeError(w, http.StatusBadRequest, "", "invalid method or authority")
+		return false
+	}
 	u := r.URL
 	src := u.RawPath
 	if src == "" {

@@ -227,6 +227,11 @@ func (c *Conn) readRequest() (*http.Request, int, error) {
 
 var chunkedTE = []string{"chunked"}
 
+// ValidHost reports whether h is a Host value the server would accept
+// (validHost), for front ends that parse requests elsewhere (HTTP/2's
+// :authority).
+func ValidHost(h string) bool { return validHost(h) }
+
 // validHost checks a Host value against RFC 3986 authority (without
 // userinfo): reg-name, IPv4 or [IP-literal], optional :port. Empty is
 // valid (HTTP/1.0 without Host).
