@@ -610,7 +610,7 @@ func TestAuditMirrorH2EarlyAnswer(t *testing.T) {
 	main := svc("main", endpointOf(t, up))
 	main.HTTP2 = true
 	rt := catchAll("mirrored", "main")
-	rt.Mirrors = []string{"default/mirror"}
+	rt.Mirrors = []ir.Mirror{{Service: "default/mirror", PerMillion: ir.MirrorAll}}
 	g := startGateway(t, snapshot(1, []*ir.Service{main, svc("mirror", mirrorEP)}, api("api", "/", rt)))
 
 	for i := 0; i < 5; i++ {
