@@ -81,6 +81,8 @@ const (
 	maxContinuations  = 32      // CONTINUATION frames per header block
 	maxControlPending = 1 << 20 // unwritten bytes before a flooding client is closed
 	defaultFrameSize  = 16384
+	// closeWriteTimeout bounds the last writes of a closing connection.
+	closeWriteTimeout = 5 * time.Second
 )
 
 // NewServer returns a server answering with o.Handler.
@@ -208,6 +210,8 @@ type conn struct {
 	spare       []byte
 	writing     bool
 	kicked      bool // a goroutine yields before it writes c.out
+	wdeadline   time.Time
+	wfinal      bool // closing: the write deadline is the last one
 	werr        error
 	closed      bool
 	goingAway   bool
@@ -822,6 +826,9 @@ func (c *conn) goAway(code http2.ErrCode, hard bool) {
 	c.out = appendFrameHeader(c.out, 8, http2.FrameGoAway, 0, 0)
 	c.out = binary.BigEndian.AppendUint32(c.out, c.lastIDShared())
 	c.out = binary.BigEndian.AppendUint32(c.out, uint32(code))
+	if hard {
+		c.finalWriteDeadlineLocked()
+	}
 	for hard && c.writing {
 		c.cond.Wait()
 	}
@@ -849,6 +856,13 @@ func (c *conn) armIdleLocked() {
 func (c *conn) flushLocked() {
 	for !c.writing && len(c.out) > 0 && c.werr == nil {
 		c.writing = true
+		if now := time.Now(); !c.wfinal && now.After(c.wdeadline.Add(-c.srv.opts.IdleTimeout/2)) {
+			// A client that stops reading is given up after
+			// IdleTimeout without progress (re-armed at most every half
+			// of it, not per write).
+			c.wdeadline = now.Add(c.srv.opts.IdleTimeout)
+			_ = c.nc.SetWriteDeadline(c.wdeadline)
+		}
 		buf := c.out
 		c.out = c.spare[:0]
 		c.mu.Unlock()
@@ -865,6 +879,15 @@ func (c *conn) flushLocked() {
 			c.nc.Close()
 			c.cond.Broadcast()
 		}
+	}
+}
+
+// finalWriteDeadlineLocked bounds the last writes of a closing
+// connection, so a client that stopped reading cannot hold the close up.
+func (c *conn) finalWriteDeadlineLocked() {
+	if !c.wfinal {
+		c.wfinal = true
+		_ = c.nc.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
 	}
 }
 
@@ -888,6 +911,7 @@ func (c *conn) kickLocked() {
 // connection closed once their handlers returned.
 func (c *conn) teardown() {
 	c.mu.Lock()
+	c.finalWriteDeadlineLocked()
 	c.flushLocked()
 	c.closed = true
 	c.nc.Close()
@@ -955,6 +979,7 @@ func (st *stream) done() {
 	c.running--
 	if c.running == 0 {
 		if c.goingAway {
+			c.finalWriteDeadlineLocked()
 			for c.writing {
 				c.cond.Wait() // the frames it writes come first
 			}

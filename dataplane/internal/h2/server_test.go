@@ -457,3 +457,40 @@ func TestEarlyResponseUpload(t *testing.T) {
 		t.Errorf("%d resets for DATA after the response", resets)
 	}
 }
+
+// TestSecurityStalledReader: a client that opens every window and then
+// stops reading does not hold a handler (and the connection) forever: a
+// write that makes no progress for IdleTimeout fails.
+func TestSecurityStalledReader(t *testing.T) {
+	werr := make(chan error, 1)
+	_, addr := serve(t, Options{IdleTimeout: 300 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				werr <- err
+				return
+			}
+		}
+	})})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+	fr.WriteWindowUpdate(0, 1<<31-1-65535)
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	select {
+	case err := <-werr:
+		t.Logf("handler write failed as it should: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the handler is still writing to a client that stopped reading")
+	}
+}
