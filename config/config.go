@@ -165,8 +165,8 @@ type Route struct {
 	// the client's Host header.
 	PreserveHost bool
 	// Mirrors is the `mirrors` extension: Services that get a copy of
-	// every request the route forwards (Gateway API's RequestMirror).
-	Mirrors []Ref
+	// the requests the route forwards (Gateway API's RequestMirror).
+	Mirrors []Mirror
 	Line    int
 }
 
@@ -180,6 +180,13 @@ type Redirect struct {
 	RewritePath bool
 	Path        string
 	StatusCode  int
+}
+
+// Mirror is one entry of the `mirrors` extension: a Service and the
+// percentage of requests it gets a copy of (100 unless set).
+type Mirror struct {
+	Ref
+	Percent float64
 }
 
 // DirectResponse is the `directResponse` extension: a fixed answer.

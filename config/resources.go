@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -144,12 +145,38 @@ func (d *decoder) routeOptions(r *Route, cf map[string]field, path string) {
 	}
 	if f, ok := cf["mirrors"]; ok {
 		for i, n := range d.seq(f.value, path+".mirrors") {
-			r.Mirrors = append(r.Mirrors, d.destRef(n, fmt.Sprintf("%s.mirrors[%d]", path, i)))
+			r.Mirrors = append(r.Mirrors, d.mirror(n, fmt.Sprintf("%s.mirrors[%d]", path, i)))
 		}
 	}
 	if f, ok := cf["directResponse"]; ok {
 		r.DirectResponse = d.directResponse(f.value, path+".directResponse")
 	}
+}
+
+// mirror decodes one mirrors entry: {name, namespace, percent}.
+func (d *decoder) mirror(n *yaml.Node, path string) Mirror {
+	m := Mirror{Ref: Ref{Kind: KindService, Namespace: d.meta.Namespace, Line: n.Line}, Percent: 100}
+	fs := d.fields(n, path, "name", "namespace", "percent")
+	if f, ok := fs["name"]; ok {
+		m.Name, _ = d.str(f.value, path+".name")
+	}
+	if m.Name == "" {
+		d.errorf(n, path+".name", "required")
+	}
+	if f, ok := fs["namespace"]; ok && !isNull(f.value) {
+		m.Namespace, _ = d.str(f.value, path+".namespace")
+	}
+	if f, ok := fs["percent"]; ok {
+		if s, ok := d.scalar(f.value, path+".percent"); ok {
+			p, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+			if err != nil || p < 0 || p > 100 {
+				d.errorf(f.value, path+".percent", "must be a number from 0 to 100, got %q", s)
+			} else {
+				m.Percent = p
+			}
+		}
+	}
+	return m
 }
 
 // checkHost says why h cannot be a Host header or redirect host: empty,

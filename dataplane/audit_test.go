@@ -86,7 +86,7 @@ func TestAuditPoliciesBeforeRouteActions(t *testing.T) {
 		DirectResponse: &ir.DirectResponse{Status: 418, Body: "tea"}}
 	mirrored := catchAll("mirrored", "main")
 	mirrored.Rules = []ir.Rule{{Path: ir.MustRegexp("/m(/.*)?")}}
-	mirrored.Mirrors = []string{"default/mirror"}
+	mirrored.Mirrors = []ir.Mirror{{Service: "default/mirror", PerMillion: ir.MirrorAll}}
 	a := api("api", "/", redir, direct, mirrored)
 	a.Policies = []*ir.Policy{basicAuthPolicy()}
 	g := startGateway(t, snapshot(1, []*ir.Service{svc("main", endpointOf(t, main)), svc("mirror", mirrorEP)}, a))
@@ -134,7 +134,7 @@ func TestAuditMirrorHeaders(t *testing.T) {
 		primary <- r.Clone(r.Context())
 	})
 	rt := catchAll("mirrored", "main")
-	rt.Mirrors = []string{"default/mirror"}
+	rt.Mirrors = []ir.Mirror{{Service: "default/mirror", PerMillion: ir.MirrorAll}}
 	a := api("api", "/", rt)
 	a.Policies = []*ir.Policy{{Name: "flexgw-audit-sign", Binding: "default/sign"}}
 	{
@@ -368,7 +368,7 @@ func TestAuditMirrorHangs(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var conns []net.Conn
-	var accepted int
+	var open, maxOpen int // mirror connections open now, and at most
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -377,9 +377,15 @@ func TestAuditMirrorHangs(t *testing.T) {
 			}
 			mu.Lock()
 			conns = append(conns, c)
-			accepted++
+			open++
+			maxOpen = max(maxOpen, open)
 			mu.Unlock()
-			go io.Copy(io.Discard, c) // reads the copy, never answers
+			go func() {
+				io.Copy(io.Discard, c) // reads the copy, never answers
+				mu.Lock()
+				open--
+				mu.Unlock()
+			}()
 		}
 	}()
 	t.Cleanup(func() {
@@ -400,7 +406,7 @@ func TestAuditMirrorHangs(t *testing.T) {
 		w.Write([]byte("ok"))
 	})
 	rt := catchAll("mirrored", "main")
-	rt.Mirrors = []string{"default/hang"}
+	rt.Mirrors = []ir.Mirror{{Service: "default/hang", PerMillion: ir.MirrorAll}}
 	rt.Timeout = 2 * time.Second
 	g := startGateway(t, snapshot(1, []*ir.Service{svc("main", endpointOf(t, main)), svc("hang", ir.Endpoint{Host: "127.0.0.1", Port: port})}, api("api", "/", rt)))
 	c := &http.Client{Timeout: 10 * time.Second}
@@ -412,16 +418,21 @@ func TestAuditMirrorHangs(t *testing.T) {
 		}
 	}
 	waitFor(t, "mirror slots to come back after the route timeout", func() bool { return len(mirrorSlots) == 0 })
+	waitFor(t, "the gateway to close the timed-out mirror connections", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return open == 0
+	})
 	mu.Lock()
-	a := accepted
+	m := maxOpen
 	mu.Unlock()
-	if a > maxMirrorsInFlight {
-		t.Errorf("%d mirror connections for %d requests, want at most %d in flight", a, n, maxMirrorsInFlight)
+	if m > maxMirrorsInFlight {
+		t.Errorf("%d mirror connections open at once for %d requests, want at most %d", m, n, maxMirrorsInFlight)
 	}
 	// A body over maxMirrorBody is not copied.
 	mirrorEP, copies := mirrorRecorder(t)
 	rt2 := catchAll("big", "main")
-	rt2.Mirrors = []string{"default/mirror"}
+	rt2.Mirrors = []ir.Mirror{{Service: "default/mirror", PerMillion: ir.MirrorAll}}
 	g2 := startGateway(t, snapshot(1, []*ir.Service{svc("main", endpointOf(t, main)), svc("mirror", mirrorEP)}, api("api", "/", rt2)))
 	resp, err := c.Post(g2.url("/big"), "application/octet-stream", strings.NewReader(strings.Repeat("x", maxMirrorBody+1)))
 	if err != nil {
@@ -610,7 +621,7 @@ func TestAuditMirrorH2EarlyAnswer(t *testing.T) {
 	main := svc("main", endpointOf(t, up))
 	main.HTTP2 = true
 	rt := catchAll("mirrored", "main")
-	rt.Mirrors = []string{"default/mirror"}
+	rt.Mirrors = []ir.Mirror{{Service: "default/mirror", PerMillion: ir.MirrorAll}}
 	g := startGateway(t, snapshot(1, []*ir.Service{main, svc("mirror", mirrorEP)}, api("api", "/", rt)))
 
 	for i := 0; i < 5; i++ {

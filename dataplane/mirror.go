@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -23,6 +24,13 @@ const (
 )
 
 var mirrorSlots = make(chan struct{}, maxMirrorsInFlight)
+
+// mirrorTo is one mirror of a route: its service and the share of
+// requests it gets, per million.
+type mirrorTo struct {
+	svc        *service
+	perMillion uint32
+}
 
 // teeBody keeps a copy of what the upstream read of the request body.
 // mu guards the copy: the HTTP/2 transport reads the body from its own
@@ -102,7 +110,11 @@ func (dp *DataPlane) mirrorAfter(st *reqState, r *http.Request) func() {
 			target += "?" + q
 		}
 		target = ir.RewritePath(st.route.api.base, st.rule, st.destPath, st.svc.cfg.BasePath, target)
-		for _, m := range st.route.mirrors {
+		for _, mt := range st.route.mirrors {
+			if mt.perMillion < ir.MirrorAll && rand.Uint32N(ir.MirrorAll) >= mt.perMillion {
+				continue
+			}
+			m := mt.svc
 			select {
 			case mirrorSlots <- struct{}{}:
 			default:

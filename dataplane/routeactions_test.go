@@ -92,7 +92,8 @@ func TestRequestMirror(t *testing.T) {
 	})
 	rt := catchAll("mirrored", "main")
 	rt.Rules = []ir.Rule{{Path: ir.MustRegexp("/api(/.*)")}}
-	rt.Mirrors = []string{"default/mirror", "default/down"}
+	rt.Mirrors = []ir.Mirror{{Service: "default/mirror", PerMillion: ir.MirrorAll}, {Service: "default/down", PerMillion: ir.MirrorAll},
+		{Service: "default/mirror", PerMillion: 0}} // never: one copy per request
 	s := snapshot(1, []*ir.Service{svc("main", endpointOf(t, main)), svc("mirror", endpointOf(t, mirror)), svc("down", freeAddr(t))},
 		api("api", "/", rt))
 	g := startGateway(t, s)

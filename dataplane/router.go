@@ -65,8 +65,8 @@ type route struct {
 	// (routeactions.go); it has no destinations then.
 	redirect *ir.Redirect
 	direct   *ir.DirectResponse
-	// mirrors get a copy of every request forwarded (mirror.go).
-	mirrors []*service
+	// mirrors get a copy of the requests forwarded (mirror.go).
+	mirrors []mirrorTo
 	// destDirect answers, per destination, the requests it takes
 	// instead of a service (whose dests entry is nil).
 	destDirect []*ir.DirectResponse
@@ -319,11 +319,11 @@ func (dp *DataPlane) buildRoute(s *ir.Snapshot, a *ir.API, ar *apiRoutes, r *ir.
 		}
 	}
 	for i, m := range r.Mirrors {
-		svc := svcs[m]
+		svc := svcs[m.Service]
 		if svc == nil {
-			return nil, fmt.Errorf("mirrors[%d]: service %q not in snapshot", i, m)
+			return nil, fmt.Errorf("mirrors[%d]: service %q not in snapshot", i, m.Service)
 		}
-		rt.mirrors = append(rt.mirrors, svc)
+		rt.mirrors = append(rt.mirrors, mirrorTo{svc, m.PerMillion})
 	}
 	if len(rt.dests) == 0 && rt.redirect == nil && rt.direct == nil {
 		return nil, fmt.Errorf("no destinations")

@@ -65,6 +65,18 @@ func (rd *Redirect) Location(scheme, host, basePath string, rule *Rule, reqPath 
 	return newScheme + "://" + h + p
 }
 
+// Mirror is a service a route copies requests to.
+type Mirror struct {
+	// Service is the key (namespace/name) of a Service in the snapshot.
+	Service string `json:"service"`
+	// PerMillion is the share of requests copied, per million
+	// (MirrorAll: every request).
+	PerMillion uint32 `json:"perMillion"`
+}
+
+// MirrorAll is Mirror.PerMillion for a copy of every request.
+const MirrorAll = 1_000_000
+
 // DirectResponse makes a route answer by itself: Gateway API's 500 for a
 // rule whose backends are all invalid, or the route's `directResponse`
 // extension.

@@ -366,7 +366,7 @@ func (c *compiler) route(r *config.Route, name string, m *config.Meta) *Route {
 		Source:          source(m, r.Line),
 	}
 	for _, m := range r.Mirrors {
-		out.Mirrors = append(out.Mirrors, m.Key())
+		out.Mirrors = append(out.Mirrors, Mirror{Service: m.Key(), PerMillion: uint32(m.Percent * 10_000)})
 	}
 	if rd := r.Redirect; rd != nil {
 		out.Redirect = &Redirect{Scheme: rd.Scheme, Host: rd.Host, Port: rd.Port, RewritePath: rd.RewritePath, Path: rd.Path, StatusCode: rd.StatusCode}

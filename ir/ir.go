@@ -147,10 +147,10 @@ type Route struct {
 	// endpoint's host[:port] (the built-in's default). Envoy always
 	// forwards the client's, so it changes the built-in data plane only.
 	PreserveHost bool `json:"preserveHost,omitempty"`
-	// Mirrors are the keys of services that get a copy of every request
-	// the route forwards, their answers dropped (Gateway API's
-	// RequestMirror, Envoy's request_mirror_policies).
-	Mirrors []string `json:"mirrors,omitempty"`
+	// Mirrors are services that get a copy of the requests the route
+	// forwards, their answers dropped (Gateway API's RequestMirror,
+	// Envoy's request_mirror_policies).
+	Mirrors []Mirror `json:"mirrors,omitempty"`
 	// DestinationPath is prepended to the upstream path.
 	DestinationPath string `json:"destinationPath,omitempty"`
 	// Timeout bounds the whole upstream exchange; 0 means DefaultRouteTimeout.

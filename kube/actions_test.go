@@ -76,7 +76,9 @@ spec:
   - matches: [{path: {type: PathPrefix, value: /h}, headers: [{type: RegularExpression, name: X-Version, value: "v[2-9]"}]}]
     filters: [{type: RequestRedirect, requestRedirect: {hostname: v2.example}}]
   - matches: [{path: {type: PathPrefix, value: /mirrored}}]
-    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: mirror, port: 80}}}]
+    filters:
+    - {type: RequestMirror, requestMirror: {backendRef: {name: mirror, port: 80}}}
+    - {type: RequestMirror, requestMirror: {backendRef: {name: mirror, port: 80}, percent: 0}}
     backendRefs: [{name: echo, port: 80}]
   - backendRefs: [{name: echo, port: 80}]
 ---

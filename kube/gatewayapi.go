@@ -538,9 +538,8 @@ func (s *Source) backendRef(rs *routeStatus, ns string, bm map[string]any, svcDo
 }
 
 // requestMirrors resolves a rule's RequestMirror filters to the route's
-// mirrors extension; an invalid backendRef is left out (ResolvedRefs
-// says why). A mirror of only a share of the requests (percent,
-// fraction) is not served.
+// mirrors extension, with the share of requests each gets (percent, or
+// fraction); an invalid backendRef is left out (ResolvedRefs says why).
 func (s *Source) requestMirrors(rs *routeStatus, ns string, rule map[string]any, svcDocs map[string]genDoc) ([]any, string) {
 	var out []any
 	fs, _ := rule["filters"].([]any)
@@ -550,20 +549,25 @@ func (s *Source) requestMirrors(rs *routeStatus, ns string, rule map[string]any,
 			continue
 		}
 		m, _ := fm["requestMirror"].(map[string]any)
-		if p, ok := m["percent"]; ok && toInt64(p) != 100 {
-			return nil, "requestMirror.percent: flexgw mirrors every request"
+		percent := 100.0
+		if p, ok := m["percent"]; ok {
+			percent = float64(toInt64(p))
 		}
 		if fr, ok := m["fraction"].(map[string]any); ok {
 			den := toInt64(fr["denominator"])
 			if den == 0 {
 				den = 100
 			}
-			if toInt64(fr["numerator"]) != den {
-				return nil, "requestMirror.fraction: flexgw mirrors every request"
-			}
+			percent = float64(toInt64(fr["numerator"])) * 100 / float64(den)
+		}
+		if percent < 0 || percent > 100 {
+			return nil, fmt.Sprintf("requestMirror: a share of %g%% of the requests", percent)
 		}
 		bm, _ := m["backendRef"].(map[string]any)
 		if ref, ok := s.backendRef(rs, ns, bm, svcDocs); ok {
+			if percent < 100 {
+				ref["percent"] = percent
+			}
 			out = append(out, ref)
 		}
 	}

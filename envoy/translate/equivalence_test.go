@@ -224,7 +224,7 @@ func irRoute(s *ir.Snapshot, l *ir.Listener, req request) outcome {
 			}
 			var ms []string
 			for _, m := range r.Mirrors {
-				ms = append(ms, ClusterName(m))
+				ms = append(ms, ClusterName(m.Service))
 			}
 			return outcome{clusters: strings.Join(cs, ","), path: up, status: 200, host: r.HostRewrite, mirrors: strings.Join(ms, ",")}
 		}

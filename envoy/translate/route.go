@@ -175,8 +175,8 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 	}
 	var total uint64
 	for _, m := range r.Mirrors {
-		if services[m] == nil {
-			return nil, fmt.Errorf("mirror service %q is not defined", m)
+		if services[m.Service] == nil {
+			return nil, fmt.Errorf("mirror service %q is not defined", m.Service)
 		}
 	}
 	hasDirect := false
@@ -334,7 +334,13 @@ func (t *translator) makeRoutes(a *ir.API, r *ir.Route, services map[string]*ir.
 				if grpc {
 					break // proxyless gRPC does not mirror
 				}
-				ra.Route.RequestMirrorPolicies = append(ra.Route.RequestMirrorPolicies, &routev3.RouteAction_RequestMirrorPolicy{Cluster: ClusterName(m)})
+				mp := &routev3.RouteAction_RequestMirrorPolicy{Cluster: ClusterName(m.Service)}
+				if m.PerMillion < ir.MirrorAll {
+					mp.RuntimeFraction = &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{
+						Numerator: m.PerMillion, Denominator: typev3.FractionalPercent_MILLION,
+					}}
+				}
+				ra.Route.RequestMirrorPolicies = append(ra.Route.RequestMirrorPolicies, mp)
 			}
 			er.Action = ra
 		case unique && k.rewrite != nil:
