@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/ir"
 	"github.com/flexgw/flexgw/observe"
 	"github.com/flexgw/flexgw/policy"
@@ -543,33 +544,10 @@ func TestHooks(t *testing.T) {
 
 func TestResponseHopHeadersAndChunkedFraming(t *testing.T) {
 	// A raw upstream so the exact framing and headers are under control.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nconnection: keep-alive, X-Hop\r\nX-Hop: secret\r\nx-end: kept\r\nTransfer-Encoding: chunked\r\n\r\n"+
-						"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n")
-				}
-			}()
-		}
-	}()
-	a := ln.Addr().(*net.TCPAddr)
+	a, _ := testutil.RawUpstream(t, func(testutil.RawRequest) string {
+		return "HTTP/1.1 200 OK\r\nconnection: keep-alive, X-Hop\r\nX-Hop: secret\r\nx-end: kept\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n"
+	})
 	s := snapshot(1, []*ir.Service{svc("raw", ir.Endpoint{Host: "127.0.0.1", Port: a.Port})}, api("api", "/", catchAll("r", "raw")))
 	g := startGateway(t, s)
 	for i := 0; i < 3; i++ {

@@ -14,56 +14,14 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/flexgw/flexgw/accesslog"
+	"github.com/flexgw/flexgw/internal/testutil"
 	"github.com/flexgw/flexgw/ir"
 )
 
-// scriptedUpstream is an HTTP/1.1 upstream on a real socket that answers every
-// request with answer(request, its body, its trailers) written verbatim,
-// so the exact framing is under the test's control. Each request it read
-// is sent on got.
-type scriptedRequest struct {
-	req     *http.Request
-	body    string
-	trailer http.Header
-	err     error
-}
-
-func scriptedUpstream(t *testing.T, answer func(r scriptedRequest) string) (ir.Endpoint, chan scriptedRequest) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	got := make(chan scriptedRequest, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					b, err := io.ReadAll(req.Body)
-					rr := scriptedRequest{req: req, body: string(b), trailer: req.Trailer, err: err}
-					got <- rr
-					if err != nil {
-						return
-					}
-					if _, err := io.WriteString(c, answer(rr)); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ir.Endpoint{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}, got
+// scriptedUpstream is testutil.RawUpstream as an endpoint of a snapshot.
+func scriptedUpstream(t *testing.T, answer func(r testutil.RawRequest) string) (ir.Endpoint, <-chan testutil.RawRequest) {
+	addr, got := testutil.RawUpstream(t, answer)
+	return ir.Endpoint{Host: "127.0.0.1", Port: addr.Port}, got
 }
 
 // smugglingTrailers is a trailer section that tries to reframe the
@@ -99,7 +57,7 @@ func checkTrailers(t *testing.T, where string, tr http.Header) {
 // attempt among them changes neither the framing of the response nor
 // that of the next one on the same client connection.
 func TestTrailersUpstreamToClient(t *testing.T) {
-	ep, _ := scriptedUpstream(t, func(r scriptedRequest) string {
+	ep, _ := scriptedUpstream(t, func(r testutil.RawRequest) string {
 		return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n" +
 			"5\r\nhello\r\n6\r\n world\r\n0\r\n" + smugglingTrailers + "\r\n"
 	})
@@ -160,11 +118,11 @@ func TestTrailersUpstreamToClient(t *testing.T) {
 // (the h1 server) and from an HTTP/2 one; the next request on the client
 // connection is unaffected by the smuggling attempt.
 func TestTrailersClientToUpstream(t *testing.T) {
-	ep, got := scriptedUpstream(t, func(r scriptedRequest) string {
+	ep, got := scriptedUpstream(t, func(r testutil.RawRequest) string {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 	})
 	g := startGateway(t, snapshot(1, []*ir.Service{svc("raw", ep)}, api("api", "/", catchAll("r", "raw"))))
-	next := func(t *testing.T) scriptedRequest {
+	next := func(t *testing.T) testutil.RawRequest {
 		t.Helper()
 		select {
 		case r := <-got:
@@ -172,7 +130,7 @@ func TestTrailersClientToUpstream(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the upstream got no request")
 		}
-		return scriptedRequest{}
+		return testutil.RawRequest{}
 	}
 
 	t.Run("http1", func(t *testing.T) {
@@ -196,14 +154,14 @@ func TestTrailersClientToUpstream(t *testing.T) {
 				t.Fatalf("response %d: %d", i, res.StatusCode)
 			}
 			r := next(t)
-			if r.err != nil || r.req.URL.Path != path {
-				t.Fatalf("upstream request %d: %s %v", i, r.req.URL.Path, r.err)
+			if r.Err != nil || r.Req.URL.Path != path {
+				t.Fatalf("upstream request %d: %s %v", i, r.Req.URL.Path, r.Err)
 			}
 			if i == 0 {
-				if r.body != "data" || r.req.Host == "evil.example" {
-					t.Errorf("body %q host %q", r.body, r.req.Host)
+				if r.Body != "data" || r.Req.Host == "evil.example" {
+					t.Errorf("body %q host %q", r.Body, r.Req.Host)
 				}
-				checkTrailers(t, "upstream from HTTP/1.1 client", r.trailer)
+				checkTrailers(t, "upstream from HTTP/1.1 client", r.Trailer)
 			}
 		}
 	})
@@ -229,10 +187,10 @@ func TestTrailersClientToUpstream(t *testing.T) {
 		io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 		r := next(t)
-		if r.err != nil || r.body != "data" {
-			t.Fatalf("upstream request: %q %v", r.body, r.err)
+		if r.Err != nil || r.Body != "data" {
+			t.Fatalf("upstream request: %q %v", r.Body, r.Err)
 		}
-		checkTrailers(t, "upstream from HTTP/2 client", r.trailer)
+		checkTrailers(t, "upstream from HTTP/2 client", r.Trailer)
 	})
 }
 
@@ -244,9 +202,9 @@ func TestTrailersClientToUpstream(t *testing.T) {
 func TestTrailerLimits(t *testing.T) {
 	many := strings.Repeat("X-T: v\r\n", 20)
 	huge := "X-Big: " + strings.Repeat("a", 40000) + "\r\n" // two: over the 64 KiB of a response head
-	ep, got := scriptedUpstream(t, func(r scriptedRequest) string {
+	ep, got := scriptedUpstream(t, func(r testutil.RawRequest) string {
 		tr := many
-		if r.req.URL.Path == "/huge" {
+		if r.Req.URL.Path == "/huge" {
 			tr = huge + huge
 		}
 		return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n" + tr + "\r\n"
@@ -288,8 +246,8 @@ func TestTrailerLimits(t *testing.T) {
 		t.Errorf("client trailer section over the limit: %d, want 400", res.StatusCode)
 	}
 	r := <-got
-	if r.err == nil {
-		t.Errorf("the upstream got a complete request: %q %v", r.body, r.trailer)
+	if r.Err == nil {
+		t.Errorf("the upstream got a complete request: %q %v", r.Body, r.Trailer)
 	}
 }
 

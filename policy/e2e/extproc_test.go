@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/flexgw/flexgw/internal/policytest"
+	"github.com/flexgw/flexgw/internal/testutil"
 )
 
 // trailerProc is a real envoy.service.ext_proc.v3 processor that answers
@@ -82,32 +83,10 @@ func (p *trailerProc) Process(st extprocv3.ExternalProcessor_ProcessServer) erro
 // section: the processor gets the trailers, and the client gets them as
 // the processor changed them, whether the body streams or is buffered.
 func TestExtProcGetsHTTP1UpstreamTrailers(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npayload\r\n0\r\nX-Checksum: abc\r\nContent-Length: 1\r\n\r\n")
-				}
-			}()
-		}
-	}()
-	up := &httptest.Server{URL: "http://" + ln.Addr().String()}
+	upAddr, _ := testutil.RawUpstream(t, func(testutil.RawRequest) string {
+		return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npayload\r\n0\r\nX-Checksum: abc\r\nContent-Length: 1\r\n\r\n"
+	})
+	up := &httptest.Server{URL: "http://" + upAddr.String()}
 	proc := &trailerProc{}
 	addr := policytest.ServeGRPC(t, func(g *grpc.Server) { extprocv3.RegisterExternalProcessorServer(g, proc) })
 	for _, mode := range []string{"none", "buffered"} {
