@@ -23,10 +23,7 @@ import (
 // kind flexgw does not serve.
 func TestHTTPRouteRedirectsMatchesAndInvalidBackends(t *testing.T) {
 	t.Parallel() // own API server, gateway and ports: independent of the others
-	cl := kubetest.Start(t)
-	c := kubetest.NewClient(t, cl.Kubeconfig)
-	c.InstallCRDs(t, crdDir())
-	installGatewayAPI(t, c)
+	cl, c := gatewayAPICluster(t)
 	echo := serveOn(t, kubetest.HostIP(t), "echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "echo %s %s", r.Host, r.URL.RequestURI())
 	}))

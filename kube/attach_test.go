@@ -68,10 +68,7 @@ spec:
 // ResolvedRefs reasons the spec names for each refusal.
 func TestHTTPRouteAttachment(t *testing.T) {
 	t.Parallel() // own API server, gateway and ports: independent of the others
-	cl := kubetest.Start(t)
-	c := kubetest.NewClient(t, cl.Kubeconfig)
-	c.InstallCRDs(t, crdDir())
-	installGatewayAPI(t, c)
+	cl, c := gatewayAPICluster(t)
 	c.MustApply(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: blue, labels: {team: blue}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: red}\n")
 	c.MustApply(t, backendService(t, "default", "web"))
 	c.MustApply(t, backendService(t, "default", "api"))

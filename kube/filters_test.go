@@ -16,10 +16,7 @@ import (
 // path the upstream got.
 func TestHTTPRouteURLRewrite(t *testing.T) {
 	t.Parallel() // own API server, gateway and ports: independent of the others
-	cl := kubetest.Start(t)
-	c := kubetest.NewClient(t, cl.Kubeconfig)
-	c.InstallCRDs(t, crdDir())
-	installGatewayAPI(t, c)
+	cl, c := gatewayAPICluster(t)
 	c.MustApply(t, backendService(t, "default", "web"))
 	c.MustApply(t, backendService(t, "default", "api"))
 	port := kubetest.FreePort(t)
@@ -72,10 +69,7 @@ spec:
 // naming a header the proxy owns is refused in the route's status.
 func TestHTTPRouteHeaderModifiers(t *testing.T) {
 	t.Parallel() // own API server, gateway and ports: independent of the others
-	cl := kubetest.Start(t)
-	c := kubetest.NewClient(t, cl.Kubeconfig)
-	c.InstallCRDs(t, crdDir())
-	installGatewayAPI(t, c)
+	cl, c := gatewayAPICluster(t)
 	echo := serveOn(t, kubetest.HostIP(t), "echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/slow") {
 			<-r.Context().Done() // answers only a gateway that gave up

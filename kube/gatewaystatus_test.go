@@ -20,10 +20,7 @@ import (
 // the Gateway's HTTP listener serves it.
 func TestGatewayListenersNotValidAndUnservedAttachments(t *testing.T) {
 	t.Parallel() // own API server, gateway and ports: independent of the others
-	cl := kubetest.Start(t)
-	c := kubetest.NewClient(t, cl.Kubeconfig)
-	c.InstallCRDs(t, crdDir())
-	installGatewayAPI(t, c)
+	cl, c := gatewayAPICluster(t)
 	c.MustApply(t, backendService(t, "default", "web"))
 	port, tlsPort := kubetest.FreePort(t), kubetest.FreePort(t)
 	c.MustApply(t, gatewayYAML(fmt.Sprintf(` [{name: http, port: %d, protocol: HTTP},

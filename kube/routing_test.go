@@ -18,6 +18,17 @@ import (
 // tests install (from the Go module, which ships them).
 const gatewayAPIVersion = "v1.6.3"
 
+// gatewayAPICluster starts an API server with flexgw's CRDs and the
+// Gateway API's standard CRDs installed, and a client for it.
+func gatewayAPICluster(t *testing.T) (*kubetest.Cluster, *kubetest.Client) {
+	t.Helper()
+	cl := kubetest.Start(t)
+	c := kubetest.NewClient(t, cl.Kubeconfig)
+	c.InstallCRDs(t, crdDir())
+	installGatewayAPI(t, c)
+	return cl, c
+}
+
 func installGatewayAPI(t *testing.T, c *kubetest.Client) {
 	t.Helper()
 	out, err := exec.Command("go", "mod", "download", "-json", "sigs.k8s.io/gateway-api@"+gatewayAPIVersion).Output()
@@ -59,10 +70,7 @@ func getHost(url, host string) string {
 // binds a policy to the HTTPRoute.
 func TestIngressAndGatewayAPI(t *testing.T) {
 	t.Parallel() // own API server, gateway and ports: independent of the others
-	cl := kubetest.Start(t)
-	c := kubetest.NewClient(t, cl.Kubeconfig)
-	c.InstallCRDs(t, crdDir())
-	installGatewayAPI(t, c)
+	cl, c := gatewayAPICluster(t)
 
 	ingPort, gwPort := kubetest.FreePort(t), kubetest.FreePort(t)
 	c.MustApply(t, backendService(t, "default", "web"))

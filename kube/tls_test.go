@@ -89,10 +89,7 @@ func waitListener(t *testing.T, c *kubetest.Client, ns, gw, listener, typ, statu
 // and removing it closes it again.
 func TestTLSFromKubernetes(t *testing.T) {
 	t.Parallel() // own API server, gateway and ports: independent of the others
-	cl := kubetest.Start(t)
-	c := kubetest.NewClient(t, cl.Kubeconfig)
-	c.InstallCRDs(t, crdDir())
-	installGatewayAPI(t, c)
+	cl, c := gatewayAPICluster(t)
 
 	crtA, keyA := kubetest.SelfSignedFor(t, "cert-a", "a.example")
 	crtB, keyB := kubetest.SelfSignedFor(t, "cert-b", "b.example")
